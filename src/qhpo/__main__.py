@@ -1,0 +1,5 @@
+import sys
+
+from qhpo.cli import main
+
+sys.exit(main())

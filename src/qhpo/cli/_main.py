@@ -1,0 +1,55 @@
+"""Entry point of the ``qhpo`` command.
+
+Each sub-command lives in its own module ``qhpo.cli._<name>`` with a ``register(subparsers)``
+function that adds its parser and sets ``handler`` (a function ``args -> int``). Errors a
+user can cause (:class:`qhpo.QhpoError`) are reported as one sentence on stderr with exit
+status 2; nothing a user types should end in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from qhpo import __version__
+from qhpo._errors import QhpoError
+
+# Sub-command modules, in the order ``qhpo --help`` lists them.
+_COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qhpo",
+        description=(
+            "Hyperparameter optimisation with early stopping by a QUBO-trained support "
+            "vector regressor (quantum or simulated annealer)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"qhpo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        module = importlib.import_module(f"qhpo.cli._{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except QhpoError as error:
+        print(f"qhpo: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qhpo: interrupted; completed trials are kept in the study storage.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
