@@ -1,5 +1,25 @@
 """Stopping policies: pure decision logic shared by the Optuna, Ray Tune and replay adapters."""
 
 from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies._none import NoStopping
+from qhpo.policies._poster import DecisionPointPolicy
+from qhpo.policies._prediction import PREDICTOR_NAMES, PredictionService
+from qhpo.policies._predictive import PredictivePolicy
+from qhpo.policies._predictive_halving import PredictiveHalving, rung_epochs
+from qhpo.policies._registry import POLICY_NAMES, make_policy
 
-__all__ = ["Decision", "StoppingPolicy", "TrialStatus", "TrialView"]
+__all__ = [
+    "Decision",
+    "DecisionPointPolicy",
+    "NoStopping",
+    "POLICY_NAMES",
+    "PREDICTOR_NAMES",
+    "PredictionService",
+    "PredictiveHalving",
+    "PredictivePolicy",
+    "StoppingPolicy",
+    "TrialStatus",
+    "TrialView",
+    "make_policy",
+    "rung_epochs",
+]

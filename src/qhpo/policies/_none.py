@@ -1,0 +1,25 @@
+"""The baseline that never stops a trial."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from qhpo.policies._base import Decision, StoppingPolicy, TrialView
+
+
+class NoStopping(StoppingPolicy):
+    """Every trial trains for ``max_epochs`` epochs: the cost and regret reference.
+
+    Example:
+        >>> from qhpo.policies import TrialView
+        >>> NoStopping(max_epochs=10).decide(TrialView(0, [0.1, 0.2]), [])
+        <Decision.CONTINUE: 'continue'>
+    """
+
+    name = "none"
+
+    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
+        return Decision.CONTINUE
+
+    def decision_epochs(self) -> Sequence[int]:
+        return ()

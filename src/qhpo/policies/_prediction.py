@@ -1,0 +1,320 @@
+"""Predictions of a trial's later metric from its partial curve, refitted as curves accrue.
+
+A :class:`PredictionService` keeps one :class:`qhpo.predictors.FinalValuePredictor` per key
+``(t, target)``: the model reads the first ``t`` epochs of a curve and predicts its value
+at epoch ``target`` (the final epoch unless a policy asks for a rung). It is trained on the
+curves that reached ``target`` and refitted whenever their number ``n`` has grown past
+
+    n_next = min(ceil(growth * n_fit), n_fit + step)
+
+so that a run of ``N`` trials costs ``O(log N)`` fits early on and one fit per ``step``
+curves later, never one fit per decision. With ``background=False`` the fit happens inside
+:meth:`PredictionService.predict` (deterministic replay); with ``background=True`` a worker
+thread fits while :meth:`~PredictionService.predict` answers at once with the last fitted
+model, or ``None`` ("no model yet": the policy continues the trial).
+
+When the annealer behind a ``"qsvr"`` or ``"qsvr-ensemble"`` model fails (no D-Wave token,
+an unreachable solver, a sampler that raises), the service warns once and uses the
+classical ``"svr"`` model from then on: a failing annealer never stops an HPO run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_log = logging.getLogger(__name__)
+
+#: Predictor models a service accepts by name (an estimator object is accepted as well).
+PREDICTOR_NAMES = ("svr", "qsvr", "qsvr-ensemble")
+
+
+@dataclass(frozen=True)
+class _FittedModel:
+    predictor: Any
+    n_curves: int  # training curves it saw
+    model: Any  # the model name it was fitted with (after any fallback)
+
+
+class PredictionService:
+    """Fits and serves final-value predictors for a stopping policy.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> curves = np.cumsum(rng.uniform(0, 0.1, size=(30, 20)), axis=1)
+        >>> service = PredictionService("svr", random_state=0)
+        >>> service.update(curves)
+        >>> mean, std = service.predict(5, curves[:3, :5])
+        >>> mean.shape, std.shape
+        ((3,), (3,))
+
+    Args:
+        model: ``"svr"``, ``"qsvr"``, ``"qsvr-ensemble"`` or an estimator object, passed
+            to :class:`qhpo.predictors.FinalValuePredictor`.
+        sampler: A ``dimod.Sampler`` or a sampler name for :func:`qhpo.samplers.make_sampler`
+            (annealer models only; ``None`` lets the predictor choose its default).
+        background: Fit in a worker thread instead of inside :meth:`predict`.
+        random_state: Seed of the predictors (training subsamples, annealer); fits are
+            reproducible for a given seed and sequence of calls when ``background=False``.
+        differences: Features include first and second differences of the prefix.
+        hyperparameters: Features include the numeric hyperparameters.
+        num_reads: Annealer reads per QUBO (``None``: the predictor's default).
+        min_curves: Curves needed before the first fit of a key.
+        growth: Refit when the number of curves reaches ``growth`` times the last fit's.
+        step: ... or when it has grown by ``step`` curves, whichever comes first.
+    """
+
+    def __init__(
+        self,
+        model: Any = "svr",
+        *,
+        sampler: Any = None,
+        background: bool = False,
+        random_state: int | None = None,
+        differences: bool = False,
+        hyperparameters: bool = False,
+        num_reads: int | None = None,
+        min_curves: int = 5,
+        growth: float = 1.25,
+        step: int = 10,
+    ):
+        if isinstance(model, str) and model not in PREDICTOR_NAMES:
+            raise ValueError(f"model must be one of {', '.join(PREDICTOR_NAMES)} or an estimator, got {model!r}")
+        if int(min_curves) < 2:
+            raise ValueError(f"min_curves must be at least 2, got {min_curves}")
+        if not float(growth) > 1.0:
+            raise ValueError(f"growth must be greater than 1, got {growth}")
+        if int(step) < 1:
+            raise ValueError(f"step must be at least 1, got {step}")
+        self.model = model
+        self.sampler = sampler
+        self.background = bool(background)
+        self.random_state = random_state
+        self.differences = bool(differences)
+        self.hyperparameters = bool(hyperparameters)
+        self.num_reads = num_reads
+        self.min_curves = int(min_curves)
+        self.growth = float(growth)
+        self.step = int(step)
+
+        self.active_model = model  # becomes "svr" after a fallback
+        self.fallback_reason: str | None = None
+        self.fit_seconds = 0.0
+        self.predict_seconds = 0.0
+        self.n_fits = 0
+
+        self._lock = threading.Lock()
+        self._curves = np.zeros((0, 0))
+        self._params: np.ndarray | None = None
+        self._models: dict[tuple[int, int], _FittedModel] = {}
+        self._pending: set[tuple[int, int]] = set()
+        self._jobs: queue.Queue | None = None
+        self._worker: threading.Thread | None = None
+        self._fit_counter = 0
+
+    # -- training data ---------------------------------------------------------------------
+    def update(self, curves, params=None) -> None:
+        """Replace the training pool by ``curves`` (n, E), the curves of completed trials.
+
+        Curves may be longer than a key's target; rows shorter than a target are not used
+        for that key. ``params`` (n, H) is needed when ``hyperparameters=True``.
+        """
+        curves = np.asarray(curves, dtype=float)
+        if curves.ndim != 2:
+            raise ValueError(f"curves must be a 2-d array (trials, epochs), got shape {curves.shape}")
+        if self.hyperparameters:
+            if params is None:
+                raise ValueError("params is required when the service uses hyperparameters")
+            params = np.asarray(params, dtype=float).reshape(len(curves), -1)
+        with self._lock:
+            self._curves = curves
+            self._params = params if self.hyperparameters else None
+
+    @property
+    def n_curves(self) -> int:
+        return int(self._curves.shape[0])
+
+    # -- predictions -----------------------------------------------------------------------
+    def ready(self, t: int, target: int | None = None) -> bool:
+        """Whether a model for ``(t, target)`` has been fitted."""
+        return (int(t), self._target(target)) in self._models
+
+    def predict(self, t: int, curves, params=None, *, target: int | None = None):
+        """Mean and standard deviation of the value at ``target`` for each prefix.
+
+        Args:
+            t: Epochs of the prefix the model reads (the decision epoch).
+            curves: Curves of shape (m, >=t); only the first ``t`` epochs are read.
+            params: Hyperparameters (m, H) when the service uses them.
+            target: Epoch whose value is predicted (``None``: the last epoch of the
+                training curves).
+
+        Returns:
+            ``(mean, std)`` arrays of shape (m,) in the metric's units, or ``None`` while
+            no model for this key exists (fewer than ``min_curves`` curves, or the first
+            background fit still running).
+        """
+        t = int(t)
+        if t < 1:
+            raise ValueError(f"t must be at least 1 epoch, got {t}")
+        key = (t, self._target(target))
+        self._maybe_refit(key)
+        fitted = self._models.get(key)
+        if fitted is None:
+            return None
+        curves = np.asarray(curves, dtype=float)
+        if curves.ndim == 1:
+            curves = curves[None, :]
+        start = time.perf_counter()
+        try:
+            mean, std = fitted.predictor.predict(curves[:, :t], params if self.hyperparameters else None,
+                                                 return_std=True)
+        finally:
+            self.predict_seconds += time.perf_counter() - start
+        return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until background fits queued so far are done (True) or ``timeout`` passes."""
+        if self._jobs is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        """Stop the background worker (queued fits are dropped)."""
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
+            self._worker = None
+
+    # -- internals -------------------------------------------------------------------------
+    def _target(self, target: int | None) -> int:
+        if target is not None:
+            return int(target)
+        return int(self._curves.shape[1]) if self._curves.size else 0
+
+    def _training_set(self, key):
+        t, target = key
+        curves = self._curves
+        if target < t or curves.size == 0 or curves.shape[1] < target:
+            return None
+        params = self._params
+        return curves[:, :target].copy(), (None if params is None else params.copy())
+
+    def _stale(self, key) -> bool:
+        n = self.n_curves
+        if n < self.min_curves:
+            return False
+        fitted = self._models.get(key)
+        if fitted is None:
+            return True
+        n_next = min(math.ceil(self.growth * fitted.n_curves), fitted.n_curves + self.step)
+        return n >= max(n_next, fitted.n_curves + 1)
+
+    def _maybe_refit(self, key) -> None:
+        with self._lock:
+            if key in self._pending or not self._stale(key):
+                return
+            data = self._training_set(key)
+            if data is None:
+                return
+            self._fit_counter += 1
+            seed = None if self.random_state is None else (int(self.random_state) * 1_000_003 + self._fit_counter) % 2**32
+            if self.background:
+                self._pending.add(key)
+                self._ensure_worker()
+                self._jobs.put((key, data, seed))
+                return
+        self._fit(key, data, seed)
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None:
+            self._jobs = queue.Queue()
+            self._worker = threading.Thread(target=self._work, args=(self._jobs,), name="qhpo-prediction-service",
+                                            daemon=True)
+            self._worker.start()
+
+    def _work(self, jobs: queue.Queue) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            key, data, seed = job
+            try:
+                self._fit(key, data, seed)
+            except Exception:  # a fit that fails even classically: keep the last model
+                _log.exception("fitting the predictor for decision epoch %s failed", key[0])
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+    def _make_predictor(self, model, t: int, seed):
+        from qhpo.predictors import FinalValuePredictor
+
+        sampler = self.sampler
+        if model != "svr" and isinstance(sampler, str):
+            from qhpo.samplers import make_sampler
+
+            sampler = make_sampler(sampler)
+        return FinalValuePredictor(
+            model,
+            t=t,
+            differences=self.differences,
+            hyperparameters=self.hyperparameters,
+            sampler=sampler if model != "svr" else None,
+            num_reads=self.num_reads if model != "svr" else None,
+            random_state=seed,
+        )
+
+    def _fit(self, key: tuple[int, int], data, seed) -> None:
+        (t, target), (curves, params) = key, data
+        y = curves[:, target - 1]
+        start = time.perf_counter()
+        model = self.active_model
+        try:
+            predictor = self._make_predictor(model, t, seed).fit(curves, y, params)
+        except Exception as error:
+            if isinstance(model, str) and model == "svr":
+                raise
+            self._fall_back(error)
+            model = "svr"
+            predictor = self._make_predictor(model, t, seed).fit(curves, y, params)
+        self.fit_seconds += time.perf_counter() - start
+        self.n_fits += 1
+        with self._lock:
+            self._models[key] = _FittedModel(predictor, len(curves), model)
+
+    def _fall_back(self, error: Exception) -> None:
+        with self._lock:
+            if self.fallback_reason is not None:
+                return
+            self.active_model = "svr"
+            self.fallback_reason = f"{type(error).__name__}: {error}"
+        message = (f"the {self.model!r} predictor failed ({self.fallback_reason}); "
+                   "using the classical SVR predictor from now on")
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+    def __del__(self):  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"PredictionService(model={self.model!r}, background={self.background}, active={self.active_model!r})"
+

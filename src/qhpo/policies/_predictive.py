@@ -1,0 +1,93 @@
+"""What every predictive policy shares: its :class:`PredictionService` and the trial views
+turned into the arrays the service reads."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from qhpo.policies._base import StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies._prediction import PredictionService
+
+
+class PredictivePolicy(StoppingPolicy):
+    """A stopping policy whose decisions read predicted final values.
+
+    Args:
+        max_epochs: Epochs of a trial that is never stopped.
+        mode: ``"max"`` or ``"min"``.
+        predictor: ``"svr"``, ``"qsvr"``, ``"qsvr-ensemble"`` or an estimator object.
+        sampler: ``dimod.Sampler`` or sampler name for the annealer models.
+        random_state: Seed of the predictors.
+        background: Fit predictors in a worker thread (Optuna, Ray) instead of inline
+            (replay, deterministic).
+        service: An existing :class:`PredictionService` to share (overrides the four
+            arguments above).
+        min_completed: Trials that must complete before any trial is stopped; the first
+            trials therefore run to the end and become the predictor's training data.
+        differences: Predictor features include first and second curve differences.
+        hyperparameters: Predictor features include the numeric hyperparameters.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_epochs: int,
+        mode: str = "max",
+        predictor: Any = "svr",
+        sampler: Any = None,
+        random_state: int | None = None,
+        background: bool = False,
+        service: PredictionService | None = None,
+        min_completed: int = 10,
+        differences: bool = False,
+        hyperparameters: bool = False,
+    ):
+        super().__init__(max_epochs=max_epochs, mode=mode)
+        if int(min_completed) < 2:
+            raise ValueError(f"min_completed must be at least 2 trials, got {min_completed}")
+        self.min_completed = int(min_completed)
+        self.service = service if service is not None else PredictionService(
+            predictor,
+            sampler=sampler,
+            background=background,
+            random_state=random_state,
+            differences=differences,
+            hyperparameters=hyperparameters,
+            min_curves=min(5, int(min_completed)),
+        )
+        self._synced_count = -1
+        self._param_names: list[str] | None = None
+
+    # -- views -> arrays -------------------------------------------------------------------
+    def completed(self, trials: Sequence[TrialView]) -> list[TrialView]:
+        """Trials trained to ``max_epochs`` (the predictor's training data)."""
+        return [t for t in trials if t.status == TrialStatus.COMPLETE and t.epochs >= self.max_epochs]
+
+    def sync(self, trials: Sequence[TrialView]) -> list[TrialView]:
+        """Hand the completed curves to the service (only when their number changed)."""
+        done = self.completed(trials)
+        if len(done) != self._synced_count:
+            curves = np.array([np.asarray(t.curve[: self.max_epochs], dtype=float) for t in done]).reshape(
+                len(done), self.max_epochs)
+            self.service.update(curves, self.param_matrix(done) if self.service.hyperparameters else None)
+            self._synced_count = len(done)
+        return done
+
+    def param_matrix(self, trials: Sequence[TrialView]) -> np.ndarray:
+        """Numeric hyperparameters of ``trials`` in a fixed column order."""
+        if self._param_names is None:
+            first = trials[0].params if trials else {}
+            self._param_names = sorted(k for k, v in first.items() if isinstance(v, (int, float, np.number))
+                                       and not isinstance(v, bool))
+        return np.array([[float(t.params[k]) for k in self._param_names] for t in trials]).reshape(
+            len(trials), len(self._param_names))
+
+    def predict_final(self, t: int, trials: Sequence[TrialView]):
+        """Predicted final ``(mean, std)`` of each trial from its first ``t`` epochs, or None."""
+        if not trials:
+            return np.zeros(0), np.zeros(0)
+        prefixes = np.array([np.asarray(tr.curve[:t], dtype=float) for tr in trials])
+        params = self.param_matrix(trials) if self.service.hyperparameters else None
+        return self.service.predict(t, prefixes, params, target=self.max_epochs)

@@ -1,0 +1,56 @@
+"""Policies by name: what ``qhpo run --policy`` and ``qhpo bench --policies`` accept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qhpo.policies._base import StoppingPolicy
+from qhpo.policies._none import NoStopping
+from qhpo.policies._poster import DecisionPointPolicy
+from qhpo.policies._predictive_halving import PredictiveHalving
+
+_POLICIES = {"none": NoStopping, "poster": DecisionPointPolicy, "qhpo": PredictiveHalving}
+
+#: Names :func:`make_policy` accepts; ``"qhpo"`` is the default predictive policy.
+POLICY_NAMES: tuple[str, ...] = tuple(_POLICIES)
+
+
+def make_policy(
+    name: str,
+    *,
+    max_epochs: int,
+    mode: str = "max",
+    predictor: Any = "svr",
+    sampler: Any = None,
+    random_state: int | None = None,
+    **options: Any,
+) -> StoppingPolicy:
+    """Build the stopping policy called ``name``.
+
+    Example:
+        >>> make_policy("qhpo", max_epochs=200, predictor="svr", random_state=0).name
+        'qhpo'
+
+    Args:
+        name: One of :data:`POLICY_NAMES`.
+        max_epochs: Epochs of a trial that is never stopped.
+        mode: ``"max"`` or ``"min"``.
+        predictor: ``"svr"``, ``"qsvr"``, ``"qsvr-ensemble"`` or an estimator object
+            (ignored by ``"none"``).
+        sampler: ``dimod.Sampler`` or sampler name for the annealer predictors.
+        random_state: Seed of the predictors.
+        **options: Keyword arguments of the policy class (for example ``keep_fraction``
+            for ``"poster"``, ``delta`` for ``"qhpo"``, ``background=True`` to fit
+            predictors in a worker thread).
+    """
+    if name == "swift-hyperband":
+        raise ValueError("policy 'swift-hyperband' creates its own configurations in brackets and cannot "
+                         "decide for trials chosen elsewhere; run it with qhpo.replay.replay_swift_hyperband "
+                         "or `qhpo bench --policies swift-hyperband`")
+    if name not in _POLICIES:
+        raise ValueError(f"name must be one of {', '.join(POLICY_NAMES)}, got {name!r}")
+    cls = _POLICIES[name]
+    if cls is NoStopping:
+        return NoStopping(max_epochs=max_epochs, mode=mode)
+    return cls(max_epochs=max_epochs, mode=mode, predictor=predictor, sampler=sampler,
+               random_state=random_state, **options)

@@ -1,0 +1,89 @@
+"""Adapters that let the replay simulator drive a qhpo policy or an Optuna pruner."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView
+
+
+class PolicyAgent:
+    """Feeds replayed epochs to a :class:`qhpo.policies.StoppingPolicy`.
+
+    The policy is asked only at its :meth:`~qhpo.policies.StoppingPolicy.decision_epochs`
+    (every epoch when it returns None); it sees every trial started so far, each curve cut
+    at the epochs that trial has trained. PAUSE counts as STOP: the replay never resumes.
+    """
+
+    def __init__(self, policy: StoppingPolicy, curves: np.ndarray, params: Sequence[Mapping[str, Any]]):
+        self.policy = policy
+        self.curves = np.asarray(curves, dtype=float)
+        self.params = list(params)
+        self.epochs = np.zeros(len(self.curves), dtype=int)
+        self.status: dict[int, TrialStatus] = {}
+        epochs = policy.decision_epochs()
+        self.decision_epochs = None if epochs is None else frozenset(int(e) for e in epochs)
+        self.stop_epoch: dict[int, int] = {}
+
+    def _view(self, i: int) -> TrialView:
+        return TrialView(i, self.curves[i, : self.epochs[i]], self.params[i], self.status[i])
+
+    def start(self, index: int) -> None:
+        self.status[index] = TrialStatus.RUNNING
+
+    def report(self, index: int, epoch: int, value: float) -> bool:
+        self.epochs[index] = epoch
+        if epoch >= self.curves.shape[1]:
+            return True
+        if self.decision_epochs is not None and epoch not in self.decision_epochs:
+            return True
+        keys = list(self.status)
+        views = [self._view(i) for i in keys]
+        decision = self.policy.decide(views[keys.index(index)], views)
+        return decision == Decision.CONTINUE
+
+    def finish(self, index: int, complete: bool) -> None:
+        self.status[index] = TrialStatus.COMPLETE if complete else TrialStatus.STOPPED
+        if not complete:
+            self.stop_epoch[index] = int(self.epochs[index])
+
+
+class OptunaPrunerAgent:
+    """Feeds replayed epochs to an Optuna pruner through a real in-memory Optuna study.
+
+    Each trial is ``study.ask()``-ed when it starts, reports ``trial.report(value, epoch)``
+    and asks ``trial.should_prune()`` after every epoch, exactly as an objective function
+    would, and is told COMPLETE with its final value or PRUNED.
+    """
+
+    def __init__(self, pruner, mode: str, epochs: int, seed: int | None = None):
+        import optuna
+
+        self._optuna = optuna
+        self.study = optuna.create_study(
+            direction="maximize" if mode == "max" else "minimize",
+            pruner=pruner,
+            sampler=optuna.samplers.RandomSampler(seed=seed),
+        )
+        self.epochs = int(epochs)
+        self.trials: dict[int, Any] = {}
+        self.last_value: dict[int, float] = {}
+
+    def start(self, index: int) -> None:
+        self.trials[index] = self.study.ask()
+
+    def report(self, index: int, epoch: int, value: float) -> bool:
+        trial = self.trials[index]
+        trial.report(value, epoch)
+        self.last_value[index] = value
+        # the last epoch is never pruned: the trial has already paid for all of it
+        return epoch >= self.epochs or not trial.should_prune()
+
+    def finish(self, index: int, complete: bool) -> None:
+        state = self._optuna.trial.TrialState
+        if complete:
+            self.study.tell(self.trials[index], self.last_value[index], state=state.COMPLETE)
+        else:
+            self.study.tell(self.trials[index], state=state.PRUNED)
