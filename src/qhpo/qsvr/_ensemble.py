@@ -1,0 +1,100 @@
+"""An ensemble of QSVRs on disjoint subsets, so that every training point is used."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from qhpo.qsvr._estimator import QSVR, seed_from
+
+
+class QSVREnsemble(QSVR):
+    """QSVRs on disjoint subsets of at most ``max_points`` points, weighted by held-out error.
+
+    ``fit`` scales the targets to [0, 1] once, shuffles the ``n`` points with
+    ``random_state`` and splits them into ``J = ceil(n / max_points)`` disjoint subsets of
+    near-equal size, which together hold every point. Member ``j`` is a :class:`QSVR` with
+    this ensemble's parameters trained on subset ``P_j``; its annealer samples are combined
+    on the points outside ``P_j``, and its weight is
+
+        v_j = (1 / MSE_j) / sum_k (1 / MSE_k),  MSE_j = mean over i not in P_j of (f_j(x_i) - y_i)^2.
+
+    The prediction is ``f(x) = sum_j v_j f_j(x)``. With ``return_std`` the standard deviation
+    is the spread of the mixture of all kept samples of all members, sample ``s`` of member
+    ``j`` having weight ``v_j omega_js``. ``heldout_residuals_`` holds, for every training
+    point, its residual under the members that did not train on it (used by
+    :class:`qhpo.predictors.FinalValuePredictor` for its error estimate).
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.linspace(0, 1, 30)[:, None]
+        >>> model = QSVREnsemble(sampler="sa", num_reads=10, random_state=0).fit(X, X[:, 0])
+        >>> len(model.members_)
+        2
+
+    Args: as for :class:`QSVR`; ``max_points`` is the size limit of each subset.
+    """
+
+    def fit(self, X, y):
+        """Fit one QSVR per subset; returns self."""
+        self._check_params()
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(f"QSVREnsemble needs at least 2 training points, got {n} sample")
+        self.y_min_ = float(y.min())
+        span = float(y.max() - y.min())
+        self.y_scale_ = span if span > 0 else 1.0
+        y_scaled = (y - self.y_min_) / self.y_scale_
+        rng = check_random_state(self.random_state)
+        n_members = -(-n // int(self.max_points))
+        subsets = [np.sort(part) for part in np.array_split(rng.permutation(n), n_members)]
+        members, predictions = [], []
+        for subset in subsets:
+            member = QSVR(**self.get_params())
+            heldout = np.setdiff1d(np.arange(n), subset)
+            member.n_features_in_ = X.shape[1]
+            member.y_min_, member.y_scale_ = 0.0, 1.0
+            member._fit_scaled(X, y_scaled, subset, heldout, seed_from(rng))
+            members.append(member)
+            predictions.append(member.predict(X))
+        predictions = np.array(predictions)                    # (J, n), scaled units
+        outside = np.ones((n_members, n), dtype=bool)
+        for j, subset in enumerate(subsets):
+            outside[j, subset] = False
+        if n_members > 1:
+            sq_error = np.where(outside, (predictions - y_scaled[None, :]) ** 2, 0.0)
+            mse = sq_error.sum(axis=1) / outside.sum(axis=1)
+            inverse = 1.0 / np.maximum(mse, 1e-12)
+            weights = inverse / inverse.sum()
+            # Every point is predicted by the members that never saw it.
+            held_weights = weights[:, None] * outside
+            heldout_mean = (held_weights * predictions).sum(axis=0) / held_weights.sum(axis=0)
+            self.heldout_residuals_ = (y_scaled - heldout_mean) * self.y_scale_
+        else:
+            weights = np.ones(1)
+            self.heldout_residuals_ = None
+        self.members_ = members
+        self.subsets_ = subsets
+        self.member_weights_ = weights
+        return self
+
+    def predict_samples(self, X):
+        """Predictions of every kept sample of every member, ``(sum_j S_j, m)``, and their weights."""
+        check_is_fitted(self, "members_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        rows, weights = [], []
+        for v, member in zip(self.member_weights_, self.members_):
+            rows.append(member.predict_samples(X))
+            weights.append(v * member.sample_weights_)
+        samples = np.vstack(rows) * self.y_scale_ + self.y_min_
+        return samples, np.concatenate(weights)
+
+    def predict(self, X, return_std: bool = False):
+        """``f(X)``; with ``return_std`` also the spread of all members' kept samples."""
+        samples, weights = self.predict_samples(X)
+        mean = weights @ samples
+        if not return_std:
+            return mean
+        return mean, np.sqrt(np.maximum(weights @ (samples - mean) ** 2, 0.0))

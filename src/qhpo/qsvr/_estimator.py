@@ -1,0 +1,214 @@
+"""The QUBO-trained support vector regressor (QSVR)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from qhpo.qsvr._bias import kkt_bias
+from qhpo.qsvr._combine import COMBINATIONS, combination_weights, unique_lowest
+from qhpo.qsvr._decode import box_bound, decode_coefficients, remove_overlap
+from qhpo.qsvr._qubo import build_svr_qubo, rbf_kernel
+
+#: Reads asked of the sampler when ``num_reads`` is None.
+DEFAULT_NUM_READS = 100
+# Beyond this many variables dimod's ExactSolver would enumerate more than 16M states.
+_EXACT_MAX_VARIABLES = 24
+
+
+def sample_qubo(bqm, sampler, *, num_reads: int, seed: int | None):
+    """Sample ``bqm`` and return ``(bits, energies, info)`` with bits in variable order 0..M-1.
+
+    ``num_reads`` and ``seed`` are passed only to samplers that accept them (an exact
+    solver takes neither, the Leap hybrid solver no ``num_reads``). Energies are recomputed
+    on ``bqm`` so that samplers working on an embedded problem report logical energies.
+    ``info`` holds ``chain_break_fraction`` (mean over reads) when the sampler reports one.
+    """
+    import dimod
+
+    M = bqm.num_variables
+    if isinstance(sampler, dimod.ExactSolver) and M > _EXACT_MAX_VARIABLES:
+        raise ValueError(
+            f"the exact solver enumerates 2^{M} states; use it only for problems of at most "
+            f"{_EXACT_MAX_VARIABLES} variables (2*K*N), or choose another sampler"
+        )
+    accepted = getattr(sampler, "parameters", {}) or {}
+    kwargs = {}
+    if "num_reads" in accepted:
+        kwargs["num_reads"] = int(num_reads)
+    if "seed" in accepted and seed is not None:
+        kwargs["seed"] = int(seed)
+    sampleset = sampler.sample(bqm, **kwargs)
+    position = {v: i for i, v in enumerate(sampleset.variables)}
+    missing = [v for v in range(M) if v not in position]
+    if missing:
+        raise ValueError(f"the sampler returned no value for variable(s) {missing[:5]}")
+    bits = np.asarray(sampleset.record.sample)[:, [position[v] for v in range(M)]]
+    energies = bqm.energies((bits, range(M)))
+    info = {}
+    if "chain_break_fraction" in sampleset.record.dtype.names:
+        info["chain_break_fraction"] = float(np.mean(sampleset.record.chain_break_fraction))
+    return bits, energies, info
+
+
+def seed_from(rng) -> int:
+    """A sampler seed drawn from a ``numpy.random.RandomState``."""
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
+class QSVR(RegressorMixin, BaseEstimator):
+    """Epsilon-SVR with an RBF kernel, trained by sampling its dual as a QUBO.
+
+    ``fit`` scales the targets to [0, 1] (``y' = (y - y_min_) / y_scale_``, so ``epsilon``
+    is a fraction of the target range), draws at most ``max_points`` training points with
+    ``random_state``, builds the QUBO of :func:`qhpo.qsvr.build_svr_qubo`, samples it
+    ``num_reads`` times, and keeps the ``num_solutions`` unique samples of lowest energy.
+    Each kept sample is decoded, made complementary (:func:`qhpo.qsvr.remove_overlap`) and
+    given its KKT bias (:func:`qhpo.qsvr.kkt_bias`); the samples are then combined by
+    ``combination`` (:mod:`qhpo.qsvr._combine`). The prediction is
+
+        f(x) = y_scale_ * (sum_n dual_coef_[n] k(x, X_fit_[n]) + intercept_) + y_min_.
+
+    ``"heldout"`` weights come from the training points left out of the QUBO; when every
+    point is in the QUBO there are none, and the rule used (``combination_``) is ``"mean"``.
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.linspace(0, 1, 12)[:, None]
+        >>> model = QSVR(sampler="sa", num_reads=20, random_state=0).fit(X, X[:, 0] ** 2)
+        >>> model.predict(X[:2]).shape
+        (2,)
+
+    Args:
+        K: Bits per coefficient (the QUBO has ``2*K*N`` variables).
+        base: Base of the bit weights ``w_i = base ** (i - exponent_offset)``.
+        exponent_offset: Offset of the exponents; the box is ``C = sum_i w_i``.
+        epsilon: Half-width of the insensitive tube, in units of the scaled target.
+        xi: Penalty weight of the constraint ``sum_n (alpha_n - alpha_hat_n) = 0``.
+        gamma: RBF kernel width, ``k(x, x') = exp(-gamma |x - x'|^2)``.
+        max_points: Most training points in one QUBO (20 at K=3 fills an Advantage clique).
+        sampler: A sampler name (see :func:`qhpo.samplers.make_sampler`), a dimod sampler,
+            or None for :data:`qhpo.samplers.DEFAULT_SAMPLER`.
+        num_reads: Reads per QUBO (None: 100).
+        num_solutions: Unique lowest-energy samples kept (``S``).
+        combination: ``"heldout"``, ``"mean"`` or ``"best"``.
+        random_state: Seed of the subsample and of samplers that take a seed.
+    """
+
+    def __init__(self, K=3, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1,
+                 max_points=20, sampler=None, num_reads=None, num_solutions=4,
+                 combination="heldout", random_state=None):
+        self.K = K
+        self.base = base
+        self.exponent_offset = exponent_offset
+        self.epsilon = epsilon
+        self.xi = xi
+        self.gamma = gamma
+        self.max_points = max_points
+        self.sampler = sampler
+        self.num_reads = num_reads
+        self.num_solutions = num_solutions
+        self.combination = combination
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        def positive_int(name, value, least=1):
+            if isinstance(value, bool) or int(value) != value or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+
+        positive_int("K", self.K)
+        positive_int("max_points", self.max_points, least=2)
+        positive_int("num_solutions", self.num_solutions)
+        if self.num_reads is not None:
+            positive_int("num_reads", self.num_reads)
+        if not 0 < self.base:
+            raise ValueError(f"base must be positive, got {self.base!r}")
+        for name in ("epsilon", "xi"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.gamma > 0:
+            raise ValueError(f"gamma must be positive, got {self.gamma!r}")
+        if self.combination not in COMBINATIONS:
+            raise ValueError(f"combination must be one of {', '.join(COMBINATIONS)}, got {self.combination!r}")
+
+    def fit(self, X, y):
+        """Fit on ``X`` (n, D) and ``y`` (n,); returns self."""
+        self._check_params()
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(f"QSVR needs at least 2 training points, got {n} sample")
+        self.y_min_ = float(y.min())
+        span = float(y.max() - y.min())
+        self.y_scale_ = span if span > 0 else 1.0
+        y_scaled = (y - self.y_min_) / self.y_scale_
+        rng = check_random_state(self.random_state)
+        if n > self.max_points:
+            subset = np.sort(rng.choice(n, size=int(self.max_points), replace=False))
+        else:
+            subset = np.arange(n)
+        heldout = np.setdiff1d(np.arange(n), subset)
+        self._fit_scaled(X, y_scaled, subset, heldout, seed_from(rng))
+        if heldout.size:
+            self.heldout_residuals_ = y[heldout] - self.predict(X[heldout])
+        else:
+            self.heldout_residuals_ = None
+        return self
+
+    def _fit_scaled(self, X, y_scaled, subset, heldout, seed) -> None:
+        """Solve the QUBO on ``X[subset]`` and set the learned state (targets already scaled)."""
+        from qhpo.samplers import resolve_sampler
+
+        K, N = int(self.K), subset.size
+        X_fit, y_fit = X[subset], y_scaled[subset]
+        C = box_bound(K, self.base, self.exponent_offset)
+        bqm = build_svr_qubo(X_fit, y_fit, K=K, base=self.base, exponent_offset=self.exponent_offset,
+                             epsilon=self.epsilon, xi=self.xi, gamma=self.gamma)
+        num_reads = DEFAULT_NUM_READS if self.num_reads is None else int(self.num_reads)
+        bits, energies, info = sample_qubo(bqm, resolve_sampler(self.sampler), num_reads=num_reads, seed=seed)
+        bits, energies = unique_lowest(bits, energies, self.num_solutions)
+        alpha, alpha_hat = remove_overlap(*decode_coefficients(bits, N, K, self.base, self.exponent_offset))
+        dual = alpha - alpha_hat                                  # (S, N)
+        kernel = rbf_kernel(X_fit, X_fit, self.gamma)
+        residual = y_fit[None, :] - dual @ kernel                 # y_n - f0_s(x_n)
+        intercepts = np.array([kkt_bias(a, h, r, self.epsilon, C) for a, h, r in zip(alpha, alpha_hat, residual)])
+
+        rule = self.combination
+        heldout_pred = None
+        if rule == "heldout":
+            if heldout.size:
+                heldout_pred = dual @ rbf_kernel(X_fit, X[heldout], self.gamma) + intercepts[:, None]
+            else:
+                rule = "mean"
+        weights = combination_weights(rule, heldout_pred, None if heldout_pred is None else y_scaled[heldout],
+                                      n_samples=dual.shape[0])
+        self.X_fit_ = X_fit
+        self.train_indices_ = subset
+        self.box_ = C
+        self.sample_energies_ = energies
+        self.sample_dual_coef_ = dual
+        self.sample_intercept_ = intercepts
+        self.sample_weights_ = weights
+        self.dual_coef_ = weights @ dual
+        self.intercept_ = float(weights @ intercepts)
+        self.combination_ = rule
+        self.n_solutions_ = dual.shape[0]
+        self.chain_break_fraction_ = info.get("chain_break_fraction")
+
+    def predict_samples(self, X) -> np.ndarray:
+        """Predictions of every kept sample, shape ``(S, m)``, in the units of ``y``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        scaled = self.sample_dual_coef_ @ rbf_kernel(self.X_fit_, X, self.gamma) + self.sample_intercept_[:, None]
+        return scaled * self.y_scale_ + self.y_min_
+
+    def predict(self, X, return_std: bool = False):
+        """``f(X)``; with ``return_std`` also the weighted spread of the kept samples."""
+        samples = self.predict_samples(X)
+        mean = self.sample_weights_ @ samples
+        if not return_std:
+            return mean
+        std = np.sqrt(np.maximum(self.sample_weights_ @ (samples - mean) ** 2, 0.0))
+        return mean, std
