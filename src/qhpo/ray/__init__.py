@@ -1,0 +1,23 @@
+"""Ray Tune backend: the predictive scheduler, the CIFAR-10 search and the replay on Ray."""
+
+try:
+    import ray as _ray  # noqa: F401
+    from ray import tune as _tune  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the installation
+    from qhpo._errors import QhpoError
+
+    raise QhpoError("Ray Tune is not installed; install it with pip install 'qhpo[ray]'.") from None
+
+from qhpo.ray._cluster import connect_ray
+from qhpo.ray._replay import RayReplayOutcome, replay_on_ray
+from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, DIVERGED_KEY, PredictiveScheduler, SchedulerStateCallback
+
+__all__ = [
+    "BOOKKEEPING_PREFIX",
+    "DIVERGED_KEY",
+    "PredictiveScheduler",
+    "RayReplayOutcome",
+    "SchedulerStateCallback",
+    "connect_ray",
+    "replay_on_ray",
+]

@@ -1,0 +1,325 @@
+"""A Ray Tune trial scheduler that asks a qhpo stopping policy what to do.
+
+Ray Tune calls the scheduler after every result a trial reports. The scheduler keeps each
+trial's learning curve, turns its bookkeeping into :class:`qhpo.policies.TrialView` records
+and hands the decision to :meth:`qhpo.policies.StoppingPolicy.decide`; it holds no decision
+logic of its own. Predictive policies refit their predictor in a background thread
+(``PredictionService(background=True)``) and answer with the last fitted model, so a trial
+never waits for the annealer.
+
+Ray Tune 2.x checkpoints the searcher and the callbacks of an experiment but not its
+scheduler, so the scheduler's state (curves, statuses, decisions) travels inside
+:class:`SchedulerStateCallback`: add it to ``RunConfig(callbacks=[...])`` and
+``Tuner.restore`` brings the curves back; a predictive policy refits from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+from ray.tune.result import DEFAULT_METRIC
+from ray.tune.schedulers import TrialScheduler
+
+from qhpo._errors import QhpoError
+from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView
+
+#: Result key a trainable sets (to a reason) when its training diverged.
+DIVERGED_KEY = "diverged"
+#: Config keys starting with this are bookkeeping of the trainable, not hyperparameters.
+BOOKKEEPING_PREFIX = "__qhpo_"
+_STATE_VERSION = 1
+_RAY_DECISION = {
+    Decision.CONTINUE: TrialScheduler.CONTINUE,
+    Decision.STOP: TrialScheduler.STOP,
+    Decision.PAUSE: TrialScheduler.PAUSE,
+}
+_STATUS_AFTER = {Decision.STOP: TrialStatus.STOPPED, Decision.PAUSE: TrialStatus.PAUSED}
+
+
+@dataclass
+class _TrialRecord:
+    curve: list[float] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    status: TrialStatus = TrialStatus.RUNNING
+
+
+class PredictiveScheduler(TrialScheduler):
+    """Stops (or pauses) Ray Tune trials when a qhpo stopping policy says so.
+
+    After trial ``i`` reports its metric ``y_i(t)`` for epoch ``t`` the scheduler sets
+    ``curve_i[t-1] = y_i(t)`` (a trial restored from a checkpoint overwrites the epochs it
+    repeats) and, when ``t`` is one of ``policy.decision_epochs()`` (every epoch when that
+    is None) and ``t < max_epochs``, returns ``policy.decide(view_i, views)`` where
+    ``views`` holds every trial that reported at least one epoch, in the order the trials
+    were added. A trial that reaches ``max_epochs`` is COMPLETE and its curve teaches the
+    predictor; a trial that reports a non-finite value or sets ``result["diverged"]`` is
+    FAILED and its curve is never used.
+
+    The policy sees a trial's config as its hyperparameters, less keys starting with
+    ``"__qhpo_"`` (bookkeeping of the trainable).
+
+    A paused trial resumes when the policy lists it in ``policy.promote(views)`` (for
+    policies that define it); once no trial is running or pending, paused trials that
+    were not promoted are stopped, so the experiment ends.
+
+    Example:
+        >>> from ray import tune
+        >>> from qhpo.ray import PredictiveScheduler, SchedulerStateCallback
+        >>> scheduler = PredictiveScheduler("qhpo", max_epochs=20)
+        >>> tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
+        ...     metric="accuracy", mode="max", scheduler=scheduler),
+        ...     run_config=tune.RunConfig(callbacks=[SchedulerStateCallback(scheduler)]))
+
+    Args:
+        policy: A name from :data:`qhpo.policies.POLICY_NAMES`, built with
+            :func:`qhpo.policies.make_policy` when the experiment starts, or a
+            :class:`~qhpo.policies.StoppingPolicy` instance.
+        max_epochs: Epochs of a trial that is never stopped (taken from ``policy`` when it
+            is an instance).
+        metric: Result key holding the metric; defaults to ``TuneConfig(metric=...)``.
+        mode: ``"max"`` or ``"min"``; defaults to ``TuneConfig(mode=...)``.
+        epoch_attr: Result key counting epochs from 1.
+        predictor, sampler, random_state: Passed to ``make_policy``.
+        background: Refit predictors in a background thread (``make_policy`` option).
+        **policy_options: Further ``make_policy`` options.
+    """
+
+    def __init__(
+        self,
+        policy: str | StoppingPolicy = "qhpo",
+        *,
+        max_epochs: int | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        epoch_attr: str = "training_iteration",
+        predictor: Any = "svr",
+        sampler: Any = None,
+        random_state: int | None = None,
+        background: bool = True,
+        **policy_options: Any,
+    ):
+        super().__init__()
+        if isinstance(policy, StoppingPolicy):
+            if max_epochs is not None and int(max_epochs) != policy.max_epochs:
+                raise ValueError(
+                    f"max_epochs={max_epochs} disagrees with the policy's max_epochs={policy.max_epochs}"
+                )
+            if mode is not None and mode != policy.mode:
+                raise ValueError(f"mode={mode!r} disagrees with the policy's mode={policy.mode!r}")
+            max_epochs, mode = policy.max_epochs, policy.mode
+        elif not isinstance(policy, str):
+            raise ValueError(f"policy must be a policy name or a StoppingPolicy, got {policy!r}")
+        if max_epochs is None or int(max_epochs) < 1:
+            raise ValueError(f"max_epochs must be a positive number of epochs, got {max_epochs}")
+        if mode not in (None, "max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.policy = policy
+        self.max_epochs = int(max_epochs)
+        self._metric = metric
+        self.mode = mode
+        self.epoch_attr = epoch_attr
+        self.policy_options = dict(
+            predictor=predictor, sampler=sampler, random_state=random_state,
+            background=background, **policy_options,
+        )
+        self._policy: StoppingPolicy | None = policy if isinstance(policy, StoppingPolicy) else None
+        self._records: dict[str, _TrialRecord] = {}
+        self.decisions_: list[tuple[str, int, str]] = []
+        self.decide_seconds_: list[float] = []
+
+    # -- the policy -------------------------------------------------------------------
+
+    @property
+    def stopping_policy(self) -> StoppingPolicy:
+        """The policy deciding for this scheduler (built on first use from its name)."""
+        if self._policy is None and isinstance(self.policy, StoppingPolicy):
+            self._policy = self.policy
+        if self._policy is None:
+            from qhpo.policies import POLICY_NAMES, make_policy
+
+            if self.policy not in POLICY_NAMES:
+                raise QhpoError(
+                    f"this scheduler was saved around a {self.policy} object that cannot be pickled, so it "
+                    "cannot be restored; build the PredictiveScheduler from a policy name to resume runs."
+                )
+
+            self._policy = make_policy(
+                self.policy, max_epochs=self.max_epochs, mode=self.mode or "max", **self.policy_options
+            )
+        return self._policy
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
+        if (self._metric and metric and metric != self._metric) or (self.mode and mode and mode != self.mode):
+            return False
+        self._metric = self._metric or metric or DEFAULT_METRIC
+        self.mode = self.mode or mode or "max"
+        return True
+
+    # -- Ray Tune hooks ---------------------------------------------------------------
+
+    def on_trial_add(self, tune_controller, trial: Trial):
+        record = self._records.setdefault(trial.trial_id, _TrialRecord())
+        record.params = _plain_params(trial.config)
+
+    def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
+        record = self._records.setdefault(trial.trial_id, _TrialRecord(params=_plain_params(trial.config)))
+        if self._metric not in result:
+            return TrialScheduler.CONTINUE
+        epoch = int(result.get(self.epoch_attr, len(record.curve) + 1))
+        value = float(result[self._metric])
+        del record.curve[epoch - 1:]
+        record.curve.extend([math.nan] * (epoch - 1 - len(record.curve)) + [value])
+        record.status = TrialStatus.RUNNING
+        if result.get(DIVERGED_KEY) or not math.isfinite(value):
+            record.status = TrialStatus.FAILED
+            return TrialScheduler.STOP
+        if epoch >= self.max_epochs:
+            record.status = TrialStatus.COMPLETE
+            return TrialScheduler.STOP
+        epochs = self.stopping_policy.decision_epochs()
+        if epochs is not None and epoch not in epochs:
+            return TrialScheduler.CONTINUE
+        views = self.trial_views()
+        view = next(v for v in views if v.key == trial.trial_id)
+        started = time.perf_counter()
+        decision = Decision(self.stopping_policy.decide(view, views))
+        self.decide_seconds_.append(time.perf_counter() - started)
+        record.status = _STATUS_AFTER.get(decision, TrialStatus.RUNNING)
+        self.decisions_.append((trial.trial_id, epoch, decision.value))
+        return _RAY_DECISION[decision]
+
+    def on_trial_complete(self, tune_controller, trial: Trial, result: dict | None):
+        record = self._records.get(trial.trial_id)
+        if record is None or record.status != TrialStatus.RUNNING:
+            return
+        if result and result.get(DIVERGED_KEY):
+            record.status = TrialStatus.FAILED
+        elif len(record.curve) >= self.max_epochs:
+            record.status = TrialStatus.COMPLETE
+        else:  # ended early by something other than this scheduler (a stop condition)
+            record.status = TrialStatus.STOPPED
+
+    def on_trial_error(self, tune_controller, trial: Trial):
+        record = self._records.get(trial.trial_id)
+        if record is not None:
+            record.status = TrialStatus.FAILED
+
+    def on_trial_remove(self, tune_controller, trial: Trial):
+        record = self._records.get(trial.trial_id)
+        if record is not None and record.status in (TrialStatus.RUNNING, TrialStatus.PAUSED):
+            record.status = TrialStatus.STOPPED if record.curve else TrialStatus.FAILED
+
+    def choose_trial_to_run(self, tune_controller) -> Trial | None:
+        trials = tune_controller.get_trials()
+        for trial in trials:
+            if trial.status == Trial.PENDING:
+                return trial
+        paused = [t for t in trials if t.status == Trial.PAUSED]
+        if not paused:
+            return None
+        promote = getattr(self.stopping_policy, "promote", None)
+        promoted = set(promote(self.trial_views())) if promote is not None else set()
+        for trial in paused:
+            if trial.trial_id in promoted:
+                self._records[trial.trial_id].status = TrialStatus.RUNNING
+                return trial
+        if not any(t.status == Trial.RUNNING for t in trials):
+            # Nothing will report again, so nothing can earn a promotion any more.
+            for trial in paused:
+                self._records[trial.trial_id].status = TrialStatus.STOPPED
+                tune_controller.stop_trial(trial)
+        return None
+
+    def debug_string(self) -> str:
+        counts: dict[str, int] = {}
+        for record in self._records.values():
+            counts[record.status.value] = counts.get(record.status.value, 0) + 1
+        policy = self.policy if isinstance(self.policy, str) else type(self.policy).__name__
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials yet"
+        return f"PredictiveScheduler(policy={policy}): {summary}."
+
+    # -- views and state --------------------------------------------------------------
+
+    def trial_views(self) -> list[TrialView]:
+        """Every trial that reported at least one epoch, in the order trials were added."""
+        return [
+            TrialView(key=key, curve=tuple(r.curve), params=dict(r.params), status=r.status)
+            for key, r in self._records.items()
+            if r.curve
+        ]
+
+    def get_state(self) -> dict[str, Any]:
+        """The scheduler's state as plain JSON-ready data."""
+        return {
+            "version": _STATE_VERSION,
+            "metric": self._metric,
+            "mode": self.mode,
+            "trials": [
+                {"key": key, "curve": list(r.curve), "params": dict(r.params), "status": r.status.value}
+                for key, r in self._records.items()
+            ],
+            "decisions": [list(d) for d in self.decisions_],
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"state version must be {_STATE_VERSION}, got {state.get('version')!r}")
+        self._metric = state.get("metric") or self._metric
+        self.mode = state.get("mode") or self.mode
+        self._records = {
+            t["key"]: _TrialRecord(list(t["curve"]), dict(t["params"]), TrialStatus(t["status"]))
+            for t in state["trials"]
+        }
+        self.decisions_ = [tuple(d) for d in state["decisions"]]
+
+    def save(self, checkpoint_path: str):
+        Path(checkpoint_path).write_text(json.dumps(self.get_state()), encoding="utf-8")
+
+    def restore(self, checkpoint_path: str):
+        self.set_state(json.loads(Path(checkpoint_path).read_text(encoding="utf-8")))
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_policy"] = None  # rebuilt from its name; a live policy may hold a thread
+        if not isinstance(self.policy, str):
+            try:
+                pickle.dumps(self.policy)
+            except (TypeError, pickle.PicklingError, AttributeError):
+                state["policy"] = type(self.policy).__name__  # not restorable, see stopping_policy
+        return state
+
+
+class SchedulerStateCallback(Callback):
+    """Carries a :class:`PredictiveScheduler`'s state through Ray Tune's experiment checkpoints.
+
+    Ray Tune saves ``get_state()`` of every callback with each experiment checkpoint and
+    calls ``set_state`` on ``Tuner.restore``; the scheduler and this callback are pickled
+    together into the experiment folder, so the restored callback feeds the restored
+    scheduler.
+    """
+
+    def __init__(self, scheduler: PredictiveScheduler):
+        if not isinstance(scheduler, PredictiveScheduler):
+            raise ValueError(f"scheduler must be a PredictiveScheduler, got {scheduler!r}")
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict | None:
+        return self.scheduler.get_state()
+
+    def set_state(self, state: dict):
+        self.scheduler.set_state(state)
+
+
+def _plain_params(config: dict) -> dict[str, Any]:
+    """Trial hyperparameters with numpy scalars turned into Python values (JSON-ready)."""
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(config).items()
+            if not str(k).startswith(BOOKKEEPING_PREFIX)}
