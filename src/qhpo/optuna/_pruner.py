@@ -1,0 +1,239 @@
+"""An Optuna pruner that stops trials whose predicted final value is not worth the epochs."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import warnings
+from typing import Any, Mapping, Sequence
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from qhpo.optuna._trial_views import TrialViewCache, trial_curve
+from qhpo.policies import Decision, PredictivePolicy, StoppingPolicy, TrialStatus, TrialView
+
+#: Trial user attribute holding the list of decision records (see :class:`PredictivePruner`).
+DECISIONS_ATTR = "qhpo.decisions"
+#: Trial user attribute holding the record of the decision that stopped the trial.
+STOP_ATTR = "qhpo.stop"
+#: Study user attribute from which a pruner built without ``max_epochs`` reads it.
+MAX_EPOCHS_ATTR = "qhpo.max_epochs"
+
+_PREDICTORS = ("svr", "qsvr", "qsvr-ensemble")
+
+
+class PredictivePruner(BasePruner):
+    """Prunes a trial when a stopping policy, fed with the study's learning curves, says STOP.
+
+    After every reported epoch the pruner turns the study into policy views (each trial's
+    intermediate values in step order as its curve; COMPLETE -> complete, PRUNED -> stopped,
+    RUNNING -> running, FAIL -> failed) and asks the policy about the reporting trial.
+    ``prune`` returns True when the answer is STOP or PAUSE (an Optuna trial cannot be
+    resumed later, so a paused trial ends as pruned). Predictive policies predict each
+    trial's final value :math:`\\hat y_E` from its first :math:`t` epochs with a
+    :class:`~qhpo.predictors.FinalValuePredictor` refitted on the completed curves in a
+    background thread; ``prune`` always answers with the last fitted model, so it costs
+    milliseconds even with hundreds of trials. Every process that shares the storage
+    (several workers on one SQLite or journal file) refits its own predictor from the
+    curves in the storage.
+
+    The pruner never fails a trial: a failing or unavailable annealer makes the policy fall
+    back to the classical SVR with one warning, and any other error in the policy is
+    reported once as a warning and answered with "continue".
+
+    Each decision that rests on a prediction, or that stops the trial, is stored in the
+    trial's user attribute ``qhpo.decisions`` as a list of records
+    ``{"epoch", "decision", "predicted_final", "std", "reason"}``; the stopping record is
+    also stored alone as ``qhpo.stop``.
+
+    Example:
+        >>> import optuna
+        >>> from qhpo.optuna import PredictivePruner
+        >>> study = optuna.create_study(direction="maximize", pruner=PredictivePruner(max_epochs=20))
+        >>> def objective(trial):
+        ...     x = trial.suggest_float("x", 0.0, 1.0)
+        ...     for epoch in range(1, 21):
+        ...         value = x * (1.0 - 0.8 ** epoch)
+        ...         trial.report(value, epoch)
+        ...         if trial.should_prune():
+        ...             raise optuna.TrialPruned()
+        ...     return value
+        >>> study.optimize(objective, n_trials=30)  # doctest: +SKIP
+
+    Args:
+        policy: A policy name of :data:`qhpo.policies.POLICY_NAMES` (built by
+            :func:`qhpo.policies.make_policy` on the first call, when the study's direction
+            and the epoch budget are known) or a ready :class:`~qhpo.policies.StoppingPolicy`.
+        predictor: ``"svr"``, ``"qsvr"`` or ``"qsvr-ensemble"``, or an estimator object;
+            ignored when ``policy`` is an object.
+        sampler: The dimod sampler (or :func:`qhpo.samplers.make_sampler` name) that trains
+            the QSVR; None for the package default.
+        max_epochs: Epochs of a trial that is never stopped. None reads the study's user
+            attribute ``qhpo.max_epochs``, else the longest completed curve; until one of
+            these exists the pruner lets every trial continue.
+        random_state: Seed of the policy's predictor.
+        policy_options: Further keyword arguments of :func:`qhpo.policies.make_policy`.
+    """
+
+    def __init__(
+        self,
+        policy: str | StoppingPolicy = "qhpo",
+        predictor: Any = "svr",
+        *,
+        sampler: Any = None,
+        max_epochs: int | None = None,
+        random_state: int | None = None,
+        policy_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(policy, str):
+            from qhpo.policies import POLICY_NAMES
+
+            if policy not in POLICY_NAMES:
+                raise ValueError(f"policy must be one of {', '.join(POLICY_NAMES)} or a StoppingPolicy, got {policy!r}")
+        elif not isinstance(policy, StoppingPolicy):
+            raise ValueError(f"policy must be a policy name or a StoppingPolicy, got {policy!r}")
+        if isinstance(predictor, str) and predictor not in _PREDICTORS:
+            raise ValueError(f"predictor must be one of {', '.join(_PREDICTORS)} or an estimator, got {predictor!r}")
+        if max_epochs is not None and (isinstance(max_epochs, bool) or int(max_epochs) != max_epochs or max_epochs < 1):
+            raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}")
+        self.policy = policy
+        self.predictor = predictor
+        self.sampler = sampler
+        self.max_epochs = None if max_epochs is None else int(max_epochs)
+        self.random_state = random_state
+        self.policy_options = dict(policy_options or {})
+        self._policy: StoppingPolicy | None = None
+        self._decision_epochs: frozenset[int] | None = None
+        if isinstance(policy, StoppingPolicy):
+            self._use_policy(policy)
+        self._views = TrialViewCache()
+        self._records: dict[int, list[dict[str, Any]]] = {}
+        self._lock = threading.RLock()
+        self._warned = False
+        #: Seconds spent in the last ``prune`` call (for benchmarks and the progress display).
+        self.last_prune_seconds_: float = 0.0
+
+    @property
+    def policy_(self) -> StoppingPolicy | None:
+        """The policy in use; None until the first decision that could build it."""
+        return self._policy
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        start = time.perf_counter()
+        try:
+            return self._prune(study, trial)
+        except Exception as error:  # never crash a trial because of its pruner
+            self._warn_once(f"qhpo pruner error ({type(error).__name__}: {error}); trials continue unpruned")
+            return False
+        finally:
+            self.last_prune_seconds_ = time.perf_counter() - start
+
+    def _prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        curve = trial_curve(trial)
+        if not curve or not all(math.isfinite(v) for v in curve):
+            return False
+        with self._lock:
+            policy = self._ensure_policy(study)
+            if policy is None or len(curve) >= policy.max_epochs:
+                return False
+            if self._decision_epochs is not None and len(curve) not in self._decision_epochs:
+                return False  # the policy answers CONTINUE between its decision epochs
+            views = self._views.views(study, current=trial)
+            view = next(v for v in views if v.key == trial.number)
+            decision = Decision(policy.decide(view, views))
+            record = _decision_record(policy, view, views, decision)
+            if record is not None:
+                self._store(study, trial, record, decision)
+        return decision in (Decision.STOP, Decision.PAUSE)
+
+    def _use_policy(self, policy: StoppingPolicy) -> None:
+        epochs = policy.decision_epochs()
+        self._decision_epochs = None if epochs is None else frozenset(int(e) for e in epochs)
+        self._policy = policy
+
+    def _ensure_policy(self, study: optuna.Study) -> StoppingPolicy | None:
+        if self._policy is not None:
+            return self._policy
+        max_epochs = self.max_epochs or _study_max_epochs(study)
+        if max_epochs is None:
+            return None
+        from qhpo.policies import make_policy
+
+        mode = "max" if study.direction == StudyDirection.MAXIMIZE else "min"
+        options = {"background": True, **self.policy_options}
+        self._use_policy(make_policy(
+            self.policy,
+            max_epochs=max_epochs,
+            mode=mode,
+            predictor=self.predictor,
+            sampler=self.sampler,
+            random_state=self.random_state,
+            **options,
+        ))
+        return self._policy
+
+    def _store(self, study: optuna.Study, trial: FrozenTrial, record: dict[str, Any], decision: Decision) -> None:
+        records = self._records.setdefault(trial._trial_id, [])
+        records.append(record)
+        storage = study._storage
+        storage.set_trial_user_attr(trial._trial_id, DECISIONS_ATTR, list(records))
+        if decision in (Decision.STOP, Decision.PAUSE):
+            storage.set_trial_user_attr(trial._trial_id, STOP_ATTR, record)
+            self._records.pop(trial._trial_id, None)
+
+    def _warn_once(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _study_max_epochs(study: optuna.Study) -> int | None:
+    value = study.user_attrs.get(MAX_EPOCHS_ATTR)
+    if value is not None:
+        return int(value)
+    lengths = [len(t.intermediate_values) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return max(lengths) if lengths else None
+
+
+def _decision_record(policy: StoppingPolicy, view: TrialView, views: Sequence[TrialView],
+                     decision: Decision) -> dict[str, Any] | None:
+    """What to store about a decision: None for a "continue" that rested on no prediction.
+
+    The prediction is the one the policy's predictor gives for the trial's curve so far
+    (the last fitted model, as in the decision itself); the reason compares it with the
+    best final value of the completed trials.
+    """
+    mean = std = None
+    if isinstance(policy, PredictivePolicy):
+        prediction = policy.predict_final(view.epochs, [view])
+        if prediction is not None:
+            mean, std = float(prediction[0][0]), float(prediction[1][0])
+    if decision == Decision.CONTINUE and mean is None:
+        return None
+    finals = [v.curve[-1] for v in views if v.status == TrialStatus.COMPLETE and v.epochs >= policy.max_epochs]
+    best = (max if policy.mode == "max" else min)(finals) if finals else None
+    verb = {Decision.STOP: "stopped", Decision.PAUSE: "paused", Decision.CONTINUE: "continued"}[decision]
+    reason = f"{verb} by policy {policy.name or type(policy).__name__!r} at epoch {view.epochs}"
+    if mean is not None:
+        reason += f": predicted final {mean:.4f} ± {std:.4f}"
+        if best is not None:
+            reason += f" against the best completed final {best:.4f}"
+    return {
+        "epoch": view.epochs,
+        "decision": decision.value,
+        "predicted_final": _finite_or_none(mean),
+        "std": _finite_or_none(std),
+        "reason": reason,
+    }
+
+
+def _finite_or_none(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

@@ -1,0 +1,225 @@
+"""PredictivePruner inside real Optuna studies fed with the recorded CIFAR-10 learning curves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+
+from qhpo.curves import read_curve_table
+from qhpo.optuna import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner
+from qhpo.policies import Decision, StoppingPolicy, TrialStatus
+
+EPOCHS = 30
+TRIALS = 30
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def curves(curve_table_path):
+    """Recorded curves (first EPOCHS epochs) in a fixed shuffled order: trial n replays row n."""
+    table = read_curve_table(curve_table_path).truncate(EPOCHS)
+    order = np.random.default_rng(0).permutation(table.n_trials)
+    return table.curves[order]
+
+
+def replay_objective(curves):
+    def objective(trial):
+        curve = curves[trial.number % len(curves)]
+        trial.suggest_float("x", 0.0, 1.0)  # a parameter, so the views carry params
+        for epoch, value in enumerate(curve, start=1):
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(curve[-1])
+
+    return objective
+
+
+def check_decisions(study):
+    """Every pruned trial carries its stop record; every record is well formed."""
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    for trial in pruned:
+        stop = trial.user_attrs[STOP_ATTR]
+        assert stop["decision"] == "stop"
+        assert stop["epoch"] == len(trial.intermediate_values) < EPOCHS
+        assert np.isfinite(stop["predicted_final"]) and stop["std"] >= 0
+        assert "predicted final" in stop["reason"]
+        assert trial.user_attrs[DECISIONS_ATTR][-1] == stop
+    for trial in study.trials:
+        for record in trial.user_attrs.get(DECISIONS_ATTR, []):
+            assert set(record) == {"epoch", "decision", "predicted_final", "std", "reason"}
+            assert record["decision"] in {d.value for d in Decision}
+    return pruned
+
+
+def test_pruner_in_sqlite_study_stops_trials_and_records_decisions(tmp_path, curves):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    pruner = PredictivePruner("qhpo", "svr", max_epochs=EPOCHS, random_state=0)
+    study = optuna.create_study(storage=storage, study_name="replay", direction="maximize", pruner=pruner,
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(replay_objective(curves), n_trials=TRIALS)
+
+    reloaded = optuna.load_study(study_name="replay", storage=storage)  # decisions are in the file
+    pruned = check_decisions(reloaded)
+    assert len(pruned) >= 5
+    trained = sum(len(t.intermediate_values) for t in reloaded.trials)
+    assert trained < 0.85 * TRIALS * EPOCHS
+    # The first trials feed the predictor and always run to the end.
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in reloaded.trials[: pruner.policy_.min_completed])
+    # The best final value among the replayed rows is still found (within 1 point).
+    best_possible = curves[:TRIALS, -1].max()
+    assert reloaded.best_value >= best_possible - 0.01
+
+
+def test_pruner_reads_max_epochs_from_study_and_ignores_failed_trials(tmp_path, curves):
+    pruner = PredictivePruner("qhpo", "svr", random_state=0)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize", pruner=pruner)
+    objective = replay_objective(curves)
+    assert pruner.policy_ is None
+    study.optimize(objective, n_trials=3)
+    assert pruner.policy_ is not None and pruner.policy_.max_epochs == EPOCHS  # longest complete curve
+
+    study2 = optuna.create_study(direction="maximize", pruner=PredictivePruner("qhpo", "svr"))
+    study2.set_user_attr(MAX_EPOCHS_ATTR, EPOCHS)
+
+    def failing_then_replay(trial):
+        if trial.number % 5 == 4:
+            trial.report(float("nan"), 1)
+            raise RuntimeError("diverged")
+        return objective(trial)
+
+    study2.optimize(failing_then_replay, n_trials=30, catch=(RuntimeError,))
+    assert study2.pruner.policy_.max_epochs == EPOCHS
+    states = {t.state for t in study2.trials}
+    assert optuna.trial.TrialState.FAIL in states and optuna.trial.TrialState.PRUNED in states
+    check_decisions(study2)
+
+
+class StopAfterTwoIfWorseThanHalf(StoppingPolicy):
+    """A user's own rule: stop at epoch 2 when the value is below 0.5."""
+
+    name = "below-half"
+
+    def decide(self, trial, trials):
+        assert all(isinstance(t.status, TrialStatus) for t in trials)
+        assert sum(t.key == trial.key for t in trials) == 1
+        return Decision.STOP if trial.epochs == 2 and trial.curve[-1] < 0.5 else Decision.CONTINUE
+
+    def decision_epochs(self):
+        return (2,)
+
+
+def test_pruner_takes_a_policy_object(curves):
+    study = optuna.create_study(direction="maximize", pruner=PredictivePruner(StopAfterTwoIfWorseThanHalf(max_epochs=EPOCHS)))
+    study.optimize(replay_objective(curves), n_trials=20)
+    for trial in study.trials:
+        epochs = len(trial.intermediate_values)
+        if curves[trial.number][1] < 0.5:
+            assert trial.state == optuna.trial.TrialState.PRUNED and epochs == 2
+            assert trial.user_attrs[STOP_ATTR]["predicted_final"] is None
+        else:
+            assert trial.state == optuna.trial.TrialState.COMPLETE and epochs == EPOCHS
+
+
+def test_failing_annealer_falls_back_to_svr_with_one_warning(monkeypatch, curves):
+    monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", "/nonexistent/dwave.conf")
+    pruner = PredictivePruner("qhpo", "qsvr", sampler="dwave", max_epochs=EPOCHS, random_state=0)
+    study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+    replay = replay_objective(curves)
+
+    def objective(trial):
+        if pruner.policy_ is not None:  # let background fits land so that decisions use them
+            pruner.policy_.service.wait(60)
+        return replay(trial)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=TRIALS)
+    fallbacks = [w for w in caught if "classical SVR" in str(w.message)]
+    assert len(fallbacks) == 1, [str(w.message) for w in caught]
+    assert pruner.policy_.service.active_model == "svr"
+    assert all(t.state != optuna.trial.TrialState.FAIL for t in study.trials)
+    assert len(check_decisions(study)) >= 1
+
+
+WORKER = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np, optuna
+    from qhpo.optuna import PredictivePruner
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage, curves_path, n_trials, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    curves = np.load(curves_path)
+    if storage.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+        storage = optuna.storages.JournalStorage(JournalFileBackend(storage[len("journal:"):]))
+    study = optuna.load_study(study_name="shared", storage=storage,
+                              pruner=PredictivePruner("qhpo", "svr", max_epochs=curves.shape[1], random_state=seed),
+                              sampler=optuna.samplers.RandomSampler(seed=seed))
+    def objective(trial):
+        trial.set_user_attr("pid", os.getpid())
+        curve = curves[trial.number % len(curves)]
+        trial.suggest_float("x", 0.0, 1.0)
+        for epoch, value in enumerate(curve, start=1):
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(curve[-1])
+    study.optimize(objective, n_trials=n_trials)
+""")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
+    curves_path = tmp_path / "curves.npy"
+    np.save(curves_path, curves)
+    if kind == "sqlite":
+        storage = f"sqlite:///{tmp_path / 'shared.db'}"
+        optuna.create_study(storage=storage, study_name="shared", direction="maximize")
+    else:
+        storage = f"journal:{tmp_path / 'shared.log'}"
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.create_study(storage=optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "shared.log"))),
+                            study_name="shared", direction="maximize")
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers = [subprocess.Popen([sys.executable, str(script), storage, str(curves_path), str(TRIALS // 2), str(seed)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for seed in (1, 2)]
+    for worker in workers:
+        out, _ = worker.communicate(timeout=240)
+        assert worker.returncode == 0, out
+
+    if kind == "sqlite":
+        study = optuna.load_study(study_name="shared", storage=storage)
+    else:
+        study = optuna.load_study(study_name="shared", storage=optuna.storages.JournalStorage(
+            JournalFileBackend(str(tmp_path / "shared.log"))))
+    assert len(study.trials) == TRIALS
+    assert len({t.user_attrs["pid"] for t in study.trials}) == 2
+    assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    pruned = check_decisions(study)
+    assert len(pruned) >= 3
+    # Every trial replayed exactly its own recorded curve up to where it stopped.
+    for trial in study.trials:
+        values = [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)]
+        np.testing.assert_allclose(values, curves[trial.number][: len(values)])
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"policy": "nope"}, "policy"),
+    ({"predictor": "gp"}, "predictor"),
+    ({"max_epochs": 0}, "max_epochs"),
+    ({"policy": 3}, "policy"),
+])
+def test_bad_arguments_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        PredictivePruner(**kwargs)
