@@ -1,0 +1,315 @@
+"""CIFAR-10 on disk: where it lives, how to fetch it, and how it is split.
+
+The data folder is the folder that *contains* ``cifar-10-batches-py/`` (the layout of the
+official python archive: ``data_batch_1`` .. ``data_batch_5``, ``test_batch``,
+``batches.meta``). The 50,000 training images are split once, by a fixed seed, into a
+training part and a validation part; the validation accuracy drives early stopping and the
+test split is touched only for the final report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from qhpo._errors import QhpoError
+from qhpo.workload._device import resolve_device
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+BATCHES_FOLDER = "cifar-10-batches-py"
+DATA_DIR_ENV = "QHPO_DATA_DIR"
+_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_TEST_BATCH = "test_batch"
+_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_CHUNK = 1 << 20
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder that holds (or will hold) ``cifar-10-batches-py/``.
+
+    Precedence: the ``data_dir`` argument, then the environment variable ``QHPO_DATA_DIR``,
+    then ``~/.cache/qhpo/data``. The folder need not exist yet.
+    """
+    if data_dir is None or str(data_dir) == "":
+        data_dir = os.environ.get(DATA_DIR_ENV) or Path.home() / ".cache" / "qhpo" / "data"
+    return Path(data_dir).expanduser().resolve()
+
+
+def _missing_files(batches: Path) -> list[str]:
+    return [name for name in (*_TRAIN_BATCHES, _TEST_BATCH) if not (batches / name).is_file()]
+
+
+def download_cifar10(
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    *,
+    url: str = CIFAR10_URL,
+    md5: str = CIFAR10_MD5,
+    timeout: float = 60.0,
+) -> Path:
+    """Fetch the CIFAR-10 python archive, check its MD5 and unpack it atomically.
+
+    The archive is streamed into a temporary file inside ``data_dir`` while its MD5 is
+    computed; a mismatch deletes it and raises. It is unpacked into a temporary folder inside
+    ``data_dir`` and ``cifar-10-batches-py/`` is moved into place with one rename, so an
+    interrupted download never leaves a half-written data folder behind. Nothing is fetched
+    when a complete copy is already there.
+
+    Example:
+        >>> download_cifar10("~/data")          # doctest: +SKIP
+        PosixPath('/home/me/data/cifar-10-batches-py')
+
+    Args:
+        data_dir: Folder to hold ``cifar-10-batches-py/`` (see :func:`resolve_data_dir`).
+        progress: Print download progress to standard error.
+        url: Where the archive is fetched from.
+        md5: Expected hex MD5 digest of the archive.
+        timeout: Seconds to wait for the server before giving up.
+
+    Returns:
+        The path of ``cifar-10-batches-py/``.
+    """
+    root = resolve_data_dir(data_dir)
+    target = root / BATCHES_FOLDER
+    if target.exists():
+        missing = _missing_files(target)
+        if not missing:
+            return target
+        raise QhpoError(
+            f"{target} exists but lacks {', '.join(missing)}; delete that folder and run again with --download."
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise QhpoError(f"cannot create the data folder {root} ({error.strerror}); pass --data-dir with a writable folder.") from None
+
+    fd, archive_name = tempfile.mkstemp(prefix=".cifar-10-", suffix=".tar.gz.part", dir=root)
+    archive = Path(archive_name)
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            digest = _fetch(url, sink, progress=progress, timeout=timeout)
+        if digest != md5.lower():
+            raise QhpoError(
+                f"the archive downloaded from {url} has MD5 {digest} instead of {md5.lower()}, so it was corrupted "
+                "on the way or is not the CIFAR-10 archive; run with --download again."
+            )
+        _unpack(archive, root, target)
+    finally:
+        archive.unlink(missing_ok=True)
+    return target
+
+
+def _fetch(url: str, sink, *, progress: bool, timeout: float) -> str:
+    """Stream ``url`` into ``sink``; return the hex MD5 of what was written."""
+    digest = hashlib.md5()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            report = _Progress(total, enabled=progress)
+            while chunk := response.read(_CHUNK):
+                sink.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                report(done)
+            report.finish(done)
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+        reason = getattr(error, "reason", None) or error.strerror or error
+        raise QhpoError(
+            f"could not download CIFAR-10 from {url} ({reason}); check the network connection, or fetch the "
+            "archive on another machine, unpack it and pass --data-dir with the folder that contains cifar-10-batches-py."
+        ) from None
+    return digest.hexdigest()
+
+
+class _Progress:
+    """Prints ``downloaded/total MB (percent)`` to stderr at most twice a second."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.last = 0.0
+        self.start = time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if self.enabled and now - self.last >= 0.5:
+            self.last = now
+            self._print(done, end="\r" if sys.stderr.isatty() else "\n")
+
+    def finish(self, done: int) -> None:
+        if self.enabled:
+            self._print(done, end="\n")
+
+    def _print(self, done: int, end: str) -> None:
+        rate = done / max(time.monotonic() - self.start, 1e-9) / 1e6
+        if self.total:
+            text = f"downloading CIFAR-10: {done / 1e6:6.1f}/{self.total / 1e6:.1f} MB ({100 * done / self.total:3.0f}%), {rate:.1f} MB/s"
+        else:
+            text = f"downloading CIFAR-10: {done / 1e6:6.1f} MB, {rate:.1f} MB/s"
+        print(text, end=end, file=sys.stderr, flush=True)
+
+
+def _unpack(archive: Path, root: Path, target: Path) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix=".cifar-10-unpack-", dir=root))
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                # The "data" filter refuses absolute paths, links out of the folder and devices.
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(scratch, filter="data")
+                else:
+                    members = tar.getmembers()
+                    if any(m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir()) for m in members):
+                        raise tarfile.TarError("it holds absolute paths, '..' or links")
+                    tar.extractall(scratch, members=members)
+        except (tarfile.TarError, OSError, EOFError) as error:
+            raise QhpoError(f"the downloaded archive could not be unpacked ({error}); run with --download again.") from None
+        unpacked = scratch / BATCHES_FOLDER
+        missing = _missing_files(unpacked) if unpacked.is_dir() else [BATCHES_FOLDER]
+        if missing:
+            raise QhpoError(f"the downloaded archive lacks {', '.join(missing)}, so it is not the CIFAR-10 python archive; check the URL.")
+        os.replace(unpacked, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class ImageSplit(NamedTuple):
+    """One part of the data: ``images`` uint8 (N, 3, 32, 32) and ``labels`` int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class CifarData:
+    """CIFAR-10 as uint8 image tensors on one device, split into train / val / test.
+
+    Attributes:
+        train: The training images (``subset`` of them when a subset was asked for).
+        val: The validation images, held out of the 50,000 training images by a fixed seed.
+        test: The 10,000 test images; read only for the final report.
+        classes: The ten class names.
+        split_seed: The seed of the train/validation split.
+    """
+
+    train: ImageSplit
+    val: ImageSplit
+    test: ImageSplit
+    classes: tuple[str, ...]
+    split_seed: int
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.images.device
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as handle:
+            batch = pickle.load(handle, encoding="latin1")
+        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as error:
+        raise QhpoError(
+            f"{path} is not a readable CIFAR-10 batch ({type(error).__name__}: {error}); delete "
+            f"{path.parent} and fetch it again with --download."
+        ) from None
+    if images.shape[0] != labels.shape[0]:
+        raise QhpoError(f"{path} holds {images.shape[0]} images but {labels.shape[0]} labels; delete {path.parent} and fetch it again with --download.")
+    return images, labels
+
+
+def _read_classes(batches: Path) -> tuple[str, ...]:
+    try:
+        with open(batches / "batches.meta", "rb") as handle:
+            names = pickle.load(handle, encoding="latin1")["label_names"]
+        return tuple(str(name) for name in names)
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError):
+        return _CLASSES
+
+
+def load_cifar10(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    subset: int | None = None,
+    val_size: int = 5000,
+    split_seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> CifarData:
+    """Read CIFAR-10 into uint8 tensors on ``device`` and split off the validation images.
+
+    The 50,000 training images are permuted by ``numpy.random.default_rng(split_seed)``; the
+    first ``val_size`` of the permutation are the validation split and the rest the training
+    split, so the split is the same on every machine. ``subset=N`` keeps the first ``N``
+    images of the training split (a fixed random sample, nested: a larger subset contains a
+    smaller one); the validation and test splits are unchanged by it.
+
+    Example:
+        >>> data = load_cifar10("/data", subset=5000)     # doctest: +SKIP
+        >>> len(data.train), len(data.val), len(data.test)
+        (5000, 5000, 10000)
+
+    Args:
+        data_dir: Folder that contains ``cifar-10-batches-py/`` (see :func:`resolve_data_dir`).
+        subset: Number of training images to keep; ``None`` keeps all.
+        val_size: Number of training images held out for validation.
+        split_seed: Seed of the train/validation permutation.
+        device: Where the tensors live (``"cpu"``, ``"cuda"``, ``"auto"``).
+    """
+    root = resolve_data_dir(data_dir)
+    batches = root / BATCHES_FOLDER
+    if not batches.is_dir():
+        raise QhpoError(
+            f"CIFAR-10 was not found: {root} has no {BATCHES_FOLDER} folder; pass --data-dir with the folder "
+            f"that contains {BATCHES_FOLDER}, or --download to fetch it there."
+        )
+    missing = _missing_files(batches)
+    if missing:
+        raise QhpoError(f"{batches} lacks {', '.join(missing)}; delete that folder and fetch CIFAR-10 again with --download.")
+
+    parts = [_read_batch(batches / name) for name in _TRAIN_BATCHES]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    test_images, test_labels = _read_batch(batches / _TEST_BATCH)
+
+    n = labels.shape[0]
+    if not isinstance(val_size, (int, np.integer)) or not 0 < val_size < n:
+        raise ValueError(f"val_size must be an integer between 1 and {n - 1}, got {val_size!r}")
+    order = np.random.default_rng(split_seed).permutation(n)
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    if subset is not None:
+        if not isinstance(subset, (int, np.integer)) or not 0 < subset <= train_idx.size:
+            raise ValueError(f"subset must be an integer between 1 and {train_idx.size}, got {subset!r}")
+        train_idx = train_idx[:subset]
+
+    target = resolve_device(device)
+
+    def split(x: np.ndarray, y: np.ndarray) -> ImageSplit:
+        return ImageSplit(torch.from_numpy(np.ascontiguousarray(x)).to(target), torch.from_numpy(y).to(target))
+
+    return CifarData(
+        train=split(images[train_idx], labels[train_idx]),
+        val=split(images[val_idx], labels[val_idx]),
+        test=split(test_images, test_labels),
+        classes=_read_classes(batches),
+        split_seed=int(split_seed),
+    )
