@@ -104,6 +104,11 @@ class FinalValuePredictor:
 
     def fit(self, curves, y, params=None) -> "FinalValuePredictor":
         """Fit on curves ``(n, >=t)`` and final values ``y`` ``(n,)``; returns self."""
+        return self._fit(curves, y, params, estimate_error=True)
+
+    def _fit(self, curves, y, params, *, estimate_error: bool) -> "FinalValuePredictor":
+        # estimate_error=False skips the cross-validation behind the std, for evaluations
+        # that only read the mean.
         started = time.perf_counter()
         curves, params = self._check_curves(curves, params)
         y = np.asarray(y, dtype=float).ravel()
@@ -121,10 +126,12 @@ class FinalValuePredictor:
         self.y_scale_ = span if span > 0 else 1.0
         y_scaled = (y - self.y_min_) / self.y_scale_
         self.estimator_ = self._new_estimator().fit(X, y_scaled)
-        residuals = getattr(self.estimator_, "heldout_residuals_", None)
-        if residuals is None or len(residuals) < 2:
-            residuals = self._cross_validated_residuals(X, y_scaled)
-        self.residual_rms_ = float(np.sqrt(np.mean(np.square(residuals))))
+        self.residual_rms_ = None
+        if estimate_error:
+            residuals = getattr(self.estimator_, "heldout_residuals_", None)
+            if residuals is None or len(residuals) < 2:
+                residuals = self._cross_validated_residuals(X, y_scaled)
+            self.residual_rms_ = float(np.sqrt(np.mean(np.square(residuals))))
         self.n_train_ = int(y.shape[0])
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -155,5 +162,7 @@ class FinalValuePredictor:
         mean = np.asarray(mean) * self.y_scale_ + self.y_min_
         if not return_std:
             return mean
+        if self.residual_rms_ is None:
+            raise RuntimeError("this predictor was fitted without an error estimate; call fit()")
         std = self.y_scale_ * np.sqrt(np.square(spread) + self.residual_rms_ ** 2)
         return mean, std

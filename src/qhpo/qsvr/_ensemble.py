@@ -36,6 +36,11 @@ class QSVREnsemble(QSVR):
     Args: as for :class:`QSVR`; ``max_points`` is the size limit of each subset.
     """
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = False  # every point is used
+        return tags
+
     def fit(self, X, y):
         """Fit one QSVR per subset; returns self."""
         self._check_params()
