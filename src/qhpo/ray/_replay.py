@@ -40,12 +40,14 @@ class RayReplayOutcome(ReplayOutcome):
         time_scale: Real seconds per simulated second.
         workers: Concurrent Ray trials.
         decide_seconds: Seconds the scheduler spent in each policy decision.
+        decisions: ``(row, epoch, decision)`` of every policy decision, in the order made.
     """
 
     measured_seconds: float = 0.0
     time_scale: float = 1.0
     workers: int = 1
     decide_seconds: tuple[float, ...] = ()
+    decisions: tuple[tuple[int, int, str], ...] = ()
 
 
 def _replay_trainable(config: dict, curves: np.ndarray, seconds_per_epoch: np.ndarray, time_scale: float,
@@ -140,8 +142,9 @@ def replay_on_ray(
             param_space={key: None for key in points[0]},  # every key of the points must be in the space
             tune_config=tune.TuneConfig(
                 metric=_METRIC, mode=policy.mode, scheduler=scheduler, num_samples=n,
-                search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=workers),
-                max_concurrent_trials=workers, reuse_actors=True,
+                # Workers are limited by CPUs, not by a concurrency cap that would count
+                # paused trials as busy and starve the trials waiting behind them.
+                search_alg=BasicVariantGenerator(points_to_evaluate=points), reuse_actors=True,
             ),
             run_config=tune.RunConfig(storage_path=storage_path or scratch, name="replay", verbose=0,
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
@@ -151,8 +154,10 @@ def replay_on_ray(
     complete = np.zeros(n, dtype=bool)
     first_start, last_report = np.inf, -np.inf
     views = {view.key: view for view in scheduler.trial_views()}
+    row_of = {}
     for result in results:
         row = int(result.config[_ROW_KEY])
+        row_of[result.metrics.get("trial_id")] = row
         view = views.get(result.metrics.get("trial_id"))
         if view is not None:
             trained[row] = view.epochs
@@ -166,4 +171,5 @@ def replay_on_ray(
         epochs_trained=trained, complete=complete, wallclock=measured / float(time_scale),
         measured_seconds=measured, time_scale=float(time_scale), workers=workers,
         decide_seconds=tuple(scheduler.decide_seconds_),
+        decisions=tuple((row_of[key], epoch, decision) for key, epoch, decision in scheduler.decisions_),
     )

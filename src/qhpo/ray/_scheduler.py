@@ -68,7 +68,9 @@ class PredictiveScheduler(TrialScheduler):
 
     A paused trial resumes when the policy lists it in ``policy.promote(views)`` (for
     policies that define it); once no trial is running or pending, paused trials that
-    were not promoted are stopped, so the experiment ends.
+    were not promoted are stopped once no trial is running or pending and the search
+    algorithm has created all its trials, so the experiment ends. (A concurrency limit
+    counts paused trials as running: give pausing policies a search without one.)
 
     Example:
         >>> from ray import tune
@@ -231,8 +233,10 @@ class PredictiveScheduler(TrialScheduler):
             if trial.trial_id in promoted:
                 self._records[trial.trial_id].status = TrialStatus.RUNNING
                 return trial
-        if not any(t.status == Trial.RUNNING for t in trials):
-            # Nothing will report again, so nothing can earn a promotion any more.
+        search = getattr(tune_controller, "search_alg", None)
+        searching = search is not None and not search.is_finished()
+        if not searching and not any(t.status == Trial.RUNNING for t in trials):
+            # No trial will report again, so no paused trial can earn a promotion any more.
             for trial in paused:
                 self._records[trial.trial_id].status = TrialStatus.STOPPED
                 tune_controller.stop_trial(trial)
