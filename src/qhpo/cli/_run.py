@@ -1,0 +1,170 @@
+"""``qhpo run``: a hyperparameter search of the CIFAR-10 CNN with predictive early stopping."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qhpo._errors import QhpoError
+
+
+def register(subparsers) -> None:
+    from qhpo.runner._config import PRESETS
+
+    presets = "; ".join(f"{name}: {p.description} ({p.trials} trials, {p.epochs} epochs, "
+                        f"{'all' if p.subset is None else p.subset} training images)" for name, p in PRESETS.items())
+    parser = subparsers.add_parser(
+        "run",
+        help="search the CNN's hyperparameters on CIFAR-10, stopping bad trials early",
+        description=(
+            "Search the CNN's hyperparameters on CIFAR-10 with an Optuna study whose pruner predicts each trial's "
+            "final validation accuracy from its partial learning curve (a QUBO-trained SVR on simulated annealing "
+            "by default). Re-running the same command resumes the study. Presets: " + presets + "."
+        ),
+    )
+    _add_arguments(parser)
+    parser.set_defaults(handler=handle)
+    _one_line_errors(parser)
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """A malformed flag is a user error like any other: one sentence and status 2."""
+    def error(message: str):
+        print(f"qhpo {parser.prog.split()[-1]}: error: {message}; see {parser.prog} --help.", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _subset(text: str) -> int | None:
+    if text.lower() in ("all", "none", "0"):
+        return None
+    return _positive_int(text)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_argument_group("what to search")
+    what.add_argument("--preset", default="default", metavar="NAME",
+                      help="defaults for trials, epochs, subset and device: 'default' (about 15 minutes on a 2-core "
+                           "CPU) or 'poster' (the reference experiment on a GPU); flags override them")
+    what.add_argument("--trials", type=_positive_int, metavar="N",
+                      help="finished (complete or pruned) trials the study must hold, counted across resumes")
+    what.add_argument("--epochs", type=_positive_int, metavar="E", help="epochs of a trial that is never stopped")
+    what.add_argument("--space", type=Path, metavar="FILE.toml", help="search space file (default: the poster's space)")
+    what.add_argument("--hpo-sampler", default="tpe", metavar="NAME", help="Optuna sampler: random or tpe (default)")
+    what.add_argument("--seed", type=int, default=0, help="seed of the sampler and of each trial's training (default 0)")
+
+    stop = parser.add_argument_group("early stopping")
+    stop.add_argument("--policy", default="qhpo", metavar="NAME",
+                      help="qhpo (default), poster, none, or Optuna's median, sha, hyperband")
+    stop.add_argument("--predictor", default="qsvr", metavar="NAME",
+                      help="final-value predictor of the qhpo and poster policies: svr, qsvr (default), qsvr-ensemble")
+    stop.add_argument("--annealer", metavar="NAME",
+                      help="sampler that trains the QSVR (qhpo.samplers names: sa, qhpo-sa, dwave, hybrid, ...; "
+                           "default: the package default simulated annealer)")
+
+    data = parser.add_argument_group("data and device")
+    data.add_argument("--data-dir", type=Path, metavar="DIR",
+                      help="folder that contains cifar-10-batches-py/ (default: $QHPO_DATA_DIR or ~/.cache/qhpo/data)")
+    data.add_argument("--download", action="store_true", help="fetch CIFAR-10 into the data folder first")
+    data.add_argument("--subset", type=_subset, default=argparse.SUPPRESS, metavar="N",
+                      help="train on N training images ('all' for the 45,000)")
+    data.add_argument("--val-size", type=_positive_int, metavar="N",
+                      help="validation images held out of the training set (preset default)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (default 0)")
+    data.add_argument("--device", metavar="DEVICE", help="auto, cpu or cuda (preset default)")
+
+    where = parser.add_argument_group("storage and workers")
+    where.add_argument("--storage", metavar="URL",
+                       help="SQLite file or URL, or journal:PATH for an Optuna journal file (default qhpo-runs/qhpo.db)")
+    where.add_argument("--study", metavar="NAME", help="study name (default cifar10-<preset>)")
+    where.add_argument("--run-dir", type=Path, metavar="DIR",
+                       help="folder for checkpoints and plots (default: the storage file's folder)")
+    where.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="worker processes on the storage (one per GPU when there are several)")
+    where.add_argument("--quiet", action="store_true", help="print no progress and no report")
+
+    ray = parser.add_argument_group("backend")
+    ray.add_argument("--backend", default="optuna", metavar="NAME", help="optuna (default) or ray")
+    ray.add_argument("--address", metavar="ADDR", help="Ray cluster address (ray backend)")
+    ray.add_argument("--gpus-per-trial", type=float, metavar="G", help="GPUs per trial (ray backend)")
+    ray.add_argument("--cpus-per-trial", type=float, metavar="C", help="CPUs per trial (ray backend)")
+    ray.add_argument("--resume", action="store_true", help="resume the Ray experiment of the same study (ray backend)")
+
+
+def config_from_args(args: argparse.Namespace):
+    """Merge the preset with the flags given."""
+    from qhpo.runner._config import RunConfig, preset
+
+    base = preset(args.preset)
+    return RunConfig(
+        study=args.study or f"cifar10-{args.preset}",
+        storage=args.storage,
+        run_dir=args.run_dir,
+        preset=args.preset,
+        trials=args.trials or base.trials,
+        epochs=args.epochs or base.epochs,
+        subset=args.subset if hasattr(args, "subset") else base.subset,
+        val_size=args.val_size or base.val_size,
+        split_seed=args.split_seed,
+        device=args.device or base.device,
+        data_dir=args.data_dir,
+        download=args.download,
+        space=args.space,
+        hpo_sampler=args.hpo_sampler,
+        policy=args.policy,
+        predictor=args.predictor,
+        annealer=args.annealer,
+        workers=args.workers,
+        seed=args.seed,
+        progress=not args.quiet,
+        backend=args.backend,
+        address=args.address,
+        gpus_per_trial=args.gpus_per_trial,
+        cpus_per_trial=args.cpus_per_trial,
+        resume=args.resume,
+    )
+
+
+def handle(args: argparse.Namespace) -> int:
+    from qhpo.runner._config import BACKENDS
+
+    config = config_from_args(args)
+    if config.backend not in BACKENDS:
+        raise QhpoError(f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if config.backend == "ray":
+        return _run_on_ray(config)
+    ray_only = [flag for flag, value in (("--address", config.address), ("--gpus-per-trial", config.gpus_per_trial),
+                                         ("--cpus-per-trial", config.cpus_per_trial), ("--resume", config.resume or None))
+                if value is not None]
+    if ray_only:
+        raise QhpoError(f"{', '.join(ray_only)} apply to --backend ray only; the Optuna backend resumes by running "
+                        "the same command again.")
+    from qhpo.runner import run_search
+
+    summary = run_search(config)
+    return 0 if summary.finished >= config.trials else 1
+
+
+def _run_on_ray(config) -> int:
+    """Hand the search to ``qhpo.ray.run_search(config) -> int`` (the Ray Tune backend)."""
+    try:
+        import qhpo.ray as ray_backend
+    except ImportError:
+        ray_backend = None
+    run = getattr(ray_backend, "run_search", None)
+    if run is None:
+        raise QhpoError("the Ray backend cannot run searches in this installation; install it with "
+                        "pip install 'qhpo[ray]', or use --backend optuna.")
+    return int(run(config) or 0)

@@ -1,0 +1,99 @@
+"""The figures of a study: learning curves with their stop points, and epochs per trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from qhpo.optuna import STOP_ATTR, trial_curve
+from qhpo.runner._summary import summarize
+
+_COLORS = {TrialState.COMPLETE: "tab:blue", TrialState.PRUNED: "tab:gray", TrialState.FAIL: "tab:red",
+           TrialState.RUNNING: "tab:green"}
+
+
+def plot_paths(out_dir: Path, study_name: str) -> tuple[Path, Path]:
+    return Path(out_dir) / f"{study_name}-curves.png", Path(out_dir) / f"{study_name}-epochs.png"
+
+
+def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = None) -> tuple[Path, Path]:
+    """Write ``<study>-curves.png`` and ``<study>-epochs.png`` into ``out_dir``; return the paths.
+
+    Curves: validation accuracy per epoch of every trial (complete blue, pruned grey, failed
+    red, running green, the best complete trial thick); an ``x`` marks each stop point, and
+    a dotted line joins it to the final value the predictor expected there (``+/- std``
+    bar at the last epoch). Epochs: bars of epochs trained per trial against the budget.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curves_path, epochs_path = plot_paths(out_dir, study.study_name)
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state in _COLORS]
+    from qhpo.optuna import MAX_EPOCHS_ATTR
+
+    max_epochs = max_epochs or study.user_attrs.get(MAX_EPOCHS_ATTR) or max(
+        (len(t.intermediate_values) for t in trials), default=1)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = max(complete, key=lambda t: t.value).number if complete else None
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for trial in trials:
+        curve = trial_curve(trial)
+        if not curve:
+            continue
+        epochs = range(1, len(curve) + 1)
+        color = _COLORS[trial.state]
+        is_best = trial.number == best
+        ax.plot(epochs, curve, color="tab:orange" if is_best else color, lw=2.5 if is_best else 1.0,
+                alpha=1.0 if is_best else 0.6, ls="--" if trial.state == TrialState.FAIL else "-",
+                label=f"best (trial {trial.number})" if is_best else None, zorder=3 if is_best else 2)
+        if trial.state == TrialState.PRUNED:
+            ax.plot([len(curve)], [curve[-1]], "x", color="black", ms=5, zorder=4)
+            stop = trial.user_attrs.get(STOP_ATTR) or {}
+            predicted = stop.get("predicted_final")
+            if predicted is not None:
+                ax.plot([len(curve), max_epochs], [curve[-1], predicted], ":", color="tab:purple", lw=0.8, alpha=0.6)
+                ax.errorbar([max_epochs], [predicted], yerr=[stop.get("std") or 0.0], fmt="o", ms=3,
+                            color="tab:purple", alpha=0.6, lw=0.8)
+    for state, label in ((TrialState.COMPLETE, "complete"), (TrialState.PRUNED, "pruned (x: stop point)"),
+                         (TrialState.FAIL, "failed"), (TrialState.RUNNING, "running")):
+        if any(t.state == state for t in trials):
+            ax.plot([], [], color=_COLORS[state], label=label)
+    if any((t.user_attrs.get(STOP_ATTR) or {}).get("predicted_final") is not None for t in trials):
+        ax.plot([], [], "o:", color="tab:purple", ms=3, label="predicted final at the stop")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_xlim(0.5, max_epochs + 0.5)
+    ax.set_title(f"study {study.study_name}: learning curves")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(curves_path, dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    numbers = [t.number for t in trials]
+    ax.bar(numbers, [len(t.intermediate_values) for t in trials], color=[_COLORS[t.state] for t in trials], width=0.8)
+    ax.axhline(max_epochs, color="black", lw=0.8, ls="--", label=f"budget ({max_epochs} epochs)")
+    summary = summarize(study, max_epochs=max_epochs)
+    if summary.finished:
+        ax.set_title(f"epochs per trial: {summary.epochs_trained} trained of {summary.epochs_full} "
+                     f"({100 * summary.saved_fraction:.0f}% saved)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max_epochs * 1.2)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("epochs trained")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(epochs_path, dpi=120)
+    plt.close(fig)
+    return curves_path, epochs_path

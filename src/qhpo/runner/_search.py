@@ -1,0 +1,243 @@
+"""``qhpo run`` from start to end: check the inputs, create the study, run the workers,
+report, test the best configuration once, draw the plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from qhpo._errors import QhpoError
+from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, PREDICTORS, RunConfig
+from qhpo.runner._plots import draw_plots
+from qhpo.runner._progress import SearchProgress
+from qhpo.runner._storage import StorageLocation, recover_interrupted_trials, resolve_storage
+from qhpo.runner._study import create_study, policy_names, search_space
+from qhpo.runner._summary import TEST_ATTR, SearchSummary, print_summary, summarize
+from qhpo.runner._trial import checkpoint_path
+from qhpo.runner._worker import FINISHED, count_states, run_worker
+
+
+def check_config(config: RunConfig) -> None:
+    """Every setting a user can get wrong, checked before anything is trained."""
+    names = policy_names()
+    if config.policy not in names:
+        raise QhpoError(f"unknown policy {config.policy!r}; choose one of {', '.join(names)}.")
+    if config.predictor not in PREDICTORS:
+        raise QhpoError(f"unknown predictor {config.predictor!r}; choose one of {', '.join(PREDICTORS)}.")
+    if config.hpo_sampler not in HPO_SAMPLERS:
+        raise QhpoError(f"unknown HPO sampler {config.hpo_sampler!r}; choose one of {', '.join(HPO_SAMPLERS)}.")
+    for name in ("trials", "epochs", "workers", "val_size"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise QhpoError(f"--{name.replace('_', '-')} must be a positive whole number, not {value!r}.")
+    if config.epochs < 2 and config.policy != "none":
+        raise QhpoError("--epochs must be at least 2 for a trial to be stopped early; pass --epochs 2 or more.")
+    if config.subset is not None and not 1 <= config.subset <= 50_000 - config.val_size:
+        raise QhpoError(f"--subset must be between 1 and {50_000 - config.val_size} training images, not {config.subset}.")
+    if config.annealer is not None:
+        from qhpo.samplers import SAMPLER_NAMES, make_sampler
+
+        if config.annealer not in SAMPLER_NAMES:
+            raise QhpoError(f"unknown annealer {config.annealer!r}; choose one of {', '.join(SAMPLER_NAMES)}.")
+        if config.policy in PREDICTIVE_POLICIES and config.predictor != "svr":
+            make_sampler(config.annealer)  # a D-Wave sampler without a token fails here, in one sentence
+
+
+def prepare_data(config: RunConfig) -> Path:
+    """The data folder, fetched first with ``--download``; one sentence when it is missing."""
+    from qhpo.workload import download_cifar10, resolve_data_dir
+    from qhpo.workload._data import BATCHES_FOLDER
+
+    root = resolve_data_dir(config.data_dir)
+    if config.download:
+        download_cifar10(root, progress=config.progress)
+    if not (root / BATCHES_FOLDER).is_dir():
+        raise QhpoError(
+            f"CIFAR-10 was not found: {root} has no {BATCHES_FOLDER} folder; pass --data-dir with the folder that "
+            f"contains {BATCHES_FOLDER}, or --download to fetch it there."
+        )
+    return root
+
+
+def run_search(config: RunConfig) -> SearchSummary:
+    """Run (or resume) the search that ``config`` describes and report it.
+
+    Returns:
+        The summary of the study at the end.
+    """
+    check_config(config)
+    space = search_space(config.space)
+    config = config.with_(data_dir=prepare_data(config))
+    location = resolve_storage(config.storage, config.run_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = create_study(config, location, space)
+    recovered = recover_interrupted_trials(study)
+    finished, _ = count_states(study)
+    console = _console(config)
+    if recovered:
+        console.print(f"resuming study {config.study!r}: trial(s) {', '.join(map(str, recovered))} of an interrupted run "
+                      "will be retried from their checkpoints", highlight=False)
+    elif finished:
+        console.print(f"resuming study {config.study!r}: {finished} of {config.trials} trials already finished",
+                      highlight=False)
+
+    with SearchProgress(target_trials=config.trials, max_epochs=config.epochs, enabled=config.progress,
+                        console=console) as progress:
+        progress.skip_existing(study)
+        if finished < config.trials:
+            if config.workers == 1:
+                run_worker(config, location, on_change=progress.update)
+            else:
+                _run_worker_processes(config, location, study, progress)
+        progress.update(study, force=True)
+
+    evaluate_best_on_test(study, config, location)
+    summary = summarize(study, max_epochs=config.epochs, target_trials=config.trials)
+    if config.progress:
+        from rich.console import Console
+
+        print_summary(summary, Console())
+    paths = draw_plots(study, location.run_dir / config.study, max_epochs=config.epochs)
+    if config.progress:
+        print(f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}")
+    _drop_checkpoints(study, location, config)
+    return summary
+
+
+def _console(config: RunConfig):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=not config.progress, soft_wrap=True)
+
+
+def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: StorageLocation) -> dict | None:
+    """Test accuracy of the best complete trial, measured once and stored in the study.
+
+    The test split is read here only: never by a decision. A resumed run that finds the same
+    best trial reuses the stored figure.
+    """
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return None
+    best = study.best_trial
+    stored = study.user_attrs.get(TEST_ATTR)
+    if stored and stored.get("trial") == best.number:
+        return stored
+    from qhpo.runner._storage import CHECKPOINT_ATTR
+    from qhpo.workload import TrialTrainer, load_cifar10, resolve_device
+
+    path = checkpoint_path(location.run_dir / config.study / "checkpoints", best.user_attrs.get(CHECKPOINT_ATTR, best.number))
+    if not path.exists():
+        return stored
+    device = resolve_device(config.device)
+    data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed,
+                        device=device)
+    config_values = {**space_fixed(config), **best.params}
+    trainer = TrialTrainer.from_checkpoint(path, config_values, data, device=device)
+    result = {"trial": best.number, "accuracy": float(trainer.test_accuracy()), "images": len(data.test),
+              "validation_accuracy": float(best.value)}
+    study.set_user_attr(TEST_ATTR, result)
+    return result
+
+
+def space_fixed(config: RunConfig) -> dict:
+    return search_space(config.space).fixed_values()
+
+
+def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: RunConfig) -> None:
+    """Keep only the best trial's checkpoint (and those of unfinished trials) once the search is done."""
+    from qhpo.runner._storage import CHECKPOINT_ATTR
+
+    finished, running = count_states(study)
+    if finished < config.trials or running:
+        return
+    keep = set()
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        best = study.best_trial
+        keep.add(checkpoint_path(location.run_dir / config.study / "checkpoints",
+                                 best.user_attrs.get(CHECKPOINT_ATTR, best.number)).name)
+    folder = location.run_dir / config.study / "checkpoints"
+    for path in folder.glob("trial-*.pt"):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: the worker dies with the launching process, so a killed run leaves no orphans."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _run_worker_processes(config: RunConfig, location: StorageLocation, study: optuna.Study,
+                          progress: SearchProgress) -> None:
+    """Start ``config.workers`` worker processes on the storage and follow them to the end."""
+    gpus = _visible_gpus(config)
+    spec = {"config": config.with_(progress=False).as_dict(), "url": location.url, "run_dir": str(location.run_dir),
+            "kind": location.kind}
+    log_dir = location.run_dir / config.study
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=log_dir, delete=False) as handle:
+        json.dump(spec, handle)
+    processes = []
+    try:
+        for index in range(config.workers):
+            env = dict(os.environ)
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+            log = open(log_dir / f"worker-{index}.log", "a")
+            processes.append((subprocess.Popen(
+                [sys.executable, "-m", "qhpo.runner._worker", handle.name, str(index)],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+                preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
+            ), log))
+        while any(p.poll() is None for p, _ in processes):
+            progress.update(study)
+            time.sleep(1.0)
+    finally:
+        for process, log in processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            log.close()
+        Path(handle.name).unlink(missing_ok=True)
+    failed = [(i, p.returncode) for i, (p, _) in enumerate(processes) if p.returncode != 0]
+    if failed:
+        last = _last_line(log_dir / f"worker-{failed[0][0]}.log")
+        raise QhpoError(f"worker {failed[0][0]} ended with status {failed[0][1]} ({last}); see {log_dir}/worker-*.log, "
+                        "then run the same command again to resume.")
+
+
+def _visible_gpus(config: RunConfig) -> list[str]:
+    """One GPU per worker when the run trains on CUDA and several GPUs are visible."""
+    if config.device not in ("auto", "cuda"):
+        return []
+    import torch
+
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [g.strip() for g in visible.split(",")] if visible else [str(i) for i in range(torch.cuda.device_count())]
+    return ids
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,117 @@
+"""The Optuna study of a search: its sampler, its pruner, its search space, created once.
+
+``--policy`` names either a qhpo policy, driven through :class:`qhpo.optuna.PredictivePruner`,
+or one of Optuna's own pruners with the defaults that ``qhpo bench`` uses for a budget of
+``E`` epochs (rounded, at least 1):
+
+    median:    MedianPruner(n_startup_trials=5, n_warmup_steps=E/10)
+    sha:       SuccessiveHalvingPruner(min_resource=E/20, reduction_factor=3)
+    hyperband: HyperbandPruner(min_resource=E/20, max_resource=E, reduction_factor=3)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from qhpo._errors import QhpoError
+from qhpo.optuna import MAX_EPOCHS_ATTR, PredictivePruner
+from qhpo.runner._config import HPO_SAMPLERS, OPTUNA_BASELINES, PREDICTIVE_POLICIES, RunConfig
+from qhpo.runner._storage import StorageLocation
+
+#: Study user attribute with the settings a resumed run must share.
+SETTINGS_ATTR = "qhpo.settings"
+
+
+def search_space(path: Path | None):
+    """The space of ``--space FILE.toml``, or the default CNN space."""
+    from qhpo.workload import SearchSpace, default_search_space
+
+    return default_search_space() if path is None else SearchSpace.from_toml(path)
+
+
+def space_table(space) -> dict[str, Any]:
+    """The space as plain JSON data (stored in the study, compared on resume)."""
+    return {p.name: {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(p).items()
+                     if k != "name" and v not in (None, (), False)} for p in space.parameters}
+
+
+def hpo_sampler(name: str, *, seed: int | None) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    raise QhpoError(f"unknown HPO sampler {name!r}; choose one of {', '.join(HPO_SAMPLERS)}.")
+
+
+def optuna_baseline(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """Optuna's own pruner ``name`` with the benchmark's defaults for ``epochs`` epochs."""
+    def share(fraction: float) -> int:
+        return max(1, round(epochs * fraction))
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=share(1 / 10))
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=share(1 / 20), reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=share(1 / 20), max_resource=epochs, reduction_factor=3)
+    raise ValueError(f"name must be one of {', '.join(OPTUNA_BASELINES)}, got {name!r}")
+
+
+def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
+    if config.policy == "none":
+        return optuna.pruners.NopPruner()
+    if config.policy in OPTUNA_BASELINES:
+        return optuna_baseline(config.policy, config.epochs)
+    return PredictivePruner(config.policy, config.predictor, sampler=config.annealer, max_epochs=config.epochs,
+                            random_state=config.seed)
+
+
+def policy_names() -> tuple[str, ...]:
+    from qhpo.policies import POLICY_NAMES
+
+    return tuple(dict.fromkeys((*POLICY_NAMES, *OPTUNA_BASELINES)))
+
+
+def create_study(config: RunConfig, location: StorageLocation, space) -> optuna.Study:
+    """Create the study, or load it and check that it was created with the same settings.
+
+    Runs once in the launching process, before any worker starts: several processes that
+    create one SQLite study at the same moment race.
+    """
+    settings = config.study_settings(space_table(space))
+    storage = location.open()
+    study = optuna.create_study(study_name=config.study, storage=storage, direction="maximize", load_if_exists=True)
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:
+        if study.trials:
+            raise QhpoError(f"the study {config.study!r} in {location.describe()} was not made by qhpo run; "
+                            "choose another --study.")
+        study.set_user_attr(SETTINGS_ATTR, settings)
+        study.set_user_attr(MAX_EPOCHS_ATTR, config.epochs)
+        study.set_user_attr("qhpo.metric", "validation accuracy")
+        return study
+    stored_json = _normalise(stored)
+    for name, value in _normalise(settings).items():
+        if stored_json.get(name) != value:
+            flag = {"space": "--space", "split_seed": "--split-seed", "val_size": "--val-size"}.get(name, f"--{name}")
+            raise QhpoError(
+                f"the study {config.study!r} was created with {name} = {_show(stored_json.get(name))}, not "
+                f"{_show(value)}; run with the same {flag} to resume it, or choose a new --study."
+            )
+    return study
+
+
+def _normalise(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a different search space" if value else "{}"
+    return repr(value)

@@ -1,0 +1,142 @@
+"""What a search found and what it cost: best trials, epochs saved, test accuracy.
+
+For the ``n`` finished (complete or pruned) trials of a study with a budget of ``E`` epochs
+per trial, trained epochs ``T = sum_i e_i`` (``e_i`` the epochs trial ``i`` trained) are
+compared with training every trial to the end:
+
+    saved = n * E - T,        saved fraction = saved / (n * E)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from qhpo.optuna import STOP_ATTR
+from qhpo.runner._storage import FAILURE_ATTR, RETRY_OF_ATTR
+
+#: Study user attribute with the test accuracy of the best configuration.
+TEST_ATTR = "qhpo.test"
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    number: int
+    state: str
+    epochs: int
+    value: float | None  # last reported validation accuracy
+    params: dict[str, Any]
+    note: str = ""  # why it stopped or failed
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    study: str
+    max_epochs: int | None
+    target_trials: int | None
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    epochs_trained: int
+    epochs_full: int
+    best: list[TrialRow] = field(default_factory=list)
+    failures: list[TrialRow] = field(default_factory=list)
+    test: dict[str, Any] | None = None
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned
+
+    @property
+    def epochs_saved(self) -> int:
+        return self.epochs_full - self.epochs_trained
+
+    @property
+    def saved_fraction(self) -> float:
+        return self.epochs_saved / self.epochs_full if self.epochs_full else 0.0
+
+
+def trial_row(trial: optuna.trial.FrozenTrial) -> TrialRow:
+    values = trial.intermediate_values
+    last = values[max(values)] if values else None
+    note = ""
+    if trial.state == TrialState.PRUNED:
+        stop = trial.user_attrs.get(STOP_ATTR)
+        note = stop["reason"] if stop else f"pruned at epoch {len(values)}"
+    elif trial.state == TrialState.FAIL:
+        note = str(trial.user_attrs.get(FAILURE_ATTR, "failed"))
+    elif trial.user_attrs.get(RETRY_OF_ATTR) is not None:
+        note = f"continues interrupted trial {trial.user_attrs[RETRY_OF_ATTR]}"
+    value = trial.value if trial.state == TrialState.COMPLETE else last
+    return TrialRow(trial.number, trial.state.name.lower(), len(values),
+                    None if value is None or not math.isfinite(value) else float(value), dict(trial.params), note)
+
+
+def summarize(study: optuna.Study, *, max_epochs: int | None = None, target_trials: int | None = None,
+              top: int = 5) -> SearchSummary:
+    """Summary of ``study`` (finished or still running)."""
+    from qhpo.optuna import MAX_EPOCHS_ATTR
+
+    trials = study.get_trials(deepcopy=False)
+    max_epochs = max_epochs or study.user_attrs.get(MAX_EPOCHS_ATTR)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    trained = sum(len(t.intermediate_values) for t in finished)
+    full = len(finished) * int(max_epochs) if max_epochs else trained
+    best = sorted(complete, key=lambda t: t.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    return SearchSummary(
+        study=study.study_name,
+        max_epochs=int(max_epochs) if max_epochs else None,
+        target_trials=target_trials,
+        complete=len(complete),
+        pruned=len(finished) - len(complete),
+        failed=len(failed),
+        running=sum(t.state == TrialState.RUNNING for t in trials),
+        epochs_trained=trained,
+        epochs_full=full,
+        best=[trial_row(t) for t in best[:top]],
+        failures=[trial_row(t) for t in failed],
+        test=study.user_attrs.get(TEST_ATTR),
+    )
+
+
+def _format_params(params: dict[str, Any]) -> str:
+    def one(value: Any) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    return " ".join(f"{k}={one(v)}" for k, v in params.items())
+
+
+def print_summary(summary: SearchSummary, console=None) -> None:
+    """The end-of-run report: best trials, epochs saved, test accuracy, failures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"best trials of study {summary.study!r}", title_justify="left")
+    for column in ("trial", "val. accuracy", "epochs", "hyperparameters"):
+        table.add_column(column, justify="right" if column != "hyperparameters" else "left")
+    for row in summary.best:
+        table.add_row(str(row.number), f"{row.value:.4f}" if row.value is not None else "-", str(row.epochs),
+                      _format_params(row.params))
+    console.print(table)
+    console.print(
+        f"trials: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed"
+        + (f", {summary.running} running" if summary.running else "")
+    )
+    if summary.epochs_full:
+        console.print(
+            f"epochs: {summary.epochs_trained} trained against {summary.epochs_full} for training every finished trial "
+            f"to epoch {summary.max_epochs}: {summary.epochs_saved} saved ({100 * summary.saved_fraction:.1f}%)"
+        )
+    if summary.test:
+        console.print(f"test accuracy of the best configuration (trial {summary.test['trial']}): "
+                      f"{summary.test['accuracy']:.4f} on {summary.test['images']} test images")
+    for row in summary.failures:
+        console.print(f"trial {row.number} failed after {row.epochs} epoch(s): {row.note}")

@@ -1,0 +1,113 @@
+"""One trial of a search: train epoch by epoch, report, checkpoint, and let the pruner decide.
+
+Per epoch ``e`` the trial trains, saves its checkpoint (model, optimiser, generator state
+and the curve so far, written atomically), reports the validation accuracy as the
+intermediate value of step ``e`` and asks the pruner. A trial that continues an
+interrupted one (:data:`~qhpo.runner._storage.RETRY_OF_ATTR`) starts from the shared
+checkpoint and reports the epochs it recorded before training on, so its curve is whole.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import optuna
+from optuna.trial import TrialState
+
+from qhpo._errors import QhpoError
+from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, OWNER_ATTR, RETRY_OF_ATTR, owner_record
+
+#: Trial user attribute with the epoch at which a trial resumed from a checkpoint.
+RESUMED_AT_ATTR = "qhpo.resumed_at_epoch"
+#: Trial user attribute with the mean wall-clock seconds of its epochs.
+EPOCH_SECONDS_ATTR = "qhpo.epoch_seconds"
+
+
+def checkpoint_path(checkpoint_dir: Path, key: Any) -> Path:
+    return Path(checkpoint_dir) / f"trial-{key}.pt"
+
+
+def trial_seed(seed: int, key: Any) -> int:
+    """Seed of a trial's weights and augmentation: fixed by the run seed and checkpoint key."""
+    return (int(seed) * 1_000_003 + int(key)) % 2**31
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    *,
+    space,
+    data,
+    device,
+    max_epochs: int,
+    checkpoint_dir: Path,
+    seed: int,
+    on_epoch: Callable[[], None] | None = None,
+) -> TrialState:
+    """Train ``trial`` to ``max_epochs`` or until pruned; tell the study how it ended.
+
+    A diverging trial (:class:`qhpo.workload.TrialDiverged`) is told FAIL with its reason in
+    the user attribute ``qhpo.failure``. Other exceptions propagate with the trial still
+    RUNNING, so that the caller decides whether it is retried.
+    """
+    from qhpo.workload import TrialDiverged, TrialTrainer
+
+    trial.set_user_attr(OWNER_ATTR, owner_record())
+    config = space.suggest(trial)
+    key = trial.user_attrs.get(CHECKPOINT_ATTR)
+    if key is None:
+        key = trial.number
+        trial.set_user_attr(CHECKPOINT_ATTR, key)
+    path = checkpoint_path(checkpoint_dir, key)
+
+    trainer = None
+    if trial.user_attrs.get(RETRY_OF_ATTR) is not None and path.exists():
+        try:
+            trainer = TrialTrainer.from_checkpoint(path, config, data, device=device)
+        except QhpoError:
+            path.unlink(missing_ok=True)  # unreadable or foreign: the retry starts from epoch 0
+    if trainer is None:
+        trainer = TrialTrainer(config, data, device=device, seed=trial_seed(seed, key))
+    elif trainer.epoch:
+        trial.set_user_attr(RESUMED_AT_ATTR, trainer.epoch)
+        for epoch, value in enumerate(trainer.curve[:max_epochs], start=1):
+            trial.report(value, epoch)
+
+    value = trainer.curve[-1] if trainer.curve else float("nan")
+    seconds: list[float] = []
+    try:
+        while trainer.epoch < max_epochs:
+            start = time.perf_counter()
+            value = trainer.train_epoch()
+            trainer.save_checkpoint(path)
+            seconds.append(time.perf_counter() - start)
+            trial.report(value, trainer.epoch)
+            trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+            if on_epoch is not None:
+                on_epoch()
+            if trainer.epoch < max_epochs and trial.should_prune():
+                _set_epoch_seconds(trial, seconds)
+                study.tell(trial, state=TrialState.PRUNED)
+                path.unlink(missing_ok=True)
+                return TrialState.PRUNED
+    except TrialDiverged as error:
+        trial.set_user_attr(FAILURE_ATTR, f"diverged: {error.reason}")
+        _set_epoch_seconds(trial, seconds)
+        study.tell(trial, state=TrialState.FAIL)
+        path.unlink(missing_ok=True)
+        return TrialState.FAIL
+    _set_epoch_seconds(trial, seconds)
+    study.tell(trial, value)
+    return TrialState.COMPLETE
+
+
+def _set_epoch_seconds(trial: optuna.Trial, seconds: list[float]) -> None:
+    if seconds:
+        trial.set_user_attr(EPOCH_SECONDS_ATTR, sum(seconds) / len(seconds))
+
+
+def trial_config(trial: optuna.trial.FrozenTrial, space) -> Mapping[str, Any]:
+    """The full configuration of a finished trial: its searched params plus the fixed ones."""
+    return {**space.fixed_values(), **trial.params}

@@ -1,0 +1,153 @@
+"""A worker: asks the study for trials and trains them until it holds enough finished ones.
+
+Several workers (threads of one process, or processes started by ``qhpo run --workers N``,
+or jobs on several nodes) share one storage. Each loops
+
+    finished = #COMPLETE + #PRUNED
+    stop when finished >= N; wait while finished + #RUNNING >= N; else ask and train one
+
+so a study never holds more finished trials than asked for, except when two workers start
+their last trials at the same moment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from qhpo._errors import QhpoError
+from qhpo.runner._config import RunConfig
+from qhpo.runner._storage import FAILURE_ATTR, StorageLocation, enqueue_retry, recover_interrupted_trials
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_MAX_CRASHES_IN_A_ROW = 3
+_WAIT_SECONDS = 2.0
+
+
+def count_states(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials of ``study``."""
+    trials = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return len(trials) - running, running
+
+
+def run_worker(
+    config: RunConfig,
+    location: StorageLocation,
+    *,
+    worker_index: int = 0,
+    on_change: Callable[[optuna.Study], None] | None = None,
+) -> int:
+    """Train trials of ``config.study`` until it holds ``config.trials`` finished ones.
+
+    Returns:
+        Number of trials this worker finished.
+    """
+    import torch
+
+    from qhpo.runner._study import hpo_sampler, make_pruner, search_space
+    from qhpo.workload import load_cifar10, resolve_device
+
+    device = resolve_device(config.device)
+    if device.type == "cpu" and config.workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))
+    space = search_space(config.space)
+    data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size,
+                        split_seed=config.split_seed, device=device)
+    storage = location.open()
+    # Seed the sampler by the trials already there, so a resumed or second worker does not
+    # propose the configurations of the first one again.
+    offset = len(optuna.load_study(study_name=config.study, storage=storage).trials)
+    study = optuna.load_study(
+        study_name=config.study,
+        storage=storage,
+        sampler=hpo_sampler(config.hpo_sampler, seed=config.seed * 7919 + 101 * worker_index + offset),
+        pruner=make_pruner(config),
+    )
+    checkpoint_dir = location.run_dir / config.study / "checkpoints"
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+
+    def changed() -> None:
+        if on_change is not None:
+            on_change(study)
+
+    done = 0
+    crashes = 0
+    while True:
+        finished, running = count_states(study)
+        if finished >= config.trials:
+            return done
+        if finished + running >= config.trials:
+            recover_interrupted_trials(study)  # a worker elsewhere may have died
+            changed()
+            time.sleep(_WAIT_SECONDS)
+            continue
+        from qhpo.runner._trial import run_trial
+
+        trial = study.ask()
+        changed()
+        try:
+            state = run_trial(study, trial, space=space, data=data, device=device, max_epochs=config.epochs,
+                              checkpoint_dir=checkpoint_dir, seed=config.seed, on_epoch=changed)
+        except BaseException as error:
+            _end_interrupted(study, trial, error)
+            if not isinstance(error, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the trial is enqueued again for the next run
+            crashes += 1
+            print(f"qhpo: trial {trial.number} crashed ({type(error).__name__}: {error}); the search goes on.", file=sys.stderr)
+            if crashes >= _MAX_CRASHES_IN_A_ROW:
+                raise QhpoError(f"{crashes} trials in a row crashed, the last with {type(error).__name__}: {error}; "
+                                "fix that and run the same command again to resume.") from None
+            continue
+        crashes = 0
+        done += state in FINISHED
+        changed()
+
+
+def _end_interrupted(study: optuna.Study, trial: optuna.Trial, error: BaseException) -> None:
+    """Fail a trial that did not end normally; an interrupted one is enqueued to be retried."""
+    interrupted = not isinstance(error, Exception)
+    reason = "interrupted: the run was stopped; retried on resume" if interrupted else f"crashed: {type(error).__name__}: {error}"
+    try:
+        trial.set_user_attr(FAILURE_ATTR, reason)
+        study.tell(trial, state=TrialState.FAIL)
+    except Exception:
+        return  # already finished, or the storage is gone; recovery on resume handles it
+    if interrupted:
+        enqueue_retry(study, study._storage.get_trial(trial._trial_id))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of a worker process: ``python -m qhpo.runner._worker CONFIG_JSON INDEX``."""
+    argv = sys.argv[1:] if argv is None else argv
+    from qhpo.runner._config import config_from_dict
+
+    payload = json.loads(Path(argv[0]).read_text())
+    config = config_from_dict(payload["config"])
+    location = StorageLocation(url=payload["url"], run_dir=Path(payload["run_dir"]), kind=payload["kind"])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    signal.signal(signal.SIGTERM, _interrupt)  # the launcher stopping us: end the trial as interrupted
+    try:
+        run_worker(config, location, worker_index=int(argv[1]))
+    except QhpoError as error:
+        print(f"qhpo: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
