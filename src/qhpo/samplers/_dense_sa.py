@@ -1,0 +1,186 @@
+"""Simulated annealing for dense QUBOs, as a dimod sampler (registered as ``qhpo-sa``).
+
+The BQM is converted to a QUBO over bits ``x`` (SPIN models through ``s = 2x - 1``) with
+
+    E(x) = sum_i h_i x_i + sum_{i<j} J_ij x_i x_j + offset,
+
+stored as a dense symmetric matrix ``J``. Each read starts from uniformly random bits and
+makes ``num_sweeps`` Monte Carlo sweeps at inverse temperatures ``beta_s`` spaced
+geometrically from ``beta_hot`` to ``beta_cold``, then descends greedily to a local
+minimum (:mod:`qhpo.samplers._dense_sweeps` holds the compiled sweeps).
+
+Collinear blocks. Bits whose coupling rows are parallel, ``J_p. = lambda_p v`` outside the
+pair (the bits of one binary-encoded integer, such as the bits of ``alpha_n`` and
+``alpha_hat_n`` in the SVR QUBO), influence the rest of the problem only through one
+number. Single-bit flips cannot carry such an integer from ``011`` to ``100`` without
+climbing a large barrier, so these bits are grouped (up to ``max_block_bits``) and updated
+together by a heat-bath step over all configurations of the block.
+
+Temperature schedule, from the coefficients:
+
+    dE_max = max_i (|h_i| + sum_j |J_ij|)                   (largest single-flip change)
+    dE_min = min { |h_i|, |J_ij| : nonzero }                (smallest nonzero coefficient)
+    beta_hot = ln(2) / dE_max      (the largest change is accepted with probability 1/2)
+    beta_cold = ln(100) / dE_min   (the smallest uphill change is accepted with probability 1/100)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import dimod
+import numpy as np
+
+from qhpo.samplers._dense_sweeps import anneal
+
+#: Bits of the largest block updated by one heat-bath step (2^10 configurations).
+_MAX_BLOCK_BITS = 10
+# rows whose cosine is this close to +-1 count as parallel (float round-off of the QUBO builder)
+_PARALLEL_TOLERANCE = 1e-9
+
+
+def dense_qubo(bqm: dimod.BinaryQuadraticModel, variables: list) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(h, J, offset)`` of ``bqm`` as a BINARY model in the order of ``variables``."""
+    binary = bqm if bqm.vartype is dimod.BINARY else bqm.change_vartype(dimod.BINARY, inplace=False)
+    h, (rows, cols, values), offset = binary.to_numpy_vectors(variable_order=variables)
+    n = len(variables)
+    J = np.zeros((n, n))
+    np.add.at(J, (rows, cols), values)
+    J = J + J.T
+    return np.asarray(h, dtype=float), J, float(offset)
+
+
+def default_beta_range(h: np.ndarray, J: np.ndarray) -> tuple[float, float]:
+    """``(beta_hot, beta_cold)`` from the coefficients (module docstring)."""
+    abs_J = np.abs(J)
+    largest = float(np.max(np.abs(h) + abs_J.sum(axis=1))) if h.size else 0.0
+    nonzero = np.concatenate([np.abs(h)[h != 0], abs_J[abs_J > 0]])
+    if largest == 0.0 or nonzero.size == 0:
+        return 1.0, 1.0  # every state has the same energy: any temperature will do
+    beta_hot = math.log(2.0) / largest
+    beta_cold = math.log(100.0) / float(nonzero.min())
+    return beta_hot, max(beta_hot, beta_cold)
+
+
+def collinear_blocks(J: np.ndarray, max_block_bits: int = _MAX_BLOCK_BITS) -> list[list[int]]:
+    """Groups of variables whose coupling rows are parallel outside the pair.
+
+    Variables ``p`` and ``q`` are joined when ``|J_p . J_q| = |J_p'| |J_q'|`` (to
+    round-off), where ``J_p'`` is row ``p`` without column ``q`` (the diagonal is zero, so
+    the dot product already leaves out both columns). Connected groups larger than
+    ``max_block_bits`` are cut into consecutive pieces. Variables without a partner form
+    blocks of one.
+    """
+    n = J.shape[0]
+    gram = J @ J.T
+    norms2 = np.diag(gram)
+    outside = np.sqrt(np.maximum(norms2[:, None] - J * J, 0.0) * np.maximum(norms2[None, :] - J * J, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = np.where(outside > 0.0, np.abs(gram) / np.where(outside > 0.0, outside, 1.0), 0.0)
+    parallel = cosine > 1.0 - _PARALLEL_TOLERANCE
+    np.fill_diagonal(parallel, False)
+    label = np.full(n, -1)
+    blocks: list[list[int]] = []
+    for seed in range(n):
+        if label[seed] >= 0:
+            continue
+        group = [seed]
+        label[seed] = seed
+        k = 0
+        while k < len(group):
+            for other in np.flatnonzero(parallel[group[k]]):
+                if label[other] < 0:
+                    label[other] = seed
+                    group.append(int(other))
+            k += 1
+        group.sort()
+        blocks.extend(group[i:i + max_block_bits] for i in range(0, len(group), max_block_bits))
+    return blocks
+
+
+def _block_arrays(J: np.ndarray, blocks: list[list[int]]):
+    """Flat arrays for the kernel: block starts, variables, and the in-block energy tables."""
+    starts, tables, table_starts = [0], [], [0]
+    for block in blocks:
+        g = len(block)
+        starts.append(starts[-1] + g)
+        configs = (np.arange(1 << g)[:, None] >> np.arange(g)[None, :]) & 1
+        inner = np.triu(J[np.ix_(block, block)], k=1)
+        tables.append(np.einsum("ck,km,cm->c", configs, inner, configs))
+        table_starts.append(table_starts[-1] + (1 << g))
+    return (np.asarray(starts, dtype=np.int64), np.asarray([v for b in blocks for v in b], dtype=np.int64),
+            np.asarray(table_starts, dtype=np.int64), np.concatenate(tables) if tables else np.zeros(1))
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class DenseSimulatedAnnealingSampler(dimod.Sampler):
+    """Simulated annealing of dense QUBOs with many reads compiled in one loop.
+
+    Every read anneals from random bits through ``num_sweeps`` sweeps on a geometric
+    inverse-temperature schedule derived from the coefficients, updating the bits of a
+    binary-encoded integer together, and ends in a local minimum. Energies in the returned
+    sample set are computed from ``bqm`` itself. The same ``seed`` gives the same samples.
+
+    Example:
+        >>> import dimod
+        >>> bqm = dimod.BinaryQuadraticModel({"a": -1.0, "b": 1.0}, {("a", "b"): -2.0}, 0.0, "SPIN")
+        >>> sampleset = DenseSimulatedAnnealingSampler().sample(bqm, num_reads=10, seed=1)
+        >>> float(sampleset.first.energy)
+        -4.0
+
+    Args (of :meth:`sample`):
+        num_reads: Independent anneals (default 1).
+        num_sweeps: Sweeps per read (default 100).
+        beta_range: ``(beta_hot, beta_cold)``; default from the coefficients.
+        seed: Integer seed in ``[0, 2**64)``; None draws one from the operating system.
+        max_block_bits: Largest group of collinear bits updated together (1 turns blocks off).
+    """
+
+    parameters = {"num_reads": [], "num_sweeps": [], "beta_range": [], "seed": [], "max_block_bits": []}
+    properties: dict = {}
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, num_sweeps: int = 100,
+               beta_range: tuple[float, float] | None = None, seed: int | None = None,
+               max_block_bits: int = 6, **kwargs) -> dimod.SampleSet:
+        self.remove_unknown_kwargs(**kwargs)
+        num_reads = _check_positive_int("num_reads", num_reads)
+        num_sweeps = _check_positive_int("num_sweeps", num_sweeps)
+        max_block_bits = _check_positive_int("max_block_bits", max_block_bits)
+        if max_block_bits > _MAX_BLOCK_BITS:
+            raise ValueError(f"max_block_bits must be at most {_MAX_BLOCK_BITS}, got {max_block_bits!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2**64):
+            raise ValueError(f"seed must be None or an integer in [0, 2**64), got {seed!r}")
+        if beta_range is not None:
+            try:
+                beta_hot, beta_cold = (float(b) for b in beta_range)
+            except (TypeError, ValueError):
+                raise ValueError(f"beta_range must be a pair (beta_hot, beta_cold), got {beta_range!r}") from None
+            if not (0.0 < beta_hot <= beta_cold < math.inf):
+                raise ValueError(f"beta_range must satisfy 0 < beta_hot <= beta_cold < inf, got {beta_range!r}")
+
+        variables = list(bqm.variables)
+        n = len(variables)
+        if n == 0:
+            return dimod.SampleSet.from_samples_bqm((np.empty((num_reads, 0), dtype=np.int8), []), bqm)
+        h, J, _ = dense_qubo(bqm, variables)
+        if beta_range is None:
+            beta_hot, beta_cold = default_beta_range(h, J)
+        betas = np.geomspace(beta_hot, beta_cold, num_sweeps)
+        starts, block_vars, table_starts, table = _block_arrays(J, collinear_blocks(J, max_block_bits))
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % 2**64)
+        streams = np.random.SeedSequence(int(seed)).generate_state(num_reads, dtype=np.uint64) | np.uint64(1)
+        # energy decreases below round-off of the fields are not moves
+        tol = 1e-12 * max(1.0, float(np.max(np.abs(h) + np.abs(J).sum(axis=1))))
+        bits = np.empty((num_reads, n), dtype=np.int8)
+        anneal(h, J, betas, starts, block_vars, table_starts, table, streams, tol, bits)
+        samples = bits if bqm.vartype is dimod.BINARY else (2 * bits - 1).astype(np.int8)
+        info = {"beta_range": (float(beta_hot), float(beta_cold)), "num_sweeps": num_sweeps, "seed": int(seed)}
+        return dimod.SampleSet.from_samples_bqm((samples, variables), bqm, info=info)
