@@ -55,3 +55,49 @@ def test_default_sampler_can_be_changed_at_runtime(monkeypatch):
     monkeypatch.setattr(qhpo.samplers, "DEFAULT_SAMPLER", "steepest")
     assert type(resolve_sampler(None)).__name__ .startswith("SteepestDescent")
     assert np.isfinite(resolve_sampler(None).sample_qubo({(0, 0): 1.0}).first.energy)
+
+
+def test_pegasus_sampler_embeds_a_qsvr_qubo_as_a_clique_and_unembeds_it():
+    import networkx as nx
+    from dwave.embedding import is_valid_embedding
+
+    from qhpo.qsvr import build_svr_qubo
+
+    rng = np.random.default_rng(0)
+    bqm = build_svr_qubo(rng.random((3, 2)), rng.random(3), K=2, base=0.5, exponent_offset=0.0,
+                         epsilon=0.02, xi=0.01, gamma=1.0)
+    sampler = make_sampler("pegasus-sa")
+    result = sampler.sample(bqm, num_reads=50, seed=3)
+    embedding = sampler.last_embedding_
+    assert is_valid_embedding(embedding, nx.complete_graph(12), sampler.graph)
+    assert result.info["physical_qubits"] > 12 and result.info["max_chain_length"] >= 2
+    fractions = result.record.chain_break_fraction
+    assert np.all((fractions >= 0) & (fractions <= 1))
+    samples = {v: result.record.sample[:, i] for i, v in enumerate(result.variables)}
+    order = np.column_stack([samples[v] for v in range(12)])
+    np.testing.assert_allclose(result.record.energy, bqm.energies((order, range(12))))
+    # Single-flip annealing on chains rarely reaches the optimum; it must still beat a(t) = 0.
+    assert dimod.ExactSolver().sample(bqm).first.energy <= result.first.energy < 0.0
+
+
+def test_pegasus_sampler_has_an_advantage_size_clique_for_the_full_qsvr_qubo():
+    sampler = make_sampler("pegasus-sa")
+    chains = sampler.clique_chains(120)  # K=3, N=20
+    assert len(chains) == 120 and len({q for chain in chains for q in chain}) == sum(map(len, chains))
+    assert sampler.graph.number_of_nodes() == 5640  # Pegasus P16, the Advantage qubit graph
+
+
+def test_qsvr_reports_the_chain_break_fraction_of_the_pegasus_path():
+    from qhpo.qsvr import QSVR
+
+    X = np.linspace(0, 1, 4)[:, None]
+    model = QSVR(K=2, sampler="pegasus-sa", num_reads=20, random_state=0).fit(X, X[:, 0])
+    assert 0.0 <= model.chain_break_fraction_ <= 1.0
+    assert QSVR(K=2, sampler="sa", num_reads=5).fit(X, X[:, 0]).chain_break_fraction_ is None
+
+
+def test_pegasus_sampler_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="chain_strength"):
+        make_sampler("pegasus-sa", chain_strength=-1.0)
+    with pytest.raises(ValueError, match="m must be"):
+        make_sampler("pegasus-sa", m=1)

@@ -45,8 +45,12 @@ class PegasusCliqueSampler(dimod.Sampler):
     """
 
     def __init__(self, m: int = ADVANTAGE_PEGASUS_M, chain_strength=None):
-        import dwave_networkx as dnx
         from dwave.samplers import SimulatedAnnealingSampler
+
+        try:
+            from dwave.graphs import pegasus_graph  # Ocean's successor of dwave-networkx
+        except ImportError:
+            from dwave_networkx import pegasus_graph
 
         if isinstance(m, bool) or int(m) != m or m < 2:
             raise ValueError(f"m must be an integer >= 2, got {m!r}")
@@ -54,7 +58,7 @@ class PegasusCliqueSampler(dimod.Sampler):
             raise ValueError(f"chain_strength must be positive, a function or None, got {chain_strength!r}")
         self.m = int(m)
         self.chain_strength = chain_strength
-        self.graph = dnx.pegasus_graph(self.m)
+        self.graph = pegasus_graph(self.m)
         self.child = SimulatedAnnealingSampler()
         self._adjacency = {q: set(self.graph.adj[q]) for q in self.graph.nodes}
         self._chains_by_size: dict[int, list] = {}
