@@ -90,3 +90,12 @@ def test_bad_data(table):
         p.fit(bad, table.final_values[:10])
     with pytest.raises(RuntimeError, match="before fit"):
         p.predict(table.curves[:2])
+
+
+def test_sampler_objects_are_shared_not_copied(table):
+    import dimod
+
+    sampler = dimod.RandomSampler()
+    p = FinalValuePredictor("qsvr", t=5, sampler=sampler, num_reads=10, random_state=0)
+    p.fit(table.curves[:12], table.final_values[:12])  # <= 20 points: cross-validated refits
+    assert p.estimator_.sampler is sampler

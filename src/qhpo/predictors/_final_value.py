@@ -17,6 +17,19 @@ MODEL_NAMES = ("svr", "qsvr", "qsvr-ensemble")
 _CV_FOLDS = 5
 
 
+def unfitted_copy(estimator):
+    """A new, unfitted estimator with the same parameters.
+
+    Unlike :func:`sklearn.base.clone` it shares parameters that are not estimators (a
+    sampler holding a QPU connection or an embedding cache is not deep-copied).
+    """
+    if not hasattr(estimator, "get_params"):
+        return clone(estimator)
+    params = {name: clone(value) if hasattr(value, "get_params") and not isinstance(value, type) else value
+              for name, value in estimator.get_params(deep=False).items()}
+    return type(estimator)(**params)
+
+
 def classical_svr():
     """The scikit-learn SVR that solves the QSVR's problem exactly in continuous variables.
 
@@ -79,7 +92,7 @@ class FinalValuePredictor:
 
     def _new_estimator(self):
         if not isinstance(self.model, str):
-            return clone(self.model)
+            return unfitted_copy(self.model)
         if self.model == "svr":
             return classical_svr()
         from qhpo.qsvr import QSVR, QSVREnsemble
@@ -145,7 +158,7 @@ class FinalValuePredictor:
         folds = KFold(n_splits=min(_CV_FOLDS, n), shuffle=True, random_state=seed)
         residuals = np.empty(n)
         for train, test in folds.split(X):
-            model = clone(self.estimator_).fit(X[train], y_scaled[train])
+            model = unfitted_copy(self.estimator_).fit(X[train], y_scaled[train])
             residuals[test] = y_scaled[test] - model.predict(X[test])
         return residuals
 

@@ -7,6 +7,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from qhpo.qsvr._estimator import QSVR, seed_from
+from qhpo.samplers import resolve_sampler
 
 
 class QSVREnsemble(QSVR):
@@ -55,13 +56,14 @@ class QSVREnsemble(QSVR):
         rng = check_random_state(self.random_state)
         n_members = -(-n // int(self.max_points))
         subsets = [np.sort(part) for part in np.array_split(rng.permutation(n), n_members)]
+        sampler = resolve_sampler(self.sampler)  # one sampler (and QPU connection) for all members
         members, predictions = [], []
         for subset in subsets:
-            member = QSVR(**self.get_params())
+            member = QSVR(**self.get_params(deep=False))
             heldout = np.setdiff1d(np.arange(n), subset)
             member.n_features_in_ = X.shape[1]
             member.y_min_, member.y_scale_ = 0.0, 1.0
-            member._fit_scaled(X, y_scaled, subset, heldout, seed_from(rng))
+            member._fit_scaled(X, y_scaled, subset, heldout, seed_from(rng), sampler)
             members.append(member)
             predictions.append(member.predict(X))
         predictions = np.array(predictions)                    # (J, n), scaled units

@@ -11,6 +11,7 @@ from qhpo.qsvr._bias import kkt_bias
 from qhpo.qsvr._combine import COMBINATIONS, combination_weights, unique_lowest
 from qhpo.qsvr._decode import box_bound, decode_coefficients, remove_overlap
 from qhpo.qsvr._qubo import build_svr_qubo, rbf_kernel
+from qhpo.samplers import resolve_sampler
 
 #: Reads asked of the sampler when ``num_reads`` is None.
 DEFAULT_NUM_READS = 100
@@ -163,17 +164,15 @@ class QSVR(RegressorMixin, BaseEstimator):
         else:
             subset = np.arange(n)
         heldout = np.setdiff1d(np.arange(n), subset)
-        self._fit_scaled(X, y_scaled, subset, heldout, seed_from(rng))
+        self._fit_scaled(X, y_scaled, subset, heldout, seed_from(rng), resolve_sampler(self.sampler))
         if heldout.size:
             self.heldout_residuals_ = y[heldout] - self.predict(X[heldout])
         else:
             self.heldout_residuals_ = None
         return self
 
-    def _fit_scaled(self, X, y_scaled, subset, heldout, seed) -> None:
+    def _fit_scaled(self, X, y_scaled, subset, heldout, seed, sampler) -> None:
         """Solve the QUBO on ``X[subset]`` and set the learned state (targets already scaled)."""
-        from qhpo.samplers import resolve_sampler
-
         K, N = int(self.K), subset.size
         X_fit = X[subset]
         # Centred targets make the bias-free optimum the one that satisfies sum_n d_n = 0,
@@ -184,7 +183,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         bqm = build_svr_qubo(X_fit, y_fit, K=K, base=self.base, exponent_offset=self.exponent_offset,
                              epsilon=self.epsilon, xi=self.xi, gamma=self.gamma)
         num_reads = DEFAULT_NUM_READS if self.num_reads is None else int(self.num_reads)
-        bits, energies, info = sample_qubo(bqm, resolve_sampler(self.sampler), num_reads=num_reads, seed=seed)
+        bits, energies, info = sample_qubo(bqm, sampler, num_reads=num_reads, seed=seed)
         bits, energies = unique_lowest(bits, energies, self.num_solutions)
         alpha, alpha_hat = remove_overlap(*decode_coefficients(bits, N, K, self.base, self.exponent_offset))
         dual = alpha - alpha_hat                                  # (S, N)

@@ -18,6 +18,8 @@ workflow) keeps chains intact but freezes them early (docs/qsvr.md has the numbe
 
 from __future__ import annotations
 
+import functools
+
 import dimod
 import numpy as np
 
@@ -25,6 +27,28 @@ import numpy as np
 ADVANTAGE_PEGASUS_M = 16
 #: Prefactor of the uniform torque compensation used when no chain strength is given.
 CHAIN_STRENGTH_PREFACTOR = 2.828
+
+
+@functools.lru_cache(maxsize=4)
+def _pegasus(m: int):
+    """The Pegasus graph P``m`` and its adjacency (built once per process: 0.2 s for P16)."""
+    try:
+        from dwave.graphs import pegasus_graph  # Ocean's successor of dwave-networkx
+    except ImportError:
+        from dwave_networkx import pegasus_graph
+
+    graph = pegasus_graph(m)
+    return graph, {q: set(graph.adj[q]) for q in graph.nodes}
+
+
+@functools.lru_cache(maxsize=64)
+def _clique_chains(m: int, size: int) -> tuple:
+    from minorminer.busclique import find_clique_embedding
+
+    embedding = find_clique_embedding(size, _pegasus(m)[0], use_cache=False, seed=0)
+    if len(embedding) != size:
+        raise ValueError(f"no clique embedding of {size} variables exists on Pegasus P{m}")
+    return tuple(tuple(embedding[i]) for i in range(size))
 
 
 class PegasusCliqueSampler(dimod.Sampler):
@@ -47,21 +71,14 @@ class PegasusCliqueSampler(dimod.Sampler):
     def __init__(self, m: int = ADVANTAGE_PEGASUS_M, chain_strength=None):
         from dwave.samplers import SimulatedAnnealingSampler
 
-        try:
-            from dwave.graphs import pegasus_graph  # Ocean's successor of dwave-networkx
-        except ImportError:
-            from dwave_networkx import pegasus_graph
-
         if isinstance(m, bool) or int(m) != m or m < 2:
             raise ValueError(f"m must be an integer >= 2, got {m!r}")
         if chain_strength is not None and not callable(chain_strength) and not chain_strength > 0:
             raise ValueError(f"chain_strength must be positive, a function or None, got {chain_strength!r}")
         self.m = int(m)
         self.chain_strength = chain_strength
-        self.graph = pegasus_graph(self.m)
+        self.graph, self._adjacency = _pegasus(self.m)
         self.child = SimulatedAnnealingSampler()
-        self._adjacency = {q: set(self.graph.adj[q]) for q in self.graph.nodes}
-        self._chains_by_size: dict[int, list] = {}
         self.last_embedding_: dict | None = None
 
     @property
@@ -73,15 +90,8 @@ class PegasusCliqueSampler(dimod.Sampler):
         return {**self.child.parameters, "chain_strength": []}
 
     def clique_chains(self, size: int) -> list:
-        """Chains of a clique embedding of ``size`` variables (cached per size)."""
-        from minorminer.busclique import find_clique_embedding
-
-        if size not in self._chains_by_size:
-            embedding = find_clique_embedding(size, self.graph, use_cache=False, seed=0)
-            if len(embedding) != size:
-                raise ValueError(f"no clique embedding of {size} variables exists on Pegasus P{self.m}")
-            self._chains_by_size[size] = [tuple(embedding[i]) for i in range(size)]
-        return self._chains_by_size[size]
+        """Chains of a clique embedding of ``size`` variables (computed once per size)."""
+        return _clique_chains(self.m, int(size))
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, chain_strength=None, **parameters) -> dimod.SampleSet:
         """Embed, sample with simulated annealing (``parameters`` go to it), unembed."""
