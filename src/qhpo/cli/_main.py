@@ -16,7 +16,7 @@ from qhpo import __version__
 from qhpo._errors import QhpoError
 
 # Sub-command modules, in the order ``qhpo --help`` lists them.
-_COMMANDS: tuple[str, ...] = ("run", "report", "predict",)
+_COMMANDS: tuple[str, ...] = ("run", "report", "predict", "bench",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,11 @@ curves that reached ``target`` and refitted whenever their number ``n`` has grow
 
     n_next = min(ceil(growth * n_fit), n_fit + step)
 
-so that a run of ``N`` trials costs ``O(log N)`` fits early on and one fit per ``step``
+With ``relative=True`` the model learns the change ``y_target - c_t`` after the decision
+epoch instead of ``y_target`` itself, and the prediction adds ``c_t`` back; the model then
+spends its capacity on what the prefix does not already say.
+
+A run of ``N`` trials therefore costs ``O(log N)`` fits early on and one fit per ``step``
 curves later, never one fit per decision. With ``background=False`` the fit happens inside
 :meth:`PredictionService.predict` (deterministic replay); with ``background=True`` a worker
 thread fits while :meth:`~PredictionService.predict` answers at once with the last fitted
@@ -67,6 +71,7 @@ class PredictionService:
             reproducible for a given seed and sequence of calls when ``background=False``.
         differences: Features include first and second differences of the prefix.
         hyperparameters: Features include the numeric hyperparameters.
+        relative: Learn the change after the decision epoch, not the value itself.
         num_reads: Annealer reads per QUBO (``None``: the predictor's default).
         min_curves: Curves needed before the first fit of a key.
         growth: Refit when the number of curves reaches ``growth`` times the last fit's.
@@ -82,6 +87,7 @@ class PredictionService:
         random_state: int | None = None,
         differences: bool = False,
         hyperparameters: bool = False,
+        relative: bool = False,
         num_reads: int | None = None,
         min_curves: int = 5,
         growth: float = 1.25,
@@ -101,6 +107,7 @@ class PredictionService:
         self.random_state = random_state
         self.differences = bool(differences)
         self.hyperparameters = bool(hyperparameters)
+        self.relative = bool(relative)
         self.num_reads = num_reads
         self.min_curves = int(min_curves)
         self.growth = float(growth)
@@ -134,7 +141,9 @@ class PredictionService:
         if self.hyperparameters:
             if params is None:
                 raise ValueError("params is required when the service uses hyperparameters")
-            params = np.asarray(params, dtype=float).reshape(len(curves), -1)
+            params = np.asarray(params, dtype=float)
+            if params.ndim != 2:
+                params = params.reshape(len(curves), -1) if params.size else np.zeros((len(curves), 0))
         with self._lock:
             self._curves = curves
             self._params = params if self.hyperparameters else None
@@ -180,7 +189,10 @@ class PredictionService:
                                                  return_std=True)
         finally:
             self.predict_seconds += time.perf_counter() - start
-        return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+        mean = np.asarray(mean, dtype=float)
+        if self.relative:
+            mean = mean + curves[:, t - 1]
+        return mean, np.asarray(std, dtype=float)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until background fits queued so far are done (True) or ``timeout`` passes."""
@@ -283,7 +295,7 @@ class PredictionService:
 
     def _fit(self, key: tuple[int, int], data, seed) -> None:
         (t, target), (curves, params) = key, data
-        y = curves[:, target - 1]
+        y = curves[:, target - 1] - (curves[:, t - 1] if self.relative else 0.0)
         start = time.perf_counter()
         model = self.active_model
         try:

@@ -28,6 +28,7 @@ class PredictivePolicy(StoppingPolicy):
             trials therefore run to the end and become the predictor's training data.
         differences: Predictor features include first and second curve differences.
         hyperparameters: Predictor features include the numeric hyperparameters.
+        relative: The predictor learns the change after the decision epoch.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class PredictivePolicy(StoppingPolicy):
         min_completed: int = 10,
         differences: bool = False,
         hyperparameters: bool = False,
+        relative: bool = False,
     ):
         super().__init__(max_epochs=max_epochs, mode=mode)
         if int(min_completed) < 2:
@@ -55,6 +57,7 @@ class PredictivePolicy(StoppingPolicy):
             random_state=random_state,
             differences=differences,
             hyperparameters=hyperparameters,
+            relative=relative,
             min_curves=min(5, int(min_completed)),
         )
         self._synced_count = -1

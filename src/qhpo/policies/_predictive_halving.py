@@ -67,6 +67,8 @@ class PredictiveHalving(PredictivePolicy):
         reduction_factor: float = 3.0,
         delta: float = 0.05,
         rank_promotion: bool = True,
+        improvement_per_epoch: float | None = None,
+        reference: str = "observed",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -76,13 +78,17 @@ class PredictiveHalving(PredictivePolicy):
             raise ValueError(f"min_resource must be at least 1 epoch, got {min_resource}")
         if not float(reduction_factor) > 1.0:
             raise ValueError(f"reduction_factor must be greater than 1, got {reduction_factor}")
-        if not 0.0 <= float(delta) < 1.0:
-            raise ValueError(f"delta must be in [0, 1), got {delta}")
+        deltas = tuple(float(x) for x in np.atleast_1d(delta))
+        if not all(0.0 <= x < 1.0 for x in deltas):
+            raise ValueError(f"delta must be in [0, 1) (one value or one per rung), got {delta}")
         self.min_resource = int(min_resource)
         self.reduction_factor = float(reduction_factor)
-        self.delta = float(delta)
+        self.delta = deltas[0] if len(deltas) == 1 else deltas
         self.rank_promotion = bool(rank_promotion)
+        self.improvement_per_epoch = improvement_per_epoch
+        self.reference = reference
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
+        self._deltas = tuple(deltas[min(i, len(deltas) - 1)] for i in range(len(self.rungs)))
 
     def decision_epochs(self) -> Sequence[int]:
         return self.rungs
@@ -94,21 +100,30 @@ class PredictiveHalving(PredictivePolicy):
         done = self.sync(trials)
         if len(done) < self.min_completed:
             return Decision.CONTINUE
-        done_keys = {d.key for d in done}
-        others = [o for o in trials if o.key != trial.key and o.key not in done_keys
-                  and o.status != TrialStatus.FAILED and o.epochs >= t] if self.rank_promotion else []
-        prediction = self.predict_final(t, [trial] + others)
+        rivals = [o for o in trials if o.key != trial.key and o.status != TrialStatus.FAILED and o.epochs >= t]
+        prediction = self.predict_final(t, [trial] + (rivals if self.rank_promotion else []) + done)
         if prediction is None:
             return Decision.CONTINUE
         mean, std = self.sign * prediction[0], prediction[1]
-        finals = self.sign * np.array([d.curve[self.max_epochs - 1] for d in done])
-        best = float(finals.max())
-        p_beat = float(norm.sf(best, loc=mean[0], scale=max(float(std[0]), 1e-12)))
-        if p_beat >= self.delta:
-            return Decision.CONTINUE
+        if self.reference == "predicted":
+            best = float(np.max(mean[len(mean) - len(done):]))
+        else:
+            best = float(np.max(self.sign * np.array([d.curve[self.max_epochs - 1] for d in done])))
+        mean = mean[: len(mean) - len(done)]
+        sigma = max(float(std[0]), 1e-12)
+        if self.improvement_per_epoch is not None:
+            z = (mean[0] - best) / sigma
+            gain = sigma * norm.pdf(z) + (mean[0] - best) * norm.cdf(z)
+            later = [r for r in self.rungs if r > t]
+            cost = (later[0] if later else self.max_epochs) - t
+            if gain >= self.improvement_per_epoch * cost:
+                return Decision.CONTINUE
+        else:
+            p_beat = float(norm.sf(best, loc=mean[0], scale=sigma))
+            if p_beat >= self._deltas[self.rungs.index(t)]:
+                return Decision.CONTINUE
         if self.rank_promotion:
-            scores = np.concatenate([mean, finals])
-            keep = max(1, math.floor(len(scores) / self.reduction_factor))
-            if mean[0] >= np.sort(scores)[::-1][keep - 1]:
+            keep = max(1, math.floor(len(mean) / self.reduction_factor))
+            if mean[0] >= np.sort(mean)[::-1][keep - 1]:
                 return Decision.CONTINUE
         return Decision.STOP

@@ -1,6 +1,35 @@
 """Replaying recorded learning curves through stopping rules: the benchmark behind ``qhpo bench``."""
 
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
+from qhpo.replay._benchmark import (
+    BENCH_POLICIES,
+    SWEEPS,
+    default_jobs,
+    draw_order,
+    optuna_pruner,
+    replay_rule,
+    run_benchmark,
+    score,
+)
+from qhpo.replay._plot import plot_benchmark
 from qhpo.replay._simulator import ReplayAgent, ReplayOutcome, simulate
+from qhpo.replay._swift_hyperband import SwiftHyperbandOutcome, replay_swift_hyperband
 
-__all__ = ["OptunaPrunerAgent", "PolicyAgent", "ReplayAgent", "ReplayOutcome", "simulate"]
+__all__ = [
+    "BENCH_POLICIES",
+    "OptunaPrunerAgent",
+    "PolicyAgent",
+    "ReplayAgent",
+    "ReplayOutcome",
+    "SWEEPS",
+    "SwiftHyperbandOutcome",
+    "default_jobs",
+    "draw_order",
+    "optuna_pruner",
+    "plot_benchmark",
+    "replay_rule",
+    "replay_swift_hyperband",
+    "run_benchmark",
+    "score",
+    "simulate",
+]

@@ -1,0 +1,135 @@
+"""``qhpo bench``: replay recorded learning curves through every stopping rule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from qhpo._errors import QhpoError
+
+_PREDICTORS = ("svr", "qsvr", "qsvr-ensemble")
+
+
+def register(subparsers) -> None:
+    from qhpo.replay import BENCH_POLICIES
+
+    parser = subparsers.add_parser(
+        "bench",
+        help="replay recorded learning curves through the stopping policies and compare cost and regret",
+        description=(
+            "For each seed, draw TRIALS rows of the curve table in a random order shared by every "
+            "policy, replay them epoch by epoch through each policy (median, sha and hyperband are "
+            "Optuna's own pruners in a real Optuna study) and report the epochs trained and the regret."
+        ),
+    )
+    parser.add_argument("--curves", required=True, metavar="TABLE.csv", help="curve table (CSV with a JSON sidecar)")
+    parser.add_argument("--policies", default=",".join(BENCH_POLICIES),
+                        help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)})")
+    parser.add_argument("--predictor", default="qsvr", choices=_PREDICTORS,
+                        help="predictor of the predictive policies (default: qsvr)")
+    parser.add_argument("--sampler", default=None,
+                        help="annealer of the qsvr predictors (default: qhpo.samplers.DEFAULT_SAMPLER)")
+    parser.add_argument("--trials", type=int, default=100, help="trials drawn per seed (default: 100)")
+    parser.add_argument("--seeds", type=int, default=20, help="number of seeds (default: 20)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument("--workers", type=int, default=1, help="simulated parallel workers (default: 1)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write the results as JSON")
+    parser.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="write the figure")
+    parser.add_argument("--sweep-seeds", type=int, default=None,
+                        help="seeds on which each rule's aggressiveness is swept for the plot "
+                             "(default: 5 with --plot, else 0)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="processes replaying seeds in parallel (default: the usable cores, at most 2)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="replay qhpo's policies in-process (local) or as real Ray Tune trials (ray)")
+    parser.set_defaults(handler=run)
+
+
+def _check(args) -> list[str]:
+    from qhpo.replay import BENCH_POLICIES
+
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    if not policies:
+        raise QhpoError("--policies is empty; name at least one of " + ", ".join(BENCH_POLICIES) + ".")
+    unknown = [p for p in policies if p not in BENCH_POLICIES]
+    if unknown:
+        raise QhpoError(f"unknown policy {unknown[0]!r} in --policies; choose from {', '.join(BENCH_POLICIES)}.")
+    if len(set(policies)) != len(policies):
+        raise QhpoError("--policies names a policy twice; name each once.")
+    for flag, value, least in (("--trials", args.trials, 2), ("--seeds", args.seeds, 1), ("--workers", args.workers, 1)):
+        if value < least:
+            raise QhpoError(f"{flag} must be at least {least}, got {value}.")
+    if args.sweep_seeds is not None and args.sweep_seeds < 0:
+        raise QhpoError(f"--sweep-seeds must be 0 or more, got {args.sweep_seeds}.")
+    if args.jobs is not None and args.jobs < 1:
+        raise QhpoError(f"--jobs must be at least 1, got {args.jobs}.")
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None and not path.parent.resolve().is_dir():
+            raise QhpoError(f"{flag}: the folder {path.parent} does not exist; create it or choose another path.")
+    return policies
+
+
+def _format(result: dict) -> str:
+    lines = [f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, {result['workers']} worker(s), "
+             f"predictor {result['predictor']}, {result['seconds']:.0f} s",
+             f"{'policy':<16}{'cost':>7}{'regret mean':>13}{'median':>9}{'max':>9}{'top1 kept':>11}"
+             f"{'wallclock':>11}{'predictor s':>13}"]
+    for name, p in result["policies"].items():
+        lines.append(f"{name:<16}{p['cost_fraction_mean']:>7.1%}{p['regret_mean']:>13.5f}{p['regret_median']:>9.5f}"
+                     f"{p['regret_max']:>9.5f}{p['top1_kept_rate']:>11.0%}{p['wallclock_mean']:>11.0f}"
+                     f"{p['predictor_seconds_mean']:>13.2f}")
+    lines.append(f"regret in {result['metric']} units ({result['mode']}); cost = epochs / (trials x {result['epochs']})")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from qhpo.curves import read_curve_table
+    from qhpo.replay import default_jobs, plot_benchmark, run_benchmark
+
+    policies = _check(args)
+    table = read_curve_table(args.curves)
+    sampler = args.sampler
+    if sampler is None and args.predictor != "svr":
+        from qhpo.samplers import DEFAULT_SAMPLER
+
+        sampler = DEFAULT_SAMPLER
+    sweep_seeds = args.sweep_seeds if args.sweep_seeds is not None else (5 if args.plot else 0)
+    runner = None
+    if args.backend == "ray":
+        runner = _ray_runner()
+    result = run_benchmark(
+        table,
+        policies=policies,
+        predictor=args.predictor,
+        sampler=sampler,
+        trials=args.trials,
+        seeds=args.seeds,
+        first_seed=args.first_seed,
+        workers=args.workers,
+        sweep_seeds=min(sweep_seeds, args.seeds),
+        jobs=args.jobs if args.jobs is not None else (1 if runner else default_jobs()),
+        policy_runner=runner,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(_format(result))
+    try:
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            print(f"results written to {args.json}")
+        if args.plot is not None:
+            plot_benchmark(result, table, args.plot)
+            print(f"figure written to {args.plot}")
+    except OSError as error:
+        raise QhpoError(f"cannot write the output ({error.strerror}: {error.filename}); choose a writable path.") from None
+    return 0
+
+
+def _ray_runner():
+    """The replay of qhpo's policies on real Ray Tune trials (``qhpo.ray.replay_on_ray``)."""
+    try:
+        from qhpo.ray import replay_on_ray
+    except ImportError:
+        raise QhpoError("--backend ray needs Ray Tune; install it with pip install 'qhpo[ray]'.") from None
+    return replay_on_ray
