@@ -11,6 +11,8 @@ except ImportError:  # pragma: no cover - depends on the installation
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._replay import RayReplayOutcome, replay_on_ray
 from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, DIVERGED_KEY, PredictiveScheduler, SchedulerStateCallback
+from qhpo.ray._search import StudyRecorder, run_search
+from qhpo.ray._trainable import TrialSettings, train_cifar_trial
 
 __all__ = [
     "BOOKKEEPING_PREFIX",
@@ -18,6 +20,10 @@ __all__ = [
     "PredictiveScheduler",
     "RayReplayOutcome",
     "SchedulerStateCallback",
+    "StudyRecorder",
+    "TrialSettings",
     "connect_ray",
     "replay_on_ray",
+    "run_search",
+    "train_cifar_trial",
 ]

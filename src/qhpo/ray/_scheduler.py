@@ -29,6 +29,7 @@ from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
 
 from qhpo._errors import QhpoError
+from qhpo.optuna._pruner import _decision_record as decision_record
 from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView
 
 #: Result key a trainable sets (to a reason) when its training diverged.
@@ -49,6 +50,9 @@ class _TrialRecord:
     curve: list[float] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     status: TrialStatus = TrialStatus.RUNNING
+    # What the policy predicted at each decision that rested on a prediction or stopped
+    # the trial: {"epoch", "decision", "predicted_final", "std", "reason"}.
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 class PredictiveScheduler(TrialScheduler):
@@ -91,6 +95,9 @@ class PredictiveScheduler(TrialScheduler):
         epoch_attr: Result key counting epochs from 1.
         predictor, sampler, random_state: Passed to ``make_policy``.
         background: Refit predictors in a background thread (``make_policy`` option).
+        explain: Keep, per trial, what the policy predicted at each decision (the records
+            that :class:`qhpo.optuna.PredictivePruner` stores), at the cost of one more
+            prediction per decision.
         **policy_options: Further ``make_policy`` options.
     """
 
@@ -106,6 +113,7 @@ class PredictiveScheduler(TrialScheduler):
         sampler: Any = None,
         random_state: int | None = None,
         background: bool = True,
+        explain: bool = False,
         **policy_options: Any,
     ):
         super().__init__()
@@ -128,6 +136,7 @@ class PredictiveScheduler(TrialScheduler):
         self._metric = metric
         self.mode = mode
         self.epoch_attr = epoch_attr
+        self.explain = bool(explain)
         self.policy_options = dict(
             predictor=predictor, sampler=sampler, random_state=random_state,
             background=background, **policy_options,
@@ -194,6 +203,10 @@ class PredictiveScheduler(TrialScheduler):
         started = time.perf_counter()
         decision = Decision(self.stopping_policy.decide(view, views))
         self.decide_seconds_.append(time.perf_counter() - started)
+        if self.explain:
+            explained = decision_record(self.stopping_policy, view, views, decision)
+            if explained is not None:
+                record.records.append(explained)
         record.status = _STATUS_AFTER.get(decision, TrialStatus.RUNNING)
         self.decisions_.append((trial.trial_id, epoch, decision.value))
         return _RAY_DECISION[decision]
@@ -252,6 +265,11 @@ class PredictiveScheduler(TrialScheduler):
 
     # -- views and state --------------------------------------------------------------
 
+    def decision_records(self, key: str) -> list[dict[str, Any]]:
+        """What the policy predicted at the decisions about trial ``key`` (with ``explain=True``)."""
+        record = self._records.get(key)
+        return list(record.records) if record is not None else []
+
     def trial_views(self) -> list[TrialView]:
         """Every trial that reported at least one epoch, in the order trials were added."""
         return [
@@ -267,7 +285,8 @@ class PredictiveScheduler(TrialScheduler):
             "metric": self._metric,
             "mode": self.mode,
             "trials": [
-                {"key": key, "curve": list(r.curve), "params": dict(r.params), "status": r.status.value}
+                {"key": key, "curve": list(r.curve), "params": dict(r.params), "status": r.status.value,
+                 "records": list(r.records)}
                 for key, r in self._records.items()
             ],
             "decisions": [list(d) for d in self.decisions_],
@@ -280,7 +299,8 @@ class PredictiveScheduler(TrialScheduler):
         self._metric = state.get("metric") or self._metric
         self.mode = state.get("mode") or self.mode
         self._records = {
-            t["key"]: _TrialRecord(list(t["curve"]), dict(t["params"]), TrialStatus(t["status"]))
+            t["key"]: _TrialRecord(list(t["curve"]), dict(t["params"]), TrialStatus(t["status"]),
+                                   list(t.get("records", [])))
             for t in state["trials"]
         }
         self.decisions_ = [tuple(d) for d in state["decisions"]]

@@ -1,0 +1,268 @@
+"""``qhpo run --backend ray``: the CIFAR-10 search of ``qhpo run`` on a Ray cluster.
+
+The same study settings, search space, HPO sampler (Optuna's, through Ray Tune's
+``OptunaSearch``) and stopping policy as the Optuna backend; Ray Tune places the trials on
+the cluster (``--gpus-per-trial 0.5`` puts two trials on each GPU) and the
+:class:`PredictiveScheduler` stops them. Every trial that ends is written into the Optuna
+study of the run as it ends, so ``qhpo report``, the summary and the plots read a Ray
+search exactly as an Optuna one; a run whose driver was killed continues with ``--resume``
+(``Tuner.restore``), its scheduler state restored from Ray Tune's experiment checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune import Callback
+from ray.tune.search.optuna import OptunaSearch
+
+from qhpo._errors import QhpoError
+from qhpo.policies import TrialStatus
+from qhpo.ray._cluster import connect_ray
+from qhpo.ray._scheduler import DIVERGED_KEY, PredictiveScheduler, SchedulerStateCallback
+from qhpo.ray._trainable import (
+    CHECKPOINT_FILE, EPOCH_KEY, METRIC, TRIAL_NUMBER_KEY, TrialSettings, train_cifar_trial, trial_number,
+)
+
+_log = logging.getLogger(__name__)
+
+#: Study trial attribute holding the Ray Tune trial id a study trial was recorded from.
+RAY_TRIAL_ATTR = "qhpo.ray_trial"
+#: Folder (inside ``<run dir>/<study>``) of Ray Tune's experiment.
+EXPERIMENT_NAME = "ray"
+#: File (inside ``<run dir>/<study>``) with the scheduler's state at the end of a run.
+SCHEDULER_STATE_FILE = "ray-scheduler.json"
+
+
+class _SuggestFromSpace:
+    """Define-by-run space for ``OptunaSearch``: the workload's own ``space.suggest``, plus
+    the Optuna trial number (a bookkeeping key) that seeds the trial's training."""
+
+    def __init__(self, space):
+        self.space = space
+
+    def __call__(self, trial) -> dict[str, Any]:
+        return {**self.space.suggest(trial), TRIAL_NUMBER_KEY: int(trial.number)}
+
+
+class StudyRecorder(Callback):
+    """Writes each Ray trial into the run's Optuna study as soon as it ends.
+
+    Complete trials become COMPLETE with their final accuracy, stopped ones PRUNED, and
+    diverged or crashed ones FAIL; the curve goes in as intermediate values and the
+    policy's decision records as the ``qhpo.decisions`` / ``qhpo.stop`` attributes, as the
+    Optuna backend writes them. A trial already recorded (a resumed run) is not recorded
+    again.
+    """
+
+    def __init__(self, scheduler: PredictiveScheduler, storage_url: str, study_name: str, run_dir: str,
+                 distributions: dict[str, Any]):
+        self.scheduler = scheduler
+        self.distributions = distributions
+        self.storage_url = storage_url
+        self.study_name = study_name
+        self.run_dir = run_dir
+        self._study = None
+        self._recorded: set[str] | None = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_study": None, "_recorded": None}
+
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            from qhpo.runner._storage import resolve_storage
+
+            location = resolve_storage(self.storage_url, self.run_dir)
+            self._study = optuna.load_study(study_name=self.study_name, storage=location.open())
+            self._recorded = {t.user_attrs[RAY_TRIAL_ATTR] for t in self._study.get_trials(deepcopy=False)
+                              if RAY_TRIAL_ATTR in t.user_attrs}
+        return self._study
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record_safely(trial, error=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record_safely(trial, error=True)
+
+    def _record_safely(self, trial, *, error: bool) -> None:
+        try:
+            self.record(trial, error=error)
+        except Exception as failure:  # a storage hiccup must not end the whole experiment
+            _log.warning("could not record Ray trial %s in study %r (%s: %s); it stays in the Ray experiment",
+                         trial.trial_id, self.study_name, type(failure).__name__, failure)
+
+    def on_experiment_end(self, trials, **info):
+        self.scheduler.save(str(Path(self.run_dir) / self.study_name / SCHEDULER_STATE_FILE))
+
+    def record(self, trial, *, error: bool = False) -> None:
+        from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR
+        from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR
+        from qhpo.runner._trial import EPOCH_SECONDS_ATTR
+
+        study = self.study()
+        if trial.trial_id in self._recorded:
+            return
+        view = next((v for v in self.scheduler.trial_views() if v.key == trial.trial_id), None)
+        curve = list(view.curve) if view is not None else []
+        status = TrialStatus.FAILED if error or view is None else view.status
+        last = trial.last_result or {}
+        distributions = self.distributions
+        params = {k: v for k, v in trial.config.items() if k in distributions}
+        attrs: dict[str, Any] = {RAY_TRIAL_ATTR: trial.trial_id, CHECKPOINT_ATTR: f"ray-{trial_number(trial.config, trial.trial_id)}"}
+        records = self.scheduler.decision_records(trial.trial_id)
+        if records:
+            attrs[DECISIONS_ATTR] = records
+        if math.isfinite(float(last.get("epoch_seconds", math.nan))):
+            attrs[EPOCH_SECONDS_ATTR] = float(last["epoch_seconds"])
+        value = None
+        if status == TrialStatus.COMPLETE:
+            state, value = TrialState.COMPLETE, float(curve[-1])
+        elif status in (TrialStatus.STOPPED, TrialStatus.PAUSED):
+            state = TrialState.PRUNED
+            stops = [r for r in records if r.get("decision") in ("stop", "pause")]
+            if stops:
+                attrs[STOP_ATTR] = stops[-1]
+        else:
+            state = TrialState.FAIL
+            reason = last.get(DIVERGED_KEY)
+            attrs[FAILURE_ATTR] = f"diverged: {reason}" if reason else f"crashed on Ray: {trial.error_msg or 'see the Ray logs'}"
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=value, params=params, distributions={k: distributions[k] for k in params},
+            intermediate_values={e: v for e, v in enumerate(curve, start=1) if math.isfinite(v)},
+            user_attrs=attrs,
+        ))
+        self._recorded.add(trial.trial_id)
+
+
+def _trial_resources(config) -> tuple[dict[str, float], str]:
+    """Ray resources of one trial and the device its training uses."""
+    import ray
+
+    cpus = 1.0 if config.cpus_per_trial is None else float(config.cpus_per_trial)
+    if not cpus > 0:
+        raise QhpoError(f"--cpus-per-trial must be positive, not {config.cpus_per_trial}.")
+    cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
+    gpus = config.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if config.device == "cuda" or (config.device == "auto" and cluster_gpus > 0) else 0.0
+    gpus = float(gpus)
+    if gpus < 0 or (gpus > 1 and not gpus.is_integer()):
+        raise QhpoError(f"--gpus-per-trial must be a fraction of one GPU or a whole number, not {config.gpus_per_trial}.")
+    if gpus > 0 and config.device == "cpu":
+        raise QhpoError("--gpus-per-trial asks for GPUs but --device is cpu; pass --device cuda or --gpus-per-trial 0.")
+    if gpus > cluster_gpus:
+        raise QhpoError(f"each trial asks for {gpus:g} GPU(s) but the Ray cluster has {cluster_gpus:g}; "
+                        "lower --gpus-per-trial or add GPU nodes to the cluster.")
+    return {"cpu": cpus, "gpu": gpus}, ("cuda" if gpus > 0 else "cpu")
+
+
+def run_search(config) -> int:
+    """Run (or with ``config.resume`` continue) the search ``config`` describes on Ray Tune.
+
+    Args:
+        config: A :class:`qhpo.runner.RunConfig` (``backend="ray"``; ``address``,
+            ``gpus_per_trial``, ``cpus_per_trial`` and ``resume`` apply here).
+
+    Returns:
+        0 when every trial of the search ended (complete, stopped or failed), 1 otherwise.
+    """
+    from qhpo.runner._config import OPTUNA_BASELINES
+    from qhpo.runner._plots import draw_plots
+    from qhpo.runner._search import check_config, evaluate_best_on_test, prepare_data
+    from qhpo.runner._storage import resolve_storage
+    from qhpo.runner._study import create_study, hpo_sampler, search_space
+    from qhpo.runner._summary import print_summary, summarize
+
+    check_config(config)
+    if config.policy in OPTUNA_BASELINES:
+        raise QhpoError(f"--policy {config.policy} is an Optuna pruner and runs with --backend optuna; "
+                        "on Ray choose qhpo, poster or none.")
+    space = search_space(config.space)
+    config = config.with_(data_dir=prepare_data(config))
+    location = resolve_storage(config.storage, config.run_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = create_study(config, location, space)
+    folder = location.run_dir / config.study
+    experiment = folder / EXPERIMENT_NAME
+    exists = (experiment / "tuner.pkl").exists()
+    if config.resume and not exists:
+        raise QhpoError(f"there is no Ray experiment to resume in {experiment}; run without --resume to start it.")
+    if not config.resume and exists:
+        raise QhpoError(f"study {config.study!r} already has a Ray experiment in {experiment}; pass --resume to "
+                        "continue it, or choose a new --study.")
+    if not config.resume and study.trials:
+        raise QhpoError(f"study {config.study!r} already holds {len(study.trials)} trials of another run; "
+                        "choose a new --study for the Ray backend.")
+
+    connect_ray(config.address)
+    resources, device = _trial_resources(config)
+    settings = TrialSettings(
+        data_dir=str(config.data_dir), subset=config.subset, val_size=config.val_size,
+        split_seed=config.split_seed, device=device, max_epochs=config.epochs, seed=config.seed,
+        threads=max(1, int(resources["cpu"])),
+    )
+    trainable = tune.with_resources(tune.with_parameters(train_cifar_trial, settings=settings), resources)
+    if config.resume:
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        scheduler = PredictiveScheduler(
+            config.policy, max_epochs=config.epochs, epoch_attr=EPOCH_KEY, predictor=config.predictor,
+            sampler=config.annealer, random_state=config.seed, background=True, explain=True,
+        )
+        recorder = StudyRecorder(scheduler, location.url, config.study, str(location.run_dir), space.distributions())
+        searcher = OptunaSearch(space=_SuggestFromSpace(space), metric=METRIC, mode="max",
+                                sampler=hpo_sampler(config.hpo_sampler, seed=config.seed))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler, num_samples=config.trials,
+                max_concurrent_trials=config.workers if config.workers > 1 else None, reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT_NAME, storage_path=str(folder), verbose=1 if config.progress else 0,
+                callbacks=[SchedulerStateCallback(scheduler), recorder],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=1),
+            ),
+        )
+    results = tuner.fit()
+
+    study = optuna.load_study(study_name=config.study, storage=location.open())
+    _keep_best_checkpoint(study, results, folder / "checkpoints")
+    evaluate_best_on_test(study, config, location)
+    summary = summarize(study, max_epochs=config.epochs, target_trials=config.trials)
+    if config.progress:
+        from rich.console import Console
+
+        print_summary(summary, Console())
+    paths = draw_plots(study, folder, max_epochs=config.epochs)
+    if config.progress:
+        print(f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}; "
+              f"Ray experiment in {experiment}")
+    ended = summary.complete + summary.pruned + summary.failed
+    return 0 if ended >= config.trials else 1
+
+
+def _keep_best_checkpoint(study: optuna.Study, results, checkpoint_dir: Path) -> None:
+    """Copy the best complete trial's last Ray checkpoint to where the test evaluation reads it."""
+    from qhpo.runner._storage import CHECKPOINT_ATTR
+    from qhpo.runner._trial import checkpoint_path
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return
+    best = study.best_trial
+    ray_id = best.user_attrs.get(RAY_TRIAL_ATTR)
+    for result in results:
+        if result.metrics.get("trial_id") == ray_id and result.checkpoint is not None:
+            target = checkpoint_path(checkpoint_dir, best.user_attrs[CHECKPOINT_ATTR])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with result.checkpoint.as_directory() as source:
+                shutil.copyfile(Path(source) / CHECKPOINT_FILE, target)
+            return

@@ -1,0 +1,98 @@
+"""The CIFAR-10 trial as a Ray Tune function trainable.
+
+Per epoch ``e`` the trial trains one epoch with :class:`qhpo.workload.TrialTrainer`, writes
+its checkpoint (model, optimiser, generator state, curve) and reports the validation
+accuracy with that checkpoint, so a trial that Ray pauses, or that an interrupted
+experiment restores, goes on from epoch ``e + 1`` exactly as an uninterrupted one would.
+Each worker process loads the data once and keeps it for the trials it runs next
+(``reuse_actors=True``).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, DIVERGED_KEY
+
+#: Result key of the validation accuracy, the metric the search maximises.
+METRIC = "accuracy"
+#: Result key counting epochs from 1.
+EPOCH_KEY = "epoch"
+#: Config key with the trial's running number (seed of its training, name of its checkpoint).
+TRIAL_NUMBER_KEY = f"{BOOKKEEPING_PREFIX}trial"
+#: File of a trial's checkpoint inside a Ray checkpoint folder.
+CHECKPOINT_FILE = "trainer.pt"
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a search shares (the config holds the hyperparameters)."""
+
+    data_dir: str
+    subset: int | None
+    val_size: int
+    split_seed: int
+    device: str
+    max_epochs: int
+    seed: int
+    threads: int = 1
+
+
+def trial_number(config: dict[str, Any], trial_id: str) -> int:
+    """The trial's running number: the searcher's (``config["__qhpo_trial"]``) or one from its id."""
+    if TRIAL_NUMBER_KEY in config:
+        return int(config[TRIAL_NUMBER_KEY])
+    return zlib.crc32(trial_id.encode())
+
+
+def _load_data(settings: TrialSettings, device):
+    from qhpo.workload import load_cifar10
+
+    key = (settings.data_dir, settings.subset, settings.val_size, settings.split_seed, str(device))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one data set per worker process is enough
+        _DATA_CACHE[key] = load_cifar10(settings.data_dir, subset=settings.subset, val_size=settings.val_size,
+                                        split_seed=settings.split_seed, device=device)
+    return _DATA_CACHE[key]
+
+
+def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
+    """Train one configuration to ``settings.max_epochs``, reporting after every epoch."""
+    import torch
+
+    from qhpo.runner._trial import trial_seed
+    from qhpo.workload import TrialDiverged, TrialTrainer, resolve_device
+
+    torch.set_num_threads(max(1, settings.threads))
+    device = resolve_device(settings.device)
+    data = _load_data(settings, device)
+    number = trial_number(config, tune.get_context().get_trial_id())
+    trainer = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer = TrialTrainer.from_checkpoint(Path(folder) / CHECKPOINT_FILE, config, data, device=device)
+    if trainer is None:
+        trainer = TrialTrainer(config, data, device=device, seed=trial_seed(settings.seed, number))
+    while trainer.epoch < settings.max_epochs:
+        start = time.perf_counter()
+        try:
+            value = trainer.train_epoch()
+        except TrialDiverged as error:
+            tune.report({METRIC: math.nan, EPOCH_KEY: trainer.epoch + 1, DIVERGED_KEY: error.reason})
+            return
+        metrics = {METRIC: value, EPOCH_KEY: trainer.epoch, "train_loss": trainer.train_loss,
+                   "epoch_seconds": time.perf_counter() - start}
+        with tempfile.TemporaryDirectory(prefix="qhpo-trial-") as folder:
+            trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
