@@ -1,0 +1,66 @@
+"""``qhpo bench`` end to end: JSON and figure on a small run, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from qhpo.cli import main
+
+
+def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    code = main(["bench", "--curves", str(curve_table_path), "--policies", "none,median,sha,poster,qhpo",
+                 "--predictor", "svr", "--trials", "30", "--seeds", "2", "--sweep-seeds", "1", "--jobs", "1",
+                 "--json", str(out_json), "--plot", str(out_png)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "median" in printed and "qhpo" in printed
+    result = json.loads(out_json.read_text())
+    assert (result["table"], result["trials"], result["seeds"], result["workers"]) == ("cifar10_cnn", 30, 2, 1)
+    assert list(result["policies"]) == ["none", "median", "sha", "poster", "qhpo"]
+    for summary in result["policies"].values():
+        for key in ("cost_fraction_mean", "regret_mean", "regret_median", "regret_max", "top1_kept_rate",
+                    "wallclock_mean", "predictor_seconds_mean"):
+            assert isinstance(summary[key], float)
+    assert result["policies"]["none"]["wallclock_mean"] == 30 * 200
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_with_two_simulated_workers_shortens_the_wall_clock(curve_table_path, tmp_path):
+    out_json = tmp_path / "w2.json"
+    assert main(["bench", "--curves", str(curve_table_path), "--policies", "none,swift-hyperband",
+                 "--predictor", "svr", "--trials", "20", "--seeds", "1", "--workers", "2", "--jobs", "1",
+                 "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["policies"]["none"]["wallclock_mean"] == 20 * 200 / 2
+    assert result["policies"]["swift-hyperband"]["cost_fraction_mean"] < 1.0
+
+
+def _malformed_copy(curve_table_path, tmp_path):
+    table = tmp_path / "broken.csv"
+    lines = curve_table_path.read_text().splitlines()
+    lines[3] = lines[3].replace(",", ",oops,", 1)  # one cell too many
+    table.write_text("\n".join(lines) + "\n")
+    shutil.copy(curve_table_path.with_suffix(".json"), table.with_suffix(".json"))
+    return table
+
+
+@pytest.mark.parametrize("problem", ["malformed", "missing", "policy", "trials"])
+def test_bench_reports_user_errors_in_one_sentence(problem, curve_table_path, tmp_path, capsys):
+    args = ["bench", "--curves", str(curve_table_path), "--predictor", "svr", "--seeds", "1"]
+    if problem == "malformed":
+        args[2] = str(_malformed_copy(curve_table_path, tmp_path))
+    elif problem == "missing":
+        args[2] = str(tmp_path / "nowhere.csv")
+    elif problem == "policy":
+        args += ["--policies", "none,asha"]
+    else:
+        args += ["--trials", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qhpo: error: ") and "Traceback" not in err and len(err.splitlines()) == 1
+    expected = {"malformed": "line 4", "missing": "does not exist", "policy": "'asha'", "trials": "--trials"}
+    assert expected[problem] in err
