@@ -130,6 +130,16 @@ class TrialTrainer:
         """uint8 (B, 3, 32, 32) -> float channels-last ``(x - mean_c) / std_c``."""
         return images.float().contiguous(memory_format=torch.channels_last) * self._scale + self._shift
 
+    def _augmented(self, idx: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        """Training images ``idx`` cropped at ``(dy, dx)`` from the padded images, mirrored where ``flip``.
+
+        Returns uint8 (B, 3, 32, 32) with channels-last strides, gathered in one indexing op.
+        """
+        rows = self._offsets + dy[:, None]
+        columns = torch.where(flip[:, None], _SIDE - 1 - self._offsets, self._offsets) + dx[:, None]
+        crops = self._padded[idx[:, None, None], rows[:, :, None], columns[:, None, :]]
+        return crops.permute(0, 3, 1, 2)
+
     def train_epoch(self) -> float:
         """Train one epoch on the training split; return the validation accuracy after it.
 
@@ -145,14 +155,11 @@ class TrialTrainer:
         dy = torch.randint(0, 2 * _PAD + 1, (n,), generator=g, device=self.device)
         dx = torch.randint(0, 2 * _PAD + 1, (n,), generator=g, device=self.device)
         flip = torch.randint(0, 2, (n,), generator=g, device=self.device, dtype=torch.bool)
-        columns = torch.where(flip[:, None], _SIDE - 1 - self._offsets, self._offsets) + dx[:, None]
-        rows = self._offsets + dy[:, None]
         loss_sum = torch.zeros((), device=self.device)
         steps = 0
         for first in range(0, n, batch):
             idx = order[first : first + batch]
-            crops = self._padded[idx[:, None, None], rows[idx][:, :, None], columns[idx][:, None, :]]
-            images = self._normalise(crops.permute(0, 3, 1, 2))
+            images = self._normalise(self._augmented(idx, dy[idx], dx[idx], flip[idx]))
             labels = self._train_labels[idx]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._on_gpu):
                 loss = F.cross_entropy(self.model(images), labels)
