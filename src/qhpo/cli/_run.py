@@ -74,6 +74,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="sampler that trains the QSVR (qhpo.samplers names: sa, qhpo-sa, dwave, hybrid, ...; "
                            "default: the package default simulated annealer)")
 
+    stop.add_argument("--min-completed", type=_positive_int, metavar="N",
+                      help="trials of the qhpo and poster policies that run to the end before any is stopped "
+                           "(the predictor's first training data; policy default 10)")
+
     data = parser.add_argument_group("data and device")
     data.add_argument("--data-dir", type=Path, metavar="DIR",
                       help="folder that contains cifar-10-batches-py/ (default: $QHPO_DATA_DIR or ~/.cache/qhpo/data)")
@@ -126,6 +130,7 @@ def config_from_args(args: argparse.Namespace):
         policy=args.policy,
         predictor=args.predictor,
         annealer=args.annealer,
+        min_completed=args.min_completed,
         workers=args.workers,
         seed=args.seed,
         progress=not args.quiet,

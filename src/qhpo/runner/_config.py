@@ -78,6 +78,7 @@ class RunConfig:
     policy: str = "qhpo"
     predictor: str = "qsvr"
     annealer: str | None = None
+    min_completed: int | None = None
     workers: int = 1
     seed: int = 0
     progress: bool = True

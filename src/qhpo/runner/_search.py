@@ -38,6 +38,8 @@ def check_config(config: RunConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
             raise QhpoError(f"--{name.replace('_', '-')} must be a positive whole number, not {value!r}.")
+    if config.min_completed is not None and config.min_completed < 2:
+        raise QhpoError(f"--min-completed must be at least 2 trials, not {config.min_completed}.")
     if config.epochs < 2 and config.policy != "none":
         raise QhpoError("--epochs must be at least 2 for a trial to be stopped early; pass --epochs 2 or more.")
     if config.subset is not None and not 1 <= config.subset <= 50_000 - config.val_size:

@@ -66,8 +66,9 @@ def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()
     if config.policy in OPTUNA_BASELINES:
         return optuna_baseline(config.policy, config.epochs)
+    options = {} if config.min_completed is None else {"min_completed": config.min_completed}
     return PredictivePruner(config.policy, config.predictor, sampler=config.annealer, max_epochs=config.epochs,
-                            random_state=config.seed)
+                            random_state=config.seed, policy_options=options)
 
 
 def policy_names() -> tuple[str, ...]:

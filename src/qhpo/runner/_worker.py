@@ -29,6 +29,7 @@ from qhpo.runner._storage import FAILURE_ATTR, StorageLocation, enqueue_retry, r
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _MAX_CRASHES_IN_A_ROW = 3
+_MAX_FAILURES_IN_A_ROW = 10  # diverged or crashed: a space where every trial fails would loop forever
 _WAIT_SECONDS = 2.0
 
 
@@ -80,7 +81,7 @@ def run_worker(
             on_change(study)
 
     done = 0
-    crashes = 0
+    crashes = failures = 0
     while True:
         finished, running = count_states(study)
         if finished >= config.trials:
@@ -108,6 +109,11 @@ def run_worker(
                                 "fix that and run the same command again to resume.") from None
             continue
         crashes = 0
+        failures = 0 if state in FINISHED else failures + 1
+        if failures >= _MAX_FAILURES_IN_A_ROW:
+            reason = study._storage.get_trial(trial._trial_id).user_attrs.get(FAILURE_ATTR, "failed")
+            raise QhpoError(f"the last {failures} trials all failed (the last one {reason}); check the search space "
+                            "(--space), then run the same command again to resume.")
         done += state in FINISHED
         changed()
 
