@@ -8,7 +8,8 @@ each other rather than with numbers from another machine:
    median energy found, plus the chain-break fraction of the Pegasus embedding path and a
    sweep of its chain strength;
 3. Spearman rank correlation, R^2 and MAE of the QSVR (per sampler), the QSVR ensemble and
-   the classical SVR on the curve table, over the same random splits.
+   the classical SVR on the curve table, over the same random splits;
+4. how well the predicted standard deviation matches the real errors on held-out trials.
 
 Run from the repository root:
 
@@ -117,6 +118,34 @@ def bench_quality(table, at, splits, seed, samplers, num_reads) -> list[dict]:
     return rows
 
 
+def bench_calibration(table, at, splits, seed, sampler, num_reads) -> list[dict]:
+    """How well ``predict(return_std=True)`` describes the real errors on held-out trials.
+
+    Per row: the fraction of test trials with ``|y - mean| <= std`` (0.68 for a Gaussian)
+    and ``sqrt(mean(((y - mean) / std)^2))`` (1 when the std is right on average).
+    """
+    from qhpo.predictors import FinalValuePredictor
+
+    t = decision_epoch(at, table.epochs)
+    rows = []
+    for model, train in (("svr", 20), ("qsvr", 20), ("svr", 100), ("qsvr-ensemble", 100)):
+        coverage, rms_z = [], []
+        for split in range(splits):
+            order = np.random.default_rng([seed, split]).permutation(table.n_trials)
+            fit_idx, test_idx = order[:train], order[train:]
+            predictor = FinalValuePredictor(model, t=t, sampler=None if model == "svr" else sampler,
+                                            num_reads=None if model == "svr" else num_reads,
+                                            random_state=seed * 1000 + split)
+            predictor.fit(table.curves[fit_idx], table.final_values[fit_idx])
+            mean, std = predictor.predict(table.curves[test_idx], return_std=True)
+            z = (table.final_values[test_idx] - mean) / std
+            coverage.append(float(np.mean(np.abs(z) <= 1.0)))
+            rms_z.append(float(np.sqrt(np.mean(z ** 2))))
+        rows.append({"model": model, "train": train, "sampler": None if model == "svr" else sampler,
+                     "coverage_1sd": statistics.mean(coverage), "rms_z": statistics.mean(rms_z)})
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--curves", type=Path, default=DEFAULT_TABLE)
@@ -165,6 +194,14 @@ def main(argv=None) -> int:
     for row in report["quality"]:
         print(f"  {row['model']:<15}{row['sampler'] or '-':<12}{row['train']:>6}{row['spearman_median']:>10.3f}"
               f"{row['r2_median']:>8.3f}{row['mae_median']:>8.4f}{row['fit_seconds_median']:>9.3f}")
+
+    print(f"\nPredicted std against real errors on the test trials, {args.splits} splits "
+          f"(coverage of +-1 std: 0.68 if Gaussian; rms z: 1 if the std is right):")
+    report["calibration"] = bench_calibration(table, args.at, args.splits, args.seed, quality_samplers[0],
+                                              args.num_reads)
+    for row in report["calibration"]:
+        print(f"  {row['model']:<15}{row['sampler'] or '-':<12}{row['train']:>6}  coverage {row['coverage_1sd']:.3f}"
+              f"  rms z {row['rms_z']:.3f}")
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
