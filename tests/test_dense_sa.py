@@ -44,6 +44,14 @@ def test_finds_exact_optimum_of_svr_qubo(N, K, seed):
     assert sampleset.first.energy == pytest.approx(exact, abs=1e-9)
 
 
+def test_parallel_tempering_finds_exact_optimum():
+    bqm = _random_dense(14, "SPIN", 9)
+    exact = dimod.ExactSolver().sample(bqm).first.energy
+    sampleset = DenseSimulatedAnnealingSampler().sample(bqm, num_reads=5, num_sweeps=20, num_replicas=6, seed=2)
+    assert sampleset.first.energy == pytest.approx(exact, abs=1e-9)
+    assert sampleset.info["num_replicas"] == 6
+
+
 @pytest.mark.parametrize("vartype", ["SPIN", "BINARY"])
 def test_reported_energies_are_the_bqm_energies(vartype):
     bqm = _random_dense(30, vartype, 7)
@@ -55,11 +63,11 @@ def test_reported_energies_are_the_bqm_energies(vartype):
 
 
 def test_same_seed_same_samples_different_seed_different_samples():
-    bqm = _small_svr(8, 3, 4)  # 48 variables: many distinct low-energy states
+    bqm = _random_dense(60, "SPIN", 4)  # a glassy model: short anneals end in many local minima
     sampler = DenseSimulatedAnnealingSampler()
-    first = sampler.sample(bqm, num_reads=30, num_sweeps=5, seed=11)
-    again = sampler.sample(bqm, num_reads=30, num_sweeps=5, seed=11)
-    other = sampler.sample(bqm, num_reads=30, num_sweeps=5, seed=12)
+    first = sampler.sample(bqm, num_reads=30, num_sweeps=2, seed=11)
+    again = sampler.sample(bqm, num_reads=30, num_sweeps=2, seed=11)
+    other = sampler.sample(bqm, num_reads=30, num_sweeps=2, seed=12)
     np.testing.assert_array_equal(first.record.sample, again.record.sample)
     assert not np.array_equal(first.record.sample, other.record.sample)
 
@@ -96,6 +104,7 @@ def test_registered_as_qhpo_sa():
     ("num_reads", 0), ("num_reads", 2.5), ("num_sweeps", -1), ("num_sweeps", True),
     ("seed", -1), ("seed", 2**64), ("seed", "x"), ("beta_range", (0.0, 1.0)),
     ("beta_range", (2.0, 1.0)), ("beta_range", "hot"), ("max_block_bits", 0), ("max_block_bits", 11),
+    ("num_replicas", 0),
 ])
 def test_bad_arguments_name_the_argument(argument, value):
     bqm = _random_dense(4, "SPIN", 0)

@@ -36,7 +36,7 @@ import numbers
 import dimod
 import numpy as np
 
-from qhpo.samplers._dense_sweeps import anneal
+from qhpo.samplers._dense_sweeps import anneal, temper
 
 #: Bits of the largest block updated by one heat-bath step (2^10 configurations).
 _MAX_BLOCK_BITS = 10
@@ -102,18 +102,58 @@ def collinear_blocks(J: np.ndarray, max_block_bits: int = _MAX_BLOCK_BITS) -> li
     return blocks
 
 
-def _block_arrays(J: np.ndarray, blocks: list[list[int]]):
-    """Flat arrays for the kernel: block starts, variables, and the in-block energy tables."""
-    starts, tables, table_starts = [0], [], [0]
-    for block in blocks:
+def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
+    """The problem over the levels of ``blocks`` (see :mod:`qhpo.samplers._dense_sweeps`).
+
+    For block ``b`` with reference bit ``p0`` (largest row outside the block) every bit
+    ``p`` gets the row factor ``lambda_p = J_p.J_p0 / |J_p0|^2`` (rows restricted to the
+    columns outside the block), so that ``J_pq = lambda_p lambda_q kappa_ab`` for ``p`` in
+    ``a`` and ``q`` in ``b``, with ``kappa_ab = J_{a0 b0}``. A bit pattern ``c`` of the block
+    has the value ``s(c) = sum_p lambda_p c_p`` and the in-block energy
+    ``u(c) = sum_p h_p c_p + sum_{p<q} J_pq c_p c_q``; of the patterns with equal value only
+    the one of lowest ``u`` is kept, as the others can never be part of a minimum.
+
+    Returns:
+        ``(kappa, level_start, level_s, level_u, level_pattern)``, or None when the blocks do
+        not reproduce ``J`` to round-off (then the caller falls back to single bits).
+    """
+    n, B = J.shape[0], len(blocks)
+    block_of = np.empty(n, dtype=np.int64)
+    for b, block in enumerate(blocks):
+        block_of[block] = b
+    factor = np.ones(n)
+    reference = np.empty(B, dtype=np.int64)
+    level_start, level_s, level_u, level_pattern = [0], [], [], []
+    for b, block in enumerate(blocks):
+        outside = block_of != b
+        rows = J[np.ix_(block, outside)]
+        norms2 = np.einsum("ij,ij->i", rows, rows)
+        p0 = int(np.argmax(norms2))
+        reference[b] = block[p0]
+        if norms2[p0] > 0.0:
+            factor[block] = rows @ rows[p0] / norms2[p0]
         g = len(block)
-        starts.append(starts[-1] + g)
-        configs = (np.arange(1 << g)[:, None] >> np.arange(g)[None, :]) & 1
-        inner = np.triu(J[np.ix_(block, block)], k=1)
-        tables.append(np.einsum("ck,km,cm->c", configs, inner, configs))
-        table_starts.append(table_starts[-1] + (1 << g))
-    return (np.asarray(starts, dtype=np.int64), np.asarray([v for b in blocks for v in b], dtype=np.int64),
-            np.asarray(table_starts, dtype=np.int64), np.concatenate(tables) if tables else np.zeros(1))
+        patterns = np.arange(1 << g)
+        bits = ((patterns[:, None] >> np.arange(g)[None, :]) & 1).astype(float)
+        values = bits @ factor[block]
+        energies = bits @ h[block] + np.einsum("ck,km,cm->c", bits, np.triu(J[np.ix_(block, block)], k=1), bits)
+        # equal values up to round-off are one level; keep its lowest-energy pattern
+        scale = max(1.0, float(np.max(np.abs(values))))
+        keys = np.round(values / scale, 9)
+        order = np.lexsort((energies, keys))
+        keep = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]
+        level_s.append(values[keep])
+        level_u.append(energies[keep])
+        level_pattern.append(patterns[keep])
+        level_start.append(level_start[-1] + len(keep))
+    kappa = J[np.ix_(reference, reference)].copy()
+    np.fill_diagonal(kappa, 0.0)
+    rebuilt = np.outer(factor, factor) * kappa[np.ix_(block_of, block_of)]
+    across = block_of[:, None] != block_of[None, :]
+    if np.max(np.abs(np.where(across, rebuilt - J, 0.0)), initial=0.0) > 1e-9 * max(1.0, float(np.max(np.abs(J)))):
+        return None
+    return (kappa, np.asarray(level_start, dtype=np.int64), np.concatenate(level_s),
+            np.concatenate(level_u), np.concatenate(level_pattern))
 
 
 def _check_positive_int(name: str, value) -> int:
@@ -145,16 +185,17 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
         max_block_bits: Largest group of collinear bits updated together (1 turns blocks off).
     """
 
-    parameters = {"num_reads": [], "num_sweeps": [], "beta_range": [], "seed": [], "max_block_bits": []}
+    parameters = {"num_reads": [], "num_sweeps": [], "beta_range": [], "seed": [], "max_block_bits": [], "num_replicas": []}
     properties: dict = {}
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, num_sweeps: int = 100,
                beta_range: tuple[float, float] | None = None, seed: int | None = None,
-               max_block_bits: int = 6, **kwargs) -> dimod.SampleSet:
+               max_block_bits: int = 8, num_replicas: int = 1, **kwargs) -> dimod.SampleSet:
         self.remove_unknown_kwargs(**kwargs)
         num_reads = _check_positive_int("num_reads", num_reads)
         num_sweeps = _check_positive_int("num_sweeps", num_sweeps)
         max_block_bits = _check_positive_int("max_block_bits", max_block_bits)
+        num_replicas = _check_positive_int("num_replicas", num_replicas)
         if max_block_bits > _MAX_BLOCK_BITS:
             raise ValueError(f"max_block_bits must be at most {_MAX_BLOCK_BITS}, got {max_block_bits!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
@@ -175,15 +216,29 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
         h, J, _ = dense_qubo(bqm, variables)
         if beta_range is None:
             beta_hot, beta_cold = default_beta_range(h, J)
-        betas = np.geomspace(beta_hot, beta_cold, num_sweeps)
-        starts, block_vars, table_starts, table = _block_arrays(J, collinear_blocks(J, max_block_bits))
+        blocks = collinear_blocks(J, max_block_bits)
+        model = block_levels(h, J, blocks)
+        if model is None:
+            blocks = [[i] for i in range(n)]
+            model = block_levels(h, J, blocks)
+        kappa, level_start, level_s, level_u, level_pattern = model
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**64)
         streams = np.random.SeedSequence(int(seed)).generate_state(num_reads, dtype=np.uint64) | np.uint64(1)
         # energy decreases below round-off of the fields are not moves
         tol = 1e-12 * max(1.0, float(np.max(np.abs(h) + np.abs(J).sum(axis=1))))
+        levels = np.empty((num_reads, len(blocks)), dtype=np.int32)
+        if num_replicas == 1:
+            betas = np.geomspace(beta_hot, beta_cold, num_sweeps)
+            anneal(kappa, level_start, level_s, level_u, betas, streams, tol, True, levels)
+        else:
+            betas = np.geomspace(beta_hot, beta_cold, num_replicas)
+            temper(kappa, level_start, level_s, level_u, betas, num_sweeps, streams, tol, True, levels)
         bits = np.empty((num_reads, n), dtype=np.int8)
-        anneal(h, J, betas, starts, block_vars, table_starts, table, streams, tol, bits)
+        for b, block in enumerate(blocks):
+            pattern = level_pattern[levels[:, b]]
+            bits[:, block] = (pattern[:, None] >> np.arange(len(block))[None, :]) & 1
         samples = bits if bqm.vartype is dimod.BINARY else (2 * bits - 1).astype(np.int8)
-        info = {"beta_range": (float(beta_hot), float(beta_cold)), "num_sweeps": num_sweeps, "seed": int(seed)}
+        info = {"beta_range": (float(beta_hot), float(beta_cold)), "num_sweeps": num_sweeps,
+                "num_replicas": num_replicas, "num_blocks": len(blocks), "seed": int(seed)}
         return dimod.SampleSet.from_samples_bqm((samples, variables), bqm, info=info)

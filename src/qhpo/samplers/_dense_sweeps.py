@@ -1,22 +1,21 @@
-"""Compiled Monte Carlo sweeps of the dense simulated annealer.
+"""Compiled Monte Carlo sweeps of the dense simulated annealer, in block-level space.
 
-The problem is a QUBO over bits ``x_i`` in {0, 1} with energy
+The sampler (:mod:`qhpo.samplers._dense_sa`) rewrites the QUBO as a problem over blocks
+``b`` of collinear bits. Block ``b`` takes one of its levels ``l``; level ``l`` has the
+scalar value ``s_l`` (the block's bits weighted by their row factors) and the in-block
+energy ``u_l`` (lowest in-block energy of the bit patterns with that value). The energy is
 
-    E(x) = sum_i h_i x_i + sum_{i<j} J_ij x_i x_j,      J symmetric, J_ii = 0.
+    E(l) = sum_b u_b(l_b) + sum_{a<b} kappa_ab s_a(l_a) s_b(l_b),
 
-Every read keeps its local fields ``f_i = h_i + sum_j J_ij x_j``; flipping bit ``i``
-changes the energy by ``dE_i = (1 - 2 x_i) f_i`` and every field by ``f_j += (1 - 2 x_i) J_ij``
-(one contiguous row of ``J``, O(n)), so a sweep costs O(n) tests plus O(n) per accepted flip.
+kept through the block fields ``phi_b = sum_a kappa_ba s_a(l_a)``: moving block ``b`` from
+level ``l`` to ``m`` changes the energy by ``u_m - u_l + (s_m - s_l) phi_b`` and every field
+by ``phi_a += kappa_ab (s_m - s_l)`` (one row of ``kappa``, O(B)). A single bit is a block
+with levels ``s = 0, 1`` and ``u = 0, h_i``, so a problem without collinear bits is the
+plain QUBO with ``kappa = J``.
 
-Variables are visited in blocks (see :func:`qhpo.samplers._dense_sa.collinear_blocks`). A
-block of one bit gets a Metropolis step: accept with probability ``min(1, exp(-beta dE_i))``.
-A block ``B`` of ``g > 1`` bits gets a heat-bath step over all ``2^g`` configurations ``c``:
-
-    E_B(c) = sum_{k in B} c_k e_k + T_B[c],      e_k = f_k - sum_{m in B} J_km x_m,
-
-with ``T_B[c] = sum_{k<m in B} J_km c_k c_m`` tabulated once, and ``c`` is drawn with
-probability proportional to ``exp(-beta E_B(c))``. The configurations are enumerated in
-Gray-code order so that each costs O(1).
+A sweep visits every block once and draws its new level from the heat-bath distribution
+``P(m) ~ exp(-beta (u_m + s_m phi_b))``. The final descent takes every move of one block,
+and every joint move of two blocks, that lowers the energy, until none is left.
 
 Each read draws its random numbers from its own xorshift64* stream, so the result of a
 read depends only on its seed and not on how many reads run or in which order.
@@ -27,7 +26,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-# exp(-40) ~ 4e-18: moves this far uphill are never taken, so their random draw is skipped
+# exp(-40) ~ 4e-18: levels this far above the lowest are never drawn, so exp is skipped
 _UPHILL_CUTOFF = 40.0
 
 
@@ -43,139 +42,179 @@ def _uniform(streams, r):
 
 
 @nb.njit(cache=True, inline="always")
-def _flip(x, f, J, i, n):
-    sign = 1.0 if x[i] == 0 else -1.0
-    x[i] = 1 - x[i]
-    for j in range(n):
-        f[j] += sign * J[i, j]
+def _move(level, phi, kappa, level_s, b, old, new, B):
+    """Put block ``b`` (now at global level index ``old``) on level ``new``; update the fields."""
+    ds = level_s[new] - level_s[old]
+    level[b] = new
+    if ds != 0.0:
+        for a in range(B):
+            phi[a] += kappa[b, a] * ds
 
 
 @nb.njit(cache=True)
-def _block_energies(x, f, J, vars_, v0, g, table, t0, E):
-    """Fill ``E[c]`` with ``E_B(c)`` for every configuration of the block; return the current one."""
-    cur = 0
-    for k in range(g):
-        if x[vars_[v0 + k]]:
-            cur |= 1 << k
-    # e_k: the field on bit k from outside the block, kept in E's tail (E is long enough)
-    ext0 = 1 << g
-    for k in range(g):
-        i = vars_[v0 + k]
-        e_k = f[i]
-        for m in range(g):
-            if (cur >> m) & 1:
-                e_k -= J[i, vars_[v0 + m]]
-        E[ext0 + k] = e_k
-    lin = 0.0
-    E[0] = table[t0]
-    for c in range(1, ext0):
-        k = 0
-        while not (c >> k) & 1:
-            k += 1
-        gray = c ^ (c >> 1)
-        if (gray >> k) & 1:
-            lin += E[ext0 + k]
-        else:
-            lin -= E[ext0 + k]
-        E[gray] = lin + table[t0 + gray]
-    return cur
+def _start(kappa, level_start, level_s, level_u, level, phi, streams, r):
+    """Uniformly random levels and their fields; returns their energy (without offset)."""
+    B = level.shape[0]
+    for b in range(B):
+        count = level_start[b + 1] - level_start[b]
+        level[b] = level_start[b] + min(int(_uniform(streams, r) * count), count - 1)
+    for a in range(B):
+        phi[a] = 0.0
+    for b in range(B):
+        s = level_s[level[b]]
+        if s != 0.0:
+            for a in range(B):
+                phi[a] += kappa[b, a] * s
+    energy = 0.0
+    for b in range(B):
+        energy += level_u[level[b]] + 0.5 * level_s[level[b]] * phi[b]
+    return energy
 
 
 @nb.njit(cache=True)
-def _sweep(x, f, J, beta, starts, vars_, table_starts, table, E, streams, r, n):
+def _sweep(kappa, level_start, level_s, level_u, level, phi, beta, weights, streams, r):
+    """One heat-bath pass over all blocks at inverse temperature ``beta``; returns the energy change."""
+    B = level.shape[0]
     cutoff = _UPHILL_CUTOFF / beta
-    for b in range(starts.shape[0] - 1):
-        v0 = starts[b]
-        g = starts[b + 1] - v0
-        if g == 1:
-            i = vars_[v0]
-            dE = f[i] if x[i] == 0 else -f[i]
-            if dE > 0.0 and (dE > cutoff or _uniform(streams, r) >= np.exp(-beta * dE)):
-                continue
-            _flip(x, f, J, i, n)
-            continue
-        cur = _block_energies(x, f, J, vars_, v0, g, table, table_starts[b], E)
-        size = 1 << g
-        emin = E[0]
-        for c in range(1, size):
-            if E[c] < emin:
-                emin = E[c]
+    change = 0.0
+    for b in range(B):
+        first, last = level_start[b], level_start[b + 1]
+        field = phi[b]
+        low = np.inf
+        for m in range(first, last):
+            e = level_u[m] + level_s[m] * field
+            weights[m - first] = e
+            if e < low:
+                low = e
         total = 0.0
-        for c in range(size):
-            d = E[c] - emin
+        for m in range(last - first):
+            d = weights[m] - low
             w = np.exp(-beta * d) if d < cutoff else 0.0
-            E[c] = w
+            weights[m] = w
             total += w
         u = _uniform(streams, r) * total
-        new = size - 1
+        new = last - 1
         acc = 0.0
-        for c in range(size):
-            acc += E[c]
+        for m in range(last - first):
+            acc += weights[m]
             if u < acc:
-                new = c
+                new = first + m
                 break
-        diff = new ^ cur
-        for k in range(g):
-            if (diff >> k) & 1:
-                _flip(x, f, J, vars_[v0 + k], n)
+        old = level[b]
+        if new != old:
+            change += level_u[new] - level_u[old] + (level_s[new] - level_s[old]) * field
+            _move(level, phi, kappa, level_s, b, old, new, B)
+    return change
 
 
 @nb.njit(cache=True)
-def _descend(x, f, J, starts, vars_, table_starts, table, E, tol, n):
-    """Greedy block moves until none lowers the energy by more than ``tol``."""
+def _descend(kappa, level_start, level_s, level_u, level, phi, tol, pairs):
+    """Greedy moves of one block, then of two blocks jointly, until none lowers E by more than ``tol``."""
+    B = level.shape[0]
     changed = True
     while changed:
         changed = False
-        for b in range(starts.shape[0] - 1):
-            v0 = starts[b]
-            g = starts[b + 1] - v0
-            if g == 1:
-                i = vars_[v0]
-                dE = f[i] if x[i] == 0 else -f[i]
-                if dE < -tol:
-                    _flip(x, f, J, i, n)
-                    changed = True
-                continue
-            cur = _block_energies(x, f, J, vars_, v0, g, table, table_starts[b], E)
-            new = cur
-            for c in range(1 << g):
-                if E[c] < E[new]:
-                    new = c
-            if E[new] < E[cur] - tol:
-                diff = new ^ cur
-                for k in range(g):
-                    if (diff >> k) & 1:
-                        _flip(x, f, J, vars_[v0 + k], n)
+        for b in range(B):
+            old = level[b]
+            e_old = level_u[old] + level_s[old] * phi[b]
+            best, e_best = old, e_old
+            for m in range(level_start[b], level_start[b + 1]):
+                e = level_u[m] + level_s[m] * phi[b]
+                if e < e_best:
+                    best, e_best = m, e
+            if e_best < e_old - tol:
+                _move(level, phi, kappa, level_s, b, old, best, B)
                 changed = True
+        if changed or not pairs:
+            continue
+        for a in range(B):
+            for b in range(a + 1, B):
+                k = kappa[a, b]
+                la, lb = level[a], level[b]
+                # fields without the a-b coupling, so the joint energy is exact
+                fa = phi[a] - k * level_s[lb]
+                fb = phi[b] - k * level_s[la]
+                e_old = level_u[la] + level_s[la] * fa + level_u[lb] + level_s[lb] * fb + k * level_s[la] * level_s[lb]
+                best_a, best_b, e_best = la, lb, e_old
+                for ma in range(level_start[a], level_start[a + 1]):
+                    ea = level_u[ma] + level_s[ma] * fa
+                    ka = k * level_s[ma]
+                    for mb in range(level_start[b], level_start[b + 1]):
+                        e = ea + level_u[mb] + level_s[mb] * (fb + ka)
+                        if e < e_best:
+                            best_a, best_b, e_best = ma, mb, e
+                if e_best < e_old - tol:
+                    _move(level, phi, kappa, level_s, a, la, best_a, B)
+                    _move(level, phi, kappa, level_s, b, lb, best_b, B)
+                    changed = True
 
 
 @nb.njit(cache=True)
-def anneal(h, J, betas, starts, vars_, table_starts, table, streams, tol, x):
-    """Anneal every row of ``x`` (filled here from a random start) through ``betas``, then descend.
+def anneal(kappa, level_start, level_s, level_u, betas, streams, tol, pairs, levels):
+    """Anneal every row of ``levels`` from a random start through ``betas``, then descend.
 
     Args:
-        h: Linear biases, shape ``(n,)``.
-        J: Symmetric couplings with a zero diagonal, shape ``(n, n)``.
+        kappa: Block couplings, symmetric with a zero diagonal, shape ``(B, B)``.
+        level_start, level_s, level_u: Block ``b`` has the levels ``level_start[b]`` to
+            ``level_start[b+1] - 1`` (global indices) with values ``level_s`` and in-block
+            energies ``level_u``.
         betas: Inverse temperature of each sweep, shape ``(S,)``.
-        starts, vars_: Block ``b`` holds the variables ``vars_[starts[b]:starts[b+1]]``.
-        table_starts, table: ``T_B`` of block ``b`` is ``table[table_starts[b]:][:2^g]``.
         streams: One nonzero xorshift64* state per read, shape ``(R,)``; advanced in place.
         tol: Smallest energy decrease the final descent acts on.
-        x: Output samples, shape ``(R, n)``, int8.
+        pairs: Whether the final descent also tries joint moves of two blocks.
+        levels: Output, the global level index of every block in every read, shape ``(R, B)``.
     """
-    R, n = x.shape
-    f = np.empty(n)
-    E = np.empty(table.shape[0] + 64)
+    R, B = levels.shape
+    phi = np.empty(B)
+    weights = np.empty(level_s.shape[0])
     for r in range(R):
-        xr = x[r]
-        for i in range(n):
-            xr[i] = 1 if _uniform(streams, r) < 0.5 else 0
-        for j in range(n):
-            f[j] = h[j]
-        for i in range(n):
-            if xr[i]:
-                for j in range(n):
-                    f[j] += J[i, j]
+        _start(kappa, level_start, level_s, level_u, levels[r], phi, streams, r)
         for s in range(betas.shape[0]):
-            _sweep(xr, f, J, betas[s], starts, vars_, table_starts, table, E, streams, r, n)
-        _descend(xr, f, J, starts, vars_, table_starts, table, E, tol, n)
+            _sweep(kappa, level_start, level_s, level_u, levels[r], phi, betas[s], weights, streams, r)
+        _descend(kappa, level_start, level_s, level_u, levels[r], phi, tol, pairs)
+
+
+@nb.njit(cache=True)
+def temper(kappa, level_start, level_s, level_u, betas, rounds, streams, tol, pairs, levels):
+    """Parallel tempering: every read is a chain of ``len(betas)`` replicas, one per temperature.
+
+    A round sweeps every replica once at its own ``beta_t``, then offers each neighbouring
+    pair ``(t, t+1)`` a swap of temperatures, accepted with probability
+    ``min(1, exp((beta_t - beta_{t+1}) (E_t - E_{t+1})))``. The read is the lowest-energy
+    state the coldest replica visited, descended to a local minimum. Arguments as in
+    :func:`anneal`, with ``rounds`` sweeps per replica.
+    """
+    R, B = levels.shape
+    T = betas.shape[0]
+    state = np.empty((T, B), dtype=levels.dtype)
+    fields = np.empty((T, B))
+    energy = np.empty(T)
+    slot = np.empty(T, dtype=np.int64)  # slot[t]: the replica now at temperature t
+    weights = np.empty(level_s.shape[0])
+    for r in range(R):
+        for t in range(T):
+            energy[t] = _start(kappa, level_start, level_s, level_u, state[t], fields[t], streams, r)
+            slot[t] = t
+        best = np.inf
+        for _ in range(rounds):
+            for t in range(T):
+                k = slot[t]
+                energy[k] += _sweep(kappa, level_start, level_s, level_u, state[k], fields[k], betas[t],
+                                    weights, streams, r)
+            for t in range(T - 1):
+                a, b = slot[t], slot[t + 1]
+                log_accept = (betas[t] - betas[t + 1]) * (energy[a] - energy[b])
+                if log_accept >= 0.0 or _uniform(streams, r) < np.exp(log_accept):
+                    slot[t], slot[t + 1] = b, a
+            cold = slot[T - 1]
+            if energy[cold] < best:
+                best = energy[cold]
+                levels[r] = state[cold]
+        phi = fields[0]
+        for a in range(B):
+            phi[a] = 0.0
+        for b in range(B):
+            s = level_s[levels[r, b]]
+            for a in range(B):
+                phi[a] += kappa[b, a] * s
+        _descend(kappa, level_start, level_s, level_u, levels[r], phi, tol, pairs)
