@@ -87,21 +87,15 @@ class QSVREnsemble(QSVR):
         self.member_weights_ = weights
         return self
 
-    def predict_samples(self, X):
-        """Predictions of every kept sample of every member, ``(sum_j S_j, m)``, and their weights."""
+    def _weighted_samples(self, X):
         check_is_fitted(self, "members_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         rows, weights = [], []
         for v, member in zip(self.member_weights_, self.members_):
             rows.append(member.predict_samples(X))
             weights.append(v * member.sample_weights_)
-        samples = np.vstack(rows) * self.y_scale_ + self.y_min_
-        return samples, np.concatenate(weights)
+        return np.vstack(rows) * self.y_scale_ + self.y_min_, np.concatenate(weights)
 
-    def predict(self, X, return_std: bool = False):
-        """``f(X)``; with ``return_std`` also the spread of all members' kept samples."""
-        samples, weights = self.predict_samples(X)
-        mean = weights @ samples
-        if not return_std:
-            return mean
-        return mean, np.sqrt(np.maximum(weights @ (samples - mean) ** 2, 0.0))
+    def predict_samples(self, X) -> np.ndarray:
+        """Predictions of every kept sample of every member, shape ``(sum_j S_j, m)``."""
+        return self._weighted_samples(X)[0]

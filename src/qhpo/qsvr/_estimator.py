@@ -221,11 +221,13 @@ class QSVR(RegressorMixin, BaseEstimator):
         scaled = self.sample_dual_coef_ @ rbf_kernel(self.X_fit_, X, self.gamma) + self.sample_intercept_[:, None]
         return scaled * self.y_scale_ + self.y_min_
 
+    def _weighted_samples(self, X):
+        return self.predict_samples(X), self.sample_weights_
+
     def predict(self, X, return_std: bool = False):
         """``f(X)``; with ``return_std`` also the weighted spread of the kept samples."""
-        samples = self.predict_samples(X)
-        mean = self.sample_weights_ @ samples
+        samples, weights = self._weighted_samples(X)
+        mean = weights @ samples
         if not return_std:
             return mean
-        std = np.sqrt(np.maximum(self.sample_weights_ @ (samples - mean) ** 2, 0.0))
-        return mean, std
+        return mean, np.sqrt(np.maximum(weights @ (samples - mean) ** 2, 0.0))
