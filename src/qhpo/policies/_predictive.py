@@ -81,7 +81,9 @@ class PredictivePolicy(StoppingPolicy):
     def param_matrix(self, trials: Sequence[TrialView]) -> np.ndarray:
         """Numeric hyperparameters of ``trials`` in a fixed column order."""
         if self._param_names is None:
-            first = trials[0].params if trials else {}
+            if not trials:
+                return np.zeros((0, 0))
+            first = trials[0].params
             self._param_names = sorted(k for k, v in first.items() if isinstance(v, (int, float, np.number))
                                        and not isinstance(v, bool))
         return np.array([[float(t.params[k]) for k in self._param_names] for t in trials]).reshape(

@@ -28,19 +28,23 @@ def rung_epochs(max_epochs: int, min_resource: int, reduction_factor: float) -> 
 class PredictiveHalving(PredictivePolicy):
     """Asynchronous successive halving whose promotions read the predicted final value.
 
-    At each rung ``r_k = min_resource * eta**k`` the predictor reads the trial's first
-    ``r_k`` epochs and returns the predicted final value as a Gaussian ``N(mu, sigma^2)``
-    (``sigma`` combines the model spread and held-out residuals). In "higher is better"
-    units (``sign``) the trial continues when either
+    At each rung ``r_k = min_resource * eta**k`` the predictor reads the first ``r_k``
+    epochs of every trial that has reached the rung and predicts its final value as a
+    Gaussian ``N(mu, sigma^2)`` (``sigma``: model spread and held-out residuals). By
+    default the model learns the change after the rung, ``y_T - c_{r_k}`` (``relative``),
+    so it spends its capacity on what the prefix does not already say. In "higher is
+    better" units (``sign``) the trial continues when either
 
-    * it is a likely winner (Baker et al.): ``P(Y > y_best) = Phi((mu - y_best) / sigma) >= delta``,
-      with ``y_best`` the best final value of the completed trials; or
-    * its predicted final ranks within the best ``1/eta`` of all trials that reached the
-      rung (completed trials by their final value, the others by their prediction), as
-      successive halving would rank the current values.
+    * its predicted final ranks within the best ``floor(m / eta)`` of the ``m`` trials
+      that have reached the rung (successive halving, asynchronous as in ASHA, but on
+      ``mu`` instead of the current value); or
+    * it is a likely winner (Baker et al.): ``P(Y_T > y_best) = Phi((mu - y_best) / sigma)
+      >= delta_k``, with ``y_best`` the best final value of the completed trials.
 
-    Setting ``rank_promotion=False`` keeps only the first rule. Trials run to the end until
-    ``min_completed`` trials are complete; while no model exists for a rung (background
+    ``delta`` is one value or one per rung; 1 switches the second rule off at that rung
+    (the default leaves the first rung, where predictions are weakest, to ranking alone).
+    The first ``min_completed`` trials run to the end and train the predictor, which is
+    refitted as completed curves accumulate; while no model exists for a rung (background
     fitting) the trial continues.
 
     Example:
@@ -50,11 +54,13 @@ class PredictiveHalving(PredictivePolicy):
 
     Args:
         min_resource: First rung in epochs (default ``max_epochs / 20``).
-        reduction_factor: ``eta``, the growth of the rungs and the inverse of the share a
+        reduction_factor: ``eta``: the growth of the rungs and the inverse of the share a
             rung promotes by rank.
-        delta: Promote when the probability of beating the best completed trial is at
-            least ``delta``.
-        rank_promotion: Also promote the best ``1/eta`` by predicted final value.
+        delta: Probability of beating the best completed trial above which a trial is
+            promoted whatever its rank, per rung (the last value repeats).
+        rank_promotion: Promote the best ``1/eta`` by predicted final value.
+        min_completed: Trials that run to the end before any is stopped.
+        relative: The predictor learns the change after the rung.
         **kwargs: See :class:`qhpo.policies.PredictivePolicy`.
     """
 
@@ -65,13 +71,13 @@ class PredictiveHalving(PredictivePolicy):
         *,
         min_resource: int | None = None,
         reduction_factor: float = 3.0,
-        delta: float = 0.05,
+        delta: float | Sequence[float] = (1.0, 0.4, 0.5),
         rank_promotion: bool = True,
-        improvement_per_epoch: float | None = None,
-        reference: str = "observed",
+        min_completed: int = 3,
+        relative: bool = True,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(min_completed=min_completed, relative=relative, **kwargs)
         if min_resource is None:
             min_resource = max(1, round(self.max_epochs / 20))
         if int(min_resource) < 1:
@@ -79,14 +85,12 @@ class PredictiveHalving(PredictivePolicy):
         if not float(reduction_factor) > 1.0:
             raise ValueError(f"reduction_factor must be greater than 1, got {reduction_factor}")
         deltas = tuple(float(x) for x in np.atleast_1d(delta))
-        if not all(0.0 <= x < 1.0 for x in deltas):
-            raise ValueError(f"delta must be in [0, 1) (one value or one per rung), got {delta}")
+        if not deltas or not all(0.0 <= x <= 1.0 for x in deltas):
+            raise ValueError(f"delta must be in [0, 1] (one value or one per rung), got {delta}")
         self.min_resource = int(min_resource)
         self.reduction_factor = float(reduction_factor)
-        self.delta = deltas[0] if len(deltas) == 1 else deltas
+        self.delta = delta
         self.rank_promotion = bool(rank_promotion)
-        self.improvement_per_epoch = improvement_per_epoch
-        self.reference = reference
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
         self._deltas = tuple(deltas[min(i, len(deltas) - 1)] for i in range(len(self.rungs)))
 
@@ -101,29 +105,17 @@ class PredictiveHalving(PredictivePolicy):
         if len(done) < self.min_completed:
             return Decision.CONTINUE
         rivals = [o for o in trials if o.key != trial.key and o.status != TrialStatus.FAILED and o.epochs >= t]
-        prediction = self.predict_final(t, [trial] + (rivals if self.rank_promotion else []) + done)
+        prediction = self.predict_final(t, [trial] + (rivals if self.rank_promotion else []))
         if prediction is None:
             return Decision.CONTINUE
-        mean, std = self.sign * prediction[0], prediction[1]
-        if self.reference == "predicted":
-            best = float(np.max(mean[len(mean) - len(done):]))
-        else:
+        mu, sigma = self.sign * prediction[0], max(float(prediction[1][0]), 1e-12)
+        delta = self._deltas[self.rungs.index(t)]
+        if delta < 1.0:
             best = float(np.max(self.sign * np.array([d.curve[self.max_epochs - 1] for d in done])))
-        mean = mean[: len(mean) - len(done)]
-        sigma = max(float(std[0]), 1e-12)
-        if self.improvement_per_epoch is not None:
-            z = (mean[0] - best) / sigma
-            gain = sigma * norm.pdf(z) + (mean[0] - best) * norm.cdf(z)
-            later = [r for r in self.rungs if r > t]
-            cost = (later[0] if later else self.max_epochs) - t
-            if gain >= self.improvement_per_epoch * cost:
-                return Decision.CONTINUE
-        else:
-            p_beat = float(norm.sf(best, loc=mean[0], scale=sigma))
-            if p_beat >= self._deltas[self.rungs.index(t)]:
+            if norm.sf(best, loc=mu[0], scale=sigma) >= delta:
                 return Decision.CONTINUE
         if self.rank_promotion:
-            keep = max(1, math.floor(len(mean) / self.reduction_factor))
-            if mean[0] >= np.sort(mean)[::-1][keep - 1]:
+            keep = max(1, math.floor(len(mu) / self.reduction_factor))
+            if mu[0] >= np.sort(mu)[::-1][keep - 1]:
                 return Decision.CONTINUE
         return Decision.STOP

@@ -52,7 +52,7 @@ SWEEPS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "hyperband": (("reduction_factor", (2, 3, 4)),),
     "poster": (("keep_fraction", (0.6, 0.4, 0.2)),),
     "swift-hyperband": (("quantile", (0.5, 0.25, 0.1)),),
-    "qhpo": (("delta", (0.1, 0.3, 0.45)),),
+    "qhpo": (("reduction_factor", (2, 3, 4)),),
 }
 
 

@@ -1,0 +1,186 @@
+"""Stopping policies on synthetic and recorded curves, and the prediction service."""
+
+from __future__ import annotations
+
+import warnings
+
+import dimod
+import numpy as np
+import pytest
+
+from qhpo.curves import read_curve_table
+from qhpo.policies import (
+    POLICY_NAMES,
+    Decision,
+    DecisionPointPolicy,
+    NoStopping,
+    PredictionService,
+    PredictiveHalving,
+    TrialStatus,
+    TrialView,
+    make_policy,
+    rung_epochs,
+)
+from qhpo.replay import PolicyAgent, simulate
+
+
+def synthetic_curves(n: int = 40, epochs: int = 40, seed: int = 0, mode: str = "max") -> np.ndarray:
+    """Saturating curves ``a_i (1 - exp(-t / tau_i))`` plus noise; loss curves for ``min``."""
+    rng = np.random.default_rng(seed)
+    plateau = rng.uniform(0.3, 0.9, size=n)
+    tau = rng.uniform(3, 12, size=n)
+    t = np.arange(1, epochs + 1)
+    curves = plateau[:, None] * (1 - np.exp(-t[None, :] / tau[:, None])) + rng.normal(0, 0.005, size=(n, epochs))
+    return curves if mode == "max" else 1.0 - curves
+
+
+def replay(policy, curves, params=None):
+    params = params if params is not None else [{"x": float(i)} for i in range(len(curves))]
+    return simulate(curves, PolicyAgent(policy, curves, params))
+
+
+class RaisingSampler(dimod.Sampler):
+    """A real dimod sampler whose annealer is down."""
+
+    parameters: dict = {"num_reads": []}
+    properties: dict = {}
+
+    def sample(self, bqm, **parameters):
+        raise RuntimeError("annealer unreachable")
+
+
+def test_registry_names_and_errors():
+    assert POLICY_NAMES == ("none", "poster", "qhpo")
+    assert isinstance(make_policy("none", max_epochs=5), NoStopping)
+    assert isinstance(make_policy("poster", max_epochs=50), DecisionPointPolicy)
+    assert isinstance(make_policy("qhpo", max_epochs=200), PredictiveHalving)
+    with pytest.raises(ValueError, match="name must be one of"):
+        make_policy("hyperbandit", max_epochs=10)
+    with pytest.raises(ValueError, match="creates its own configurations"):
+        make_policy("swift-hyperband", max_epochs=10)
+    with pytest.raises(ValueError, match="keep_fraction"):
+        make_policy("poster", max_epochs=10, keep_fraction=0.0)
+    with pytest.raises(ValueError, match="max_epochs"):
+        make_policy("qhpo", max_epochs=0)
+
+
+def test_rungs_follow_the_reduction_factor():
+    assert rung_epochs(200, 10, 3) == (10, 30, 90)
+    assert make_policy("qhpo", max_epochs=200).decision_epochs() == (10, 30, 90)
+    assert make_policy("poster", max_epochs=200).decision_epochs() == (100,)
+
+
+def test_none_never_stops():
+    out = replay(NoStopping(max_epochs=40), synthetic_curves())
+    assert out.complete.all() and out.cost == 40 * 40
+
+
+@pytest.mark.parametrize("name", ["poster", "qhpo"])
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_predictive_policies_save_epochs_and_keep_the_best(name, mode):
+    curves = synthetic_curves(mode=mode)
+    sign = 1 if mode == "max" else -1
+    runs = [replay(make_policy(name, max_epochs=40, mode=mode, random_state=3, min_completed=5), curves)
+            for _ in range(2)]
+    first, second = runs
+    np.testing.assert_array_equal(first.epochs_trained, second.epochs_trained)  # deterministic for a seed
+    assert first.cost < 0.8 * curves.size
+    assert first.complete[np.argmax(sign * curves[:, -1])]
+    stopped = first.epochs_trained[~first.complete]
+    policy = make_policy(name, max_epochs=40, mode=mode)
+    assert set(stopped.tolist()) <= set(policy.decision_epochs())
+    assert first.complete[:5].all()  # the startup trials run to the end
+
+
+def test_policy_answers_continue_without_enough_completed_trials():
+    policy = make_policy("qhpo", max_epochs=40, min_completed=5)
+    trials = [TrialView(i, [0.1] * 40, status=TrialStatus.COMPLETE) for i in range(3)]
+    trial = TrialView(9, [0.01] * policy.decision_epochs()[0])
+    assert policy.decide(trial, trials + [trial]) == Decision.CONTINUE
+
+
+def test_qhpo_policy_on_the_recorded_table(curve_table_path):
+    table = read_curve_table(curve_table_path)
+    rows = np.random.default_rng(5).permutation(table.n_trials)[:60]
+    drawn = table.take(rows)
+    outs = []
+    for _ in range(2):
+        policy = make_policy("qhpo", max_epochs=table.epochs, random_state=5)
+        outs.append(simulate(drawn.curves, PolicyAgent(policy, drawn.curves, drawn.param_rows())))
+    np.testing.assert_array_equal(outs[0].epochs_trained, outs[1].epochs_trained)
+    finals = drawn.final_values
+    assert outs[0].cost < 0.5 * drawn.curves.size
+    assert finals.max() - finals[outs[0].complete].max() < 0.01
+
+
+def test_service_refits_as_curves_accumulate():
+    curves = synthetic_curves(n=60)
+    service = PredictionService("svr", random_state=0, min_curves=5, growth=2.0, step=100)
+    assert service.predict(10, curves[:2]) is None  # no curves yet
+    fits = []
+    for n in range(5, 61):
+        service.update(curves[:n])
+        mean, std = service.predict(10, curves[:3])
+        assert mean.shape == (3,) and np.all(std > 0)
+        fits.append(service.n_fits)
+    assert fits[0] == 1 and fits[-1] == 4  # refits at 5, 10, 20, 40 curves
+    service.update(curves)
+    mean = service.predict(10, curves)[0]
+    assert np.corrcoef(mean, curves[:, -1])[0, 1] > 0.9
+
+
+def test_relative_service_predicts_the_change():
+    curves = synthetic_curves(n=40)
+    service = PredictionService("svr", random_state=0, relative=True)
+    service.update(curves)
+    mean, _ = service.predict(20, curves)
+    assert np.mean(np.abs(mean - curves[:, -1])) < 0.05
+
+
+def test_background_service_never_blocks_and_serves_the_last_model():
+    curves = synthetic_curves(n=30)
+    service = PredictionService("svr", background=True, random_state=0)
+    service.update(curves)
+    first = service.predict(10, curves[:2])  # queues the fit, answers at once
+    assert first is None or first[0].shape == (2,)
+    assert service.wait(timeout=60)
+    mean, std = service.predict(10, curves[:2])
+    assert mean.shape == (2,) and service.ready(10)
+    service.close()
+
+
+def test_failing_annealer_falls_back_to_svr_with_one_warning():
+    curves = synthetic_curves(n=20)
+    service = PredictionService("qsvr", sampler=RaisingSampler(), random_state=0, growth=1.01, step=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for n in (10, 15, 20):
+            service.update(curves[:n])
+            for t in (5, 10):
+                mean, _ = service.predict(t, curves[:3])
+                assert np.all(np.isfinite(mean))
+    fallbacks = [w for w in caught if "using the classical SVR" in str(w.message)]
+    assert len(fallbacks) == 1 and "annealer unreachable" in str(fallbacks[0].message)
+    assert service.active_model == "svr" and service.n_fits == 6
+
+
+def test_background_fallback_keeps_answering():
+    curves = synthetic_curves(n=20)
+    policy = make_policy("qhpo", max_epochs=40, predictor="qsvr", sampler=RaisingSampler(), background=True,
+                         random_state=1, min_completed=5)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = replay(policy, curves)
+        policy.service.wait(timeout=60)
+    assert policy.service.active_model == "svr"
+    assert out.complete.sum() >= 5
+
+
+def test_qsvr_predictor_drives_the_poster_policy():
+    curves = synthetic_curves(n=24, epochs=20, seed=2)
+    policy = make_policy("poster", max_epochs=20, predictor="qsvr", random_state=0, min_completed=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback: the annealer itself works
+        out = replay(policy, curves)
+    assert policy.service.active_model == "qsvr" and policy.service.n_fits >= 1
+    assert out.cost < curves.size and out.complete[np.argmax(curves[:, -1])]
