@@ -174,6 +174,15 @@ def test_same_seed_gives_the_same_curve_and_another_seed_does_not(small):
     assert all(torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters()))
 
 
+def test_bf16_autocast_can_be_asked_for_on_the_cpu(small):
+    with pytest.raises(ValueError, match="precision"):
+        TrialTrainer(SMALL, small, precision="fp16")
+    trainer = TrialTrainer(SMALL, small, precision="bf16")
+    accuracy = trainer.train_epoch()
+    assert 0.0 <= accuracy <= 1.0 and np.isfinite(trainer.train_loss)
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # autocast keeps float32 master weights
+
+
 def test_learning_rate_one_diverges_and_says_why(small):
     trainer = TrialTrainer(dict(SMALL, learning_rate=1.0, momentum=0.9), small)
     with pytest.raises(TrialDiverged) as caught:

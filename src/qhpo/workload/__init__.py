@@ -4,7 +4,7 @@ from qhpo.workload._data import CIFAR10_MD5, CIFAR10_URL, CifarData, ImageSplit,
 from qhpo.workload._device import resolve_device
 from qhpo.workload._model import CifarCNN
 from qhpo.workload._space import TRAINER_PARAMETERS, Parameter, SearchSpace, default_search_space
-from qhpo.workload._trainer import TrialDiverged, TrialTrainer
+from qhpo.workload._trainer import PRECISIONS, TrialDiverged, TrialTrainer
 
 __all__ = [
     "CIFAR10_MD5",
@@ -12,6 +12,7 @@ __all__ = [
     "CifarCNN",
     "CifarData",
     "ImageSplit",
+    "PRECISIONS",
     "Parameter",
     "SearchSpace",
     "TRAINER_PARAMETERS",

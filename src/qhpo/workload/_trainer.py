@@ -26,6 +26,8 @@ _EVAL_BATCH = 1000
 # On a GPU the loss is checked every this many steps: each check waits for the device.
 _GPU_CHECK_EVERY = 25
 _CHECKPOINT_FORMAT = 1
+#: Accepted values of ``TrialTrainer(precision=...)``.
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 class TrialDiverged(RuntimeError):
@@ -76,7 +78,8 @@ class TrialTrainer:
 
     followed by ``(x - mean_c) / std_c`` in float, which is the random crop with 4-pixel
     padding and horizontal flip of the conventional pipeline without per-sample Python work.
-    The model runs channels-last under bf16 autocast on a GPU (float32 on the CPU), with SGD
+    The model runs channels-last under bf16 autocast on a GPU (float32 on the CPU unless
+    ``precision="bf16"``), with SGD
     of the configuration's ``learning_rate`` and ``momentum`` on the cross-entropy loss. All
     randomness of training comes from one ``torch.Generator`` seeded with ``seed``, whose
     state is part of a checkpoint, so a resumed trial continues exactly as an uninterrupted
@@ -94,6 +97,9 @@ class TrialTrainer:
         data: The images, from :func:`load_cifar10`.
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` or a ``torch.device``.
         seed: Seed of the initial weights, the shuffling and the augmentation.
+        precision: ``"auto"`` (bf16 autocast on a GPU, float32 on the CPU), ``"bf16"``
+            (bf16 autocast everywhere; fast only on CPUs with native bf16, such as AVX512-BF16
+            or AMX) or ``"fp32"``.
 
     Attributes:
         epoch: Number of completed epochs.
@@ -102,9 +108,20 @@ class TrialTrainer:
         epoch_seconds: Wall-clock seconds of the last :meth:`train_epoch` (with validation).
     """
 
-    def __init__(self, config: Mapping[str, Any], data: CifarData, *, device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        data: CifarData,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        precision: str = "auto",
+    ) -> None:
         self.config = _check_config(config)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = resolve_device(device)
+        self.precision = precision
         self.seed = int(seed)
         self.data = data
         with torch.random.fork_rng(devices=[]):
@@ -125,6 +142,7 @@ class TrialTrainer:
         self._shift = (-torch.tensor(_MEAN, device=self.device) / torch.tensor(_STD, device=self.device)).view(1, 3, 1, 1)
         self._offsets = torch.arange(_SIDE, device=self.device)
         self._on_gpu = self.device.type == "cuda"
+        self._bf16 = precision == "bf16" or (precision == "auto" and self._on_gpu)
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, 32, 32) -> float channels-last ``(x - mean_c) / std_c``."""
@@ -161,8 +179,9 @@ class TrialTrainer:
             idx = order[first : first + batch]
             images = self._normalise(self._augmented(idx, dy[idx], dx[idx], flip[idx]))
             labels = self._train_labels[idx]
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._on_gpu):
-                loss = F.cross_entropy(self.model(images), labels)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
+                logits = self.model(images)
+            loss = F.cross_entropy(logits.float(), labels)
             steps += 1
             if not self._on_gpu or steps % _GPU_CHECK_EVERY == 0:
                 total = (loss_sum + loss.detach()).item()
@@ -203,7 +222,7 @@ class TrialTrainer:
         for first in range(0, len(split), _EVAL_BATCH):
             images = split.images[first : first + _EVAL_BATCH].to(self.device, non_blocking=True)
             labels = split.labels[first : first + _EVAL_BATCH].to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._on_gpu):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16):
                 logits = self.model(self._normalise(images))
             finite &= torch.isfinite(logits).all()
             correct += (logits.argmax(dim=1) == labels).sum()
@@ -249,6 +268,7 @@ class TrialTrainer:
         data: CifarData,
         *,
         device: str | torch.device = "cpu",
+        precision: str = "auto",
     ) -> "TrialTrainer":
         """A trainer that continues exactly where :meth:`save_checkpoint` left off.
 
@@ -269,7 +289,7 @@ class TrialTrainer:
             raise QhpoError(f"the checkpoint {path} cannot be read ({type(error).__name__}); delete it to restart that trial from epoch 0.") from None
         if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
             raise QhpoError(f"{path} is not a qhpo trial checkpoint; delete it to restart that trial from epoch 0.")
-        trainer = cls(config, data, device=target)
+        trainer = cls(config, data, device=target, precision=precision)
         if state["config"] != trainer.config:
             raise QhpoError(f"the checkpoint {path} belongs to configuration {state['config']}, not {trainer.config}; delete it or resume the trial it belongs to.")
         train_size = int(trainer._train_labels.shape[0])
