@@ -102,6 +102,21 @@ def collinear_blocks(J: np.ndarray, max_block_bits: int = _MAX_BLOCK_BITS) -> li
     return blocks
 
 
+def _lower_hull(s: np.ndarray, u: np.ndarray) -> list[int]:
+    """Indices of the lower convex hull of the points ``(s, u)``, which are sorted by ``s``."""
+    hull: list[int] = []
+    for i in range(len(s)):
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # drop b when it lies on or above the segment from a to i
+            if (u[b] - u[a]) * (s[i] - s[a]) >= (u[i] - u[a]) * (s[b] - s[a]):
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    return hull
+
+
 def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
     """The problem over the levels of ``blocks`` (see :mod:`qhpo.samplers._dense_sweeps`).
 
@@ -114,7 +129,8 @@ def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
     the one of lowest ``u`` is kept, as the others can never be part of a minimum.
 
     Returns:
-        ``(kappa, level_start, level_s, level_u, level_pattern)``, or None when the blocks do
+        ``(kappa, level_start, level_s, level_u, hull_start, hull, level_pattern)`` (``hull``:
+        the levels on the lower convex hull of each block's points ``(s, u)``), or None when the blocks do
         not reproduce ``J`` to round-off (then the caller falls back to single bits).
     """
     n, B = J.shape[0], len(blocks)
@@ -123,7 +139,7 @@ def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
         block_of[block] = b
     factor = np.ones(n)
     reference = np.empty(B, dtype=np.int64)
-    level_start, level_s, level_u, level_pattern = [0], [], [], []
+    level_start, level_s, level_u, level_pattern, hull_start, hull = [0], [], [], [], [0], []
     for b, block in enumerate(blocks):
         outside = block_of != b
         rows = J[np.ix_(block, outside)]
@@ -145,6 +161,8 @@ def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
         level_s.append(values[keep])
         level_u.append(energies[keep])
         level_pattern.append(patterns[keep])
+        hull.extend(level_start[-1] + i for i in _lower_hull(values[keep], energies[keep]))
+        hull_start.append(len(hull))
         level_start.append(level_start[-1] + len(keep))
     kappa = J[np.ix_(reference, reference)].copy()
     np.fill_diagonal(kappa, 0.0)
@@ -152,8 +170,8 @@ def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
     across = block_of[:, None] != block_of[None, :]
     if np.max(np.abs(np.where(across, rebuilt - J, 0.0)), initial=0.0) > 1e-9 * max(1.0, float(np.max(np.abs(J)))):
         return None
-    return (kappa, np.asarray(level_start, dtype=np.int64), np.concatenate(level_s),
-            np.concatenate(level_u), np.concatenate(level_pattern))
+    return (kappa, np.asarray(level_start, dtype=np.int64), np.concatenate(level_s), np.concatenate(level_u),
+            np.asarray(hull_start, dtype=np.int64), np.asarray(hull, dtype=np.int64), np.concatenate(level_pattern))
 
 
 def _check_positive_int(name: str, value) -> int:
@@ -179,16 +197,19 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
 
     Args (of :meth:`sample`):
         num_reads: Independent anneals (default 1).
-        num_sweeps: Sweeps per read (default 100).
+        num_sweeps: Sweeps per read, or per replica with ``num_replicas > 1`` (default 30).
         beta_range: ``(beta_hot, beta_cold)``; default from the coefficients.
         seed: Integer seed in ``[0, 2**64)``; None draws one from the operating system.
-        max_block_bits: Largest group of collinear bits updated together (1 turns blocks off).
+        max_block_bits: Largest group of collinear bits updated together (default 8; 1
+            turns blocks off).
+        num_replicas: 1 (default) anneals; more runs parallel tempering with this many
+            temperatures from ``beta_hot`` to ``beta_cold`` for every read.
     """
 
     parameters = {"num_reads": [], "num_sweeps": [], "beta_range": [], "seed": [], "max_block_bits": [], "num_replicas": []}
     properties: dict = {}
 
-    def sample(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, num_sweeps: int = 100,
+    def sample(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, num_sweeps: int = 30,
                beta_range: tuple[float, float] | None = None, seed: int | None = None,
                max_block_bits: int = 8, num_replicas: int = 1, **kwargs) -> dimod.SampleSet:
         self.remove_unknown_kwargs(**kwargs)
@@ -221,7 +242,8 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
         if model is None:
             blocks = [[i] for i in range(n)]
             model = block_levels(h, J, blocks)
-        kappa, level_start, level_s, level_u, level_pattern = model
+        kappa, level_start, level_s, level_u, hull_start, hull, level_pattern = model
+        problem = (kappa, level_start, level_s, level_u, hull_start, hull)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**64)
         streams = np.random.SeedSequence(int(seed)).generate_state(num_reads, dtype=np.uint64) | np.uint64(1)
@@ -230,10 +252,10 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
         levels = np.empty((num_reads, len(blocks)), dtype=np.int32)
         if num_replicas == 1:
             betas = np.geomspace(beta_hot, beta_cold, num_sweeps)
-            anneal(kappa, level_start, level_s, level_u, betas, streams, tol, True, levels)
+            anneal(*problem, betas, streams, tol, True, levels)
         else:
             betas = np.geomspace(beta_hot, beta_cold, num_replicas)
-            temper(kappa, level_start, level_s, level_u, betas, num_sweeps, streams, tol, True, levels)
+            temper(*problem, betas, num_sweeps, streams, tol, True, levels)
         bits = np.empty((num_reads, n), dtype=np.int8)
         for b, block in enumerate(blocks):
             pattern = level_pattern[levels[:, b]]

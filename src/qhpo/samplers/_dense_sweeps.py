@@ -107,22 +107,36 @@ def _sweep(kappa, level_start, level_s, level_u, level, phi, beta, weights, stre
     return change
 
 
+@nb.njit(cache=True, inline="always")
+def _lowest(hull, h0, h1, level_s, level_u, field, p):
+    """Index into ``hull[h0:h1]`` of the lowest ``u + s field``, walking from ``p``.
+
+    Along the lower convex hull of the points ``(s, u)`` this energy is unimodal, so a
+    walk from any start reaches the minimum; from the previous answer it takes few steps.
+    """
+    while p + 1 < h1 and level_u[hull[p + 1]] + level_s[hull[p + 1]] * field <= level_u[hull[p]] + level_s[hull[p]] * field:
+        p += 1
+    while p > h0 and level_u[hull[p - 1]] + level_s[hull[p - 1]] * field < level_u[hull[p]] + level_s[hull[p]] * field:
+        p -= 1
+    return p
+
+
 @nb.njit(cache=True)
-def _descend(kappa, level_start, level_s, level_u, level, phi, tol, pairs):
-    """Greedy moves of one block, then of two blocks jointly, until none lowers E by more than ``tol``."""
+def _descend(kappa, level_start, level_s, level_u, hull_start, hull, level, phi, tol, pairs):
+    """Greedy moves of one block, then of two blocks jointly, until none lowers E by more than ``tol``.
+
+    Only levels on the lower convex hull of a block's points ``(s, u)`` can minimise
+    ``u + s phi`` for some field ``phi``, so the moves go to hull levels only.
+    """
     B = level.shape[0]
     changed = True
     while changed:
         changed = False
         for b in range(B):
             old = level[b]
-            e_old = level_u[old] + level_s[old] * phi[b]
-            best, e_best = old, e_old
-            for m in range(level_start[b], level_start[b + 1]):
-                e = level_u[m] + level_s[m] * phi[b]
-                if e < e_best:
-                    best, e_best = m, e
-            if e_best < e_old - tol:
+            p = _lowest(hull, hull_start[b], hull_start[b + 1], level_s, level_u, phi[b], hull_start[b])
+            best = hull[p]
+            if level_u[best] + level_s[best] * phi[b] < level_u[old] + level_s[old] * phi[b] - tol:
                 _move(level, phi, kappa, level_s, b, old, best, B)
                 changed = True
         if changed or not pairs:
@@ -130,19 +144,23 @@ def _descend(kappa, level_start, level_s, level_u, level, phi, tol, pairs):
         for a in range(B):
             for b in range(a + 1, B):
                 k = kappa[a, b]
+                if k == 0.0:
+                    continue  # no coupling: the single moves already cover it
                 la, lb = level[a], level[b]
                 # fields without the a-b coupling, so the joint energy is exact
                 fa = phi[a] - k * level_s[lb]
                 fb = phi[b] - k * level_s[la]
                 e_old = level_u[la] + level_s[la] * fa + level_u[lb] + level_s[lb] * fb + k * level_s[la] * level_s[lb]
                 best_a, best_b, e_best = la, lb, e_old
-                for ma in range(level_start[a], level_start[a + 1]):
-                    ea = level_u[ma] + level_s[ma] * fa
-                    ka = k * level_s[ma]
-                    for mb in range(level_start[b], level_start[b + 1]):
-                        e = ea + level_u[mb] + level_s[mb] * (fb + ka)
-                        if e < e_best:
-                            best_a, best_b, e_best = ma, mb, e
+                p = hull_start[b]
+                for q in range(hull_start[a], hull_start[a + 1]):
+                    ma = hull[q]
+                    field = fb + k * level_s[ma]
+                    p = _lowest(hull, hull_start[b], hull_start[b + 1], level_s, level_u, field, p)
+                    mb = hull[p]
+                    e = level_u[ma] + level_s[ma] * fa + level_u[mb] + level_s[mb] * field
+                    if e < e_best:
+                        best_a, best_b, e_best = ma, mb, e
                 if e_best < e_old - tol:
                     _move(level, phi, kappa, level_s, a, la, best_a, B)
                     _move(level, phi, kappa, level_s, b, lb, best_b, B)
@@ -150,14 +168,16 @@ def _descend(kappa, level_start, level_s, level_u, level, phi, tol, pairs):
 
 
 @nb.njit(cache=True)
-def anneal(kappa, level_start, level_s, level_u, betas, streams, tol, pairs, levels):
+def anneal(kappa, level_start, level_s, level_u, hull_start, hull, betas, streams, tol, pairs, levels):
     """Anneal every row of ``levels`` from a random start through ``betas``, then descend.
 
     Args:
         kappa: Block couplings, symmetric with a zero diagonal, shape ``(B, B)``.
         level_start, level_s, level_u: Block ``b`` has the levels ``level_start[b]`` to
-            ``level_start[b+1] - 1`` (global indices) with values ``level_s`` and in-block
-            energies ``level_u``.
+            ``level_start[b+1] - 1`` (global indices) with values ``level_s`` (ascending
+            within a block) and in-block energies ``level_u``.
+        hull_start, hull: The levels of block ``b`` on the lower convex hull of its points
+            ``(s, u)`` are ``hull[hull_start[b]:hull_start[b+1]]``, in ascending ``s``.
         betas: Inverse temperature of each sweep, shape ``(S,)``.
         streams: One nonzero xorshift64* state per read, shape ``(R,)``; advanced in place.
         tol: Smallest energy decrease the final descent acts on.
@@ -171,11 +191,11 @@ def anneal(kappa, level_start, level_s, level_u, betas, streams, tol, pairs, lev
         _start(kappa, level_start, level_s, level_u, levels[r], phi, streams, r)
         for s in range(betas.shape[0]):
             _sweep(kappa, level_start, level_s, level_u, levels[r], phi, betas[s], weights, streams, r)
-        _descend(kappa, level_start, level_s, level_u, levels[r], phi, tol, pairs)
+        _descend(kappa, level_start, level_s, level_u, hull_start, hull, levels[r], phi, tol, pairs)
 
 
 @nb.njit(cache=True)
-def temper(kappa, level_start, level_s, level_u, betas, rounds, streams, tol, pairs, levels):
+def temper(kappa, level_start, level_s, level_u, hull_start, hull, betas, rounds, streams, tol, pairs, levels):
     """Parallel tempering: every read is a chain of ``len(betas)`` replicas, one per temperature.
 
     A round sweeps every replica once at its own ``beta_t``, then offers each neighbouring
@@ -217,4 +237,4 @@ def temper(kappa, level_start, level_s, level_u, betas, rounds, streams, tol, pa
             s = level_s[levels[r, b]]
             for a in range(B):
                 phi[a] += kappa[b, a] * s
-        _descend(kappa, level_start, level_s, level_u, levels[r], phi, tol, pairs)
+        _descend(kappa, level_start, level_s, level_u, hull_start, hull, levels[r], phi, tol, pairs)

@@ -15,7 +15,7 @@ import dimod
 from qhpo._errors import QhpoError
 
 #: The sampler a QSVR uses when none is named.
-DEFAULT_SAMPLER = "sa"
+DEFAULT_SAMPLER = "qhpo-sa"
 
 _QPU_HINT = (
     "install the D-Wave extra with `pip install 'qhpo[qpu]'` and configure a Leap API token "
