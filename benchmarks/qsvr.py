@@ -100,6 +100,8 @@ def bench_chain_strength(bqm, num_reads: int, seed: int) -> list[dict]:
         result = sampler.sample(bqm, num_reads=num_reads, seed=seed)
         energies = bqm.energies(result)
         rows.append({"chain_strength": label, "value": result.info["chain_strength"],
+                     "physical_qubits": result.info["physical_qubits"],
+                     "max_chain_length": result.info["max_chain_length"],
                      "chain_break_fraction": result.info["mean_chain_break_fraction"],
                      "min_energy": float(energies.min()), "median_energy": float(np.median(energies))})
     return rows
@@ -180,8 +182,10 @@ def main(argv=None) -> int:
         print(f"  {row['sampler']:<12}{row['seconds']:>10.3f}{row['min_energy']:>10.3f}"
               f"{row['median_energy']:>10.3f}{breaks:>14}")
 
-    print(f"\nPegasus P16 clique embedding, chain strength ({args.num_reads} reads):")
     report["chain_strength"] = bench_chain_strength(bqm, args.num_reads, args.seed)
+    first = report["chain_strength"][0]
+    print(f"\nPegasus P16 clique embedding: {first['physical_qubits']} qubits, chains of up to "
+          f"{first['max_chain_length']}; chain strength ({args.num_reads} reads):")
     for row in report["chain_strength"]:
         print(f"  {row['chain_strength']:<42} {row['value']:>7.2f}  breaks {row['chain_break_fraction']:.3f}"
               f"  min E {row['min_energy']:.3f}  median E {row['median_energy']:.3f}")

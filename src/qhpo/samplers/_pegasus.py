@@ -11,8 +11,8 @@ QPU, and reports the fraction of broken chains of every read in the sample set's
 The default chain strength is Ocean's uniform torque compensation,
 ``prefactor * sqrt(sum_ij J_ij^2 / |E|) * sqrt(|E| / |V|)`` (in Ising units), with twice
 the QPU samplers' prefactor (2.828 instead of 1.414): on the QSVR's 120-variable QUBO the
-QPU default left about 16 % of chains broken under simulated annealing, twice as strong
-left about 1 % and gave the lowest logical energies, while ``10 * max|Q|`` (the reference
+QPU default left about 9 % of chains broken under simulated annealing, twice as strong
+about 0.1 % with the lowest logical energies, while ``10 * ceil(max|Q|)`` (the reference
 workflow) keeps chains intact but freezes them early (docs/qsvr.md has the numbers).
 """
 
