@@ -227,3 +227,11 @@ def test_exact_solver_refuses_large_problems():
     X = np.random.default_rng(0).random((20, 2))
     with pytest.raises(ValueError, match="exact solver"):
         QSVR(sampler="exact").fit(X, X[:, 0])
+
+
+def test_qsvr_copes_with_fewer_unique_samples_than_asked():
+    rng = np.random.default_rng(4)
+    X = rng.random((30, 2))
+    model = QSVR(sampler="steepest", num_reads=1, num_solutions=4, random_state=0).fit(X, X[:, 0])
+    assert model.n_solutions_ == 1 and model.sample_weights_.tolist() == [1.0]
+    assert np.all(np.isfinite(model.predict(X)))
