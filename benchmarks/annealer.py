@@ -75,6 +75,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40], help="training points N")
     parser.add_argument("--reads", type=int, default=1000, help="reads of both default runs")
     parser.add_argument("--sweeps", type=int, default=None, help="qhpo-sa sweeps (default: its default)")
+    parser.add_argument("--replicas", type=int, default=None, help="qhpo-sa parallel-tempering replicas")
+    parser.add_argument("--beta-range", type=float, nargs=2, default=None, metavar=("HOT", "COLD"),
+                        help="qhpo-sa inverse temperatures (default: from the coefficients)")
     parser.add_argument("--long-reads", type=int, nargs=2, default=[100, 1000], metavar=("DWAVE", "QHPO"),
                         help="reads of the long runs")
     parser.add_argument("--long-sweeps", type=int, nargs=2, default=[3000, 1000], metavar=("DWAVE", "QHPO"),
@@ -85,7 +88,8 @@ def main() -> None:
     table = read_curve_table(TABLE)
     ref, ours = SimulatedAnnealingSampler(), DenseSimulatedAnnealingSampler()
     ours.sample(svr_qubo(table, 2, 0), num_reads=1, seed=0)  # compile the kernels outside the timings
-    our_params = {} if args.sweeps is None else {"num_sweeps": args.sweeps}
+    our_params = {key: value for key, value in (("num_sweeps", args.sweeps), ("num_replicas", args.replicas),
+                                                ("beta_range", args.beta_range)) if value is not None}
     for N in args.sizes:
         bqm = svr_qubo(table, N, args.seed)
         runs = {
@@ -97,7 +101,9 @@ def main() -> None:
         best_known = min(long_ref[1].min(), long_ours[1].min(), *(e.min() for _, e in runs.values()))
         tol = 1e-9 * max(1.0, abs(best_known))
         e_ref = runs["dwave SA"][1].min()
-        print(f"\nN={N}: {bqm.num_variables} variables, {bqm.num_interactions} couplers; "
+        info = ours.sample(bqm, num_reads=1, seed=0, **our_params).info
+        print(f"\nN={N}: qhpo-sa {our_params or 'defaults'}, beta_range {info['beta_range'][0]:.4g}..{info['beta_range'][1]:.4g}")
+        print(f"  {bqm.num_variables} variables, {bqm.num_interactions} couplers; "
               f"best known E*={best_known:.9f}, reference best E_ref={e_ref:.9f}")
         print(f"  long runs: dwave SA {args.long_reads[0]} reads x {args.long_sweeps[0]} sweeps, {long_ref[0]:.1f} s,"
               f" best {long_ref[1].min():.9f} | qhpo-sa {args.long_reads[1]} reads x {args.long_sweeps[1]} sweeps,"

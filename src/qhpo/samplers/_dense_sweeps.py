@@ -30,7 +30,7 @@ import numpy as np
 _UPHILL_CUTOFF = 40.0
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _uniform(streams, r):
     """Next uniform double in [0, 1) of stream ``r`` (xorshift64*)."""
     s = streams[r]
@@ -41,7 +41,7 @@ def _uniform(streams, r):
     return ((s * np.uint64(2685821657736338717)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _move(level, phi, kappa, level_s, b, old, new, B):
     """Put block ``b`` (now at global level index ``old``) on level ``new``; update the fields."""
     ds = level_s[new] - level_s[old]
