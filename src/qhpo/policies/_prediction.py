@@ -7,9 +7,10 @@ curves that reached ``target`` and refitted whenever their number ``n`` has grow
 
     n_next = min(ceil(growth * n_fit), n_fit + step)
 
-With ``relative=True`` the model learns the change ``y_target - c_t`` after the decision
-epoch instead of ``y_target`` itself, and the prediction adds ``c_t`` back; the model then
-spends its capacity on what the prefix does not already say.
+With ``relative=True`` the model learns the change ``y_target - a_t`` after the decision
+epoch instead of ``y_target`` itself, with the anchor ``a_t = mean(c_{t-w+1}..c_t)`` (``w``
+= ``anchor_window``, 1 by default: ``a_t = c_t``), and the prediction adds ``a_t`` back;
+the model then spends its capacity on what the prefix does not already say.
 
 A run of ``N`` trials therefore costs ``O(log N)`` fits early on and one fit per ``step``
 curves later, never one fit per decision. With ``background=False`` the fit happens inside
@@ -72,6 +73,7 @@ class PredictionService:
         differences: Features include first and second differences of the prefix.
         hyperparameters: Features include the numeric hyperparameters.
         relative: Learn the change after the decision epoch, not the value itself.
+        anchor_window: Epochs averaged into the anchor of ``relative`` predictions.
         num_reads: Annealer reads per QUBO (``None``: the predictor's default).
         min_curves: Curves needed before the first fit of a key.
         growth: Refit when the number of curves reaches ``growth`` times the last fit's.
@@ -88,6 +90,7 @@ class PredictionService:
         differences: bool = False,
         hyperparameters: bool = False,
         relative: bool = False,
+        anchor_window: int = 1,
         num_reads: int | None = None,
         min_curves: int = 5,
         growth: float = 1.25,
@@ -108,6 +111,9 @@ class PredictionService:
         self.differences = bool(differences)
         self.hyperparameters = bool(hyperparameters)
         self.relative = bool(relative)
+        if int(anchor_window) < 1:
+            raise ValueError(f"anchor_window must be at least 1 epoch, got {anchor_window}")
+        self.anchor_window = int(anchor_window)
         self.num_reads = num_reads
         self.min_curves = int(min_curves)
         self.growth = float(growth)
@@ -191,7 +197,7 @@ class PredictionService:
             self.predict_seconds += time.perf_counter() - start
         mean = np.asarray(mean, dtype=float)
         if self.relative:
-            mean = mean + curves[:, t - 1]
+            mean = mean + self._anchor(curves, t)
         return mean, np.asarray(std, dtype=float)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -219,6 +225,10 @@ class PredictionService:
         if target is not None:
             return int(target)
         return int(self._curves.shape[1]) if self._curves.size else 0
+
+    def _anchor(self, curves: np.ndarray, t: int) -> np.ndarray:
+        """``a_t``: mean of the last ``anchor_window`` epochs of the prefix."""
+        return curves[:, max(0, t - self.anchor_window): t].mean(axis=1)
 
     def _training_set(self, key):
         t, target = key
@@ -295,7 +305,7 @@ class PredictionService:
 
     def _fit(self, key: tuple[int, int], data, seed) -> None:
         (t, target), (curves, params) = key, data
-        y = curves[:, target - 1] - (curves[:, t - 1] if self.relative else 0.0)
+        y = curves[:, target - 1] - (self._anchor(curves, t) if self.relative else 0.0)
         start = time.perf_counter()
         model = self.active_model
         try:

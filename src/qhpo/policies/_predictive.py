@@ -29,6 +29,8 @@ class PredictivePolicy(StoppingPolicy):
         differences: Predictor features include first and second curve differences.
         hyperparameters: Predictor features include the numeric hyperparameters.
         relative: The predictor learns the change after the decision epoch.
+        anchor_window: With ``relative``, the change is measured from the mean of the
+            last ``anchor_window`` epochs of the prefix (smoothing single-epoch noise).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class PredictivePolicy(StoppingPolicy):
         differences: bool = False,
         hyperparameters: bool = False,
         relative: bool = False,
+        anchor_window: int = 1,
     ):
         super().__init__(max_epochs=max_epochs, mode=mode)
         if int(min_completed) < 2:
@@ -58,6 +61,7 @@ class PredictivePolicy(StoppingPolicy):
             differences=differences,
             hyperparameters=hyperparameters,
             relative=relative,
+            anchor_window=anchor_window,
             min_curves=min(5, int(min_completed)),
         )
         self._synced_count = -1

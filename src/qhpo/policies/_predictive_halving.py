@@ -31,8 +31,10 @@ class PredictiveHalving(PredictivePolicy):
     At each rung ``r_k = min_resource * eta**k`` the predictor reads the first ``r_k``
     epochs of every trial that has reached the rung and predicts its final value as a
     Gaussian ``N(mu, sigma^2)`` (``sigma``: model spread and held-out residuals). By
-    default the model learns the change after the rung, ``y_T - c_{r_k}`` (``relative``),
-    so it spends its capacity on what the prefix does not already say. In "higher is
+    default the model learns the change after the rung, ``y_T - a_k`` (``relative``), with
+    ``a_k`` the mean of the last ``anchor_window`` epochs before the rung (default half
+    the first rung), so it spends its capacity on what the prefix does not already say
+    and a single noisy epoch does not shift the prediction. In "higher is
     better" units (``sign``) the trial continues when either
 
     * its predicted final ranks within the best ``floor(m / eta)`` of the ``m`` trials
@@ -61,6 +63,8 @@ class PredictiveHalving(PredictivePolicy):
         rank_promotion: Promote the best ``1/eta`` by predicted final value.
         min_completed: Trials that run to the end before any is stopped.
         relative: The predictor learns the change after the rung.
+        anchor_window: Epochs averaged into the anchor ``a_k`` (default
+            ``min_resource / 2``).
         **kwargs: See :class:`qhpo.policies.PredictivePolicy`.
     """
 
@@ -69,19 +73,24 @@ class PredictiveHalving(PredictivePolicy):
     def __init__(
         self,
         *,
+        max_epochs: int,
         min_resource: int | None = None,
         reduction_factor: float = 3.0,
         delta: float | Sequence[float] = (1.0, 0.4, 0.5),
         rank_promotion: bool = True,
         min_completed: int = 3,
         relative: bool = True,
+        anchor_window: int | None = None,
         **kwargs,
     ):
-        super().__init__(min_completed=min_completed, relative=relative, **kwargs)
         if min_resource is None:
-            min_resource = max(1, round(self.max_epochs / 20))
+            min_resource = max(1, round(int(max_epochs) / 20))
         if int(min_resource) < 1:
             raise ValueError(f"min_resource must be at least 1 epoch, got {min_resource}")
+        if anchor_window is None:
+            anchor_window = max(1, round(int(min_resource) / 2))
+        super().__init__(max_epochs=max_epochs, min_completed=min_completed, relative=relative,
+                         anchor_window=anchor_window, **kwargs)
         if not float(reduction_factor) > 1.0:
             raise ValueError(f"reduction_factor must be greater than 1, got {reduction_factor}")
         deltas = tuple(float(x) for x in np.atleast_1d(delta))
