@@ -39,12 +39,35 @@ def _qhpo_policy(table, background=False):
                        background=background, min_completed=5)
 
 
-def test_scheduler_makes_the_replay_decisions(table):
+def _optuna_epochs(table) -> np.ndarray:
+    """Epochs each row trains in a real Optuna study pruned by PredictivePruner, rows in order."""
+    import optuna
+
+    from qhpo.optuna import PredictivePruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", pruner=PredictivePruner(_qhpo_policy(table)))
+    trained = np.zeros(table.n_trials, dtype=int)
+    for row, curve in enumerate(table.curves):
+        trial = study.ask()
+        for epoch, value in enumerate(curve, start=1):
+            trial.report(float(value), epoch)
+            trained[row] = epoch
+            if epoch < table.epochs and trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, float(curve[-1]))
+    return trained
+
+
+def test_scheduler_makes_the_replay_and_optuna_decisions(table):
     simulated = simulate(table.curves, PolicyAgent(_qhpo_policy(table), table.curves, table.param_rows()), workers=1)
     on_ray = replay_on_ray(table.curves, _qhpo_policy(table), params=table.param_rows(), workers=1, time_scale=1e-3)
     assert simulated.cost < table.n_trials * table.epochs  # the policy did stop trials
     np.testing.assert_array_equal(on_ray.epochs_trained, simulated.epochs_trained)
     np.testing.assert_array_equal(on_ray.complete, simulated.complete)
+    np.testing.assert_array_equal(on_ray.epochs_trained, _optuna_epochs(table))
     assert len(on_ray.decide_seconds) > 0
 
 
@@ -122,3 +145,25 @@ def test_arguments_are_checked():
         PredictiveScheduler(_StopBelowFirst(max_epochs=3), max_epochs=4)
     with pytest.raises(ValueError, match="scheduler"):
         SchedulerStateCallback("not a scheduler")
+
+
+class _Broken(StoppingPolicy):
+    def decide(self, trial, trials):
+        raise RuntimeError("no model")
+
+
+def test_a_failing_policy_continues_and_curves_follow_epochs():
+    from ray.tune.experiment import Trial
+
+    scheduler = PredictiveScheduler(_Broken(max_epochs=4), metric="acc", epoch_attr="epoch")
+    trial = Trial("trainable", config={"lr": 0.1, "__qhpo_row": 3}, trial_id="t1", stub=True)
+    scheduler.on_trial_add(None, trial)
+    with pytest.warns(RuntimeWarning, match="no model"):
+        assert scheduler.on_trial_result(None, trial, {"acc": 0.3, "epoch": 1}) == "CONTINUE"
+    assert scheduler.on_trial_result(None, trial, {"acc": 0.4, "epoch": 2}) == "CONTINUE"
+    # A trial restored from its epoch-1 checkpoint reports epoch 2 again: the curve is rewritten.
+    assert scheduler.on_trial_result(None, trial, {"acc": 0.45, "epoch": 2}) == "CONTINUE"
+    assert scheduler.on_trial_result(None, trial, {"acc": float("nan"), "epoch": 3, "diverged": "nan loss"}) == "STOP"
+    (view,) = scheduler.trial_views()
+    assert view.params == {"lr": 0.1}  # bookkeeping keys are not hyperparameters
+    assert list(view.curve[:2]) == [0.3, 0.45] and view.status == TrialStatus.FAILED

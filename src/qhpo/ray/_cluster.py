@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -16,7 +17,8 @@ WORKER_ENV = {
 }
 
 
-def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
+def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
+                quiet: bool = False) -> bool:
     """Make sure this process is a Ray driver; return True when this call started Ray.
 
     Args:
@@ -24,16 +26,24 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_
             ``"auto"`` for the cluster this machine belongs to; ``None`` starts a local
             Ray on this machine (with ``num_cpus``/``num_gpus``, default: all).
         num_cpus, num_gpus: Resources of a local Ray (ignored with ``address``).
+        quiet: Keep the workers' output and Ray Tune's warnings off the console.
     """
+    # Checkpointing every epoch forces an experiment snapshot after each one: that is what
+    # makes a resumed run exact, so Ray Tune need not warn about it.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if quiet:
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     runtime_env = {"env_vars": {k: os.environ.get(k, v) for k, v in WORKER_ENV.items()}}
     try:
         if address:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=not quiet)
         else:
-            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, runtime_env=runtime_env)
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, runtime_env=runtime_env,
+                     log_to_driver=not quiet)
     except ConnectionError as error:
         raise QhpoError(
             f"cannot reach the Ray cluster at {address} ({error}); start it with `ray start --head` "

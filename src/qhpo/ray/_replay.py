@@ -123,7 +123,7 @@ def replay_on_ray(
     duration = np.ones(n) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
     workers = int(workers)
 
-    connect_ray(address)
+    connect_ray(address, quiet=True)
     import ray
 
     cpus = float(ray.cluster_resources().get("CPU", 1.0))

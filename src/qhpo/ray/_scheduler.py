@@ -19,6 +19,7 @@ import json
 import math
 import pickle
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ class PredictiveScheduler(TrialScheduler):
     ``views`` holds every trial that reported at least one epoch, in the order the trials
     were added. A trial that reaches ``max_epochs`` is COMPLETE and its curve teaches the
     predictor; a trial that reports a non-finite value or sets ``result["diverged"]`` is
-    FAILED and its curve is never used.
+    FAILED and its curve is never used. A policy that raises is reported once as a
+    warning and answered with CONTINUE: a policy error never ends the experiment.
 
     The policy sees a trial's config as its hyperparameters, less keys starting with
     ``"__qhpo_"`` (bookkeeping of the trainable).
@@ -145,6 +147,7 @@ class PredictiveScheduler(TrialScheduler):
         self._records: dict[str, _TrialRecord] = {}
         self.decisions_: list[tuple[str, int, str]] = []
         self.decide_seconds_: list[float] = []
+        self._warned = False
 
     # -- the policy -------------------------------------------------------------------
 
@@ -187,6 +190,7 @@ class PredictiveScheduler(TrialScheduler):
         epoch = int(result.get(self.epoch_attr, len(record.curve) + 1))
         value = float(result[self._metric])
         del record.curve[epoch - 1:]
+        # NaN marks epochs that never reported (a gap cannot happen with qhpo's trainables).
         record.curve.extend([math.nan] * (epoch - 1 - len(record.curve)) + [value])
         record.status = TrialStatus.RUNNING
         if result.get(DIVERGED_KEY) or not math.isfinite(value):
@@ -201,8 +205,16 @@ class PredictiveScheduler(TrialScheduler):
         views = self.trial_views()
         view = next(v for v in views if v.key == trial.trial_id)
         started = time.perf_counter()
-        decision = Decision(self.stopping_policy.decide(view, views))
-        self.decide_seconds_.append(time.perf_counter() - started)
+        try:
+            decision = Decision(self.stopping_policy.decide(view, views))
+        except Exception as error:  # a policy error must not end the whole experiment
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"qhpo policy error ({type(error).__name__}: {error}); trials continue unstopped",
+                              RuntimeWarning, stacklevel=2)
+            return TrialScheduler.CONTINUE
+        finally:
+            self.decide_seconds_.append(time.perf_counter() - started)
         if self.explain:
             explained = decision_record(self.stopping_policy, view, views, decision)
             if explained is not None:

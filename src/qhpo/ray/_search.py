@@ -201,7 +201,7 @@ def run_search(config) -> int:
         raise QhpoError(f"study {config.study!r} already holds {len(study.trials)} trials of another run; "
                         "choose a new --study for the Ray backend.")
 
-    connect_ray(config.address)
+    connect_ray(config.address, quiet=not config.progress)
     resources, device = _trial_resources(config)
     settings = TrialSettings(
         data_dir=str(config.data_dir), subset=config.subset, val_size=config.val_size,
