@@ -63,6 +63,7 @@ class OptunaPrunerAgent:
 
         self._optuna = optuna
         self.study = optuna.create_study(
+            study_name=f"qhpo-replay-{seed}",  # HyperbandPruner hashes the name into its brackets
             direction="maximize" if mode == "max" else "minimize",
             pruner=pruner,
             sampler=optuna.samplers.RandomSampler(seed=seed),
