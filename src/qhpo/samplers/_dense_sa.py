@@ -4,17 +4,20 @@ The BQM is converted to a QUBO over bits ``x`` (SPIN models through ``s = 2x - 1
 
     E(x) = sum_i h_i x_i + sum_{i<j} J_ij x_i x_j + offset,
 
-stored as a dense symmetric matrix ``J``. Each read starts from uniformly random bits and
-makes ``num_sweeps`` Monte Carlo sweeps at inverse temperatures ``beta_s`` spaced
-geometrically from ``beta_hot`` to ``beta_cold``, then descends greedily to a local
-minimum (:mod:`qhpo.samplers._dense_sweeps` holds the compiled sweeps).
+stored as a dense symmetric matrix ``J``.
 
 Collinear blocks. Bits whose coupling rows are parallel, ``J_p. = lambda_p v`` outside the
 pair (the bits of one binary-encoded integer, such as the bits of ``alpha_n`` and
 ``alpha_hat_n`` in the SVR QUBO), influence the rest of the problem only through one
-number. Single-bit flips cannot carry such an integer from ``011`` to ``100`` without
-climbing a large barrier, so these bits are grouped (up to ``max_block_bits``) and updated
-together by a heat-bath step over all configurations of the block.
+number ``s = sum_p lambda_p x_p``. Single-bit flips cannot carry such an integer from
+``011`` to ``100`` without climbing a large barrier, so these bits are grouped (up to
+``max_block_bits``) into one variable whose levels are the distinct values of ``s``
+(:func:`block_levels`). Without collinear bits every block is one bit.
+
+Each read starts from uniformly random levels, makes ``num_sweeps`` heat-bath sweeps at
+inverse temperatures ``beta_s`` spaced geometrically from ``beta_hot`` to ``beta_cold``,
+then descends by moves of one block and joint moves of two blocks to a local minimum
+(:mod:`qhpo.samplers._dense_sweeps` holds the compiled sweeps and their equations).
 
 Temperature schedule, from the coefficients:
 
@@ -24,7 +27,7 @@ Temperature schedule, from the coefficients:
     beta_cold = ln(100) / dE_min   (the smallest uphill change is accepted with probability 1/100)
 
 The hot end is deliberately not set by the largest single-flip change
-``max_i (|h_i| + sum_j |J_ij|)``: on the SVR QUBOs that start is 50 to 300 times hotter,
+``max_i (|h_i| + sum_j |J_ij|)``: on the SVR QUBOs that start is about 450 times hotter,
 and the sweeps spent there are wasted (docs/annealer.md has the measurement).
 """
 
@@ -38,7 +41,7 @@ import numpy as np
 
 from qhpo.samplers._dense_sweeps import anneal, temper
 
-#: Bits of the largest block updated by one heat-bath step (2^10 configurations).
+#: Bits of the largest block (up to 2^10 levels).
 _MAX_BLOCK_BITS = 10
 # rows whose cosine is this close to +-1 count as parallel (float round-off of the QUBO builder)
 _PARALLEL_TOLERANCE = 1e-9
@@ -154,7 +157,7 @@ def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
         values = bits @ factor[block]
         energies = bits @ h[block] + np.einsum("ck,km,cm->c", bits, np.triu(J[np.ix_(block, block)], k=1), bits)
         # equal values up to round-off are one level; keep its lowest-energy pattern
-        scale = max(1.0, float(np.max(np.abs(values))))
+        scale = float(np.max(np.abs(values))) or 1.0
         keys = np.round(values / scale, 9)
         order = np.lexsort((energies, keys))
         keep = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]

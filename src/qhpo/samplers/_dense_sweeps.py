@@ -18,7 +18,8 @@ A sweep visits every block once and draws its new level from the heat-bath distr
 and every joint move of two blocks, that lowers the energy, until none is left.
 
 Each read draws its random numbers from its own xorshift64* stream, so the result of a
-read depends only on its seed and not on how many reads run or in which order.
+read depends only on its seed and not on how many reads run or in which order. The entry
+points release the GIL, so a fit in a background thread does not stall the caller.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def _descend(kappa, level_start, level_s, level_u, hull_start, hull, level, phi,
                     changed = True
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def anneal(kappa, level_start, level_s, level_u, hull_start, hull, betas, streams, tol, pairs, levels):
     """Anneal every row of ``levels`` from a random start through ``betas``, then descend.
 
@@ -194,7 +195,7 @@ def anneal(kappa, level_start, level_s, level_u, hull_start, hull, betas, stream
         _descend(kappa, level_start, level_s, level_u, hull_start, hull, levels[r], phi, tol, pairs)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def temper(kappa, level_start, level_s, level_u, hull_start, hull, betas, rounds, streams, tol, pairs, levels):
     """Parallel tempering: every read is a chain of ``len(betas)`` replicas, one per temperature.
 
