@@ -90,6 +90,7 @@ def test_collinear_blocks_are_the_coefficients_of_the_svr_qubo():
     expected = [sorted(list(range(K * n, K * n + K)) + list(range(K * (N + n), K * (N + n) + K))) for n in range(N)]
     assert sorted(blocks) == expected
     assert all(len(b) == 1 for b in collinear_blocks(J, max_block_bits=1))
+    assert sorted(len(b) for b in collinear_blocks(J, max_block_bits=4)) == [2] * N + [4] * N
     random_J = dense_qubo(_random_dense(10, "BINARY", 0), list(_random_dense(10, "BINARY", 0).variables))[1]
     assert all(len(b) == 1 for b in collinear_blocks(random_J))
 
@@ -103,7 +104,7 @@ def test_registered_as_qhpo_sa():
 @pytest.mark.parametrize("argument,value", [
     ("num_reads", 0), ("num_reads", 2.5), ("num_sweeps", -1), ("num_sweeps", True),
     ("seed", -1), ("seed", 2**64), ("seed", "x"), ("beta_range", (0.0, 1.0)),
-    ("beta_range", (2.0, 1.0)), ("beta_range", "hot"), ("max_block_bits", 0), ("max_block_bits", 11),
+    ("beta_range", (2.0, 1.0)), ("beta_range", "hot"), ("max_block_bits", 0), ("max_block_bits", 17),
     ("num_replicas", 0),
 ])
 def test_bad_arguments_name_the_argument(argument, value):

@@ -41,8 +41,8 @@ import numpy as np
 
 from qhpo.samplers._dense_sweeps import anneal, temper
 
-#: Bits of the largest block (up to 2^10 levels).
-_MAX_BLOCK_BITS = 10
+#: Bits of the largest block (up to 2^16 levels).
+_MAX_BLOCK_BITS = 16
 # rows whose cosine is this close to +-1 count as parallel (float round-off of the QUBO builder)
 _PARALLEL_TOLERANCE = 1e-9
 
@@ -203,8 +203,8 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
         num_sweeps: Sweeps per read, or per replica with ``num_replicas > 1`` (default 30).
         beta_range: ``(beta_hot, beta_cold)``; default from the coefficients.
         seed: Integer seed in ``[0, 2**64)``; None draws one from the operating system.
-        max_block_bits: Largest group of collinear bits updated together (default 8; 1
-            turns blocks off).
+        max_block_bits: Largest group of collinear bits updated together (default 12, the
+            2K bits of one SVR coefficient pair up to K = 6; at most 16; 1 turns blocks off).
         num_replicas: 1 (default) anneals; more runs parallel tempering with this many
             temperatures from ``beta_hot`` to ``beta_cold`` for every read.
     """
@@ -214,7 +214,7 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, num_sweeps: int = 30,
                beta_range: tuple[float, float] | None = None, seed: int | None = None,
-               max_block_bits: int = 8, num_replicas: int = 1, **kwargs) -> dimod.SampleSet:
+               max_block_bits: int = 12, num_replicas: int = 1, **kwargs) -> dimod.SampleSet:
         self.remove_unknown_kwargs(**kwargs)
         num_reads = _check_positive_int("num_reads", num_reads)
         num_sweeps = _check_positive_int("num_sweeps", num_sweeps)
