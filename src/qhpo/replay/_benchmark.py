@@ -246,17 +246,18 @@ def run_benchmark(
     def summary(key: str, seeds_with: list[int]) -> dict:
         scores = [per_seed[s][key][0] for s in seeds_with]
         col = {k: np.array([sc[k] for sc in scores]) for k in scores[0]}
-        return {
-            "cost_fraction_mean": float(col["cost_fraction"].mean()),
-            "regret_mean": float(col["regret"].mean()),
-            "regret_median": float(np.median(col["regret"])),
-            "regret_max": float(col["regret"].max()),
-            "top1_kept_rate": float(col["top1_kept"].mean()),
-            "wallclock_mean": float(col["wallclock"].mean()),
-            "predictor_seconds_mean": float(col["predictor_seconds"].mean()),
-            "cost_fraction_sd": float(col["cost_fraction"].std(ddof=1)) if len(scores) > 1 else 0.0,
-            "regret_sd": float(col["regret"].std(ddof=1)) if len(scores) > 1 else 0.0,
+        values = {
+            "cost_fraction_mean": col["cost_fraction"].mean(),
+            "regret_mean": col["regret"].mean(),
+            "regret_median": np.median(col["regret"]),
+            "regret_max": col["regret"].max(),
+            "top1_kept_rate": col["top1_kept"].mean(),
+            "wallclock_mean": col["wallclock"].mean(),
+            "predictor_seconds_mean": col["predictor_seconds"].mean(),
+            "cost_fraction_sd": col["cost_fraction"].std(ddof=1) if len(scores) > 1 else 0.0,
+            "regret_sd": col["regret"].std(ddof=1) if len(scores) > 1 else 0.0,
         }
+        return {k: round(float(v), 8) for k, v in values.items()}
 
     result = {
         "table": table.name,
