@@ -115,7 +115,8 @@ class StudyRecorder(Callback):
         last = trial.last_result or {}
         distributions = self.distributions
         params = {k: v for k, v in trial.config.items() if k in distributions}
-        attrs: dict[str, Any] = {RAY_TRIAL_ATTR: trial.trial_id, CHECKPOINT_ATTR: f"ray-{trial_number(trial.config, trial.trial_id)}"}
+        attrs: dict[str, Any] = {RAY_TRIAL_ATTR: trial.trial_id,
+                                 CHECKPOINT_ATTR: f"ray-{trial_number(trial.config, trial.trial_id)}"}
         records = self.scheduler.decision_records(trial.trial_id)
         if records:
             attrs[DECISIONS_ATTR] = records
@@ -210,7 +211,8 @@ def run_search(config) -> int:
     )
     trainable = tune.with_resources(tune.with_parameters(train_cifar_trial, settings=settings), resources)
     if config.resume:
-        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
+        # Errored trials were retried once and recorded as FAIL: they stay ended.
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=False)
     else:
         scheduler = PredictiveScheduler(
             config.policy, max_epochs=config.epochs, epoch_attr=EPOCH_KEY, predictor=config.predictor,
