@@ -115,6 +115,21 @@ def timed_epoch(trainer, device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - start, accuracy
 
 
+def time_qhpo_only(corners, variants: dict[str, str], data, device: torch.device, epochs: int) -> None:
+    print("seconds per epoch (training + validation) of qhpo's trainer")
+    header = f"{'layers':>6} {'filters':>7} {'batch':>5} | " + " ".join(f"{name:>10}" for name in variants)
+    print(header)
+    print("-" * len(header))
+    for num_layers, num_filters, batch_size in corners:
+        config = dict(num_layers=num_layers, num_filters=num_filters, batch_size=batch_size, learning_rate=LEARNING_RATE, momentum=MOMENTUM)
+        cells = []
+        for precision in variants.values():
+            trainer = TrialTrainer(config, data, device=device, precision=precision)
+            times = [timed_epoch(trainer, device)[0] for _ in range(epochs)]
+            cells.append(f"{statistics.median(times[1:] or times):>10.2f}")
+        print(f"{num_layers:>6} {num_filters:>7} {batch_size:>5} | " + " ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None, help="folder that contains cifar-10-batches-py/")
@@ -123,6 +138,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per pipeline; the first is a warm-up when there are more")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--configs", nargs="+", default=None, metavar="L/F/B",
+                        help="configurations as num_layers/num_filters/batch_size (default: the three corners)")
+    parser.add_argument("--qhpo-only", action="store_true", help="time only qhpo's trainer (seconds per epoch table)")
     parser.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes of the conventional pipeline")
     args = parser.parse_args()
 
@@ -134,14 +152,18 @@ def main() -> None:
     print(f"device: {name}; {args.subset} training + {args.val_size} validation images per epoch; "
           f"conventional DataLoader workers: {args.loader_workers}; timed epochs: {max(args.epochs - 1, 1)} after "
           f"{1 if args.epochs > 1 else 0} warm-up")
+    corners = CORNERS if args.configs is None else [tuple(int(v) for v in c.split("/")) for c in args.configs]
     # On a CPU the default trainer runs float32; its opt-in bf16 autocast is timed beside it.
     variants = {"qhpo": "auto"} if device.type == "cuda" else {"qhpo fp32": "fp32", "qhpo bf16": "bf16"}
+    if args.qhpo_only:
+        time_qhpo_only(corners, variants, data, device, args.epochs)
+        return
     header = f"{'layers':>6} {'filters':>7} {'batch':>5} | {'conventional':>12} " + " ".join(f"{name:>10} {'ratio':>6}" for name in variants) + " | val acc (conventional, " + ", ".join(variants) + ")"
     print("seconds per epoch (training + validation); ratio = conventional / qhpo")
     print(header)
     print("-" * len(header))
     ratios: dict[str, list[float]] = {name: [] for name in variants}
-    for num_layers, num_filters, batch_size in CORNERS:
+    for num_layers, num_filters, batch_size in corners:
         config = dict(num_layers=num_layers, num_filters=num_filters, batch_size=batch_size, learning_rate=LEARNING_RATE, momentum=MOMENTUM)
         trainers = {"conventional": ConventionalTrainer(config, data, device, args.loader_workers)}
         trainers.update({name: TrialTrainer(config, data, device=device, precision=precision) for name, precision in variants.items()})
