@@ -162,6 +162,23 @@ def test_diverging_trial_is_recorded_failed_and_the_study_completes(tmp_path, ci
     assert "failed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_two_worker_processes_on_a_journal_file(tmp_path, cifar_dir, capsys):
+    journal = tmp_path / "runs" / "study.log"
+    args = tiny_run(cifar_dir, "x", "--trials", "4", "--epochs", "2", "--workers", "2", "--policy", "none")
+    args[args.index("--storage") + 1] = f"journal:{journal}"
+    assert main(args) == 0
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    finished = [t for t in study.trials if t.state in FINISHED]
+    assert 4 <= len(finished) <= 5  # two workers may start their last trials at the same moment
+    assert len({t.user_attrs["qhpo.owner"]["pid"] for t in finished}) == 2
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == len(finished)  # no configuration twice
+    assert all(len(t.intermediate_values) == 2 for t in finished)
+    assert (journal.parent / "tiny" / "tiny-curves.png").exists()
+
+
 def one_sentence(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -33,7 +34,7 @@ def handle(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     location = resolve_storage(args.storage, create=False)
     study = load_study(location, args.study)
-    print_summary(summarize(study, top=args.top), Console())
+    print_summary(summarize(study, top=args.top), Console(width=None if sys.stdout.isatty() else 120))
     paths = draw_plots(study, args.out or location.run_dir / args.study)
     print(f"plots: {paths[0]} and {paths[1]}")
     return 0

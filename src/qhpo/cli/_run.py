@@ -66,8 +66,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--seed", type=int, default=0, help="seed of the sampler and of each trial's training (default 0)")
 
     stop = parser.add_argument_group("early stopping")
-    stop.add_argument("--policy", default="qhpo", metavar="NAME",
-                      help="qhpo (default), poster, none, or Optuna's median, sha, hyperband")
+    stop.add_argument("--policy", metavar="NAME",
+                      help="qhpo (default preset), poster (poster preset), none, or Optuna's median, sha, hyperband")
     stop.add_argument("--predictor", default="qsvr", metavar="NAME",
                       help="final-value predictor of the qhpo and poster policies: svr, qsvr (default), qsvr-ensemble")
     stop.add_argument("--annealer", metavar="NAME",
@@ -127,10 +127,10 @@ def config_from_args(args: argparse.Namespace):
         download=args.download,
         space=args.space,
         hpo_sampler=args.hpo_sampler,
-        policy=args.policy,
+        policy=args.policy or base.policy,
         predictor=args.predictor,
         annealer=args.annealer,
-        min_completed=args.min_completed,
+        min_completed=args.min_completed or base.min_completed,
         workers=args.workers,
         seed=args.seed,
         progress=not args.quiet,

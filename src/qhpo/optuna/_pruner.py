@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import math
+import queue
 import threading
 import time
 import warnings
@@ -114,6 +116,7 @@ class PredictivePruner(BasePruner):
         self._records: dict[int, list[dict[str, Any]]] = {}
         self._lock = threading.RLock()
         self._warned = False
+        self._writer = _AttributeWriter()
         #: Seconds spent in the last ``prune`` call (for benchmarks and the progress display).
         self.last_prune_seconds_: float = 0.0
 
@@ -177,13 +180,26 @@ class PredictivePruner(BasePruner):
         return self._policy
 
     def _store(self, study: optuna.Study, trial: FrozenTrial, record: dict[str, Any], decision: Decision) -> None:
+        """Store the record: a stop at once, other records by the writer thread (off the trial's path)."""
         records = self._records.setdefault(trial._trial_id, [])
         records.append(record)
         storage = study._storage
-        storage.set_trial_user_attr(trial._trial_id, DECISIONS_ATTR, list(records))
-        if decision in (Decision.STOP, Decision.PAUSE):
-            storage.set_trial_user_attr(trial._trial_id, STOP_ATTR, record)
+        if decision in (Decision.STOP, Decision.PAUSE):  # the trial ends now: write before it does
             self._records.pop(trial._trial_id, None)
+            self._writer.flush()
+            storage.set_trial_user_attr(trial._trial_id, DECISIONS_ATTR, records)
+            storage.set_trial_user_attr(trial._trial_id, STOP_ATTR, record)
+        else:
+            self._writer.put(storage, trial._trial_id, DECISIONS_ATTR, list(records))
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until every decision record is written to the storage (True) or ``timeout`` passes.
+
+        Records are written by a background thread so that ``prune`` does not wait for a
+        storage commit; Optuna refuses attributes of a finished trial, so an objective that
+        tells its own trials calls this first (``qhpo run`` does).
+        """
+        return self._writer.flush(timeout)
 
     def _warn_once(self, message: str) -> None:
         if not self._warned:
@@ -237,3 +253,43 @@ def _finite_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+class _AttributeWriter:
+    """Writes trial user attributes in a daemon thread, in the order they were queued."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue | None = None
+        self._lock = threading.Lock()
+
+    def put(self, storage, trial_id: int, key: str, value: Any) -> None:
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.Queue()
+                threading.Thread(target=self._work, args=(self._jobs,), name="qhpo-pruner-writer", daemon=True).start()
+                atexit.register(self.flush, 10.0)
+        self._jobs.put((storage, trial_id, key, value))
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        jobs = self._jobs
+        if jobs is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while jobs.unfinished_tasks:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    @staticmethod
+    def _work(jobs: queue.Queue) -> None:
+        while True:
+            storage, trial_id, key, value = jobs.get()
+            try:
+                storage.set_trial_user_attr(trial_id, key, value)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # the trial ended before its last record was written; its stop record is kept
+            except Exception as error:  # a storage hiccup must not end the writer
+                warnings.warn(f"qhpo pruner could not store a decision record ({error})", RuntimeWarning)
+            finally:
+                jobs.task_done()

@@ -25,6 +25,9 @@ class Preset:
         subset: Training images (None: all 45,000).
         val_size: Validation images held out of the 50,000 training images.
         device: ``auto``, ``cpu`` or ``cuda``.
+        min_completed: Trials that run to the end before the predictive policies stop any
+            (None: the policy's default).
+        policy: The stopping policy (``--policy`` overrides it).
         description: One line for ``qhpo run --help``.
     """
 
@@ -34,20 +37,25 @@ class Preset:
     val_size: int
     device: str
     description: str
+    min_completed: int | None = None
+    policy: str = "qhpo"
 
 
 PRESETS: dict[str, Preset] = {
     # Sized from the measured CPU epoch times in docs/workload.md so that the whole search,
     # test evaluation included, ends in about 15 minutes on 2 cores (see docs/running.md).
     "default": Preset(
-        trials=24, epochs=8, subset=4000, val_size=2000, device="auto",
+        trials=32, epochs=6, subset=5000, val_size=1000, device="auto",
         description="a real search on a subset of CIFAR-10, about 15 minutes on a 2-core CPU",
+        min_completed=6,
     ),
     # The poster's experiment: 100 trials of the full CNN search on all of CIFAR-10, on a GPU,
     # with as many epochs as the recorded reference curves (curves/cifar10_cnn.csv).
     "poster": Preset(
         trials=100, epochs=200, subset=None, val_size=5000, device="cuda",
-        description="the reference experiment: 100 trials, all of CIFAR-10, 200 epochs, GPU",
+        description="the reference experiment: 100 trials, all of CIFAR-10, 200 epochs, GPU, the poster's "
+                    "mid-training decision",
+        policy="poster",
     ),
 }
 
@@ -65,10 +73,10 @@ class RunConfig:
     storage: str | None = None
     run_dir: Path | None = None
     preset: str = "default"
-    trials: int = 24
-    epochs: int = 8
-    subset: int | None = 4000
-    val_size: int = 2000
+    trials: int = 32
+    epochs: int = 6
+    subset: int | None = 5000
+    val_size: int = 1000
     split_seed: int = 0
     device: str = "auto"
     data_dir: Path | None = None

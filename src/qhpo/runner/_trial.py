@@ -89,18 +89,26 @@ def run_trial(
                 on_epoch()
             if trainer.epoch < max_epochs and trial.should_prune():
                 _set_epoch_seconds(trial, seconds)
-                study.tell(trial, state=TrialState.PRUNED)
+                _tell(study, trial, state=TrialState.PRUNED)
                 path.unlink(missing_ok=True)
                 return TrialState.PRUNED
     except TrialDiverged as error:
         trial.set_user_attr(FAILURE_ATTR, f"diverged: {error.reason}")
         _set_epoch_seconds(trial, seconds)
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         path.unlink(missing_ok=True)
         return TrialState.FAIL
     _set_epoch_seconds(trial, seconds)
-    study.tell(trial, value)
+    _tell(study, trial, value)
     return TrialState.COMPLETE
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, state: TrialState | None = None) -> None:
+    """Tell the trial's end once the pruner's decision records are stored (a finished trial takes none)."""
+    flush = getattr(study.pruner, "flush", None)
+    if flush is not None:
+        flush()
+    study.tell(trial, value, state=state)
 
 
 def _set_epoch_seconds(trial: optuna.Trial, seconds: list[float]) -> None:
