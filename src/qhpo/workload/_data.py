@@ -123,11 +123,16 @@ def _fetch(url: str, sink, *, progress: bool, timeout: float) -> str:
             done = 0
             report = _Progress(total, enabled=progress)
             while chunk := response.read(_CHUNK):
-                sink.write(chunk)
+                _write(sink, chunk)
                 digest.update(chunk)
                 done += len(chunk)
                 report(done)
             report.finish(done)
+    except _WriteFailed as error:
+        raise QhpoError(
+            f"could not write the CIFAR-10 archive into the data folder ({error}); free disk space there or pass "
+            "--data-dir with another folder."
+        ) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
         reason = getattr(error, "reason", None) or error.strerror or error
         raise QhpoError(
@@ -137,20 +142,42 @@ def _fetch(url: str, sink, *, progress: bool, timeout: float) -> str:
     return digest.hexdigest()
 
 
+class _WriteFailed(Exception):
+    """Writing the archive to disk failed (kept apart from network errors)."""
+
+
+def _write(sink, chunk: bytes) -> None:
+    try:
+        sink.write(chunk)
+    except OSError as error:
+        raise _WriteFailed(error.strerror or str(error)) from None
+
+
 class _Progress:
-    """Prints ``downloaded/total MB (percent)`` to stderr at most twice a second."""
+    """Prints ``downloaded/total MB (percent)`` to stderr: on a terminal at most twice a
+    second on one line, otherwise one line per 10 % (or per 20 MB when the size is unknown)."""
 
     def __init__(self, total: int, *, enabled: bool) -> None:
         self.total = total
         self.enabled = enabled
-        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+        self.last_time = 0.0
+        self.last_step = 0
         self.start = time.monotonic()
 
     def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self.last >= 0.5:
-            self.last = now
-            self._print(done, end="\r" if sys.stderr.isatty() else "\n")
+        if not self.enabled:
+            return
+        if self.tty:
+            now = time.monotonic()
+            if now - self.last_time >= 0.5:
+                self.last_time = now
+                self._print(done, end="\r")
+            return
+        step = int(10 * done / self.total) if self.total else done // (20 << 20)
+        if step > self.last_step:
+            self.last_step = step
+            self._print(done, end="\n")
 
     def finish(self, done: int) -> None:
         if self.enabled:
