@@ -186,10 +186,19 @@ def test_bf16_autocast_can_be_asked_for_on_the_cpu(small):
 def test_learning_rate_one_diverges_and_says_why(small):
     trainer = TrialTrainer(dict(SMALL, learning_rate=1.0, momentum=0.9), small)
     with pytest.raises(TrialDiverged) as caught:
-        for _ in range(5):
+        for _ in range(10):
             trainer.train_epoch()
     assert "training loss became" in caught.value.reason and ("nan" in caught.value.reason or "inf" in caught.value.reason)
     assert caught.value.epoch == trainer.epoch + 1
+
+
+def test_an_infinite_weight_stops_training_in_its_first_step(small):
+    trainer = TrialTrainer(SMALL, small)
+    with torch.no_grad():
+        trainer.model.classifier[-1].bias[0] = float("inf")
+    with pytest.raises(TrialDiverged, match="by step 1 of epoch 1") as caught:
+        trainer.train_epoch()
+    assert caught.value.epoch == 1 and trainer.epoch == 0 and trainer.curve == []
 
 
 def test_checkpoint_round_trip_continues_exactly(small, tmp_path):
