@@ -7,16 +7,16 @@ curves that reached ``target`` and refitted whenever their number ``n`` has grow
 
     n_next = min(ceil(growth * n_fit), n_fit + step)
 
-With ``relative=True`` the model learns the change ``y_target - a_t`` after the decision
-epoch instead of ``y_target`` itself, with the anchor ``a_t = mean(c_{t-w+1}..c_t)`` (``w``
-= ``anchor_window``, 1 by default: ``a_t = c_t``), and the prediction adds ``a_t`` back;
-the model then spends its capacity on what the prefix does not already say.
-
-A run of ``N`` trials therefore costs ``O(log N)`` fits early on and one fit per ``step``
+A run of ``N`` trials thus costs ``O(log N)`` fits early on and one fit per ``step``
 curves later, never one fit per decision. With ``background=False`` the fit happens inside
 :meth:`PredictionService.predict` (deterministic replay); with ``background=True`` a worker
 thread fits while :meth:`~PredictionService.predict` answers at once with the last fitted
 model, or ``None`` ("no model yet": the policy continues the trial).
+
+With ``relative=True`` the model learns the change ``y_target - a_t`` after the decision
+epoch instead of ``y_target`` itself, with the anchor ``a_t = mean(c_{t-w+1}..c_t)`` (``w``
+= ``anchor_window``, 1 by default: ``a_t = c_t``), and the prediction adds ``a_t`` back;
+the model then spends its capacity on what the prefix does not already say.
 
 When the annealer behind a ``"qsvr"`` or ``"qsvr-ensemble"`` model fails (no D-Wave token,
 an unreachable solver, a sampler that raises), the service warns once and uses the
