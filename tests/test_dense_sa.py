@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import dimod
 import numpy as np
 import pytest
 
 from qhpo.qsvr import build_svr_qubo
 from qhpo.samplers import make_sampler
-from qhpo.samplers._dense_sa import DenseSimulatedAnnealingSampler, collinear_blocks, dense_qubo
+from qhpo.samplers._dense_sa import DenseSimulatedAnnealingSampler, collinear_blocks, default_beta_range, dense_qubo
 
 
 def _random_dense(n: int, vartype: str, seed: int) -> dimod.BinaryQuadraticModel:
@@ -93,6 +95,17 @@ def test_collinear_blocks_are_the_coefficients_of_the_svr_qubo():
     assert sorted(len(b) for b in collinear_blocks(J, max_block_bits=4)) == [2] * N + [4] * N
     random_J = dense_qubo(_random_dense(10, "BINARY", 0), list(_random_dense(10, "BINARY", 0).variables))[1]
     assert all(len(b) == 1 for b in collinear_blocks(random_J))
+
+
+def test_schedule_from_the_coefficients():
+    h = np.array([1.0, -2.0, 0.0])
+    assert default_beta_range(h, np.zeros((3, 3))) == pytest.approx((math.log(2) / 2, math.log(100) / 1))
+    J = np.array([[0.0, 0.5, -4.0], [0.5, 0.0, 0.0], [-4.0, 0.0, 0.0]])
+    # largest for bit 2: mean |0 - 4 / 2| = 2 plus three standard deviations 1.5 * 4 (bit 0: 6.80)
+    hot, cold = default_beta_range(h, J)
+    assert hot == pytest.approx(math.log(2) / 8.0)
+    assert cold == pytest.approx(math.log(100) / 0.5)
+    assert default_beta_range(np.zeros(2), np.zeros((2, 2))) == (1.0, 1.0)
 
 
 def test_registered_as_qhpo_sa():

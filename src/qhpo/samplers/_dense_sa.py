@@ -19,16 +19,18 @@ inverse temperatures ``beta_s`` spaced geometrically from ``beta_hot`` to ``beta
 then descends by moves of one block and joint moves of two blocks to a local minimum
 (:mod:`qhpo.samplers._dense_sweeps` holds the compiled sweeps and their equations).
 
-Temperature schedule, from the coefficients:
+Temperature schedule, from the coefficients. In a uniformly random state the single-flip
+change ``|f_i|`` of bit ``i`` has mean ``|h_i + sum_j J_ij / 2|`` and standard deviation
+``sqrt(sum_j J_ij^2) / 2``, so
 
-    dE_typ = median { |h_i|, |J_ij| : nonzero }              (typical coefficient)
-    dE_min = min { |h_i|, |J_ij| : nonzero }                 (smallest nonzero coefficient)
-    beta_hot = ln(2) / dE_typ      (a typical change is accepted with probability 1/2)
+    dE_hot = max_i ( |h_i + sum_j J_ij / 2| + 3 sqrt(sum_j J_ij^2) / 2 )   (largest change, random state)
+    dE_min = min { |h_i|, |J_ij| : nonzero }                            (smallest nonzero coefficient)
+    beta_hot = ln(2) / dE_hot      (the largest change is accepted with probability 1/2)
     beta_cold = ln(100) / dE_min   (the smallest uphill change is accepted with probability 1/100)
 
-The hot end is deliberately not set by the largest single-flip change
-``max_i (|h_i| + sum_j |J_ij|)``: on the SVR QUBOs that start is about 450 times hotter,
-and the sweeps spent there are wasted (docs/annealer.md has the measurement).
+The bound ``max_i (|h_i| + sum_j |J_ij|)`` used by other annealers assumes every coupling
+pushes the same way; in dense problems with couplings of both signs it is far above any
+change a state shows and wastes the hot sweeps (docs/annealer.md has the measurement).
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def default_beta_range(h: np.ndarray, J: np.ndarray) -> tuple[float, float]:
     nonzero = np.concatenate([np.abs(h)[h != 0], abs_J[abs_J > 0]])
     if nonzero.size == 0:
         return 1.0, 1.0  # every state has the same energy: any temperature will do
-    beta_hot = math.log(2.0) / float(np.median(nonzero))
+    largest = float(np.max(np.abs(h + 0.5 * J.sum(axis=1)) + 1.5 * np.sqrt(np.einsum("ij,ij->i", J, J))))
+    beta_hot = math.log(2.0) / largest
     beta_cold = math.log(100.0) / float(nonzero.min())
     return beta_hot, max(beta_hot, beta_cold)
 
