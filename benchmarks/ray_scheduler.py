@@ -19,7 +19,7 @@ the same decisions' epochs, the overhead per reported epoch
 total time the scheduler spent in ``decide``.
 
 Run: python benchmarks/ray_scheduler.py            (about 3 minutes on 2 cores)
-     python benchmarks/ray_scheduler.py --predictor svr --trials 40 --epochs 100 --workers 2
+     python benchmarks/ray_scheduler.py --sampler pegasus-sa   (the annealer behind a QPU's embedding)
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--time-scale", type=float, default=0.01, help="real seconds per replayed epoch")
     parser.add_argument("--predictor", default="qsvr")
+    parser.add_argument("--sampler", default=None,
+                        help="annealer of the qsvr predictors (qhpo.samplers name; default: the predictor's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -55,14 +57,15 @@ def main() -> None:
     table = full.take(order).truncate(args.epochs)
     connect_ray(num_cpus=max(2, args.workers))
     print(f"{table.n_trials} trials x {table.epochs} epochs, {args.workers} Ray workers, "
-          f"{args.time_scale * 1e3:.0f} ms per epoch, predictor {args.predictor}")
+          f"{args.time_scale * 1e3:.0f} ms per epoch, predictor {args.predictor}, sampler {args.sampler or 'default'}")
     print(f"{'run':<18}{'epochs':>7}{'T [s]':>8}{'T_sim [s]':>10}{'overhead/epoch':>16}"
           f"{'fits':>6}{'fit s':>7}{'decide max s':>14}{'decide sum s':>14}")
     for label, name, background in (("none", "none", False), ("qhpo sync", "qhpo", False),
                                     ("qhpo background", "qhpo", True)):
         def policy():
             return make_policy(name, max_epochs=table.epochs, mode=table.mode, predictor=args.predictor,
-                               random_state=args.seed, **({"background": background} if name != "none" else {}))
+                               sampler=args.sampler, random_state=args.seed,
+                               **({"background": background} if name != "none" else {}))
 
         live = policy()
         start = time.perf_counter()
@@ -82,7 +85,8 @@ def main() -> None:
         if service is not None:
             service.close()
     sync = simulate(table.curves, PolicyAgent(make_policy("qhpo", max_epochs=table.epochs, mode=table.mode,
-                                                          predictor=args.predictor, random_state=args.seed),
+                                                          predictor=args.predictor, sampler=args.sampler,
+                                                          random_state=args.seed),
                                               table.curves, table.param_rows()), workers=args.workers)
     print(f"simulated qhpo (in-process, synchronous): {sync.cost} epochs, wall clock {sync.wallclock:.0f} epochs")
 
