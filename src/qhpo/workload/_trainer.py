@@ -209,7 +209,7 @@ class TrialTrainer:
             epoch,
         )
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _accuracy(self, split: ImageSplit) -> float:
         """Fraction of ``split`` classified correctly, without augmentation.
 
