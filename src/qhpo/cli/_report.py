@@ -34,7 +34,7 @@ def handle(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     location = resolve_storage(args.storage, create=False)
     study = load_study(location, args.study)
-    print_summary(summarize(study, top=args.top), Console(width=None if sys.stdout.isatty() else 120))
+    print_summary(summarize(study, top=args.top), Console(width=None if sys.stdout.isatty() else 120, highlight=False))
     paths = draw_plots(study, args.out or location.run_dir / args.study)
     print(f"plots: {paths[0]} and {paths[1]}")
     return 0

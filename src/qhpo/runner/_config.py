@@ -42,10 +42,11 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # Sized from the measured CPU epoch times in docs/workload.md so that the whole search,
-    # test evaluation included, ends in about 15 minutes on 2 cores (see docs/running.md).
+    # Sized from the epoch times in docs/workload.md (5.4 to 8.2 s for 5,000 + 1,000 images on
+    # one core): 24 trials x 6 epochs is 144 epochs untouched, about 110 with early stopping,
+    # so the search ends in about 15 minutes on 2 cores (measured in docs/running.md).
     "default": Preset(
-        trials=32, epochs=6, subset=5000, val_size=1000, device="auto",
+        trials=24, epochs=6, subset=5000, val_size=1000, device="auto",
         description="a real search on a subset of CIFAR-10, about 15 minutes on a 2-core CPU",
         min_completed=6,
     ),
@@ -73,7 +74,7 @@ class RunConfig:
     storage: str | None = None
     run_dir: Path | None = None
     preset: str = "default"
-    trials: int = 32
+    trials: int = 24
     epochs: int = 6
     subset: int | None = 5000
     val_size: int = 1000

@@ -57,11 +57,15 @@ class SearchProgress:
     def update(self, study: optuna.Study, *, force: bool = False) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
-        if not force and now - self._last < _REFRESH_SECONDS:
-            return
-        self._last = now
+        if self._live is not None:
+            now = time.monotonic()
+            if not force and now - self._last < _REFRESH_SECONDS:
+                return
+            self._last = now
         trials = study.get_trials(deepcopy=False)
+        new = [t for t in trials if t.state.is_finished() and t.number not in self._reported]
+        if self._live is None and not new:
+            return
         summary = summarize(study, max_epochs=self.max_epochs, target_trials=self.target_trials, top=1)
         best = summary.best[0] if summary.best else None
         best_text = f"best {best.value:.4f} (trial {best.number})" if best and best.value is not None else "no complete trial yet"
@@ -69,11 +73,10 @@ class SearchProgress:
         if self._live is not None:
             self._live.update(self._table(trials, summary, best_text, saved_text))
             return
-        for trial in trials:
-            if trial.state.is_finished() and trial.number not in self._reported:
-                self._reported.add(trial.number)
-                self.console.print(f"[{summary.finished}/{self.target_trials}] {self._describe(trial)}; "
-                                   f"{best_text}; {saved_text}", highlight=False)
+        for trial in new:
+            self._reported.add(trial.number)
+            self.console.print(f"[{summary.finished}/{self.target_trials}] {self._describe(trial)}; "
+                               f"{best_text}; {saved_text}", highlight=False)
 
     def _describe(self, trial: optuna.trial.FrozenTrial) -> str:
         from qhpo.runner._summary import trial_row

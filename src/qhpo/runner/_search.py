@@ -106,7 +106,7 @@ def run_search(config: RunConfig) -> SearchSummary:
     if config.progress:
         from rich.console import Console
 
-        print_summary(summary, Console(width=None if sys.stdout.isatty() else 120))
+        print_summary(summary, Console(width=None if sys.stdout.isatty() else 120, highlight=False))
     paths = draw_plots(study, location.run_dir / config.study, max_epochs=config.epochs)
     if config.progress:
         print(f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}")

@@ -118,7 +118,7 @@ def print_summary(summary: SearchSummary, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    console = console or Console(highlight=False)
     table = Table(title=f"best trials of study {summary.study!r}", title_justify="left")
     for column in ("trial", "val. accuracy", "epochs", "hyperparameters"):
         table.add_column(column, justify="right" if column != "hyperparameters" else "left")
