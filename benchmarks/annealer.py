@@ -102,7 +102,8 @@ def main() -> None:
         tol = 1e-9 * max(1.0, abs(best_known))
         e_ref = runs["dwave SA"][1].min()
         info = ours.sample(bqm, num_reads=1, seed=0, **our_params).info
-        print(f"\nN={N}: qhpo-sa {our_params or 'defaults'}, beta_range {info['beta_range'][0]:.4g}..{info['beta_range'][1]:.4g}")
+        hot, cold = info["beta_range"]
+        print(f"\nN={N}: qhpo-sa {our_params or 'defaults'}, beta_range {hot:.4g}..{cold:.4g}")
         print(f"  {bqm.num_variables} variables, {bqm.num_interactions} couplers; "
               f"best known E*={best_known:.9f}, reference best E_ref={e_ref:.9f}")
         print(f"  long runs: dwave SA {args.long_reads[0]} reads x {args.long_sweeps[0]} sweeps, {long_ref[0]:.1f} s,"

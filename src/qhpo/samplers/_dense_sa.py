@@ -196,7 +196,7 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
 
     Example:
         >>> import dimod
-        >>> bqm = dimod.BinaryQuadraticModel({"a": -1.0, "b": 1.0}, {("a", "b"): -2.0}, 0.0, "SPIN")
+        >>> bqm = dimod.BinaryQuadraticModel({"a": -1.0, "b": -1.0}, {("a", "b"): -2.0}, 0.0, "SPIN")
         >>> sampleset = DenseSimulatedAnnealingSampler().sample(bqm, num_reads=10, seed=1)
         >>> float(sampleset.first.energy)
         -4.0
@@ -212,7 +212,8 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
             temperatures from ``beta_hot`` to ``beta_cold`` for every read.
     """
 
-    parameters = {"num_reads": [], "num_sweeps": [], "beta_range": [], "seed": [], "max_block_bits": [], "num_replicas": []}
+    parameters = {"num_reads": [], "num_sweeps": [], "beta_range": [], "seed": [], "max_block_bits": [],
+                  "num_replicas": []}
     properties: dict = {}
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, num_sweeps: int = 30,

@@ -115,10 +115,17 @@ def _lowest(hull, h0, h1, level_s, level_u, field, p):
     Along the lower convex hull of the points ``(s, u)`` this energy is unimodal, so a
     walk from any start reaches the minimum; from the previous answer it takes few steps.
     """
-    while p + 1 < h1 and level_u[hull[p + 1]] + level_s[hull[p + 1]] * field <= level_u[hull[p]] + level_s[hull[p]] * field:
-        p += 1
-    while p > h0 and level_u[hull[p - 1]] + level_s[hull[p - 1]] * field < level_u[hull[p]] + level_s[hull[p]] * field:
-        p -= 1
+    here = level_u[hull[p]] + level_s[hull[p]] * field
+    while p + 1 < h1:
+        right = level_u[hull[p + 1]] + level_s[hull[p + 1]] * field
+        if right > here:
+            break
+        p, here = p + 1, right
+    while p > h0:
+        left = level_u[hull[p - 1]] + level_s[hull[p - 1]] * field
+        if left >= here:
+            break
+        p, here = p - 1, left
     return p
 
 
