@@ -184,3 +184,14 @@ def test_qsvr_predictor_drives_the_poster_policy():
         out = replay(policy, curves)
     assert policy.service.active_model == "qsvr" and policy.service.n_fits >= 1
     assert out.cost < curves.size and out.complete[np.argmax(curves[:, -1])]
+
+
+@pytest.mark.parametrize("name", ["poster", "qhpo"])
+def test_qsvr_ensemble_predictor_drives_the_policies(name):
+    curves = synthetic_curves(n=16, epochs=12, seed=4)
+    policy = make_policy(name, max_epochs=12, predictor="qsvr-ensemble", random_state=0, min_completed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = replay(policy, curves)
+    assert policy.service.active_model == "qsvr-ensemble" and policy.service.n_fits >= 1
+    assert out.cost < curves.size
