@@ -195,3 +195,16 @@ def test_qsvr_ensemble_predictor_drives_the_policies(name):
         out = replay(policy, curves)
     assert policy.service.active_model == "qsvr-ensemble" and policy.service.n_fits >= 1
     assert out.cost < curves.size
+
+
+def test_dwave_sampler_without_a_token_falls_back(monkeypatch, tmp_path):
+    empty = tmp_path / "dwave.conf"
+    empty.write_text("")
+    monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(empty))
+    curves = synthetic_curves(n=12, epochs=10)
+    service = PredictionService("qsvr", sampler="dwave", random_state=0)
+    service.update(curves)
+    with pytest.warns(RuntimeWarning, match="using the classical SVR"):
+        mean, std = service.predict(5, curves[:2])
+    assert service.active_model == "svr" and mean.shape == (2,) and np.all(std > 0)
