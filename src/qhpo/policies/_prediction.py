@@ -133,6 +133,7 @@ class PredictionService:
         self._jobs: queue.Queue | None = None
         self._worker: threading.Thread | None = None
         self._fit_counter = 0
+        self._sampler_object = None
 
     # -- training data ---------------------------------------------------------------------
     def update(self, curves, params=None) -> None:
@@ -290,9 +291,11 @@ class PredictionService:
 
         sampler = self.sampler
         if model != "svr" and isinstance(sampler, str):
-            from qhpo.samplers import make_sampler
+            if self._sampler_object is None:  # built once: a QPU connection or compiled annealer is costly
+                from qhpo.samplers import make_sampler
 
-            sampler = make_sampler(sampler)
+                self._sampler_object = make_sampler(sampler)
+            sampler = self._sampler_object
         return FinalValuePredictor(
             model,
             t=t,
