@@ -64,3 +64,32 @@ def test_bench_reports_user_errors_in_one_sentence(problem, curve_table_path, tm
     assert err.startswith("qhpo: error: ") and "Traceback" not in err and len(err.splitlines()) == 1
     expected = {"malformed": "line 4", "missing": "does not exist", "policy": "'asha'", "trials": "--trials"}
     assert expected[problem] in err
+
+
+def test_bench_on_a_loss_table_with_epoch_seconds(tmp_path):
+    """A ``min`` table with a seconds_per_epoch column: regret and wall clock in its units."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n, epochs = 30, 20
+    t = np.arange(1, epochs + 1)
+    loss = 0.2 + rng.uniform(0.1, 1.0, (n, 1)) * np.exp(-t / rng.uniform(3, 8, (n, 1)))
+    seconds = rng.uniform(1.0, 3.0, n)
+    header = ["trial", "lr", "seconds_per_epoch"] + [f"epoch_{e}" for e in t]
+    rows = [",".join(header)] + [",".join([str(i), f"{rng.uniform(1e-3, 1e-1):.5f}", f"{seconds[i]:.3f}"]
+                                          + [f"{v:.5f}" for v in loss[i]]) for i in range(n)]
+    table = tmp_path / "loss.csv"
+    table.write_text("\n".join(rows) + "\n")
+    table.with_suffix(".json").write_text(json.dumps({
+        "metric": "loss", "mode": "min", "epochs": epochs, "trials": n, "description": "synthetic",
+        "source": "test", "license": "CC0"}))
+    out_json = tmp_path / "loss.json"
+    assert main(["bench", "--curves", str(table), "--policies", "none,median,sha,hyperband,swift-hyperband,qhpo",
+                 "--predictor", "svr", "--trials", "30", "--seeds", "2", "--jobs", "1", "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    assert result["mode"] == "min"
+    none = result["policies"]["none"]
+    assert none["wallclock_mean"] == pytest.approx(epochs * float(np.round(seconds, 3).sum()), rel=1e-6)
+    for name, summary in result["policies"].items():
+        assert summary["regret_max"] >= 0.0 and summary["cost_fraction_mean"] <= 1.0
+    assert result["policies"]["sha"]["cost_fraction_mean"] < 1.0
