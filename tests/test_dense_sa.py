@@ -10,7 +10,8 @@ import pytest
 
 from qhpo.qsvr import build_svr_qubo
 from qhpo.samplers import make_sampler
-from qhpo.samplers._dense_sa import DenseSimulatedAnnealingSampler, collinear_blocks, default_beta_range, dense_qubo
+from qhpo.samplers._dense_sa import (DenseSimulatedAnnealingSampler, block_levels, collinear_blocks,
+                                     default_beta_range, dense_qubo)
 
 
 def _random_dense(n: int, vartype: str, seed: int) -> dimod.BinaryQuadraticModel:
@@ -95,6 +96,27 @@ def test_collinear_blocks_are_the_coefficients_of_the_svr_qubo():
     assert sorted(len(b) for b in collinear_blocks(J, max_block_bits=4)) == [2] * N + [4] * N
     random_J = dense_qubo(_random_dense(10, "BINARY", 0), list(_random_dense(10, "BINARY", 0).variables))[1]
     assert all(len(b) == 1 for b in collinear_blocks(random_J))
+
+
+def test_duplicate_training_points_share_one_block_and_keep_the_optimum():
+    X = np.array([[0.1, 0.2], [0.1, 0.2], [0.9, 0.4]])  # points 0 and 1 coincide
+    bqm = build_svr_qubo(X, np.array([0.2, 0.4, 0.9]), K=2, base=0.5, exponent_offset=0.005,
+                         epsilon=0.02, xi=0.01, gamma=0.5)
+    _, J, _ = dense_qubo(bqm, list(range(12)))
+    assert sorted(len(b) for b in collinear_blocks(J)) == [4, 8]
+    exact = dimod.ExactSolver().sample(bqm).first.energy
+    sampleset = DenseSimulatedAnnealingSampler().sample(bqm, num_reads=10, seed=0)
+    assert sampleset.info["num_blocks"] == 2
+    assert sampleset.first.energy == pytest.approx(exact, abs=1e-9)
+
+
+def test_blocks_that_do_not_reproduce_the_couplings_are_refused():
+    bqm = _random_dense(6, "BINARY", 3)
+    h, J, _ = dense_qubo(bqm, list(bqm.variables))
+    assert block_levels(h, J, [[0, 1, 2], [3], [4], [5]]) is None
+    kappa, level_start, *_ = block_levels(h, J, [[i] for i in range(6)])
+    np.testing.assert_array_equal(kappa, J)
+    assert list(level_start) == [0, 2, 4, 6, 8, 10, 12]
 
 
 def test_schedule_from_the_coefficients():
