@@ -73,6 +73,9 @@ def test_same_seed_same_samples_different_seed_different_samples():
     other = sampler.sample(bqm, num_reads=30, num_sweeps=2, seed=12)
     np.testing.assert_array_equal(first.record.sample, again.record.sample)
     assert not np.array_equal(first.record.sample, other.record.sample)
+    # every read has its own random stream: more reads do not change the first ones
+    more = sampler.sample(bqm, num_reads=40, num_sweeps=2, seed=11)
+    np.testing.assert_array_equal(more.record.sample[:30], first.record.sample)
 
 
 def test_linear_only_and_empty_models():
