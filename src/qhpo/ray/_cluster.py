@@ -32,6 +32,8 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_
     # makes a resumed run exact, so Ray Tune need not warn about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if quiet:
+        # Ray Tune's newer console output prints its header even at verbose=0; the older does not.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.ERROR)
     if ray.is_initialized():
