@@ -101,3 +101,28 @@ def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cif
     for key, trial in before.items():  # finished before the kill, never re-run: known only from the restored state
         assert trials[key]["curve"] == trial["curve"] and trials[key]["status"] == "complete"
     assert all(len(t["curve"]) == 2 for t in trials.values())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--resume"], "no Ray experiment to resume"),
+    (["--gpus-per-trial", "1", "--device", "auto"], "lower --gpus-per-trial"),
+    (["--gpus-per-trial", "0.5"], "--device is cpu"),
+    (["--policy", "median"], "runs with --backend optuna"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+])
+def test_user_errors_are_one_sentence(local_ray, tmp_path, cifar_dir, capsys, flags, message):
+    from qhpo.cli import main
+
+    code = main(["run", "--backend", "ray", "--quiet", "--storage", str(tmp_path / "qhpo.db"), "--study", "errors",
+                 "--data-dir", str(cifar_dir), "--trials", "2", "--epochs", "2", "--device", "cpu", *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_slurm_script_is_valid_bash():
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "docs" / "slurm" / "qhpo-ray.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "ray start --head" in text and "qhpo run --backend ray --address" in text and "--resume" in text
