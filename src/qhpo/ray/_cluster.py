@@ -39,13 +39,14 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    level = logging.ERROR if quiet else logging.INFO
     runtime_env = {"env_vars": {k: os.environ.get(k, v) for k, v in WORKER_ENV.items()}}
     try:
         if address:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=not quiet)
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=not quiet, logging_level=level)
         else:
             ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, runtime_env=runtime_env,
-                     log_to_driver=not quiet)
+                     log_to_driver=not quiet, logging_level=level)
     except ConnectionError as error:
         raise QhpoError(
             f"cannot reach the Ray cluster at {address} ({error}); start it with `ray start --head` "
