@@ -33,6 +33,7 @@ import numpy as np
 
 from qhpo.policies import PredictionService
 from qhpo.policies._swift_hyperband import (
+    bracket_rungs,
     decision_epoch,
     hyperband_brackets,
     mandatory_full,
@@ -51,6 +52,7 @@ class SwiftHyperbandOutcome:
         wallclock: Simulated duration, with a barrier after every phase of every rung.
         predictor_seconds: Time spent fitting and querying predictors.
         predictions: Number of parked configurations whose fate a prediction decided.
+        rungs: ``(s, i, n_i, r_i, started, reached r_i)`` of every rung run, in order.
     """
 
     epochs_trained: np.ndarray
@@ -59,7 +61,7 @@ class SwiftHyperbandOutcome:
     wallclock: float
     predictor_seconds: float = 0.0
     predictions: int = 0
-    brackets: list = field(default_factory=list)
+    rungs: list = field(default_factory=list)
 
     @property
     def cost(self) -> int:
@@ -145,7 +147,7 @@ def replay_swift_hyperband(
     predictions = 0
     wallclock = 0.0
     next_row = 0
-    log = []
+    rung_log = []
 
     def service_for(rung: int) -> PredictionService:
         if rung not in services:
@@ -198,7 +200,7 @@ def replay_swift_hyperband(
                     for j in chosen:
                         trained[j] = max(trained[j], r_i)
                     finished += chosen
-                log.append((bracket.s, i, n_i, r_i, len(configs), len(finished)))
+                rung_log.append((bracket.s, i, n_i, r_i, len(configs), len(finished)))
                 if last:
                     break
                 keep = max(int(math.floor(n_i / eta)), 1)
@@ -210,12 +212,9 @@ def replay_swift_hyperband(
     seconds = sum(s.fit_seconds + s.predict_seconds for s in services.values())
     for service in services.values():
         service.close()
-    return SwiftHyperbandOutcome(trained, trained >= R, used, wallclock, seconds, predictions, log)
+    return SwiftHyperbandOutcome(trained, trained >= R, used, wallclock, seconds, predictions, rung_log)
 
 
 def _shrunk_rungs(bracket, n: int, eta: float):
     """Rungs of a bracket that could start only ``n < bracket.n`` configurations."""
-    from qhpo.policies._swift_hyperband import bracket_rungs
-
-    R = bracket.rungs[-1][1]
-    return bracket_rungs(n, bracket.s, R, eta)
+    return bracket_rungs(n, bracket.s, bracket.rungs[-1][1], eta)
