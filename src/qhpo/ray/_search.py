@@ -193,6 +193,12 @@ def run_search(config) -> int:
     folder = location.run_dir / config.study
     experiment = folder / EXPERIMENT_NAME
     exists = (experiment / "tuner.pkl").exists()
+    if exists and not any(experiment.glob("experiment_state-*.json")):
+        # Stopped before Ray Tune's first experiment checkpoint: nothing to resume from.
+        shutil.rmtree(experiment)
+        exists = False
+        if config.resume and not study.trials:
+            config = config.with_(resume=False)
     if config.resume and not exists:
         raise QhpoError(f"there is no Ray experiment to resume in {experiment}; run without --resume to start it.")
     if not config.resume and exists:
