@@ -167,3 +167,18 @@ def test_a_failing_policy_continues_and_curves_follow_epochs():
     (view,) = scheduler.trial_views()
     assert view.params == {"lr": 0.1}  # bookkeeping keys are not hyperparameters
     assert list(view.curve[:2]) == [0.3, 0.45] and view.status == TrialStatus.FAILED
+
+
+def test_bench_replays_on_ray(curve_table_path, tmp_path):
+    import json
+
+    from qhpo.cli import main
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--curves", str(curve_table_path), "--policies", "none", "--trials", "3", "--seeds", "1",
+                 "--workers", "3", "--backend", "ray", "--json", str(out)])
+    assert code == 0
+    none = json.loads(out.read_text())["policies"]["none"]
+    assert none["cost_fraction_mean"] == 1.0
+    # Three trials of 200 epochs on three workers: measured on Ray, never faster than the ideal 200 epochs.
+    assert none["wallclock_mean"] >= 200
