@@ -208,3 +208,17 @@ def test_dwave_sampler_without_a_token_falls_back(monkeypatch, tmp_path):
     with pytest.warns(RuntimeWarning, match="using the classical SVR"):
         mean, std = service.predict(5, curves[:2])
     assert service.active_model == "svr" and mean.shape == (2,) and np.all(std > 0)
+
+
+@pytest.mark.parametrize("name", ["poster", "qhpo"])
+def test_diverged_curves_are_stopped_and_never_train_the_predictor(name):
+    curves = synthetic_curves(n=30)
+    curves[8, 1:] = np.nan  # diverges after its first epoch
+    curves[2, -3:] = np.inf  # a startup trial that completes with a broken tail
+    policy = make_policy(name, max_epochs=40, random_state=0, min_completed=5)
+    out = replay(policy, curves)
+    assert not out.complete[8] and out.epochs_trained[8] == policy.decision_epochs()[0]
+    views = [TrialView(i, curves[i, : out.epochs_trained[i]],
+                       status=TrialStatus.COMPLETE if out.complete[i] else TrialStatus.STOPPED) for i in range(30)]
+    policy.sync(views)
+    assert policy.service.n_curves == int(out.complete.sum()) - 1  # the broken complete curve is left out

@@ -6,8 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from qhpo.policies._base import Decision, TrialStatus, TrialView
-from qhpo.policies._predictive import PredictivePolicy
+from qhpo.policies._base import Decision, TrialView
+from qhpo.policies._predictive import PredictivePolicy, finite_prefix
 
 
 class DecisionPointPolicy(PredictivePolicy):
@@ -54,12 +54,13 @@ class DecisionPointPolicy(PredictivePolicy):
         t = self.decision_epoch
         if trial.epochs != t or t >= self.max_epochs:
             return Decision.CONTINUE
+        if not finite_prefix(trial, t):  # a diverged curve (NaN or inf) never recovers
+            return Decision.STOP
         done = self.sync(trials)
         if len(done) < self.min_completed:
             return Decision.CONTINUE
         done_keys = {d.key for d in done}
-        others = [o for o in trials if o.key != trial.key and o.key not in done_keys
-                  and o.status != TrialStatus.FAILED and o.epochs >= t]
+        others = [o for o in self.rivals(trial, trials, t) if o.key not in done_keys]
         prediction = self.predict_final(t, [trial] + others)
         if prediction is None:
             return Decision.CONTINUE

@@ -11,6 +11,11 @@ from qhpo.policies._base import StoppingPolicy, TrialStatus, TrialView
 from qhpo.policies._prediction import PredictionService
 
 
+def finite_prefix(trial: TrialView, t: int) -> bool:
+    """Whether the first ``t`` values of the trial's curve are finite numbers."""
+    return bool(np.all(np.isfinite(np.asarray(trial.curve[:t], dtype=float))))
+
+
 class PredictivePolicy(StoppingPolicy):
     """A stopping policy whose decisions read predicted final values.
 
@@ -69,8 +74,15 @@ class PredictivePolicy(StoppingPolicy):
 
     # -- views -> arrays -------------------------------------------------------------------
     def completed(self, trials: Sequence[TrialView]) -> list[TrialView]:
-        """Trials trained to ``max_epochs`` (the predictor's training data)."""
-        return [t for t in trials if t.status == TrialStatus.COMPLETE and t.epochs >= self.max_epochs]
+        """Trials trained to ``max_epochs`` with finite values (the predictor's training data)."""
+        return [t for t in trials if t.status == TrialStatus.COMPLETE and t.epochs >= self.max_epochs
+                and finite_prefix(t, self.max_epochs)]
+
+    @staticmethod
+    def rivals(trial: TrialView, trials: Sequence[TrialView], t: int) -> list[TrialView]:
+        """The other trials that reached epoch ``t`` with finite values (failed ones excluded)."""
+        return [o for o in trials if o.key != trial.key and o.status != TrialStatus.FAILED and o.epochs >= t
+                and finite_prefix(o, t)]
 
     def sync(self, trials: Sequence[TrialView]) -> list[TrialView]:
         """Hand the completed curves to the service (only when their number changed)."""
