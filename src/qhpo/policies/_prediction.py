@@ -194,6 +194,12 @@ class PredictionService:
         try:
             mean, std = fitted.predictor.predict(curves[:, :t], params if self.hyperparameters else None,
                                                  return_std=True)
+        except Exception:
+            if not self.background:
+                raise
+            # a live study must not lose a trial to a prediction error: answer "no model"
+            _log.exception("predicting from the first %d epochs failed; the trial continues", t)
+            return None
         finally:
             self.predict_seconds += time.perf_counter() - start
         mean = np.asarray(mean, dtype=float)
