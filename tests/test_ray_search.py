@@ -93,6 +93,7 @@ def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cif
     study = _study(tmp_path / "qhpo.db", "killed")
     ray_ids = [t.user_attrs[RAY_TRIAL_ATTR] for t in study.get_trials()]
     assert len(ray_ids) == 3 and len(set(ray_ids)) == 3  # every trial once, none lost or doubled
+    assert 0.0 <= study.user_attrs["qhpo.test"]["accuracy"] <= 1.0
     import json
 
     final = json.loads((tmp_path / "killed" / SCHEDULER_STATE_FILE).read_text())
