@@ -110,6 +110,7 @@ def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cif
     (["--gpus-per-trial", "0.5"], "--device is cpu"),
     (["--policy", "median"], "runs with --backend optuna"),
     (["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+    (["--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
 ])
 def test_user_errors_are_one_sentence(local_ray, tmp_path, cifar_dir, capsys, flags, message):
     from qhpo.cli import main
