@@ -113,18 +113,28 @@ def load_study(location: StorageLocation, name: str, **kwargs: Any) -> optuna.St
 
 
 # -- interrupted trials ---------------------------------------------------------------------
+def _start_time(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def owner_record() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    """Who trains a trial: host, process id and the process's start time."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _start_time(os.getpid())}
 
 
-def _process_alive(pid: int) -> bool:
+def _process_alive(pid: int, start: int | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return start is None or _start_time(pid) in (None, start)
 
 
 def _is_interrupted(trial: optuna.trial.FrozenTrial, now: float) -> bool:
@@ -133,7 +143,7 @@ def _is_interrupted(trial: optuna.trial.FrozenTrial, now: float) -> bool:
         started = trial.datetime_start.timestamp() if trial.datetime_start else now
         return now - started > STALE_SECONDS
     if owner.get("host") == socket.gethostname():
-        return owner.get("pid") != os.getpid() and not _process_alive(int(owner.get("pid", -1)))
+        return owner.get("pid") != os.getpid() and not _process_alive(int(owner.get("pid", -1)), owner.get("start"))
     last = float(trial.user_attrs.get(HEARTBEAT_ATTR, 0.0)) or (trial.datetime_start.timestamp() if trial.datetime_start else now)
     return now - last > STALE_SECONDS
 
