@@ -21,8 +21,8 @@ from qhpo.runner._progress import SearchProgress
 from qhpo.runner._storage import StorageLocation, recover_interrupted_trials, resolve_storage
 from qhpo.runner._study import create_study, policy_names, search_space
 from qhpo.runner._summary import TEST_ATTR, SearchSummary, print_summary, summarize
-from qhpo.runner._trial import checkpoint_path
-from qhpo.runner._worker import FINISHED, count_states, run_worker
+from qhpo.runner._trial import checkpoint_path, trial_config
+from qhpo.runner._worker import count_states, run_worker
 
 
 def check_config(config: RunConfig) -> None:
@@ -142,16 +142,11 @@ def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: Stor
     device = resolve_device(config.device)
     data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed,
                         device=device)
-    config_values = {**space_fixed(config), **best.params}
-    trainer = TrialTrainer.from_checkpoint(path, config_values, data, device=device)
+    trainer = TrialTrainer.from_checkpoint(path, trial_config(best, search_space(config.space)), data, device=device)
     result = {"trial": best.number, "accuracy": float(trainer.test_accuracy()), "images": len(data.test),
               "validation_accuracy": float(best.value)}
     study.set_user_attr(TEST_ATTR, result)
     return result
-
-
-def space_fixed(config: RunConfig) -> dict:
-    return search_space(config.space).fixed_values()
 
 
 def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: RunConfig) -> None:

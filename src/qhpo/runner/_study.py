@@ -19,7 +19,7 @@ import optuna
 
 from qhpo._errors import QhpoError
 from qhpo.optuna import MAX_EPOCHS_ATTR, PredictivePruner
-from qhpo.runner._config import HPO_SAMPLERS, OPTUNA_BASELINES, PREDICTIVE_POLICIES, RunConfig
+from qhpo.runner._config import HPO_SAMPLERS, OPTUNA_BASELINES, RunConfig
 from qhpo.runner._storage import StorageLocation
 
 #: Study user attribute with the settings a resumed run must share.
