@@ -192,6 +192,7 @@ def one_sentence(capsys) -> str:
     (lambda tmp, args: args + ["--annealer", "quantum-magic"], "unknown annealer 'quantum-magic'"),
     (lambda tmp, args: args + ["--predictor", "gp"], "unknown predictor 'gp'"),
     (lambda tmp, args: args + ["--trials", "-3"], "positive whole number"),
+    (lambda tmp, args: args + ["--device", "tpu"], "unknown device 'tpu'"),
 ])
 def test_user_errors_give_one_sentence_and_status_2(tmp_path, cifar_dir, capsys, change, message):
     args = change(tmp_path, tiny_run(cifar_dir, tmp_path / "q.db", "--trials", "2"))

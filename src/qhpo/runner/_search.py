@@ -44,6 +44,13 @@ def check_config(config: RunConfig) -> None:
         raise QhpoError("--epochs must be at least 2 for a trial to be stopped early; pass --epochs 2 or more.")
     if config.subset is not None and not 1 <= config.subset <= 50_000 - config.val_size:
         raise QhpoError(f"--subset must be between 1 and {50_000 - config.val_size} training images, not {config.subset}.")
+    if config.backend == "optuna":
+        from qhpo.workload import resolve_device
+
+        try:
+            resolve_device(config.device)  # --device cuda without a visible GPU: one sentence, before any study exists
+        except ValueError:
+            raise QhpoError(f"unknown device {config.device!r}; choose auto, cpu, cuda or cuda:N.") from None
     if config.annealer is not None:
         from qhpo.samplers import SAMPLER_NAMES, make_sampler
 
