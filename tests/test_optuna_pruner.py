@@ -101,6 +101,7 @@ def test_pruner_reads_max_epochs_from_study_and_ignores_failed_trials(tmp_path, 
     def failing_then_replay(trial):
         if trial.number % 5 == 4:
             trial.report(float("nan"), 1)
+            assert trial.should_prune()  # a non-finite value is stopped at once
             raise RuntimeError("diverged")
         return objective(trial)
 
@@ -108,6 +109,9 @@ def test_pruner_reads_max_epochs_from_study_and_ignores_failed_trials(tmp_path, 
     assert study2.pruner.policy_.max_epochs == EPOCHS
     states = {t.state for t in study2.trials}
     assert optuna.trial.TrialState.FAIL in states and optuna.trial.TrialState.PRUNED in states
+    for trial in study2.trials:
+        if trial.state == optuna.trial.TrialState.FAIL:
+            assert "not finite" in trial.user_attrs[STOP_ATTR]["reason"]
     check_decisions(study2)
 
 

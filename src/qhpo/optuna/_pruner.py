@@ -45,7 +45,8 @@ class PredictivePruner(BasePruner):
 
     The pruner never fails a trial: a failing or unavailable annealer makes the policy fall
     back to the classical SVR with one warning, and any other error in the policy is
-    reported once as a warning and answered with "continue".
+    reported once as a warning and answered with "continue". A non-finite reported value
+    (a diverged loss) prunes the trial at once, as Optuna's own pruners do.
 
     Each decision that rests on a prediction, or that stops the trial, is stored in the
     trial's user attribute ``qhpo.decisions`` as a list of records
@@ -137,8 +138,14 @@ class PredictivePruner(BasePruner):
 
     def _prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         curve = trial_curve(trial)
-        if not curve or not all(math.isfinite(v) for v in curve):
+        if not curve:
             return False
+        if not math.isfinite(curve[-1]):  # as Optuna's own pruners do: a NaN or infinite value ends the trial
+            with self._lock:
+                record = {"epoch": len(curve), "decision": Decision.STOP.value, "predicted_final": None, "std": None,
+                          "reason": f"stopped at epoch {len(curve)}: the reported value {curve[-1]} is not finite"}
+                self._store(study, trial, record, Decision.STOP)
+            return True
         with self._lock:
             policy = self._ensure_policy(study)
             if policy is None or len(curve) >= policy.max_epochs:
