@@ -95,8 +95,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--study", metavar="NAME", help="study name (default cifar10-<preset>)")
     where.add_argument("--run-dir", type=Path, metavar="DIR",
                        help="folder for checkpoints and plots (default: the storage file's folder)")
-    where.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                       help="worker processes on the storage (one per GPU when there are several)")
+    where.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="worker processes on the storage, each on its own GPU when there are several "
+                            "(default: one per visible GPU, or 1)")
     where.add_argument("--quiet", action="store_true", help="print no progress and no report")
 
     ray = parser.add_argument_group("backend")
@@ -112,6 +113,12 @@ def config_from_args(args: argparse.Namespace):
     from qhpo.runner._config import RunConfig, preset
 
     base = preset(args.preset)
+    device = args.device or base.device
+    workers = args.workers
+    if workers is None:
+        from qhpo.runner._search import default_workers
+
+        workers = default_workers(device) if args.backend == "optuna" else 1
     return RunConfig(
         study=args.study or f"cifar10-{args.preset}",
         storage=args.storage,
@@ -122,7 +129,7 @@ def config_from_args(args: argparse.Namespace):
         subset=args.subset if hasattr(args, "subset") else base.subset,
         val_size=args.val_size or base.val_size,
         split_seed=args.split_seed,
-        device=args.device or base.device,
+        device=device,
         data_dir=args.data_dir,
         download=args.download,
         space=args.space,
@@ -131,7 +138,7 @@ def config_from_args(args: argparse.Namespace):
         predictor=args.predictor,
         annealer=args.annealer,
         min_completed=args.min_completed or base.min_completed,
-        workers=args.workers,
+        workers=workers,
         seed=args.seed,
         progress=not args.quiet,
         backend=args.backend,

@@ -226,9 +226,15 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
                         "then run the same command again to resume.")
 
 
-def _visible_gpus(config: RunConfig) -> list[str]:
+def default_workers(device: str) -> int:
+    """Workers when ``--workers`` is not given: one per GPU when several are visible, else one."""
+    return max(1, len(_visible_gpus(device)))
+
+
+def _visible_gpus(config: RunConfig | str) -> list[str]:
     """One GPU per worker when the run trains on CUDA and several GPUs are visible."""
-    if config.device not in ("auto", "cuda"):
+    device = config if isinstance(config, str) else config.device
+    if device not in ("auto", "cuda"):
         return []
     import torch
 
