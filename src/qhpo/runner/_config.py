@@ -42,11 +42,12 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    # Sized from the epoch times in docs/workload.md (5.4 to 8.2 s for 5,000 + 1,000 images on
-    # one core): 24 trials x 6 epochs is 144 epochs untouched, about 110 with early stopping,
-    # so the search ends in about 15 minutes on 2 cores (measured in docs/running.md).
+    # Sized from measured epoch times: on an idle 2-core CPU an epoch of 5,000 + 1,000 images
+    # took 2.5 s on average within a search (docs/running.md), so one of 10,000 + 2,000 takes
+    # about 5 s; 32 trials x 8 epochs is 256 epochs untouched and about 150 with early
+    # stopping, about 13 minutes.
     "default": Preset(
-        trials=24, epochs=6, subset=5000, val_size=1000, device="auto",
+        trials=32, epochs=8, subset=10000, val_size=2000, device="auto",
         description="a real search on a subset of CIFAR-10, about 15 minutes on a 2-core CPU",
         min_completed=6,
     ),
@@ -74,10 +75,10 @@ class RunConfig:
     storage: str | None = None
     run_dir: Path | None = None
     preset: str = "default"
-    trials: int = 24
-    epochs: int = 6
-    subset: int | None = 5000
-    val_size: int = 1000
+    trials: int = 32
+    epochs: int = 8
+    subset: int | None = 10000
+    val_size: int = 2000
     split_seed: int = 0
     device: str = "auto"
     data_dir: Path | None = None
