@@ -74,6 +74,11 @@ def run_trial(
         trial.set_user_attr(RESUMED_AT_ATTR, trainer.epoch)
         for epoch, value in enumerate(trainer.curve[:max_epochs], start=1):
             trial.report(value, epoch)
+        # The interrupted trial may have died between its checkpoint and the decision on it.
+        if trainer.epoch < max_epochs and trial.should_prune():
+            _tell(study, trial, state=TrialState.PRUNED)
+            path.unlink(missing_ok=True)
+            return TrialState.PRUNED
 
     value = trainer.curve[-1] if trainer.curve else float("nan")
     seconds: list[float] = []
