@@ -220,3 +220,23 @@ def test_dwave_annealer_without_token_gives_one_sentence(tmp_path, cifar_dir, ca
     monkeypatch.setenv("DWAVE_CONFIG_FILE", str(tmp_path / "absent.conf"))
     assert main(tiny_run(cifar_dir, tmp_path / "q.db", "--predictor", "qsvr", "--annealer", "dwave")) == 2
     assert "D-Wave" in one_sentence(capsys)
+
+
+def test_bf16_precision_trains_other_numbers_than_float32(tmp_path, cifar_dir):
+    space = tmp_path / "space.toml"  # one configuration that learns, so the curves carry signal
+    space.write_text("[parameters.num_layers]\nvalue = 2\n[parameters.num_filters]\nvalue = 16\n"
+                     "[parameters.batch_size]\nvalue = 64\n[parameters.learning_rate]\nvalue = 0.05\n"
+                     "[parameters.momentum]\nvalue = 0.9\n")
+    curves = {}
+    for precision in ("fp32", "bf16"):
+        storage = tmp_path / precision / "q.db"
+        args = tiny_run(cifar_dir, storage, "--trials", "1", "--policy", "none", "--epochs", "2",
+                        "--space", str(space), "--precision", precision, "--quiet")
+        args[args.index("--subset") + 1] = "1024"
+        assert main(args) == 0
+        (trial,) = load(storage).trials
+        assert trial.state == TrialState.COMPLETE
+        curves[precision] = curve(trial)
+    assert all(0.0 <= v <= 1.0 for v in curves["bf16"])
+    # Same configuration and seed: only the arithmetic differs, so the curves do too.
+    assert curves["bf16"] != curves["fp32"]

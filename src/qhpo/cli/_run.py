@@ -88,6 +88,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="validation images held out of the training set (preset default)")
     data.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (default 0)")
     data.add_argument("--device", metavar="DEVICE", help="auto, cpu or cuda (preset default)")
+    data.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                      help="training arithmetic: auto = bf16 autocast on a GPU, float32 on the CPU; "
+                           "bf16 also on a CPU with native bf16 (about 1.6x faster there)")
 
     where = parser.add_argument_group("storage and workers")
     where.add_argument("--storage", metavar="URL",
@@ -130,6 +133,7 @@ def config_from_args(args: argparse.Namespace):
         val_size=args.val_size or base.val_size,
         split_seed=args.split_seed,
         device=device,
+        precision=args.precision,
         data_dir=args.data_dir,
         download=args.download,
         space=args.space,

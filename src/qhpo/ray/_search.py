@@ -213,7 +213,7 @@ def run_search(config) -> int:
     settings = TrialSettings(
         data_dir=str(config.data_dir), subset=config.subset, val_size=config.val_size,
         split_seed=config.split_seed, device=device, max_epochs=config.epochs, seed=config.seed,
-        threads=max(1, int(resources["cpu"])),
+        threads=max(1, int(resources["cpu"])), precision=config.precision,
     )
     trainable = tune.with_resources(tune.with_parameters(train_cifar_trial, settings=settings), resources)
     if config.resume:

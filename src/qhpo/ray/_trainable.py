@@ -46,6 +46,7 @@ class TrialSettings:
     max_epochs: int
     seed: int
     threads: int = 1
+    precision: str = "auto"
 
 
 def trial_number(config: dict[str, Any], trial_id: str) -> int:
@@ -81,9 +82,11 @@ def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            trainer = TrialTrainer.from_checkpoint(Path(folder) / CHECKPOINT_FILE, config, data, device=device)
+            trainer = TrialTrainer.from_checkpoint(Path(folder) / CHECKPOINT_FILE, config, data, device=device,
+                                                     precision=settings.precision)
     if trainer is None:
-        trainer = TrialTrainer(config, data, device=device, seed=trial_seed(settings.seed, number))
+        trainer = TrialTrainer(config, data, device=device, seed=trial_seed(settings.seed, number),
+                               precision=settings.precision)
     while trainer.epoch < settings.max_epochs:
         start = time.perf_counter()
         try:

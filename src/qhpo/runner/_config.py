@@ -68,7 +68,7 @@ class RunConfig:
 
     The settings that define the study's results (``epochs``, ``subset``, ``val_size``,
     ``split_seed``, ``space``, ``policy``, ``predictor``) are stored in the study and must
-    match when a run resumes; ``trials``, ``workers`` and ``device`` may change.
+    match when a run resumes; ``trials``, ``workers``, ``device`` and ``precision`` may change.
     """
 
     study: str
@@ -81,6 +81,7 @@ class RunConfig:
     val_size: int = 2000
     split_seed: int = 0
     device: str = "auto"
+    precision: str = "auto"
     data_dir: Path | None = None
     download: bool = False
     space: Path | None = None

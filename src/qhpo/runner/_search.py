@@ -149,7 +149,8 @@ def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: Stor
     device = resolve_device(config.device)
     data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed,
                         device=device)
-    trainer = TrialTrainer.from_checkpoint(path, trial_config(best, search_space(config.space)), data, device=device)
+    trainer = TrialTrainer.from_checkpoint(path, trial_config(best, search_space(config.space)), data, device=device,
+                                         precision=config.precision)
     result = {"trial": best.number, "accuracy": float(trainer.test_accuracy()), "images": len(data.test),
               "validation_accuracy": float(best.value)}
     study.set_user_attr(TEST_ATTR, result)

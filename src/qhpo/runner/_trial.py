@@ -44,6 +44,7 @@ def run_trial(
     max_epochs: int,
     checkpoint_dir: Path,
     seed: int,
+    precision: str = "auto",
     on_epoch: Callable[[], None] | None = None,
 ) -> TrialState:
     """Train ``trial`` to ``max_epochs`` or until pruned; tell the study how it ended.
@@ -65,11 +66,11 @@ def run_trial(
     trainer = None
     if trial.user_attrs.get(RETRY_OF_ATTR) is not None and path.exists():
         try:
-            trainer = TrialTrainer.from_checkpoint(path, config, data, device=device)
+            trainer = TrialTrainer.from_checkpoint(path, config, data, device=device, precision=precision)
         except QhpoError:
             path.unlink(missing_ok=True)  # unreadable or foreign: the retry starts from epoch 0
     if trainer is None:
-        trainer = TrialTrainer(config, data, device=device, seed=trial_seed(seed, key))
+        trainer = TrialTrainer(config, data, device=device, seed=trial_seed(seed, key), precision=precision)
     elif trainer.epoch:
         trial.set_user_attr(RESUMED_AT_ATTR, trainer.epoch)
         for epoch, value in enumerate(trainer.curve[:max_epochs], start=1):

@@ -97,7 +97,8 @@ def run_worker(
         changed()
         try:
             state = run_trial(study, trial, space=space, data=data, device=device, max_epochs=config.epochs,
-                              checkpoint_dir=checkpoint_dir, seed=config.seed, on_epoch=changed)
+                              checkpoint_dir=checkpoint_dir, seed=config.seed, precision=config.precision,
+                              on_epoch=changed)
         except BaseException as error:
             _end_interrupted(study, trial, error)
             if not isinstance(error, Exception):
