@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from qhpo.policies._base import Decision, TrialView
-from qhpo.policies._predictive import PredictivePolicy, finite_prefix
+from qhpo.policies._predictive import PredictivePolicy
 
 
 class DecisionPointPolicy(PredictivePolicy):
@@ -54,11 +54,9 @@ class DecisionPointPolicy(PredictivePolicy):
         t = self.decision_epoch
         if trial.epochs != t or t >= self.max_epochs:
             return Decision.CONTINUE
-        if not finite_prefix(trial, t):  # a diverged curve (NaN or inf) never recovers
-            return Decision.STOP
-        done = self.sync(trials)
-        if len(done) < self.min_completed:
-            return Decision.CONTINUE
+        early, done = self.screen(trial, trials, t)
+        if early is not None:
+            return early
         done_keys = {d.key for d in done}
         others = [o for o in self.rivals(trial, trials, t) if o.key not in done_keys]
         prediction = self.predict_final(t, [trial] + others)

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from qhpo.policies._base import StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView
 from qhpo.policies._prediction import PredictionService
 
 
@@ -83,6 +83,20 @@ class PredictivePolicy(StoppingPolicy):
         """The other trials that reached epoch ``t`` with finite values (failed ones excluded)."""
         return [o for o in trials if o.key != trial.key and o.status != TrialStatus.FAILED and o.epochs >= t
                 and finite_prefix(o, t)]
+
+    def screen(self, trial: TrialView, trials: Sequence[TrialView], t: int):
+        """The answer at epoch ``t`` before any prediction, and the completed trials.
+
+        Returns ``(STOP, [])`` for a non-finite prefix (a diverged curve never recovers),
+        ``(CONTINUE, done)`` while fewer than ``min_completed`` trials are complete, and
+        ``(None, done)`` when the policy has to predict.
+        """
+        if not finite_prefix(trial, t):
+            return Decision.STOP, []
+        done = self.sync(trials)
+        if len(done) < self.min_completed:
+            return Decision.CONTINUE, done
+        return None, done
 
     def sync(self, trials: Sequence[TrialView]) -> list[TrialView]:
         """Hand the completed curves to the service (only when their number changed)."""

@@ -9,7 +9,7 @@ import numpy as np
 from scipy.stats import norm
 
 from qhpo.policies._base import Decision, TrialView
-from qhpo.policies._predictive import PredictivePolicy, finite_prefix
+from qhpo.policies._predictive import PredictivePolicy
 
 
 def rung_epochs(max_epochs: int, min_resource: int, reduction_factor: float) -> tuple[int, ...]:
@@ -110,11 +110,9 @@ class PredictiveHalving(PredictivePolicy):
         t = trial.epochs
         if t not in self.rungs:
             return Decision.CONTINUE
-        if not finite_prefix(trial, t):  # a diverged curve (NaN or inf) never recovers
-            return Decision.STOP
-        done = self.sync(trials)
-        if len(done) < self.min_completed:
-            return Decision.CONTINUE
+        early, done = self.screen(trial, trials, t)
+        if early is not None:
+            return early
         rivals = self.rivals(trial, trials, t)
         prediction = self.predict_final(t, [trial] + (rivals if self.rank_promotion else []))
         if prediction is None:

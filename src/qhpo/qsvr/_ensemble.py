@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from qhpo.qsvr._estimator import QSVR, seed_from
+from qhpo.qsvr._estimator import QSVR, scale_targets, seed_from
 from qhpo.samplers import resolve_sampler
 
 
@@ -47,12 +47,7 @@ class QSVREnsemble(QSVR):
         self._check_params()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n = X.shape[0]
-        if n < 2:
-            raise ValueError(f"QSVREnsemble needs at least 2 training points, got {n} sample")
-        self.y_min_ = float(y.min())
-        span = float(y.max() - y.min())
-        self.y_scale_ = span if span > 0 else 1.0
-        y_scaled = (y - self.y_min_) / self.y_scale_
+        y_scaled = scale_targets(self, y, "QSVREnsemble")
         rng = check_random_state(self.random_state)
         n_members = -(-n // int(self.max_points))
         subsets = [np.sort(part) for part in np.array_split(rng.permutation(n), n_members)]

@@ -59,6 +59,21 @@ def seed_from(rng) -> int:
     return int(rng.randint(np.iinfo(np.int32).max))
 
 
+
+def scale_targets(estimator, y: np.ndarray, name: str) -> np.ndarray:
+    """Store ``y_min_`` and ``y_scale_`` on ``estimator`` and return ``(y - y_min_) / y_scale_``.
+
+    The targets are min-max scaled to [0, 1] so that ``epsilon`` is a fraction of their
+    range and the encoding's box ``[0, C]`` fits them; a constant ``y`` gets scale 1.
+    """
+    if y.shape[0] < 2:
+        raise ValueError(f"{name} needs at least 2 training points, got {y.shape[0]} sample")
+    estimator.y_min_ = float(y.min())
+    span = float(y.max() - y.min())
+    estimator.y_scale_ = span if span > 0 else 1.0
+    return (y - estimator.y_min_) / estimator.y_scale_
+
+
 class QSVR(RegressorMixin, BaseEstimator):
     """Epsilon-SVR with an RBF kernel, trained by sampling its dual as a QUBO.
 
@@ -152,12 +167,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         self._check_params()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n = X.shape[0]
-        if n < 2:
-            raise ValueError(f"QSVR needs at least 2 training points, got {n} sample")
-        self.y_min_ = float(y.min())
-        span = float(y.max() - y.min())
-        self.y_scale_ = span if span > 0 else 1.0
-        y_scaled = (y - self.y_min_) / self.y_scale_
+        y_scaled = scale_targets(self, y, "QSVR")
         rng = check_random_state(self.random_state)
         if n > self.max_points:
             subset = np.sort(rng.choice(n, size=int(self.max_points), replace=False))
