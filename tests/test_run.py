@@ -240,3 +240,15 @@ def test_bf16_precision_trains_other_numbers_than_float32(tmp_path, cifar_dir):
     assert all(0.0 <= v <= 1.0 for v in curves["bf16"])
     # Same configuration and seed: only the arithmetic differs, so the curves do too.
     assert curves["bf16"] != curves["fp32"]
+
+
+def test_console_run_restarts_with_malloc_settings_and_keeps_its_arguments(tmp_path):
+    # Without GLIBC_TUNABLES the command re-executes itself once with them; arguments and
+    # the one-sentence error must come through unchanged.
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    missing = tmp_path / "no-data"
+    result = subprocess.run([sys.executable, "-m", "qhpo", "run", "--data-dir", str(missing), "--storage",
+                             str(tmp_path / "q.db")], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0] and "--download" in lines[0]

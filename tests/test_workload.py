@@ -184,7 +184,8 @@ def test_bf16_autocast_can_be_asked_for_on_the_cpu(small):
 
 
 def test_learning_rate_one_diverges_and_says_why(small):
-    trainer = TrialTrainer(dict(SMALL, learning_rate=1.0, momentum=0.9), small)
+    # Whether and when lr=1 diverges depends on the arithmetic; this configuration does in float32.
+    trainer = TrialTrainer(dict(SMALL, learning_rate=1.0, momentum=0.9), small, precision="fp32")
     with pytest.raises(TrialDiverged) as caught:
         for _ in range(10):
             trainer.train_epoch()
@@ -230,3 +231,11 @@ def test_checkpoint_of_another_configuration_or_split_is_refused(small, cifar_di
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(QhpoError, match="cannot be read"):
         TrialTrainer.from_checkpoint(path, SMALL, small)
+
+
+def test_auto_precision_follows_the_cpu(small):
+    from qhpo.workload._trainer import cpu_has_native_bf16
+
+    assert TrialTrainer(SMALL, small)._bf16 == cpu_has_native_bf16()
+    assert TrialTrainer(SMALL, small, precision="fp32")._bf16 is False
+    assert TrialTrainer(SMALL, small, precision="bf16")._bf16 is True

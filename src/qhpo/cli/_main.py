@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from qhpo import __version__
+from qhpo._environment import MALLOC_TUNABLES
 from qhpo._errors import QhpoError
 
 # Sub-command modules, in the order ``qhpo --help`` lists them.
@@ -35,7 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _restart_with_malloc_tunables() -> None:
+    """Re-execute ``qhpo run`` once with :data:`MALLOC_TUNABLES` set (Linux, console use only)."""
+    if sys.platform != "linux" or sys.argv[1:2] != ["run"] or "GLIBC_TUNABLES" in os.environ:
+        return
+    env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
+    try:
+        os.execve(sys.executable, [sys.executable, "-m", "qhpo", *sys.argv[1:]], env)
+    except OSError:
+        return  # training still works, only slower
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        _restart_with_malloc_tunables()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:

@@ -8,6 +8,7 @@ import socket
 
 import ray
 
+from qhpo._environment import MALLOC_TUNABLES
 from qhpo._errors import QhpoError
 
 _CONNECT_TIMEOUT_S = 10
@@ -16,7 +17,7 @@ _CONNECT_TIMEOUT_S = 10
 # training from returning and re-faulting large tensor allocations every batch.
 WORKER_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
-    "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296",
+    "GLIBC_TUNABLES": MALLOC_TUNABLES,
 }
 
 
