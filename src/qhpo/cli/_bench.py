@@ -8,10 +8,9 @@ from pathlib import Path
 
 from qhpo._errors import QhpoError
 
-_PREDICTORS = ("svr", "qsvr", "qsvr-ensemble")
-
 
 def register(subparsers) -> None:
+    from qhpo.predictors import MODEL_NAMES
     from qhpo.replay import BENCH_POLICIES
 
     parser = subparsers.add_parser(
@@ -26,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--curves", required=True, metavar="TABLE.csv", help="curve table (CSV with a JSON sidecar)")
     parser.add_argument("--policies", default=",".join(BENCH_POLICIES),
                         help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)})")
-    parser.add_argument("--predictor", default="qsvr", choices=_PREDICTORS,
+    parser.add_argument("--predictor", default="qsvr", choices=MODEL_NAMES,
                         help="predictor of the predictive policies (default: qsvr)")
     parser.add_argument("--sampler", default=None,
                         help="annealer of the qsvr predictors (default: qhpo.samplers.DEFAULT_SAMPLER)")

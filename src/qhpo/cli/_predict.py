@@ -8,10 +8,8 @@ from pathlib import Path
 
 from qhpo._errors import QhpoError
 
-_MODELS = ("svr", "qsvr", "qsvr-ensemble")
-
-
 def register(subparsers) -> None:
+    from qhpo.predictors import MODEL_NAMES
     from qhpo.samplers import SAMPLER_NAMES
 
     parser = subparsers.add_parser(
@@ -27,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--curves", required=True, metavar="TABLE.csv", help="curve table (CSV with JSON sidecar)")
     parser.add_argument("--at", type=float, default=0.25, metavar="FRACTION",
                         help="fraction of the epochs observed (default 0.25)")
-    parser.add_argument("--model", choices=_MODELS, default="svr", help="predictor (default svr)")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="svr", help="predictor (default svr)")
     parser.add_argument("--train", type=int, default=20, metavar="N", help="training trials per split (default 20)")
     parser.add_argument("--splits", type=int, default=10, metavar="S", help="random splits (default 10)")
     parser.add_argument("--seed", type=int, default=0, metavar="X", help="seed of the splits and annealer (default 0)")

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from qhpo.optuna._trial_views import TrialViewCache, trial_curve
 from qhpo.policies import Decision, PredictivePolicy, StoppingPolicy, TrialStatus, TrialView
+from qhpo.predictors import MODEL_NAMES
 
 #: Trial user attribute holding the list of decision records (see :class:`PredictivePruner`).
 DECISIONS_ATTR = "qhpo.decisions"
@@ -25,7 +26,6 @@ STOP_ATTR = "qhpo.stop"
 #: Study user attribute from which a pruner built without ``max_epochs`` reads it.
 MAX_EPOCHS_ATTR = "qhpo.max_epochs"
 
-_PREDICTORS = ("svr", "qsvr", "qsvr-ensemble")
 
 
 class PredictivePruner(BasePruner):
@@ -99,8 +99,8 @@ class PredictivePruner(BasePruner):
                 raise ValueError(f"policy must be one of {', '.join(POLICY_NAMES)} or a StoppingPolicy, got {policy!r}")
         elif not isinstance(policy, StoppingPolicy):
             raise ValueError(f"policy must be a policy name or a StoppingPolicy, got {policy!r}")
-        if isinstance(predictor, str) and predictor not in _PREDICTORS:
-            raise ValueError(f"predictor must be one of {', '.join(_PREDICTORS)} or an estimator, got {predictor!r}")
+        if isinstance(predictor, str) and predictor not in MODEL_NAMES:
+            raise ValueError(f"predictor must be one of {', '.join(MODEL_NAMES)} or an estimator, got {predictor!r}")
         if max_epochs is not None and (isinstance(max_epochs, bool) or int(max_epochs) != max_epochs or max_epochs < 1):
             raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}")
         self.policy = policy

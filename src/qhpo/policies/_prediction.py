@@ -36,10 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from qhpo.predictors import MODEL_NAMES
+
 _log = logging.getLogger(__name__)
 
 #: Predictor models a service accepts by name (an estimator object is accepted as well).
-PREDICTOR_NAMES = ("svr", "qsvr", "qsvr-ensemble")
+PREDICTOR_NAMES = MODEL_NAMES  # the predictors are FinalValuePredictor models
 
 
 @dataclass(frozen=True)

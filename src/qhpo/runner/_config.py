@@ -11,7 +11,6 @@ from qhpo._errors import QhpoError
 #: ``--policy`` values that are Optuna's own pruners rather than qhpo policies.
 OPTUNA_BASELINES = ("median", "sha", "hyperband")
 HPO_SAMPLERS = ("random", "tpe")
-PREDICTORS = ("svr", "qsvr", "qsvr-ensemble")
 BACKENDS = ("optuna", "ray")
 
 

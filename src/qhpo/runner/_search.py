@@ -15,7 +15,8 @@ from pathlib import Path
 import optuna
 
 from qhpo._errors import QhpoError
-from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, PREDICTORS, RunConfig
+from qhpo.predictors import MODEL_NAMES
+from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
 from qhpo.runner._plots import draw_plots
 from qhpo.runner._progress import SearchProgress
 from qhpo.runner._storage import StorageLocation, recover_interrupted_trials, resolve_storage
@@ -30,8 +31,8 @@ def check_config(config: RunConfig) -> None:
     names = policy_names()
     if config.policy not in names:
         raise QhpoError(f"unknown policy {config.policy!r}; choose one of {', '.join(names)}.")
-    if config.predictor not in PREDICTORS:
-        raise QhpoError(f"unknown predictor {config.predictor!r}; choose one of {', '.join(PREDICTORS)}.")
+    if config.predictor not in MODEL_NAMES:
+        raise QhpoError(f"unknown predictor {config.predictor!r}; choose one of {', '.join(MODEL_NAMES)}.")
     if config.hpo_sampler not in HPO_SAMPLERS:
         raise QhpoError(f"unknown HPO sampler {config.hpo_sampler!r}; choose one of {', '.join(HPO_SAMPLERS)}.")
     for name in ("trials", "epochs", "workers", "val_size"):

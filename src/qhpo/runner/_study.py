@@ -48,17 +48,10 @@ def hpo_sampler(name: str, *, seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def optuna_baseline(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """Optuna's own pruner ``name`` with the benchmark's defaults for ``epochs`` epochs."""
-    def share(fraction: float) -> int:
-        return max(1, round(epochs * fraction))
+    """Optuna's own pruner ``name`` with the replay benchmark's defaults for ``epochs`` epochs."""
+    from qhpo.replay import optuna_pruner
 
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=share(1 / 10))
-    if name == "sha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=share(1 / 20), reduction_factor=3)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=share(1 / 20), max_resource=epochs, reduction_factor=3)
-    raise ValueError(f"name must be one of {', '.join(OPTUNA_BASELINES)}, got {name!r}")
+    return optuna_pruner(name, epochs)
 
 
 def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
