@@ -3,6 +3,7 @@
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
 from qhpo.replay._benchmark import (
     BENCH_POLICIES,
+    OPTUNA_PRUNERS,
     SWEEPS,
     default_jobs,
     draw_order,
@@ -17,6 +18,7 @@ from qhpo.replay._swift_hyperband import SwiftHyperbandOutcome, replay_swift_hyp
 
 __all__ = [
     "BENCH_POLICIES",
+    "OPTUNA_PRUNERS",
     "OptunaPrunerAgent",
     "PolicyAgent",
     "ReplayAgent",

@@ -39,6 +39,7 @@ from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
 from qhpo.replay._simulator import simulate
 from qhpo.replay._swift_hyperband import replay_swift_hyperband
 
+#: Rules that are Optuna's own pruners (built by :func:`optuna_pruner`), not qhpo policies.
 OPTUNA_PRUNERS = ("median", "sha", "hyperband")
 #: Every rule ``qhpo bench --policies`` accepts, in the order results are listed.
 BENCH_POLICIES: tuple[str, ...] = ("none", "median", "sha", "hyperband", "poster", "swift-hyperband", "qhpo")

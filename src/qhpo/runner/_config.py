@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qhpo._errors import QhpoError
-
-#: ``--policy`` values that are Optuna's own pruners rather than qhpo policies.
-OPTUNA_BASELINES = ("median", "sha", "hyperband")
+from qhpo.replay import OPTUNA_PRUNERS as OPTUNA_BASELINES  # ``--policy`` values that are Optuna's pruners
 HPO_SAMPLERS = ("random", "tpe")
 BACKENDS = ("optuna", "ray")
 
