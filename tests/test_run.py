@@ -252,3 +252,26 @@ def test_console_run_restarts_with_malloc_settings_and_keeps_its_arguments(tmp_p
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(missing) in lines[0] and "--download" in lines[0]
+
+
+@pytest.mark.parametrize("safe_path", [False, True])
+def test_processes_qhpo_starts_do_not_import_modules_of_the_current_folder(tmp_path, safe_path):
+    # A torch.py in the folder the user runs from: the re-executed command (and the workers,
+    # started the same way) must import the real torch, never this file.
+    witness = tmp_path / "imported"
+    (tmp_path / "torch.py").write_text(f"open({str(witness)!r}, 'w').close()\nraise ImportError('local torch.py')\n")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and "site-packages" not in p)
+    if safe_path:
+        env["PYTHONSAFEPATH"] = "1"
+    result = subprocess.run([sys.executable, "-P", "-m", "qhpo", "run", "--data-dir", str(tmp_path / "none"),
+                             "--storage", str(tmp_path / "q.db")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "CIFAR-10 was not found" in result.stderr, result.stderr
+    assert not witness.exists()
+    from qhpo._environment import module_command
+
+    result = subprocess.run(module_command("qhpo.workload._device"), cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert not witness.exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 
+from qhpo._environment import module_command
 from qhpo._errors import QhpoError
 from qhpo.predictors import MODEL_NAMES
 from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
@@ -204,7 +205,7 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             log = open(log_dir / f"worker-{index}.log", "a")
             processes.append((subprocess.Popen(
-                [sys.executable, "-m", "qhpo.runner._worker", handle.name, str(index)],
+                module_command("qhpo.runner._worker", handle.name, str(index)),
                 stdout=log, stderr=subprocess.STDOUT, env=env,
                 preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
             ), log))
