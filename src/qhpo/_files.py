@@ -69,3 +69,28 @@ def fsync_folder(folder: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def check_writable(path: str | os.PathLike, flag: str) -> None:
+    """Raise a one-sentence :class:`qhpo.QhpoError` unless ``path`` can be written, without writing it.
+
+    The folder must exist and take new files; an existing file must open for appending.
+    """
+    from qhpo._errors import QhpoError
+
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise QhpoError(f"cannot write {path}: the folder {folder} does not exist; pass {flag} with another path.")
+    if path.is_dir():
+        raise QhpoError(f"cannot write {path}: it is a folder; pass {flag} with a file name.")
+    try:
+        if path.exists():
+            with open(path, "ab"):
+                pass
+        else:
+            probe = folder / f".qhpo-write-test-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+    except OSError as error:
+        raise QhpoError(f"cannot write {path} ({error.strerror or error}); pass {flag} with a writable path.") from None

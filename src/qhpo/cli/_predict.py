@@ -48,8 +48,12 @@ def run_predict(args: argparse.Namespace) -> int:
         raise QhpoError(f"--splits must be at least 1, got {args.splits}.")
     if args.num_reads is not None and args.num_reads < 1:
         raise QhpoError(f"--num-reads must be at least 1, got {args.num_reads}.")
-    if args.json is not None and not args.json.parent.is_dir():
-        raise QhpoError(f"cannot write {args.json}: the folder {args.json.parent} does not exist.")
+    if args.seed < 0:
+        raise QhpoError(f"--seed must be a whole number of 0 or more, got {args.seed}.")
+    if args.json is not None:
+        from qhpo._files import check_writable
+
+        check_writable(args.json, "--json")
     table = read_curve_table(args.curves)
     if not 2 <= args.train <= table.n_trials - 2:
         raise QhpoError(
