@@ -93,7 +93,8 @@ def measure(table, rows, args, storage_kind: str) -> float:
         decision_epochs.update(pruner.policy_.decision_epochs())
         study.optimize(objective, n_trials=args.trials - 1)
         total = time.perf_counter() - start
-    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+        pruner.flush()  # the decision records are written before the storage goes
+        pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     print(f"{storage_kind} storage, {args.trials} trials x {args.epochs} epochs, policy qhpo, predictor {args.predictor}: "
           f"{pruned} pruned, {total:.1f} s in all")
     for name, times in (("at decision epochs", at_decision), ("between decision epochs", between)):

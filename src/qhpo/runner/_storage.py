@@ -75,10 +75,7 @@ class StorageLocation:
         try:
             storage = optuna.storages.RDBStorage(self.url, **kwargs)
             if self.kind == "sqlite":
-                # Write-ahead log: readers (every pruner decision) no longer wait for writers.
-                # The mode is stored in the file; it needs the processes on one host.
-                with storage.engine.connect() as connection:
-                    connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+                _write_ahead_log(storage)
             return storage
         except Exception as error:  # SQLAlchemy raises many types for a bad URL or server
             if "readonly" in str(error).replace("-", "").replace(" ", "").lower():
@@ -111,6 +108,24 @@ class StorageLocation:
 
     def describe(self) -> str:
         return self.url
+
+
+def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
+    """SQLite in write-ahead-log mode: readers (every pruner decision) no longer wait for writers,
+    and a commit syncs the log, not the database (``synchronous=NORMAL``: a power cut may undo the
+    last commits but never corrupts the file). The mode is stored in the file; all processes on
+    one SQLite file must run on one host (use ``journal:PATH`` across nodes)."""
+    import sqlalchemy
+
+    def configure(connection, record) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sqlalchemy.event.listen(storage.engine, "connect", configure)
+    storage.engine.dispose()  # connections made before the listener: closed, reopened configured
+    with storage.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
 def resolve_storage(storage: str | None, run_dir: str | os.PathLike | None = None, *, create: bool = True) -> StorageLocation:
