@@ -8,13 +8,14 @@ from qhpo.curves._builtin import (
     builtin_tables_folder,
     resolve_curve_table,
 )
-from qhpo.curves._features import CurveFeaturizer
+from qhpo.curves._features import CurveFeaturizer, HyperparameterEncoder
 from qhpo.curves._table import CurveTable, read_curve_table
 
 __all__ = [
     "BuiltinTable",
     "CurveFeaturizer",
     "CurveTable",
+    "HyperparameterEncoder",
     "builtin_table_names",
     "builtin_table_paths",
     "builtin_tables",
