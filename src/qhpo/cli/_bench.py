@@ -22,7 +22,9 @@ def register(subparsers) -> None:
             "Optuna's own pruners in a real Optuna study) and report the epochs trained and the regret."
         ),
     )
-    parser.add_argument("--curves", required=True, metavar="TABLE.csv", help="curve table (CSV with a JSON sidecar)")
+    parser.add_argument("--curves", default=None, metavar="TABLE",
+                        help="curve table: a CSV file with a JSON sidecar, or the name of a built-in table (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the built-in curve tables with their sources and exit")
     parser.add_argument("--policies", default=",".join(BENCH_POLICIES),
                         help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)})")
     parser.add_argument("--predictor", default="qsvr", choices=MODEL_NAMES,
@@ -48,6 +50,8 @@ def register(subparsers) -> None:
 def _check(args) -> list[str]:
     from qhpo.replay import BENCH_POLICIES
 
+    if args.curves is None:
+        raise QhpoError("--curves is missing; pass a curve table's path or a built-in name from qhpo bench --list.")
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     if not policies:
         raise QhpoError("--policies is empty; name at least one of " + ", ".join(BENCH_POLICIES) + ".")
@@ -82,12 +86,27 @@ def _format(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _format_builtin_tables() -> str:
+    from qhpo.curves import builtin_tables, builtin_tables_folder
+
+    lines = []
+    for table in builtin_tables():
+        lines.append(f"{table.name:<22}{table.trials} trials x {table.epochs} epochs, "
+                     f"{table.metric} ({table.mode}), {table.license}: {table.workload}")
+        lines.append(f"{'':<22}source: {table.source}")
+    lines.append(f"licences and attributions: {builtin_tables_folder() / 'NOTICE'}")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
-    from qhpo.curves import read_curve_table
+    from qhpo.curves import read_curve_table, resolve_curve_table
     from qhpo.replay import default_jobs, plot_benchmark, run_benchmark
 
+    if args.list:
+        print(_format_builtin_tables())
+        return 0
     policies = _check(args)
-    table = read_curve_table(args.curves)
+    table = read_curve_table(resolve_curve_table(args.curves))
     sampler = args.sampler
     if sampler is None and args.predictor != "svr":
         from qhpo.samplers import DEFAULT_SAMPLER

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
             "absolute error and fit time as JSON."
         ),
     )
-    parser.add_argument("--curves", required=True, metavar="TABLE.csv", help="curve table (CSV with JSON sidecar)")
+    parser.add_argument("--curves", required=True, metavar="TABLE",
+                        help="curve table: a CSV file with a JSON sidecar, or a built-in name (see qhpo bench --list)")
     parser.add_argument("--at", type=float, default=0.25, metavar="FRACTION",
                         help="fraction of the epochs observed (default 0.25)")
     parser.add_argument("--model", choices=MODEL_NAMES, default="svr", help="predictor (default svr)")
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from qhpo.curves import read_curve_table
+    from qhpo.curves import read_curve_table, resolve_curve_table
     from qhpo.predictors import evaluate_predictor
 
     if not 0 < args.at <= 1:
@@ -50,7 +51,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise QhpoError(f"--num-reads must be at least 1, got {args.num_reads}.")
     if args.json is not None and not args.json.parent.is_dir():
         raise QhpoError(f"cannot write {args.json}: the folder {args.json.parent} does not exist.")
-    table = read_curve_table(args.curves)
+    table = read_curve_table(resolve_curve_table(args.curves))
     if not 2 <= args.train <= table.n_trials - 2:
         raise QhpoError(
             f"--train must leave at least 2 trials to predict: choose 2..{table.n_trials - 2} for the "
