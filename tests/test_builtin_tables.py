@@ -28,8 +28,6 @@ else:  # pragma: no cover
 REPO = Path(__file__).resolve().parent.parent
 EXPECTED = {"cifar10_cnn", "baker_lstm_ptb", "baker_resnet_cifar10", "baker_metaqnn_svhn",
             "taskset_imdb_1", "taskset_imdb_2", "taskset_imdb_3"}
-# The TaskSet tables hold empty cells for diverged runs; their reading is tested with the reader.
-COMPLETE_TABLES = sorted(EXPECTED - {"taskset_imdb_1", "taskset_imdb_2", "taskset_imdb_3"})
 
 
 def test_every_recorded_table_ships_with_its_sidecar():
@@ -71,7 +69,7 @@ def test_package_data_globs_cover_every_shipped_file():
         assert any(fnmatch.fnmatch(relative, pattern) for pattern in globs), relative
 
 
-@pytest.mark.parametrize("name", COMPLETE_TABLES)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_built_in_tables_read_with_the_sidecar_counts(name):
     table = read_curve_table(resolve_curve_table(name))
     meta = json.loads(resolve_curve_table(name).with_suffix(".json").read_text(encoding="utf-8"))

@@ -131,13 +131,13 @@ def test_sidecar_counts_must_be_whole_numbers(tmp_path, key, value):
         read_curve_table(csv)
 
 
-def test_every_shared_table_is_read(data_root):
-    for path in sorted((data_root / "curves").glob("*.csv")):
+def test_every_shared_table_is_read(curves_dir):
+    for path in sorted(curves_dir.glob("*.csv")):
         table = read_curve_table(path)
         assert table.n_trials == table.meta["trials"] and table.epochs == table.meta["epochs"]
         assert not np.isnan(table.curves[:, 0]).any()
-    assert read_curve_table(data_root / "curves" / "taskset_imdb_2.csv").diverged.sum() > 0
-    assert read_curve_table(data_root / "curves" / "baker_metaqnn_svhn.csv").categorical_names == ["net"]
+    assert read_curve_table(curves_dir / "taskset_imdb_2.csv").diverged.sum() > 0
+    assert read_curve_table(curves_dir / "baker_metaqnn_svhn.csv").categorical_names == ["net"]
 
 
 def test_encoder_keeps_its_columns_for_unseen_levels():
