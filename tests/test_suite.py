@@ -74,9 +74,9 @@ def test_regret_counts_only_finite_finals_and_spread_is_best_minus_median(tmp_pa
     assert sha["regret_normalised_mean"] == pytest.approx(sha["regret_mean"] / result["spread"], rel=1e-6)
 
 
-def test_real_diverged_and_categorical_tables_replay(data_root):
+def test_real_diverged_and_categorical_tables_replay(curves_dir):
     for stem in ("taskset_imdb_2", "baker_metaqnn_svhn"):
-        table = read_curve_table(data_root / "curves" / f"{stem}.csv")
+        table = read_curve_table(curves_dir / f"{stem}.csv")
         result = run_benchmark(table, policies=("none", "median", "qhpo"), predictor="svr", trials=60, seeds=1,
                                first_seed=1)
         drawn = table.take(draw_order(table.n_trials, 60, 1))
@@ -141,7 +141,7 @@ def test_suite_command_writes_one_json_and_one_figure(tmp_path, capsys):
     (["--first-seed", "-1"], "--first-seed must be at least 0"),
     (["--suite", "nowhere-folder"], "is not a folder"),
     (["--suite", "EMPTY"], "holds no curve table"),
-    (["--suite", "BOTH", "--curves", "x.csv"], "pass either --curves TABLE or --suite FOLDER"),
+    (["--suite", "BOTH", "--curves", "x.csv"], "--curves and --suite exclude each other"),
 ])
 def test_suite_and_seed_errors_are_one_sentence(tmp_path, capsys, args, fragment):
     empty = tmp_path / "empty"

@@ -54,9 +54,11 @@ def register(subparsers) -> None:
 def _check(args) -> list[str]:
     from qhpo.replay import BENCH_POLICIES
 
-    if (args.curves is None) == (args.suite is None):
-        raise QhpoError("pass either --curves TABLE or --suite FOLDER (a built-in table name, or 'builtin', "
-                        "from qhpo bench --list).")
+    if args.curves is None and args.suite is None:
+        raise QhpoError("--curves is missing; pass a curve table's path or a built-in name from qhpo bench --list, "
+                        "or --suite FOLDER for every table of a folder.")
+    if args.curves is not None and args.suite is not None:
+        raise QhpoError("--curves and --suite exclude each other; pass one table or one folder.")
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     if not policies:
         raise QhpoError("--policies is empty; name at least one of " + ", ".join(BENCH_POLICIES) + ".")
