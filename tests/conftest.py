@@ -1,38 +1,37 @@
 """Shared fixtures: where the real data lives.
 
-The real CIFAR-10 batches and recorded learning curves sit outside the repository, in
-``../shared/data`` from the repository root, or wherever ``QHPO_TEST_DATA`` points.
+Recorded curve tables come from the package (``qhpo.curves.builtin_tables_folder``). CIFAR-10
+is looked for in ``QHPO_TEST_DATA``, ``QHPO_DATA_DIR``, ``../shared/data`` beside the
+repository and qhpo's download cache, and downloaded into that cache once when none holds it
+(see ``cifar_location.py``). Tests that need no CIFAR-10 never look for it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _data_root() -> Path:
-    env = os.environ.get("QHPO_TEST_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+from cifar_location import locate_cifar10
+from qhpo.curves import builtin_tables_folder
 
 
 @pytest.fixture(scope="session")
-def data_root() -> Path:
-    root = _data_root()
-    if not root.is_dir():
-        pytest.fail(f"test data folder {root} is missing; set QHPO_TEST_DATA to the folder holding curves/ and cifar-10-batches-py/")
-    return root
+def curves_dir() -> Path:
+    """The folder of the recorded curve tables shipped with qhpo."""
+    return builtin_tables_folder()
 
 
 @pytest.fixture(scope="session")
-def curve_table_path(data_root) -> Path:
-    return data_root / "curves" / "cifar10_cnn.csv"
+def curve_table_path(curves_dir) -> Path:
+    return curves_dir / "cifar10_cnn.csv"
 
 
 @pytest.fixture(scope="session")
-def cifar_dir(data_root) -> Path:
-    """The folder that contains ``cifar-10-batches-py/``."""
-    return data_root
+def cifar_dir() -> Path:
+    """The folder that contains ``cifar-10-batches-py/`` (looked for, or downloaded, once per session)."""
+    try:
+        return locate_cifar10()
+    except LookupError as error:
+        message = str(error)
+    pytest.fail(message, pytrace=False)  # outside the except: one sentence, no chained traceback

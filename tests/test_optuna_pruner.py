@@ -13,7 +13,7 @@ import pytest
 
 from qhpo.curves import read_curve_table
 from qhpo.optuna import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner
-from qhpo.policies import Decision, StoppingPolicy, TrialStatus
+from qhpo.policies import Decision, StoppingPolicy, TrialStatus, Verdict
 
 EPOCHS = 30
 TRIALS = 30
@@ -55,14 +55,17 @@ def check_decisions(study):
         assert stop["epoch"] == len(trial.intermediate_values) < EPOCHS
         assert np.isfinite(stop["predicted_final"]) and stop["std"] >= 0
         assert "predicted final" in stop["reason"]
+        # the record holds the prediction and cut-off the decision compared (maximize: below the cut-off)
+        assert stop["predicted_final"] < stop["threshold"]
         assert trial.user_attrs[DECISIONS_ATTR][-1] == stop
     for trial in study.trials:
         for record in trial.user_attrs.get(DECISIONS_ATTR, []):
-            assert set(record) == {"epoch", "decision", "predicted_final", "std", "reason"}
+            assert set(record) == {"epoch", "decision", "predicted_final", "std", "threshold", "reason"}
             assert record["decision"] in {d.value for d in Decision}
     return pruned
 
 
+@pytest.mark.slow
 def test_pruner_in_sqlite_study_stops_trials_and_records_decisions(tmp_path, curves):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     pruner = PredictivePruner("qhpo", "svr", max_epochs=EPOCHS, random_state=0)
@@ -122,7 +125,8 @@ class StopAfterTwoIfWorseThanHalf(StoppingPolicy):
     def decide(self, trial, trials):
         assert all(isinstance(t.status, TrialStatus) for t in trials)
         assert sum(t.key == trial.key for t in trials) == 1
-        return Decision.STOP if trial.epochs == 2 and trial.curve[-1] < 0.5 else Decision.CONTINUE
+        stop = trial.epochs == 2 and trial.curve[-1] < 0.5
+        return Verdict(Decision.STOP if stop else Decision.CONTINUE, trial.epochs, "below 0.5 at epoch 2" if stop else "")
 
     def decision_epochs(self):
         return (2,)
@@ -182,6 +186,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite"])  # journal files: tests/test_run.py runs two workers on one
 def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
     curves_path = tmp_path / "curves.npy"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from qhpo._errors import QhpoError
 
+
 def register(subparsers) -> None:
     from qhpo.predictors import MODEL_NAMES
     from qhpo.samplers import SAMPLER_NAMES
@@ -22,7 +23,8 @@ def register(subparsers) -> None:
             "absolute error and fit time as JSON."
         ),
     )
-    parser.add_argument("--curves", required=True, metavar="TABLE.csv", help="curve table (CSV with JSON sidecar)")
+    parser.add_argument("--curves", required=True, metavar="TABLE",
+                        help="curve table: a CSV file with a JSON sidecar, or a built-in name (see qhpo bench --list)")
     parser.add_argument("--at", type=float, default=0.25, metavar="FRACTION",
                         help="fraction of the epochs observed (default 0.25)")
     parser.add_argument("--model", choices=MODEL_NAMES, default="svr", help="predictor (default svr)")
@@ -39,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from qhpo.curves import read_curve_table
+    from qhpo.curves import read_curve_table, resolve_curve_table
     from qhpo.predictors import evaluate_predictor
 
     if not 0 < args.at <= 1:
@@ -54,7 +56,7 @@ def run_predict(args: argparse.Namespace) -> int:
         from qhpo._files import check_writable
 
         check_writable(args.json, "--json")
-    table = read_curve_table(args.curves)
+    table = read_curve_table(resolve_curve_table(args.curves))
     if not 2 <= args.train <= table.n_trials - 2:
         raise QhpoError(
             f"--train must leave at least 2 trials to predict: choose 2..{table.n_trials - 2} for the "

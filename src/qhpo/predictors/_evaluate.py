@@ -26,9 +26,11 @@ def evaluate_predictor(table, *, at: float, model="svr", train: int = 20, splits
     see the same splits. Per split: ``R^2 = 1 - sum (y - yhat)^2 / sum (y - mean y)^2``,
     Spearman's rank correlation of ``yhat`` and ``y``, the mean absolute error, and the
     seconds ``fit`` took (the held-out error estimate that ``predict(return_std=True)``
-    needs is not part of it). Returns the medians and the per-split values.
+    needs is not part of it). Returns the medians and the per-split values. Trials that
+    diverged (NaN final value) are left out.
     """
     t = decision_epoch(at, table.epochs)
+    table = table.take(np.flatnonzero(~table.diverged))  # a diverged curve has no final value to predict
     n = table.n_trials
     if isinstance(train, bool) or int(train) != train or not 2 <= train <= n - 2:
         raise ValueError(f"train must be between 2 and {n - 2} trials for a table of {n}, got {train!r}")

@@ -4,7 +4,7 @@ from qhpo.workload._data import CIFAR10_MD5, CIFAR10_URL, CifarData, ImageSplit,
 from qhpo.workload._device import resolve_device
 from qhpo.workload._model import CifarCNN
 from qhpo.workload._space import TRAINER_PARAMETERS, Parameter, SearchSpace, default_search_space
-from qhpo.workload._trainer import PRECISIONS, TrialDiverged, TrialTrainer
+from qhpo.workload._trainer import PRECISIONS, TrialDiverged, TrialTrainer, resolve_precision
 
 __all__ = [
     "CIFAR10_MD5",
@@ -23,4 +23,5 @@ __all__ = [
     "load_cifar10",
     "resolve_data_dir",
     "resolve_device",
+    "resolve_precision",
 ]

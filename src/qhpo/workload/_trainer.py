@@ -6,8 +6,9 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,9 +27,14 @@ _SIDE = 32
 _EVAL_BATCH = 1000
 # On a GPU the loss is checked every this many steps: each check waits for the device.
 _GPU_CHECK_EVERY = 25
-_CHECKPOINT_FORMAT = 1
+# Format 1 also stored the state of a device-bound generator; format 2 stores none (each
+# epoch's randomness is derived from the seed and the epoch), so it restores on any device.
+_CHECKPOINT_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 #: Accepted values of ``TrialTrainer(precision=...)``.
 PRECISIONS = ("auto", "bf16", "fp32")
+#: Lowest CUDA compute capability with bf16 convolutions in cuDNN (Ampere, A100 = 8.0).
+BF16_MIN_CAPABILITY = (8, 0)
 
 
 class TrialDiverged(RuntimeError):
@@ -86,6 +92,59 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def resolve_precision(
+    precision: str,
+    device: torch.device,
+    *,
+    cuda_capability: Callable[[torch.device], tuple[int, int]] | None = None,
+    cpu_bf16: Callable[[], bool] | None = None,
+) -> str:
+    """The arithmetic a trainer uses: ``"bf16"`` (autocast, float32 weights) or ``"fp32"``.
+
+    ``"auto"`` picks bf16 on a GPU of compute capability >= 8.0 (A100, H100, RTX 30xx and
+    later: cuDNN has bf16 tensor-core convolutions) and on a CPU with native bf16
+    instructions; float32 elsewhere. On older GPUs (V100 7.0, T4 7.5) cuDNN has no bf16
+    convolutions and falls back to slow kernels, and float16 would need loss scaling, whose
+    skipped steps and overflows in high-learning-rate trials would make a trial's curve
+    depend on the GPU it ran on (docs/workload.md, "Precision"). ``"bf16"`` and ``"fp32"``
+    are taken as given.
+
+    Example:
+        >>> resolve_precision("auto", torch.device("cuda"), cuda_capability=lambda d: (7, 0))
+        'fp32'
+        >>> resolve_precision("auto", torch.device("cuda"), cuda_capability=lambda d: (9, 0))
+        'bf16'
+
+    Args:
+        precision: ``"auto"``, ``"bf16"`` or ``"fp32"``.
+        device: The training device.
+        cuda_capability: ``device -> (major, minor)``; default
+            :func:`torch.cuda.get_device_capability`.
+        cpu_bf16: ``() -> bool``; default :func:`cpu_has_native_bf16`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        capability = (cuda_capability or torch.cuda.get_device_capability)(device)
+        return "bf16" if tuple(capability) >= BF16_MIN_CAPABILITY else "fp32"
+    return "bf16" if (cpu_bf16 or cpu_has_native_bf16)() else "fp32"
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of the shuffling and augmentation of 0-based ``epoch`` of a trial seeded ``seed``.
+
+    Derived with :class:`numpy.random.SeedSequence` from ``(seed, epoch)``, so an epoch's
+    randomness depends on nothing a checkpoint would have to carry.
+
+    Example:
+        >>> epoch_seed(0, 0) == epoch_seed(0, 0) != epoch_seed(0, 1)
+        True
+    """
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
 class TrialTrainer:
     """Trains one configuration of :class:`CifarCNN` epoch by epoch.
 
@@ -97,17 +156,20 @@ class TrialTrainer:
 
     followed by ``(x - mean_c) / std_c`` in float, which is the random crop with 4-pixel
     padding and horizontal flip of the conventional pipeline without per-sample Python work.
-    The model runs channels-last under bf16 autocast on a GPU and on a CPU with native bf16
-    (float32 on other CPUs unless ``precision="bf16"``), with SGD
-    of the configuration's ``learning_rate`` and ``momentum`` on the cross-entropy loss. All
-    randomness of training comes from one ``torch.Generator`` seeded with ``seed``, whose
-    state is part of a checkpoint, so a resumed trial continues exactly as an uninterrupted
-    one.
+    The model runs channels-last in the arithmetic of :func:`resolve_precision` (bf16
+    autocast on GPUs of compute capability >= 8.0 and on CPUs with native bf16, float32
+    elsewhere), with SGD of the configuration's ``learning_rate`` and ``momentum`` on the
+    cross-entropy loss. The initial weights come from ``seed`` on the CPU; the permutation,
+    crops and flips of epoch ``e`` are drawn on the CPU from a generator seeded with
+    ``epoch_seed(seed, e)``, so they are the same on every device and a checkpoint needs no
+    generator state. A resumed trial therefore repeats the uninterrupted one bit for bit on
+    the CPU; on a GPU it sees the same batches but not the same rounding (cuDNN picks its
+    algorithms by timing, and some backward kernels sum with atomics in varying order).
 
     Example:
         >>> data = load_cifar10("/data", subset=5000)                 # doctest: +SKIP
-        >>> trainer = TrialTrainer(default_search_space().sample(0), data)
-        >>> trainer.train_epoch()                                      # validation accuracy
+        >>> trainer = TrialTrainer(default_search_space().sample(0), data)  # doctest: +SKIP
+        >>> trainer.train_epoch()  # validation accuracy     # doctest: +SKIP
         0.2874
 
     Args:
@@ -116,11 +178,12 @@ class TrialTrainer:
         data: The images, from :func:`load_cifar10`.
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` or a ``torch.device``.
         seed: Seed of the initial weights, the shuffling and the augmentation.
-        precision: ``"auto"`` (bf16 autocast on a GPU and on a CPU with native bf16
-            instructions, AVX512-BF16 or AMX; float32 on other CPUs), ``"bf16"`` (bf16
-            autocast everywhere; slow on CPUs without native bf16) or ``"fp32"``.
+        precision: ``"auto"`` (see :func:`resolve_precision`), ``"bf16"`` (bf16 autocast
+            everywhere; slow on CPUs without native bf16 and on GPUs below compute
+            capability 8.0) or ``"fp32"``.
 
     Attributes:
+        arithmetic: ``"bf16"`` or ``"fp32"``, what ``precision`` resolved to.
         epoch: Number of completed epochs.
         curve: Validation accuracy after each completed epoch.
         train_loss: Mean training loss of the last epoch.
@@ -137,19 +200,18 @@ class TrialTrainer:
         precision: str = "auto",
     ) -> None:
         self.config = _check_config(config)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = resolve_device(device)
         self.precision = precision
+        self.arithmetic = resolve_precision(precision, self.device)
         self.seed = int(seed)
         self.data = data
+        # Only the CPU generator is saved, seeded and restored: the CUDA ones stay untouched.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
+            torch.default_generator.manual_seed(self.seed)
             model = CifarCNN(self.config["num_layers"], self.config["num_filters"])
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.config["learning_rate"], momentum=self.config["momentum"])
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(self.seed)
+        self.generator = torch.Generator()  # on the CPU: the same draws on every device
         self.epoch = 0
         self.curve: list[float] = []
         self.train_loss = math.nan
@@ -161,7 +223,10 @@ class TrialTrainer:
         self._shift = (-torch.tensor(_MEAN, device=self.device) / torch.tensor(_STD, device=self.device)).view(1, 3, 1, 1)
         self._offsets = torch.arange(_SIDE, device=self.device)
         self._on_gpu = self.device.type == "cuda"
-        self._bf16 = precision == "bf16" or (precision == "auto" and (self._on_gpu or cpu_has_native_bf16()))
+        self._bf16 = self.arithmetic == "bf16"
+        if self._on_gpu:
+            # Every batch but an epoch's last has the same shape: let cuDNN time its algorithms once.
+            torch.backends.cudnn.benchmark = True
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, 32, 32) -> float channels-last ``(x - mean_c) / std_c``."""
@@ -188,10 +253,11 @@ class TrialTrainer:
         n = self._train_labels.shape[0]
         batch = self.config["batch_size"]
         g = self.generator
-        order = torch.randperm(n, generator=g, device=self.device)
-        dy = torch.randint(0, 2 * _PAD + 1, (n,), generator=g, device=self.device)
-        dx = torch.randint(0, 2 * _PAD + 1, (n,), generator=g, device=self.device)
-        flip = torch.randint(0, 2, (n,), generator=g, device=self.device, dtype=torch.bool)
+        g.manual_seed(epoch_seed(self.seed, self.epoch))
+        order = torch.randperm(n, generator=g).to(self.device, non_blocking=True)
+        dy = torch.randint(0, 2 * _PAD + 1, (n,), generator=g).to(self.device, non_blocking=True)
+        dx = torch.randint(0, 2 * _PAD + 1, (n,), generator=g).to(self.device, non_blocking=True)
+        flip = torch.randint(0, 2, (n,), generator=g, dtype=torch.bool).to(self.device, non_blocking=True)
         loss_sum = torch.zeros((), device=self.device)
         steps = 0
         for first in range(0, n, batch):
@@ -254,10 +320,11 @@ class TrialTrainer:
         return self._accuracy(self.data.test)
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
-        """Write model, optimiser, epoch, curve and generator state to ``path`` atomically.
+        """Write model, optimiser, epoch and curve to ``path`` atomically.
 
         The file is written beside ``path``, flushed to disk and renamed over it, so a process
-        (or machine) stopped while saving leaves the previous checkpoint intact.
+        (or machine) stopped while saving leaves the previous checkpoint intact. It holds no
+        device-bound state: a checkpoint written on a GPU restores on the CPU and the other way round.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,9 +335,9 @@ class TrialTrainer:
             "curve": list(self.curve),
             "train_size": int(self._train_labels.shape[0]),
             "split_seed": int(self.data.split_seed),
+            "seed": self.seed,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
         }
         scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -293,10 +360,12 @@ class TrialTrainer:
         device: str | torch.device = "cpu",
         precision: str = "auto",
     ) -> "TrialTrainer":
-        """A trainer that continues exactly where :meth:`save_checkpoint` left off.
+        """A trainer that continues where :meth:`save_checkpoint` left off, on any device.
 
         The file is read with ``torch.load(weights_only=True)``, which unpickles tensors and
-        plain containers only.
+        plain containers only, onto ``device`` whatever device wrote it. A checkpoint of
+        format 1 (qhpo 0.1) holds the state of a generator of the device that wrote it and
+        no seed; that state is not used, and its later epochs draw from seed 0.
 
         Raises:
             QhpoError: The file cannot be read, or was written for another configuration or
@@ -310,9 +379,9 @@ class TrialTrainer:
             raise QhpoError(f"the checkpoint {path} does not exist; start the trial from epoch 0 instead.") from None
         except Exception as error:  # torch raises several types for a damaged file
             raise QhpoError(f"the checkpoint {path} cannot be read ({type(error).__name__}); delete it to restart that trial from epoch 0.") from None
-        if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in _READABLE_FORMATS:
             raise QhpoError(f"{path} is not a qhpo trial checkpoint; delete it to restart that trial from epoch 0.")
-        trainer = cls(config, data, device=target, precision=precision)
+        trainer = cls(config, data, device=target, seed=int(state.get("seed", 0)), precision=precision)
         if state["config"] != trainer.config:
             raise QhpoError(f"the checkpoint {path} belongs to configuration {state['config']}, not {trainer.config}; delete it or resume the trial it belongs to.")
         train_size = int(trainer._train_labels.shape[0])
@@ -323,7 +392,6 @@ class TrialTrainer:
             )
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.generator.set_state(state["generator"].cpu())
         trainer.epoch = int(state["epoch"])
         trainer.curve = [float(v) for v in state["curve"]]
         return trainer
