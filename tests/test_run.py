@@ -151,9 +151,9 @@ def test_diverging_trial_is_recorded_failed_and_the_study_completes(tmp_path, ci
         "[parameters.learning_rate]\nchoices = [1e4, 0.01]\n"
     )
     storage = tmp_path / "q.db"
-    # The random sampler with seed 0 draws the diverging learning rate among the first trials.
+    # The random sampler with seed 3 draws the diverging learning rate first.
     assert main(tiny_run(cifar_dir, storage, "--trials", "2", "--epochs", "2", "--space", str(space),
-                         "--policy", "none", "--seed", "0")) == 0
+                         "--policy", "none", "--seed", "3")) == 0
     study = load(storage)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert failed and all(t.params["learning_rate"] == 1e4 for t in failed)
@@ -389,3 +389,24 @@ def test_orphaned_temporary_files_are_removed_on_the_next_start(tmp_path, cifar_
         path.write_bytes(b"x")
     assert sorted(remove_orphan_files(study_dir)) == sorted(orphans)
     assert live.exists() and not any(p.exists() for p in orphans)
+
+
+def test_a_hostile_cifar_batch_stops_qhpo_run_before_anything_is_written(tmp_path, cifar_dir, capsys):
+    import pickle
+
+    class RunsCommand:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'executed'}",))
+
+    batches = tmp_path / "data" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    for real in (cifar_dir / "cifar-10-batches-py").iterdir():
+        (batches / real.name).symlink_to(real)
+    (batches / "data_batch_2").unlink()
+    (batches / "data_batch_2").write_bytes(pickle.dumps({"data": RunsCommand(), "labels": [0]}))
+    args = tiny_run(tmp_path / "data", tmp_path / "q.db", "--trials", "1")
+    assert main(args) == 2
+    message = one_sentence(capsys)
+    assert "data_batch_2 is not a readable CIFAR-10 batch" in message and "system" in message
+    assert not (tmp_path / "executed").exists()
+    assert not (tmp_path / "q.db").exists() or not optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'q.db'}")

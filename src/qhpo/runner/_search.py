@@ -102,6 +102,12 @@ def run_search(config: RunConfig) -> SearchSummary:
     space = search_space(config.space)
     config = config.with_(data_dir=prepare_data(config))
     location = resolve_storage(config.storage, config.run_dir)
+    # Read the data before the study exists: a broken or hostile batch leaves no study behind.
+    from qhpo.workload import load_cifar10, resolve_device
+
+    device = resolve_device(config.device) if config.workers == 1 else "cpu"
+    data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed,
+                        device=device)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(config, location, space)
     remove_orphan_files(location.run_dir / config.study)
@@ -120,8 +126,9 @@ def run_search(config: RunConfig) -> SearchSummary:
         progress.skip_existing(study)
         if finished < config.trials:
             if config.workers == 1:
-                run_worker(config, location, on_change=progress.update)
+                run_worker(config, location, on_change=progress.update, data=data)
             else:
+                del data  # each worker process reads its own copy
                 _run_worker_processes(config, location, study, progress)
         progress.update(study, force=True)
 

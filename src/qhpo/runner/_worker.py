@@ -87,6 +87,7 @@ def run_worker(
     *,
     worker_index: int = 0,
     on_change: Callable[[optuna.Study], None] | None = None,
+    data=None,
 ) -> int:
     """Train trials of ``config.study`` until it holds ``config.trials`` finished ones.
 
@@ -102,8 +103,9 @@ def run_worker(
     if device.type == "cpu" and config.workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))
     space = search_space(config.space)
-    data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size,
-                        split_seed=config.split_seed, device=device)
+    if data is None:
+        data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size,
+                            split_seed=config.split_seed, device=device)
     storage = location.open()
     # Seed the sampler by the trials already there, so a resumed or second worker does not
     # propose the configurations of the first one again.

@@ -140,6 +140,13 @@ def make_sampler(name: str, **params) -> dimod.Sampler:
     annealing) and ``qhpo-sa`` (qhpo's dense simulated annealer). ``params`` go to the
     sampler's constructor (for example ``solver=`` or ``token=`` for ``dwave``).
 
+    ``dwave`` gives a :class:`qhpo.samplers._qpu.QpuCliqueSampler`: Ocean's
+    ``DWaveCliqueSampler`` on the QPU, reporting ``chain_strength_`` and
+    ``chain_break_fraction_`` after every call and falling back to ``fallback`` (default
+    :data:`DEFAULT_SAMPLER`) with one warning when the solver fails. ``child=`` replaces the
+    Leap connection by any QPU-like sampler, e.g. dwave-system's ``MockDWaveSampler`` on an
+    Advantage-size Pegasus graph, so the whole path runs offline.
+
     Example:
         >>> sampler = make_sampler("sa")
         >>> float(sampler.sample_qubo({(0, 0): -1.0}, num_reads=2).first.energy)
