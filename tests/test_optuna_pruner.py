@@ -65,6 +65,7 @@ def check_decisions(study):
     return pruned
 
 
+@pytest.mark.slow
 def test_pruner_in_sqlite_study_stops_trials_and_records_decisions(tmp_path, curves):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     pruner = PredictivePruner("qhpo", "svr", max_epochs=EPOCHS, random_state=0)
@@ -185,6 +186,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite"])  # journal files: tests/test_run.py runs two workers on one
 def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
     curves_path = tmp_path / "curves.npy"

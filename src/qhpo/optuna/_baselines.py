@@ -15,8 +15,10 @@ from typing import Any
 
 import optuna
 
-#: Names of Optuna's pruners that qhpo runs as baselines.
-OPTUNA_PRUNERS: tuple[str, ...] = ("median", "sha", "hyperband")
+from qhpo._rules import RuleKind, rule_names
+
+#: Names of the rules that are Optuna pruners, built by :func:`optuna_pruner`.
+OPTUNA_PRUNERS: tuple[str, ...] = rule_names(RuleKind.OPTUNA)
 
 
 def _rounded(x: float) -> int:

@@ -20,6 +20,9 @@ Differences from the reference implementation, each fixing a flaw of it:
 With W workers each phase is list-scheduled on the workers (a trial's mandatory full
 training follows its partial training on the same worker) and phases are separated by
 the rung barriers, as in the MPI implementation.
+
+A configuration whose curve turns NaN at epoch ``d`` (a divergence) trains at most ``d``
+epochs, ranks below every finite value from then on, and its curve trains no predictor.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ class SwiftHyperbandOutcome:
     @property
     def cost(self) -> int:
         return int(self.epochs_trained.sum())
+
+
+#: Rank of a NaN (diverged) value: below every finite value, yet finite so that quantiles stay defined.
+_WORST = -1e300
 
 
 def _makespan(durations: list[float], workers: int) -> float:
@@ -129,6 +136,10 @@ def replay_swift_hyperband(
     eta = rule.reduction_factor
     sign = 1.0 if mode == "max" else -1.0
     values = sign * curves  # higher is better from here on
+    # a diverged row ends at its first NaN epoch and ranks below every finite value
+    nan = np.isnan(values)
+    limit = np.where(nan.any(axis=1), np.argmax(nan, axis=1) + 1, epochs)
+    ranked = np.where(nan, _WORST, values)
     duration = np.ones(n_rows) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
     trained = np.zeros(n_rows, dtype=int)
     used = np.zeros(n_rows, dtype=bool)
@@ -166,15 +177,17 @@ def replay_swift_hyperband(
                     known = int(np.sum(trained >= r_i))
                     m = rule.mandatory_full(n_next, known)
                     full, parked = configs[:m], configs[m:]
-                phase = [(r_i - previous) * duration[j] for j in full] + [(t_d - previous) * duration[j] for j in parked]
+                phase = ([(min(r_i, limit[j]) - previous) * duration[j] for j in full]
+                         + [(min(t_d, limit[j]) - previous) * duration[j] for j in parked])
                 wallclock += _makespan(phase, workers)
                 for j in full:
-                    trained[j] = max(trained[j], r_i)
+                    trained[j] = max(trained[j], min(r_i, limit[j]))
                 for j in parked:
-                    trained[j] = max(trained[j], t_d)
+                    trained[j] = max(trained[j], min(t_d, limit[j]))
                 finished = list(full)
+                parked = [j for j in parked if limit[j] > t_d]  # a row that diverged by t_d has ended
                 if parked:
-                    pool = np.flatnonzero(trained >= r_i)
+                    pool = np.flatnonzero((trained >= r_i) & ~nan[:, r_i - 1])
                     service = service_for(r_i)
                     service.update(values[pool, :r_i], None if params is None else np.asarray(params)[pool])
                     prediction = service.predict(t_d, values[parked, :t_d],
@@ -183,17 +196,18 @@ def replay_swift_hyperband(
                         chosen = list(parked)
                     else:
                         predictions += len(parked)
-                        picks = rule.select_parked(prediction[0], values[full, r_i - 1], n_next)
+                        picks = rule.select_parked(prediction[0], ranked[full, r_i - 1], n_next)
                         chosen = [parked[j] for j in picks]
-                    wallclock += _makespan([(r_i - t_d) * duration[j] for j in chosen], workers)
+                    wallclock += _makespan([(min(r_i, limit[j]) - t_d) * duration[j] for j in chosen], workers)
                     for j in chosen:
-                        trained[j] = max(trained[j], r_i)
+                        trained[j] = max(trained[j], min(r_i, limit[j]))
                     finished += chosen
                 rung_log.append((bracket.s, i, n_i, r_i, len(configs), len(finished)))
                 if last:
                     break
                 keep = max(int(math.floor(n_i / eta)), 1)
-                finished.sort(key=lambda j: -values[j, r_i - 1])
+                finished = [j for j in finished if limit[j] > r_i]  # a row that diverged by r_i has ended
+                finished.sort(key=lambda j: -ranked[j, r_i - 1])
                 configs = sorted(finished[:keep])
                 previous = r_i
         if not repeat:
@@ -201,5 +215,6 @@ def replay_swift_hyperband(
     seconds = sum(s.fit_seconds + s.predict_seconds for s in services.values())
     for service in services.values():
         service.close()
-    return SwiftHyperbandOutcome(trained, trained >= R, used, wallclock, seconds, predictions, rung_log)
+    complete = (trained >= R) & ~nan[:, R - 1]
+    return SwiftHyperbandOutcome(trained, complete, used, wallclock, seconds, predictions, rung_log)
 
