@@ -150,6 +150,28 @@ def test_background_service_never_blocks_and_serves_the_last_model():
     service.close()
 
 
+def test_failing_fits_are_counted_and_close_leaves_nothing_pending():
+    broken = synthetic_curves(n=20)
+    broken[:, 2] = np.nan  # no model can read these prefixes, not even the classical SVR
+    service = PredictionService("svr", background=True, random_state=0)
+    service.update(broken)
+    for t in (5, 10, 5):
+        assert service.predict(t, broken[:2]) is None  # never a model: the trial continues
+        assert service.wait(timeout=60)
+    assert not service.fitted and service.n_fits == 0 and service.n_failed_fits == 3
+    assert "finite" in service.last_fit_error
+
+    curves = synthetic_curves(n=40)
+    service.update(curves)
+    for t in range(3, 30):  # queues one fit per decision epoch
+        service.predict(t, curves[:1])
+    service.close()
+    assert service.wait(timeout=0)  # nothing pending after close: returns at once
+    assert service.predict(12, curves[:1]) is None or service.fitted  # a later fit starts a new worker
+    assert service.wait(timeout=60) and service.ready(12) and service.fitted
+    service.close()
+
+
 def test_failing_annealer_falls_back_to_svr_with_one_warning():
     curves = synthetic_curves(n=20)
     service = PredictionService("qsvr", sampler=RaisingSampler(), random_state=0, growth=1.01, step=1)
@@ -238,7 +260,7 @@ def test_verdict_carries_the_prediction_and_cut_off_it_rested_on():
     done = [TrialView(i, curves[i], status=TrialStatus.COMPLETE) for i in range(20)]
     running = [TrialView(i, curves[i, :t]) for i in range(20, 30)]
     verdicts = [policy.decide(view, done + running) for view in running]
-    for view, verdict in zip(running, verdicts):
+    for view, verdict in zip(running, verdicts, strict=True):
         assert verdict.predictive and verdict.epoch == t
         mean, std = policy.predict_final(t, [view])
         assert verdict.predicted == pytest.approx(mean[0]) and verdict.std == pytest.approx(std[0])
