@@ -211,28 +211,36 @@ def test_dwave_sampler_without_a_token_falls_back(monkeypatch, tmp_path):
     assert service.active_model == "svr" and mean.shape == (2,) and np.all(std > 0)
 
 
-def test_diverged_curves_are_stopped_and_never_train_the_predictor():
-    name = "poster"
+def test_diverged_curves_end_at_their_first_nan_and_never_train_the_predictor():
+    name = "poster"  # qhpo's own pool is tested below
     curves = synthetic_curves(n=30)
-    curves[8, 1:] = np.nan  # diverges after its first epoch
-    curves[2, -3:] = np.inf  # a startup trial that completes with a broken tail
+    curves[8, 1:] = np.nan  # diverges at its second epoch
+    curves[2, -3:] = np.inf  # a startup trial that breaks three epochs before the end
     policy = make_policy(name, max_epochs=40, random_state=0, min_completed=5)
     out = replay(policy, curves)
-    assert not out.complete[8] and out.epochs_trained[8] == policy.decision_epochs()[0]
+    # the replay ends a diverged trial at its first non-finite epoch, which counts as trained
+    assert not out.complete[8] and out.epochs_trained[8] == 2
+    assert not out.complete[2] and out.epochs_trained[2] == 38
     views = [TrialView(i, curves[i, : out.epochs_trained[i]],
                        status=TrialStatus.COMPLETE if out.complete[i] else TrialStatus.STOPPED) for i in range(30)]
     policy.sync(views)
-    assert policy.service.n_curves == int(out.complete.sum()) - 1  # the broken complete curve is left out
+    assert policy.service.n_curves == int(out.complete.sum()) > 0
+    assert np.isfinite(policy.service._curves).all()
+    # a policy asked about a non-finite prefix directly still stops it
+    broken = TrialView(99, curves[8, : policy.decision_epochs()[0]])
+    assert policy.decide(broken, views + [broken]).decision == Decision.STOP
 
 
-def test_qhpo_stops_a_diverged_curve_at_its_next_rung_and_floors_huge_values():
+def test_qhpo_stops_diverged_curves_and_floors_huge_values():
     curves = synthetic_curves(n=30, mode="min")
     curves[8, 1:] = np.nan  # diverges after its first epoch
     curves[3, 5:] = 1e16  # a finite but exploding loss, as recorded just before a divergence
     policy = make_policy("qhpo", max_epochs=40, mode="min", random_state=0)
     out = replay(policy, curves)
-    assert not out.complete[8] and out.epochs_trained[8] == policy.decision_epochs()[0]
+    assert not out.complete[8] and out.epochs_trained[8] == 2  # the replay ends it at its first NaN
     assert not out.complete[3]
+    broken = TrialView(99, curves[8, : policy.decision_epochs()[0]])
+    assert policy.decide(broken, [broken]).decision == Decision.STOP  # asked directly, qhpo stops it too
     finals = curves[:, -1]
     regret = finals[out.complete].min() - np.nanmin(finals)
     assert regret < 0.1 * (np.nanmax(finals[finals < 1]) - np.nanmin(finals))  # the huge loss does not squash the rest

@@ -5,7 +5,7 @@ from qhpo.runner._config import PRESETS, Preset, RunConfig
 from qhpo.runner._plots import draw_plots
 from qhpo.runner._search import check_config, run_search
 from qhpo.runner._storage import StorageLocation, load_study, recover_interrupted_trials, resolve_storage
-from qhpo.runner._study import create_study, make_pruner, optuna_baseline
+from qhpo.runner._study import create_study, make_pruner
 from qhpo.runner._summary import SearchSummary, print_summary, summarize
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "draw_plots",
     "load_study",
     "make_pruner",
-    "optuna_baseline",
     "print_summary",
     "recover_interrupted_trials",
     "resolve_storage",
