@@ -152,22 +152,23 @@ def test_background_service_never_blocks_and_serves_the_last_model():
 
 def test_failing_fits_are_counted_and_close_leaves_nothing_pending():
     broken = synthetic_curves(n=20)
-    broken[:, 2] = np.nan  # no model can read these prefixes, not even the classical SVR
-    service = PredictionService("svr", background=True, random_state=0)
-    service.update(broken)
+    params = np.full((20, 1), np.nan)  # no model can read these features, not even the classical SVR
+    service = PredictionService("svr", background=True, random_state=0, hyperparameters=True)
+    service.update(broken, params)
     for t in (5, 10, 5):
-        assert service.predict(t, broken[:2]) is None  # never a model: the trial continues
+        assert service.predict(t, broken[:2], params[:2]) is None  # never a model: the trial continues
         assert service.wait(timeout=60)
     assert not service.fitted and service.n_fits == 0 and service.n_failed_fits == 3
-    assert "finite" in service.last_fit_error
+    assert "NaN" in service.last_fit_error
 
     curves = synthetic_curves(n=40)
-    service.update(curves)
+    params = np.arange(40.0)[:, None]
+    service.update(curves, params)
     for t in range(3, 30):  # queues one fit per decision epoch
-        service.predict(t, curves[:1])
+        service.predict(t, curves[:1], params[:1])
     service.close()
     assert service.wait(timeout=0)  # nothing pending after close: returns at once
-    assert service.predict(12, curves[:1]) is None or service.fitted  # a later fit starts a new worker
+    assert service.predict(12, curves[:1], params[:1]) is None or service.fitted  # a later fit starts a new worker
     assert service.wait(timeout=60) and service.ready(12) and service.fitted
     service.close()
 
