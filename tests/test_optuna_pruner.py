@@ -13,7 +13,7 @@ import pytest
 
 from qhpo.curves import read_curve_table
 from qhpo.optuna import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner
-from qhpo.policies import Decision, StoppingPolicy, TrialStatus
+from qhpo.policies import Decision, StoppingPolicy, TrialStatus, Verdict
 
 EPOCHS = 30
 TRIALS = 30
@@ -55,10 +55,12 @@ def check_decisions(study):
         assert stop["epoch"] == len(trial.intermediate_values) < EPOCHS
         assert np.isfinite(stop["predicted_final"]) and stop["std"] >= 0
         assert "predicted final" in stop["reason"]
+        # the record holds the prediction and cut-off the decision compared (maximize: below the cut-off)
+        assert stop["predicted_final"] < stop["threshold"]
         assert trial.user_attrs[DECISIONS_ATTR][-1] == stop
     for trial in study.trials:
         for record in trial.user_attrs.get(DECISIONS_ATTR, []):
-            assert set(record) == {"epoch", "decision", "predicted_final", "std", "reason"}
+            assert set(record) == {"epoch", "decision", "predicted_final", "std", "threshold", "reason"}
             assert record["decision"] in {d.value for d in Decision}
     return pruned
 
@@ -122,7 +124,8 @@ class StopAfterTwoIfWorseThanHalf(StoppingPolicy):
     def decide(self, trial, trials):
         assert all(isinstance(t.status, TrialStatus) for t in trials)
         assert sum(t.key == trial.key for t in trials) == 1
-        return Decision.STOP if trial.epochs == 2 and trial.curve[-1] < 0.5 else Decision.CONTINUE
+        stop = trial.epochs == 2 and trial.curve[-1] < 0.5
+        return Verdict(Decision.STOP if stop else Decision.CONTINUE, trial.epochs, "below 0.5 at epoch 2" if stop else "")
 
     def decision_epochs(self):
         return (2,)

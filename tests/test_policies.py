@@ -96,7 +96,8 @@ def test_policy_answers_continue_without_enough_completed_trials():
     policy = make_policy("qhpo", max_epochs=40, min_completed=5)
     trials = [TrialView(i, [0.1] * 40, status=TrialStatus.COMPLETE) for i in range(3)]
     trial = TrialView(9, [0.01] * policy.decision_epochs()[0])
-    assert policy.decide(trial, trials + [trial]) == Decision.CONTINUE
+    verdict = policy.decide(trial, trials + [trial])
+    assert verdict.decision == Decision.CONTINUE and not verdict.predictive and verdict.epoch == trial.epochs
 
 
 def test_qhpo_policy_on_the_recorded_table(curve_table_path):
@@ -222,3 +223,22 @@ def test_diverged_curves_are_stopped_and_never_train_the_predictor(name):
                        status=TrialStatus.COMPLETE if out.complete[i] else TrialStatus.STOPPED) for i in range(30)]
     policy.sync(views)
     assert policy.service.n_curves == int(out.complete.sum()) - 1  # the broken complete curve is left out
+
+
+def test_verdict_carries_the_prediction_and_cut_off_it_rested_on():
+    curves = synthetic_curves(n=30)
+    policy = make_policy("qhpo", max_epochs=40, random_state=0, min_completed=5, delta=1.0)
+    t = policy.decision_epochs()[1]
+    done = [TrialView(i, curves[i], status=TrialStatus.COMPLETE) for i in range(20)]
+    running = [TrialView(i, curves[i, :t]) for i in range(20, 30)]
+    verdicts = [policy.decide(view, done + running) for view in running]
+    for view, verdict in zip(running, verdicts):
+        assert verdict.predictive and verdict.epoch == t
+        mean, std = policy.predict_final(t, [view])
+        assert verdict.predicted == pytest.approx(mean[0]) and verdict.std == pytest.approx(std[0])
+        assert (verdict.decision == Decision.CONTINUE) == (verdict.predicted >= verdict.threshold)
+    assert {v.decision for v in verdicts} == {Decision.CONTINUE, Decision.STOP}
+    stop = next(v for v in verdicts if v.decision == Decision.STOP)
+    record = stop.record("qhpo")
+    assert record["predicted_final"] == stop.predicted and record["threshold"] == stop.threshold
+    assert record["reason"].startswith(f"stopped by policy 'qhpo' at epoch {t}: predicted final")

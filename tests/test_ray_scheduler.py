@@ -12,7 +12,7 @@ pytest.importorskip("ray")
 import ray  # noqa: E402
 
 from qhpo.curves import read_curve_table  # noqa: E402
-from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView, make_policy  # noqa: E402
+from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict, make_policy  # noqa: E402
 from qhpo.ray import PredictiveScheduler, SchedulerStateCallback, replay_on_ray  # noqa: E402
 from qhpo.replay import PolicyAgent, simulate  # noqa: E402
 
@@ -87,8 +87,8 @@ class _PauseAllPromoteBest(StoppingPolicy):
 
     name = "pause-all"
 
-    def decide(self, trial: TrialView, trials) -> Decision:
-        return Decision.PAUSE
+    def decide(self, trial: TrialView, trials) -> Verdict:
+        return Verdict(Decision.PAUSE, trial.epochs, "every trial waits at epoch 2")
 
     def decision_epochs(self):
         return (2,)
@@ -114,7 +114,7 @@ def test_paused_trial_resumes_from_its_checkpoint(table):
 
 class _StopBelowFirst(StoppingPolicy):
     def decide(self, trial, trials):
-        return Decision.STOP if trial.curve[-1] < 0.5 else Decision.CONTINUE
+        return Verdict(Decision.STOP if trial.curve[-1] < 0.5 else Decision.CONTINUE, trial.epochs)
 
 
 def test_state_round_trip(tmp_path):

@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import optuna
 from optuna.pruners import BasePruner
@@ -16,7 +16,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from qhpo.optuna._trial_views import TrialViewCache, trial_curve
-from qhpo.policies import Decision, PredictivePolicy, StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies import Decision, StoppingPolicy, Verdict
 from qhpo.predictors import MODEL_NAMES
 
 #: Trial user attribute holding the list of decision records (see :class:`PredictivePruner`).
@@ -50,8 +50,10 @@ class PredictivePruner(BasePruner):
 
     Each decision that rests on a prediction, or that stops the trial, is stored in the
     trial's user attribute ``qhpo.decisions`` as a list of records
-    ``{"epoch", "decision", "predicted_final", "std", "reason"}``; the stopping record is
-    also stored alone as ``qhpo.stop``.
+    ``{"epoch", "decision", "predicted_final", "std", "threshold", "reason"}``: the
+    :meth:`qhpo.policies.Verdict.record` of the policy's verdict, so the record shows the
+    very prediction the decision read. The stopping record is also stored alone as
+    ``qhpo.stop``.
 
     Example:
         >>> import optuna
@@ -142,9 +144,8 @@ class PredictivePruner(BasePruner):
             return False
         if not math.isfinite(curve[-1]):  # as Optuna's own pruners do: a NaN or infinite value ends the trial
             with self._lock:
-                record = {"epoch": len(curve), "decision": Decision.STOP.value, "predicted_final": None, "std": None,
-                          "reason": f"stopped at epoch {len(curve)}: the reported value {curve[-1]} is not finite"}
-                self._store(study, trial, record, Decision.STOP)
+                verdict = Verdict(Decision.STOP, len(curve), f"the reported value {curve[-1]} is not finite")
+                self._store(study, trial, verdict.record(), verdict.decision)
             return True
         with self._lock:
             policy = self._ensure_policy(study)
@@ -154,11 +155,12 @@ class PredictivePruner(BasePruner):
                 return False  # the policy answers CONTINUE between its decision epochs
             views = self._views.views(study, current=trial)
             view = next(v for v in views if v.key == trial.number)
-            decision = Decision(policy.decide(view, views))
-            record = _decision_record(policy, view, views, decision)
-            if record is not None:
-                self._store(study, trial, record, decision)
-        return decision in (Decision.STOP, Decision.PAUSE)
+            verdict = policy.decide(view, views)
+            if not isinstance(verdict, Verdict):
+                raise TypeError(f"{type(policy).__name__}.decide returned {verdict!r}, not a qhpo.policies.Verdict")
+            if verdict.predictive or verdict.decision != Decision.CONTINUE:
+                self._store(study, trial, verdict.record(policy.name or type(policy).__name__), verdict.decision)
+        return verdict.decision in (Decision.STOP, Decision.PAUSE)
 
     def _use_policy(self, policy: StoppingPolicy) -> None:
         epochs = policy.decision_epochs()
@@ -220,46 +222,6 @@ def _study_max_epochs(study: optuna.Study) -> int | None:
         return int(value)
     lengths = [len(t.intermediate_values) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return max(lengths) if lengths else None
-
-
-def _decision_record(policy: StoppingPolicy, view: TrialView, views: Sequence[TrialView],
-                     decision: Decision) -> dict[str, Any] | None:
-    """What to store about a decision: None for a "continue" that rested on no prediction.
-
-    The prediction is the one the policy's predictor gives for the trial's curve so far
-    (the last fitted model, as in the decision itself); the reason compares it with the
-    best final value of the completed trials.
-    """
-    mean = std = None
-    if isinstance(policy, PredictivePolicy):
-        prediction = policy.predict_final(view.epochs, [view])
-        if prediction is not None:
-            mean, std = float(prediction[0][0]), float(prediction[1][0])
-    if decision == Decision.CONTINUE and mean is None:
-        return None
-    finals = [v.curve[-1] for v in views if v.status == TrialStatus.COMPLETE and v.epochs >= policy.max_epochs]
-    best = (max if policy.mode == "max" else min)(finals) if finals else None
-    verb = {Decision.STOP: "stopped", Decision.PAUSE: "paused", Decision.CONTINUE: "continued"}[decision]
-    reason = f"{verb} by policy {policy.name or type(policy).__name__!r} at epoch {view.epochs}"
-    if mean is not None:
-        reason += f": predicted final {mean:.4f} ± {std:.4f}"
-        if best is not None:
-            reason += f" against the best completed final {best:.4f}"
-    return {
-        "epoch": view.epochs,
-        "decision": decision.value,
-        "predicted_final": _finite_or_none(mean),
-        "std": _finite_or_none(std),
-        "reason": reason,
-    }
-
-
-def _finite_or_none(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 class _AttributeWriter:

@@ -1,6 +1,6 @@
 """Stopping policies: pure decision logic shared by the Optuna, Ray Tune and replay adapters."""
 
-from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._prediction import PREDICTOR_NAMES, PredictionService
@@ -20,6 +20,7 @@ __all__ = [
     "StoppingPolicy",
     "TrialStatus",
     "TrialView",
+    "Verdict",
     "make_policy",
     "rung_epochs",
 ]

@@ -2,8 +2,10 @@
 
 A policy is pure decision logic: it sees trials as :class:`TrialView` records (the curve so
 far, the hyperparameters, whether the trial is running, complete or stopped) and answers
-:class:`Decision` values. It does no I/O and knows nothing of Optuna, Ray or the replay
-benchmark; the adapters build the views from their own bookkeeping and act on the answer.
+with a :class:`Verdict`: the :class:`Decision` together with the prediction and the value it
+was compared with. It does no I/O and knows nothing of Optuna, Ray or the replay
+benchmark; the adapters build the views from their own bookkeeping, act on the decision
+and store the verdict as it is, so the record always shows what the decision rested on.
 
 Values are raw metric values; ``mode`` says whether higher (``max``) or lower (``min``) is
 better, and ``sign`` turns every value into "higher is better".
@@ -12,6 +14,7 @@ better, and ``sign`` turns every value into "higher is better".
 from __future__ import annotations
 
 import enum
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Mapping, Sequence
@@ -31,6 +34,63 @@ class TrialStatus(str, enum.Enum):
     STOPPED = "stopped"  # stopped early by a policy (Optuna: pruned)
     PAUSED = "paused"  # waiting for a later promotion
     FAILED = "failed"  # diverged or crashed; its curve is not used
+
+
+_VERB = {Decision.CONTINUE: "continued", Decision.STOP: "stopped", Decision.PAUSE: "paused"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision together with what it rested on.
+
+    Example:
+        >>> verdict = Verdict(Decision.STOP, 10, "predicted final 0.61 below the cut-off 0.65",
+        ...                   predicted=0.61, std=0.02, threshold=0.65)
+        >>> verdict.record("qhpo")["reason"]
+        "stopped by policy 'qhpo' at epoch 10: predicted final 0.61 below the cut-off 0.65"
+
+    Attributes:
+        decision: What to do with the trial.
+        epoch: Epochs the trial had trained when the policy decided.
+        reason: Why, in a few words (the adapters store it with the decision).
+        predicted: The predicted final value the decision read, in metric units (None
+            when the decision rested on no prediction).
+        std: Standard deviation of that prediction (None without one).
+        threshold: The value the prediction was compared with, in metric units (a rank
+            cut-off, a quantile, the best completed final), or None.
+    """
+
+    decision: Decision
+    epoch: int
+    reason: str = ""
+    predicted: float | None = None
+    std: float | None = None
+    threshold: float | None = None
+
+    @property
+    def predictive(self) -> bool:
+        """Whether the decision read a prediction."""
+        return self.predicted is not None
+
+    def record(self, policy: str = "") -> dict[str, Any]:
+        """The verdict as plain JSON data (non-finite numbers become None)."""
+        by = f" by policy {policy!r}" if policy else ""
+        reason = f"{_VERB[self.decision]}{by} at epoch {self.epoch}" + (f": {self.reason}" if self.reason else "")
+        return {
+            "epoch": int(self.epoch),
+            "decision": self.decision.value,
+            "predicted_final": _finite_or_none(self.predicted),
+            "std": _finite_or_none(self.std),
+            "threshold": _finite_or_none(self.threshold),
+            "reason": reason,
+        }
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -78,12 +138,15 @@ class StoppingPolicy(ABC):
         return 1.0 if self.mode == "max" else -1.0
 
     @abstractmethod
-    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
-        """Decision for ``trial`` after its latest epoch.
+    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Verdict:
+        """The verdict on ``trial`` after its latest epoch.
 
         Args:
             trial: The trial that just reported ``trial.curve[-1]``.
             trials: Every trial the adapter knows of (``trial`` among them), in any status.
+
+        Returns:
+            The :class:`Decision` with the prediction and threshold it rested on.
         """
 
     def decision_epochs(self) -> Sequence[int] | None:

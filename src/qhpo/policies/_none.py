@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from qhpo.policies._base import Decision, StoppingPolicy, TrialView
+from qhpo.policies._base import Decision, StoppingPolicy, TrialView, Verdict
 
 
 class NoStopping(StoppingPolicy):
@@ -12,14 +12,14 @@ class NoStopping(StoppingPolicy):
 
     Example:
         >>> from qhpo.policies import TrialView
-        >>> NoStopping(max_epochs=10).decide(TrialView(0, [0.1, 0.2]), [])
+        >>> NoStopping(max_epochs=10).decide(TrialView(0, [0.1, 0.2]), []).decision
         <Decision.CONTINUE: 'continue'>
     """
 
     name = "none"
 
-    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
-        return Decision.CONTINUE
+    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Verdict:
+        return Verdict(Decision.CONTINUE, trial.epochs, "this policy never stops a trial")
 
     def decision_epochs(self) -> Sequence[int]:
         return ()

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qhpo.policies._base import Decision, TrialView
+from qhpo.policies._base import Decision, TrialView, Verdict
 from qhpo.policies._predictive import PredictivePolicy
 
 
@@ -50,10 +50,10 @@ class DecisionPointPolicy(PredictivePolicy):
     def decision_epochs(self) -> Sequence[int]:
         return (self.decision_epoch,)
 
-    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
+    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Verdict:
         t = self.decision_epoch
         if trial.epochs != t or t >= self.max_epochs:
-            return Decision.CONTINUE
+            return Verdict(Decision.CONTINUE, trial.epochs, f"the decision epoch is {t}")
         early, done = self.screen(trial, trials, t)
         if early is not None:
             return early
@@ -61,8 +61,16 @@ class DecisionPointPolicy(PredictivePolicy):
         others = [o for o in self.rivals(trial, trials, t) if o.key not in done_keys]
         prediction = self.predict_final(t, [trial] + others)
         if prediction is None:
-            return Decision.CONTINUE
+            return self.no_model(t)
         mean = self.sign * prediction[0]
         scores = np.concatenate([mean, self.sign * np.array([d.curve[self.max_epochs - 1] for d in done])])
         threshold = np.quantile(scores, 1.0 - self.keep_fraction)
-        return Decision.CONTINUE if mean[0] >= threshold else Decision.STOP
+        keep = mean[0] >= threshold
+        predicted, std, cut = float(prediction[0][0]), float(prediction[1][0]), float(self.sign * threshold)
+        place = "within" if keep else "outside"
+        return Verdict(
+            Decision.CONTINUE if keep else Decision.STOP, t,
+            f"predicted final {predicted:.4g} ± {std:.2g} ranks {place} the best {self.keep_fraction:.0%} of "
+            f"{len(scores)} trials at epoch {t} (cut-off {cut:.4g})",
+            predicted=predicted, std=std, threshold=cut,
+        )

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._prediction import PredictionService
 
 
@@ -85,18 +85,24 @@ class PredictivePolicy(StoppingPolicy):
                 and finite_prefix(o, t)]
 
     def screen(self, trial: TrialView, trials: Sequence[TrialView], t: int):
-        """The answer at epoch ``t`` before any prediction, and the completed trials.
+        """The verdict at epoch ``t`` before any prediction, and the completed trials.
 
         Returns ``(STOP, [])`` for a non-finite prefix (a diverged curve never recovers),
         ``(CONTINUE, done)`` while fewer than ``min_completed`` trials are complete, and
         ``(None, done)`` when the policy has to predict.
         """
         if not finite_prefix(trial, t):
-            return Decision.STOP, []
+            return Verdict(Decision.STOP, t, f"the curve is not finite within its first {t} epochs"), []
         done = self.sync(trials)
         if len(done) < self.min_completed:
-            return Decision.CONTINUE, done
+            return Verdict(Decision.CONTINUE, t, f"{len(done)} of the {self.min_completed} trials that must "
+                                                 "complete before any stop have completed"), done
         return None, done
+
+    @staticmethod
+    def no_model(t: int) -> Verdict:
+        """CONTINUE while the predictor for epoch ``t`` is not fitted yet."""
+        return Verdict(Decision.CONTINUE, t, f"no predictor for epoch {t} is fitted yet")
 
     def sync(self, trials: Sequence[TrialView]) -> list[TrialView]:
         """Hand the completed curves to the service (only when their number changed)."""

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import norm
 
-from qhpo.policies._base import Decision, TrialView
+from qhpo.policies._base import Decision, TrialView, Verdict
 from qhpo.policies._predictive import PredictivePolicy
 
 
@@ -106,25 +106,40 @@ class PredictiveHalving(PredictivePolicy):
     def decision_epochs(self) -> Sequence[int]:
         return self.rungs
 
-    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Decision:
+    def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Verdict:
         t = trial.epochs
         if t not in self.rungs:
-            return Decision.CONTINUE
+            return Verdict(Decision.CONTINUE, t, f"epoch {t} is not a rung")
         early, done = self.screen(trial, trials, t)
         if early is not None:
             return early
         rivals = self.rivals(trial, trials, t)
         prediction = self.predict_final(t, [trial] + (rivals if self.rank_promotion else []))
         if prediction is None:
-            return Decision.CONTINUE
+            return self.no_model(t)
         mu, sigma = self.sign * prediction[0], max(float(prediction[1][0]), 1e-12)
+        predicted, std = float(prediction[0][0]), float(prediction[1][0])
+        stated = f"predicted final {predicted:.4g} ± {std:.2g}"
         delta = self._deltas[self.rungs.index(t)]
+        why: list[str] = []
+        compared = None  # the value the last rule compared the prediction with ("higher is better")
         if delta < 1.0:
             best = float(np.max(self.sign * np.array([d.curve[self.max_epochs - 1] for d in done])))
-            if norm.sf(best, loc=mu[0], scale=sigma) >= delta:
-                return Decision.CONTINUE
+            p_best = float(norm.sf(best, loc=mu[0], scale=sigma))
+            beats = f"P(beating the best completed final {self.sign * best:.4g}) = {p_best:.2f}"
+            if p_best >= delta:
+                return Verdict(Decision.CONTINUE, t, f"{stated}: {beats} >= {delta:.2f}", predicted=predicted,
+                               std=std, threshold=self.sign * best)
+            why.append(f"{beats} < {delta:.2f}")
+            compared = best
         if self.rank_promotion:
             keep = max(1, math.floor(len(mu) / self.reduction_factor))
-            if mu[0] >= np.sort(mu)[::-1][keep - 1]:
-                return Decision.CONTINUE
-        return Decision.STOP
+            cut = float(np.sort(mu)[::-1][keep - 1])
+            ranked = f"the best {keep} of {len(mu)} at rung {t} (cut-off {self.sign * cut:.4g})"
+            if mu[0] >= cut:
+                return Verdict(Decision.CONTINUE, t, f"{stated} ranks within {ranked}", predicted=predicted,
+                               std=std, threshold=self.sign * cut)
+            why.insert(0, f"ranks outside {ranked}")
+            compared = cut
+        return Verdict(Decision.STOP, t, f"{stated}: " + ("; ".join(why) or "no rule promotes at this rung"),
+                       predicted=predicted, std=std, threshold=None if compared is None else self.sign * compared)

@@ -30,8 +30,7 @@ from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
 
 from qhpo._errors import QhpoError
-from qhpo.optuna._pruner import _decision_record as decision_record
-from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 
 #: Result key a trainable sets (to a reason) when its training diverged.
 DIVERGED_KEY = "diverged"
@@ -51,8 +50,8 @@ class _TrialRecord:
     curve: list[float] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     status: TrialStatus = TrialStatus.RUNNING
-    # What the policy predicted at each decision that rested on a prediction or stopped
-    # the trial: {"epoch", "decision", "predicted_final", "std", "reason"}.
+    # The verdict of each decision that rested on a prediction or stopped the trial, as
+    # Verdict.record() data: {"epoch", "decision", "predicted_final", "std", "threshold", "reason"}.
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -97,9 +96,9 @@ class PredictiveScheduler(TrialScheduler):
         epoch_attr: Result key counting epochs from 1.
         predictor, sampler, random_state: Passed to ``make_policy``.
         background: Refit predictors in a background thread (``make_policy`` option).
-        explain: Keep, per trial, what the policy predicted at each decision (the records
-            that :class:`qhpo.optuna.PredictivePruner` stores), at the cost of one more
-            prediction per decision.
+        explain: Keep, per trial, the verdict of each decision that read a prediction or
+            stopped the trial (the records that :class:`qhpo.optuna.PredictivePruner`
+            stores; :meth:`decision_records`).
         **policy_options: Further ``make_policy`` options.
     """
 
@@ -206,7 +205,10 @@ class PredictiveScheduler(TrialScheduler):
         view = next(v for v in views if v.key == trial.trial_id)
         started = time.perf_counter()
         try:
-            decision = Decision(self.stopping_policy.decide(view, views))
+            verdict = self.stopping_policy.decide(view, views)
+            if not isinstance(verdict, Verdict):
+                raise TypeError(f"{type(self.stopping_policy).__name__}.decide returned {verdict!r}, "
+                                "not a qhpo.policies.Verdict")
         except Exception as error:  # a policy error must not end the whole experiment
             if not self._warned:
                 self._warned = True
@@ -215,10 +217,10 @@ class PredictiveScheduler(TrialScheduler):
             return TrialScheduler.CONTINUE
         finally:
             self.decide_seconds_.append(time.perf_counter() - started)
-        if self.explain:
-            explained = decision_record(self.stopping_policy, view, views, decision)
-            if explained is not None:
-                record.records.append(explained)
+        decision = verdict.decision
+        if self.explain and (verdict.predictive or decision != Decision.CONTINUE):
+            policy = self.stopping_policy
+            record.records.append(verdict.record(policy.name or type(policy).__name__))
         record.status = _STATUS_AFTER.get(decision, TrialStatus.RUNNING)
         self.decisions_.append((trial.trial_id, epoch, decision.value))
         return _RAY_DECISION[decision]

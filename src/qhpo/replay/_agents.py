@@ -41,8 +41,7 @@ class PolicyAgent:
             return True
         keys = list(self.status)
         views = [self._view(i) for i in keys]
-        decision = self.policy.decide(views[keys.index(index)], views)
-        return decision == Decision.CONTINUE
+        return self.policy.decide(views[keys.index(index)], views).decision == Decision.CONTINUE
 
     def finish(self, index: int, complete: bool) -> None:
         self.status[index] = TrialStatus.COMPLETE if complete else TrialStatus.STOPPED
