@@ -119,28 +119,31 @@ def test_two_workers_share_one_gpu(tmp_path, cifar_dir):
     assert sorted(p.name for p in (tmp_path / "shared").glob("worker-*.log")) == ["worker-0.log", "worker-1.log"]
 
 
+@pytest.fixture(scope="module")
+def ray_with_one_gpu():
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.mark.gpu
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("flags", [["--trials-per-gpu", "2"], ["--gpus-per-trial", "0.5"], ["--device", "cuda:0"]])
-def test_ray_trials_train_on_a_share_of_the_gpu(tmp_path, cifar_dir, flags):
-    pytest.importorskip("ray")
+@pytest.mark.parametrize("flags", [["--trials-per-gpu", "2"], ["--gpus-per-trial", "0.5", "--device", "cuda:0"]])
+def test_ray_trials_train_on_a_share_of_the_gpu(ray_with_one_gpu, tmp_path, cifar_dir, flags):
     import optuna
-    import ray
 
     from qhpo.cli import main
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        code = main(["run", "--backend", "ray", "--quiet", "--storage", str(tmp_path / "q.db"), "--study", "ray-gpu",
-                     "--data-dir", str(cifar_dir), "--trials", "2", "--epochs", "2", "--subset", "512",
-                     "--val-size", "500", "--device", "cuda", "--policy", "none", *flags])
-    finally:
-        ray.shutdown()
+    code = main(["run", "--backend", "ray", "--quiet", "--storage", str(tmp_path / "q.db"), "--study", "ray-gpu",
+                 "--data-dir", str(cifar_dir), "--trials", "2", "--epochs", "2", "--subset", "512",
+                 "--val-size", "500", "--device", "cuda", "--policy", "none", *flags])
     assert code == 0
     study = optuna.load_study(study_name="ray-gpu", storage=f"sqlite:///{tmp_path / 'q.db'}")
-    # A trial that found no GPU (Ray hid it) would have failed in resolve_device.
+    # A trial that found no GPU (Ray hides the GPUs a trial did not reserve) fails in resolve_device.
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
     assert 0.0 <= study.user_attrs["qhpo.test"]["accuracy"] <= 1.0

@@ -230,17 +230,29 @@ def _experiment_to_run(config, study: optuna.Study, experiment: Path):
     return config
 
 
+def _policy_options(config) -> dict[str, Any]:
+    return {} if config.min_completed is None else {"min_completed": config.min_completed}
+
+
 def _scheduler(config) -> PredictiveScheduler:
-    options = {} if config.min_completed is None else {"min_completed": config.min_completed}
     return PredictiveScheduler(
         config.policy, max_epochs=config.epochs, epoch_attr=EPOCH_KEY, predictor=config.predictor,
-        sampler=config.annealer, random_state=config.seed, background=True, explain=True, **options,
+        sampler=config.annealer, random_state=config.seed, background=True, explain=True, **_policy_options(config),
     )
 
 
-def _trainable(config, scheduler: PredictiveScheduler, resources: dict[str, float], device: str):
+def _decision_epochs(config, scheduler: PredictiveScheduler | None):
+    """The policy's decision epochs; on a resume (no new scheduler) from a policy built for that alone."""
+    if scheduler is not None:
+        return scheduler.stopping_policy.decision_epochs()
+    from qhpo.policies import make_policy
+
+    # The decision epochs depend on the rule, not on the predictor: no annealer, no thread.
+    return make_policy(config.policy, max_epochs=config.epochs, predictor="svr", **_policy_options(config)).decision_epochs()
+
+
+def _trainable(config, decision_epochs, resources: dict[str, float], device: str):
     """The trial function with its shared settings and resources attached."""
-    decision_epochs = scheduler.stopping_policy.decision_epochs()
     settings = TrialSettings(
         data_dir=str(config.data_dir), subset=config.subset, val_size=config.val_size,
         split_seed=config.split_seed, device=device, max_epochs=config.epochs, seed=config.seed,
@@ -297,9 +309,9 @@ def run_search(config) -> int:
     import ray
 
     resources, device = trial_resources(config, float(ray.cluster_resources().get("GPU", 0.0)))
-    scheduler = _scheduler(config)
-    trainable = _trainable(config, scheduler, resources, device)
-    if config.resume:
+    scheduler = None if config.resume else _scheduler(config)  # a resumed one comes from the experiment
+    trainable = _trainable(config, _decision_epochs(config, scheduler), resources, device)
+    if scheduler is None:
         # Errored trials were retried once and recorded as FAIL: they stay ended.
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=False)
     else:
