@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cifar_location import locate_cifar10
 
+from cifar_location import locate_cifar10
 from qhpo.curves import builtin_tables_folder
 
 

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from cifar_location import cifar10_candidates, find_cifar10, locate_cifar10
 
 BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")

@@ -10,8 +10,13 @@ import pytest
 
 from qhpo.qsvr import build_svr_qubo
 from qhpo.samplers import make_sampler
-from qhpo.samplers._dense_sa import (DenseSimulatedAnnealingSampler, block_levels, collinear_blocks,
-                                     default_beta_range, dense_qubo)
+from qhpo.samplers._dense_sa import (
+    DenseSimulatedAnnealingSampler,
+    block_levels,
+    collinear_blocks,
+    default_beta_range,
+    dense_qubo,
+)
 
 
 def _random_dense(n: int, vartype: str, seed: int) -> dimod.BinaryQuadraticModel:
@@ -47,6 +52,7 @@ def test_finds_exact_optimum_of_svr_qubo(N, K, seed):
     assert sampleset.first.energy == pytest.approx(exact, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_parallel_tempering_finds_exact_optimum():
     bqm = _random_dense(14, "SPIN", 9)
     exact = dimod.ExactSolver().sample(bqm).first.energy

@@ -65,6 +65,7 @@ def check_decisions(study):
     return pruned
 
 
+@pytest.mark.slow
 def test_pruner_in_sqlite_study_stops_trials_and_records_decisions(tmp_path, curves):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     pruner = PredictivePruner("qhpo", "svr", max_epochs=EPOCHS, random_state=0)
@@ -185,6 +186,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite"])  # journal files: tests/test_run.py runs two workers on one
 def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
     curves_path = tmp_path / "curves.npy"
@@ -231,3 +233,19 @@ def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PredictivePruner(**kwargs)
+
+
+def test_baseline_pruners_are_optunas_own_with_the_documented_defaults():
+    from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
+
+    assert OPTUNA_PRUNERS == ("median", "sha", "hyperband")
+    assert pruner_defaults("median", 200) == {"n_startup_trials": 5, "n_warmup_steps": 20}
+    assert pruner_defaults("hyperband", 30) == {"min_resource": 2, "max_resource": 30, "reduction_factor": 3}
+    assert isinstance(optuna_pruner("median", 200), optuna.pruners.MedianPruner)
+    assert isinstance(optuna_pruner("median", 200, percentile=25.0), optuna.pruners.PercentilePruner)
+    assert isinstance(optuna_pruner("sha", 200, reduction_factor=2), optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(optuna_pruner("hyperband", 3), optuna.pruners.HyperbandPruner)
+    with pytest.raises(ValueError, match="name must be one of"):
+        optuna_pruner("asha", 200)
+    with pytest.raises(ValueError, match="epochs"):
+        pruner_defaults("sha", True)

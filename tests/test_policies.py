@@ -212,17 +212,23 @@ def test_dwave_sampler_without_a_token_falls_back(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["poster", "qhpo"])
-def test_diverged_curves_are_stopped_and_never_train_the_predictor(name):
+def test_diverged_curves_end_at_their_first_nan_and_never_train_the_predictor(name):
     curves = synthetic_curves(n=30)
-    curves[8, 1:] = np.nan  # diverges after its first epoch
-    curves[2, -3:] = np.inf  # a startup trial that completes with a broken tail
+    curves[8, 1:] = np.nan  # diverges at its second epoch
+    curves[2, -3:] = np.inf  # a startup trial that breaks three epochs before the end
     policy = make_policy(name, max_epochs=40, random_state=0, min_completed=5)
     out = replay(policy, curves)
-    assert not out.complete[8] and out.epochs_trained[8] == policy.decision_epochs()[0]
+    # the replay ends a diverged trial at its first non-finite epoch, which counts as trained
+    assert not out.complete[8] and out.epochs_trained[8] == 2
+    assert not out.complete[2] and out.epochs_trained[2] == 38
     views = [TrialView(i, curves[i, : out.epochs_trained[i]],
                        status=TrialStatus.COMPLETE if out.complete[i] else TrialStatus.STOPPED) for i in range(30)]
     policy.sync(views)
-    assert policy.service.n_curves == int(out.complete.sum()) - 1  # the broken complete curve is left out
+    assert policy.service.n_curves == int(out.complete.sum()) > 0
+    assert np.isfinite(policy.service._curves).all()
+    # a policy asked about a non-finite prefix directly still stops it
+    broken = TrialView(99, curves[8, : policy.decision_epochs()[0]])
+    assert policy.decide(broken, views + [broken]).decision == Decision.STOP
 
 
 def test_verdict_carries_the_prediction_and_cut_off_it_rested_on():

@@ -18,6 +18,7 @@ def table(curve_table_path):
     return read_curve_table(curve_table_path)
 
 
+@pytest.mark.slow
 def test_qsvr_with_simulated_annealing_ranks_like_the_classical_svr(table):
     common = dict(at=0.25, train=20, splits=5, seed=0)
     svr = evaluate_predictor(table, model="svr", **common)
@@ -26,6 +27,7 @@ def test_qsvr_with_simulated_annealing_ranks_like_the_classical_svr(table):
     assert qsvr["r2_median"] > 0.7
 
 
+@pytest.mark.slow
 def test_ensemble_on_100_trials_beats_the_svr_on_20(table):
     common = dict(at=0.25, splits=3, seed=0)
     svr = evaluate_predictor(table, model="svr", train=20, **common)

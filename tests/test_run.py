@@ -222,6 +222,7 @@ def test_dwave_annealer_without_token_gives_one_sentence(tmp_path, cifar_dir, ca
     assert "D-Wave" in one_sentence(capsys)
 
 
+@pytest.mark.slow
 def test_bf16_precision_trains_other_numbers_than_float32(tmp_path, cifar_dir):
     space = tmp_path / "space.toml"  # one configuration that learns, so the curves carry signal
     space.write_text("[parameters.num_layers]\nvalue = 2\n[parameters.num_filters]\nvalue = 16\n"
@@ -242,6 +243,7 @@ def test_bf16_precision_trains_other_numbers_than_float32(tmp_path, cifar_dir):
     assert curves["bf16"] != curves["fp32"]
 
 
+@pytest.mark.slow
 def test_console_run_restarts_with_malloc_settings_and_keeps_its_arguments(tmp_path):
     # Without GLIBC_TUNABLES the command re-executes itself once with them; arguments and
     # the one-sentence error must come through unchanged.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -19,11 +20,14 @@ def register(subparsers) -> None:
         description=(
             "For each seed, draw TRIALS rows of the curve table in a random order shared by every "
             "policy, replay them epoch by epoch through each policy (median, sha and hyperband are "
-            "Optuna's own pruners in a real Optuna study) and report the epochs trained and the regret."
+            "Optuna's own pruners in a real Optuna study) and report the epochs trained and the regret. "
+            "With --suite, do so for every table of a folder and summarise across tables."
         ),
     )
     parser.add_argument("--curves", default=None, metavar="TABLE",
                         help="curve table: a CSV file with a JSON sidecar, or the name of a built-in table (see --list)")
+    parser.add_argument("--suite", default=None, metavar="FOLDER",
+                        help="replay every table (*.csv) of FOLDER, or every built-in table with 'builtin'")
     parser.add_argument("--list", action="store_true", help="list the built-in curve tables with their sources and exit")
     parser.add_argument("--policies", default=",".join(BENCH_POLICIES),
                         help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)})")
@@ -44,14 +48,17 @@ def register(subparsers) -> None:
                         help="processes replaying seeds in parallel (default: the usable cores, at most 2)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="replay qhpo's policies in-process (local) or as real Ray Tune trials (ray)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run_bench)
 
 
 def _check(args) -> list[str]:
     from qhpo.replay import BENCH_POLICIES
 
-    if args.curves is None:
-        raise QhpoError("--curves is missing; pass a curve table's path or a built-in name from qhpo bench --list.")
+    if args.curves is None and args.suite is None:
+        raise QhpoError("--curves is missing; pass a curve table's path or a built-in name from qhpo bench --list, "
+                        "or --suite FOLDER for every table of a folder.")
+    if args.curves is not None and args.suite is not None:
+        raise QhpoError("--curves and --suite exclude each other; pass one table or one folder.")
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     if not policies:
         raise QhpoError("--policies is empty; name at least one of " + ", ".join(BENCH_POLICIES) + ".")
@@ -60,7 +67,8 @@ def _check(args) -> list[str]:
         raise QhpoError(f"unknown policy {unknown[0]!r} in --policies; choose from {', '.join(BENCH_POLICIES)}.")
     if len(set(policies)) != len(policies):
         raise QhpoError("--policies names a policy twice; name each once.")
-    for flag, value, least in (("--trials", args.trials, 2), ("--seeds", args.seeds, 1), ("--workers", args.workers, 1)):
+    for flag, value, least in (("--trials", args.trials, 2), ("--seeds", args.seeds, 1), ("--workers", args.workers, 1),
+                               ("--first-seed", args.first_seed, 0)):
         if value < least:
             raise QhpoError(f"{flag} must be at least {least}, got {value}.")
     if args.sweep_seeds is not None and args.sweep_seeds < 0:
@@ -83,6 +91,40 @@ def _format(result: dict) -> str:
                      f"{p['regret_max']:>9.5f}{p['top1_kept_rate']:>11.0%}{p['wallclock_mean']:>11.0f}"
                      f"{p['predictor_seconds_mean']:>13.2f}")
     lines.append(f"regret in {result['metric']} units ({result['mode']}); cost = epochs / (trials x {result['epochs']})")
+    if result.get("verdict"):
+        lines.append(_verdict_line(result["verdict"]))
+    return "\n".join(lines)
+
+
+def _verdict_line(verdict: dict) -> str:
+    return f"target ({verdict['rule']} against {verdict['best']}): {'pass' if verdict['pass'] else 'fail'}, " \
+           f"{verdict['why']}"
+
+
+def _format_suite(result: dict) -> str:
+    tables = result["tables"]
+    names = list(next(iter(tables.values()))["policies"])
+    width = max(len(stem) for stem in tables) + 2
+    lines = [f"{result['suite']}: {len(tables)} tables, {result['trials']} trials x {result['seeds']} seeds, "
+             f"predictor {result['predictor']}; each cell: cost / mean regret (metric units)",
+             f"{'table':<{width}}" + "".join(f"{name:>19}" for name in names) + "  target"]
+    for stem, r in tables.items():
+        cells = "".join(f"{r['policies'][n]['cost_fraction_mean']:>8.1%} / {r['policies'][n]['regret_mean']:<8.3g}"
+                        for n in names)
+        verdict = r.get("verdict")
+        lines.append(f"{stem:<{width}}{cells}  " + ("-" if verdict is None else
+                                                     ("pass" if verdict["pass"] else "fail") + f": {verdict['why']}"))
+    rules = result["summary"]["rules"]
+    lines.append(f"{'mean over tables':<{width}}" + "".join(
+        f"{rules[n]['cost_fraction_mean']:>8.1%} / " + (f"{rules[n]['regret_normalised_mean']:<8.3f}"
+                                                       if rules[n]["regret_normalised_mean"] is not None else f"{'-':<8}")
+        for n in names) + "  (regret / spread)")
+    lines.append(f"spread: {result['summary']['spread']}")
+    target = result["summary"]["target"]
+    if target:
+        lines.append(f"target met by {target['rule']} on {len(target['passed'])} of "
+                     f"{len(target['passed']) + len(target['failed'])} tables")
+    lines.append(f"suite wall time: {result['seconds']:.0f} s ({result['seconds'] / 60:.1f} min)")
     return "\n".join(lines)
 
 
@@ -98,26 +140,55 @@ def _format_builtin_tables() -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
+def _suite_tables(spec: str) -> tuple[str, list]:
+    """The suite's name and its tables, read (one sentence for a missing or empty folder)."""
+    from qhpo.curves import builtin_table_paths, read_curve_table
+    from qhpo.replay import suite_tables
+
+    folder = Path(spec)
+    if spec == "builtin" and not folder.is_dir():
+        paths = builtin_table_paths()
+    elif folder.is_dir():
+        paths = suite_tables(folder)
+        if not paths:
+            raise QhpoError(f"--suite: the folder {folder} holds no curve table (*.csv); pass a folder of tables "
+                            "or 'builtin'.")
+    else:
+        raise QhpoError(f"--suite: {spec} is not a folder; pass a folder of curve tables or 'builtin'.")
+    return spec, [read_curve_table(path) for path in paths]
+
+
+def _json_ready(value):
+    """``value`` with every non-finite float as None, so the file is standard JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def run_bench(args) -> int:
     from qhpo.curves import read_curve_table, resolve_curve_table
-    from qhpo.replay import default_jobs, plot_benchmark, run_benchmark
+    from qhpo.replay import default_jobs, plot_benchmark, plot_suite, run_benchmark, run_suite
 
     if args.list:
         print(_format_builtin_tables())
         return 0
     policies = _check(args)
-    table = read_curve_table(resolve_curve_table(args.curves))
+    if args.suite is not None:
+        suite_name, tables = _suite_tables(args.suite)
+    else:
+        tables = [read_curve_table(resolve_curve_table(args.curves))]
     sampler = args.sampler
     if sampler is None and args.predictor != "svr":
         from qhpo.samplers import DEFAULT_SAMPLER
 
         sampler = DEFAULT_SAMPLER
     sweep_seeds = args.sweep_seeds if args.sweep_seeds is not None else (5 if args.plot else 0)
-    runner = None
-    if args.backend == "ray":
-        runner = _ray_runner()
-    result = run_benchmark(
-        table,
+    runner = _ray_runner() if args.backend == "ray" else None
+    common = dict(
         policies=policies,
         predictor=args.predictor,
         sampler=sampler,
@@ -130,13 +201,22 @@ def run(args) -> int:
         policy_runner=runner,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    print(_format(result))
+    if args.suite is not None:
+        result = run_suite(tables, name=suite_name, **common)
+        print(_format_suite(result))
+    else:
+        result = run_benchmark(tables[0], **common)
+        print(_format(result))
     try:
         if args.json is not None:
-            args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            text = json.dumps(_json_ready(result), indent=2, allow_nan=False)
+            args.json.write_text(text + "\n", encoding="utf-8")
             print(f"results written to {args.json}")
         if args.plot is not None:
-            plot_benchmark(result, table, args.plot)
+            if args.suite is not None:
+                plot_suite(result, args.plot)
+            else:
+                plot_benchmark(result, tables[0], args.plot)
             print(f"figure written to {args.plot}")
     except OSError as error:
         raise QhpoError(f"cannot write the output ({error.strerror}: {error.filename}); choose a writable path.") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from qhpo._errors import QhpoError
 
+
 def register(subparsers) -> None:
     from qhpo.predictors import MODEL_NAMES
     from qhpo.samplers import SAMPLER_NAMES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qhpo._rules import RuleKind, rule_names
 from qhpo.policies._base import StoppingPolicy
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
@@ -11,8 +12,10 @@ from qhpo.policies._predictive_halving import PredictiveHalving
 
 _POLICIES = {"none": NoStopping, "poster": DecisionPointPolicy, "qhpo": PredictiveHalving}
 
-#: Names :func:`make_policy` accepts; ``"qhpo"`` is the default predictive policy.
-POLICY_NAMES: tuple[str, ...] = tuple(_POLICIES)
+#: Names :func:`make_policy` accepts (the rules of kind ``policy`` in :data:`qhpo._rules.RULES`);
+#: ``"qhpo"`` is the default predictive policy.
+POLICY_NAMES: tuple[str, ...] = rule_names(RuleKind.POLICY)
+assert set(POLICY_NAMES) == set(_POLICIES), "every policy rule needs a class, and every class a rule"
 
 
 def make_policy(

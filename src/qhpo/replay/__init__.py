@@ -5,19 +5,24 @@ from qhpo.replay._benchmark import (
     BENCH_POLICIES,
     OPTUNA_PRUNERS,
     SWEEPS,
+    BenchmarkSettings,
     default_jobs,
     draw_order,
     optuna_pruner,
     replay_rule,
     run_benchmark,
     score,
+    table_spread,
+    verdict,
 )
-from qhpo.replay._plot import plot_benchmark
+from qhpo.replay._plot import plot_benchmark, plot_suite
 from qhpo.replay._simulator import ReplayAgent, ReplayOutcome, simulate
+from qhpo.replay._suite import run_suite, suite_tables
 from qhpo.replay._swift_hyperband import SwiftHyperbandOutcome, replay_swift_hyperband
 
 __all__ = [
     "BENCH_POLICIES",
+    "BenchmarkSettings",
     "OPTUNA_PRUNERS",
     "OptunaPrunerAgent",
     "PolicyAgent",
@@ -29,9 +34,14 @@ __all__ = [
     "draw_order",
     "optuna_pruner",
     "plot_benchmark",
+    "plot_suite",
     "replay_rule",
     "replay_swift_hyperband",
     "run_benchmark",
+    "run_suite",
     "score",
     "simulate",
+    "suite_tables",
+    "table_spread",
+    "verdict",
 ]

@@ -43,9 +43,9 @@ class PolicyAgent:
         views = [self._view(i) for i in keys]
         return self.policy.decide(views[keys.index(index)], views).decision == Decision.CONTINUE
 
-    def finish(self, index: int, complete: bool) -> None:
-        self.status[index] = TrialStatus.COMPLETE if complete else TrialStatus.STOPPED
-        if not complete:
+    def finish(self, index: int, status: TrialStatus) -> None:
+        self.status[index] = status
+        if status == TrialStatus.STOPPED:
             self.stop_epoch[index] = int(self.epochs[index])
 
 
@@ -54,7 +54,8 @@ class OptunaPrunerAgent:
 
     Each trial is ``study.ask()``-ed when it starts, reports ``trial.report(value, epoch)``
     and asks ``trial.should_prune()`` after every epoch, exactly as an objective function
-    would, and is told COMPLETE with its final value or PRUNED.
+    would, and is told COMPLETE with its final value, PRUNED, or FAIL when it diverged (as
+    Optuna marks a trial whose objective returns NaN; a failed trial is no pruner's rival).
     """
 
     def __init__(self, pruner, mode: str, epochs: int, seed: int | None = None):
@@ -81,9 +82,11 @@ class OptunaPrunerAgent:
         # the last epoch is never pruned: the trial has already paid for all of it
         return epoch >= self.epochs or not trial.should_prune()
 
-    def finish(self, index: int, complete: bool) -> None:
+    def finish(self, index: int, status: TrialStatus) -> None:
         state = self._optuna.trial.TrialState
-        if complete:
+        if status == TrialStatus.COMPLETE:
             self.study.tell(self.trials[index], self.last_value[index], state=state.COMPLETE)
+        elif status == TrialStatus.FAILED:
+            self.study.tell(self.trials[index], state=state.FAIL)
         else:
             self.study.tell(self.trials[index], state=state.PRUNED)

@@ -1,18 +1,22 @@
 """The replay benchmark: every stopping rule on the same random draws of a curve table.
 
 For seed ``s`` the benchmark draws ``trials`` rows of the table (without replacement when
-the table has enough rows) in a random order, and every policy replays that same order
-(a paired comparison). For each policy and seed, with ``y_j`` the final value of drawn
-trial ``j`` in "higher is better" units (``sign * value``) and ``K`` the trials trained to
-the last epoch:
+the table has enough rows) in a random order, and every rule replays that same order
+(a paired comparison). For each rule and seed, with ``y_j`` the final value of drawn
+trial ``j`` in "higher is better" units (``sign * value``), ``F`` the drawn trials with a
+finite final value (a diverged trial has none) and ``K`` the trials trained to the last
+epoch (a diverged trial never is):
 
     cost_fraction = sum_j epochs_j / (trials * E)
-    regret        = max_j y_j - max_{j in K} y_j        (metric units, >= 0)
-    top1_kept     = [argmax_j y_j in K]
+    regret        = max_{j in F} y_j - max_{j in K} y_j        (metric units, >= 0)
+    top1_kept     = [argmax_{j in F} y_j in K]
 
-``regret`` falls back to ``max_j y_j - min_j y_j`` when no trial completes. ``median``,
-``sha`` and ``hyperband`` are Optuna's own pruners in a real Optuna study, with these
-defaults for a table of ``E`` epochs (rounded, at least 1):
+``regret`` falls back to ``max_{j in F} y_j - min_{j in F} y_j`` when no trial completes
+(and is 0 when every drawn trial diverged). A diverged trial counts the epochs up to and
+including the one whose value is NaN. Across tables, regret is divided by the table's
+spread: the best minus the median of the finite final values of all its rows
+(:func:`table_spread`). ``median``, ``sha`` and ``hyperband`` are Optuna's own pruners in
+a real Optuna study, with these defaults for a table of ``E`` epochs (rounded, at least 1):
 
     MedianPruner(n_startup_trials=5, n_warmup_steps=E/10)
     SuccessiveHalvingPruner(min_resource=E/20, reduction_factor=3)
@@ -25,25 +29,31 @@ drawn rows are used up.
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
-from qhpo.policies import POLICY_NAMES, make_policy
+from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner
+from qhpo.policies import make_policy
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
 from qhpo.replay._simulator import simulate
 from qhpo.replay._swift_hyperband import replay_swift_hyperband
 
-#: Rules that are Optuna's own pruners (built by :func:`optuna_pruner`), not qhpo policies.
-OPTUNA_PRUNERS = ("median", "sha", "hyperband")
-#: Every rule ``qhpo bench --policies`` accepts, in the order results are listed.
-BENCH_POLICIES: tuple[str, ...] = ("none", "median", "sha", "hyperband", "poster", "swift-hyperband", "qhpo")
-DEFAULT_POLICIES = BENCH_POLICIES
+#: Every rule ``qhpo bench --policies`` accepts, in the order results are listed (the default).
+BENCH_POLICIES: tuple[str, ...] = rule_names()
+#: The baselines among which the target's ``best`` is chosen, and the rule judged against them.
+TARGET_BASELINES = ("median", "sha", "hyperband")
+TARGET_RULE = "qhpo"
+#: The target's cost ratio: the judged rule may spend at most this share of ``best``'s epochs.
+TARGET_COST_RATIO = 0.75
+SPREAD_DEFINITION = "best minus median of the table's finite final values (metric units)"
 
 #: Settings of each rule's aggressiveness traced as a line in the plot (the middle one is
 #: the rule's default point).
@@ -59,28 +69,6 @@ SWEEPS: dict[str, tuple[tuple[str, tuple], ...]] = {
 
 def _rounded(x: float) -> int:
     return max(1, int(round(x)))
-
-
-def optuna_pruner(name: str, epochs: int, **options: Any):
-    """Optuna's own pruner ``name`` with the benchmark's defaults for ``epochs``."""
-    import optuna
-
-    if name == "median":
-        percentile = options.pop("percentile", 50.0)
-        kwargs = dict(n_startup_trials=5, n_warmup_steps=_rounded(epochs / 10))
-        kwargs.update(options)
-        if percentile == 50.0:
-            return optuna.pruners.MedianPruner(**kwargs)
-        return optuna.pruners.PercentilePruner(percentile, **kwargs)
-    if name == "sha":
-        kwargs = dict(min_resource=_rounded(epochs / 20), reduction_factor=3)
-        kwargs.update(options)
-        return optuna.pruners.SuccessiveHalvingPruner(**kwargs)
-    if name == "hyperband":
-        kwargs = dict(min_resource=_rounded(epochs / 20), max_resource=epochs, reduction_factor=3)
-        kwargs.update(options)
-        return optuna.pruners.HyperbandPruner(**kwargs)
-    raise ValueError(f"name must be one of {', '.join(OPTUNA_PRUNERS)}, got {name!r}")
 
 
 def draw_order(n_rows: int, trials: int, seed: int) -> np.ndarray:
@@ -111,25 +99,38 @@ def replay_rule(name: str, table: CurveTable, *, seed: int, predictor: Any = "sv
     in-process.
     """
     options = dict(options or {})
-    E = table.epochs
     if name in OPTUNA_PRUNERS:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        agent = OptunaPrunerAgent(optuna_pruner(name, E, **options), table.mode, E, seed=seed)
-        out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
-        return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
-    if name == "swift-hyperband":
-        kwargs = dict(max_resource=E, reduction_factor=3, min_resource=_rounded(E / 20))
-        kwargs.update(options)
-        out = replay_swift_hyperband(table.curves, mode=table.mode, seconds_per_epoch=table.seconds_per_epoch,
-                                     predictor=predictor, sampler=sampler, random_state=seed, workers=workers,
-                                     **kwargs)
-        return SeedResult(out.epochs_trained, out.complete, out.wallclock, out.predictor_seconds)
-    if name not in POLICY_NAMES:
+        return _replay_optuna(name, table, seed=seed, workers=workers, options=options)
+    if name in rule_names(RuleKind.BRACKETS):
+        return _replay_brackets(table, seed=seed, predictor=predictor, sampler=sampler, workers=workers,
+                                options=options)
+    if name not in rule_names(RuleKind.POLICY):
         raise ValueError(f"name must be one of {', '.join(BENCH_POLICIES)}, got {name!r}")
-    policy = make_policy(name, max_epochs=E, mode=table.mode, predictor=predictor, sampler=sampler,
+    policy = make_policy(name, max_epochs=table.epochs, mode=table.mode, predictor=predictor, sampler=sampler,
                          random_state=seed, **options)
+    return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner)
+
+
+def _replay_optuna(name: str, table: CurveTable, *, seed: int, workers: int, options: dict) -> SeedResult:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    agent = OptunaPrunerAgent(optuna_pruner(name, table.epochs, **options), table.mode, table.epochs, seed=seed)
+    out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
+    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
+
+
+def _replay_brackets(table: CurveTable, *, seed: int, predictor: Any, sampler: Any, workers: int,
+                     options: dict) -> SeedResult:
+    E = table.epochs
+    kwargs = dict(max_resource=E, reduction_factor=3, min_resource=_rounded(E / 20))
+    kwargs.update(options)
+    out = replay_swift_hyperband(table.curves, mode=table.mode, seconds_per_epoch=table.seconds_per_epoch,
+                                 predictor=predictor, sampler=sampler, random_state=seed, workers=workers, **kwargs)
+    return SeedResult(out.epochs_trained, out.complete, out.wallclock, out.predictor_seconds)
+
+
+def _replay_policy(policy, table: CurveTable, *, workers: int, policy_runner: Callable | None) -> SeedResult:
     if policy_runner is None:
         agent = PolicyAgent(policy, table.curves, table.param_rows())
         out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
@@ -143,36 +144,261 @@ def replay_rule(name: str, table: CurveTable, *, seed: int, predictor: Any = "sv
     return SeedResult(out.epochs_trained, out.complete, out.wallclock, seconds)
 
 
+def table_spread(table: CurveTable) -> float:
+    """The table's spread: best minus median of its finite final values ("higher is better" units)."""
+    finals = table.sign * table.final_values
+    finals = finals[np.isfinite(finals)]
+    if finals.size == 0:
+        return 0.0
+    return float(finals.max() - np.median(finals))
+
+
 def score(table: CurveTable, result: SeedResult) -> dict[str, float]:
     """cost_fraction, regret and top1_kept of one replay (see module docstring)."""
     finals = table.sign * table.final_values
-    best = float(finals.max())
-    kept = finals[result.complete]
-    regret = best - float(kept.max()) if kept.size else best - float(finals.min())
+    finite = np.isfinite(finals)
+    kept = result.complete & finite
+    if finite.any():
+        best = float(finals[finite].max())
+        regret = best - float(finals[kept].max()) if kept.any() else best - float(finals[finite].min())
+        top1 = bool(np.any(kept & (finals == best)))
+    else:  # every drawn trial diverged: there was nothing to find
+        regret, top1 = 0.0, True
     return {
         "cost_fraction": float(result.epochs_trained.sum()) / (table.n_trials * table.epochs),
         "regret": regret,
-        "top1_kept": float(bool(np.any(result.complete & (finals == best)))),
+        "top1_kept": float(top1),
         "wallclock": float(result.wallclock),
         "predictor_seconds": float(result.predictor_seconds),
     }
 
 
-def _one_seed(job):
-    table, seed, trials, rules, predictor, sampler, workers, runner = job
-    drawn = table.take(draw_order(table.n_trials, trials, seed))
-    out = {}
-    for key, name, options in rules:
-        result = replay_rule(name, drawn, seed=seed, predictor=predictor, sampler=sampler, workers=workers,
-                             options=options, policy_runner=runner)
-        out[key] = (score(drawn, result), result.epochs_trained.tolist(), result.complete.tolist())
-    return seed, out
+@dataclass(frozen=True)
+class RuleRun:
+    """One rule at one setting; ``sweep`` names the swept parameter and its value, if any."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sweep: tuple[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """What a benchmark replays, whatever the table (see :func:`run_benchmark` for the fields)."""
+
+    policies: tuple[str, ...] = BENCH_POLICIES
+    predictor: Any = "svr"
+    sampler: Any = None
+    trials: int = 100
+    seeds: int = 20
+    first_seed: int = 0
+    workers: int = 1
+    sweep_seeds: int = 0
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    policy_runner: Callable | None = None
+
+    def __post_init__(self):
+        unknown = [p for p in self.policies if p not in BENCH_POLICIES]
+        if unknown:
+            raise ValueError(f"policies must be among {', '.join(BENCH_POLICIES)}, got {unknown[0]!r}")
+        for name, value, least in (("trials", self.trials, 2), ("seeds", self.seeds, 1), ("workers", self.workers, 1),
+                                   ("first_seed", self.first_seed, 0), ("sweep_seeds", self.sweep_seeds, 0)):
+            if isinstance(value, bool) or int(value) != value or value < least:
+                raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(int(self.first_seed), int(self.first_seed) + int(self.seeds)))
+
+    @property
+    def predictor_name(self) -> str:
+        return self.predictor if isinstance(self.predictor, str) else type(self.predictor).__name__
+
+    def rule_runs(self) -> list[RuleRun]:
+        """Every rule at its default setting, in the order of ``policies``."""
+        return [RuleRun(name, dict(self.options.get(name, {}))) for name in self.policies]
+
+    def sweep_runs(self) -> list[RuleRun]:
+        """Every rule at each setting of its aggressiveness sweep (:data:`SWEEPS`)."""
+        runs = []
+        for name in self.policies:
+            for parameter, values in SWEEPS.get(name, ()):
+                for value in values:
+                    runs.append(RuleRun(name, dict(self.options.get(name, {}), **{parameter: value}),
+                                        sweep=(parameter, value)))
+        return runs
+
+
+@dataclass(frozen=True)
+class SeedJob:
+    """The runs of one table on one seed: the unit of work a process replays."""
+
+    table: CurveTable
+    seed: int
+    runs: tuple[RuleRun, ...]
+    settings: BenchmarkSettings
+
+
+def seed_jobs(table: CurveTable, settings: BenchmarkSettings) -> list[SeedJob]:
+    """One job per seed; the first ``sweep_seeds`` seeds also replay the sweep settings."""
+    base, sweep = tuple(settings.rule_runs()), tuple(settings.sweep_runs())
+    return [SeedJob(table, seed, base + (sweep if i < settings.sweep_seeds else ()), settings)
+            for i, seed in enumerate(settings.seed_list)]
+
+
+@dataclass(frozen=True)
+class SeedOutcome:
+    """What a job produced: per run (same order as the job's), its score and trained epochs."""
+
+    table: str
+    seed: int
+    scores: tuple[dict, ...]
+    epochs_trained: tuple[list, ...]
+    complete: tuple[list, ...]
+    seconds: float
+
+
+def replay_seed(job: SeedJob) -> SeedOutcome:
+    """Draw the seed's rows and replay every run of the job on them."""
+    started = time.perf_counter()
+    settings = job.settings
+    drawn = job.table.take(draw_order(job.table.n_trials, settings.trials, job.seed))
+    scores, epochs, complete = [], [], []
+    for run in job.runs:
+        result = replay_rule(run.name, drawn, seed=job.seed, predictor=settings.predictor, sampler=settings.sampler,
+                             workers=settings.workers, options=dict(run.options),
+                             policy_runner=settings.policy_runner)
+        scores.append(score(drawn, result))
+        epochs.append(result.epochs_trained.tolist())
+        complete.append(result.complete.tolist())
+    return SeedOutcome(job.table.name, job.seed, tuple(scores), tuple(epochs), tuple(complete),
+                       time.perf_counter() - started)
+
+
+def replay_jobs(jobs: Iterable[SeedJob], *, processes: int = 1,
+                progress: Callable[[str], None] | None = None) -> dict[tuple[str, int], SeedOutcome]:
+    """Replay ``jobs`` in ``processes`` processes; outcomes keyed by ``(table name, seed)``."""
+    jobs = list(jobs)
+    outcomes: dict[tuple[str, int], SeedOutcome] = {}
+    started = time.perf_counter()
+
+    def done(outcome: SeedOutcome) -> None:
+        outcomes[(outcome.table, outcome.seed)] = outcome
+        if progress:
+            progress(f"{outcome.table} seed {outcome.seed} done ({len(outcomes)}/{len(jobs)}, "
+                     f"{time.perf_counter() - started:.0f} s)")
+
+    if int(processes) > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=int(processes)) as pool:
+            for future in as_completed([pool.submit(replay_seed, job) for job in jobs]):
+                done(future.result())
+    else:
+        for job in jobs:
+            done(replay_seed(job))
+    return outcomes
+
+
+def _statistics(scores: list[dict], spread: float) -> dict:
+    """Means, spreads and extremes over seeds of one run's scores."""
+    col = {k: np.array([sc[k] for sc in scores]) for k in scores[0]}
+    sd = (lambda x: float(x.std(ddof=1))) if len(scores) > 1 else (lambda x: 0.0)
+    values = {
+        "cost_fraction_mean": col["cost_fraction"].mean(),
+        "regret_mean": col["regret"].mean(),
+        "regret_median": np.median(col["regret"]),
+        "regret_max": col["regret"].max(),
+        "top1_kept_rate": col["top1_kept"].mean(),
+        "wallclock_mean": col["wallclock"].mean(),
+        "predictor_seconds_mean": col["predictor_seconds"].mean(),
+        "cost_fraction_sd": sd(col["cost_fraction"]),
+        "regret_sd": sd(col["regret"]),
+        "regret_normalised_mean": col["regret"].mean() / spread if spread > 0 else math.nan,
+    }
+    return {k: _finite_or_none(round(float(v), 8)) for k, v in values.items()}
+
+
+def _finite_or_none(value: float) -> float | None:
+    """A float for JSON: NaN and infinities become ``None`` (JSON null)."""
+    return value if math.isfinite(value) else None
+
+
+def summarise(table: CurveTable, settings: BenchmarkSettings, outcomes: Mapping[tuple[str, int], SeedOutcome],
+              seconds: float) -> dict:
+    """The JSON document of one table (see ``docs/replay.md``) from its seeds' outcomes."""
+    seeds = [outcomes[(table.name, s)] for s in settings.seed_list]
+    spread = table_spread(table)
+    base = settings.rule_runs()
+    result = {
+        "table": table.name,
+        "trials": int(settings.trials),
+        "seeds": int(settings.seeds),
+        "workers": int(settings.workers),
+        "predictor": settings.predictor_name,
+        "metric": table.metric,
+        "mode": table.mode,
+        "epochs": table.epochs,
+        "first_seed": int(settings.first_seed),
+        "seconds": round(seconds, 3),
+        "spread": round(spread, 10),
+        "spread_definition": SPREAD_DEFINITION,
+        "policies": {run.name: _statistics([o.scores[k] for o in seeds], spread) for k, run in enumerate(base)},
+    }
+    result["verdict"] = verdict(result)
+    sweep_seeds = seeds[: settings.sweep_seeds]
+    if sweep_seeds:
+        lines: dict[str, list] = {}
+        for k, run in enumerate(settings.sweep_runs(), start=len(base)):
+            point = _statistics([o.scores[k] for o in sweep_seeds], spread)
+            lines.setdefault(run.name, []).append({"parameter": run.sweep[0], "value": run.sweep[1],
+                                                   "cost_fraction_mean": point["cost_fraction_mean"],
+                                                   "regret_mean": point["regret_mean"]})
+        result["sweeps"] = {"seeds": len(sweep_seeds), "lines": lines}
+    example = seeds[0]
+    result["example"] = {
+        "seed": example.seed,
+        "rows": draw_order(table.n_trials, int(settings.trials), example.seed).tolist(),
+        "epochs_trained": {run.name: example.epochs_trained[k] for k, run in enumerate(base)},
+        "complete": {run.name: example.complete[k] for k, run in enumerate(base)},
+    }
+    return result
+
+
+def verdict(result: dict, rule: str = TARGET_RULE) -> dict | None:
+    """Whether ``rule`` meets the target on one table's result (None without the rules it needs).
+
+    With ``best`` the one of :data:`TARGET_BASELINES` with the lowest mean regret (ties:
+    lower cost), the rule passes when its mean regret is at most ``best``'s mean regret plus
+    ``best``'s standard error (``regret_sd / sqrt(seeds)``), its cost is at most
+    :data:`TARGET_COST_RATIO` times ``best``'s, and no other rule has both a lower mean
+    regret and a lower cost.
+    """
+    policies = result["policies"]
+    if rule not in policies or not all(b in policies for b in TARGET_BASELINES):
+        return None
+    best = min(TARGET_BASELINES, key=lambda b: (policies[b]["regret_mean"], policies[b]["cost_fraction_mean"]))
+    ours, theirs = policies[rule], policies[best]
+    bar = theirs["regret_mean"] + theirs["regret_sd"] / math.sqrt(result["seeds"])
+    reasons = []
+    if ours["regret_mean"] > bar:
+        reasons.append(f"regret {ours['regret_mean']:.4g} above {best}'s {theirs['regret_mean']:.4g} + "
+                       f"{bar - theirs['regret_mean']:.2g} (its standard error)")
+    if ours["cost_fraction_mean"] > TARGET_COST_RATIO * theirs["cost_fraction_mean"]:
+        reasons.append(f"cost {ours['cost_fraction_mean']:.1%} above {TARGET_COST_RATIO:g} x {best}'s "
+                       f"{theirs['cost_fraction_mean']:.1%}")
+    for name, other in policies.items():
+        if name != rule and other["regret_mean"] < ours["regret_mean"] and \
+                other["cost_fraction_mean"] < ours["cost_fraction_mean"]:
+            reasons.append(f"{name} has both lower regret and lower cost")
+    why = "; ".join(reasons) if reasons else (
+        f"regret {ours['regret_mean']:.4g} within {best}'s {theirs['regret_mean']:.4g} + standard error at "
+        f"{ours['cost_fraction_mean'] / max(theirs['cost_fraction_mean'], 1e-12):.2f} x its cost")
+    return {"rule": rule, "best": best, "pass": not reasons, "why": why}
 
 
 def run_benchmark(
     table: CurveTable,
     *,
-    policies=DEFAULT_POLICIES,
+    policies=BENCH_POLICIES,
     predictor: Any = "svr",
     sampler: Any = None,
     trials: int = 100,
@@ -194,6 +420,7 @@ def run_benchmark(
         sampler: Annealer (object or name) of the annealer predictors.
         trials: Rows drawn per seed.
         seeds: Number of seeds (``first_seed .. first_seed + seeds - 1``).
+        first_seed: The first seed (0 or more).
         workers: Simulated workers.
         sweep_seeds: Seeds (the first ones) on which each rule's aggressiveness is swept
             (:data:`SWEEPS`); 0 skips the sweep.
@@ -206,91 +433,11 @@ def run_benchmark(
     Returns:
         The JSON document of ``qhpo bench --json`` (see ``docs/replay.md``).
     """
-    policies = tuple(policies)
-    unknown = [p for p in policies if p not in BENCH_POLICIES]
-    if unknown:
-        raise ValueError(f"policies must be among {', '.join(BENCH_POLICIES)}, got {unknown[0]!r}")
-    if int(trials) < 2:
-        raise ValueError(f"trials must be at least 2, got {trials}")
-    if int(seeds) < 1:
-        raise ValueError(f"seeds must be at least 1, got {seeds}")
-    if int(workers) < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    options = options or {}
-    base_rules = [(name, name, dict(options.get(name, {}))) for name in policies]
-    sweep_rules = []
-    for name in policies:
-        for parameter, settings in SWEEPS.get(name, ()):
-            for value in settings:
-                sweep_rules.append((f"{name}|{parameter}={value}", name, dict(options.get(name, {}), **{parameter: value})))
-    seed_list = list(range(int(first_seed), int(first_seed) + int(seeds)))
-    jobs_list = []
-    for i, seed in enumerate(seed_list):
-        rules = base_rules + (sweep_rules if i < int(sweep_seeds) else [])
-        jobs_list.append((table, seed, int(trials), rules, predictor, sampler, int(workers), policy_runner))
-
-    per_seed: dict[int, dict] = {}
+    settings = BenchmarkSettings(tuple(policies), predictor, sampler, int(trials), int(seeds), int(first_seed),
+                                 int(workers), int(sweep_seeds), dict(options or {}), policy_runner)
     started = time.perf_counter()
-    if int(jobs) > 1 and len(jobs_list) > 1:
-        with ProcessPoolExecutor(max_workers=int(jobs)) as pool:
-            for seed, out in pool.map(_one_seed, jobs_list):
-                per_seed[seed] = out
-                if progress:
-                    progress(f"seed {seed} done ({time.perf_counter() - started:.0f} s)")
-    else:
-        for job in jobs_list:
-            seed, out = _one_seed(job)
-            per_seed[seed] = out
-            if progress:
-                progress(f"seed {seed} done ({time.perf_counter() - started:.0f} s)")
-
-    def summary(key: str, seeds_with: list[int]) -> dict:
-        scores = [per_seed[s][key][0] for s in seeds_with]
-        col = {k: np.array([sc[k] for sc in scores]) for k in scores[0]}
-        values = {
-            "cost_fraction_mean": col["cost_fraction"].mean(),
-            "regret_mean": col["regret"].mean(),
-            "regret_median": np.median(col["regret"]),
-            "regret_max": col["regret"].max(),
-            "top1_kept_rate": col["top1_kept"].mean(),
-            "wallclock_mean": col["wallclock"].mean(),
-            "predictor_seconds_mean": col["predictor_seconds"].mean(),
-            "cost_fraction_sd": col["cost_fraction"].std(ddof=1) if len(scores) > 1 else 0.0,
-            "regret_sd": col["regret"].std(ddof=1) if len(scores) > 1 else 0.0,
-        }
-        return {k: round(float(v), 8) for k, v in values.items()}
-
-    result = {
-        "table": table.name,
-        "trials": int(trials),
-        "seeds": int(seeds),
-        "workers": int(workers),
-        "predictor": predictor if isinstance(predictor, str) else type(predictor).__name__,
-        "metric": table.metric,
-        "mode": table.mode,
-        "epochs": table.epochs,
-        "first_seed": int(first_seed),
-        "seconds": round(time.perf_counter() - started, 3),
-        "policies": {name: summary(name, seed_list) for name in policies},
-    }
-    if sweep_rules and int(sweep_seeds) > 0:
-        sweep_seed_list = seed_list[: int(sweep_seeds)]
-        sweeps: dict[str, list] = {}
-        for key, name, opts in sweep_rules:
-            parameter, value = key.split("|", 1)[1].split("=", 1)
-            point = summary(key, sweep_seed_list)
-            sweeps.setdefault(name, []).append({"parameter": parameter, "value": opts[parameter],
-                                                "cost_fraction_mean": point["cost_fraction_mean"],
-                                                "regret_mean": point["regret_mean"]})
-        result["sweeps"] = {"seeds": len(sweep_seed_list), "lines": sweeps}
-    example_seed = seed_list[0]
-    result["example"] = {
-        "seed": example_seed,
-        "rows": draw_order(table.n_trials, int(trials), example_seed).tolist(),
-        "epochs_trained": {name: per_seed[example_seed][name][1] for name in policies},
-        "complete": {name: per_seed[example_seed][name][2] for name in policies},
-    }
-    return result
+    outcomes = replay_jobs(seed_jobs(table, settings), processes=jobs, progress=progress)
+    return summarise(table, settings, outcomes, time.perf_counter() - started)
 
 
 def default_jobs() -> int:

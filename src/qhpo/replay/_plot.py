@@ -10,6 +10,80 @@ import numpy as np
 from qhpo.curves import CurveTable
 
 
+def _draw_front(ax, result: dict, colours: dict, *, normalised: bool = False, annotate: bool = True) -> None:
+    """Every rule of one table's result at (cost, mean regret), with its sweep as a line."""
+    lines = result.get("sweeps", {}).get("lines", {})
+    scale = result["spread"] if normalised and result.get("spread") else 1.0
+    for name, point in result["policies"].items():
+        colour = colours[name]
+        if name in lines:
+            sweep = lines[name]
+            ax.plot([p["cost_fraction_mean"] for p in sweep], [p["regret_mean"] / scale for p in sweep], "-",
+                    color=colour, alpha=0.5, lw=1.5)
+            if annotate:
+                for p in sweep:
+                    ax.annotate(f"{p['value']}", (p["cost_fraction_mean"], p["regret_mean"] / scale), fontsize=7,
+                                color=colour, alpha=0.8, xytext=(3, -8), textcoords="offset points")
+        ax.plot(point["cost_fraction_mean"], point["regret_mean"] / scale, "o", ms=7, color=colour, label=name)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+
+
+def _save(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    if path.suffix.lower() == ".png":  # a 256-colour palette keeps the file a third of the size
+        from PIL import Image
+
+        with Image.open(path) as image:
+            small = image.convert("RGB").convert("P", palette=Image.ADAPTIVE, colors=256)
+        small.save(path, optimize=True)
+    return path
+
+
+def plot_suite(result: dict, path: str | Path) -> Path:
+    """Write the figure of a :func:`qhpo.replay.run_suite` result to ``path`` (PNG).
+
+    One panel per table: every rule at (mean cost fraction, mean regret / the table's
+    spread), and where the result holds a sweep, a line through the rule's settings of
+    aggressiveness; the title says whether the judged rule met the target there.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tables = result["tables"]
+    names = list(next(iter(tables.values()))["policies"])
+    colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
+    columns = min(3, len(tables))
+    rows = math.ceil(len(tables) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False,
+                             constrained_layout=True)
+    for ax, (stem, table_result) in zip(axes.flat, tables.items()):
+        _draw_front(ax, table_result, colours, normalised=True, annotate=False)
+        verdict = table_result.get("verdict")
+        mark = "" if verdict is None else f" - {verdict['rule']}: {'pass' if verdict['pass'] else 'fail'}"
+        ax.set_title(f"{stem} ({table_result['metric']}, {table_result['mode']}){mark}", fontsize=9)
+        ax.set_xlabel("cost: epochs / (trials x epochs)", fontsize=8)
+        ax.set_ylabel("mean regret / spread", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(tables):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 9), fontsize=8)
+    sweep = next(iter(tables.values())).get("sweeps")
+    sweep_note = f"; lines: aggressiveness sweep on {sweep['seeds']} seeds" if sweep else ""
+    fig.suptitle(f"{result['suite']}: {result['trials']} trials x {result['seeds']} seeds, predictor "
+                 f"{result['predictor']}; regret divided by each table's spread (best - median final){sweep_note}",
+                 fontsize=10)
+    return _save(fig, path)
+
+
 def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
     """Write the figure of a :func:`qhpo.replay.run_benchmark` result to ``path`` (PNG).
 
@@ -31,26 +105,13 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
     grid = fig.add_gridspec(rows, 1 + columns, width_ratios=[2.2] + [1.0] * columns)
 
     ax = fig.add_subplot(grid[:, 0])
+    _draw_front(ax, result, colours)
     lines = result.get("sweeps", {}).get("lines", {})
-    for name in names:
-        point = result["policies"][name]
-        colour = colours[name]
-        if name in lines:
-            sweep = lines[name]
-            ax.plot([p["cost_fraction_mean"] for p in sweep], [p["regret_mean"] for p in sweep], "-", color=colour,
-                    alpha=0.5, lw=1.5)
-            for p in sweep:
-                ax.annotate(f"{p['value']}", (p["cost_fraction_mean"], p["regret_mean"]), fontsize=7,
-                            color=colour, alpha=0.8, xytext=(3, -8), textcoords="offset points")
-        ax.plot(point["cost_fraction_mean"], point["regret_mean"], "o", ms=9, color=colour, label=name)
     ax.set_xlabel("cost: epochs trained / (trials x epochs)")
     ax.set_ylabel(f"mean regret ({result.get('metric', 'metric')}, best drawn - best completed)")
     sweep_note = f"; lines: aggressiveness sweep on {result['sweeps']['seeds']} seeds" if lines else ""
     ax.set_title(f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, "
                  f"predictor {result.get('predictor', '?')}{sweep_note}", fontsize=10)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
 
     example = result["example"]
@@ -66,19 +127,14 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
                 axk.plot(epochs[: trained[j]], curve[: trained[j]], color=colours[name], lw=0.7, alpha=0.8)
             if 0 < trained[j] < curves.shape[1] and not complete[j]:
                 axk.plot(trained[j], curve[trained[j] - 1], "x", color="k", ms=3)
-        best = int(np.argmax(table.sign * curves[:, -1]))
-        axk.plot(epochs, curves[best], color="k", lw=0.8, ls="--")
+        finals = table.sign * curves[:, -1]
+        if np.isfinite(finals).any():
+            axk.plot(epochs, curves[int(np.nanargmax(finals))], color="k", lw=0.8, ls="--")
+        low, high = np.nanquantile(curves, [0.01, 0.99])  # a diverging loss of 1e16 would flatten the rest
+        if high > low:
+            axk.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
         axk.set_title(f"{name}: {int(complete.sum())} completed, cost "
                       f"{trained.sum() / curves.size:.0%}", fontsize=8)
         axk.tick_params(labelsize=7)
     fig.suptitle(f"seed {example['seed']} curves (dashed: best drawn trial; x: stopped)", fontsize=9, x=0.75)
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    if path.suffix.lower() == ".png":  # a 256-colour palette keeps the file a third of the size
-        from PIL import Image
-
-        with Image.open(path) as image:
-            small = image.convert("RGB").convert("P", palette=Image.ADAPTIVE, colors=256)
-        small.save(path, optimize=True)
-    return path
+    return _save(fig, path)

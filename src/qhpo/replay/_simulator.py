@@ -6,15 +6,23 @@ Trials start in the given order; a free worker takes the next one. A trial with 
 pruner) sees ``c_e`` and answers continue or stop. Events are processed in time order,
 ties by worker number, so the outcome is deterministic. With one worker this is the
 sequential study in which trial ``i`` starts when trial ``i - 1`` ends.
+
+A diverged trial (a NaN at epoch ``d``) ends at epoch ``d`` whatever the rule: it has
+trained ``d`` epochs, which count as its cost, and the agent is told that it failed
+(:attr:`qhpo.policies.TrialStatus.FAILED`) without seeing the NaN, as a training loop
+that checks its loss would end it.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from qhpo.policies import TrialStatus
 
 
 class ReplayAgent(Protocol):
@@ -26,8 +34,8 @@ class ReplayAgent(Protocol):
     def report(self, index: int, epoch: int, value: float) -> bool:
         """Trial ``index`` finished ``epoch`` (1-based) with ``value``; True to continue."""
 
-    def finish(self, index: int, complete: bool) -> None:
-        """Trial ``index`` ends: trained to the last epoch (``complete``) or stopped."""
+    def finish(self, index: int, status: TrialStatus) -> None:
+        """Trial ``index`` ends: COMPLETE (trained to the last epoch), STOPPED or FAILED (diverged)."""
 
 
 @dataclass(frozen=True)
@@ -88,14 +96,19 @@ def simulate(curves: np.ndarray, agent: ReplayAgent, *, workers: int = 1,
         clock = now
         trained[i] += 1
         e = int(trained[i])
-        go_on = agent.report(i, e, float(curves[i, e - 1]))
+        value = float(curves[i, e - 1])
+        if not math.isfinite(value):
+            agent.finish(i, TrialStatus.FAILED)
+            launch(worker, now)
+            continue
+        go_on = agent.report(i, e, value)
         if e >= epochs:
             complete[i] = True
-            agent.finish(i, True)
+            agent.finish(i, TrialStatus.COMPLETE)
             launch(worker, now)
         elif go_on:
             heapq.heappush(events, (now + duration[i], worker, i))
         else:
-            agent.finish(i, False)
+            agent.finish(i, TrialStatus.STOPPED)
             launch(worker, now)
     return ReplayOutcome(trained, complete, clock)

@@ -12,7 +12,7 @@ from qhpo.runner._storage import (
     recover_interrupted_trials,
     resolve_storage,
 )
-from qhpo.runner._study import create_study, hpo_sampler, make_pruner, optuna_baseline, search_space
+from qhpo.runner._study import create_study, hpo_sampler, make_pruner, search_space
 from qhpo.runner._summary import SearchSummary, print_summary, summarize
 from qhpo.runner._trial import EPOCH_SECONDS_ATTR, checkpoint_path, trial_seed
 
@@ -34,7 +34,6 @@ __all__ = [
     "hpo_sampler",
     "load_study",
     "make_pruner",
-    "optuna_baseline",
     "prepare_data",
     "print_summary",
     "recover_interrupted_trials",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qhpo._errors import QhpoError
-from qhpo.replay import OPTUNA_PRUNERS as OPTUNA_BASELINES  # ``--policy`` values that are Optuna's pruners
+from qhpo.optuna import OPTUNA_PRUNERS as OPTUNA_BASELINES  # ``--policy`` values that are Optuna's pruners
 HPO_SAMPLERS = ("random", "tpe")
 BACKENDS = ("optuna", "ray")
 

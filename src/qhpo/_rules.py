@@ -1,0 +1,65 @@
+"""Every stopping rule qhpo knows, by name, with its kind: the one list the commands read.
+
+A rule is one of three kinds:
+
+* ``policy``: a :class:`qhpo.policies.StoppingPolicy` built by
+  :func:`qhpo.policies.make_policy`; it runs in the replay, under Optuna
+  (:class:`qhpo.optuna.PredictivePruner`) and under Ray Tune;
+* ``optuna``: an Optuna pruner (Optuna's own, or one written for Optuna) that runs in a
+  real Optuna study, in the replay as in ``qhpo run``;
+* ``brackets``: a search that creates its own configurations in Hyperband brackets
+  (Swift-Hyperband); it cannot decide for trials chosen elsewhere, so only the replay runs it.
+
+This module only names the rules; the packages that build them import it, never the reverse.
+
+Example:
+    >>> rule_names(RuleKind.OPTUNA)
+    ('median', 'sha', 'hyperband')
+    >>> rule("qhpo").kind.value
+    'policy'
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class RuleKind(str, enum.Enum):
+    POLICY = "policy"
+    OPTUNA = "optuna"
+    BRACKETS = "brackets"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A stopping rule: its name, its kind and where it comes from."""
+
+    name: str
+    kind: RuleKind
+    source: str
+
+
+#: Every rule, in the order results list them.
+RULES: tuple[Rule, ...] = (
+    Rule("none", RuleKind.POLICY, "no stopping: every trial trains to the end"),
+    Rule("median", RuleKind.OPTUNA, "optuna.pruners.MedianPruner"),
+    Rule("sha", RuleKind.OPTUNA, "optuna.pruners.SuccessiveHalvingPruner (asynchronous successive halving)"),
+    Rule("hyperband", RuleKind.OPTUNA, "optuna.pruners.HyperbandPruner"),
+    Rule("poster", RuleKind.POLICY, "one decision at mid-training (the hybrid quantum-classical HPO poster)"),
+    Rule("swift-hyperband", RuleKind.BRACKETS, "Swift-Hyperband (Wulff et al. 2024)"),
+    Rule("qhpo", RuleKind.POLICY, "qhpo's default: successive halving on predicted final values"),
+)
+
+
+def rule_names(*kinds: RuleKind) -> tuple[str, ...]:
+    """Names of the rules of ``kinds`` (every rule when none is given), in listing order."""
+    return tuple(r.name for r in RULES if not kinds or r.kind in kinds)
+
+
+def rule(name: str) -> Rule:
+    """The rule called ``name``."""
+    for r in RULES:
+        if r.name == name:
+            return r
+    raise ValueError(f"name must be one of {', '.join(rule_names())}, got {name!r}")

@@ -1,0 +1,120 @@
+"""The benchmark over a suite of curve tables: every rule on every table, one summary.
+
+Each table is replayed exactly as :func:`qhpo.replay.run_benchmark` replays it alone (same
+draws, same rules, same options); the seeds of all tables share one pool of processes, the
+slowest tables first. Across tables, regrets are comparable only once divided by the
+table's spread (:func:`qhpo.replay.table_spread`: best minus median of its finite final
+values), so the summary averages
+
+    regret_normalised = regret_mean / spread        (per table, then the mean over tables)
+
+and the cost fractions, and counts the tables on which the judged rule meets the target
+(:func:`qhpo.replay.verdict`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from qhpo.curves import CurveTable
+from qhpo.replay._benchmark import (
+    BENCH_POLICIES,
+    SPREAD_DEFINITION,
+    TARGET_RULE,
+    BenchmarkSettings,
+    replay_jobs,
+    seed_jobs,
+    summarise,
+)
+
+
+def run_suite(
+    tables: Sequence[CurveTable],
+    *,
+    name: str = "suite",
+    policies=BENCH_POLICIES,
+    predictor: Any = "svr",
+    sampler: Any = None,
+    trials: int = 100,
+    seeds: int = 20,
+    first_seed: int = 0,
+    workers: int = 1,
+    sweep_seeds: int = 0,
+    jobs: int = 1,
+    options: dict[str, dict] | None = None,
+    policy_runner: Callable | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Replay every rule on every table and summarise across tables.
+
+    Args:
+        tables: The curve tables (distinct names).
+        name: What the suite is called in the result (for example its folder).
+        **others: As for :func:`qhpo.replay.run_benchmark`.
+
+    Returns:
+        ``{"suite", "trials", "seeds", "first_seed", "workers", "predictor", "seconds",
+        "tables": {NAME: <run_benchmark's document>}, "summary": {...}}`` (see ``docs/replay.md``).
+    """
+    tables = list(tables)
+    if not tables:
+        raise ValueError("tables must hold at least one curve table")
+    names = [t.name for t in tables]
+    if len(set(names)) != len(names):
+        raise ValueError(f"table names must be distinct, got {names}")
+    settings = BenchmarkSettings(tuple(policies), predictor, sampler, int(trials), int(seeds), int(first_seed),
+                                 int(workers), int(sweep_seeds), dict(options or {}), policy_runner)
+    # the longest replays first, so that no process idles at the end
+    jobs_list = sorted((job for table in tables for job in seed_jobs(table, settings)),
+                       key=lambda job: -job.table.epochs * len(job.runs))
+    started = time.perf_counter()
+    outcomes = replay_jobs(jobs_list, processes=jobs, progress=progress)
+    seconds = time.perf_counter() - started
+    results = {}
+    for table in tables:
+        replay_seconds = sum(o.seconds for (stem, _), o in outcomes.items() if stem == table.name)
+        results[table.name] = summarise(table, settings, outcomes, replay_seconds)
+    return {
+        "suite": name,
+        "trials": int(trials),
+        "seeds": int(seeds),
+        "first_seed": int(first_seed),
+        "workers": int(workers),
+        "predictor": settings.predictor_name,
+        "seconds": round(seconds, 3),
+        "tables": results,
+        "summary": suite_summary(results),
+    }
+
+
+def suite_summary(results: dict[str, dict]) -> dict:
+    """Per rule, the means over tables of its cost and normalised regret; the target's tally."""
+    rules: dict[str, dict] = {}
+    for name in next(iter(results.values()))["policies"]:
+        costs = [r["policies"][name]["cost_fraction_mean"] for r in results.values()]
+        regrets = [r["policies"][name]["regret_normalised_mean"] for r in results.values()]
+        finite = [x for x in regrets if x is not None]
+        rules[name] = {
+            "cost_fraction_mean": round(float(np.mean(costs)), 8),
+            "regret_normalised_mean": round(float(np.mean(finite)), 8) if finite else None,
+            "tables": len(finite),
+        }
+    verdicts = {stem: r["verdict"] for stem, r in results.items() if r.get("verdict") is not None}
+    return {
+        "spread": SPREAD_DEFINITION,
+        "rules": rules,
+        "target": None if not verdicts else {
+            "rule": TARGET_RULE,
+            "passed": sorted(stem for stem, v in verdicts.items() if v["pass"]),
+            "failed": sorted(stem for stem, v in verdicts.items() if not v["pass"]),
+        },
+    }
+
+
+def suite_tables(folder: str | Path) -> list[Path]:
+    """The curve tables of a folder: every ``*.csv`` in it, sorted by name."""
+    return sorted(Path(folder).glob("*.csv"))

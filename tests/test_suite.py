@@ -1,0 +1,154 @@
+"""Diverged and categorical tables in the replay, and ``qhpo bench --suite``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qhpo.cli import main
+from qhpo.curves import read_curve_table
+from qhpo.replay import OptunaPrunerAgent, draw_order, optuna_pruner, run_benchmark, simulate, table_spread
+
+RULES = "none,median,sha,hyperband,poster,swift-hyperband,qhpo"
+
+
+def write_table(folder, name, *, n=40, epochs=12, mode="min", diverge=(), categorical=False, seed=0):
+    """A loss-like table; rows in ``diverge`` turn NaN from epoch 5 on."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, epochs + 1)
+    curves = 0.3 + rng.uniform(0.2, 1.5, (n, 1)) * np.exp(-t / rng.uniform(2, 6, (n, 1)))
+    if mode == "max":
+        curves = 1.0 - curves
+    header = ["trial", "lr"] + (["arch"] if categorical else []) + [f"epoch_{e}" for e in t]
+    lines = [",".join(header)]
+    for i in range(n):
+        cells = [f"{v:.6g}" for v in curves[i]]
+        if i in diverge:
+            cells[3] = "1e16"  # a huge finite value just before the divergence
+            cells[4:] = [""] * (epochs - 4)
+        arch = [["conv-small", "conv-big", "mlp"][i % 3]] if categorical else []
+        lines.append(",".join([str(i), f"{rng.uniform(1e-4, 1e-1):.6g}"] + arch + cells))
+    path = folder / f"{name}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    path.with_suffix(".json").write_text(json.dumps({
+        "metric": "loss" if mode == "min" else "accuracy", "mode": mode, "epochs": epochs, "trials": n,
+        "description": "synthetic", "source": "test", "license": "CC0"}))
+    return path
+
+
+def test_every_rule_ends_a_diverged_trial_at_its_first_nan(tmp_path):
+    diverge = (1, 4, 7, 15, 22)
+    table = read_curve_table(write_table(tmp_path, "div", diverge=diverge, categorical=True))
+    result = run_benchmark(table, policies=RULES.split(","), predictor="svr", trials=40, seeds=1, first_seed=3)
+    rows = result["example"]["rows"]
+    diverged = [k for k, row in enumerate(rows) if row in diverge]
+    for name in RULES.split(","):
+        trained = np.array(result["example"]["epochs_trained"][name])
+        complete = np.array(result["example"]["complete"][name])
+        assert not complete[diverged].any(), name
+        assert (trained[diverged] <= 5).all(), name  # never past the first NaN epoch
+        assert result["policies"][name]["regret_mean"] >= 0
+    # without stopping, a diverged trial pays for the epochs up to and including its first NaN
+    assert (np.array(result["example"]["epochs_trained"]["none"])[diverged] == 5).all()
+    assert result["policies"]["none"]["regret_max"] == 0.0
+
+
+def test_optuna_is_told_that_a_diverged_trial_failed(tmp_path):
+    table = read_curve_table(write_table(tmp_path, "div", diverge=(0, 3)))
+    agent = OptunaPrunerAgent(optuna_pruner("sha", table.epochs), table.mode, table.epochs, seed=0)
+    out = simulate(table.curves, agent)
+    states = [t.state.name for t in agent.study.trials]
+    assert states[0] == states[3] == "FAIL" and states.count("FAIL") == 2
+    assert out.epochs_trained[0] == out.epochs_trained[3] == 5
+
+
+def test_regret_counts_only_finite_finals_and_spread_is_best_minus_median(tmp_path):
+    table = read_curve_table(write_table(tmp_path, "div", diverge=(2,), mode="max"))
+    finals = table.final_values[~table.diverged]
+    assert table_spread(table) == pytest.approx(finals.max() - np.median(finals))
+    result = run_benchmark(table, policies=("none", "sha"), trials=40, seeds=2)
+    assert result["policies"]["none"]["regret_max"] == 0.0
+    sha = result["policies"]["sha"]
+    assert sha["regret_normalised_mean"] == pytest.approx(sha["regret_mean"] / result["spread"], rel=1e-6)
+
+
+def test_real_diverged_and_categorical_tables_replay(curves_dir):
+    for stem in ("taskset_imdb_2", "baker_metaqnn_svhn"):
+        table = read_curve_table(curves_dir / f"{stem}.csv")
+        result = run_benchmark(table, policies=("none", "median", "qhpo"), predictor="svr", trials=60, seeds=1,
+                               first_seed=1)
+        drawn = table.take(draw_order(table.n_trials, 60, 1))
+        trained = np.array(result["example"]["epochs_trained"]["none"])
+        expected = np.where(drawn.diverged, drawn.diverged_at, table.epochs)
+        assert trained.tolist() == expected.tolist()
+        assert 0 < result["policies"]["qhpo"]["cost_fraction_mean"] < 1
+
+
+def test_decisions_are_deterministic_for_a_seed(tmp_path):
+    table = read_curve_table(write_table(tmp_path, "div", diverge=(5,), categorical=True))
+    runs = [run_benchmark(table, policies=("median", "swift-hyperband", "qhpo"), predictor="svr", trials=30,
+                          seeds=2, first_seed=7) for _ in range(2)]
+    assert runs[0]["example"] == runs[1]["example"]
+    for name in ("median", "swift-hyperband", "qhpo"):
+        a, b = runs[0]["policies"][name], runs[1]["policies"][name]
+        assert {k: v for k, v in a.items() if "seconds" not in k} == {k: v for k, v in b.items() if "seconds" not in k}
+
+
+def test_suite_command_writes_one_json_and_one_figure(tmp_path, capsys):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    write_table(folder, "losses", diverge=(3, 9), categorical=True)
+    write_table(folder, "accuracies", mode="max", seed=1)
+    out_json, out_png = tmp_path / "suite.json", tmp_path / "suite.png"
+    code = main(["bench", "--suite", str(folder), "--policies", "none,median,sha,hyperband,qhpo", "--predictor", "svr",
+                 "--trials", "30", "--seeds", "2", "--sweep-seeds", "1", "--jobs", "2",
+                 "--json", str(out_json), "--plot", str(out_png)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "losses" in printed and "accuracies" in printed and "suite wall time" in printed
+    assert printed.count("pass: ") + printed.count("fail: ") == 2  # a verdict on every table's row
+    text = out_json.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    result = json.loads(text)
+    assert (result["suite"], result["trials"], result["seeds"]) == (str(folder), 30, 2)
+    assert sorted(result["tables"]) == ["accuracies", "losses"]
+    for stem, table in result["tables"].items():
+        assert table["table"] == stem and list(table["policies"]) == ["none", "median", "sha", "hyperband", "qhpo"]
+        assert table["spread"] > 0 and table["verdict"]["best"] in ("median", "sha", "hyperband")
+        assert [p["value"] for p in table["sweeps"]["lines"]["sha"]] == [2, 3, 4]
+    rules = result["summary"]["rules"]
+    assert rules["none"]["regret_normalised_mean"] == 0.0 and rules["none"]["tables"] == 2
+    assert result["tables"]["accuracies"]["policies"]["none"]["cost_fraction_mean"] == 1.0
+    # the two diverged rows of "losses" stop paying after their fifth epoch
+    assert result["tables"]["losses"]["policies"]["none"]["cost_fraction_mean"] < 1.0
+    assert "median" in result["summary"]["spread"]
+    assert sorted(result["summary"]["target"]["passed"] + result["summary"]["target"]["failed"]) == \
+        ["accuracies", "losses"]
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the suite replays each table exactly as --curves does
+    single = tmp_path / "single.json"
+    assert main(["bench", "--curves", str(folder / "losses.csv"), "--policies", "none,median,sha,hyperband,qhpo",
+                 "--predictor", "svr", "--trials", "30", "--seeds", "2", "--sweep-seeds", "1", "--jobs", "1",
+                 "--json", str(single)]) == 0
+    alone = json.loads(single.read_text())
+    assert alone["policies"]["qhpo"]["regret_mean"] == result["tables"]["losses"]["policies"]["qhpo"]["regret_mean"]
+    assert alone["example"] == result["tables"]["losses"]["example"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--first-seed", "-1"], "--first-seed must be at least 0"),
+    (["--suite", "nowhere-folder"], "is not a folder"),
+    (["--suite", "EMPTY"], "holds no curve table"),
+    (["--suite", "BOTH", "--curves", "x.csv"], "--curves and --suite exclude each other"),
+])
+def test_suite_and_seed_errors_are_one_sentence(tmp_path, capsys, args, fragment):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = [str(empty) if a in ("EMPTY", "BOTH") else a for a in args]
+    if "--suite" not in args:
+        args = ["--curves", str(write_table(tmp_path, "t"))] + args
+    assert main(["bench", "--predictor", "svr", "--seeds", "1"] + args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qhpo: error: ") and len(err.splitlines()) == 1 and fragment in err
