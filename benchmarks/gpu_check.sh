@@ -17,7 +17,8 @@
 # ~/.cache/qhpo/data), SLICE_S (default 110), POSTER_COST (fraction of the poster preset's
 # 20,000 epochs the poster rule trains, default 0.746: the replay of the recorded CIFAR-10
 # CNN curves in docs/replay.md). Writes its logs and figures to GPU_CHECK_DIR (default a
-# fresh temporary folder).
+# fresh temporary folder). DRY_RUN=1 runs the same stages on the CPU with 512 images and
+# short caps, to check the script itself on a machine without a GPU (its figures mean nothing).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${QHPO_PYTHON:-}"
@@ -25,12 +26,18 @@ if [ -z "$PY" ]; then
     if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" RAY_USAGE_STATS_ENABLED=0
+DRY_RUN="${DRY_RUN:-0}"
 SLICE_S="${SLICE_S:-110}"
+device=cuda; small=(); slice_flags=(); ks=(1 2 4); test_cap=140; epochs_cap=170
+if [ "$DRY_RUN" = 1 ]; then
+    device=cpu; small=(--subset 512); slice_flags=(--device cpu --subset 512 --val-size 500 --epochs 4)
+    ks=(1 2); SLICE_S=40
+fi
 POSTER_COST="${POSTER_COST:-0.746}"
 OUT="${GPU_CHECK_DIR:-$(mktemp -d -t qhpo-gpu-check-XXXX)}"
 mkdir -p "$OUT"
 
-if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+if [ "$DRY_RUN" != 1 ] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "gpu_check.sh: $PY has no torch that sees a CUDA GPU; install one with QHPO_TORCH=cu126 bash scripts/install.sh (or set QHPO_PYTHON)." >&2
     exit 2
 fi
@@ -43,28 +50,29 @@ if [ -z "$DATA" ]; then
     exit 2
 fi
 export QHPO_TEST_DATA="$DATA"
-"$PY" -c "import torch; p = torch.cuda.get_device_properties(0); print(f'GPU: {p.name}, compute capability {p.major}.{p.minor}, {p.total_memory / 2**30:.0f} GiB; torch {torch.__version__}')"
+"$PY" -c "import torch; p = torch.cuda.get_device_properties(0); print(f'GPU: {p.name}, compute capability {p.major}.{p.minor}, {p.total_memory / 2**30:.0f} GiB; torch {torch.__version__}')" 2>/dev/null \
+    || echo "no GPU: dry run on the CPU"
 echo "data: $DATA; logs and figures: $OUT"
 
 echo "== 1/3 GPU tests"
 start=$SECONDS
-timeout -k 10 140 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py >"$OUT/tests.log" 2>&1
+timeout -k 10 "$test_cap" "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py >"$OUT/tests.log" 2>&1
 tests_rc=$?
 tests_line=$(grep -E "passed|failed|error" "$OUT/tests.log" | tail -1)
-[ $tests_rc -eq 124 ] && tests_line="stopped after 140 s: ${tests_line:-no summary}"
+[ $tests_rc -eq 124 ] && tests_line="stopped after $test_cap s: ${tests_line:-no summary}"
 echo "$tests_line ($((SECONDS - start)) s)"
 
 echo "== 2/3 seconds per epoch, 45,000 images, 1/2/4 trials per GPU"
 start=$SECONDS
-timeout -k 10 170 "$PY" benchmarks/gpu_epochs.py --data-dir "$DATA" --trials-per-gpu 1 2 4 --epochs 2 \
-    --json "$OUT/epochs.json" | tee "$OUT/epochs.log"
+timeout -k 10 "$epochs_cap" "$PY" benchmarks/gpu_epochs.py --data-dir "$DATA" --device "$device" "${small[@]}" \
+    --trials-per-gpu "${ks[@]}" --epochs 2 --json "$OUT/epochs.json" | tee "$OUT/epochs.log"
 echo "($((SECONDS - start)) s)"
 best=$("$PY" -c "import json; print(json.load(open('$OUT/epochs.json'))['best_trials_per_gpu'])" 2>/dev/null || echo 1)
 
 echo "== 3/3 poster preset, ${SLICE_S} s slice at --trials-per-gpu $best"
 start=$SECONDS
 timeout -k 15 -s INT "$SLICE_S" "$PY" -m qhpo run --preset poster --trials-per-gpu "$best" --quiet \
-    --storage "$OUT/poster.db" --study poster-slice --data-dir "$DATA" >"$OUT/poster.log" 2>&1
+    --storage "$OUT/poster.db" --study poster-slice --data-dir "$DATA" "${slice_flags[@]}" >"$OUT/poster.log" 2>&1
 slice_end=$(date +%s.%N)
 echo "($((SECONDS - start)) s)"
 
