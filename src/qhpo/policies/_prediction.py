@@ -80,6 +80,8 @@ class PredictionService:
         min_curves: Curves needed before the first fit of a key.
         growth: Refit when the number of curves reaches ``growth`` times the last fit's.
         step: ... or when it has grown by ``step`` curves, whichever comes first.
+        error_estimate: The predictors estimate their held-out error (cross-validation
+            fits); without it the returned std is the model's own spread only.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class PredictionService:
         min_curves: int = 5,
         growth: float = 1.25,
         step: int = 10,
+        error_estimate: bool = True,
     ):
         if isinstance(model, str) and model not in PREDICTOR_NAMES:
             raise ValueError(f"model must be one of {', '.join(PREDICTOR_NAMES)} or an estimator, got {model!r}")
@@ -120,6 +123,7 @@ class PredictionService:
         self.min_curves = int(min_curves)
         self.growth = float(growth)
         self.step = int(step)
+        self.error_estimate = bool(error_estimate)
 
         self.active_model = model  # becomes "svr" after a fallback
         self.fallback_reason: str | None = None
@@ -239,16 +243,23 @@ class PredictionService:
         """``a_t``: mean of the last ``anchor_window`` epochs of the prefix."""
         return curves[:, max(0, t - self.anchor_window): t].mean(axis=1)
 
+    def _usable(self, target: int) -> np.ndarray:
+        """Rows of the pool finite up to ``target`` (shorter rows are NaN-padded)."""
+        curves = self._curves
+        if curves.size == 0 or curves.shape[1] < target:
+            return np.zeros(curves.shape[0], dtype=bool)
+        return np.all(np.isfinite(curves[:, :target]), axis=1)
+
     def _training_set(self, key):
         t, target = key
-        curves = self._curves
-        if target < t or curves.size == 0 or curves.shape[1] < target:
+        rows = self._usable(target)
+        if target < t or not rows.any():
             return None
         params = self._params
-        return curves[:, :target].copy(), (None if params is None else params.copy())
+        return self._curves[rows, :target].copy(), (None if params is None else params[rows].copy())
 
     def _stale(self, key) -> bool:
-        n = self.n_curves
+        n = int(self._usable(key[1]).sum())
         if n < self.min_curves:
             return False
         fitted = self._models.get(key)
@@ -312,6 +323,7 @@ class PredictionService:
             sampler=sampler if model != "svr" else None,
             num_reads=self.num_reads if model != "svr" else None,
             random_state=seed,
+            error_estimate=self.error_estimate,
         )
 
     def _fit(self, key: tuple[int, int], data, seed) -> None:
