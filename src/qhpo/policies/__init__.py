@@ -8,6 +8,7 @@ from qhpo.policies._prediction import PREDICTOR_NAMES, PredictionService
 from qhpo.policies._predictive import PredictivePolicy
 from qhpo.policies._predictive_halving import PredictiveHalving, rung_epochs
 from qhpo.policies._registry import POLICY_NAMES, make_policy
+from qhpo.policies._swift_hyperband import SwiftHyperband
 
 __all__ = [
     "BakerEarlyStopping",
@@ -20,6 +21,7 @@ __all__ = [
     "PredictiveHalving",
     "PredictivePolicy",
     "StoppingPolicy",
+    "SwiftHyperband",
     "TrialStatus",
     "TrialView",
     "Verdict",

@@ -44,13 +44,12 @@ import numpy as np
 
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
+from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner
 from qhpo.policies import make_policy
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
 from qhpo.replay._simulator import simulate
 from qhpo.replay._swift_hyperband import replay_swift_hyperband
 
-#: Rules that are Optuna pruners (built by :func:`optuna_pruner`), not qhpo policies.
-OPTUNA_PRUNERS: tuple[str, ...] = rule_names(RuleKind.OPTUNA)
 #: Every rule ``qhpo bench --policies`` accepts, in the order results are listed (the default).
 BENCH_POLICIES: tuple[str, ...] = rule_names()
 #: The baselines among which the target's ``best`` is chosen, and the rule judged against them.
@@ -76,33 +75,6 @@ SWEEPS: dict[str, tuple[tuple[str, tuple], ...]] = {
 
 def _rounded(x: float) -> int:
     return max(1, int(round(x)))
-
-
-def optuna_pruner(name: str, epochs: int, **options: Any):
-    """The Optuna pruner ``name`` with the benchmark's defaults for ``epochs``."""
-    import optuna
-
-    if name == "conformal":
-        from surestop import ConformalPruner
-
-        return ConformalPruner(**options)  # the package's documented defaults
-
-    if name == "median":
-        percentile = options.pop("percentile", 50.0)
-        kwargs = dict(n_startup_trials=5, n_warmup_steps=_rounded(epochs / 10))
-        kwargs.update(options)
-        if percentile == 50.0:
-            return optuna.pruners.MedianPruner(**kwargs)
-        return optuna.pruners.PercentilePruner(percentile, **kwargs)
-    if name == "sha":
-        kwargs = dict(min_resource=_rounded(epochs / 20), reduction_factor=3)
-        kwargs.update(options)
-        return optuna.pruners.SuccessiveHalvingPruner(**kwargs)
-    if name == "hyperband":
-        kwargs = dict(min_resource=_rounded(epochs / 20), max_resource=epochs, reduction_factor=3)
-        kwargs.update(options)
-        return optuna.pruners.HyperbandPruner(**kwargs)
-    raise ValueError(f"name must be one of {', '.join(OPTUNA_PRUNERS)}, got {name!r}")
 
 
 def draw_order(n_rows: int, trials: int, seed: int) -> np.ndarray:
