@@ -53,10 +53,10 @@ def check_decisions(study):
         stop = trial.user_attrs[STOP_ATTR]
         assert stop["decision"] == "stop"
         assert stop["epoch"] == len(trial.intermediate_values) < EPOCHS
-        assert np.isfinite(stop["predicted_final"]) and stop["std"] >= 0
-        assert "predicted final" in stop["reason"]
-        # the record holds the prediction and cut-off the decision compared (maximize: below the cut-off)
-        assert stop["predicted_final"] < stop["threshold"]
+        assert "observed value" in stop["reason"] and stop["threshold"] is not None
+        if stop["predicted_final"] is not None:  # judged on a prediction: it fell below the cut-off (maximize)
+            assert np.isfinite(stop["predicted_final"]) and stop["std"] >= 0
+            assert stop["predicted_final"] < stop["threshold"]
         assert trial.user_attrs[DECISIONS_ATTR][-1] == stop
     for trial in study.trials:
         for record in trial.user_attrs.get(DECISIONS_ATTR, []):
@@ -233,3 +233,19 @@ def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PredictivePruner(**kwargs)
+
+
+def test_baseline_pruners_are_optunas_own_with_the_documented_defaults():
+    from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
+
+    assert OPTUNA_PRUNERS == ("median", "sha", "hyperband")
+    assert pruner_defaults("median", 200) == {"n_startup_trials": 5, "n_warmup_steps": 20}
+    assert pruner_defaults("hyperband", 30) == {"min_resource": 2, "max_resource": 30, "reduction_factor": 3}
+    assert isinstance(optuna_pruner("median", 200), optuna.pruners.MedianPruner)
+    assert isinstance(optuna_pruner("median", 200, percentile=25.0), optuna.pruners.PercentilePruner)
+    assert isinstance(optuna_pruner("sha", 200, reduction_factor=2), optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(optuna_pruner("hyperband", 3), optuna.pruners.HyperbandPruner)
+    with pytest.raises(ValueError, match="name must be one of"):
+        optuna_pruner("asha", 200)
+    with pytest.raises(ValueError, match="epochs"):
+        pruner_defaults("sha", True)

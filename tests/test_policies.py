@@ -50,7 +50,7 @@ class RaisingSampler(dimod.Sampler):
 
 
 def test_registry_names_and_errors():
-    assert POLICY_NAMES == ("none", "poster", "qhpo")
+    assert POLICY_NAMES == ("none", "baker", "poster", "qhpo")
     assert isinstance(make_policy("none", max_epochs=5), NoStopping)
     assert isinstance(make_policy("poster", max_epochs=50), DecisionPointPolicy)
     assert isinstance(make_policy("qhpo", max_epochs=200), PredictiveHalving)
@@ -150,6 +150,29 @@ def test_background_service_never_blocks_and_serves_the_last_model():
     service.close()
 
 
+def test_failing_fits_are_counted_and_close_leaves_nothing_pending():
+    broken = synthetic_curves(n=20)
+    params = np.full((20, 1), np.nan)  # no model can read these features, not even the classical SVR
+    service = PredictionService("svr", background=True, random_state=0, hyperparameters=True)
+    service.update(broken, params)
+    for t in (5, 10, 5):
+        assert service.predict(t, broken[:2], params[:2]) is None  # never a model: the trial continues
+        assert service.wait(timeout=60)
+    assert not service.fitted and service.n_fits == 0 and service.n_failed_fits == 3
+    assert "NaN" in service.last_fit_error
+
+    curves = synthetic_curves(n=40)
+    params = np.arange(40.0)[:, None]
+    service.update(curves, params)
+    for t in range(3, 30):  # queues one fit per decision epoch
+        service.predict(t, curves[:1], params[:1])
+    service.close()
+    assert service.wait(timeout=0)  # nothing pending after close: returns at once
+    assert service.predict(12, curves[:1], params[:1]) is None or service.fitted  # a later fit starts a new worker
+    assert service.wait(timeout=60) and service.ready(12) and service.fitted
+    service.close()
+
+
 def test_failing_annealer_falls_back_to_svr_with_one_warning():
     curves = synthetic_curves(n=20)
     service = PredictionService("qsvr", sampler=RaisingSampler(), random_state=0, growth=1.01, step=1)
@@ -211,8 +234,8 @@ def test_dwave_sampler_without_a_token_falls_back(monkeypatch, tmp_path):
     assert service.active_model == "svr" and mean.shape == (2,) and np.all(std > 0)
 
 
-@pytest.mark.parametrize("name", ["poster", "qhpo"])
-def test_diverged_curves_end_at_their_first_nan_and_never_train_the_predictor(name):
+def test_diverged_curves_end_at_their_first_nan_and_never_train_the_predictor():
+    name = "poster"  # qhpo's own pool is tested below
     curves = synthetic_curves(n=30)
     curves[8, 1:] = np.nan  # diverges at its second epoch
     curves[2, -3:] = np.inf  # a startup trial that breaks three epochs before the end
@@ -231,20 +254,66 @@ def test_diverged_curves_end_at_their_first_nan_and_never_train_the_predictor(na
     assert policy.decide(broken, views + [broken]).decision == Decision.STOP
 
 
-def test_verdict_carries_the_prediction_and_cut_off_it_rested_on():
+def test_qhpo_stops_diverged_curves_and_floors_huge_values():
+    curves = synthetic_curves(n=30, mode="min")
+    curves[8, 1:] = np.nan  # diverges after its first epoch
+    curves[3, 5:] = 1e16  # a finite but exploding loss, as recorded just before a divergence
+    policy = make_policy("qhpo", max_epochs=40, mode="min", random_state=0)
+    out = replay(policy, curves)
+    assert not out.complete[8] and out.epochs_trained[8] == 2  # the replay ends it at its first NaN
+    assert not out.complete[3]
+    broken = TrialView(99, curves[8, : policy.decision_epochs()[0]])
+    assert policy.decide(broken, [broken]).decision == Decision.STOP  # asked directly, qhpo stops it too
+    finals = curves[:, -1]
+    regret = finals[out.complete].min() - np.nanmin(finals)
+    assert regret < 0.1 * (np.nanmax(finals[finals < 1]) - np.nanmin(finals))  # the huge loss does not squash the rest
+
+
+def _qhpo_decisions_at_second_rung(predictor="svr"):
+    """Twenty trials at the third rung and ten at the second, on synthetic curves."""
     curves = synthetic_curves(n=30)
-    policy = make_policy("qhpo", max_epochs=40, random_state=0, min_completed=5, delta=1.0)
+    policy = make_policy("qhpo", max_epochs=40, predictor=predictor, random_state=0)
     t = policy.decision_epochs()[1]
-    done = [TrialView(i, curves[i], status=TrialStatus.COMPLETE) for i in range(20)]
-    running = [TrialView(i, curves[i, :t]) for i in range(20, 30)]
-    verdicts = [policy.decide(view, done + running) for view in running]
-    for view, verdict in zip(running, verdicts):
-        assert verdict.predictive and verdict.epoch == t
-        mean, std = policy.predict_final(t, [view])
-        assert verdict.predicted == pytest.approx(mean[0]) and verdict.std == pytest.approx(std[0])
-        assert (verdict.decision == Decision.CONTINUE) == (verdict.predicted >= verdict.threshold)
-    assert {v.decision for v in verdicts} == {Decision.CONTINUE, Decision.STOP}
+    ahead = [TrialView(i, curves[i, : policy.decision_epochs()[2]], {"x": float(i)}, TrialStatus.RUNNING)
+             for i in range(20)]
+    here = [TrialView(i, curves[i, :t], {"x": float(i)}) for i in range(20, 30)]
+    return curves, policy, t, here, [policy.decide(view, ahead + here) for view in here]
+
+
+def test_qhpo_keeps_a_clearly_good_trial_and_stops_a_clearly_bad_one():
+    curves = synthetic_curves(n=30)
+    policy = make_policy("qhpo", max_epochs=40, random_state=0)
+    t = policy.decision_epochs()[0]
+    others = [TrialView(i, curves[i, :t]) for i in range(29)]
+    good = TrialView(98, np.full(t, curves[:, :t].max() + 0.1))
+    bad = TrialView(99, np.full(t, curves[:, :t].min() - 0.1))
+    assert policy.decide(good, others + [good]).decision == Decision.CONTINUE
+    assert policy.decide(bad, others + [bad]).decision == Decision.STOP
+
+
+def test_verdict_carries_the_prediction_and_cut_off_it_rested_on():
+    curves, policy, t, here, verdicts = _qhpo_decisions_at_second_rung()
+    predicted = [v for v in verdicts if v.predictive]
+    assert predicted, "trials outside the observed cut-off are judged on a prediction"
+    for verdict in verdicts:
+        assert verdict.epoch == t and verdict.threshold is not None
+        if verdict.predictive:
+            assert (verdict.decision == Decision.CONTINUE) == (verdict.predicted >= verdict.threshold)
+            assert "predicted value at epoch" in verdict.reason
+        else:
+            assert verdict.decision == Decision.CONTINUE and "ranks within" in verdict.reason
     stop = next(v for v in verdicts if v.decision == Decision.STOP)
     record = stop.record("qhpo")
     assert record["predicted_final"] == stop.predicted and record["threshold"] == stop.threshold
-    assert record["reason"].startswith(f"stopped by policy 'qhpo' at epoch {t}: predicted final")
+    assert record["reason"].startswith(f"stopped by policy 'qhpo' at epoch {t}: observed value")
+    # the same inputs give the same verdicts
+    assert [v.decision for v in _qhpo_decisions_at_second_rung()[4]] == [v.decision for v in verdicts]
+
+
+def test_qhpo_trains_on_every_trial_that_reached_the_horizon():
+    curves, policy, t, here, verdicts = _qhpo_decisions_at_second_rung()
+    # none of the 20 trials ahead is complete: the predictor learned from the running ones
+    assert policy.service.n_fits >= 1 and policy.service.n_curves == 30
+    assert policy.service.ready(t, policy.decision_epochs()[2])
+
+

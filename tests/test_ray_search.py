@@ -31,7 +31,8 @@ _TINY = dict(epochs=2, subset=256, val_size=256, device="cpu", policy="qhpo", pr
 @pytest.fixture(scope="module")
 def local_ray():
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # num_gpus=0: the same cluster on every machine, whatever GPUs it has.
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -108,6 +109,10 @@ def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cif
     (["--resume"], "no Ray experiment to resume"),
     (["--gpus-per-trial", "1", "--device", "auto"], "lower --gpus-per-trial"),
     (["--gpus-per-trial", "0.5"], "--device is cpu"),
+    (["--gpus-per-trial", "2"], "between 0 and 1"),
+    # Without a GPU torch can see (the local check) or on this GPU-less cluster: before any trial.
+    (["--device", "cuda:0"], "--device cpu"),
+    (["--device", "tpu"], "unknown device"),
     (["--policy", "median"], "runs with --backend optuna"),
     (["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
     (["--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
@@ -128,3 +133,5 @@ def test_slurm_script_is_valid_bash():
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
     assert "ray start --head" in text and "qhpo run --backend ray --address" in text and "--resume" in text
+    steps = [line for line in text.splitlines() if line.lstrip().startswith("srun") and "hostname" not in line]
+    assert len(steps) == 2 and all('--cpus-per-task="$cpus"' in line for line in steps)  # each Ray node's step

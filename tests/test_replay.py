@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from qhpo.curves import read_curve_table
-from qhpo.policies import NoStopping
-from qhpo.policies._swift_hyperband import hyperband_brackets, hyperband_epochs, select_parked
+from qhpo.policies import NoStopping, SwiftHyperband
 from qhpo.replay import (
     OptunaPrunerAgent,
     PolicyAgent,
@@ -26,11 +25,11 @@ def table(curve_table_path):
 
 @pytest.mark.parametrize("R, eta, configs, epochs", [(100, 2, 163, 3213), (300, 2, 608, 15380), (50, 2, 84, 1245)])
 def test_hyperband_epoch_accounting_matches_the_reference_runs(R, eta, configs, epochs):
-    assert hyperband_epochs(R, eta) == (configs, epochs)
+    assert SwiftHyperband(max_resource=R, reduction_factor=eta).hyperband_epochs() == (configs, epochs)
 
 
 def test_hyperband_brackets_for_R_100():
-    brackets = hyperband_brackets(100, 2)
+    brackets = SwiftHyperband(max_resource=100, reduction_factor=2).brackets()
     assert [b.n for b in brackets] == [64, 38, 23, 14, 10, 7, 7]
     assert brackets[0].rungs[0] == (64, 2) and brackets[0].rungs[-1] == (1, 100)
 
@@ -53,10 +52,21 @@ def test_swift_hyperband_saves_epochs_deterministically(table):
 
 
 def test_select_parked_thresholds_then_tops_up():
+    rule = SwiftHyperband(max_resource=100, quantile=0.25)
     full = np.array([0.5, 0.6, 0.7, 0.8])  # 25 % best quantile: 0.725
-    assert select_parked(np.array([0.9, 0.1, 0.75]), full, 2, quantile=0.25).tolist() == [0, 2]
+    assert rule.select_parked(np.array([0.9, 0.1, 0.75]), full, 2).tolist() == [0, 2]
     # nobody beats the threshold, but the rung needs 6 survivors: the two best predicted join
-    assert select_parked(np.array([0.2, 0.4, 0.3]), full, 6, quantile=0.25).tolist() == [1, 2]
+    assert rule.select_parked(np.array([0.2, 0.4, 0.3]), full, 6).tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("bad", [{"max_resource": 0}, {"max_resource": True}, {"max_resource": 10.5},
+                                 {"reduction_factor": 1.0}, {"min_resource": 200}, {"d": 1},
+                                 {"known_curve": 1.0}, {"quantile": 0.0}])
+def test_swift_hyperband_checks_its_arguments(bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        SwiftHyperband(**{"max_resource": 100, **bad})
+    assert SwiftHyperband(max_resource=100.0, d=15.0).max_resource == 100  # whole numbers are integers
 
 
 def test_simulated_workers_share_the_wall_clock():

@@ -87,10 +87,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--val-size", type=_positive_int, metavar="N",
                       help="validation images held out of the training set (preset default)")
     data.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (default 0)")
-    data.add_argument("--device", metavar="DEVICE", help="auto, cpu or cuda (preset default)")
+    data.add_argument("--device", metavar="DEVICE",
+                      help="auto, cpu, cuda or cuda:N (preset default; on Ray, cuda:N is cuda: Ray picks the GPUs)")
     data.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                      help="training arithmetic: auto = bf16 autocast on a GPU, float32 on the CPU; "
-                           "bf16 also on a CPU with native bf16 (about 1.6x faster there)")
+                      help="training arithmetic: auto = bf16 autocast on GPUs of compute capability 8.0 or "
+                           "higher and on CPUs with native bf16, float32 elsewhere")
 
     where = parser.add_argument_group("storage and workers")
     where.add_argument("--storage", metavar="URL",
@@ -99,14 +100,18 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--run-dir", type=Path, metavar="DIR",
                        help="folder for checkpoints and plots (default: the storage file's folder)")
     where.add_argument("--workers", type=_positive_int, metavar="N",
-                       help="worker processes on the storage, each on its own GPU when there are several "
-                            "(default: one per visible GPU, or 1)")
+                       help="worker processes on the storage, spread over the visible GPUs "
+                            "(default: --trials-per-gpu per GPU, or 1 on the CPU)")
+    where.add_argument("--trials-per-gpu", type=_positive_int, default=1, metavar="K",
+                       help="trials that share one GPU: K workers per GPU, or 1/K GPU per Ray trial (default 1; "
+                            "see benchmarks/gpu_check.sh to measure the best K)")
     where.add_argument("--quiet", action="store_true", help="print no progress and no report")
 
     ray = parser.add_argument_group("backend")
     ray.add_argument("--backend", default="optuna", metavar="NAME", help="optuna (default) or ray")
     ray.add_argument("--address", metavar="ADDR", help="Ray cluster address (ray backend)")
-    ray.add_argument("--gpus-per-trial", type=float, metavar="G", help="GPUs per trial (ray backend)")
+    ray.add_argument("--gpus-per-trial", type=float, metavar="G",
+                     help="share of one GPU per trial, 0 to 1 (ray backend; default 1/--trials-per-gpu on a GPU)")
     ray.add_argument("--cpus-per-trial", type=float, metavar="C", help="CPUs per trial (ray backend)")
     ray.add_argument("--resume", action="store_true", help="resume the Ray experiment of the same study (ray backend)")
 
@@ -121,7 +126,7 @@ def config_from_args(args: argparse.Namespace):
     if workers is None:
         from qhpo.runner._search import default_workers
 
-        workers = default_workers(device) if args.backend == "optuna" else 1
+        workers = default_workers(device, args.trials_per_gpu) if args.backend == "optuna" else 1
     return RunConfig(
         study=args.study or f"cifar10-{args.preset}",
         storage=args.storage,
@@ -148,6 +153,7 @@ def config_from_args(args: argparse.Namespace):
         backend=args.backend,
         address=args.address,
         gpus_per_trial=args.gpus_per_trial,
+        trials_per_gpu=args.trials_per_gpu,
         cpus_per_trial=args.cpus_per_trial,
         resume=args.resume,
     )

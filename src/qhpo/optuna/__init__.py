@@ -1,6 +1,19 @@
-"""The Optuna adapter: :class:`PredictivePruner`, a drop-in ``optuna.pruners.BasePruner``."""
+"""The Optuna adapter: :class:`PredictivePruner`, a drop-in ``optuna.pruners.BasePruner``, and
+Optuna's own pruners with the defaults qhpo compares against (:func:`optuna_pruner`)."""
 
+from qhpo.optuna._baselines import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
 from qhpo.optuna._pruner import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner
 from qhpo.optuna._trial_views import TrialViewCache, trial_curve, trial_view
 
-__all__ = ["DECISIONS_ATTR", "MAX_EPOCHS_ATTR", "STOP_ATTR", "PredictivePruner", "TrialViewCache", "trial_curve", "trial_view"]
+__all__ = [
+    "DECISIONS_ATTR",
+    "MAX_EPOCHS_ATTR",
+    "OPTUNA_PRUNERS",
+    "STOP_ATTR",
+    "PredictivePruner",
+    "TrialViewCache",
+    "optuna_pruner",
+    "pruner_defaults",
+    "trial_curve",
+    "trial_view",
+]

@@ -1,5 +1,6 @@
 """Stopping policies: pure decision logic shared by the Optuna, Ray Tune and replay adapters."""
 
+from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
@@ -7,8 +8,10 @@ from qhpo.policies._prediction import PREDICTOR_NAMES, PredictionService
 from qhpo.policies._predictive import PredictivePolicy
 from qhpo.policies._predictive_halving import PredictiveHalving, rung_epochs
 from qhpo.policies._registry import POLICY_NAMES, make_policy
+from qhpo.policies._swift_hyperband import SwiftHyperband
 
 __all__ = [
+    "BakerEarlyStopping",
     "Decision",
     "DecisionPointPolicy",
     "NoStopping",
@@ -18,6 +21,7 @@ __all__ = [
     "PredictiveHalving",
     "PredictivePolicy",
     "StoppingPolicy",
+    "SwiftHyperband",
     "TrialStatus",
     "TrialView",
     "Verdict",

@@ -71,10 +71,13 @@ class FinalValuePredictor:
         sampler: Annealer for the QSVR models (name or dimod sampler; None: default).
         num_reads: Reads per QUBO for the QSVR models (None: their default).
         random_state: Seed of subsamples, annealer and cross-validation.
+        error_estimate: Estimate the held-out residual ``r`` in ``fit`` (cross-validation
+            fits where the model has no held-out points); without it ``r = 0`` and the
+            std is the model's own spread only (a rank-only policy needs no more).
     """
 
     def __init__(self, model="svr", *, t, differences=False, hyperparameters=False, sampler=None,
-                 num_reads=None, random_state=None):
+                 num_reads=None, random_state=None, error_estimate=True):
         if isinstance(model, str):
             if model not in MODEL_NAMES:
                 raise ValueError(f"model must be one of {', '.join(MODEL_NAMES)} or an estimator, got {model!r}")
@@ -89,6 +92,7 @@ class FinalValuePredictor:
         self.sampler = sampler
         self.num_reads = num_reads
         self.random_state = random_state
+        self.error_estimate = bool(error_estimate)
 
     def _new_estimator(self):
         if not isinstance(self.model, str):
@@ -117,7 +121,7 @@ class FinalValuePredictor:
 
     def fit(self, curves, y, params=None) -> "FinalValuePredictor":
         """Fit on curves ``(n, >=t)`` and final values ``y`` ``(n,)``; returns self."""
-        return self._fit(curves, y, params, estimate_error=True)
+        return self._fit(curves, y, params, estimate_error=self.error_estimate)
 
     def _fit(self, curves, y, params, *, estimate_error: bool) -> "FinalValuePredictor":
         # estimate_error=False skips the cross-validation behind the std, for evaluations
@@ -175,7 +179,8 @@ class FinalValuePredictor:
         mean = np.asarray(mean) * self.y_scale_ + self.y_min_
         if not return_std:
             return mean
-        if self.residual_rms_ is None:
+        if self.residual_rms_ is None and self.error_estimate:
             raise RuntimeError("this predictor was fitted without an error estimate; call fit()")
-        std = self.y_scale_ * np.sqrt(np.square(spread) + self.residual_rms_ ** 2)
+        residual = 0.0 if self.residual_rms_ is None else self.residual_rms_
+        std = self.y_scale_ * np.sqrt(np.square(spread) + residual ** 2)
         return mean, std

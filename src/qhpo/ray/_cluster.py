@@ -32,9 +32,6 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_
         num_cpus, num_gpus: Resources of a local Ray (ignored with ``address``).
         quiet: Keep the workers' output and Ray Tune's warnings off the console.
     """
-    # Checkpointing every epoch forces an experiment snapshot after each one: that is what
-    # makes a resumed run exact, so Ray Tune need not warn about it.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if quiet:
         # Ray Tune's newer console output prints its header even at verbose=0; the older does not.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -24,11 +24,17 @@ from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from qhpo._errors import QhpoError
+from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR
 from qhpo.policies import TrialStatus
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._scheduler import DIVERGED_KEY, PredictiveScheduler, SchedulerStateCallback
 from qhpo.ray._trainable import (
     CHECKPOINT_FILE, EPOCH_KEY, METRIC, TRIAL_NUMBER_KEY, TrialSettings, train_cifar_trial, trial_number,
+)
+from qhpo.runner import (
+    CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR, OPTUNA_BASELINES, check_config, checkpoint_path, create_study,
+    draw_plots, evaluate_best_on_test, hpo_sampler, prepare_data, print_summary, resolve_storage, search_space,
+    summarize,
 )
 
 _log = logging.getLogger(__name__)
@@ -77,8 +83,6 @@ class StudyRecorder(Callback):
 
     def study(self) -> optuna.Study:
         if self._study is None:
-            from qhpo.runner._storage import resolve_storage
-
             location = resolve_storage(self.storage_url, self.run_dir)
             self._study = optuna.load_study(study_name=self.study_name, storage=location.open())
             self._recorded = {t.user_attrs[RAY_TRIAL_ATTR] for t in self._study.get_trials(deepcopy=False)
@@ -102,10 +106,6 @@ class StudyRecorder(Callback):
         self.scheduler.save(str(Path(self.run_dir) / self.study_name / SCHEDULER_STATE_FILE))
 
     def record(self, trial, *, error: bool = False) -> None:
-        from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR
-        from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR
-        from qhpo.runner._trial import EPOCH_SECONDS_ATTR
-
         study = self.study()
         if trial.trial_id in self._recorded:
             return
@@ -142,56 +142,76 @@ class StudyRecorder(Callback):
         self._recorded.add(trial.trial_id)
 
 
-def _trial_resources(config) -> tuple[dict[str, float], str]:
-    """Ray resources of one trial and the device its training uses."""
-    import ray
+def trial_resources(config, cluster_gpus: float) -> tuple[dict[str, float], str]:
+    """Ray resources of one trial and the device its training uses.
 
+    The trainer trains on one device, so a trial reserves one GPU or a fraction of one:
+    ``--gpus-per-trial G`` with ``0 < G <= 1``, or ``--trials-per-gpu K`` for ``G = 1/K``;
+    by default ``G = 1/K`` (``K`` defaults to 1) when ``--device`` is ``cuda``, ``cuda:N`` or
+    ``auto`` on a cluster with GPUs, and ``G = 0`` otherwise. On Ray the GPU index of
+    ``cuda:N`` is not used: Ray chooses each trial's GPU and shows it to the trial as
+    ``cuda:0`` (``CUDA_VISIBLE_DEVICES``).
+
+    Example:
+        >>> from qhpo.runner import RunConfig
+        >>> trial_resources(RunConfig(study="s", device="cuda:1", trials_per_gpu=2), cluster_gpus=4)
+        ({'cpu': 1.0, 'gpu': 0.5}, 'cuda')
+
+    Args:
+        config: The run's :class:`qhpo.runner.RunConfig`.
+        cluster_gpus: GPUs of the Ray cluster (``ray.cluster_resources()["GPU"]``).
+
+    Raises:
+        QhpoError: The settings contradict each other or ask for more than the cluster has.
+    """
     cpus = 1.0 if config.cpus_per_trial is None else float(config.cpus_per_trial)
     if not cpus > 0:
         raise QhpoError(f"--cpus-per-trial must be positive, not {config.cpus_per_trial}.")
-    cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
-    gpus = config.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if config.device == "cuda" or (config.device == "auto" and cluster_gpus > 0) else 0.0
-    gpus = float(gpus)
-    if gpus < 0 or (gpus > 1 and not gpus.is_integer()):
-        raise QhpoError(f"--gpus-per-trial must be a fraction of one GPU or a whole number, not {config.gpus_per_trial}.")
-    if gpus > 0 and config.device == "cpu":
-        raise QhpoError("--gpus-per-trial asks for GPUs but --device is cpu; pass --device cuda or --gpus-per-trial 0.")
+    per_gpu = int(config.trials_per_gpu)
+    if per_gpu < 1:
+        raise QhpoError(f"--trials-per-gpu must be a positive whole number, not {config.trials_per_gpu}.")
+    device = str(config.device).strip().lower()
+    wants_gpu = device.startswith("cuda") or (device == "auto" and cluster_gpus > 0)
+    if config.gpus_per_trial is None:
+        gpus = 1.0 / per_gpu if wants_gpu else 0.0
+    else:
+        gpus = float(config.gpus_per_trial)
+        if per_gpu != 1:
+            raise QhpoError("--gpus-per-trial and --trials-per-gpu say the same thing; pass only one of them.")
+        if not 0 <= gpus <= 1:
+            raise QhpoError(f"--gpus-per-trial must be between 0 and 1 (a trial trains on one GPU), "
+                            f"not {config.gpus_per_trial}; use --trials-per-gpu to share a GPU.")
+        if gpus > 0 and device == "cpu":
+            raise QhpoError("--gpus-per-trial asks for GPUs but --device is cpu; pass --device cuda or --gpus-per-trial 0.")
+        if gpus == 0 and device.startswith("cuda"):
+            raise QhpoError(f"--gpus-per-trial 0 would train on the CPU but --device is {config.device}; "
+                            "pass a GPU share above 0 or --device cpu.")
     if gpus > cluster_gpus:
-        raise QhpoError(f"each trial asks for {gpus:g} GPU(s) but the Ray cluster has {cluster_gpus:g}; "
-                        "lower --gpus-per-trial or add GPU nodes to the cluster.")
+        raise QhpoError(f"each trial asks for {gpus:g} GPU(s) (--device {config.device}) but the Ray cluster has "
+                        f"{cluster_gpus:g}; lower --gpus-per-trial, pass --device cpu, or add GPU nodes to the cluster.")
     return {"cpu": cpus, "gpu": gpus}, ("cuda" if gpus > 0 else "cpu")
 
 
-def run_search(config) -> int:
-    """Run (or with ``config.resume`` continue) the search ``config`` describes on Ray Tune.
-
-    Args:
-        config: A :class:`qhpo.runner.RunConfig` (``backend="ray"``; ``address``,
-            ``gpus_per_trial``, ``cpus_per_trial`` and ``resume`` apply here).
-
-    Returns:
-        0 when every trial of the search ended (complete, stopped or failed), 1 otherwise.
-    """
-    from qhpo.runner._config import OPTUNA_BASELINES
-    from qhpo.runner._plots import draw_plots
-    from qhpo.runner._search import check_config, evaluate_best_on_test, prepare_data
-    from qhpo.runner._storage import resolve_storage
-    from qhpo.runner._study import create_study, hpo_sampler, search_space
-    from qhpo.runner._summary import print_summary, summarize
-
+def _check_ray_config(config) -> None:
+    """The settings a Ray search needs beyond :func:`qhpo.runner.check_config`, before Ray starts."""
     check_config(config)
     if config.policy in OPTUNA_BASELINES:
         raise QhpoError(f"--policy {config.policy} is an Optuna pruner and runs with --backend optuna; "
                         "on Ray choose qhpo, poster or none.")
-    space = search_space(config.space)
-    config = config.with_(data_dir=prepare_data(config))
-    location = resolve_storage(config.storage, config.run_dir)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = create_study(config, location, space)
-    folder = location.run_dir / config.study
-    experiment = folder / EXPERIMENT_NAME
+    from qhpo.workload import resolve_device
+
+    try:
+        resolve_device(config.device)
+    except ValueError:
+        raise QhpoError(f"unknown device {config.device!r}; choose auto, cpu, cuda or cuda:N.") from None
+    except QhpoError:
+        if not config.address:
+            raise  # a local Ray trains on this machine: a GPU torch cannot see here, no trial can use
+        # On a cluster the GPUs may sit on other nodes: trial_resources checks the cluster's.
+
+
+def _experiment_to_run(config, study: optuna.Study, experiment: Path):
+    """``config`` with ``resume`` settled: refuse what cannot be started or resumed."""
     exists = (experiment / "tuner.pkl").exists()
     if exists and not any(experiment.glob("experiment_state-*.json")):
         # Stopped before Ray Tune's first experiment checkpoint: nothing to resume from.
@@ -207,44 +227,106 @@ def run_search(config) -> int:
     if not config.resume and study.trials:
         raise QhpoError(f"study {config.study!r} already holds {len(study.trials)} trials of another run; "
                         "choose a new --study for the Ray backend.")
+    return config
 
-    connect_ray(config.address, quiet=not config.progress)
-    resources, device = _trial_resources(config)
+
+def _policy_options(config) -> dict[str, Any]:
+    return {} if config.min_completed is None else {"min_completed": config.min_completed}
+
+
+def _scheduler(config) -> PredictiveScheduler:
+    return PredictiveScheduler(
+        config.policy, max_epochs=config.epochs, epoch_attr=EPOCH_KEY, predictor=config.predictor,
+        sampler=config.annealer, random_state=config.seed, background=True, explain=True, **_policy_options(config),
+    )
+
+
+def _decision_epochs(config, scheduler: PredictiveScheduler | None):
+    """The policy's decision epochs; on a resume (no new scheduler) from a policy built for that alone."""
+    if scheduler is not None:
+        return scheduler.stopping_policy.decision_epochs()
+    from qhpo.policies import make_policy
+
+    # The decision epochs depend on the rule, not on the predictor: no annealer, no thread.
+    return make_policy(config.policy, max_epochs=config.epochs, predictor="svr", **_policy_options(config)).decision_epochs()
+
+
+def _trainable(config, decision_epochs, resources: dict[str, float], device: str):
+    """The trial function with its shared settings and resources attached."""
     settings = TrialSettings(
         data_dir=str(config.data_dir), subset=config.subset, val_size=config.val_size,
         split_seed=config.split_seed, device=device, max_epochs=config.epochs, seed=config.seed,
         threads=max(1, int(resources["cpu"])), precision=config.precision,
+        checkpoint_epochs=None if decision_epochs is None else frozenset(int(e) for e in decision_epochs),
     )
-    trainable = tune.with_resources(tune.with_parameters(train_cifar_trial, settings=settings), resources)
-    if config.resume:
+    return tune.with_resources(tune.with_parameters(train_cifar_trial, settings=settings), resources)
+
+
+def _new_tuner(config, trainable, scheduler: PredictiveScheduler, location, space, folder: Path) -> tune.Tuner:
+    recorder = StudyRecorder(scheduler, location.url, config.study, str(location.run_dir), space.distributions())
+    searcher = OptunaSearch(space=_SuggestFromSpace(space), metric=METRIC, mode="max",
+                            sampler=hpo_sampler(config.hpo_sampler, seed=config.seed))
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler, num_samples=config.trials,
+            max_concurrent_trials=config.workers if config.workers > 1 else None, reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT_NAME, storage_path=str(folder), verbose=1 if config.progress else 0,
+            callbacks=[SchedulerStateCallback(scheduler), recorder],
+            # Trials report a checkpoint at decision epochs, at their last epoch and every
+            # TrialSettings.checkpoint_seconds, not every epoch: with num_to_keep each one
+            # forces a snapshot of the experiment state.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+
+
+def run_search(config) -> int:
+    """Run (or with ``config.resume`` continue) the search ``config`` describes on Ray Tune.
+
+    Args:
+        config: A :class:`qhpo.runner.RunConfig` (``backend="ray"``; ``address``,
+            ``gpus_per_trial``, ``trials_per_gpu``, ``cpus_per_trial`` and ``resume`` apply
+            here).
+
+    Returns:
+        0 when every trial of the search ended (complete, stopped or failed), 1 otherwise.
+    """
+    _check_ray_config(config)
+    space = search_space(config.space)
+    config = config.with_(data_dir=prepare_data(config))
+    location = resolve_storage(config.storage, config.run_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = create_study(config, location, space)
+    folder = location.run_dir / config.study
+    experiment = folder / EXPERIMENT_NAME
+    config = _experiment_to_run(config, study, experiment)
+
+    connect_ray(config.address, quiet=not config.progress)
+    import ray
+
+    resources, device = trial_resources(config, float(ray.cluster_resources().get("GPU", 0.0)))
+    scheduler = None if config.resume else _scheduler(config)  # a resumed one comes from the experiment
+    trainable = _trainable(config, _decision_epochs(config, scheduler), resources, device)
+    if scheduler is None:
         # Errored trials were retried once and recorded as FAIL: they stay ended.
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=False)
     else:
-        scheduler = PredictiveScheduler(
-            config.policy, max_epochs=config.epochs, epoch_attr=EPOCH_KEY, predictor=config.predictor,
-            sampler=config.annealer, random_state=config.seed, background=True, explain=True,
-        )
-        recorder = StudyRecorder(scheduler, location.url, config.study, str(location.run_dir), space.distributions())
-        searcher = OptunaSearch(space=_SuggestFromSpace(space), metric=METRIC, mode="max",
-                                sampler=hpo_sampler(config.hpo_sampler, seed=config.seed))
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler, num_samples=config.trials,
-                max_concurrent_trials=config.workers if config.workers > 1 else None, reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT_NAME, storage_path=str(folder), verbose=1 if config.progress else 0,
-                callbacks=[SchedulerStateCallback(scheduler), recorder],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                failure_config=tune.FailureConfig(max_failures=1),
-            ),
-        )
+        tuner = _new_tuner(config, trainable, scheduler, location, space, folder)
     results = tuner.fit()
+    return _report(config, location, results, folder)
 
+
+def _report(config, location, results, folder: Path) -> int:
+    """Record the best trial's checkpoint, test it once, summarise, plot; the exit status."""
     study = optuna.load_study(study_name=config.study, storage=location.open())
     _keep_best_checkpoint(study, results, folder / "checkpoints")
-    evaluate_best_on_test(study, config, location)
+    # The driver tests the best trial on its own GPU, or on its CPU when it has none:
+    # checkpoints restore on any device.
+    evaluate_best_on_test(study, config.with_(device="auto"), location)
     summary = summarize(study, max_epochs=config.epochs, target_trials=config.trials)
     if config.progress:
         from rich.console import Console
@@ -253,16 +335,13 @@ def run_search(config) -> int:
     paths = draw_plots(study, folder, max_epochs=config.epochs)
     if config.progress:
         print(f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}; "
-              f"Ray experiment in {experiment}")
+              f"Ray experiment in {folder / EXPERIMENT_NAME}")
     ended = summary.complete + summary.pruned + summary.failed
     return 0 if ended >= config.trials else 1
 
 
 def _keep_best_checkpoint(study: optuna.Study, results, checkpoint_dir: Path) -> None:
     """Copy the best complete trial's last Ray checkpoint to where the test evaluation reads it."""
-    from qhpo.runner._storage import CHECKPOINT_ATTR
-    from qhpo.runner._trial import checkpoint_path
-
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return
     best = study.best_trial

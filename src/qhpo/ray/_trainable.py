@@ -1,11 +1,16 @@
 """The CIFAR-10 trial as a Ray Tune function trainable.
 
-Per epoch ``e`` the trial trains one epoch with :class:`qhpo.workload.TrialTrainer`, writes
-its checkpoint (model, optimiser, generator state, curve) and reports the validation
-accuracy with that checkpoint, so a trial that Ray pauses, or that an interrupted
-experiment restores, goes on from epoch ``e + 1`` exactly as an uninterrupted one would.
-Each worker process loads the data once and keeps it for the trials it runs next
-(``reuse_actors=True``).
+Per epoch ``e`` the trial trains one epoch with :class:`qhpo.workload.TrialTrainer` and
+reports the validation accuracy. At a decision epoch of the policy, at the last epoch, and
+when ``checkpoint_seconds`` have passed since the last checkpoint, the report carries the
+trainer's checkpoint (model, optimiser, curve): a trial that Ray pauses at a decision goes
+on from epoch ``e + 1``, and one that an interrupted experiment restores repeats at most
+``checkpoint_seconds`` of training. Each report with a checkpoint forces Ray Tune to
+snapshot the experiment (``CheckpointConfig(num_to_keep=1)``), which per epoch of every
+trial would throttle a search of short GPU epochs. A resumed trial continues as the
+uninterrupted one would, bit for bit on the CPU and with the same batches but other
+rounding on a GPU (docs/workload.md). Each worker process loads the data once and keeps
+it for the trials it runs next (``reuse_actors=True``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,22 @@ class TrialSettings:
     seed: int
     threads: int = 1
     precision: str = "auto"
+    #: Epochs at which the policy may decide (None: any); each gets a checkpoint.
+    checkpoint_epochs: frozenset[int] | None = None
+    #: Longest training time between two checkpoints of a trial.
+    checkpoint_seconds: float = 300.0
+
+    def wants_checkpoint(self, epoch: int, seconds_since_checkpoint: float) -> bool:
+        """Whether the report after ``epoch`` carries a checkpoint.
+
+        Example:
+            >>> settings = TrialSettings("data", None, 5000, 0, "cpu", max_epochs=8, seed=0,
+            ...                          checkpoint_epochs=frozenset({4}))
+            >>> [e for e in range(1, 9) if settings.wants_checkpoint(e, 1.0)]
+            [4, 8]
+        """
+        return (epoch >= self.max_epochs or self.checkpoint_epochs is None or epoch in self.checkpoint_epochs
+                or seconds_since_checkpoint >= self.checkpoint_seconds)
 
 
 def trial_number(config: dict[str, Any], trial_id: str) -> int:
@@ -71,7 +92,7 @@ def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Train one configuration to ``settings.max_epochs``, reporting after every epoch."""
     import torch
 
-    from qhpo.runner._trial import trial_seed
+    from qhpo.runner import trial_seed
     from qhpo.workload import TrialDiverged, TrialTrainer, resolve_device
 
     torch.set_num_threads(max(1, settings.threads))
@@ -87,6 +108,7 @@ def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     if trainer is None:
         trainer = TrialTrainer(config, data, device=device, seed=trial_seed(settings.seed, number),
                                precision=settings.precision)
+    last_checkpoint = time.monotonic()
     while trainer.epoch < settings.max_epochs:
         start = time.perf_counter()
         try:
@@ -96,6 +118,10 @@ def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             return
         metrics = {METRIC: value, EPOCH_KEY: trainer.epoch, "train_loss": trainer.train_loss,
                    "epoch_seconds": time.perf_counter() - start}
+        if not settings.wants_checkpoint(trainer.epoch, time.monotonic() - last_checkpoint):
+            tune.report(metrics)
+            continue
         with tempfile.TemporaryDirectory(prefix="qhpo-trial-") as folder:
             trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        last_checkpoint = time.monotonic()

@@ -22,6 +22,10 @@ a real Optuna study, with these defaults for a table of ``E`` epochs (rounded, a
     SuccessiveHalvingPruner(min_resource=E/20, reduction_factor=3)
     HyperbandPruner(min_resource=E/20, max_resource=E, reduction_factor=3)
 
+``conformal`` is ``surestop.ConformalPruner`` with its documented defaults
+(``n_calibration=60, alpha=0.05``: the first 60 completed trials run unpruned and
+calibrate the rule once).
+
 ``swift-hyperband`` draws its configurations from the same rows, repeating Hyperband
 iterations (``R = E``, ``r_min = E/20``, ``eta = 3``, as the Hyperband pruner) until the
 drawn rows are used up.
@@ -40,13 +44,12 @@ import numpy as np
 
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
+from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner
 from qhpo.policies import make_policy
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
 from qhpo.replay._simulator import simulate
 from qhpo.replay._swift_hyperband import replay_swift_hyperband
 
-#: Rules that are Optuna pruners (built by :func:`optuna_pruner`), not qhpo policies.
-OPTUNA_PRUNERS: tuple[str, ...] = rule_names(RuleKind.OPTUNA)
 #: Every rule ``qhpo bench --policies`` accepts, in the order results are listed (the default).
 BENCH_POLICIES: tuple[str, ...] = rule_names()
 #: The baselines among which the target's ``best`` is chosen, and the rule judged against them.
@@ -62,6 +65,8 @@ SWEEPS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "median": (("percentile", (25.0, 50.0, 75.0)),),
     "sha": (("reduction_factor", (2, 3, 4)),),
     "hyperband": (("reduction_factor", (2, 3, 4)),),
+    "conformal": (("alpha", (0.02, 0.05, 0.1)),),
+    "baker": (("delta", (0.01, 0.05, 0.2)),),
     "poster": (("keep_fraction", (0.6, 0.4, 0.2)),),
     "swift-hyperband": (("quantile", (0.5, 0.25, 0.1)),),
     "qhpo": (("reduction_factor", (2, 3, 4)),),
@@ -70,28 +75,6 @@ SWEEPS: dict[str, tuple[tuple[str, tuple], ...]] = {
 
 def _rounded(x: float) -> int:
     return max(1, int(round(x)))
-
-
-def optuna_pruner(name: str, epochs: int, **options: Any):
-    """Optuna's own pruner ``name`` with the benchmark's defaults for ``epochs``."""
-    import optuna
-
-    if name == "median":
-        percentile = options.pop("percentile", 50.0)
-        kwargs = dict(n_startup_trials=5, n_warmup_steps=_rounded(epochs / 10))
-        kwargs.update(options)
-        if percentile == 50.0:
-            return optuna.pruners.MedianPruner(**kwargs)
-        return optuna.pruners.PercentilePruner(percentile, **kwargs)
-    if name == "sha":
-        kwargs = dict(min_resource=_rounded(epochs / 20), reduction_factor=3)
-        kwargs.update(options)
-        return optuna.pruners.SuccessiveHalvingPruner(**kwargs)
-    if name == "hyperband":
-        kwargs = dict(min_resource=_rounded(epochs / 20), max_resource=epochs, reduction_factor=3)
-        kwargs.update(options)
-        return optuna.pruners.HyperbandPruner(**kwargs)
-    raise ValueError(f"name must be one of {', '.join(OPTUNA_PRUNERS)}, got {name!r}")
 
 
 def draw_order(n_rows: int, trials: int, seed: int) -> np.ndarray:

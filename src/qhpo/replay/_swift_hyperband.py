@@ -2,7 +2,7 @@
 
 Swift-Hyperband chooses which configurations train how far, so the replay drives it
 directly instead of through :func:`qhpo.replay.simulate`: configurations are taken from
-the replayed rows in order, Hyperband iterations (see :mod:`qhpo.policies._swift_hyperband`)
+the replayed rows in order, Hyperband iterations (see :class:`qhpo.policies.SwiftHyperband`)
 repeat until the rows run out (or run once), and every rung follows the authors' phases:
 partial training to ``t_d`` with the first ``max(k n_next, d - |curves|)`` continuing at
 once, a barrier, the prediction for the parked ones, the finish phase, a barrier.
@@ -34,14 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from qhpo.policies import PredictionService
-from qhpo.policies._swift_hyperband import (
-    bracket_rungs,
-    decision_epoch,
-    hyperband_brackets,
-    mandatory_full,
-    select_parked,
-)
+from qhpo.policies import PredictionService, SwiftHyperband
 
 
 @dataclass(frozen=True)
@@ -138,13 +131,9 @@ def replay_swift_hyperband(
     R = epochs if max_resource is None else int(max_resource)
     if not 1 <= R <= epochs:
         raise ValueError(f"max_resource must be in [1, {epochs}] for these curves, got {max_resource}")
-    if int(d) < 2:
-        raise ValueError(f"d must be at least 2 curves, got {d}")
-    if not 0.0 < float(known_curve) < 1.0:
-        raise ValueError(f"known_curve must be in (0, 1), got {known_curve}")
-    if not 0.0 < float(quantile) < 1.0:
-        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
-    eta = float(reduction_factor)
+    rule = SwiftHyperband(max_resource=R, reduction_factor=reduction_factor, min_resource=min_resource, d=d, k=k,
+                          known_curve=known_curve, quantile=quantile)
+    eta = rule.reduction_factor
     sign = 1.0 if mode == "max" else -1.0
     values = sign * curves  # higher is better from here on
     # a diverged row ends at its first NaN epoch and ranks below every finite value
@@ -169,24 +158,24 @@ def replay_swift_hyperband(
         return services[rung]
 
     while next_row < n_rows:
-        for bracket in hyperband_brackets(R, eta, min_resource):
+        for bracket in rule.brackets():
             if next_row >= n_rows:
                 break
             n = min(bracket.n, n_rows - next_row)
             configs = list(range(next_row, next_row + n))
             next_row += n
             used[configs] = True
-            rungs = bracket.rungs if n == bracket.n else _shrunk_rungs(bracket, n, eta)
+            rungs = bracket.rungs if n == bracket.n else rule.bracket_rungs(n, bracket.s)
             previous = 0
             for i, (n_i, r_i) in enumerate(rungs):
                 last = i == len(rungs) - 1
                 n_next = 1 if last else int(math.floor(n_i / eta))
-                t_d = decision_epoch(previous, r_i, known_curve)
+                t_d = rule.decision_epoch(previous, r_i)
                 if not predictive or t_d >= r_i:
                     full, parked = configs, []
                 else:
                     known = int(np.sum(trained >= r_i))
-                    m = mandatory_full(n_next, known, k=k, d=int(d))
+                    m = rule.mandatory_full(n_next, known)
                     full, parked = configs[:m], configs[m:]
                 phase = ([(min(r_i, limit[j]) - previous) * duration[j] for j in full]
                          + [(min(t_d, limit[j]) - previous) * duration[j] for j in parked])
@@ -207,7 +196,7 @@ def replay_swift_hyperband(
                         chosen = list(parked)
                     else:
                         predictions += len(parked)
-                        picks = select_parked(prediction[0], ranked[full, r_i - 1], n_next, quantile=quantile)
+                        picks = rule.select_parked(prediction[0], ranked[full, r_i - 1], n_next)
                         chosen = [parked[j] for j in picks]
                     wallclock += _makespan([(min(r_i, limit[j]) - t_d) * duration[j] for j in chosen], workers)
                     for j in chosen:
@@ -229,7 +218,3 @@ def replay_swift_hyperband(
     complete = (trained >= R) & ~nan[:, R - 1]
     return SwiftHyperbandOutcome(trained, complete, used, wallclock, seconds, predictions, rung_log)
 
-
-def _shrunk_rungs(bracket, n: int, eta: float):
-    """Rungs of a bracket that could start only ``n < bracket.n`` configurations."""
-    return bracket_rungs(n, bracket.s, bracket.rungs[-1][1], eta)

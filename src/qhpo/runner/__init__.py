@@ -1,28 +1,45 @@
 """Searches of the CNN on CIFAR-10 with predictive early stopping: what ``qhpo run`` and
 ``qhpo report`` do, usable from Python as well."""
 
-from qhpo.runner._config import PRESETS, Preset, RunConfig
+from qhpo.runner._config import OPTUNA_BASELINES, PRESETS, Preset, RunConfig
 from qhpo.runner._plots import draw_plots
-from qhpo.runner._search import check_config, run_search
-from qhpo.runner._storage import StorageLocation, load_study, recover_interrupted_trials, resolve_storage
-from qhpo.runner._study import create_study, make_pruner, optuna_baseline
+from qhpo.runner._search import check_config, evaluate_best_on_test, prepare_data, run_search
+from qhpo.runner._storage import (
+    CHECKPOINT_ATTR,
+    FAILURE_ATTR,
+    StorageLocation,
+    load_study,
+    recover_interrupted_trials,
+    resolve_storage,
+)
+from qhpo.runner._study import create_study, hpo_sampler, make_pruner, search_space
 from qhpo.runner._summary import SearchSummary, print_summary, summarize
+from qhpo.runner._trial import EPOCH_SECONDS_ATTR, checkpoint_path, trial_seed
 
 __all__ = [
+    "CHECKPOINT_ATTR",
+    "EPOCH_SECONDS_ATTR",
+    "FAILURE_ATTR",
+    "OPTUNA_BASELINES",
     "PRESETS",
     "Preset",
     "RunConfig",
     "SearchSummary",
     "StorageLocation",
     "check_config",
+    "checkpoint_path",
     "create_study",
     "draw_plots",
+    "evaluate_best_on_test",
+    "hpo_sampler",
     "load_study",
     "make_pruner",
-    "optuna_baseline",
+    "prepare_data",
     "print_summary",
     "recover_interrupted_trials",
     "resolve_storage",
     "run_search",
+    "search_space",
     "summarize",
+    "trial_seed",
 ]

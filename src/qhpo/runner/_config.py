@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qhpo._errors import QhpoError
-from qhpo.replay import OPTUNA_PRUNERS as OPTUNA_BASELINES  # ``--policy`` values that are Optuna's pruners
+from qhpo.optuna import OPTUNA_PRUNERS as OPTUNA_BASELINES  # ``--policy`` values that are Optuna's pruners
 HPO_SAMPLERS = ("random", "tpe")
 BACKENDS = ("optuna", "ray")
 
@@ -66,6 +66,8 @@ class RunConfig:
     The settings that define the study's results (``epochs``, ``subset``, ``val_size``,
     ``split_seed``, ``space``, ``policy``, ``predictor``) are stored in the study and must
     match when a run resumes; ``trials``, ``workers``, ``device`` and ``precision`` may change.
+    ``trials_per_gpu`` trials share each GPU: worker processes per GPU on the Optuna backend,
+    ``1 / trials_per_gpu`` of a GPU per trial on Ray.
     """
 
     study: str
@@ -93,6 +95,7 @@ class RunConfig:
     backend: str = "optuna"
     address: str | None = None
     gpus_per_trial: float | None = None
+    trials_per_gpu: int = 1
     cpus_per_trial: float | None = None
     resume: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

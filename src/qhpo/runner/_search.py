@@ -262,9 +262,14 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
                         "then run the same command again to resume.")
 
 
-def default_workers(device: str) -> int:
-    """Workers when ``--workers`` is not given: one per GPU when several are visible, else one."""
-    return max(1, len(_visible_gpus(device)))
+def default_workers(device: str, trials_per_gpu: int = 1) -> int:
+    """Workers when ``--workers`` is not given: ``trials_per_gpu`` per GPU the run trains on, else one."""
+    import torch
+
+    on_gpu = str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if not on_gpu:
+        return 1
+    return max(1, len(_visible_gpus(device))) * max(1, int(trials_per_gpu))
 
 
 def _visible_gpus(config: RunConfig | str) -> list[str]:

@@ -1,12 +1,8 @@
 """The Optuna study of a search: its sampler, its pruner, its search space, created once.
 
 ``--policy`` names either a qhpo policy, driven through :class:`qhpo.optuna.PredictivePruner`,
-or one of Optuna's own pruners with the defaults that ``qhpo bench`` uses for a budget of
-``E`` epochs (rounded, at least 1):
-
-    median:    MedianPruner(n_startup_trials=5, n_warmup_steps=E/10)
-    sha:       SuccessiveHalvingPruner(min_resource=E/20, reduction_factor=3)
-    hyperband: HyperbandPruner(min_resource=E/20, max_resource=E, reduction_factor=3)
+or one of Optuna's own pruners (:data:`qhpo.optuna.OPTUNA_PRUNERS`) with the defaults of
+:func:`qhpo.optuna.optuna_pruner`, the same ``qhpo bench`` compares against.
 """
 
 from __future__ import annotations
@@ -18,8 +14,8 @@ from typing import Any
 import optuna
 
 from qhpo._errors import QhpoError
-from qhpo.optuna import MAX_EPOCHS_ATTR, PredictivePruner
-from qhpo.runner._config import HPO_SAMPLERS, OPTUNA_BASELINES, RunConfig
+from qhpo.optuna import MAX_EPOCHS_ATTR, OPTUNA_PRUNERS, PredictivePruner, optuna_pruner
+from qhpo.runner._config import HPO_SAMPLERS, RunConfig
 from qhpo.runner._storage import StorageLocation
 
 #: Study user attribute with the settings a resumed run must share.
@@ -47,18 +43,11 @@ def hpo_sampler(name: str, *, seed: int | None) -> optuna.samplers.BaseSampler:
     raise QhpoError(f"unknown HPO sampler {name!r}; choose one of {', '.join(HPO_SAMPLERS)}.")
 
 
-def optuna_baseline(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """Optuna's own pruner ``name`` with the replay benchmark's defaults for ``epochs`` epochs."""
-    from qhpo.replay import optuna_pruner
-
-    return optuna_pruner(name, epochs)
-
-
 def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
     if config.policy == "none":
         return optuna.pruners.NopPruner()
-    if config.policy in OPTUNA_BASELINES:
-        return optuna_baseline(config.policy, config.epochs)
+    if config.policy in OPTUNA_PRUNERS:
+        return optuna_pruner(config.policy, config.epochs)
     options = {} if config.min_completed is None else {"min_completed": config.min_completed}
     return PredictivePruner(config.policy, config.predictor, sampler=config.annealer, max_epochs=config.epochs,
                             random_state=config.seed, policy_options=options)
@@ -67,7 +56,7 @@ def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
 def policy_names() -> tuple[str, ...]:
     from qhpo.policies import POLICY_NAMES
 
-    return tuple(dict.fromkeys((*POLICY_NAMES, *OPTUNA_BASELINES)))
+    return tuple(dict.fromkeys((*POLICY_NAMES, *OPTUNA_PRUNERS)))
 
 
 def create_study(config: RunConfig, location: StorageLocation, space) -> optuna.Study:

@@ -1,7 +1,7 @@
 """One trial of a search: train epoch by epoch, report, checkpoint, and let the pruner decide.
 
-Per epoch ``e`` the trial trains, saves its checkpoint (model, optimiser, generator state
-and the curve so far, written atomically), reports the validation accuracy as the
+Per epoch ``e`` the trial trains, saves its checkpoint (model, optimiser and the curve so
+far, written atomically), reports the validation accuracy as the
 intermediate value of step ``e`` and asks the pruner. A trial that continues an
 interrupted one (:data:`~qhpo.runner._storage.RETRY_OF_ATTR`) starts from the shared
 checkpoint and reports the epochs it recorded before training on, so its curve is whole.

@@ -242,6 +242,15 @@ class TrialTrainer:
         crops = self._padded[idx[:, None, None], rows[:, :, None], columns[:, None, :]]
         return crops.permute(0, 3, 1, 2)
 
+    def _epoch_draws(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Permutation, crop offsets and flips of the next epoch, drawn on the CPU, on the device."""
+        n = self._train_labels.shape[0]
+        g = self.generator
+        g.manual_seed(epoch_seed(self.seed, self.epoch))
+        draws = (torch.randperm(n, generator=g), torch.randint(0, 2 * _PAD + 1, (n,), generator=g),
+                 torch.randint(0, 2 * _PAD + 1, (n,), generator=g), torch.randint(0, 2, (n,), generator=g, dtype=torch.bool))
+        return tuple(d.to(self.device) for d in draws)
+
     def train_epoch(self) -> float:
         """Train one epoch on the training split; return the validation accuracy after it.
 
@@ -252,12 +261,7 @@ class TrialTrainer:
         self.model.train()
         n = self._train_labels.shape[0]
         batch = self.config["batch_size"]
-        g = self.generator
-        g.manual_seed(epoch_seed(self.seed, self.epoch))
-        order = torch.randperm(n, generator=g).to(self.device, non_blocking=True)
-        dy = torch.randint(0, 2 * _PAD + 1, (n,), generator=g).to(self.device, non_blocking=True)
-        dx = torch.randint(0, 2 * _PAD + 1, (n,), generator=g).to(self.device, non_blocking=True)
-        flip = torch.randint(0, 2, (n,), generator=g, dtype=torch.bool).to(self.device, non_blocking=True)
+        order, dy, dx, flip = self._epoch_draws()
         loss_sum = torch.zeros((), device=self.device)
         steps = 0
         for first in range(0, n, batch):
