@@ -117,8 +117,7 @@ _RECOVERER = textwrap.dedent("""
     from qhpo.runner._storage import StorageLocation, recover_interrupted_trials
     location = StorageLocation(url=sys.argv[1], run_dir=pathlib.Path(sys.argv[2]), kind="sqlite")
     study = optuna.load_study(study_name="s", storage=location.open())
-    while time.time() < float(sys.argv[3]):  # start together
-        pass
+    time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # start together
     print(recover_interrupted_trials(study, location))
 """)
 
@@ -243,3 +242,36 @@ def test_sampler_seeds_are_valid_for_every_allowed_seed():
         study = optuna.create_study(sampler=hpo_sampler("tpe", seed=sampler_seed(seed, 3, 1000)))
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert sampler_seed(0, 0, 0) != sampler_seed(0, 1, 0) != sampler_seed(1, 0, 0)
+
+
+def test_the_summary_says_when_the_predictor_never_fitted(tmp_path):
+    import io
+
+    import numpy as np
+    from rich.console import Console
+
+    from qhpo.optuna import PredictivePruner
+    from qhpo.policies import PredictionService, make_policy
+    from qhpo.runner._summary import print_summary, summarize
+    from qhpo.runner._worker import publish_predictor_state
+
+    # A prediction service whose every fit fails (features no model can read), as in a run
+    # where the predictor keeps failing: the policy then never stops a trial.
+    service = PredictionService("svr", background=True, random_state=0, hyperparameters=True)
+    curves = np.linspace(0.1, 0.6, 20 * 10).reshape(20, 10)
+    service.update(curves, np.full((20, 1), np.nan))
+    for t in (3, 5):
+        assert service.predict(t, curves[:1], np.full((1, 1), np.nan)) is None
+        assert service.wait(timeout=60)
+    pruner = PredictivePruner(make_policy("qhpo", max_epochs=10, service=service))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    publish_predictor_state(study)
+
+    summary = summarize(study, max_epochs=10)
+    assert summary.predictor_never_fitted and summary.predictor["failed_fits"] == 2
+    out = io.StringIO()
+    print_summary(summary, Console(file=out, width=200))
+    assert "the predictor never fitted: all 2 of its fits failed" in out.getvalue()
+    assert "NaN" in out.getvalue()
+    service.close()

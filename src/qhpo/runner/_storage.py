@@ -37,6 +37,8 @@ RETRY_OF_ATTR = "qhpo.retry_of"  # number of the interrupted trial this one cont
 CHECKPOINT_ATTR = "qhpo.checkpoint"  # checkpoint key, shared by a trial and its retries
 FAILURE_ATTR = "qhpo.failure"  # why a trial failed
 KILLS_ATTR = "qhpo.kills"  # times in a row this configuration's process died without finishing an epoch
+#: Study user attributes ``qhpo.predictor.HOST:PID``: each process's predictor fit counts.
+PREDICTOR_ATTR_PREFIX = "qhpo.predictor."
 #: A configuration whose process dies this many times in a row without finishing an epoch
 #: (for example killed for lack of memory) fails for good instead of being retried.
 MAX_KILLS = 3

@@ -33,6 +33,7 @@ from qhpo.runner._trial import CHECKPOINT_SCRATCH, DiskFull, run_trial
 from qhpo.runner._config import RunConfig
 from qhpo.runner._storage import (
     FAILURE_ATTR,
+    PREDICTOR_ATTR_PREFIX,
     OWNER_ATTR,
     StorageLocation,
     _recover,
@@ -156,7 +157,26 @@ def run_worker(
             raise QhpoError(f"the last {failures} trials all failed (the last one {reason}); check the search space "
                             "(--space), then run the same command again to resume.")
         done += state in FINISHED
+        publish_predictor_state(study)
         changed()
+
+
+def publish_predictor_state(study: optuna.Study) -> None:
+    """Store this process's predictor fit counts in the study, for the run's summary.
+
+    One study user attribute per process (:data:`PREDICTOR_ATTR_PREFIX` + ``host:pid``):
+    ``{"fits", "failed_fits", "last_error"}`` of the pruner's prediction service.
+    """
+    service = getattr(getattr(study.pruner, "policy_", None), "service", None)
+    if service is None:
+        return
+    owner = owner_record()
+    state = {"fits": int(getattr(service, "n_fits", 0)), "failed_fits": int(getattr(service, "n_failed_fits", 0)),
+             "last_error": getattr(service, "last_fit_error", None)}
+    try:
+        study.set_user_attr(f"{PREDICTOR_ATTR_PREFIX}{owner['host']}:{owner['pid']}", state)
+    except Exception:
+        pass  # the summary then knows less; the search goes on
 
 
 def _end_interrupted(study: optuna.Study, trial: optuna.Trial, error: BaseException) -> None:
