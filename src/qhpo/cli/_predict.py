@@ -35,7 +35,7 @@ def register(subparsers) -> None:
                         help="annealer for qsvr models (default: qhpo.samplers.DEFAULT_SAMPLER)")
     parser.add_argument("--num-reads", type=int, default=None, metavar="R", help="annealer reads per QUBO")
     parser.add_argument("--differences", action="store_true", help="add first and second differences as features")
-    parser.add_argument("--hyperparameters", action="store_true", help="add the numeric hyperparameters as features")
+    parser.add_argument("--hyperparameters", action="store_true", help="add the hyperparameters as features (categories one-hot)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the JSON result here")
     parser.set_defaults(handler=run_predict)
 
@@ -62,8 +62,9 @@ def run_predict(args: argparse.Namespace) -> int:
             f"--train must leave at least 2 trials to predict: choose 2..{table.n_trials - 2} for the "
             f"{table.n_trials} trials of {table.name}, got {args.train}."
         )
-    if args.hyperparameters and table.numeric_params().shape[1] == 0:
-        raise QhpoError(f"--hyperparameters needs numeric hyperparameter columns, and {table.name} has none.")
+    if args.hyperparameters and table.hyperparameter_matrix().shape[1] == 0:
+        raise QhpoError(f"--hyperparameters needs hyperparameter columns a model can read (numbers, or categories "
+                        f"seen twice), and {table.name} has none.")
     result = evaluate_predictor(
         table, at=args.at, model=args.model, train=args.train, splits=args.splits, seed=args.seed,
         sampler=args.sampler, num_reads=args.num_reads, differences=args.differences,
