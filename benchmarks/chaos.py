@@ -122,35 +122,93 @@ class Chaos:
             time.sleep(0.3)
         return self.workers()
 
-    def during_checkpoint(self, timeout: float) -> int | None:
-        """The pid of a worker caught writing a checkpoint (its scratch file exists)."""
+    def _running(self) -> list:
+        from optuna.trial import TrialState
+
+        try:
+            return self.study().get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        except Exception:
+            return []
+
+    def kill_during_checkpoint(self, timeout: float) -> bool:
+        """SIGKILL a worker in the middle of writing a checkpoint.
+
+        The scratch file the worker will write next (``.trial-KEY.pt.PID.tmp``) is made a
+        named pipe whose reader takes nothing after the first bytes: the worker blocks inside
+        ``torch.save`` with part of the checkpoint written, and is killed there. The pipe is
+        left behind as a killed writer's scratch file is.
+        """
         folder = self.folder / STUDY / "checkpoints"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
+            workers = set(self.workers())
+            targets = [(int(t.user_attrs["qhpo.owner"]["pid"]), t.user_attrs.get("qhpo.checkpoint"))
+                       for t in self._running() if "qhpo.owner" in t.user_attrs and "qhpo.checkpoint" in t.user_attrs]
+            targets = [(pid, key) for pid, key in targets if pid in workers]
+            if not targets:
+                time.sleep(0.2)
+                continue
+            pid, key = self.rng.choice(targets)
+            fifo = folder / f".trial-{key}.pt.{pid}.tmp"
             try:
-                for entry in os.scandir(folder):
-                    match = re.fullmatch(r"\.trial-.+\.pt\.(\d+)\.tmp", entry.name)
-                    if match:
-                        return int(match.group(1))
+                os.mkfifo(fifo)
             except OSError:
-                pass
-            time.sleep(0.002)
-        return None
-
-    def before_tell(self, timeout: float) -> int | None:
-        """The pid of a worker whose trial reported its last epoch and is about to be told."""
-        from optuna.trial import TrialState
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
+                time.sleep(0.2)
+                continue
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
             try:
-                for trial in self.study().get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if self.epochs in trial.intermediate_values and "qhpo.owner" in trial.user_attrs:
-                        return int(trial.user_attrs["qhpo.owner"]["pid"])
-            except Exception:
+                writing = self._wait_for_bytes(reader, min(30.0, max(0.0, deadline - time.monotonic())))
+                if not writing:
+                    fifo.unlink(missing_ok=True)  # not reached: a worker that opens it from now on makes a plain file
+                    writing = self._wait_for_bytes(reader, 0.2)
+                if writing:
+                    os.kill(pid, signal.SIGKILL)  # blocked in the middle of torch.save
+                    return True
+            finally:
+                os.close(reader)
+        return False
+
+    @staticmethod
+    def _wait_for_bytes(reader: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if os.read(reader, 1024):
+                    return True
+            except BlockingIOError:
                 pass
             time.sleep(0.01)
-        return None
+        return False
+
+    def kill_at_tell(self, timeout: float) -> bool:
+        """SIGKILL a worker whose trial reported its last epoch, while its tell waits for the storage.
+
+        As soon as a running trial holds its last epoch, this process takes SQLite's write
+        lock, so the worker's remaining writes (heartbeat, epoch time, the tell itself) wait
+        for it; the worker is killed while it waits and the lock is released after.
+        """
+        import sqlite3
+
+        if not self.storage_arg.endswith(".db"):
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            workers = set(self.workers())
+            for trial in self._running():
+                owner = trial.user_attrs.get("qhpo.owner")
+                if self.epochs in trial.intermediate_values and owner and int(owner["pid"]) in workers:
+                    connection = sqlite3.connect(self.storage_arg, timeout=60, isolation_level=None)
+                    try:
+                        connection.execute("BEGIN IMMEDIATE")
+                        time.sleep(0.5)  # the worker reaches its next write and waits
+                        os.kill(int(owner["pid"]), signal.SIGKILL)
+                        time.sleep(0.2)
+                        connection.execute("ROLLBACK")
+                    finally:
+                        connection.close()
+                    return True
+            time.sleep(0.005)
+        return False
 
     # -- one kill -------------------------------------------------------------------------
     def strike(self, kind: str) -> bool:
@@ -167,20 +225,25 @@ class Chaos:
             self.kill_group(signal.SIGINT)
             if self.wait(120) is None:  # an interrupted run must end by itself
                 raise SystemExit("qhpo run did not end within 120 s of Ctrl-C")
-        else:
-            pid = {"worker": lambda: self.rng.choice(workers) if workers else None,
-                   "checkpoint": lambda: self.during_checkpoint(30),
-                   "tell": lambda: self.before_tell(60)}[kind]()
-            if pid is None or pid not in self.workers():
-                self.kill_group(signal.SIGKILL)
-                self.wait(60)
-                return False
-            os.kill(pid, signal.SIGKILL)
+        elif kind == "worker":
+            if not workers:
+                return self._abandon()
+            os.kill(self.rng.choice(workers), signal.SIGKILL)
+        elif not {"checkpoint": self.kill_during_checkpoint, "tell": self.kill_at_tell}[kind](90):
+            return self._abandon()
         if self.wait(120) is None:  # the launcher stops the other workers and ends
             self.kill_group(signal.SIGKILL)
             self.wait(60)
         self.kills[kind] += 1
         return True
+
+    def _abandon(self) -> bool:
+        """No moment for this kind of kill came: end the run quietly (not counted as a kill)."""
+        self.kill_group(signal.SIGINT)
+        if self.wait(120) is None:
+            self.kill_group(signal.SIGKILL)
+            self.wait(60)
+        return False
 
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> dict:
