@@ -181,69 +181,76 @@ class Chaos:
         return False
 
     def kill_at_tell(self, timeout: float) -> bool:
-        """SIGKILL a worker whose trial reported its last epoch, while its tell waits for the storage.
+        """SIGKILL a worker after its trial reported its last epoch, before its tell is stored.
 
-        As soon as a running trial holds its last epoch, this process takes SQLite's write
-        lock, so the worker's remaining writes (heartbeat, epoch time, the tell itself) wait
-        for it; the worker is killed while it waits and the lock is released after.
+        The SQLite file is polled directly (a few milliseconds apart) for a running trial that
+        holds its last epoch; this process then takes SQLite's write lock, so the worker's
+        remaining writes (heartbeat, epoch time, the tell itself) wait for it, and the worker
+        is killed while it waits.
         """
         import sqlite3
 
         if not self.storage_arg.endswith(".db"):
             return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            workers = set(self.workers())
-            for trial in self._running():
-                owner = trial.user_attrs.get("qhpo.owner")
-                if self.epochs in trial.intermediate_values and owner and int(owner["pid"]) in workers:
-                    connection = sqlite3.connect(self.storage_arg, timeout=60, isolation_level=None)
+        query = ("SELECT a.value_json FROM trials t "
+                 "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id AND v.step = ? "
+                 "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
+                 "WHERE t.state = 'RUNNING'")
+        connection = sqlite3.connect(self.storage_arg, timeout=60, isolation_level=None)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    owners = [json.loads(row[0])["pid"] for row in connection.execute(query, (self.epochs,))]
+                except sqlite3.OperationalError:
+                    owners = []
+                workers = set(self.workers()) if owners else set()
+                owners = [pid for pid in owners if pid in workers]
+                if owners:
+                    connection.execute("BEGIN IMMEDIATE")
                     try:
-                        connection.execute("BEGIN IMMEDIATE")
-                        time.sleep(0.5)  # the worker reaches its next write and waits
-                        os.kill(int(owner["pid"]), signal.SIGKILL)
+                        time.sleep(0.3)  # the worker reaches its next write and waits for the lock
+                        os.kill(owners[0], signal.SIGKILL)
                         time.sleep(0.2)
-                        connection.execute("ROLLBACK")
                     finally:
-                        connection.close()
+                        connection.execute("ROLLBACK")
                     return True
-            time.sleep(0.005)
+                time.sleep(0.002)
+        finally:
+            connection.close()
         return False
 
     # -- one kill -------------------------------------------------------------------------
     def strike(self, kind: str) -> bool:
-        """Start the run, strike once, let it end. True when the kill was delivered."""
+        """Strike once at a random moment of the running search (started first if none runs).
+
+        A killed worker leaves the run going on with the others (they recover its trial); a
+        group kill or Ctrl-C ends the run, and the next strike starts it again. True when the
+        kill was delivered.
+        """
         since = time.time()
-        self.start()
+        if self.process is None or self.process.poll() is not None:
+            self.start()
         workers = self.wait_for_progress(since, 300)
         time.sleep(self.rng.uniform(0.0, 3.0))
         if self.process.poll() is not None:
             return False
         if kind == "group":
             self.kill_group(signal.SIGKILL)
+            self.wait(60)
         elif kind == "sigint":
             self.kill_group(signal.SIGINT)
             if self.wait(120) is None:  # an interrupted run must end by itself
                 raise SystemExit("qhpo run did not end within 120 s of Ctrl-C")
         elif kind == "worker":
+            workers = [pid for pid in workers if pid in self.workers()]
             if not workers:
-                return self._abandon()
+                return False
             os.kill(self.rng.choice(workers), signal.SIGKILL)
         elif not {"checkpoint": self.kill_during_checkpoint, "tell": self.kill_at_tell}[kind](90):
-            return self._abandon()
-        if self.wait(120) is None:  # the launcher stops the other workers and ends
-            self.kill_group(signal.SIGKILL)
-            self.wait(60)
+            return False
         self.kills[kind] += 1
         return True
-
-    def _abandon(self) -> bool:
-        """No moment for this kind of kill came: end the run quietly (not counted as a kill)."""
-        self.kill_group(signal.SIGINT)
-        if self.wait(120) is None:
-            self.kill_group(signal.SIGKILL)
-            self.wait(60)
-        return False
 
     # -- checks ---------------------------------------------------------------------------
     def check(self) -> dict:
@@ -305,6 +312,10 @@ def run_chaos(folder: Path, *, data_dir: Path, kills: int = 20, trials: int = 12
         if chaos.strike(pending[0]):
             print(f"kill {sum(chaos.kills.values())}/{kills}: {pending[0]}", flush=True)
             pending.pop(0)
+        else:
+            print(f"no moment for a {pending[0]} kill in this run; trying again", flush=True)
+    if chaos.process is not None and chaos.process.poll() is None:
+        chaos.wait(3600)  # the last run ends (with an error if a worker of it was killed)
     chaos.start()  # resume to the end
     status = chaos.wait(3600)
     result = chaos.check()

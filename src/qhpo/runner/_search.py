@@ -242,7 +242,7 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
                 stdout=log, stderr=subprocess.STDOUT, env=env,
                 preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
             ), log))
-        while any(p.poll() is None for p, _ in processes):
+        while [p.poll() for p, _ in processes].count(None):  # poll every one: a dead worker is reaped at once
             progress.update(study)
             time.sleep(1.0)
     finally:
