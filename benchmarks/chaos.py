@@ -142,8 +142,10 @@ class Chaos:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
             workers = set(self.workers())
+            # A trial that has epochs left to train writes its checkpoint again.
             targets = [(int(t.user_attrs["qhpo.owner"]["pid"]), t.user_attrs.get("qhpo.checkpoint"))
-                       for t in self._running() if "qhpo.owner" in t.user_attrs and "qhpo.checkpoint" in t.user_attrs]
+                       for t in self._running() if "qhpo.owner" in t.user_attrs and "qhpo.checkpoint" in t.user_attrs
+                       and len(t.intermediate_values) < self.epochs - 1]
             targets = [(pid, key) for pid, key in targets if pid in workers]
             if not targets:
                 time.sleep(0.2)
@@ -157,7 +159,7 @@ class Chaos:
                 continue
             reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
             try:
-                writing = self._wait_for_bytes(reader, min(30.0, max(0.0, deadline - time.monotonic())))
+                writing = self._wait_for_bytes(reader, min(20.0, max(0.0, deadline - time.monotonic())))
                 if not writing:
                     fifo.unlink(missing_ok=True)  # not reached: a worker that opens it from now on makes a plain file
                     writing = self._wait_for_bytes(reader, 0.2)
@@ -307,7 +309,7 @@ def run_chaos(folder: Path, *, data_dir: Path, kills: int = 20, trials: int = 12
     while pending and attempts < 4 * kills:
         attempts += 1
         if chaos.done():  # the study finished before every kill was sent: grow it and go on
-            chaos.trials += max(2, workers)
+            chaos.trials += 2 * workers
             chaos.command[chaos.command.index("--trials") + 1] = str(chaos.trials)
         if chaos.strike(pending[0]):
             print(f"kill {sum(chaos.kills.values())}/{kills}: {pending[0]}", flush=True)
