@@ -50,7 +50,7 @@ class RaisingSampler(dimod.Sampler):
 
 
 def test_registry_names_and_errors():
-    assert POLICY_NAMES == ("none", "poster", "qhpo")
+    assert POLICY_NAMES == ("none", "baker", "poster", "qhpo")
     assert isinstance(make_policy("none", max_epochs=5), NoStopping)
     assert isinstance(make_policy("poster", max_epochs=50), DecisionPointPolicy)
     assert isinstance(make_policy("qhpo", max_epochs=200), PredictiveHalving)
@@ -147,6 +147,29 @@ def test_background_service_never_blocks_and_serves_the_last_model():
     assert service.wait(timeout=60)
     mean, std = service.predict(10, curves[:2])
     assert mean.shape == (2,) and service.ready(10)
+    service.close()
+
+
+def test_failing_fits_are_counted_and_close_leaves_nothing_pending():
+    broken = synthetic_curves(n=20)
+    params = np.full((20, 1), np.nan)  # no model can read these features, not even the classical SVR
+    service = PredictionService("svr", background=True, random_state=0, hyperparameters=True)
+    service.update(broken, params)
+    for t in (5, 10, 5):
+        assert service.predict(t, broken[:2], params[:2]) is None  # never a model: the trial continues
+        assert service.wait(timeout=60)
+    assert not service.fitted and service.n_fits == 0 and service.n_failed_fits == 3
+    assert "NaN" in service.last_fit_error
+
+    curves = synthetic_curves(n=40)
+    params = np.arange(40.0)[:, None]
+    service.update(curves, params)
+    for t in range(3, 30):  # queues one fit per decision epoch
+        service.predict(t, curves[:1], params[:1])
+    service.close()
+    assert service.wait(timeout=0)  # nothing pending after close: returns at once
+    assert service.predict(12, curves[:1], params[:1]) is None or service.fitted  # a later fit starts a new worker
+    assert service.wait(timeout=60) and service.ready(12) and service.fitted
     service.close()
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
 import math
-import queue
 import threading
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any, Mapping
 
 import optuna
@@ -225,40 +225,35 @@ def _study_max_epochs(study: optuna.Study) -> int | None:
 
 
 class _AttributeWriter:
-    """Writes trial user attributes in a daemon thread, in the order they were queued."""
+    """Writes trial user attributes in one worker thread, in the order they were queued."""
 
     def __init__(self) -> None:
-        self._jobs: queue.Queue | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: set[Future] = set()
         self._lock = threading.Lock()
 
     def put(self, storage, trial_id: int, key: str, value: Any) -> None:
         with self._lock:
-            if self._jobs is None:
-                self._jobs = queue.Queue()
-                threading.Thread(target=self._work, args=(self._jobs,), name="qhpo-pruner-writer", daemon=True).start()
-                atexit.register(self.flush, 10.0)
-        self._jobs.put((storage, trial_id, key, value))
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qhpo-pruner-writer")
+            future = self._executor.submit(self._write, storage, trial_id, key, value)
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
 
     def flush(self, timeout: float | None = 30.0) -> bool:
-        jobs = self._jobs
-        if jobs is None:
-            return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while jobs.unfinished_tasks:
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.002)
-        return True
+        with self._lock:
+            pending = list(self._pending)
+        return not wait_for(pending, timeout=timeout).not_done
+
+    def _forget(self, future: Future) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     @staticmethod
-    def _work(jobs: queue.Queue) -> None:
-        while True:
-            storage, trial_id, key, value = jobs.get()
-            try:
-                storage.set_trial_user_attr(trial_id, key, value)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # the trial ended before its last record was written; its stop record is kept
-            except Exception as error:  # a storage hiccup must not end the writer
-                warnings.warn(f"qhpo pruner could not store a decision record ({error})", RuntimeWarning)
-            finally:
-                jobs.task_done()
+    def _write(storage, trial_id: int, key: str, value: Any) -> None:
+        try:
+            storage.set_trial_user_attr(trial_id, key, value)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # the trial ended before its last record was written; its stop record is kept
+        except Exception as error:  # a storage hiccup must not lose the records queued after it
+            warnings.warn(f"qhpo pruner could not store a decision record ({error})", RuntimeWarning)

@@ -9,9 +9,12 @@ curves that reached ``target`` and refitted whenever their number ``n`` has grow
 
 A run of ``N`` trials thus costs ``O(log N)`` fits early on and one fit per ``step``
 curves later, never one fit per decision. With ``background=False`` the fit happens inside
-:meth:`PredictionService.predict` (deterministic replay); with ``background=True`` a worker
-thread fits while :meth:`~PredictionService.predict` answers at once with the last fitted
-model, or ``None`` ("no model yet": the policy continues the trial).
+:meth:`PredictionService.predict` (deterministic replay); with ``background=True`` the fit
+is submitted to a one-thread :class:`concurrent.futures.ThreadPoolExecutor` while
+:meth:`~PredictionService.predict` answers at once with the last fitted model, or ``None``
+("no model yet": the policy continues the trial). A background fit that fails keeps the
+last model; :attr:`~PredictionService.fitted`, :attr:`~PredictionService.n_fits` and
+:attr:`~PredictionService.n_failed_fits` say whether the predictor ever fitted.
 
 With ``relative=True`` the model learns the change ``y_target - a_t`` after the decision
 epoch instead of ``y_target`` itself, with the anchor ``a_t = mean(c_{t-w+1}..c_t)`` (``w``
@@ -27,10 +30,11 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +73,8 @@ class PredictionService:
             to :class:`qhpo.predictors.FinalValuePredictor`.
         sampler: A ``dimod.Sampler`` or a sampler name for :func:`qhpo.samplers.make_sampler`
             (annealer models only; ``None`` lets the predictor choose its default).
-        background: Fit in a worker thread instead of inside :meth:`predict`.
+        background: Fit in a worker thread instead of inside :meth:`predict`; call
+            :meth:`close` when done so that queued fits are dropped.
         random_state: Seed of the predictors (training subsamples, annealer); fits are
             reproducible for a given seed and sequence of calls when ``background=False``.
         differences: Features include first and second differences of the prefix.
@@ -82,6 +87,14 @@ class PredictionService:
         step: ... or when it has grown by ``step`` curves, whichever comes first.
         error_estimate: The predictors estimate their held-out error (cross-validation
             fits); without it the returned std is the model's own spread only.
+
+    Attributes:
+        n_fits: Fits that succeeded.
+        n_failed_fits: Fits that raised (with the classical fallback too); the last
+            model, if any, stays in use.
+        last_fit_error: ``"Type: message"`` of the latest failed fit, or None.
+        fallback_reason: Why the annealer model was replaced by the classical SVR, or None.
+        fit_seconds, predict_seconds: Time spent fitting and predicting.
     """
 
     def __init__(
@@ -130,14 +143,15 @@ class PredictionService:
         self.fit_seconds = 0.0
         self.predict_seconds = 0.0
         self.n_fits = 0
+        self.n_failed_fits = 0
+        self.last_fit_error: str | None = None
 
         self._lock = threading.Lock()
         self._curves = np.zeros((0, 0))
         self._params: np.ndarray | None = None
         self._models: dict[tuple[int, int], _FittedModel] = {}
-        self._pending: set[tuple[int, int]] = set()
-        self._jobs: queue.Queue | None = None
-        self._worker: threading.Thread | None = None
+        self._pending: dict[tuple[int, int], Future] = {}  # background fits submitted, not yet done
+        self._executor: ThreadPoolExecutor | None = None
         self._fit_counter = 0
         self._sampler_object = None
 
@@ -164,6 +178,11 @@ class PredictionService:
     @property
     def n_curves(self) -> int:
         return int(self._curves.shape[0])
+
+    @property
+    def fitted(self) -> bool:
+        """Whether any fit has succeeded (False: every decision so far rested on no model)."""
+        return self.n_fits > 0
 
     # -- predictions -----------------------------------------------------------------------
     def ready(self, t: int, target: int | None = None) -> bool:
@@ -214,24 +233,24 @@ class PredictionService:
         return mean, np.asarray(std, dtype=float)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until background fits queued so far are done (True) or ``timeout`` passes."""
-        if self._jobs is None:
-            return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if not self._pending:
-                    return True
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
+        """Block until background fits submitted so far are done (True) or ``timeout`` passes."""
+        with self._lock:
+            pending = list(self._pending.values())
+        return not wait_for(pending, timeout=timeout).not_done
 
     def close(self) -> None:
-        """Stop the background worker (queued fits are dropped)."""
-        if self._jobs is not None:
-            self._jobs.put(None)
-            self._jobs = None
-            self._worker = None
+        """Drop queued background fits and release the worker thread; returns at once.
+
+        A fit already running finishes in its thread; nothing is pending afterwards, so a
+        later :meth:`wait` returns at once. A later background refit starts a new worker.
+        """
+        with self._lock:
+            executor, self._executor = self._executor, None
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.cancel()
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     # -- internals -------------------------------------------------------------------------
     def _target(self, target: int | None) -> int:
@@ -269,8 +288,10 @@ class PredictionService:
         return n >= max(n_next, fitted.n_curves + 1)
 
     def _maybe_refit(self, key) -> None:
+        future = None
         with self._lock:
-            if key in self._pending or not self._stale(key):
+            running = self._pending.get(key)
+            if (running is not None and not running.done()) or not self._stale(key):
                 return
             data = self._training_set(key)
             if data is None:
@@ -278,32 +299,26 @@ class PredictionService:
             self._fit_counter += 1
             seed = None if self.random_state is None else (int(self.random_state) * 1_000_003 + self._fit_counter) % 2**32
             if self.background:
-                self._pending.add(key)
-                self._ensure_worker()
-                self._jobs.put((key, data, seed))
-                return
-        self._fit(key, data, seed)
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qhpo-prediction-service")
+                future = self._pending[key] = self._executor.submit(self._fit, key, data, seed)
+        if future is None:
+            self._fit(key, data, seed)
+        else:  # outside the lock: a future that is already done runs its callback in this thread
+            future.add_done_callback(lambda done, key=key: self._fit_done(key, done))
 
-    def _ensure_worker(self) -> None:
-        if self._worker is None:
-            self._jobs = queue.Queue()
-            self._worker = threading.Thread(target=self._work, args=(self._jobs,), name="qhpo-prediction-service",
-                                            daemon=True)
-            self._worker.start()
-
-    def _work(self, jobs: queue.Queue) -> None:
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            key, data, seed = job
-            try:
-                self._fit(key, data, seed)
-            except Exception:  # a fit that fails even classically: keep the last model
-                _log.exception("fitting the predictor for decision epoch %s failed", key[0])
-            finally:
-                with self._lock:
-                    self._pending.discard(key)
+    def _fit_done(self, key, future: Future) -> None:
+        """Callback of a background fit: forget it, and log a failure (a fit that fails even
+        classically keeps the last model)."""
+        with self._lock:
+            if self._pending.get(key) is future:
+                del self._pending[key]
+        error = None if future.cancelled() else future.exception()
+        if error is not None:
+            # the first failure with its traceback; repeats (one per decision) only at debug level
+            level = logging.ERROR if self.n_failed_fits == 1 else logging.DEBUG
+            _log.log(level, "fitting the predictor for decision epoch %s failed (%d failed fits so far)", key[0],
+                     self.n_failed_fits, exc_info=error)
 
     def _make_predictor(self, model, t: int, seed):
         from qhpo.predictors import FinalValuePredictor
@@ -332,16 +347,23 @@ class PredictionService:
         start = time.perf_counter()
         model = self.active_model
         try:
-            predictor = self._make_predictor(model, t, seed).fit(curves, y, params)
+            try:
+                predictor = self._make_predictor(model, t, seed).fit(curves, y, params)
+            except Exception as error:
+                if isinstance(model, str) and model == "svr":
+                    raise
+                self._fall_back(error)
+                model = "svr"
+                predictor = self._make_predictor(model, t, seed).fit(curves, y, params)
         except Exception as error:
-            if isinstance(model, str) and model == "svr":
-                raise
-            self._fall_back(error)
-            model = "svr"
-            predictor = self._make_predictor(model, t, seed).fit(curves, y, params)
-        self.fit_seconds += time.perf_counter() - start
-        self.n_fits += 1
+            with self._lock:
+                self.n_failed_fits += 1
+                self.last_fit_error = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            self.fit_seconds += time.perf_counter() - start
         with self._lock:
+            self.n_fits += 1
             self._models[key] = _FittedModel(predictor, len(curves), model)
 
     def _fall_back(self, error: Exception) -> None:
@@ -353,12 +375,6 @@ class PredictionService:
         message = (f"the {self.model!r} predictor failed ({self.fallback_reason}); "
                    "using the classical SVR predictor from now on")
         warnings.warn(message, RuntimeWarning, stacklevel=2)
-
-    def __del__(self):  # pragma: no cover - best effort at interpreter exit
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return f"PredictionService(model={self.model!r}, background={self.background}, active={self.active_model!r})"
