@@ -36,7 +36,7 @@ def evaluate_predictor(table, *, at: float, model="svr", train: int = 20, splits
         raise ValueError(f"train must be between 2 and {n - 2} trials for a table of {n}, got {train!r}")
     if isinstance(splits, bool) or int(splits) != splits or splits < 1:
         raise ValueError(f"splits must be a positive integer, got {splits!r}")
-    params = table.numeric_params() if hyperparameters else None
+    params = table.hyperparameter_matrix() if hyperparameters else None  # categories one-hot
     y = table.final_values
     per_split = {"r2": [], "spearman": [], "mae": [], "fit_seconds": []}
     for split in range(int(splits)):

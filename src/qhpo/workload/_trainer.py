@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from qhpo._errors import QhpoError
+from qhpo._files import fsync_folder
 from qhpo.workload._data import CifarData, ImageSplit
 from qhpo.workload._device import resolve_device
 from qhpo.workload._model import CifarCNN
@@ -325,9 +326,9 @@ class TrialTrainer:
     def save_checkpoint(self, path: str | os.PathLike) -> None:
         """Write model, optimiser, epoch and curve to ``path`` atomically.
 
-        The file is written beside ``path`` and renamed over it, so a process killed while
-        saving leaves the previous checkpoint intact. It holds no device-bound state: a
-        checkpoint written on a GPU restores on the CPU and the other way round.
+        The file is written beside ``path``, flushed to disk and renamed over it, so a process
+        (or machine) stopped while saving leaves the previous checkpoint intact. It holds no
+        device-bound state: a checkpoint written on a GPU restores on the CPU and the other way round.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,8 +345,12 @@ class TrialTrainer:
         }
         scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            torch.save(state, scratch)
+            with open(scratch, "wb") as handle:
+                torch.save(state, handle)
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before the rename makes it the checkpoint
             os.replace(scratch, path)
+            fsync_folder(path.parent)
         finally:
             scratch.unlink(missing_ok=True)
 
