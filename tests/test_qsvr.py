@@ -199,14 +199,16 @@ def test_ensemble_uses_every_point_in_disjoint_subsets():
         (np.array([[np.nan], [1.0], [2.0]]), np.array([0.0, 1.0, 2.0]), {}, "NaN"),
         (np.array([[0.0]]), np.array([1.0]), {}, "at least 2"),
         (np.zeros((3, 1)), np.zeros(2), {}, "inconsistent numbers of samples"),
-        (np.eye(3), np.arange(3.0), {"K": 0}, "K must be"),
-        (np.eye(3), np.arange(3.0), {"combination": "r2"}, "combination must be"),
-        (np.eye(3), np.arange(3.0), {"gamma": -1.0}, "gamma must be"),
+        (np.eye(3), np.arange(3.0), {"K": 0}, "'K' parameter of QSVR must be an int"),
+        (np.eye(3), np.arange(3.0), {"K": 3.0}, "'K' parameter of QSVR must be an int"),
+        (np.eye(3), np.arange(3.0), {"combination": "r2"}, "'combination' parameter of QSVR must be a str among"),
+        (np.eye(3), np.arange(3.0), {"gamma": -1.0}, "'gamma' parameter of QSVR must be a float"),
+        (np.eye(3), np.arange(3.0), {"sampler": "quantum"}, "'sampler' parameter of QSVR must be"),
     ],
 )
 def test_qsvr_bad_input(X, y, params, match):
     with pytest.raises(ValueError, match=match):
-        QSVR(sampler="steepest", **params).fit(X, y)
+        QSVR(**{"sampler": "steepest", **params}).fit(X, y)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +217,8 @@ def test_qsvr_bad_input(X, y, params, match):
         (np.array([[np.nan], [1.0]]), np.array([0.0, 1.0]), {}, "finite"),
         (np.array([[0.0]]), np.array([1.0]), {}, "at least 2"),
         (np.zeros((3, 1)), np.zeros(2), {}, "must have shape"),
-        (np.eye(3), np.arange(3.0), {"K": 0}, "K must be"),
+        (np.eye(3), np.arange(3.0), {"K": 0}, "K must be an integer >= 1"),
+        (np.eye(3), np.arange(3.0), {"K": True}, "K must be an integer >= 1"),
     ],
 )
 def test_build_svr_qubo_bad_input(X, y, params, match):

@@ -20,6 +20,7 @@ import numpy as np
 from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
+from qhpo._checks import check_int
 from qhpo.policies import StoppingPolicy, TrialStatus
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, PredictiveScheduler
@@ -113,8 +114,7 @@ def replay_on_ray(
     n, epochs = curves.shape
     if epochs != policy.max_epochs:
         raise ValueError(f"curves must have policy.max_epochs={policy.max_epochs} columns, got {epochs}")
-    if int(workers) < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    workers = check_int("workers", workers, least=1)
     if not float(time_scale) > 0:
         raise ValueError(f"time_scale must be positive, got {time_scale}")
     params = [dict(p) for p in params] if params is not None else [{} for _ in range(n)]

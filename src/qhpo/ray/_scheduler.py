@@ -29,6 +29,7 @@ from ray.tune.experiment import Trial
 from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
 
+from qhpo._checks import check_int
 from qhpo._errors import QhpoError
 from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 
@@ -128,8 +129,9 @@ class PredictiveScheduler(TrialScheduler):
             max_epochs, mode = policy.max_epochs, policy.mode
         elif not isinstance(policy, str):
             raise ValueError(f"policy must be a policy name or a StoppingPolicy, got {policy!r}")
-        if max_epochs is None or int(max_epochs) < 1:
-            raise ValueError(f"max_epochs must be a positive number of epochs, got {max_epochs}")
+        if max_epochs is None:
+            raise ValueError("max_epochs must be given (a positive number of epochs) with a policy name")
+        max_epochs = check_int("max_epochs", max_epochs, least=1)
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.policy = policy
