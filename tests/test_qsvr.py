@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 from sklearn.svm import SVR
 
-from qhpo.qsvr import (
-    QSVR,
-    QSVREnsemble,
-    box_bound,
-    build_svr_qubo,
-    combination_weights,
-    decode_coefficients,
-    kkt_bias,
-    rbf_kernel,
-    remove_overlap,
-    unique_lowest,
-)
+from qhpo.qsvr import QSVR, QSVREnsemble, box_bound, build_svr_qubo
+from qhpo.qsvr._bias import kkt_bias
+from qhpo.qsvr._combine import combination_weights, unique_lowest
+from qhpo.qsvr._decode import decode_coefficients, remove_overlap
+from qhpo.qsvr._qubo import rbf_kernel
 
 PARAMS = dict(K=3, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1)
 

@@ -87,8 +87,8 @@ class QSVR(RegressorMixin, BaseEstimator):
     targets' mean out of kernel terms that vanish away from the training points), builds
     the QUBO of :func:`qhpo.qsvr.build_svr_qubo` on ``y''``, samples it
     ``num_reads`` times, and keeps the ``num_solutions`` unique samples of lowest energy.
-    Each kept sample is decoded, made complementary (:func:`qhpo.qsvr.remove_overlap`) and
-    given its KKT bias (:func:`qhpo.qsvr.kkt_bias`); the samples are then combined by
+    Each kept sample is decoded, made complementary (:func:`qhpo.qsvr._decode.remove_overlap`) and
+    given its KKT bias (:func:`qhpo.qsvr._bias.kkt_bias`); the samples are then combined by
     ``combination`` (:mod:`qhpo.qsvr._combine`). The prediction is
 
         f(x) = y_scale_ * (sum_n dual_coef_[n] k(x, X_fit_[n]) + intercept_) + y_min_,
