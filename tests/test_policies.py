@@ -50,7 +50,7 @@ class RaisingSampler(dimod.Sampler):
 
 
 def test_registry_names_and_errors():
-    assert POLICY_NAMES == ("none", "poster", "qhpo")
+    assert POLICY_NAMES == ("none", "baker", "poster", "qhpo")
     assert isinstance(make_policy("none", max_epochs=5), NoStopping)
     assert isinstance(make_policy("poster", max_epochs=50), DecisionPointPolicy)
     assert isinstance(make_policy("qhpo", max_epochs=200), PredictiveHalving)

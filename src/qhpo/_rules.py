@@ -14,8 +14,8 @@ This module only names the rules; the packages that build them import it, never 
 
 Example:
     >>> rule_names(RuleKind.OPTUNA)
-    ('median', 'sha', 'hyperband')
-    >>> rule("qhpo").kind.value
+    ('median', 'sha', 'hyperband', 'conformal')
+    >>> rule("baker").kind.value
     'policy'
 """
 
@@ -46,6 +46,8 @@ RULES: tuple[Rule, ...] = (
     Rule("median", RuleKind.OPTUNA, "optuna.pruners.MedianPruner"),
     Rule("sha", RuleKind.OPTUNA, "optuna.pruners.SuccessiveHalvingPruner (asynchronous successive halving)"),
     Rule("hyperband", RuleKind.OPTUNA, "optuna.pruners.HyperbandPruner"),
+    Rule("conformal", RuleKind.OPTUNA, "surestop.ConformalPruner: conformal kill rule (surestop package, MIT)"),
+    Rule("baker", RuleKind.POLICY, "Baker, Gupta, Raskar, Naik, ICLR workshop 2018 (arXiv 1705.10823)"),
     Rule("poster", RuleKind.POLICY, "one decision at mid-training (the hybrid quantum-classical HPO poster)"),
     Rule("swift-hyperband", RuleKind.BRACKETS, "Swift-Hyperband (Wulff et al. 2024)"),
     Rule("qhpo", RuleKind.POLICY, "qhpo's default: successive halving on predicted final values"),

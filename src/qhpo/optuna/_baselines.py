@@ -7,6 +7,14 @@ For a budget of ``E`` epochs (each value rounded, at least 1):
     hyperband: HyperbandPruner(min_resource=E/20, max_resource=E, reduction_factor=3)
 
 ``median`` with a ``percentile`` other than 50 is Optuna's ``PercentilePruner``.
+``conformal`` is ``surestop.ConformalPruner`` (the surestop package, MIT) with its
+documented defaults, whatever the budget:
+
+    conformal: ConformalPruner(n_calibration=60, alpha=0.05)
+
+(the first 60 completed trials run unpruned and calibrate a kill rule once; later trials
+are killed when the latest value, as forecast of the final one, crosses a bound that
+keeps the expected share of good trials killed below ``alpha``).
 """
 
 from __future__ import annotations
@@ -40,11 +48,13 @@ def pruner_defaults(name: str, epochs: int) -> dict[str, Any]:
         return {"min_resource": _rounded(epochs / 20), "reduction_factor": 3}
     if name == "hyperband":
         return {"min_resource": _rounded(epochs / 20), "max_resource": epochs, "reduction_factor": 3}
+    if name == "conformal":
+        return {"n_calibration": 60, "alpha": 0.05}
     raise ValueError(f"name must be one of {', '.join(OPTUNA_PRUNERS)}, got {name!r}")
 
 
 def optuna_pruner(name: str, epochs: int, **options: Any) -> optuna.pruners.BasePruner:
-    """Optuna's own pruner ``name`` with :func:`pruner_defaults` for ``epochs``, updated by ``options``.
+    """The Optuna pruner ``name`` with :func:`pruner_defaults` for ``epochs``, updated by ``options``.
 
     Example:
         >>> type(optuna_pruner("hyperband", 200)).__name__
@@ -61,4 +71,8 @@ def optuna_pruner(name: str, epochs: int, **options: Any) -> optuna.pruners.Base
         return optuna.pruners.PercentilePruner(percentile, **kwargs)
     if name == "sha":
         return optuna.pruners.SuccessiveHalvingPruner(**kwargs)
+    if name == "conformal":
+        from surestop import ConformalPruner
+
+        return ConformalPruner(**kwargs)
     return optuna.pruners.HyperbandPruner(**kwargs)

@@ -1,5 +1,6 @@
 """Stopping policies: pure decision logic shared by the Optuna, Ray Tune and replay adapters."""
 
+from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
@@ -10,6 +11,7 @@ from qhpo.policies._registry import POLICY_NAMES, make_policy
 from qhpo.policies._swift_hyperband import SwiftHyperband
 
 __all__ = [
+    "BakerEarlyStopping",
     "Decision",
     "DecisionPointPolicy",
     "NoStopping",

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from qhpo._rules import RuleKind, rule_names
+from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import StoppingPolicy
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._predictive_halving import PredictiveHalving
 
-_POLICIES = {"none": NoStopping, "poster": DecisionPointPolicy, "qhpo": PredictiveHalving}
+_POLICIES = {"none": NoStopping, "baker": BakerEarlyStopping, "poster": DecisionPointPolicy,
+             "qhpo": PredictiveHalving}
 
 #: Names :func:`make_policy` accepts (the rules of kind ``policy`` in :data:`qhpo._rules.RULES`);
 #: ``"qhpo"`` is the default predictive policy.

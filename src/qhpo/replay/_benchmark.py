@@ -22,6 +22,10 @@ a real Optuna study, with these defaults for a table of ``E`` epochs (rounded, a
     SuccessiveHalvingPruner(min_resource=E/20, reduction_factor=3)
     HyperbandPruner(min_resource=E/20, max_resource=E, reduction_factor=3)
 
+``conformal`` is ``surestop.ConformalPruner`` with its documented defaults
+(``n_calibration=60, alpha=0.05``: the first 60 completed trials run unpruned and
+calibrate the rule once).
+
 ``swift-hyperband`` draws its configurations from the same rows, repeating Hyperband
 iterations (``R = E``, ``r_min = E/20``, ``eta = 3``, as the Hyperband pruner) until the
 drawn rows are used up.
@@ -61,6 +65,8 @@ SWEEPS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "median": (("percentile", (25.0, 50.0, 75.0)),),
     "sha": (("reduction_factor", (2, 3, 4)),),
     "hyperband": (("reduction_factor", (2, 3, 4)),),
+    "conformal": (("alpha", (0.02, 0.05, 0.1)),),
+    "baker": (("delta", (0.01, 0.05, 0.2)),),
     "poster": (("keep_fraction", (0.6, 0.4, 0.2)),),
     "swift-hyperband": (("quantile", (0.5, 0.25, 0.1)),),
     "qhpo": (("reduction_factor", (2, 3, 4)),),
