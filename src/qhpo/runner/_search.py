@@ -64,7 +64,7 @@ def check_config(config: RunConfig) -> None:
 def prepare_data(config: RunConfig) -> Path:
     """The data folder, fetched first with ``--download``; one sentence when it is missing."""
     from qhpo.workload import download_cifar10, resolve_data_dir
-    from qhpo.workload._data import BATCHES_FOLDER
+    from qhpo.workload import BATCHES_FOLDER
 
     root = resolve_data_dir(config.data_dir)
     if config.download:
@@ -77,7 +77,7 @@ def prepare_data(config: RunConfig) -> Path:
     return root
 
 
-def run_search(config: RunConfig) -> SearchSummary:
+def run_optuna_search(config: RunConfig) -> SearchSummary:
     """Run (or resume) the search that ``config`` describes and report it.
 
     Returns:
