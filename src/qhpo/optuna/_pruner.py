@@ -6,9 +6,10 @@ import math
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from typing import Any, Mapping
+from typing import Any
 
 import optuna
 from optuna.pruners import BasePruner
@@ -255,4 +256,4 @@ class _AttributeWriter:
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # the trial ended before its last record was written; its stop record is kept
         except Exception as error:  # a storage hiccup must not lose the records queued after it
-            warnings.warn(f"qhpo pruner could not store a decision record ({error})", RuntimeWarning)
+            warnings.warn(f"qhpo pruner could not store a decision record ({error})", RuntimeWarning, stacklevel=1)

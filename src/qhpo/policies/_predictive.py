@@ -3,7 +3,8 @@ turned into the arrays the service reads."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

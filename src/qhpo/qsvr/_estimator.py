@@ -206,7 +206,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         kernel = rbf_kernel(X_fit, X_fit, self.gamma)
         residual = y_fit[None, :] - dual @ kernel                 # y_n - f0_s(x_n)
         intercepts = center + np.array([kkt_bias(a, h, r, self.epsilon, C)
-                                        for a, h, r in zip(alpha, alpha_hat, residual)])
+                                        for a, h, r in zip(alpha, alpha_hat, residual, strict=True)])
 
         rule = self.combination
         heldout_pred = None

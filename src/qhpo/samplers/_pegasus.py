@@ -100,7 +100,7 @@ class PegasusCliqueSampler(dimod.Sampler):
         from dwave.embedding.chain_strength import uniform_torque_compensation
 
         variables = list(bqm.variables)
-        embedding = dict(zip(variables, self.clique_chains(len(variables))))
+        embedding = dict(zip(variables, self.clique_chains(len(variables)), strict=True))
         strength = self.chain_strength if chain_strength is None else chain_strength
         if strength is None:
             strength = uniform_torque_compensation(bqm, embedding, prefactor=CHAIN_STRENGTH_PREFACTOR)
