@@ -1,18 +1,22 @@
-"""Latency of PredictivePruner.prune() in a real SQLite study with hundreds of trials.
+"""Latency of PredictivePruner.prune() in real studies with hundreds or thousands of trials.
 
 Replays the recorded CIFAR-10 curves (rows drawn with replacement, first EPOCHS epochs)
 through a study whose pruner is qhpo's default policy, and prints the time of every
 ``trial.should_prune()`` call, split by whether the policy was consulted (a decision
-epoch) or not, once with Optuna's in-memory storage (the pruner's own cost) and once with
-a SQLite file (plus the storage's reads). Predictor fits run in the pruner's background
+epoch) or not, with Optuna's in-memory storage (the pruner's own cost), a SQLite file and
+a journal file (plus the storage's reads). Predictor fits run in the pruner's background
 thread and are not part of these times. Run:
 
-    python benchmarks/pruner_latency.py [--trials 300] [--epochs 40] [--predictor svr]
+    python benchmarks/pruner_latency.py [--trials 300] [--epochs 40] [--predictor svr] [--json OUT]
+
+``--json OUT`` writes ``{"trials", "memory_ms_median", "sqlite_ms_median",
+"journal_ms_median"}``: the median milliseconds of a call at a decision epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -32,22 +36,42 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--predictor", default="svr")
+    parser.add_argument("--storages", default="memory,sqlite,journal", help="comma-separated: memory, sqlite, journal")
+    parser.add_argument("--json", default=None, metavar="OUT", help="write the medians at decision epochs here")
     args = parser.parse_args()
 
     table = read_curve_table(args.table).truncate(args.epochs)
     rows = np.random.default_rng(0).integers(0, table.n_trials, size=args.trials)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for storage in ("memory", "sqlite"):
-        measure(table, rows, args, storage)
+    result: dict[str, float | int] = {"trials": args.trials, "epochs": args.epochs}
+    for storage in args.storages.split(","):
+        result[f"{storage}_ms_median"] = measure(table, rows, args, storage)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
-def measure(table, rows, args, storage_kind: str) -> None:
+def _storage(kind: str, folder: str):
+    if kind == "memory":
+        return None
+    if kind == "sqlite":
+        from qhpo.runner import resolve_storage
+
+        return resolve_storage(f"{folder}/latency.db").open()  # as qhpo run opens it (write-ahead log)
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(f"{folder}/latency.log"))
+    raise SystemExit(f"unknown storage {kind!r}; choose memory, sqlite or journal")
+
+
+def measure(table, rows, args, storage_kind: str) -> float:
+    """Replay the trials into a fresh study; the median ms of should_prune() at decision epochs."""
     pruner = PredictivePruner("qhpo", args.predictor, max_epochs=args.epochs, random_state=0)
     decision_epochs: set[int] = set()
     at_decision: list[float] = []
     between: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
-        storage = None if storage_kind == "memory" else f"sqlite:///{folder}/latency.db"
+        storage = _storage(storage_kind, folder)
         study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
 
         def objective(trial):
@@ -69,7 +93,8 @@ def measure(table, rows, args, storage_kind: str) -> None:
         decision_epochs.update(pruner.policy_.decision_epochs())
         study.optimize(objective, n_trials=args.trials - 1)
         total = time.perf_counter() - start
-    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+        pruner.flush()  # the decision records are written before the storage goes
+        pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     print(f"{storage_kind} storage, {args.trials} trials x {args.epochs} epochs, policy qhpo, predictor {args.predictor}: "
           f"{pruned} pruned, {total:.1f} s in all")
     for name, times in (("at decision epochs", at_decision), ("between decision epochs", between)):
@@ -78,6 +103,7 @@ def measure(table, rows, args, storage_kind: str) -> None:
               f"max {ms.max():.2f} ms")
     service = pruner.policy_.service
     print(f"background predictor fits: {service.n_fits}, {service.fit_seconds:.2f} s in all (off the trials' path)")
+    return float(np.median(at_decision) * 1e3) if at_decision else float("nan")
 
 
 if __name__ == "__main__":

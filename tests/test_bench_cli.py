@@ -93,3 +93,10 @@ def test_bench_on_a_loss_table_with_epoch_seconds(tmp_path):
     for name, summary in result["policies"].items():
         assert summary["regret_max"] >= 0.0 and summary["cost_fraction_mean"] <= 1.0
     assert result["policies"]["sha"]["cost_fraction_mean"] < 1.0
+
+
+@pytest.mark.parametrize("flag", ["--json", "--plot"])
+def test_an_unwritable_output_is_refused_before_the_replay(curve_table_path, capsys, flag):
+    assert main(["bench", "--curves", str(curve_table_path), flag, "/proc/qhpo-bench.out"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot write /proc/qhpo-bench.out" in err and len(err.splitlines()) == 1

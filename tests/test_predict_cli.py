@@ -51,6 +51,8 @@ def test_same_seed_gives_the_same_splits(curve_table_path, capsys):
         (["--train", "170"], "--train must leave at least 2 trials"),
         (["--splits", "0"], "--splits must be at least 1"),
         (["--json", "/nonexistent-folder/x.json"], "does not exist"),
+        (["--json", "/proc/qhpo-result.json"], "cannot write /proc/qhpo-result.json"),  # a folder nobody writes in
+        (["--seed", "-1"], "--seed must be a whole number of 0 or more"),
     ],
 )
 def test_bad_arguments_give_one_sentence(curve_table_path, capsys, extra, message):

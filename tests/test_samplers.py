@@ -101,3 +101,61 @@ def test_pegasus_sampler_rejects_bad_arguments():
         make_sampler("pegasus-sa", chain_strength=-1.0)
     with pytest.raises(ValueError, match="m must be"):
         make_sampler("pegasus-sa", m=1)
+
+
+@pytest.fixture(scope="module")
+def advantage_mock():
+    """dwave-system's MockDWaveSampler with the qubit graph of an Advantage QPU (Pegasus P16)."""
+    from dwave.system.testing import MockDWaveSampler
+
+    return MockDWaveSampler(topology_type="pegasus", topology_shape=[16])
+
+
+def test_dwave_sampler_runs_the_qsvr_end_to_end_on_an_advantage_size_mock_qpu(advantage_mock):
+    from qhpo.qsvr import QSVR
+    from qhpo.samplers._qpu import QpuCliqueSampler
+
+    sampler = make_sampler("dwave", child=advantage_mock)
+    assert isinstance(sampler, QpuCliqueSampler) and sampler.clique.largest_clique_size >= 120
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(12, 2))
+    y = X[:, 0] + 0.5 * X[:, 1]
+    model = QSVR(K=3, sampler=sampler, num_reads=20, random_state=0).fit(X, y)  # 2*K*N = 72 logical variables
+    assert sampler.failure_ is None
+    assert sampler.chain_strength_ > 0 and 0.0 <= sampler.chain_break_fraction_ <= 1.0
+    assert model.chain_break_fraction_ == sampler.chain_break_fraction_
+    assert np.all(np.isfinite(model.predict(X)))
+    # The embedding is the real clique embedding: every logical variable is a chain of qubits.
+    bqm = dimod.BinaryQuadraticModel({i: -1.0 for i in range(20)}, {(i, i + 1): 0.5 for i in range(19)}, 0.0, "BINARY")
+    result = sampler.sample(bqm, num_reads=5)
+    chains = result.info["embedding_context"]["embedding"]
+    assert len(chains) == 20 and all(len(chain) >= 2 for chain in chains.values())
+    assert result.info["chain_strength"] == sampler.chain_strength_
+
+
+def test_a_failing_qpu_falls_back_to_the_classical_annealer_with_one_warning(advantage_mock):
+    from dwave.cloud.exceptions import SolverFailureError
+    from dwave.system.testing import MockDWaveSampler
+
+    class OfflineSolver(MockDWaveSampler):
+        """The same QPU, whose every problem the solver rejects (as an offline or over-quota one does)."""
+
+        def sample(self, bqm, **parameters):
+            raise SolverFailureError("solver is offline")
+
+    offline = OfflineSolver(topology_type="pegasus", topology_shape=[16])
+    sampler = make_sampler("dwave", child=offline, fallback="sa")
+    bqm = dimod.BinaryQuadraticModel({0: -1.0, 1: 1.0}, {(0, 1): -2.0}, 0.0, "BINARY")
+    with pytest.warns(RuntimeWarning, match="D-Wave QPU failed .*solver is offline.*classical annealer") as caught:
+        first = sampler.sample(bqm, num_reads=10, seed=1)
+        second = sampler.sample(bqm, num_reads=10, seed=1)
+    assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 1
+    assert isinstance(sampler.failure_, SolverFailureError)
+    assert first.first.energy == second.first.energy == -2.0 and len(first) == 10  # the annealer's ground state
+
+
+def test_dwave_sampler_rejects_connection_parameters_beside_a_child(advantage_mock):
+    with pytest.raises(ValueError, match="no connection parameters"):
+        make_sampler("dwave", child=advantage_mock, token="x")
+    with pytest.raises(ValueError, match="chain_strength"):
+        make_sampler("dwave", child=advantage_mock, chain_strength=-2.0)

@@ -75,9 +75,11 @@ def _check(args) -> list[str]:
         raise QhpoError(f"--sweep-seeds must be 0 or more, got {args.sweep_seeds}.")
     if args.jobs is not None and args.jobs < 1:
         raise QhpoError(f"--jobs must be at least 1, got {args.jobs}.")
+    from qhpo._files import check_writable
+
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
-        if path is not None and not path.parent.resolve().is_dir():
-            raise QhpoError(f"{flag}: the folder {path.parent} does not exist; create it or choose another path.")
+        if path is not None:
+            check_writable(path, flag)  # before the replay, not after it
     return policies
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 
 from qhpo import __version__
-from qhpo._environment import MALLOC_TUNABLES
+from qhpo._environment import MALLOC_TUNABLES, module_command
 from qhpo._errors import QhpoError
 
 # Sub-command modules, in the order ``qhpo --help`` lists them.
@@ -43,7 +43,7 @@ def _restart_with_malloc_tunables() -> None:
         return
     env = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
     try:
-        os.execve(sys.executable, [sys.executable, "-m", "qhpo", *sys.argv[1:]], env)
+        os.execve(sys.executable, module_command("qhpo", *sys.argv[1:]), env)
     except OSError:
         return  # training still works, only slower
 

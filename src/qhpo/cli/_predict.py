@@ -35,7 +35,7 @@ def register(subparsers) -> None:
                         help="annealer for qsvr models (default: qhpo.samplers.DEFAULT_SAMPLER)")
     parser.add_argument("--num-reads", type=int, default=None, metavar="R", help="annealer reads per QUBO")
     parser.add_argument("--differences", action="store_true", help="add first and second differences as features")
-    parser.add_argument("--hyperparameters", action="store_true", help="add the numeric hyperparameters as features")
+    parser.add_argument("--hyperparameters", action="store_true", help="add the hyperparameters as features (categories one-hot)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the JSON result here")
     parser.set_defaults(handler=cmd_predict)
 
@@ -50,16 +50,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise QhpoError(f"--splits must be at least 1, got {args.splits}.")
     if args.num_reads is not None and args.num_reads < 1:
         raise QhpoError(f"--num-reads must be at least 1, got {args.num_reads}.")
-    if args.json is not None and not args.json.parent.is_dir():
-        raise QhpoError(f"cannot write {args.json}: the folder {args.json.parent} does not exist.")
+    if args.seed < 0:
+        raise QhpoError(f"--seed must be a whole number of 0 or more, got {args.seed}.")
+    if args.json is not None:
+        from qhpo._files import check_writable
+
+        check_writable(args.json, "--json")
     table = read_curve_table(resolve_curve_table(args.curves))
     if not 2 <= args.train <= table.n_trials - 2:
         raise QhpoError(
             f"--train must leave at least 2 trials to predict: choose 2..{table.n_trials - 2} for the "
             f"{table.n_trials} trials of {table.name}, got {args.train}."
         )
-    if args.hyperparameters and table.numeric_params().shape[1] == 0:
-        raise QhpoError(f"--hyperparameters needs numeric hyperparameter columns, and {table.name} has none.")
+    if args.hyperparameters and table.hyperparameter_matrix().shape[1] == 0:
+        raise QhpoError(f"--hyperparameters needs hyperparameter columns a model can read (numbers, or categories "
+                        f"seen twice), and {table.name} has none.")
     result = evaluate_predictor(
         table, at=args.at, model=args.model, train=args.train, splits=args.splits, seed=args.seed,
         sampler=args.sampler, num_reads=args.num_reads, differences=args.differences,

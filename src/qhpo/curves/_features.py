@@ -15,7 +15,8 @@ that an RBF kernel with a fixed ``gamma`` sees comparable distances whatever the
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class CurveFeaturizer:
             parts.append(np.where(self.log_columns_, np.log10(np.abs(params) + 1e-300), params))
         return np.hstack(parts)
 
-    def fit(self, curves: np.ndarray, params: np.ndarray | None = None) -> "CurveFeaturizer":
+    def fit(self, curves: np.ndarray, params: np.ndarray | None = None) -> CurveFeaturizer:
         if self.hyperparameters:
             p = np.asarray(params, dtype=float)
             if p.ndim == 1:
@@ -108,7 +109,7 @@ class HyperparameterEncoder:
             raise ValueError(f"min_count must be a positive integer, got {min_count!r}")
         self.min_count = int(min_count)
 
-    def fit(self, rows: Sequence[Mapping[str, Any]]) -> "HyperparameterEncoder":
+    def fit(self, rows: Sequence[Mapping[str, Any]]) -> HyperparameterEncoder:
         names: list[str] = []
         for row in rows:
             names.extend(k for k in row if k not in names)

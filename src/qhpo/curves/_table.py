@@ -122,7 +122,7 @@ class CurveTable:
         rows = self.param_rows()
         return HyperparameterEncoder().fit(rows).transform(rows)
 
-    def take(self, indices) -> "CurveTable":
+    def take(self, indices) -> CurveTable:
         """A new table with the rows at ``indices`` (in that order)."""
         idx = np.asarray(indices, dtype=int)
         return CurveTable(
@@ -136,7 +136,7 @@ class CurveTable:
             meta=dict(self.meta),
         )
 
-    def truncate(self, epochs: int) -> "CurveTable":
+    def truncate(self, epochs: int) -> CurveTable:
         """A new table holding only the first ``epochs`` epochs of every curve."""
         if not 1 <= epochs <= self.epochs:
             raise ValueError(f"epochs must be in [1, {self.epochs}], got {epochs}")

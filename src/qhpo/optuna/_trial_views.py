@@ -3,9 +3,9 @@
 A trial's curve is its intermediate values in the order of their steps (a step is an epoch).
 Optuna states map to policy states as COMPLETE -> complete, PRUNED -> stopped,
 RUNNING -> running, FAIL -> failed; WAITING trials have no curve yet and are left out.
-Finished trials never change, so their views are built once and cached; only the few
-running trials are rebuilt on every call, which keeps a call in milliseconds with
-hundreds of trials in the study.
+Views are cached per trial by (state, number of reported steps, last step): a finished
+trial's view is built once, a running trial's again only after it reported a new epoch, so
+the cost of a call grows with the trials that changed, not with the study's history.
 """
 
 from __future__ import annotations
@@ -40,14 +40,19 @@ def trial_view(trial: FrozenTrial) -> TrialView | None:
     return TrialView(key=trial.number, curve=tuple(trial_curve(trial)), params=dict(trial.params), status=status)
 
 
+def _signature(trial: FrozenTrial) -> tuple:
+    values = trial.intermediate_values
+    return (trial.state, len(values), max(values) if values else None)
+
+
 class TrialViewCache:
-    """Views of every trial of one study, with finished trials built only once.
+    """Views of every trial of one study, each rebuilt only when the trial changed.
 
     Safe to share between threads; one cache serves one study.
     """
 
     def __init__(self) -> None:
-        self._finished: dict[int, TrialView] = {}
+        self._views: dict[int, tuple[tuple, TrialView | None]] = {}
         self._lock = threading.Lock()
 
     def views(self, study: optuna.Study, current: FrozenTrial | None = None) -> list[TrialView]:
@@ -62,14 +67,13 @@ class TrialViewCache:
             for trial in trials:
                 if current is not None and trial.number == current.number:
                     continue
-                view = self._finished.get(trial.number)
-                if view is None:
-                    view = trial_view(trial)
-                    if view is None:
-                        continue
-                    if trial.state.is_finished():
-                        self._finished[trial.number] = view
-                out.append(view)
+                signature = _signature(trial)
+                cached = self._views.get(trial.number)
+                if cached is None or cached[0] != signature:
+                    cached = (signature, trial_view(trial))
+                    self._views[trial.number] = cached
+                if cached[1] is not None:
+                    out.append(cached[1])
         if current is not None:
             view = trial_view(current)
             if view is not None:

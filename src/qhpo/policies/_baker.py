@@ -11,7 +11,8 @@ it as the paper states it, with the differences listed in :class:`BakerEarlyStop
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import norm

@@ -35,7 +35,7 @@ def evaluate_predictor(table, *, at: float, model="svr", train: int = 20, splits
     n = table.n_trials
     train = check_int("train", train, least=2, most=n - 2)
     splits = check_int("splits", splits, least=1)
-    params = table.numeric_params() if hyperparameters else None
+    params = table.hyperparameter_matrix() if hyperparameters else None  # categories one-hot
     y = table.final_values
     per_split = {"r2": [], "spearman": [], "mae": [], "fit_seconds": []}
     for split in range(int(splits)):

@@ -64,7 +64,7 @@ def plot_suite(result: dict, path: str | Path) -> Path:
     rows = math.ceil(len(tables) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False,
                              constrained_layout=True)
-    for ax, (stem, table_result) in zip(axes.flat, tables.items()):
+    for ax, (stem, table_result) in zip(axes.flat, tables.items(), strict=False):
         _draw_front(ax, table_result, colours, normalised=True, annotate=False)
         verdict = table_result.get("verdict")
         mark = "" if verdict is None else f" - {verdict['rule']}: {'pass' if verdict['pass'] else 'fail'}"

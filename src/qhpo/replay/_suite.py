@@ -15,8 +15,9 @@ and the cost fractions, and counts the tables on which the judged rule meets the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

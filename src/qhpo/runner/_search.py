@@ -14,16 +14,22 @@ from pathlib import Path
 
 import optuna
 
+from qhpo._environment import module_command
 from qhpo._errors import QhpoError
 from qhpo.predictors import MODEL_NAMES
 from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
 from qhpo.runner._plots import draw_plots
 from qhpo.runner._progress import SearchProgress
-from qhpo.runner._storage import StorageLocation, recover_interrupted_trials, resolve_storage
+from qhpo.runner._storage import CHECKPOINT_ATTR, StorageLocation, recover_interrupted_trials, resolve_storage
 from qhpo.runner._study import create_study, policy_names, search_space
 from qhpo.runner._summary import TEST_ATTR, SearchSummary, print_summary, summarize
-from qhpo.runner._trial import checkpoint_path, trial_config
+from qhpo.runner._trial import CHECKPOINT_SCRATCH, checkpoint_path, trial_config
 from qhpo.runner._worker import count_states, run_worker
+
+
+#: Largest --seed and --split-seed: numpy's seeds are 32-bit.
+MAX_SEED = 2**32 - 1
+CIFAR10_TRAIN_IMAGES = 50_000
 
 
 def check_config(config: RunConfig) -> None:
@@ -39,12 +45,20 @@ def check_config(config: RunConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or value < 1:
             raise QhpoError(f"--{name.replace('_', '-')} must be a positive whole number, not {value!r}.")
+    for name in ("seed", "split_seed"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+            raise QhpoError(f"--{name.replace('_', '-')} must be a whole number from 0 to {MAX_SEED}, not {value!r}.")
+    if config.val_size >= CIFAR10_TRAIN_IMAGES:
+        raise QhpoError(f"--val-size must leave training images: at most {CIFAR10_TRAIN_IMAGES - 1} of the "
+                        f"{CIFAR10_TRAIN_IMAGES} CIFAR-10 training images, not {config.val_size}.")
     if config.min_completed is not None and config.min_completed < 2:
         raise QhpoError(f"--min-completed must be at least 2 trials, not {config.min_completed}.")
     if config.epochs < 2 and config.policy != "none":
         raise QhpoError("--epochs must be at least 2 for a trial to be stopped early; pass --epochs 2 or more.")
-    if config.subset is not None and not 1 <= config.subset <= 50_000 - config.val_size:
-        raise QhpoError(f"--subset must be between 1 and {50_000 - config.val_size} training images, not {config.subset}.")
+    if config.subset is not None and not 1 <= config.subset <= CIFAR10_TRAIN_IMAGES - config.val_size:
+        raise QhpoError(f"--subset must be between 1 and {CIFAR10_TRAIN_IMAGES - config.val_size} training images "
+                        f"(the {CIFAR10_TRAIN_IMAGES} less --val-size), not {config.subset}.")
     if config.backend == "optuna":
         from qhpo.workload import resolve_device
 
@@ -63,10 +77,10 @@ def check_config(config: RunConfig) -> None:
 
 def prepare_data(config: RunConfig) -> Path:
     """The data folder, fetched first with ``--download``; one sentence when it is missing."""
-    from qhpo.workload import download_cifar10, resolve_data_dir
-    from qhpo.workload import BATCHES_FOLDER
+    from qhpo.workload import BATCHES_FOLDER, download_cifar10, remove_partial_downloads, resolve_data_dir
 
     root = resolve_data_dir(config.data_dir)
+    remove_partial_downloads(root)
     if config.download:
         download_cifar10(root, progress=config.progress)
     if not (root / BATCHES_FOLDER).is_dir():
@@ -87,9 +101,16 @@ def run_optuna_search(config: RunConfig) -> SearchSummary:
     space = search_space(config.space)
     config = config.with_(data_dir=prepare_data(config))
     location = resolve_storage(config.storage, config.run_dir)
+    # Read the data before the study exists: a broken or hostile batch leaves no study behind.
+    from qhpo.workload import load_cifar10, resolve_device
+
+    device = resolve_device(config.device) if config.workers == 1 else "cpu"
+    data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed,
+                        device=device)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(config, location, space)
-    recovered = recover_interrupted_trials(study)
+    remove_orphan_files(location.run_dir / config.study)
+    recovered = recover_interrupted_trials(study, location)
     finished, _ = count_states(study)
     console = _console(config)
     if recovered:
@@ -104,12 +125,16 @@ def run_optuna_search(config: RunConfig) -> SearchSummary:
         progress.skip_existing(study)
         if finished < config.trials:
             if config.workers == 1:
-                run_worker(config, location, on_change=progress.update)
+                run_worker(config, location, on_change=progress.update, data=data)
             else:
+                del data  # each worker process reads its own copy
                 _run_worker_processes(config, location, study, progress)
         progress.update(study, force=True)
 
-    evaluate_best_on_test(study, config, location)
+    try:
+        evaluate_best_on_test(study, config, location)
+    except QhpoError as error:  # the search's results stand without the test figure
+        console.print(f"qhpo: the best configuration was not tested: {error}", highlight=False)
     summary = summarize(study, max_epochs=config.epochs, target_trials=config.trials)
     if config.progress:
         from rich.console import Console
@@ -120,6 +145,14 @@ def run_optuna_search(config: RunConfig) -> SearchSummary:
         print(f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}")
     _drop_checkpoints(study, location, config)
     return summary
+
+
+def remove_orphan_files(study_dir: Path) -> list[Path]:
+    """Remove the checkpoints being written and worker settings files of processes that are gone."""
+    from qhpo._files import remove_orphans
+
+    return [*remove_orphans(study_dir / "checkpoints", CHECKPOINT_SCRATCH),
+            *remove_orphans(study_dir, r"\.workers-(\d+)-.*\.json")]
 
 
 def _console(config: RunConfig):
@@ -141,7 +174,6 @@ def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: Stor
     stored = study.user_attrs.get(TEST_ATTR)
     if stored and stored.get("trial") == best.number:
         return stored
-    from qhpo.runner._storage import CHECKPOINT_ATTR
     from qhpo.workload import TrialTrainer, load_cifar10, resolve_device
 
     path = checkpoint_path(location.run_dir / config.study / "checkpoints", best.user_attrs.get(CHECKPOINT_ATTR, best.number))
@@ -159,18 +191,18 @@ def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: Stor
 
 
 def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: RunConfig) -> None:
-    """Keep only the best trial's checkpoint (and those of unfinished trials) once the search is done."""
-    from qhpo.runner._storage import CHECKPOINT_ATTR
-
+    """Keep only the best trial's checkpoint (and those that waiting retries continue from) once the search is done."""
     finished, running = count_states(study)
     if finished < config.trials or running:
         return
-    keep = set()
+    folder = location.run_dir / config.study / "checkpoints"
+    keep = {checkpoint_path(folder, t.user_attrs[CHECKPOINT_ATTR]).name
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            if CHECKPOINT_ATTR in t.user_attrs}
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
         keep.add(checkpoint_path(location.run_dir / config.study / "checkpoints",
                                  best.user_attrs.get(CHECKPOINT_ATTR, best.number)).name)
-    folder = location.run_dir / config.study / "checkpoints"
     for path in folder.glob("trial-*.pt"):
         if path.name not in keep:
             path.unlink(missing_ok=True)
@@ -194,7 +226,8 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
             "kind": location.kind}
     log_dir = location.run_dir / config.study
     log_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=log_dir, delete=False) as handle:
+    with tempfile.NamedTemporaryFile("w", prefix=f".workers-{os.getpid()}-", suffix=".json", dir=log_dir,
+                                     delete=False) as handle:
         json.dump(spec, handle)
     processes = []
     try:
@@ -204,7 +237,7 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             log = open(log_dir / f"worker-{index}.log", "a")
             processes.append((subprocess.Popen(
-                [sys.executable, "-m", "qhpo.runner._worker", handle.name, str(index)],
+                module_command("qhpo.runner._worker", handle.name, str(index)),
                 stdout=log, stderr=subprocess.STDOUT, env=env,
                 preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
             ), log))

@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo.optuna import STOP_ATTR
-from qhpo.runner._storage import FAILURE_ATTR, RETRY_OF_ATTR
+from qhpo.runner._storage import FAILURE_ATTR, PREDICTOR_ATTR_PREFIX, RETRY_OF_ATTR
 
 #: Study user attribute with the test accuracy of the best configuration.
 TEST_ATTR = "qhpo.test"
@@ -47,6 +47,11 @@ class SearchSummary:
     best: list[TrialRow] = field(default_factory=list)
     failures: list[TrialRow] = field(default_factory=list)
     test: dict[str, Any] | None = None
+    predictor: dict[str, Any] | None = None  # {"fits", "failed_fits", "last_error"} over all processes; None: no predictor
+
+    @property
+    def predictor_never_fitted(self) -> bool:
+        return self.predictor is not None and self.predictor["fits"] == 0
 
     @property
     def finished(self) -> int:
@@ -103,7 +108,19 @@ def summarize(study: optuna.Study, *, max_epochs: int | None = None, target_tria
         best=[trial_row(t) for t in best[:top]],
         failures=[trial_row(t) for t in failed],
         test=study.user_attrs.get(TEST_ATTR),
+        predictor=_predictor_state(study),
     )
+
+
+def _predictor_state(study: optuna.Study) -> dict[str, Any] | None:
+    """The predictor fit counts that the search's processes stored, added up (None: none stored)."""
+    states = [v for k, v in study.user_attrs.items() if k.startswith(PREDICTOR_ATTR_PREFIX) and isinstance(v, dict)]
+    if not states:
+        return None
+    errors = [s.get("last_error") for s in states if s.get("last_error")]
+    return {"fits": sum(int(s.get("fits", 0)) for s in states),
+            "failed_fits": sum(int(s.get("failed_fits", 0)) for s in states),
+            "last_error": errors[-1] if errors else None}
 
 
 def _format_params(params: dict[str, Any]) -> str:
@@ -140,3 +157,15 @@ def print_summary(summary: SearchSummary, console=None) -> None:
                       f"{summary.test['accuracy']:.4f} on {summary.test['images']} test images")
     for row in summary.failures:
         console.print(f"trial {row.number} failed after {row.epochs} epoch(s): {row.note}")
+    if summary.predictor_never_fitted:
+        console.print(predictor_note(summary.predictor))
+
+
+def predictor_note(state: dict[str, Any]) -> str:
+    """One sentence on a predictor that never fitted, so that no trial was stopped by a prediction."""
+    if state["failed_fits"]:
+        return (f"the predictor never fitted: all {state['failed_fits']} of its fits failed (the last with "
+                f"{state['last_error']}), so no trial was stopped by a prediction; fix that (see the worker "
+                "logs or --predictor svr) and run again.")
+    return ("the predictor never fitted: too few trials ran to the end to train it, so no trial was stopped by a "
+            "prediction; run more trials or lower --min-completed.")

@@ -9,6 +9,7 @@ checkpoint and reports the epochs it recorded before training on, so its curve i
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -17,12 +18,20 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
-from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, OWNER_ATTR, RETRY_OF_ATTR, owner_record
+from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, RETRY_OF_ATTR
 
 #: Trial user attribute with the epoch at which a trial resumed from a checkpoint.
 RESUMED_AT_ATTR = "qhpo.resumed_at_epoch"
 #: Trial user attribute with the mean wall-clock seconds of its epochs.
 EPOCH_SECONDS_ATTR = "qhpo.epoch_seconds"
+
+
+class DiskFull(QhpoError):
+    """A checkpoint could not be written for lack of space: the run stops, the trial is retried."""
+
+
+#: Name pattern of a checkpoint being written (``.trial-KEY.pt.PID.tmp``); group 1 is the writer's pid.
+CHECKPOINT_SCRATCH = r"\.trial-.+\.pt\.(\d+)\.tmp"
 
 
 def checkpoint_path(checkpoint_dir: Path, key: Any) -> Path:
@@ -51,11 +60,11 @@ def run_trial(
 
     A diverging trial (:class:`qhpo.workload.TrialDiverged`) is told FAIL with its reason in
     the user attribute ``qhpo.failure``. Other exceptions propagate with the trial still
-    RUNNING, so that the caller decides whether it is retried.
+    RUNNING, so that the caller decides whether it is retried; a full disk raises
+    :class:`DiskFull`. The caller has named this process the trial's owner already.
     """
     from qhpo.workload import TrialDiverged, TrialTrainer
 
-    trial.set_user_attr(OWNER_ATTR, owner_record())
     config = space.suggest(trial)
     key = trial.user_attrs.get(CHECKPOINT_ATTR)
     if key is None:
@@ -87,7 +96,7 @@ def run_trial(
         while trainer.epoch < max_epochs:
             start = time.perf_counter()
             value = trainer.train_epoch()
-            trainer.save_checkpoint(path)
+            _save(trainer, path)
             seconds.append(time.perf_counter() - start)
             trial.report(value, trainer.epoch)
             trial.set_user_attr(HEARTBEAT_ATTR, time.time())
@@ -107,6 +116,18 @@ def run_trial(
     _set_epoch_seconds(trial, seconds)
     _tell(study, trial, value)
     return TrialState.COMPLETE
+
+
+def _save(trainer, path: Path) -> None:
+    """Save the checkpoint; a full disk stops the run (one sentence) instead of failing the trial."""
+    try:
+        trainer.save_checkpoint(path)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFull(f"the disk holding {path.parent} is full ({error.strerror}), so the checkpoint of epoch "
+                       f"{trainer.epoch} could not be saved; free some space and run the same command again: the "
+                       "trial continues from its last checkpoint.") from None
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, state: TrialState | None = None) -> None:

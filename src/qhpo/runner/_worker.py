@@ -3,11 +3,15 @@
 Several workers (threads of one process, or processes started by ``qhpo run --workers N``,
 or jobs on several nodes) share one storage. Each loops
 
-    finished = #COMPLETE + #PRUNED
-    stop when finished >= N; wait while finished + #RUNNING >= N; else ask and train one
+    holding the study's claim lock:
+        recover the trials of dead processes
+        finished = #COMPLETE + #PRUNED
+        stop when finished >= N; wait while finished + #RUNNING >= N; else ask for a trial
+    train it
 
-so a study never holds more finished trials than asked for, except when two workers start
-their last trials at the same moment.
+Every finished trial was RUNNING first and only a lock holder adds a RUNNING one, so
+``finished + running <= N`` always holds: the study never holds more than ``N`` finished
+trials, however many workers and ``qhpo run`` processes share it.
 """
 
 from __future__ import annotations
@@ -24,8 +28,19 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
+from qhpo._files import remove_orphans
+from qhpo.runner._trial import CHECKPOINT_SCRATCH, DiskFull, run_trial
 from qhpo.runner._config import RunConfig
-from qhpo.runner._storage import FAILURE_ATTR, StorageLocation, enqueue_retry, recover_interrupted_trials
+from qhpo.runner._storage import (
+    FAILURE_ATTR,
+    PREDICTOR_ATTR_PREFIX,
+    OWNER_ATTR,
+    StorageLocation,
+    _recover,
+    enqueue_retry,
+    owner_record,
+    signals_deferred,
+)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _MAX_CRASHES_IN_A_ROW = 3
@@ -40,12 +55,40 @@ def count_states(study: optuna.Study) -> tuple[int, int]:
     return len(trials) - running, running
 
 
+def claim_trial(study: optuna.Study, location: StorageLocation, target: int) -> optuna.Trial | bool:
+    """Start a trial of ``study`` if it holds fewer than ``target`` finished and running trials.
+
+    Returns:
+        The new trial (RUNNING, owned by this process); True when the study is done
+        (``target`` finished trials); False when every free place is taken by a running
+        trial (wait and ask again: one of them may fail).
+    """
+    with location.claim(study.study_name), signals_deferred():
+        _recover(study, claimed=True)  # a worker elsewhere may have died
+        finished, running = count_states(study)
+        if finished >= target:
+            return True
+        if finished + running >= target:
+            return False
+        trial = study.ask()
+        trial.set_user_attr(OWNER_ATTR, owner_record())
+        return trial
+
+
+def sampler_seed(seed: int, worker_index: int, offset: int) -> int:
+    """The HPO sampler's seed of one worker: distinct per run seed, worker and trials already there."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, worker_index, offset]).generate_state(1)[0])
+
+
 def run_worker(
     config: RunConfig,
     location: StorageLocation,
     *,
     worker_index: int = 0,
     on_change: Callable[[optuna.Study], None] | None = None,
+    data=None,
 ) -> int:
     """Train trials of ``config.study`` until it holds ``config.trials`` finished ones.
 
@@ -61,8 +104,9 @@ def run_worker(
     if device.type == "cpu" and config.workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))
     space = search_space(config.space)
-    data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size,
-                        split_seed=config.split_seed, device=device)
+    if data is None:
+        data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size,
+                            split_seed=config.split_seed, device=device)
     storage = location.open()
     # Seed the sampler by the trials already there, so a resumed or second worker does not
     # propose the configurations of the first one again.
@@ -70,11 +114,12 @@ def run_worker(
     study = optuna.load_study(
         study_name=config.study,
         storage=storage,
-        sampler=hpo_sampler(config.hpo_sampler, seed=config.seed * 7919 + 101 * worker_index + offset),
+        sampler=hpo_sampler(config.hpo_sampler, seed=sampler_seed(config.seed, worker_index, offset)),
         pruner=make_pruner(config),
     )
     checkpoint_dir = location.run_dir / config.study / "checkpoints"
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    remove_orphans(checkpoint_dir, CHECKPOINT_SCRATCH)  # checkpoints being written by killed workers
 
     def changed() -> None:
         if on_change is not None:
@@ -83,17 +128,13 @@ def run_worker(
     done = 0
     crashes = failures = 0
     while True:
-        finished, running = count_states(study)
-        if finished >= config.trials:
+        trial = claim_trial(study, location, config.trials)
+        if trial is True:
             return done
-        if finished + running >= config.trials:
-            recover_interrupted_trials(study)  # a worker elsewhere may have died
+        if trial is False:
             changed()
             time.sleep(_WAIT_SECONDS)
             continue
-        from qhpo.runner._trial import run_trial
-
-        trial = study.ask()
         changed()
         try:
             state = run_trial(study, trial, space=space, data=data, device=device, max_epochs=config.epochs,
@@ -101,8 +142,8 @@ def run_worker(
                               on_epoch=changed)
         except BaseException as error:
             _end_interrupted(study, trial, error)
-            if not isinstance(error, Exception):
-                raise  # KeyboardInterrupt, SystemExit: the trial is enqueued again for the next run
+            if not isinstance(error, Exception) or isinstance(error, DiskFull):
+                raise  # KeyboardInterrupt, SystemExit, a full disk: the trial is enqueued again for the next run
             crashes += 1
             print(f"qhpo: trial {trial.number} crashed ({type(error).__name__}: {error}); the search goes on.", file=sys.stderr)
             if crashes >= _MAX_CRASHES_IN_A_ROW:
@@ -116,20 +157,53 @@ def run_worker(
             raise QhpoError(f"the last {failures} trials all failed (the last one {reason}); check the search space "
                             "(--space), then run the same command again to resume.")
         done += state in FINISHED
+        publish_predictor_state(study)
         changed()
 
 
-def _end_interrupted(study: optuna.Study, trial: optuna.Trial, error: BaseException) -> None:
-    """Fail a trial that did not end normally; an interrupted one is enqueued to be retried."""
-    interrupted = not isinstance(error, Exception)
-    reason = "interrupted: the run was stopped; retried on resume" if interrupted else f"crashed: {type(error).__name__}: {error}"
+def publish_predictor_state(study: optuna.Study) -> None:
+    """Store this process's predictor fit counts in the study, for the run's summary.
+
+    One study user attribute per process (:data:`PREDICTOR_ATTR_PREFIX` + ``host:pid``):
+    ``{"fits", "failed_fits", "last_error"}`` of the pruner's prediction service.
+    """
+    service = getattr(getattr(study.pruner, "policy_", None), "service", None)
+    if service is None:
+        return
+    owner = owner_record()
+    state = {"fits": int(getattr(service, "n_fits", 0)), "failed_fits": int(getattr(service, "n_failed_fits", 0)),
+             "last_error": getattr(service, "last_fit_error", None)}
     try:
-        trial.set_user_attr(FAILURE_ATTR, reason)
-        study.tell(trial, state=TrialState.FAIL)
+        study.set_user_attr(f"{PREDICTOR_ATTR_PREFIX}{owner['host']}:{owner['pid']}", state)
     except Exception:
-        return  # already finished, or the storage is gone; recovery on resume handles it
-    if interrupted:
-        enqueue_retry(study, study._storage.get_trial(trial._trial_id))
+        pass  # the summary then knows less; the search goes on
+
+
+def _end_interrupted(study: optuna.Study, trial: optuna.Trial, error: BaseException) -> None:
+    """Fail a trial that did not end normally; an interrupted one is enqueued to be retried.
+
+    The retry is enqueued before the trial is told FAIL, with SIGINT and SIGTERM held back,
+    so no interruption can leave a failed trial without its retry; a process killed in
+    between leaves the trial RUNNING, and recovery (which sees the retry) only fails it.
+    """
+    interrupted = not isinstance(error, Exception) or isinstance(error, DiskFull)
+    if isinstance(error, DiskFull):
+        reason = "interrupted: the disk was full; retried on resume"
+    elif interrupted:
+        reason = "interrupted: the run was stopped; retried on resume"
+    else:
+        reason = f"crashed: {type(error).__name__}: {error}"
+    with signals_deferred():
+        try:
+            frozen = study._storage.get_trial(trial._trial_id)
+            if frozen.state != TrialState.RUNNING:
+                return  # already told
+            if interrupted:
+                enqueue_retry(study, frozen)
+            trial.set_user_attr(FAILURE_ATTR, reason)
+            study.tell(trial, state=TrialState.FAIL)
+        except Exception:
+            return  # the storage is gone; recovery on resume handles the trial
 
 
 def main(argv: list[str] | None = None) -> int:

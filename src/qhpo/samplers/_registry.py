@@ -73,8 +73,30 @@ def _dwave_cloud(kind: str, **params) -> dimod.Sampler:
         ) from None
 
 
-def _dwave(**params) -> dimod.Sampler:
-    return _dwave_cloud("dwave", **params)
+def _dwave(*, child=None, fallback: str | dimod.Sampler = DEFAULT_SAMPLER, chain_strength: float | None = None,
+           qpu_params: dict[str, Any] | None = None, **params) -> dimod.Sampler:
+    """The QPU through a clique embedding, falling back to ``fallback`` when the solver fails.
+
+    ``child`` is the QPU sampler itself: None connects to Leap with ``params`` (``solver=``,
+    ``token=``, ...); a ``dwave.system.testing.MockDWaveSampler`` runs the whole path offline.
+    """
+    from qhpo.samplers._qpu import QpuCliqueSampler
+
+    if child is None:
+        try:
+            from dwave.system import DWaveSampler
+        except ImportError:
+            raise QhpoError(f"the sampler 'dwave' needs the D-Wave Ocean packages; {_QPU_HINT}.") from None
+        try:
+            child = DWaveSampler(**params)
+        except TypeError as error:
+            raise ValueError(f"bad parameters for sampler 'dwave': {error}") from None
+        except Exception as error:  # the cloud client raises many types (ValueError, SolverNotFoundError, ...)
+            raise QhpoError(f"could not connect to the D-Wave QPU ({error}); {_QPU_HINT}.") from None
+    elif params:
+        raise ValueError(f"sampler 'dwave' with a child takes no connection parameters, got {sorted(params)}")
+    backup = make_sampler(fallback) if isinstance(fallback, str) else fallback
+    return QpuCliqueSampler(child, fallback=backup, chain_strength=chain_strength, qpu_params=qpu_params)
 
 
 def _hybrid(**params) -> dimod.Sampler:
@@ -118,6 +140,13 @@ def make_sampler(name: str, **params) -> dimod.Sampler:
     clique-embedding path on an Advantage-size Pegasus graph, sampled by simulated
     annealing) and ``qhpo-sa`` (qhpo's dense simulated annealer). ``params`` go to the
     sampler's constructor (for example ``solver=`` or ``token=`` for ``dwave``).
+
+    ``dwave`` gives a :class:`qhpo.samplers._qpu.QpuCliqueSampler`: Ocean's
+    ``DWaveCliqueSampler`` on the QPU, reporting ``chain_strength_`` and
+    ``chain_break_fraction_`` after every call and falling back to ``fallback`` (default
+    :data:`DEFAULT_SAMPLER`) with one warning when the solver fails. ``child=`` replaces the
+    Leap connection by any QPU-like sampler, e.g. dwave-system's ``MockDWaveSampler`` on an
+    Advantage-size Pegasus graph, so the whole path runs offline.
 
     Example:
         >>> sampler = make_sampler("sa")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from qhpo._errors import QhpoError
+from qhpo._files import remove_orphans
 from qhpo.workload._device import resolve_device
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -97,8 +98,9 @@ def download_cifar10(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise QhpoError(f"cannot create the data folder {root} ({error.strerror}); pass --data-dir with a writable folder.") from None
+    remove_partial_downloads(root)
 
-    fd, archive_name = tempfile.mkstemp(prefix=".cifar-10-", suffix=".tar.gz.part", dir=root)
+    fd, archive_name = tempfile.mkstemp(prefix=f".cifar-10-{os.getpid()}-", suffix=".tar.gz.part", dir=root)
     archive = Path(archive_name)
     try:
         with os.fdopen(fd, "wb") as sink:
@@ -112,6 +114,13 @@ def download_cifar10(
     finally:
         archive.unlink(missing_ok=True)
     return target
+
+
+def remove_partial_downloads(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Remove archives and unpack folders left in the data folder by a killed download."""
+    root = resolve_data_dir(data_dir)
+    return [*remove_orphans(root, r"\.cifar-10-(\d+)-.*\.tar\.gz\.part"),
+            *remove_orphans(root, r"\.cifar-10-unpack-(\d+)-.*")]
 
 
 def _fetch(url: str, sink, *, progress: bool, timeout: float) -> str:
@@ -193,7 +202,7 @@ class _Progress:
 
 
 def _unpack(archive: Path, root: Path, target: Path) -> None:
-    scratch = Path(tempfile.mkdtemp(prefix=".cifar-10-unpack-", dir=root))
+    scratch = Path(tempfile.mkdtemp(prefix=f".cifar-10-unpack-{os.getpid()}-", dir=root))
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
@@ -249,16 +258,57 @@ class CifarData:
         return self.train.images.device
 
 
+#: The only callables a CIFAR-10 batch may name: what numpy pickles a plain array with
+#: (``numpy.core`` before numpy 2, ``numpy._core`` since) and what Python 3 writes bytes
+#: with in pickle protocol 2 (``_codecs.encode``, a pure conversion).
+_BATCH_GLOBALS = frozenset({
+    ("_codecs", "encode"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+})
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings, numbers and plain numpy arrays, and nothing else.
+
+    A pickle names every callable it calls; a batch that names anything but numpy's array
+    reconstruction (``os.system``, ``builtins.eval``, ...) is refused before it is called.
+    """
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _BATCH_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds")
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("it holds a persistent reference, which a CIFAR-10 batch never holds")
+
+
+def _unpickle(path: Path):
+    """``path`` unpickled by :class:`_BatchUnpickler` (no object of the file's choosing is built)."""
+    with open(path, "rb") as handle:
+        return _BatchUnpickler(handle, encoding="latin1").load()
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with open(path, "rb") as handle:
-            batch = pickle.load(handle, encoding="latin1")
-        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as error:
+        batch = _unpickle(path)
+        if not isinstance(batch, dict):
+            raise TypeError(f"it holds a {type(batch).__name__}, not a dict")
+        data, labels = batch["data"], batch["labels"]
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise ValueError("its 'data' is not a uint8 array of rows of 3072 pixels")
+        if not isinstance(labels, (list, np.ndarray)) or not all(isinstance(y, (int, np.integer)) and 0 <= y < 10 for y in labels):
+            raise ValueError("its 'labels' are not class numbers 0..9")
+        images = data.reshape(-1, 3, 32, 32)
+        labels = np.asarray(labels, dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            MemoryError, RecursionError) as error:
         raise QhpoError(
-            f"{path} is not a readable CIFAR-10 batch ({type(error).__name__}: {error}); delete "
-            f"{path.parent} and fetch it again with --download."
+            f"{path} is not a readable CIFAR-10 batch ({type(error).__name__}: {error}), so nothing of it was used; "
+            f"delete {path.parent} and fetch it again with --download."
         ) from None
     if images.shape[0] != labels.shape[0]:
         raise QhpoError(f"{path} holds {images.shape[0]} images but {labels.shape[0]} labels; delete {path.parent} and fetch it again with --download.")
@@ -267,10 +317,11 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_classes(batches: Path) -> tuple[str, ...]:
     try:
-        with open(batches / "batches.meta", "rb") as handle:
-            names = pickle.load(handle, encoding="latin1")["label_names"]
-        return tuple(str(name) for name in names)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError):
+        names = _unpickle(batches / "batches.meta")["label_names"]
+        if not isinstance(names, list) or len(names) != len(_CLASSES) or not all(isinstance(n, str) for n in names):
+            return _CLASSES
+        return tuple(names)
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError):
         return _CLASSES
 
 

@@ -1,0 +1,285 @@
+"""Fault injection: a ``qhpo run --workers 4`` study killed over and over, then checked.
+
+Runs ``qhpo run`` on a small CIFAR-10 subset (real data, tiny epochs) with several worker
+processes, and while it runs sends, at random moments:
+
+- SIGKILL to one worker (at a random time, while it writes a checkpoint, or as a trial
+  reports its last epoch, just before it tells the study),
+- SIGKILL to the whole process group (launcher and workers at once),
+- SIGINT to the whole process group, as Ctrl-C in a terminal does (twice in a run),
+
+restarting the same command after each, until the study is done. It then checks that the
+study holds exactly ``--trials`` finished trials, that no configuration was trained to the
+end twice, that no trial is left RUNNING, that no temporary file is left, and that every
+curve is whole, and prints (and with ``--json`` writes) the counts. Run:
+
+    python benchmarks/chaos.py [--kills 20] [--trials 12] [--workers 4] [--json OUT]
+
+``--data-dir`` is the folder that holds ``cifar-10-batches-py`` (default ``$QHPO_DATA_DIR``,
+else ``../shared/data`` beside the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GLIBC = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296"
+STUDY = "chaos"
+_TEMPORARY = re.compile(r"\.trial-.*\.tmp|\.workers-.*\.json|\.qhpo-write-test-.*|\.cifar-10-.*")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class Chaos:
+    """One study, the command that resumes it, and the kills sent to it."""
+
+    def __init__(self, folder: Path, *, data_dir: Path, trials: int, workers: int, epochs: int, subset: int,
+                 val_size: int, storage: str, seed: int) -> None:
+        self.folder = folder
+        self.trials = trials
+        self.epochs = epochs
+        self.storage_arg = str(folder / "q.db") if storage == "sqlite" else f"journal:{folder / 'q.log'}"
+        self.command = [sys.executable, "-m", "qhpo", "run", "--data-dir", str(data_dir), "--subset", str(subset),
+                        "--val-size", str(val_size), "--epochs", str(epochs), "--trials", str(trials),
+                        "--workers", str(workers), "--device", "cpu", "--storage", self.storage_arg, "--study", STUDY,
+                        "--predictor", "svr", "--min-completed", "2", "--hpo-sampler", "random", "--seed", str(seed),
+                        "--quiet"]
+        self.env = {**os.environ, "GLIBC_TUNABLES": GLIBC, "OMP_NUM_THREADS": "1",
+                    "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+        self.rng = random.Random(seed)
+        self.kills: Counter[str] = Counter()
+        self.process: subprocess.Popen | None = None
+
+    # -- the study ----------------------------------------------------------------------
+    def study(self):
+        import optuna
+
+        from qhpo.runner import resolve_storage
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return optuna.load_study(study_name=STUDY, storage=resolve_storage(self.storage_arg, create=False).open())
+
+    def done(self) -> bool:
+        from optuna.trial import TrialState
+
+        try:
+            trials = self.study().get_trials(deepcopy=False)
+        except Exception:
+            return False
+        return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) >= self.trials
+
+    # -- processes ----------------------------------------------------------------------
+    def start(self) -> None:
+        log = open(self.folder / "runs.log", "a")
+        self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def workers(self) -> list[int]:
+        return _children(self.process.pid) if self.process and self.process.poll() is None else []
+
+    def kill_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    # -- moments to strike ----------------------------------------------------------------
+    def wait_for_progress(self, since: float, timeout: float) -> list[int]:
+        """The workers, once one of them finished an epoch after ``since`` (past start-up and data loading)."""
+        from optuna.trial import TrialState
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                running = self.study().get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if any(float(t.user_attrs.get("qhpo.heartbeat", 0.0)) > since for t in running):
+                    return self.workers()
+            except Exception:
+                pass
+            time.sleep(0.3)
+        return self.workers()
+
+    def during_checkpoint(self, timeout: float) -> int | None:
+        """The pid of a worker caught writing a checkpoint (its scratch file exists)."""
+        folder = self.folder / STUDY / "checkpoints"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                for entry in os.scandir(folder):
+                    match = re.fullmatch(r"\.trial-.+\.pt\.(\d+)\.tmp", entry.name)
+                    if match:
+                        return int(match.group(1))
+            except OSError:
+                pass
+            time.sleep(0.002)
+        return None
+
+    def before_tell(self, timeout: float) -> int | None:
+        """The pid of a worker whose trial reported its last epoch and is about to be told."""
+        from optuna.trial import TrialState
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                for trial in self.study().get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    if self.epochs in trial.intermediate_values and "qhpo.owner" in trial.user_attrs:
+                        return int(trial.user_attrs["qhpo.owner"]["pid"])
+            except Exception:
+                pass
+            time.sleep(0.01)
+        return None
+
+    # -- one kill -------------------------------------------------------------------------
+    def strike(self, kind: str) -> bool:
+        """Start the run, strike once, let it end. True when the kill was delivered."""
+        since = time.time()
+        self.start()
+        workers = self.wait_for_progress(since, 300)
+        time.sleep(self.rng.uniform(0.0, 3.0))
+        if self.process.poll() is not None:
+            return False
+        if kind == "group":
+            self.kill_group(signal.SIGKILL)
+        elif kind == "sigint":
+            self.kill_group(signal.SIGINT)
+            if self.wait(120) is None:  # an interrupted run must end by itself
+                raise SystemExit("qhpo run did not end within 120 s of Ctrl-C")
+        else:
+            pid = {"worker": lambda: self.rng.choice(workers) if workers else None,
+                   "checkpoint": lambda: self.during_checkpoint(30),
+                   "tell": lambda: self.before_tell(60)}[kind]()
+            if pid is None or pid not in self.workers():
+                self.kill_group(signal.SIGKILL)
+                self.wait(60)
+                return False
+            os.kill(pid, signal.SIGKILL)
+        if self.wait(120) is None:  # the launcher stops the other workers and ends
+            self.kill_group(signal.SIGKILL)
+            self.wait(60)
+        self.kills[kind] += 1
+        return True
+
+    # -- checks ---------------------------------------------------------------------------
+    def check(self) -> dict:
+        from optuna.trial import TrialState
+
+        study = self.study()
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        configurations = Counter(tuple(sorted(t.params.items())) for t in complete)
+        interrupted = [t for t in trials if t.state == TrialState.FAIL
+                       and str(t.user_attrs.get("qhpo.failure", "")).startswith("interrupted")]
+        retried = {t.user_attrs.get("qhpo.retry_of") for t in trials}
+        lost = [t.number for t in interrupted if t.number not in retried]
+        given_up = [t.number for t in trials if str(t.user_attrs.get("qhpo.failure", "")).startswith("killed")]
+        broken = [t.number for t in finished if sorted(t.intermediate_values) != list(range(1, len(t.intermediate_values) + 1))
+                  or not all(0.0 <= v <= 1.0 for v in t.intermediate_values.values())
+                  or (t.state == TrialState.COMPLETE and len(t.intermediate_values) != self.epochs)]
+        by_number = {t.number: t for t in trials}
+        for t in finished:  # a retry's copied epochs are the interrupted trial's epochs
+            origin = by_number.get(t.user_attrs.get("qhpo.retry_of"))
+            if origin is not None:
+                shared = min(len(origin.intermediate_values), int(t.user_attrs.get("qhpo.resumed_at_epoch", 0)))
+                if any(origin.intermediate_values[e] != t.intermediate_values.get(e) for e in range(1, shared + 1)):
+                    broken.append(t.number)
+        temporary = sorted(str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if _TEMPORARY.fullmatch(p.name))
+        return {
+            "trials_asked": self.trials,
+            "finished": len(finished),
+            "complete": len(complete),
+            "pruned": len(finished) - len(complete),
+            "kills_survived": sum(self.kills.values()),
+            "kills_by_kind": dict(self.kills),
+            "interrupted_trials_retried": len(interrupted) - len(lost),
+            "trials_lost": len(lost),
+            "trials_duplicated": sum(n - 1 for n in configurations.values() if n > 1),
+            "configurations_given_up_after_repeated_kills": len(given_up),
+            "running_left": sum(t.state == TrialState.RUNNING for t in trials),
+            "temporary_files_left": temporary,
+            "broken_curves": sorted(set(broken)),
+        }
+
+
+def run_chaos(folder: Path, *, data_dir: Path, kills: int = 20, trials: int = 12, workers: int = 4, epochs: int = 3,
+              subset: int = 256, val_size: int = 250, storage: str = "sqlite", sigints: int = 2, seed: int = 0) -> dict:
+    """Inject ``kills`` faults (``sigints`` of them Ctrl-C) into one study, finish it, and check it."""
+    chaos = Chaos(folder, data_dir=data_dir, trials=trials, workers=workers, epochs=epochs, subset=subset,
+                  val_size=val_size, storage=storage, seed=seed)
+    kinds = ["sigint"] * sigints + [["worker", "group", "checkpoint", "tell"][i % 4] for i in range(kills - sigints)]
+    chaos.rng.shuffle(kinds)
+    start = time.monotonic()
+    pending = list(kinds)
+    attempts = 0
+    while pending and attempts < 4 * kills:
+        attempts += 1
+        if chaos.done():  # the study finished before every kill was sent: grow it and go on
+            chaos.trials += max(2, workers)
+            chaos.command[chaos.command.index("--trials") + 1] = str(chaos.trials)
+        if chaos.strike(pending[0]):
+            print(f"kill {sum(chaos.kills.values())}/{kills}: {pending[0]}", flush=True)
+            pending.pop(0)
+    chaos.start()  # resume to the end
+    status = chaos.wait(3600)
+    result = chaos.check()
+    result.update({"final_status": status, "seconds": round(time.monotonic() - start, 1), "workers": workers,
+                   "epochs": epochs, "subset": subset, "storage": storage, "kills_planned": kills})
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--sigints", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--subset", type=int, default=256)
+    parser.add_argument("--val-size", type=int, default=250)
+    parser.add_argument("--storage", choices=("sqlite", "journal"), default="sqlite")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("QHPO_DATA_DIR") or REPO.parent / "shared" / "data"))
+    parser.add_argument("--folder", type=Path, default=None, help="where the study lives (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "src"))
+    with tempfile.TemporaryDirectory(prefix="qhpo-chaos-") as scratch:
+        folder = args.folder or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        result = run_chaos(folder, data_dir=args.data_dir, kills=args.kills, trials=args.trials, workers=args.workers,
+                           epochs=args.epochs, subset=args.subset, val_size=args.val_size, storage=args.storage,
+                           sigints=args.sigints, seed=args.seed)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    ok = (result["finished"] == result["trials_asked"] and result["trials_lost"] == 0 and result["trials_duplicated"] == 0
+          and result["running_left"] == 0 and not result["temporary_files_left"] and not result["broken_curves"])
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Fault injection on a real study: worker and whole-run SIGKILLs and a Ctrl-C, then resume.
+
+The short version of ``benchmarks/chaos.py`` (same code, fewer kills)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _chaos_module():
+    spec = importlib.util.spec_from_file_location("qhpo_chaos_benchmark", REPO / "benchmarks" / "chaos.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_killed_workers_runs_and_ctrl_c_lose_and_duplicate_nothing(tmp_path, cifar_dir):
+    chaos = _chaos_module()
+    result = chaos.run_chaos(tmp_path, data_dir=cifar_dir, kills=5, sigints=1, trials=4, workers=2, epochs=2,
+                             subset=256, val_size=250, seed=1)
+    assert result["kills_survived"] >= 4, result
+    assert result["final_status"] == 0, result
+    assert result["finished"] == result["trials_asked"], result  # exactly N, across every restart
+    assert result["trials_lost"] == 0 and result["trials_duplicated"] == 0, result
+    assert result["running_left"] == 0 and result["temporary_files_left"] == [], result
+    assert result["broken_curves"] == [], result

@@ -1,0 +1,277 @@
+"""The runner's bookkeeping on real storages, without training: exact trial counts under
+concurrent processes, one retry per interrupted trial, bounded retries of a configuration
+whose process keeps dying, and the checkpoints a finished search keeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from qhpo.runner._storage import (
+    CHECKPOINT_ATTR,
+    FAILURE_ATTR,
+    KILLS_ATTR,
+    MAX_KILLS,
+    OWNER_ATTR,
+    RETRY_OF_ATTR,
+    StorageLocation,
+    enqueue_retry,
+    recover_interrupted_trials,
+    resolve_storage,
+)
+from qhpo.runner._worker import _end_interrupted, claim_trial
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _location(tmp_path, kind: str) -> StorageLocation:
+    storage = {"sqlite": str(tmp_path / "q.db"), "journal": f"journal:{tmp_path / 'q.log'}"}[kind]
+    return resolve_storage(storage)
+
+
+def _new_study(location: StorageLocation) -> optuna.Study:
+    return optuna.create_study(study_name="s", storage=location.open(), direction="maximize")
+
+
+_CLAIMER = textwrap.dedent("""
+    import random, sys, threading, time
+    import optuna
+    from qhpo.runner._storage import StorageLocation
+    from qhpo.runner._worker import claim_trial
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, kind, run_dir, target, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    location = StorageLocation(url=url, run_dir=__import__("pathlib").Path(run_dir), kind=kind)
+
+    def work(index):
+        study = optuna.load_study(study_name="s", storage=location.open())
+        rng = random.Random(index)
+        while True:
+            trial = claim_trial(study, location, target)
+            if trial is True:
+                return
+            if trial is False:
+                time.sleep(0.01)
+                continue
+            x = trial.suggest_float("x", 0, 1)
+            time.sleep(rng.random() * 0.02)
+            if rng.random() < 0.2:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)  # a failed trial frees its place
+            else:
+                study.tell(trial, x)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+""")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_trials_is_exact_with_several_processes_and_threads_on_one_study(tmp_path, kind):
+    # Three processes of three workers each, all racing for the last places of 12.
+    location = _location(tmp_path, kind)
+    _new_study(location)
+    target = 12
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    processes = [subprocess.Popen([sys.executable, "-c", _CLAIMER, location.url, location.kind, str(location.run_dir),
+                                   str(target), "3"], env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+    study = optuna.load_study(study_name="s", storage=location.open())
+    assert sum(t.state in FINISHED for t in study.trials) == target
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+
+def test_trials_is_exact_with_threads_on_an_in_memory_study(tmp_path):
+    study = optuna.create_study(direction="maximize")  # Optuna's in-memory storage: threads of one process
+    location = StorageLocation(url="memory", run_dir=tmp_path, kind="memory")
+
+    def work():
+        while (trial := claim_trial(study, location, 10)) is not True:
+            if trial is not False:
+                study.tell(trial, trial.suggest_float("x", 0, 1))
+
+    workers = [threading.Thread(target=work) for _ in range(8)]
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+    assert sum(t.state in FINISHED for t in study.trials) == 10
+
+
+_RECOVERER = textwrap.dedent("""
+    import sys, time, pathlib
+    import optuna
+    from qhpo.runner._storage import StorageLocation, recover_interrupted_trials
+    location = StorageLocation(url=sys.argv[1], run_dir=pathlib.Path(sys.argv[2]), kind="sqlite")
+    study = optuna.load_study(study_name="s", storage=location.open())
+    time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # start together
+    print(recover_interrupted_trials(study, location))
+""")
+
+
+def test_two_processes_recovering_one_dead_trial_enqueue_one_retry(tmp_path):
+    import time
+
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr(OWNER_ATTR, {"host": os.uname().nodename, "pid": dead_pid(), "start": None})
+    trial.set_user_attr(CHECKPOINT_ATTR, trial.number)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    start = str(time.time() + 4)
+    processes = [subprocess.Popen([sys.executable, "-c", _RECOVERER, location.url, str(location.run_dir), start],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    assert sorted(out.strip() for out, _ in outputs) == ["[0]", "[]"]  # one of them recovered it
+    study = optuna.load_study(study_name="s", storage=location.open())
+    assert study.trials[0].state == TrialState.FAIL
+    retries = [t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == 0]
+    assert len(retries) == 1 and retries[0].state == TrialState.WAITING and retries[0].system_attrs["fixed_params"] == trial.params
+
+
+def _kill(study, trial, epochs_done=0):
+    """Make ``trial`` look like the trial of a process that died after ``epochs_done`` epochs."""
+    for epoch in range(1, epochs_done + 1):
+        trial.report(0.1 * epoch, epoch)
+    trial.set_user_attr(OWNER_ATTR, {"host": os.uname().nodename, "pid": dead_pid(), "start": None})
+
+
+def test_a_configuration_whose_process_keeps_dying_fails_with_its_reason(tmp_path):
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    distributions = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    trial = study.ask(distributions)
+    _kill(study, trial, epochs_done=2)  # progress: the first death does not count against it
+    assert recover_interrupted_trials(study, location) == [0]
+    for attempt in range(MAX_KILLS):
+        trial = study.ask(distributions)
+        assert trial.user_attrs[RETRY_OF_ATTR] == trial.number - 1
+        _kill(study, trial)  # dies again before finishing an epoch, like an out-of-memory kill
+        assert recover_interrupted_trials(study, location) == [trial.number]
+    last = study.trials[-1]
+    assert last.state == TrialState.FAIL and last.user_attrs[KILLS_ATTR] == MAX_KILLS - 1
+    assert last.user_attrs[FAILURE_ATTR].startswith(f"killed: its process ended {MAX_KILLS} times")
+    assert not study.get_trials(states=(TrialState.WAITING,))  # not retried again
+
+
+def test_a_second_interrupt_cannot_drop_the_retry_of_an_interrupted_trial(tmp_path):
+    # The SIGINT arrives between enqueuing the retry and telling FAIL: it is held back until
+    # both are stored, then interrupts.
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    enqueue = study.enqueue_trial
+
+    def enqueue_then_interrupt(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return enqueue(*args, **kwargs)
+
+    study.enqueue_trial = enqueue_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        _end_interrupted(study, trial, KeyboardInterrupt())
+        for _ in range(100):  # the held-back signal is delivered at once after the block
+            pass
+    study = optuna.load_study(study_name="s", storage=location.open())
+    assert study.trials[0].state == TrialState.FAIL
+    assert [t.user_attrs[RETRY_OF_ATTR] for t in study.get_trials(states=(TrialState.WAITING,))] == [0]
+
+
+def test_a_process_killed_between_enqueue_and_tell_gets_no_second_retry(tmp_path):
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert enqueue_retry(study, study.trials[0])
+    _kill(study, trial)
+    assert recover_interrupted_trials(study, location) == [0]
+    assert study.trials[0].state == TrialState.FAIL
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+
+
+def test_claim_recovers_a_trial_whose_process_died_before_naming_itself(tmp_path):
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    study.ask()  # RUNNING without an owner: only a process that died inside the claim leaves this
+    retry = claim_trial(study, location, 1)
+    assert study.trials[0].state == TrialState.FAIL
+    assert retry.number == 1 and retry.user_attrs[RETRY_OF_ATTR] == 0  # the freed place goes to its retry
+    assert claim_trial(study, location, 1) is False  # the one place is taken
+
+
+def test_the_end_of_a_search_keeps_the_checkpoint_of_a_waiting_retry(tmp_path):
+    from qhpo.runner._config import RunConfig
+    from qhpo.runner._search import _drop_checkpoints
+
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    folder = location.run_dir / "s" / "checkpoints"
+    folder.mkdir(parents=True)
+    for value in (0.5, 0.7):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        trial.set_user_attr(CHECKPOINT_ATTR, trial.number)
+        study.tell(trial, value)
+    interrupted = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    interrupted.set_user_attr(CHECKPOINT_ATTR, interrupted.number)
+    study.tell(interrupted, state=TrialState.FAIL)
+    enqueue_retry(study, study.trials[2])
+    for key in range(3):
+        (folder / f"trial-{key}.pt").write_bytes(b"checkpoint")
+    _drop_checkpoints(study, location, RunConfig(study="s", trials=2))
+    assert sorted(p.name for p in folder.iterdir()) == ["trial-1.pt", "trial-2.pt"]  # the best and the waiting retry's
+
+
+def test_sampler_seeds_are_valid_for_every_allowed_seed():
+    from qhpo.runner._search import MAX_SEED
+    from qhpo.runner._study import hpo_sampler
+    from qhpo.runner._worker import sampler_seed
+
+    for seed in (0, 542_362, 542_363, MAX_SEED):
+        study = optuna.create_study(sampler=hpo_sampler("tpe", seed=sampler_seed(seed, 3, 1000)))
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert sampler_seed(0, 0, 0) != sampler_seed(0, 1, 0) != sampler_seed(1, 0, 0)
+
+
+def test_the_summary_says_when_the_predictor_never_fitted(tmp_path):
+    import io
+
+    import numpy as np
+    from rich.console import Console
+
+    from qhpo.optuna import PredictivePruner
+    from qhpo.policies import PredictionService, make_policy
+    from qhpo.runner._summary import print_summary, summarize
+    from qhpo.runner._worker import publish_predictor_state
+
+    # A prediction service whose every fit fails (features no model can read), as in a run
+    # where the predictor keeps failing: the policy then never stops a trial.
+    service = PredictionService("svr", background=True, random_state=0, hyperparameters=True)
+    curves = np.linspace(0.1, 0.6, 20 * 10).reshape(20, 10)
+    service.update(curves, np.full((20, 1), np.nan))
+    for t in (3, 5):
+        assert service.predict(t, curves[:1], np.full((1, 1), np.nan)) is None
+        assert service.wait(timeout=60)
+    pruner = PredictivePruner(make_policy("qhpo", max_epochs=10, service=service))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    publish_predictor_state(study)
+
+    summary = summarize(study, max_epochs=10)
+    assert summary.predictor_never_fitted and summary.predictor["failed_fits"] == 2
+    out = io.StringIO()
+    print_summary(summary, Console(file=out, width=200))
+    assert "the predictor never fitted: all 2 of its fits failed" in out.getvalue()
+    assert "NaN" in out.getvalue()
+    service.close()
