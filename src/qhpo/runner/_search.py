@@ -77,8 +77,7 @@ def check_config(config: RunConfig) -> None:
 
 def prepare_data(config: RunConfig) -> Path:
     """The data folder, fetched first with ``--download``; one sentence when it is missing."""
-    from qhpo.workload import download_cifar10, resolve_data_dir
-    from qhpo.workload._data import BATCHES_FOLDER, remove_partial_downloads
+    from qhpo.workload import BATCHES_FOLDER, download_cifar10, remove_partial_downloads, resolve_data_dir
 
     root = resolve_data_dir(config.data_dir)
     remove_partial_downloads(root)
@@ -92,7 +91,7 @@ def prepare_data(config: RunConfig) -> Path:
     return root
 
 
-def run_search(config: RunConfig) -> SearchSummary:
+def run_optuna_search(config: RunConfig) -> SearchSummary:
     """Run (or resume) the search that ``config`` describes and report it.
 
     Returns:
