@@ -10,6 +10,7 @@ import pytest
 from qhpo.cli import main
 
 
+@pytest.mark.slow
 def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     code = main(["bench", "--curves", str(curve_table_path), "--policies", "none,median,sha,poster,qhpo",

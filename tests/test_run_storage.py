@@ -80,6 +80,7 @@ _CLAIMER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_trials_is_exact_with_several_processes_and_threads_on_one_study(tmp_path, kind):
     # Three processes of three workers each, all racing for the last places of 12.
@@ -122,6 +123,7 @@ _RECOVERER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_recovering_one_dead_trial_enqueue_one_retry(tmp_path):
     import time
 
