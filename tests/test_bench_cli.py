@@ -91,7 +91,7 @@ def test_bench_on_a_loss_table_with_epoch_seconds(tmp_path):
     assert result["mode"] == "min"
     none = result["policies"]["none"]
     assert none["wallclock_mean"] == pytest.approx(epochs * float(np.round(seconds, 3).sum()), rel=1e-6)
-    for name, summary in result["policies"].items():
+    for summary in result["policies"].values():
         assert summary["regret_max"] >= 0.0 and summary["cost_fraction_mean"] <= 1.0
     assert result["policies"]["sha"]["cost_fraction_mean"] < 1.0
 

@@ -159,7 +159,7 @@ def test_a_configuration_whose_process_keeps_dying_fails_with_its_reason(tmp_pat
     trial = study.ask(distributions)
     _kill(study, trial, epochs_done=2)  # progress: the first death does not count against it
     assert recover_interrupted_trials(study, location) == [0]
-    for attempt in range(MAX_KILLS):
+    for _ in range(MAX_KILLS):
         trial = study.ask(distributions)
         assert trial.user_attrs[RETRY_OF_ATTR] == trial.number - 1
         _kill(study, trial)  # dies again before finishing an epoch, like an out-of-memory kill
