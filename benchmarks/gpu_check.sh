@@ -58,11 +58,11 @@ echo "== 1/3 GPU tests"
 start=$SECONDS
 timeout -k 10 "$test_cap" "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py >"$OUT/tests.log" 2>&1
 tests_rc=$?
-tests_line=$(grep -E "passed|failed|error" "$OUT/tests.log" | tail -1)
+tests_line=$(grep -E "passed|failed|error|skipped|no tests ran" "$OUT/tests.log" | tail -1 | tr -d '=' | xargs)
 [ $tests_rc -eq 124 ] && tests_line="stopped after $test_cap s: ${tests_line:-no summary}"
 echo "$tests_line ($((SECONDS - start)) s)"
 
-echo "== 2/3 seconds per epoch, 45,000 images, 1/2/4 trials per GPU"
+echo "== 2/3 seconds per epoch, ${small[*]:-45,000 images}, ${ks[*]} trial(s) per GPU"
 start=$SECONDS
 timeout -k 10 "$epochs_cap" "$PY" benchmarks/gpu_epochs.py --data-dir "$DATA" --device "$device" "${small[@]}" \
     --trials-per-gpu "${ks[@]}" --epochs 2 --json "$OUT/epochs.json" | tee "$OUT/epochs.log"

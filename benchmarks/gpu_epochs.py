@@ -39,8 +39,9 @@ def _worker(rank: int, data_dir: str, device: str, subset: int | None, epochs: i
     data = load_cifar10(data_dir, subset=subset, device=device)
     on_gpu = torch.device(device).type == "cuda"
     for layers, filters, batch in CORNERS:
-        config = dict(num_layers=layers, num_filters=filters, batch_size=batch, learning_rate=LEARNING_RATE,
-                      momentum=MOMENTUM)
+        config = dict(
+            num_layers=layers, num_filters=filters, batch_size=batch, learning_rate=LEARNING_RATE, momentum=MOMENTUM
+        )
         trainer = TrialTrainer(config, data, device=device, seed=rank)
         trainer.train_epoch()  # warm-up
         if on_gpu:
@@ -59,8 +60,10 @@ def measure(data_dir: str, device: str, trials_per_gpu: int, epochs: int, subset
     """``{"L/F/B": {"seconds_per_epoch": mean over the K trials, "epochs_per_second": K / that, ...}}``."""
     context = mp.get_context("spawn")
     barrier, results = context.Barrier(trials_per_gpu), context.Queue()
-    processes = [context.Process(target=_worker, args=(rank, data_dir, device, subset, epochs, barrier, results))
-                 for rank in range(trials_per_gpu)]
+    processes = [
+        context.Process(target=_worker, args=(rank, data_dir, device, subset, epochs, barrier, results))
+        for rank in range(trials_per_gpu)
+    ]
     for process in processes:
         process.start()
     rows: dict[str, list] = {}
@@ -76,13 +79,18 @@ def measure(data_dir: str, device: str, trials_per_gpu: int, epochs: int, subset
     figures = {}
     for name, values in rows.items():
         mean = sum(s for s, _ in values) / len(values)
-        figures[name] = {"seconds_per_epoch": mean, "epochs_per_second": trials_per_gpu / mean,
-                         "arithmetic": values[0][1], "trials": len(values)}
+        figures[name] = {
+            "seconds_per_epoch": mean,
+            "epochs_per_second": trials_per_gpu / mean,
+            "arithmetic": values[0][1],
+            "trials": len(values),
+        }
     return figures
 
 
 def best_trials_per_gpu(table: dict[int, dict[str, dict]]) -> int:
     """The K whose GPU throughput, as the geometric mean over the configurations, is highest."""
+
     def score(k: int) -> float:
         rates = [row["epochs_per_second"] for row in table[k].values()]
         return math.exp(sum(map(math.log, rates)) / len(rates)) if len(rates) == len(CORNERS) else 0.0
@@ -101,24 +109,35 @@ def main() -> None:
     args = parser.parse_args()
     on_gpu = torch.device(args.device).type == "cuda"
     if on_gpu and not torch.cuda.is_available():
-        raise SystemExit("gpu_epochs.py: torch sees no CUDA GPU; install a CUDA build (QHPO_TORCH=cu126 scripts/install.sh).")
+        raise SystemExit(
+            "gpu_epochs.py: torch sees no CUDA GPU; install a CUDA build (QHPO_TORCH=cu126 scripts/install.sh)."
+        )
     name = torch.cuda.get_device_name(torch.device(args.device)) if on_gpu else "CPU (dry run)"
     table: dict[int, dict[str, dict]] = {}
     for k in args.trials_per_gpu:
         table[k] = measure(args.data_dir, args.device, k, args.epochs, args.subset)
         if args.json:
             with open(args.json, "w") as handle:
-                json.dump({"device": name, "table": table, "best_trials_per_gpu": best_trials_per_gpu(table)},
-                          handle, indent=1)
+                json.dump(
+                    {"device": name, "table": table, "best_trials_per_gpu": best_trials_per_gpu(table)},
+                    handle,
+                    indent=1,
+                )
     images = "45,000" if args.subset is None else f"{args.subset:,}"
-    print(f"{name}, {images} training + 5,000 validation images, precision auto "
-          f"({next(iter(next(iter(table.values())).values()))['arithmetic']}), {args.epochs} timed epoch(s)")
+    print(
+        f"{name}, {images} training + 5,000 validation images, precision auto "
+        f"({next(iter(next(iter(table.values())).values()))['arithmetic']}), {args.epochs} timed epoch(s)"
+    )
     print("| layers/filters/batch | " + " | ".join(f"K={k}: s/epoch, epochs/s/GPU" for k in table) + " |")
     print("|---|" + "---|" * len(table))
     for layers, filters, batch in CORNERS:
         name = f"{layers}/{filters}/{batch}"
-        cells = [f"{table[k][name]['seconds_per_epoch']:.2f}, {table[k][name]['epochs_per_second']:.2f}"
-                 if name in table[k] else "-" for k in table]
+        cells = [
+            f"{table[k][name]['seconds_per_epoch']:.2f}, {table[k][name]['epochs_per_second']:.2f}"
+            if name in table[k]
+            else "-"
+            for k in table
+        ]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"best trials per GPU (highest geometric-mean throughput): {best_trials_per_gpu(table)}")
 

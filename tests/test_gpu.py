@@ -30,7 +30,7 @@ def _run_args(*flags):
 
 def test_trials_per_gpu_sets_the_workers_only_where_a_gpu_trains():
     from qhpo.cli._run import config_from_args
-    from qhpo.runner._search import default_workers
+    from qhpo.runner import default_workers
 
     assert default_workers("cpu", 4) == 1
     assert default_workers("auto", 4) == (4 * max(1, torch.cuda.device_count()) if HAS_CUDA else 1)
@@ -63,7 +63,7 @@ def test_checkpoint_written_on_the_gpu_restores_on_the_cpu_and_back(small, tmp_p
     on_cpu = TrialTrainer.from_checkpoint(path, SMALL, small, device="cpu")
     assert on_cpu.epoch == 1 and on_cpu.curve == on_gpu.curve
     assert all(t.device.type == "cpu" for t in on_cpu.model.state_dict().values())
-    for a, b in zip(on_gpu.model.state_dict().values(), on_cpu.model.state_dict().values()):
+    for a, b in zip(on_gpu.model.state_dict().values(), on_cpu.model.state_dict().values(), strict=True):
         assert torch.equal(a.cpu(), b)
     assert 0.0 <= on_cpu.train_epoch() <= 1.0
     on_cpu.save_checkpoint(path)
@@ -75,8 +75,8 @@ def test_checkpoint_written_on_the_gpu_restores_on_the_cpu_and_back(small, tmp_p
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 def test_a_gpu_trainer_draws_the_cpu_trainers_batches_and_starts_from_its_weights(small):
     on_cpu, on_gpu = TrialTrainer(SMALL, small, seed=9), TrialTrainer(SMALL, small, device="cuda", seed=9)
-    assert all(torch.equal(a, b.cpu()) for a, b in zip(on_cpu._epoch_draws(), on_gpu._epoch_draws()))
-    for a, b in zip(on_cpu.model.state_dict().values(), on_gpu.model.state_dict().values()):
+    assert all(torch.equal(a, b.cpu()) for a, b in zip(on_cpu._epoch_draws(), on_gpu._epoch_draws(), strict=True))
+    for a, b in zip(on_cpu.model.state_dict().values(), on_gpu.model.state_dict().values(), strict=True):
         assert torch.equal(a, b.cpu())
 
 
@@ -108,9 +108,32 @@ def test_two_workers_share_one_gpu(tmp_path, cifar_dir):
     from qhpo.cli import main
 
     storage = tmp_path / "q.db"
-    code = main(["run", "--quiet", "--storage", str(storage), "--study", "shared", "--data-dir", str(cifar_dir),
-                 "--trials", "2", "--epochs", "2", "--subset", "512", "--val-size", "500", "--device", "cuda",
-                 "--trials-per-gpu", "2", "--policy", "none"])
+    code = main(
+        [
+            "run",
+            "--quiet",
+            "--storage",
+            str(storage),
+            "--study",
+            "shared",
+            "--data-dir",
+            str(cifar_dir),
+            "--trials",
+            "2",
+            "--epochs",
+            "2",
+            "--subset",
+            "512",
+            "--val-size",
+            "500",
+            "--device",
+            "cuda",
+            "--trials-per-gpu",
+            "2",
+            "--policy",
+            "none",
+        ]
+    )
     assert code == 0
     import optuna
 
@@ -139,9 +162,33 @@ def test_ray_trials_train_on_a_share_of_the_gpu(ray_with_one_gpu, tmp_path, cifa
 
     from qhpo.cli import main
 
-    code = main(["run", "--backend", "ray", "--quiet", "--storage", str(tmp_path / "q.db"), "--study", "ray-gpu",
-                 "--data-dir", str(cifar_dir), "--trials", "2", "--epochs", "2", "--subset", "512",
-                 "--val-size", "500", "--device", "cuda", "--policy", "none", *flags])
+    code = main(
+        [
+            "run",
+            "--backend",
+            "ray",
+            "--quiet",
+            "--storage",
+            str(tmp_path / "q.db"),
+            "--study",
+            "ray-gpu",
+            "--data-dir",
+            str(cifar_dir),
+            "--trials",
+            "2",
+            "--epochs",
+            "2",
+            "--subset",
+            "512",
+            "--val-size",
+            "500",
+            "--device",
+            "cuda",
+            "--policy",
+            "none",
+            *flags,
+        ]
+    )
     assert code == 0
     study = optuna.load_study(study_name="ray-gpu", storage=f"sqlite:///{tmp_path / 'q.db'}")
     # A trial that found no GPU (Ray hides the GPUs a trial did not reserve) fails in resolve_device.

@@ -66,7 +66,8 @@ def test_registry_names_and_errors():
 
 def test_rungs_follow_the_reduction_factor():
     assert rung_epochs(200, 10, 3) == (10, 30, 90)
-    assert make_policy("qhpo", max_epochs=200).decision_epochs() == (10, 30, 90)
+    assert make_policy("qhpo", max_epochs=200).decision_epochs() == (10, 20, 40, 80, 160)
+    assert make_policy("qhpo", max_epochs=200, reduction_factor=3).decision_epochs() == (10, 30, 90)
     assert make_policy("poster", max_epochs=200).decision_epochs() == (100,)
 
 

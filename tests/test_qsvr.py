@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 from sklearn.svm import SVR
 
-from qhpo.qsvr import (
-    QSVR,
-    QSVREnsemble,
-    box_bound,
-    build_svr_qubo,
-    combination_weights,
-    decode_coefficients,
-    kkt_bias,
-    rbf_kernel,
-    remove_overlap,
-    unique_lowest,
-)
+from qhpo.qsvr import QSVR, QSVREnsemble, box_bound, build_svr_qubo
+from qhpo.qsvr._bias import kkt_bias
+from qhpo.qsvr._combine import combination_weights, unique_lowest
+from qhpo.qsvr._decode import decode_coefficients, remove_overlap
+from qhpo.qsvr._qubo import rbf_kernel
 
 PARAMS = dict(K=3, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1)
 
@@ -199,14 +192,16 @@ def test_ensemble_uses_every_point_in_disjoint_subsets():
         (np.array([[np.nan], [1.0], [2.0]]), np.array([0.0, 1.0, 2.0]), {}, "NaN"),
         (np.array([[0.0]]), np.array([1.0]), {}, "at least 2"),
         (np.zeros((3, 1)), np.zeros(2), {}, "inconsistent numbers of samples"),
-        (np.eye(3), np.arange(3.0), {"K": 0}, "K must be"),
-        (np.eye(3), np.arange(3.0), {"combination": "r2"}, "combination must be"),
-        (np.eye(3), np.arange(3.0), {"gamma": -1.0}, "gamma must be"),
+        (np.eye(3), np.arange(3.0), {"K": 0}, "'K' parameter of QSVR must be an int"),
+        (np.eye(3), np.arange(3.0), {"K": 3.0}, "'K' parameter of QSVR must be an int"),
+        (np.eye(3), np.arange(3.0), {"combination": "r2"}, "'combination' parameter of QSVR must be a str among"),
+        (np.eye(3), np.arange(3.0), {"gamma": -1.0}, "'gamma' parameter of QSVR must be a float"),
+        (np.eye(3), np.arange(3.0), {"sampler": "quantum"}, "'sampler' parameter of QSVR must be"),
     ],
 )
 def test_qsvr_bad_input(X, y, params, match):
     with pytest.raises(ValueError, match=match):
-        QSVR(sampler="steepest", **params).fit(X, y)
+        QSVR(**{"sampler": "steepest", **params}).fit(X, y)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +210,8 @@ def test_qsvr_bad_input(X, y, params, match):
         (np.array([[np.nan], [1.0]]), np.array([0.0, 1.0]), {}, "finite"),
         (np.array([[0.0]]), np.array([1.0]), {}, "at least 2"),
         (np.zeros((3, 1)), np.zeros(2), {}, "must have shape"),
-        (np.eye(3), np.arange(3.0), {"K": 0}, "K must be"),
+        (np.eye(3), np.arange(3.0), {"K": 0}, "K must be an integer >= 1"),
+        (np.eye(3), np.arange(3.0), {"K": True}, "K must be an integer >= 1"),
     ],
 )
 def test_build_svr_qubo_bad_input(X, y, params, match):

@@ -24,8 +24,9 @@ from qhpo.runner import RunConfig  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
-_TINY = dict(epochs=2, subset=256, val_size=256, device="cpu", policy="qhpo", predictor="svr", backend="ray",
-             progress=False)
+_TINY = dict(
+    epochs=2, subset=256, val_size=256, device="cpu", policy="qhpo", predictor="svr", backend="ray", progress=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +71,37 @@ def _scheduler_snapshot(experiment):
 
 
 def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cifar_dir):
-    args = [sys.executable, "-m", "qhpo", "run", "--backend", "ray", "--address", local_ray, "--quiet",
-            "--study", "killed", "--storage", str(tmp_path / "qhpo.db"), "--data-dir", str(cifar_dir),
-            "--trials", "3", "--epochs", "2", "--subset", "256", "--val-size", "256", "--device", "cpu",
-            "--policy", "qhpo", "--predictor", "svr"]
+    args = [
+        sys.executable,
+        "-m",
+        "qhpo",
+        "run",
+        "--backend",
+        "ray",
+        "--address",
+        local_ray,
+        "--quiet",
+        "--study",
+        "killed",
+        "--storage",
+        str(tmp_path / "qhpo.db"),
+        "--data-dir",
+        str(cifar_dir),
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--subset",
+        "256",
+        "--val-size",
+        "256",
+        "--device",
+        "cpu",
+        "--policy",
+        "qhpo",
+        "--predictor",
+        "svr",
+    ]
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     experiment = tmp_path / "killed" / "ray"
     driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -105,23 +133,45 @@ def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cif
     assert all(len(t["curve"]) == 2 for t in trials.values())
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--resume"], "no Ray experiment to resume"),
-    (["--gpus-per-trial", "1", "--device", "auto"], "lower --gpus-per-trial"),
-    (["--gpus-per-trial", "0.5"], "--device is cpu"),
-    (["--gpus-per-trial", "2"], "between 0 and 1"),
-    # Without a GPU torch can see (the local check) or on this GPU-less cluster: before any trial.
-    (["--device", "cuda:0"], "--device cpu"),
-    (["--device", "tpu"], "unknown device"),
-    (["--policy", "median"], "runs with --backend optuna"),
-    (["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
-    (["--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--resume"], "no Ray experiment to resume"),
+        (["--gpus-per-trial", "1", "--device", "auto"], "lower --gpus-per-trial"),
+        (["--gpus-per-trial", "0.5"], "--device is cpu"),
+        (["--gpus-per-trial", "2"], "between 0 and 1"),
+        # Without a GPU torch can see (the local check) or on this GPU-less cluster: before any trial.
+        (["--device", "cuda:0"], "--device cpu"),
+        (["--device", "tpu"], "unknown device"),
+        (["--policy", "median"], "runs with --backend optuna"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
+        (["--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+    ],
+)
 def test_user_errors_are_one_sentence(local_ray, tmp_path, cifar_dir, capsys, flags, message):
     from qhpo.cli import main
 
-    code = main(["run", "--backend", "ray", "--quiet", "--storage", str(tmp_path / "qhpo.db"), "--study", "errors",
-                 "--data-dir", str(cifar_dir), "--trials", "2", "--epochs", "2", "--device", "cpu", *flags])
+    code = main(
+        [
+            "run",
+            "--backend",
+            "ray",
+            "--quiet",
+            "--storage",
+            str(tmp_path / "qhpo.db"),
+            "--study",
+            "errors",
+            "--data-dir",
+            str(cifar_dir),
+            "--trials",
+            "2",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            *flags,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "Traceback" not in err and len(err.splitlines()) == 1
 

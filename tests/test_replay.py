@@ -59,14 +59,14 @@ def test_select_parked_thresholds_then_tops_up():
     assert rule.select_parked(np.array([0.2, 0.4, 0.3]), full, 6).tolist() == [1, 2]
 
 
-@pytest.mark.parametrize("bad", [{"max_resource": 0}, {"max_resource": True}, {"max_resource": 10.5},
+@pytest.mark.parametrize("bad", [{"max_resource": 0}, {"max_resource": True}, {"max_resource": 100.0},
                                  {"reduction_factor": 1.0}, {"min_resource": 200}, {"d": 1},
                                  {"known_curve": 1.0}, {"quantile": 0.0}])
 def test_swift_hyperband_checks_its_arguments(bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):
         SwiftHyperband(**{"max_resource": 100, **bad})
-    assert SwiftHyperband(max_resource=100.0, d=15.0).max_resource == 100  # whole numbers are integers
+    assert SwiftHyperband(max_resource=np.int64(100), d=15).max_resource == 100  # numpy integers are integers
 
 
 def test_simulated_workers_share_the_wall_clock():

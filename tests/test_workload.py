@@ -20,8 +20,8 @@ from qhpo.workload import (
     resolve_device,
     resolve_precision,
 )
-from qhpo.workload._trainer import epoch_seed
 from qhpo.workload._model import feature_side
+from qhpo.workload._trainer import epoch_seed
 
 SMALL = dict(num_layers=2, num_filters=16, batch_size=64, learning_rate=0.02, momentum=0.9)
 
@@ -173,7 +173,7 @@ def test_same_seed_gives_the_same_curve_and_another_seed_does_not(small):
     for _ in range(2):
         first.train_epoch(), second.train_epoch()
     assert first.curve == second.curve
-    assert all(torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True))
 
 
 def test_bf16_autocast_can_be_asked_for_on_the_cpu(small):
@@ -191,7 +191,9 @@ def test_learning_rate_one_diverges_and_says_why(small):
     with pytest.raises(TrialDiverged) as caught:
         for _ in range(10):
             trainer.train_epoch()
-    assert "training loss became" in caught.value.reason and ("nan" in caught.value.reason or "inf" in caught.value.reason)
+    assert "training loss became" in caught.value.reason and (
+        "nan" in caught.value.reason or "inf" in caught.value.reason
+    )
     assert caught.value.epoch == trainer.epoch + 1
 
 
@@ -218,7 +220,7 @@ def test_checkpoint_round_trip_continues_exactly(small, tmp_path):
     assert resumed.epoch == 1 and resumed.curve == uninterrupted.curve[:1]
     assert resumed.train_epoch() == expected
     assert resumed.curve == uninterrupted.curve
-    for a, b in zip(uninterrupted.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(uninterrupted.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]
 
@@ -243,8 +245,10 @@ def test_auto_precision_follows_the_cpu(small):
     assert TrialTrainer(SMALL, small, precision="bf16")._bf16 is True
 
 
-@pytest.mark.parametrize("capability, expected", [((6, 1), "fp32"), ((7, 0), "fp32"), ((7, 5), "fp32"),
-                                                  ((8, 0), "bf16"), ((8, 6), "bf16"), ((9, 0), "bf16")])
+@pytest.mark.parametrize(
+    "capability, expected",
+    [((6, 1), "fp32"), ((7, 0), "fp32"), ((7, 5), "fp32"), ((8, 0), "bf16"), ((8, 6), "bf16"), ((9, 0), "bf16")],
+)
 def test_auto_precision_on_a_gpu_follows_its_compute_capability(capability, expected):
     asked = []
 
@@ -289,7 +293,7 @@ def test_checkpoint_with_another_device_kinds_generator_restores_on_the_cpu(smal
 
     resumed = TrialTrainer.from_checkpoint(path, SMALL, small, device="cpu")
     assert resumed.epoch == 1 and resumed.curve == trainer.curve
-    for a, b in zip(trainer.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(trainer.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     # Seed 0 is the seed of a format-1 checkpoint, which did not store one: the same run on.
     assert resumed.train_epoch() == trainer.train_epoch()
@@ -300,7 +304,7 @@ def test_an_epochs_draws_depend_on_seed_and_epoch_only(small):
     first.train_epoch()
     late = TrialTrainer(SMALL, small, seed=5)
     late.epoch = 1  # a trainer restored at epoch 1 draws what the uninterrupted one draws
-    assert all(torch.equal(a, b) for a, b in zip(first._epoch_draws(), late._epoch_draws()))
+    assert all(torch.equal(a, b) for a, b in zip(first._epoch_draws(), late._epoch_draws(), strict=True))
     assert not torch.equal(first._epoch_draws()[0], TrialTrainer(SMALL, small, seed=5)._epoch_draws()[0])
     assert epoch_seed(5, 1) != epoch_seed(5, 2) and epoch_seed(5, 1) != epoch_seed(6, 1)
 

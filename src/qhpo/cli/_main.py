@@ -1,7 +1,7 @@
 """Entry point of the ``qhpo`` command.
 
 Each sub-command lives in its own module ``qhpo.cli._<name>`` with a ``register(subparsers)``
-function that adds its parser and sets ``handler`` (a function ``args -> int``). Errors a
+function that adds its parser and sets ``handler`` to the module's ``cmd_<name>(args) -> int``. Errors a
 user can cause (:class:`qhpo.QhpoError`) are reported as one sentence on stderr with exit
 status 2; nothing a user types should end in a traceback.
 """

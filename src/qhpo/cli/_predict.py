@@ -37,10 +37,10 @@ def register(subparsers) -> None:
     parser.add_argument("--differences", action="store_true", help="add first and second differences as features")
     parser.add_argument("--hyperparameters", action="store_true", help="add the hyperparameters as features (categories one-hot)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the JSON result here")
-    parser.set_defaults(handler=run_predict)
+    parser.set_defaults(handler=cmd_predict)
 
 
-def run_predict(args: argparse.Namespace) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     from qhpo.curves import read_curve_table, resolve_curve_table
     from qhpo.predictors import evaluate_predictor
 

@@ -19,13 +19,13 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="folder for the plots (default: the study's folder next to the storage)")
     parser.add_argument("--top", type=int, default=5, metavar="K", help="best trials to list (default 5)")
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=cmd_report)
     from qhpo.cli._run import _one_line_errors
 
     _one_line_errors(parser)
 
 
-def handle(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     import optuna
     from rich.console import Console
 

@@ -10,7 +10,7 @@ from qhpo._errors import QhpoError
 
 
 def register(subparsers) -> None:
-    from qhpo.runner._config import PRESETS
+    from qhpo.runner import PRESETS
 
     presets = "; ".join(f"{name}: {p.description} ({p.trials} trials, {p.epochs} epochs, "
                         f"{'all' if p.subset is None else p.subset} training images)" for name, p in PRESETS.items())
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         ),
     )
     _add_arguments(parser)
-    parser.set_defaults(handler=handle)
+    parser.set_defaults(handler=cmd_run)
     _one_line_errors(parser)
 
 
@@ -118,14 +118,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """Merge the preset with the flags given."""
-    from qhpo.runner._config import RunConfig, preset
+    from qhpo.runner import RunConfig, default_workers, preset
 
     base = preset(args.preset)
     device = args.device or base.device
     workers = args.workers
     if workers is None:
-        from qhpo.runner._search import default_workers
-
         workers = default_workers(device, args.trials_per_gpu) if args.backend == "optuna" else 1
     return RunConfig(
         study=args.study or f"cifar10-{args.preset}",
@@ -159,8 +157,8 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
-def handle(args: argparse.Namespace) -> int:
-    from qhpo.runner._config import BACKENDS
+def cmd_run(args: argparse.Namespace) -> int:
+    from qhpo.runner import BACKENDS
 
     config = config_from_args(args)
     if config.backend not in BACKENDS:
@@ -173,20 +171,17 @@ def handle(args: argparse.Namespace) -> int:
     if ray_only:
         raise QhpoError(f"{', '.join(ray_only)} apply to --backend ray only; the Optuna backend resumes by running "
                         "the same command again.")
-    from qhpo.runner import run_search
+    from qhpo.runner import run_optuna_search
 
-    summary = run_search(config)
+    summary = run_optuna_search(config)
     return 0 if summary.finished >= config.trials else 1
 
 
 def _run_on_ray(config) -> int:
-    """Hand the search to ``qhpo.ray.run_search(config) -> int`` (the Ray Tune backend)."""
-    try:
-        import qhpo.ray as ray_backend
-    except ImportError:
-        ray_backend = None
-    run = getattr(ray_backend, "run_search", None)
-    if run is None:
-        raise QhpoError("the Ray backend cannot run searches in this installation; install it with "
-                        "pip install 'qhpo[ray]', or use --backend optuna.")
-    return int(run(config) or 0)
+    """Hand the search to ``qhpo.ray.run_search(config) -> int`` (the Ray Tune backend).
+
+    Without Ray Tune, importing :mod:`qhpo.ray` raises qhpo's one-sentence error naming the extra.
+    """
+    from qhpo.ray import run_search
+
+    return int(run_search(config) or 0)

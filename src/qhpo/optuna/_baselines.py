@@ -23,6 +23,7 @@ from typing import Any
 
 import optuna
 
+from qhpo._checks import check_int
 from qhpo._rules import RuleKind, rule_names
 
 #: Names of the rules that are Optuna pruners, built by :func:`optuna_pruner`.
@@ -40,9 +41,7 @@ def pruner_defaults(name: str, epochs: int) -> dict[str, Any]:
         >>> pruner_defaults("sha", 200)
         {'min_resource': 10, 'reduction_factor': 3}
     """
-    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    epochs = int(epochs)
+    epochs = check_int("epochs", epochs, least=1)
     if name == "median":
         return {"n_startup_trials": 5, "n_warmup_steps": _rounded(epochs / 10)}
     if name == "sha":

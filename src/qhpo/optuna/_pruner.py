@@ -6,15 +6,17 @@ import math
 import threading
 import time
 import warnings
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from typing import Any, Mapping
+from typing import Any
 
 import optuna
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from qhpo._checks import check_int
 from qhpo.optuna._trial_views import TrialViewCache, trial_curve
 from qhpo.policies import Decision, StoppingPolicy, Verdict
 from qhpo.predictors import MODEL_NAMES
@@ -103,12 +105,10 @@ class PredictivePruner(BasePruner):
             raise ValueError(f"policy must be a policy name or a StoppingPolicy, got {policy!r}")
         if isinstance(predictor, str) and predictor not in MODEL_NAMES:
             raise ValueError(f"predictor must be one of {', '.join(MODEL_NAMES)} or an estimator, got {predictor!r}")
-        if max_epochs is not None and (isinstance(max_epochs, bool) or int(max_epochs) != max_epochs or max_epochs < 1):
-            raise ValueError(f"max_epochs must be a positive integer or None, got {max_epochs!r}")
         self.policy = policy
         self.predictor = predictor
         self.sampler = sampler
-        self.max_epochs = None if max_epochs is None else int(max_epochs)
+        self.max_epochs = None if max_epochs is None else check_int("max_epochs", max_epochs, least=1)
         self.random_state = random_state
         self.policy_options = dict(policy_options or {})
         self._policy: StoppingPolicy | None = None
@@ -256,4 +256,4 @@ class _AttributeWriter:
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # the trial ended before its last record was written; its stop record is kept
         except Exception as error:  # a storage hiccup must not lose the records queued after it
-            warnings.warn(f"qhpo pruner could not store a decision record ({error})", RuntimeWarning)
+            warnings.warn(f"qhpo pruner could not store a decision record ({error})", RuntimeWarning, stacklevel=1)

@@ -17,8 +17,11 @@ import enum
 import functools
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any
+
+from qhpo._checks import check_int
 
 
 class Decision(str, enum.Enum):
@@ -135,11 +138,10 @@ class StoppingPolicy(ABC):
     name: str = ""
 
     def __init__(self, *, max_epochs: int, mode: str = "max"):
-        if int(max_epochs) < 1:
-            raise ValueError(f"max_epochs must be a positive number of epochs, got {max_epochs}")
+        max_epochs = check_int("max_epochs", max_epochs, least=1)
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.max_epochs = int(max_epochs)
+        self.max_epochs = max_epochs
         self.mode = mode
 
     @property

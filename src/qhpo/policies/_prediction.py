@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from qhpo._checks import check_int
 from qhpo.predictors import MODEL_NAMES
 
 _log = logging.getLogger(__name__)
@@ -116,12 +117,8 @@ class PredictionService:
     ):
         if isinstance(model, str) and model not in PREDICTOR_NAMES:
             raise ValueError(f"model must be one of {', '.join(PREDICTOR_NAMES)} or an estimator, got {model!r}")
-        if int(min_curves) < 2:
-            raise ValueError(f"min_curves must be at least 2, got {min_curves}")
         if not float(growth) > 1.0:
             raise ValueError(f"growth must be greater than 1, got {growth}")
-        if int(step) < 1:
-            raise ValueError(f"step must be at least 1, got {step}")
         self.model = model
         self.sampler = sampler
         self.background = bool(background)
@@ -129,13 +126,11 @@ class PredictionService:
         self.differences = bool(differences)
         self.hyperparameters = bool(hyperparameters)
         self.relative = bool(relative)
-        if int(anchor_window) < 1:
-            raise ValueError(f"anchor_window must be at least 1 epoch, got {anchor_window}")
-        self.anchor_window = int(anchor_window)
-        self.num_reads = num_reads
-        self.min_curves = int(min_curves)
+        self.anchor_window = check_int("anchor_window", anchor_window, least=1)
+        self.num_reads = None if num_reads is None else check_int("num_reads", num_reads, least=1)
+        self.min_curves = check_int("min_curves", min_curves, least=2)
         self.growth = float(growth)
-        self.step = int(step)
+        self.step = check_int("step", step, least=1)
         self.error_estimate = bool(error_estimate)
 
         self.active_model = model  # becomes "svr" after a fallback
@@ -204,9 +199,7 @@ class PredictionService:
             no model for this key exists (fewer than ``min_curves`` curves, or the first
             background fit still running).
         """
-        t = int(t)
-        if t < 1:
-            raise ValueError(f"t must be at least 1 epoch, got {t}")
+        t = check_int("t", t, least=1)
         key = (t, self._target(target))
         self._maybe_refit(key)
         fitted = self._models.get(key)

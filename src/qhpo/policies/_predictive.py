@@ -3,10 +3,12 @@ turned into the arrays the service reads."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from qhpo._checks import check_int
 from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._prediction import PredictionService
 
@@ -55,9 +57,7 @@ class PredictivePolicy(StoppingPolicy):
         anchor_window: int = 1,
     ):
         super().__init__(max_epochs=max_epochs, mode=mode)
-        if int(min_completed) < 2:
-            raise ValueError(f"min_completed must be at least 2 trials, got {min_completed}")
-        self.min_completed = int(min_completed)
+        self.min_completed = check_int("min_completed", min_completed, least=2)
         self.service = service if service is not None else PredictionService(
             predictor,
             sampler=sampler,

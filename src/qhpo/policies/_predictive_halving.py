@@ -4,7 +4,8 @@ the predicted value."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,8 @@ class PredictiveHalving(PredictivePolicy):
     * **observed:** its anchor ``a = mean(v_{r_k-w+1} .. v_{r_k})`` (``w = anchor_window``)
       is among the ``n`` best anchors at the rung (successive halving, as in ASHA, on a
       smoothed value); or
-    * **predicted:** its predicted value at the horizon ``h``,
+    * **predicted** (from rung ``first_predicted_rung`` on): its predicted value at the
+      horizon ``h``,
       ``mu = a + g(v_1..v_{r_k}, x)``, is among the ``n`` best predictions at the rung.
       ``h`` is the next rung (or ``E``) that at least ``min_horizon_trials`` trials have
       reached; ``g`` is the QSVR (or SVR) trained on *every* trial that reached ``h``
@@ -58,12 +60,15 @@ class PredictiveHalving(PredictivePolicy):
     Example:
         >>> from qhpo.policies import make_policy
         >>> make_policy("qhpo", max_epochs=200).decision_epochs()
-        (10, 30, 90)
+        (10, 20, 40, 80, 160)
 
     Args:
         min_resource: First rung in epochs (default ``max_epochs / 20``).
         reduction_factor: ``eta``: the growth of the rungs and the inverse of the share
             each rule promotes.
+        first_predicted_rung: Index of the first rung at which the predicted rule may
+            promote (0: every rung; default 1: the first rung, where the model has seen
+            least, is left to the observed rule).
         min_horizon_trials: Trials that must have reached an epoch before the predictor
             targets it.
         floor_quantile: Quantile of the rung's values below which values are floored.
@@ -85,7 +90,8 @@ class PredictiveHalving(PredictivePolicy):
         max_epochs: int,
         mode: str = "max",
         min_resource: int | None = None,
-        reduction_factor: float = 3.0,
+        reduction_factor: float = 2.0,
+        first_predicted_rung: int = 1,
         min_horizon_trials: int = 6,
         floor_quantile: float = 0.1,
         anchor_window: int | None = None,
@@ -107,6 +113,8 @@ class PredictiveHalving(PredictivePolicy):
             raise ValueError(f"anchor_window must be at least 1 epoch, got {anchor_window}")
         if not float(reduction_factor) > 1.0:
             raise ValueError(f"reduction_factor must be greater than 1, got {reduction_factor}")
+        if int(first_predicted_rung) < 0:
+            raise ValueError(f"first_predicted_rung must be at least 0, got {first_predicted_rung}")
         if int(min_horizon_trials) < 3:
             raise ValueError(f"min_horizon_trials must be at least 3 trials, got {min_horizon_trials}")
         if not 0.0 <= float(floor_quantile) < 1.0:
@@ -123,6 +131,7 @@ class PredictiveHalving(PredictivePolicy):
         self.min_resource = int(min_resource)
         self.reduction_factor = float(reduction_factor)
         self.min_horizon_trials = int(min_horizon_trials)
+        self.first_predicted_rung = int(first_predicted_rung)
         self.floor_quantile = float(floor_quantile)
         self.anchor_window = int(anchor_window)
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
@@ -151,6 +160,9 @@ class PredictiveHalving(PredictivePolicy):
         if anchors[0] >= cut:
             return Verdict(Decision.CONTINUE, t, f"observed value {self.sign * anchors[0]:.4g} ranks within {ranked}",
                            threshold=self.sign * cut)
+        if self.rungs.index(t) < self.first_predicted_rung:
+            return Verdict(Decision.STOP, t, f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked} "
+                                             f"(cut-off {self.sign * cut:.4g})", threshold=self.sign * cut)
         horizon = self._horizon(t, trials)
         prediction = None if horizon is None else self._predict(t, horizon, peers, trials, floor)
         if prediction is None:

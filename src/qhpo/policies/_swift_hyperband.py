@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qhpo._checks import check_int
+
 
 @dataclass(frozen=True)
 class Bracket:
@@ -75,12 +77,11 @@ class SwiftHyperband:
 
     def __init__(self, *, max_resource: int, reduction_factor: float = 2.0, min_resource: int = 1, d: int = 15,
                  k: float = 0.5, known_curve: float = 0.5, quantile: float = 0.25):
-        R = _integer("max_resource", max_resource, 1)
+        R = check_int("max_resource", max_resource, least=1)
         if not float(reduction_factor) > 1.0:
             raise ValueError(f"reduction_factor must be greater than 1, got {reduction_factor!r}")
-        if not 1 <= _integer("min_resource", min_resource, 1) <= R:
-            raise ValueError(f"min_resource must be in [1, max_resource={R}], got {min_resource!r}")
-        _integer("d", d, 2)
+        check_int("min_resource", min_resource, least=1, most=R)
+        check_int("d", d, least=2)
         if not 0.0 <= float(k):
             raise ValueError(f"k must be at least 0, got {k!r}")
         if not 0.0 < float(known_curve) < 1.0:
@@ -151,10 +152,3 @@ class SwiftHyperband:
             chosen += rest[:missing]
         return np.array(sorted(chosen), dtype=int)
 
-
-def _integer(name: str, value, least: int) -> int:
-    """``value`` as an int when it is a whole number >= ``least`` (3.0 is; True is not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or int(value) != value or value < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    return int(value)

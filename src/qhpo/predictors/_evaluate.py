@@ -6,6 +6,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import mean_absolute_error, r2_score
 
+from qhpo._checks import check_int
 from qhpo.predictors._final_value import FinalValuePredictor
 
 
@@ -32,10 +33,8 @@ def evaluate_predictor(table, *, at: float, model="svr", train: int = 20, splits
     t = decision_epoch(at, table.epochs)
     table = table.take(np.flatnonzero(~table.diverged))  # a diverged curve has no final value to predict
     n = table.n_trials
-    if isinstance(train, bool) or int(train) != train or not 2 <= train <= n - 2:
-        raise ValueError(f"train must be between 2 and {n - 2} trials for a table of {n}, got {train!r}")
-    if isinstance(splits, bool) or int(splits) != splits or splits < 1:
-        raise ValueError(f"splits must be a positive integer, got {splits!r}")
+    train = check_int("train", train, least=2, most=n - 2)
+    splits = check_int("splits", splits, least=1)
     params = table.hyperparameter_matrix() if hyperparameters else None  # categories one-hot
     y = table.final_values
     per_split = {"r2": [], "spearman": [], "mae": [], "fit_seconds": []}
@@ -43,9 +42,9 @@ def evaluate_predictor(table, *, at: float, model="svr", train: int = 20, splits
         order = np.random.default_rng([int(seed), split]).permutation(n)
         fit_idx, test_idx = order[: int(train)], order[int(train):]
         predictor = FinalValuePredictor(model, t=t, differences=differences, hyperparameters=hyperparameters,
-                                        sampler=sampler, num_reads=num_reads, random_state=int(seed) * 1000 + split)
-        predictor._fit(table.curves[fit_idx], y[fit_idx], None if params is None else params[fit_idx],
-                       estimate_error=False)
+                                        sampler=sampler, num_reads=num_reads, random_state=int(seed) * 1000 + split,
+                                        error_estimate=False)
+        predictor.fit(table.curves[fit_idx], y[fit_idx], None if params is None else params[fit_idx])
         predicted = predictor.predict(table.curves[test_idx], None if params is None else params[test_idx])
         per_split["r2"].append(float(r2_score(y[test_idx], predicted)))
         per_split["spearman"].append(float(spearmanr(predicted, y[test_idx])[0]))

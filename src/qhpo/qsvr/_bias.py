@@ -26,7 +26,7 @@ def kkt_bias(alpha: np.ndarray, alpha_hat: np.ndarray, residual: np.ndarray, eps
     """The bias ``b`` for one solution; ``residual`` is ``y_n - f0(x_n)`` (see module doc).
 
     ``alpha`` and ``alpha_hat`` must be complementary (at most one of them non-zero per
-    point, see :func:`qhpo.qsvr.remove_overlap`).
+    point, see :func:`qhpo.qsvr._decode.remove_overlap`).
     """
     tol = 1e-9 * max(C, 1.0)
     at_zero_a, at_zero_h = alpha <= tol, alpha_hat <= tol

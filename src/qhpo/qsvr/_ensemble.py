@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from qhpo.qsvr._estimator import QSVR, scale_targets, seed_from
+from qhpo.qsvr._estimator import QSVR
 from qhpo.samplers import resolve_sampler
 
 
 class QSVREnsemble(QSVR):
     """QSVRs on disjoint subsets of at most ``max_points`` points, weighted by held-out error.
 
-    ``fit`` scales the targets to [0, 1] once, shuffles the ``n`` points with
-    ``random_state`` and splits them into ``J = ceil(n / max_points)`` disjoint subsets of
-    near-equal size, which together hold every point. Member ``j`` is a :class:`QSVR` with
-    this ensemble's parameters trained on subset ``P_j``; its annealer samples are combined
-    on the points outside ``P_j``, and its weight is
+    ``fit`` shuffles the ``n`` points with ``random_state`` and splits them into
+    ``J = ceil(n / max_points)`` disjoint subsets of near-equal size, which together hold
+    every point. Member ``j`` is a clone of a :class:`QSVR` with this ensemble's parameters,
+    fitted by its public ``fit`` on all points with ``train_indices = P_j``: its QUBO holds
+    ``P_j``, it scales the targets on all ``n`` points (so every member scales them alike),
+    its annealer samples are combined on the points outside ``P_j``, and its weight is
 
         v_j = (1 / MSE_j) / sum_k (1 / MSE_k),  MSE_j = mean over i not in P_j of (f_j(x_i) - y_i)^2.
 
@@ -42,38 +44,36 @@ class QSVREnsemble(QSVR):
         tags.regressor_tags.poor_score = False  # every point is used
         return tags
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit one QSVR per subset; returns self."""
-        self._check_params()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n = X.shape[0]
-        y_scaled = scale_targets(self, y, "QSVREnsemble")
+        if n < 2:
+            raise ValueError(f"QSVREnsemble needs at least 2 training points, got {n} sample")
         rng = check_random_state(self.random_state)
         n_members = -(-n // int(self.max_points))
         subsets = [np.sort(part) for part in np.array_split(rng.permutation(n), n_members)]
+        template = QSVR(**{**self.get_params(deep=False), "sampler": None, "random_state": None})
         sampler = resolve_sampler(self.sampler)  # one sampler (and QPU connection) for all members
-        members, predictions = [], []
+        members = []
         for subset in subsets:
-            member = QSVR(**self.get_params(deep=False))
-            heldout = np.setdiff1d(np.arange(n), subset)
-            member.n_features_in_ = X.shape[1]
-            member.y_min_, member.y_scale_ = 0.0, 1.0
-            member._fit_scaled(X, y_scaled, subset, heldout, seed_from(rng), sampler)
-            members.append(member)
-            predictions.append(member.predict(X))
-        predictions = np.array(predictions)                    # (J, n), scaled units
+            # set after cloning: clone would deep-copy the sampler (a QPU connection)
+            member = clone(template).set_params(sampler=sampler, random_state=rng)
+            members.append(member.fit(X, y, train_indices=subset))
+        predictions = np.array([member.predict(X) for member in members])  # (J, n)
         outside = np.ones((n_members, n), dtype=bool)
         for j, subset in enumerate(subsets):
             outside[j, subset] = False
         if n_members > 1:
-            sq_error = np.where(outside, (predictions - y_scaled[None, :]) ** 2, 0.0)
+            sq_error = np.where(outside, (predictions - y[None, :]) ** 2, 0.0)
             mse = sq_error.sum(axis=1) / outside.sum(axis=1)
             inverse = 1.0 / np.maximum(mse, 1e-12)
             weights = inverse / inverse.sum()
             # Every point is predicted by the members that never saw it.
             held_weights = weights[:, None] * outside
             heldout_mean = (held_weights * predictions).sum(axis=0) / held_weights.sum(axis=0)
-            self.heldout_residuals_ = (y_scaled - heldout_mean) * self.y_scale_
+            self.heldout_residuals_ = y - heldout_mean
         else:
             weights = np.ones(1)
             self.heldout_residuals_ = None
@@ -86,10 +86,10 @@ class QSVREnsemble(QSVR):
         check_is_fitted(self, "members_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         rows, weights = [], []
-        for v, member in zip(self.member_weights_, self.members_):
+        for v, member in zip(self.member_weights_, self.members_, strict=True):
             rows.append(member.predict_samples(X))
             weights.append(v * member.sample_weights_)
-        return np.vstack(rows) * self.y_scale_ + self.y_min_, np.concatenate(weights)
+        return np.vstack(rows), np.concatenate(weights)
 
     def predict_samples(self, X) -> np.ndarray:
         """Predictions of every kept sample of every member, shape ``(sum_j S_j, m)``."""

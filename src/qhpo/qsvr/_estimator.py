@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from qhpo.qsvr._bias import kkt_bias
 from qhpo.qsvr._combine import COMBINATIONS, combination_weights, unique_lowest
 from qhpo.qsvr._decode import box_bound, decode_coefficients, remove_overlap
 from qhpo.qsvr._qubo import build_svr_qubo, rbf_kernel
-from qhpo.samplers import resolve_sampler
+from qhpo.samplers import SAMPLER_NAMES, resolve_sampler
 
 #: Reads asked of the sampler when ``num_reads`` is None.
 DEFAULT_NUM_READS = 100
@@ -84,8 +87,8 @@ class QSVR(RegressorMixin, BaseEstimator):
     targets' mean out of kernel terms that vanish away from the training points), builds
     the QUBO of :func:`qhpo.qsvr.build_svr_qubo` on ``y''``, samples it
     ``num_reads`` times, and keeps the ``num_solutions`` unique samples of lowest energy.
-    Each kept sample is decoded, made complementary (:func:`qhpo.qsvr.remove_overlap`) and
-    given its KKT bias (:func:`qhpo.qsvr.kkt_bias`); the samples are then combined by
+    Each kept sample is decoded, made complementary (:func:`qhpo.qsvr._decode.remove_overlap`) and
+    given its KKT bias (:func:`qhpo.qsvr._bias.kkt_bias`); the samples are then combined by
     ``combination`` (:mod:`qhpo.qsvr._combine`). The prediction is
 
         f(x) = y_scale_ * (sum_n dual_coef_[n] k(x, X_fit_[n]) + intercept_) + y_min_,
@@ -118,7 +121,22 @@ class QSVR(RegressorMixin, BaseEstimator):
         random_state: Seed of the subsample and of samplers that take a seed.
     """
 
-    def __init__(self, K=3, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1,
+    _parameter_constraints: dict = {
+        "K": [Interval(Integral, 1, None, closed="left")],
+        "base": [Interval(Real, 0, None, closed="neither")],
+        "exponent_offset": [Real],
+        "epsilon": [Interval(Real, 0, None, closed="left")],
+        "xi": [Interval(Real, 0, None, closed="left")],
+        "gamma": [Interval(Real, 0, None, closed="neither")],
+        "max_points": [Interval(Integral, 2, None, closed="left")],
+        "sampler": [None, StrOptions(set(SAMPLER_NAMES)), HasMethods(["sample"])],
+        "num_reads": [None, Interval(Integral, 1, None, closed="left")],
+        "num_solutions": [Interval(Integral, 1, None, closed="left")],
+        "combination": [StrOptions(set(COMBINATIONS))],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, *, K=3, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1,
                  max_points=20, sampler=None, num_reads=None, num_solutions=4,
                  combination="heldout", random_state=None):
         self.K = K
@@ -142,34 +160,22 @@ class QSVR(RegressorMixin, BaseEstimator):
         tags.regressor_tags.poor_score = True
         return tags
 
-    def _check_params(self) -> None:
-        def positive_int(name, value, least=1):
-            if isinstance(value, bool) or int(value) != value or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, train_indices=None):
+        """Fit on ``X`` (n, D) and ``y`` (n,); returns self.
 
-        positive_int("K", self.K)
-        positive_int("max_points", self.max_points, least=2)
-        positive_int("num_solutions", self.num_solutions)
-        if self.num_reads is not None:
-            positive_int("num_reads", self.num_reads)
-        if not 0 < self.base:
-            raise ValueError(f"base must be positive, got {self.base!r}")
-        for name in ("epsilon", "xi"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if not self.gamma > 0:
-            raise ValueError(f"gamma must be positive, got {self.gamma!r}")
-        if self.combination not in COMBINATIONS:
-            raise ValueError(f"combination must be one of {', '.join(COMBINATIONS)}, got {self.combination!r}")
-
-    def fit(self, X, y):
-        """Fit on ``X`` (n, D) and ``y`` (n,); returns self."""
-        self._check_params()
+        Args:
+            train_indices: The points of the QUBO (at most ``max_points``; None: a random
+                subsample of that size, or every point when there are fewer); the other
+                points are held out and weight the annealer samples.
+        """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         n = X.shape[0]
-        y_scaled = scale_targets(self, y, "QSVR")
+        y_scaled = scale_targets(self, y, type(self).__name__)
         rng = check_random_state(self.random_state)
-        if n > self.max_points:
+        if train_indices is not None:
+            subset = _check_indices(train_indices, n, int(self.max_points))
+        elif n > self.max_points:
             subset = np.sort(rng.choice(n, size=int(self.max_points), replace=False))
         else:
             subset = np.arange(n)
@@ -200,7 +206,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         kernel = rbf_kernel(X_fit, X_fit, self.gamma)
         residual = y_fit[None, :] - dual @ kernel                 # y_n - f0_s(x_n)
         intercepts = center + np.array([kkt_bias(a, h, r, self.epsilon, C)
-                                        for a, h, r in zip(alpha, alpha_hat, residual)])
+                                        for a, h, r in zip(alpha, alpha_hat, residual, strict=True)])
 
         rule = self.combination
         heldout_pred = None
@@ -241,3 +247,16 @@ class QSVR(RegressorMixin, BaseEstimator):
         if not return_std:
             return mean
         return mean, np.sqrt(np.maximum(weights @ (samples - mean) ** 2, 0.0))
+
+
+def _check_indices(indices, n: int, most: int) -> np.ndarray:
+    """``indices`` as a sorted array of distinct point indices, 2 to ``most`` of them."""
+    indices = np.asarray(indices)
+    if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"train_indices must be a 1-d array of integer indices, got {indices!r}")
+    unique = np.unique(indices)
+    if unique.size != indices.size or (unique.size and not 0 <= unique[0] <= unique[-1] < n):
+        raise ValueError(f"train_indices must be distinct indices in [0, {n}), got {indices!r}")
+    if not 2 <= unique.size <= most:
+        raise ValueError(f"train_indices must hold 2 to max_points={most} points, got {unique.size}")
+    return unique

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dimod
 import numpy as np
 
+from qhpo._checks import check_int
 from qhpo.qsvr._decode import bit_weights
 
 
@@ -62,11 +63,9 @@ def build_svr_qubo(X, y, *, K: int, base: float, exponent_offset: float, epsilon
         raise ValueError(f"y must have shape ({N},) to match X, got {y.shape}")
     if N < 2:
         raise ValueError(f"the QUBO needs at least 2 training points, got {N}")
-    if int(K) != K or K < 1:
-        raise ValueError(f"K must be a positive integer, got {K!r}")
+    K = check_int("K", K, least=1)
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
         raise ValueError("X and y must be finite (no NaN or inf)")
-    K = int(K)
     w = bit_weights(K, base, exponent_offset)
     signed = np.concatenate([np.tile(w, N), -np.tile(w, N)])
     point = np.concatenate([np.repeat(np.arange(N), K), np.repeat(np.arange(N), K)])

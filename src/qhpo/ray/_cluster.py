@@ -21,8 +21,9 @@ WORKER_ENV = {
 }
 
 
-def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
-                quiet: bool = False) -> bool:
+def connect_ray(
+    address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None, quiet: bool = False
+) -> bool:
     """Make sure this process is a Ray driver; return True when this call started Ray.
 
     Args:
@@ -48,8 +49,14 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None, num_
         if address:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=not quiet, logging_level=level)
         else:
-            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, runtime_env=runtime_env,
-                     log_to_driver=not quiet, logging_level=level)
+            ray.init(
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                include_dashboard=False,
+                runtime_env=runtime_env,
+                log_to_driver=not quiet,
+                logging_level=level,
+            )
     except ConnectionError as error:
         raise _unreachable(address, error) from None
     return True

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from ray import tune
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
+from qhpo._checks import check_int
 from qhpo.policies import StoppingPolicy, TrialStatus
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, PredictiveScheduler
@@ -91,9 +93,9 @@ def replay_on_ray(
     synchronously the decisions are exactly those of the simulated replay.
 
     Example:
-        >>> from qhpo.curves import read_curve_table
+        >>> from qhpo.curves import read_curve_table, resolve_curve_table
         >>> from qhpo.policies import make_policy
-        >>> table = read_curve_table("curves/cifar10_cnn.csv").take(range(20)).truncate(30)
+        >>> table = read_curve_table(resolve_curve_table("cifar10_cnn")).take(range(20)).truncate(30)
         >>> policy = make_policy("qhpo", max_epochs=30, background=True)
         >>> outcome = replay_on_ray(table.curves, policy, params=table.param_rows(), workers=2)  # doctest: +SKIP
 
@@ -107,49 +109,65 @@ def replay_on_ray(
         address: Ray cluster to use (None: the running one, or a local one).
         storage_path: Folder of Ray Tune's experiment files (None: a temporary folder).
     """
+    curves, params, duration = _checked_inputs(curves, policy, params, seconds_per_epoch)
+    workers = check_int("workers", workers, least=1)
+    if not float(time_scale) > 0:
+        raise ValueError(f"time_scale must be positive, got {time_scale}")
+    time_scale = float(time_scale)
+    connect_ray(address, quiet=True)
+    scheduler = PredictiveScheduler(policy, epoch_attr="epoch")
+    with tempfile.TemporaryDirectory(prefix="qhpo-ray-replay-") as scratch:
+        tuner = _replay_tuner(curves, params, duration, policy, scheduler, workers=workers, time_scale=time_scale,
+                              storage_path=storage_path or scratch)
+        results = tuner.fit()
+    return _outcome(results, scheduler, len(curves), workers=workers, time_scale=time_scale)
+
+
+def _checked_inputs(curves, policy: StoppingPolicy, params, seconds_per_epoch):
+    """``(curves, params, seconds per epoch)`` as arrays and lists, one entry per row."""
     curves = np.asarray(curves, dtype=float)
     if curves.ndim != 2 or curves.shape[0] == 0:
         raise ValueError(f"curves must be a non-empty 2-d array, got shape {curves.shape}")
     n, epochs = curves.shape
     if epochs != policy.max_epochs:
         raise ValueError(f"curves must have policy.max_epochs={policy.max_epochs} columns, got {epochs}")
-    if int(workers) < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    if not float(time_scale) > 0:
-        raise ValueError(f"time_scale must be positive, got {time_scale}")
     params = [dict(p) for p in params] if params is not None else [{} for _ in range(n)]
     if len(params) != n:
         raise ValueError(f"params must hold one mapping per row ({n}), got {len(params)}")
     duration = np.ones(n) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
-    workers = int(workers)
+    return curves, params, duration
 
-    connect_ray(address, quiet=True)
+
+def _replay_tuner(curves: np.ndarray, params: list[dict], duration: np.ndarray, policy: StoppingPolicy,
+                  scheduler: PredictiveScheduler, *, workers: int, time_scale: float, storage_path: str) -> tune.Tuner:
+    """A Tuner that starts one trial per row, in row order, each on ``1/workers`` of the CPUs."""
     import ray
 
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     decision_epochs = policy.decision_epochs()
     pause_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
-    scheduler = PredictiveScheduler(policy, epoch_attr="epoch")
-    points = [{**params[i], _ROW_KEY: i} for i in range(n)]
+    points = [{**row_params, _ROW_KEY: i} for i, row_params in enumerate(params)]
     trainable = tune.with_resources(
-        tune.with_parameters(_replay_trainable, curves=curves, seconds_per_epoch=duration,
-                             time_scale=float(time_scale), pause_epochs=pause_epochs),
+        tune.with_parameters(_replay_trainable, curves=curves, seconds_per_epoch=duration, time_scale=time_scale,
+                             pause_epochs=pause_epochs),
         {"cpu": cpus / workers},
     )
-    with tempfile.TemporaryDirectory(prefix="qhpo-ray-replay-") as scratch:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={key: None for key in points[0]},  # every key of the points must be in the space
-            tune_config=tune.TuneConfig(
-                metric=_METRIC, mode=policy.mode, scheduler=scheduler, num_samples=n,
-                # Workers are limited by CPUs, not by a concurrency cap that would count
-                # paused trials as busy and starve the trials waiting behind them.
-                search_alg=BasicVariantGenerator(points_to_evaluate=points), reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(storage_path=storage_path or scratch, name="replay", verbose=0,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
-        )
-        results = tuner.fit()
+    return tune.Tuner(
+        trainable,
+        param_space={key: None for key in points[0]},  # every key of the points must be in the space
+        tune_config=tune.TuneConfig(
+            metric=_METRIC, mode=policy.mode, scheduler=scheduler, num_samples=len(points),
+            # Workers are limited by CPUs, not by a concurrency cap that would count
+            # paused trials as busy and starve the trials waiting behind them.
+            search_alg=BasicVariantGenerator(points_to_evaluate=points), reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(storage_path=storage_path, name="replay", verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+
+
+def _outcome(results, scheduler: PredictiveScheduler, n: int, *, workers: int, time_scale: float) -> RayReplayOutcome:
+    """Epochs and completion per row from the scheduler's views; the wall clock from the reports."""
     trained = np.zeros(n, dtype=int)
     complete = np.zeros(n, dtype=bool)
     first_start, last_report = np.inf, -np.inf
@@ -168,8 +186,8 @@ def replay_on_ray(
             last_report = max(last_report, float(frame["reported_at"].max()))
     measured = float(last_report - first_start) if np.isfinite(first_start) else 0.0
     return RayReplayOutcome(
-        epochs_trained=trained, complete=complete, wallclock=measured / float(time_scale),
-        measured_seconds=measured, time_scale=float(time_scale), workers=workers,
+        epochs_trained=trained, complete=complete, wallclock=measured / time_scale,
+        measured_seconds=measured, time_scale=time_scale, workers=workers,
         decide_seconds=tuple(scheduler.decide_seconds_),
         decisions=tuple((row_of[key], epoch, decision) for key, epoch, decision in scheduler.decisions_),
     )

@@ -29,6 +29,7 @@ from ray.tune.experiment import Trial
 from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
 
+from qhpo._checks import check_int
 from qhpo._errors import QhpoError
 from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 
@@ -72,18 +73,24 @@ class PredictiveScheduler(TrialScheduler):
     ``"__qhpo_"`` (bookkeeping of the trainable).
 
     A paused trial resumes when the policy lists it in ``policy.promote(views)`` (for
-    policies that define it); once no trial is running or pending, paused trials that
-    were not promoted are stopped once no trial is running or pending and the search
-    algorithm has created all its trials, so the experiment ends. (A concurrency limit
+    policies that define it); paused trials that were not promoted are stopped once no
+    trial is running or pending and the search algorithm has created all its trials, so
+    the experiment ends. (A concurrency limit
     counts paused trials as running: give pausing policies a search without one.)
 
     Example:
         >>> from ray import tune
         >>> from qhpo.ray import PredictiveScheduler, SchedulerStateCallback
+        >>> def trainable(config):
+        ...     for epoch in range(1, 21):
+        ...         tune.report({"accuracy": config["x"] * (1.0 - 0.8**epoch)})
         >>> scheduler = PredictiveScheduler("qhpo", max_epochs=20)
-        >>> tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
-        ...     metric="accuracy", mode="max", scheduler=scheduler),
+        >>> tuner = tune.Tuner(
+        ...     trainable,
+        ...     param_space={"x": tune.uniform(0.0, 1.0)},
+        ...     tune_config=tune.TuneConfig(metric="accuracy", mode="max", scheduler=scheduler, num_samples=30),
         ...     run_config=tune.RunConfig(callbacks=[SchedulerStateCallback(scheduler)]))
+        >>> results = tuner.fit()  # doctest: +SKIP
 
     Args:
         policy: A name from :data:`qhpo.policies.POLICY_NAMES`, built with
@@ -128,8 +135,9 @@ class PredictiveScheduler(TrialScheduler):
             max_epochs, mode = policy.max_epochs, policy.mode
         elif not isinstance(policy, str):
             raise ValueError(f"policy must be a policy name or a StoppingPolicy, got {policy!r}")
-        if max_epochs is None or int(max_epochs) < 1:
-            raise ValueError(f"max_epochs must be a positive number of epochs, got {max_epochs}")
+        if max_epochs is None:
+            raise ValueError("max_epochs must be given (a positive number of epochs) with a policy name")
+        max_epochs = check_int("max_epochs", max_epochs, least=1)
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.policy = policy

@@ -29,11 +29,29 @@ from qhpo.policies import TrialStatus
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._scheduler import DIVERGED_KEY, PredictiveScheduler, SchedulerStateCallback
 from qhpo.ray._trainable import (
-    CHECKPOINT_FILE, EPOCH_KEY, METRIC, TRIAL_NUMBER_KEY, TrialSettings, train_cifar_trial, trial_number,
+    CHECKPOINT_FILE,
+    EPOCH_KEY,
+    METRIC,
+    TRIAL_NUMBER_KEY,
+    TrialSettings,
+    train_cifar_trial,
+    trial_number,
 )
 from qhpo.runner import (
-    CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR, OPTUNA_BASELINES, check_config, checkpoint_path, create_study,
-    draw_plots, evaluate_best_on_test, hpo_sampler, prepare_data, print_summary, resolve_storage, search_space,
+    CHECKPOINT_ATTR,
+    EPOCH_SECONDS_ATTR,
+    FAILURE_ATTR,
+    OPTUNA_BASELINES,
+    check_config,
+    checkpoint_path,
+    create_study,
+    draw_plots,
+    evaluate_best_on_test,
+    hpo_sampler,
+    prepare_data,
+    print_summary,
+    resolve_storage,
+    search_space,
     summarize,
 )
 
@@ -68,8 +86,14 @@ class StudyRecorder(Callback):
     again.
     """
 
-    def __init__(self, scheduler: PredictiveScheduler, storage_url: str, study_name: str, run_dir: str,
-                 distributions: dict[str, Any]):
+    def __init__(
+        self,
+        scheduler: PredictiveScheduler,
+        storage_url: str,
+        study_name: str,
+        run_dir: str,
+        distributions: dict[str, Any],
+    ):
         self.scheduler = scheduler
         self.distributions = distributions
         self.storage_url = storage_url
@@ -85,8 +109,11 @@ class StudyRecorder(Callback):
         if self._study is None:
             location = resolve_storage(self.storage_url, self.run_dir)
             self._study = optuna.load_study(study_name=self.study_name, storage=location.open())
-            self._recorded = {t.user_attrs[RAY_TRIAL_ATTR] for t in self._study.get_trials(deepcopy=False)
-                              if RAY_TRIAL_ATTR in t.user_attrs}
+            self._recorded = {
+                t.user_attrs[RAY_TRIAL_ATTR]
+                for t in self._study.get_trials(deepcopy=False)
+                if RAY_TRIAL_ATTR in t.user_attrs
+            }
         return self._study
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -99,8 +126,13 @@ class StudyRecorder(Callback):
         try:
             self.record(trial, error=error)
         except Exception as failure:  # a storage hiccup must not end the whole experiment
-            _log.warning("could not record Ray trial %s in study %r (%s: %s); it stays in the Ray experiment",
-                         trial.trial_id, self.study_name, type(failure).__name__, failure)
+            _log.warning(
+                "could not record Ray trial %s in study %r (%s: %s); it stays in the Ray experiment",
+                trial.trial_id,
+                self.study_name,
+                type(failure).__name__,
+                failure,
+            )
 
     def on_experiment_end(self, trials, **info):
         self.scheduler.save(str(Path(self.run_dir) / self.study_name / SCHEDULER_STATE_FILE))
@@ -115,8 +147,10 @@ class StudyRecorder(Callback):
         last = trial.last_result or {}
         distributions = self.distributions
         params = {k: v for k, v in trial.config.items() if k in distributions}
-        attrs: dict[str, Any] = {RAY_TRIAL_ATTR: trial.trial_id,
-                                 CHECKPOINT_ATTR: f"ray-{trial_number(trial.config, trial.trial_id)}"}
+        attrs: dict[str, Any] = {
+            RAY_TRIAL_ATTR: trial.trial_id,
+            CHECKPOINT_ATTR: f"ray-{trial_number(trial.config, trial.trial_id)}",
+        }
         records = self.scheduler.decision_records(trial.trial_id)
         if records:
             attrs[DECISIONS_ATTR] = records
@@ -133,12 +167,19 @@ class StudyRecorder(Callback):
         else:
             state = TrialState.FAIL
             reason = last.get(DIVERGED_KEY)
-            attrs[FAILURE_ATTR] = f"diverged: {reason}" if reason else f"crashed on Ray: {trial.error_msg or 'see the Ray logs'}"
-        study.add_trial(optuna.trial.create_trial(
-            state=state, value=value, params=params, distributions={k: distributions[k] for k in params},
-            intermediate_values={e: v for e, v in enumerate(curve, start=1) if math.isfinite(v)},
-            user_attrs=attrs,
-        ))
+            attrs[FAILURE_ATTR] = (
+                f"diverged: {reason}" if reason else f"crashed on Ray: {trial.error_msg or 'see the Ray logs'}"
+            )
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                value=value,
+                params=params,
+                distributions={k: distributions[k] for k in params},
+                intermediate_values={e: v for e, v in enumerate(curve, start=1) if math.isfinite(v)},
+                user_attrs=attrs,
+            )
+        )
         self._recorded.add(trial.trial_id)
 
 
@@ -179,16 +220,24 @@ def trial_resources(config, cluster_gpus: float) -> tuple[dict[str, float], str]
         if per_gpu != 1:
             raise QhpoError("--gpus-per-trial and --trials-per-gpu say the same thing; pass only one of them.")
         if not 0 <= gpus <= 1:
-            raise QhpoError(f"--gpus-per-trial must be between 0 and 1 (a trial trains on one GPU), "
-                            f"not {config.gpus_per_trial}; use --trials-per-gpu to share a GPU.")
+            raise QhpoError(
+                f"--gpus-per-trial must be between 0 and 1 (a trial trains on one GPU), "
+                f"not {config.gpus_per_trial}; use --trials-per-gpu to share a GPU."
+            )
         if gpus > 0 and device == "cpu":
-            raise QhpoError("--gpus-per-trial asks for GPUs but --device is cpu; pass --device cuda or --gpus-per-trial 0.")
+            raise QhpoError(
+                "--gpus-per-trial asks for GPUs but --device is cpu; pass --device cuda or --gpus-per-trial 0."
+            )
         if gpus == 0 and device.startswith("cuda"):
-            raise QhpoError(f"--gpus-per-trial 0 would train on the CPU but --device is {config.device}; "
-                            "pass a GPU share above 0 or --device cpu.")
+            raise QhpoError(
+                f"--gpus-per-trial 0 would train on the CPU but --device is {config.device}; "
+                "pass a GPU share above 0 or --device cpu."
+            )
     if gpus > cluster_gpus:
-        raise QhpoError(f"each trial asks for {gpus:g} GPU(s) (--device {config.device}) but the Ray cluster has "
-                        f"{cluster_gpus:g}; lower --gpus-per-trial, pass --device cpu, or add GPU nodes to the cluster.")
+        raise QhpoError(
+            f"each trial asks for {gpus:g} GPU(s) (--device {config.device}) but the Ray cluster has "
+            f"{cluster_gpus:g}; lower --gpus-per-trial, pass --device cpu, or add GPU nodes to the cluster."
+        )
     return {"cpu": cpus, "gpu": gpus}, ("cuda" if gpus > 0 else "cpu")
 
 
@@ -196,8 +245,10 @@ def _check_ray_config(config) -> None:
     """The settings a Ray search needs beyond :func:`qhpo.runner.check_config`, before Ray starts."""
     check_config(config)
     if config.policy in OPTUNA_BASELINES:
-        raise QhpoError(f"--policy {config.policy} is an Optuna pruner and runs with --backend optuna; "
-                        "on Ray choose qhpo, poster or none.")
+        raise QhpoError(
+            f"--policy {config.policy} is an Optuna pruner and runs with --backend optuna; "
+            "on Ray choose qhpo, poster or none."
+        )
     from qhpo.workload import resolve_device
 
     try:
@@ -222,11 +273,15 @@ def _experiment_to_run(config, study: optuna.Study, experiment: Path):
     if config.resume and not exists:
         raise QhpoError(f"there is no Ray experiment to resume in {experiment}; run without --resume to start it.")
     if not config.resume and exists:
-        raise QhpoError(f"study {config.study!r} already has a Ray experiment in {experiment}; pass --resume to "
-                        "continue it, or choose a new --study.")
+        raise QhpoError(
+            f"study {config.study!r} already has a Ray experiment in {experiment}; pass --resume to "
+            "continue it, or choose a new --study."
+        )
     if not config.resume and study.trials:
-        raise QhpoError(f"study {config.study!r} already holds {len(study.trials)} trials of another run; "
-                        "choose a new --study for the Ray backend.")
+        raise QhpoError(
+            f"study {config.study!r} already holds {len(study.trials)} trials of another run; "
+            "choose a new --study for the Ray backend."
+        )
     return config
 
 
@@ -236,8 +291,15 @@ def _policy_options(config) -> dict[str, Any]:
 
 def _scheduler(config) -> PredictiveScheduler:
     return PredictiveScheduler(
-        config.policy, max_epochs=config.epochs, epoch_attr=EPOCH_KEY, predictor=config.predictor,
-        sampler=config.annealer, random_state=config.seed, background=True, explain=True, **_policy_options(config),
+        config.policy,
+        max_epochs=config.epochs,
+        epoch_attr=EPOCH_KEY,
+        predictor=config.predictor,
+        sampler=config.annealer,
+        random_state=config.seed,
+        background=True,
+        explain=True,
+        **_policy_options(config),
     )
 
 
@@ -248,15 +310,23 @@ def _decision_epochs(config, scheduler: PredictiveScheduler | None):
     from qhpo.policies import make_policy
 
     # The decision epochs depend on the rule, not on the predictor: no annealer, no thread.
-    return make_policy(config.policy, max_epochs=config.epochs, predictor="svr", **_policy_options(config)).decision_epochs()
+    return make_policy(
+        config.policy, max_epochs=config.epochs, predictor="svr", **_policy_options(config)
+    ).decision_epochs()
 
 
 def _trainable(config, decision_epochs, resources: dict[str, float], device: str):
     """The trial function with its shared settings and resources attached."""
     settings = TrialSettings(
-        data_dir=str(config.data_dir), subset=config.subset, val_size=config.val_size,
-        split_seed=config.split_seed, device=device, max_epochs=config.epochs, seed=config.seed,
-        threads=max(1, int(resources["cpu"])), precision=config.precision,
+        data_dir=str(config.data_dir),
+        subset=config.subset,
+        val_size=config.val_size,
+        split_seed=config.split_seed,
+        device=device,
+        max_epochs=config.epochs,
+        seed=config.seed,
+        threads=max(1, int(resources["cpu"])),
+        precision=config.precision,
         checkpoint_epochs=None if decision_epochs is None else frozenset(int(e) for e in decision_epochs),
     )
     return tune.with_resources(tune.with_parameters(train_cifar_trial, settings=settings), resources)
@@ -264,16 +334,27 @@ def _trainable(config, decision_epochs, resources: dict[str, float], device: str
 
 def _new_tuner(config, trainable, scheduler: PredictiveScheduler, location, space, folder: Path) -> tune.Tuner:
     recorder = StudyRecorder(scheduler, location.url, config.study, str(location.run_dir), space.distributions())
-    searcher = OptunaSearch(space=_SuggestFromSpace(space), metric=METRIC, mode="max",
-                            sampler=hpo_sampler(config.hpo_sampler, seed=config.seed))
+    searcher = OptunaSearch(
+        space=_SuggestFromSpace(space),
+        metric=METRIC,
+        mode="max",
+        sampler=hpo_sampler(config.hpo_sampler, seed=config.seed),
+    )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler, num_samples=config.trials,
-            max_concurrent_trials=config.workers if config.workers > 1 else None, reuse_actors=True,
+            metric=METRIC,
+            mode="max",
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=config.trials,
+            max_concurrent_trials=config.workers if config.workers > 1 else None,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=EXPERIMENT_NAME, storage_path=str(folder), verbose=1 if config.progress else 0,
+            name=EXPERIMENT_NAME,
+            storage_path=str(folder),
+            verbose=1 if config.progress else 0,
             callbacks=[SchedulerStateCallback(scheduler), recorder],
             # Trials report a checkpoint at decision epochs, at their last epoch and every
             # TrialSettings.checkpoint_seconds, not every epoch: with num_to_keep each one
@@ -334,8 +415,10 @@ def _report(config, location, results, folder: Path) -> int:
         print_summary(summary, Console())
     paths = draw_plots(study, folder, max_epochs=config.epochs)
     if config.progress:
-        print(f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}; "
-              f"Ray experiment in {folder / EXPERIMENT_NAME}")
+        print(
+            f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}; "
+            f"Ray experiment in {folder / EXPERIMENT_NAME}"
+        )
     ended = summary.complete + summary.pruned + summary.failed
     return 0 if ended >= config.trials else 1
 

@@ -66,8 +66,12 @@ class TrialSettings:
             >>> [e for e in range(1, 9) if settings.wants_checkpoint(e, 1.0)]
             [4, 8]
         """
-        return (epoch >= self.max_epochs or self.checkpoint_epochs is None or epoch in self.checkpoint_epochs
-                or seconds_since_checkpoint >= self.checkpoint_seconds)
+        return (
+            epoch >= self.max_epochs
+            or self.checkpoint_epochs is None
+            or epoch in self.checkpoint_epochs
+            or seconds_since_checkpoint >= self.checkpoint_seconds
+        )
 
 
 def trial_number(config: dict[str, Any], trial_id: str) -> int:
@@ -83,8 +87,13 @@ def _load_data(settings: TrialSettings, device):
     key = (settings.data_dir, settings.subset, settings.val_size, settings.split_seed, str(device))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one data set per worker process is enough
-        _DATA_CACHE[key] = load_cifar10(settings.data_dir, subset=settings.subset, val_size=settings.val_size,
-                                        split_seed=settings.split_seed, device=device)
+        _DATA_CACHE[key] = load_cifar10(
+            settings.data_dir,
+            subset=settings.subset,
+            val_size=settings.val_size,
+            split_seed=settings.split_seed,
+            device=device,
+        )
     return _DATA_CACHE[key]
 
 
@@ -103,11 +112,13 @@ def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            trainer = TrialTrainer.from_checkpoint(Path(folder) / CHECKPOINT_FILE, config, data, device=device,
-                                                     precision=settings.precision)
+            trainer = TrialTrainer.from_checkpoint(
+                Path(folder) / CHECKPOINT_FILE, config, data, device=device, precision=settings.precision
+            )
     if trainer is None:
-        trainer = TrialTrainer(config, data, device=device, seed=trial_seed(settings.seed, number),
-                               precision=settings.precision)
+        trainer = TrialTrainer(
+            config, data, device=device, seed=trial_seed(settings.seed, number), precision=settings.precision
+        )
     last_checkpoint = time.monotonic()
     while trainer.epoch < settings.max_epochs:
         start = time.perf_counter()
@@ -116,8 +127,12 @@ def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         except TrialDiverged as error:
             tune.report({METRIC: math.nan, EPOCH_KEY: trainer.epoch + 1, DIVERGED_KEY: error.reason})
             return
-        metrics = {METRIC: value, EPOCH_KEY: trainer.epoch, "train_loss": trainer.train_loss,
-                   "epoch_seconds": time.perf_counter() - start}
+        metrics = {
+            METRIC: value,
+            EPOCH_KEY: trainer.epoch,
+            "train_loss": trainer.train_loss,
+            "epoch_seconds": time.perf_counter() - start,
+        }
         if not settings.wants_checkpoint(trainer.epoch, time.monotonic() - last_checkpoint):
             tune.report(metrics)
             continue

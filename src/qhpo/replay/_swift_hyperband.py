@@ -127,94 +127,144 @@ def replay_swift_hyperband(
         background: Fit predictors in threads (only for timing studies; not deterministic).
     """
     curves = np.asarray(curves, dtype=float)
-    n_rows, epochs = curves.shape
+    epochs = curves.shape[1]
     R = epochs if max_resource is None else int(max_resource)
     if not 1 <= R <= epochs:
         raise ValueError(f"max_resource must be in [1, {epochs}] for these curves, got {max_resource}")
     rule = SwiftHyperband(max_resource=R, reduction_factor=reduction_factor, min_resource=min_resource, d=d, k=k,
                           known_curve=known_curve, quantile=quantile)
-    eta = rule.reduction_factor
-    sign = 1.0 if mode == "max" else -1.0
-    values = sign * curves  # higher is better from here on
-    # a diverged row ends at its first NaN epoch and ranks below every finite value
-    nan = np.isnan(values)
-    limit = np.where(nan.any(axis=1), np.argmax(nan, axis=1) + 1, epochs)
-    ranked = np.where(nan, _WORST, values)
-    duration = np.ones(n_rows) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
-    trained = np.zeros(n_rows, dtype=int)
-    used = np.zeros(n_rows, dtype=bool)
-    services: dict[int, PredictionService] = {}
-    predictions = 0
-    wallclock = 0.0
-    next_row = 0
-    rung_log = []
+    replay = _Replay(rule, curves, mode=mode, params=params, seconds_per_epoch=seconds_per_epoch,
+                     predictive=predictive, predictor=predictor, sampler=sampler, random_state=random_state,
+                     workers=workers, background=background)
+    try:
+        replay.run(repeat=repeat)
+    finally:
+        replay.close()
+    return replay.outcome()
 
-    def service_for(rung: int) -> PredictionService:
-        if rung not in services:
-            services[rung] = PredictionService(
-                predictor, sampler=sampler, background=background, min_curves=int(d),
-                random_state=None if random_state is None else int(random_state) * 7919 + rung,
-                hyperparameters=params is not None)
-        return services[rung]
 
-    while next_row < n_rows:
-        for bracket in rule.brackets():
-            if next_row >= n_rows:
-                break
-            n = min(bracket.n, n_rows - next_row)
-            configs = list(range(next_row, next_row + n))
-            next_row += n
-            used[configs] = True
-            rungs = bracket.rungs if n == bracket.n else rule.bracket_rungs(n, bracket.s)
-            previous = 0
-            for i, (n_i, r_i) in enumerate(rungs):
-                last = i == len(rungs) - 1
-                n_next = 1 if last else int(math.floor(n_i / eta))
-                t_d = rule.decision_epoch(previous, r_i)
-                if not predictive or t_d >= r_i:
-                    full, parked = configs, []
-                else:
-                    known = int(np.sum(trained >= r_i))
-                    m = rule.mandatory_full(n_next, known)
-                    full, parked = configs[:m], configs[m:]
-                phase = ([(min(r_i, limit[j]) - previous) * duration[j] for j in full]
-                         + [(min(t_d, limit[j]) - previous) * duration[j] for j in parked])
-                wallclock += _makespan(phase, workers)
-                for j in full:
-                    trained[j] = max(trained[j], min(r_i, limit[j]))
-                for j in parked:
-                    trained[j] = max(trained[j], min(t_d, limit[j]))
-                finished = list(full)
-                parked = [j for j in parked if limit[j] > t_d]  # a row that diverged by t_d has ended
-                if parked:
-                    pool = np.flatnonzero((trained >= r_i) & ~nan[:, r_i - 1])
-                    service = service_for(r_i)
-                    service.update(values[pool, :r_i], None if params is None else np.asarray(params)[pool])
-                    prediction = service.predict(t_d, values[parked, :t_d],
-                                                 None if params is None else np.asarray(params)[parked], target=r_i)
-                    if prediction is None:  # fewer than d curves: nothing to predict with
-                        chosen = list(parked)
-                    else:
-                        predictions += len(parked)
-                        picks = rule.select_parked(prediction[0], ranked[full, r_i - 1], n_next)
-                        chosen = [parked[j] for j in picks]
-                    wallclock += _makespan([(min(r_i, limit[j]) - t_d) * duration[j] for j in chosen], workers)
-                    for j in chosen:
-                        trained[j] = max(trained[j], min(r_i, limit[j]))
-                    finished += chosen
-                rung_log.append((bracket.s, i, n_i, r_i, len(configs), len(finished)))
-                if last:
+class _Replay:
+    """The state of one replay: which rows trained how far, the clock, the predictors.
+
+    ``run`` takes Hyperband iterations until the rows run out; each bracket starts its
+    configurations from the next rows, and each rung trains its configurations (the
+    first ones to the rung end, the parked ones to the decision point), lets the rule
+    choose the parked ones that finish, and promotes the best to the next rung.
+    """
+
+    def __init__(self, rule: SwiftHyperband, curves: np.ndarray, *, mode: str, params, seconds_per_epoch,
+                 predictive: bool, predictor: Any, sampler: Any, random_state: int | None, workers: int,
+                 background: bool):
+        self.rule = rule
+        n_rows, epochs = curves.shape
+        self.values = (1.0 if mode == "max" else -1.0) * curves  # higher is better from here on
+        # a diverged row ends at its first NaN epoch and ranks below every finite value
+        self.nan = np.isnan(self.values)
+        self.limit = np.where(self.nan.any(axis=1), np.argmax(self.nan, axis=1) + 1, epochs)
+        self.ranked = np.where(self.nan, _WORST, self.values)
+        self.params = None if params is None else np.asarray(params)
+        self.duration = np.ones(n_rows) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
+        self.predictive = predictive
+        self.predictor, self.sampler, self.random_state = predictor, sampler, random_state
+        self.workers = workers
+        self.background = background
+        self.trained = np.zeros(n_rows, dtype=int)
+        self.used = np.zeros(n_rows, dtype=bool)
+        self.services: dict[int, PredictionService] = {}
+        self.predictions = 0
+        self.wallclock = 0.0
+        self.next_row = 0
+        self.rung_log: list[tuple[int, int, int, int, int, int]] = []
+
+    # -- the schedule --------------------------------------------------------------------
+    def run(self, *, repeat: bool) -> None:
+        n_rows = len(self.values)
+        while self.next_row < n_rows:
+            for bracket in self.rule.brackets():
+                if self.next_row >= n_rows:
                     break
-                keep = max(int(math.floor(n_i / eta)), 1)
-                finished = [j for j in finished if limit[j] > r_i]  # a row that diverged by r_i has ended
-                finished.sort(key=lambda j: -ranked[j, r_i - 1])
-                configs = sorted(finished[:keep])
-                previous = r_i
-        if not repeat:
-            break
-    seconds = sum(s.fit_seconds + s.predict_seconds for s in services.values())
-    for service in services.values():
-        service.close()
-    complete = (trained >= R) & ~nan[:, R - 1]
-    return SwiftHyperbandOutcome(trained, complete, used, wallclock, seconds, predictions, rung_log)
+                self.run_bracket(bracket)
+            if not repeat:
+                break
 
+    def run_bracket(self, bracket) -> None:
+        """Start the bracket's configurations from the next rows and run its rungs."""
+        n = min(bracket.n, len(self.values) - self.next_row)
+        configs = list(range(self.next_row, self.next_row + n))
+        self.next_row += n
+        self.used[configs] = True
+        rungs = bracket.rungs if n == bracket.n else self.rule.bracket_rungs(n, bracket.s)
+        previous = 0
+        for i, (n_i, r_i) in enumerate(rungs):
+            last = i == len(rungs) - 1
+            finished = self.run_rung(configs, previous, n_i, r_i, last)
+            self.rung_log.append((bracket.s, i, n_i, r_i, len(configs), len(finished)))
+            if last:
+                break
+            configs = self.promote(finished, n_i, r_i)
+            previous = r_i
+
+    def run_rung(self, configs: list[int], previous: int, n_i: int, r_i: int, last: bool) -> list[int]:
+        """Train the rung's configurations from ``previous``; the rows that reached ``r_i``."""
+        n_next = 1 if last else int(math.floor(n_i / self.rule.reduction_factor))
+        t_d = self.rule.decision_epoch(previous, r_i)
+        if not self.predictive or t_d >= r_i:
+            full, parked = configs, []
+        else:
+            m = self.rule.mandatory_full(n_next, int(np.sum(self.trained >= r_i)))
+            full, parked = configs[:m], configs[m:]
+        self.train([(j, previous, r_i) for j in full] + [(j, previous, t_d) for j in parked])
+        finished = list(full)
+        parked = [j for j in parked if self.limit[j] > t_d]  # a row that diverged by t_d has ended
+        if parked:
+            chosen = self.choose_parked(parked, full, t_d, r_i, n_next)
+            self.train([(j, t_d, r_i) for j in chosen])
+            finished += chosen
+        return finished
+
+    def choose_parked(self, parked: list[int], full: list[int], t_d: int, r_i: int, n_next: int) -> list[int]:
+        """The parked rows that continue to ``r_i``: all of them while no predictor exists."""
+        pool = np.flatnonzero((self.trained >= r_i) & ~self.nan[:, r_i - 1])
+        service = self.service_for(r_i)
+        service.update(self.values[pool, :r_i], None if self.params is None else self.params[pool])
+        prediction = service.predict(t_d, self.values[parked, :t_d],
+                                     None if self.params is None else self.params[parked], target=r_i)
+        if prediction is None:  # fewer than d curves: nothing to predict with
+            return list(parked)
+        self.predictions += len(parked)
+        picks = self.rule.select_parked(prediction[0], self.ranked[full, r_i - 1], n_next)
+        return [parked[j] for j in picks]
+
+    def promote(self, finished: list[int], n_i: int, r_i: int) -> list[int]:
+        """The best ``max(floor(n_i / eta), 1)`` rows at ``r_i`` that have not diverged."""
+        keep = max(int(math.floor(n_i / self.rule.reduction_factor)), 1)
+        finished = [j for j in finished if self.limit[j] > r_i]  # a row that diverged by r_i has ended
+        finished.sort(key=lambda j: -self.ranked[j, r_i - 1])
+        return sorted(finished[:keep])
+
+    def train(self, jobs: list[tuple[int, int, int]]) -> None:
+        """One phase: each ``(row, from, to)`` trains (no further than its divergence), then a barrier."""
+        self.wallclock += _makespan([(min(to, self.limit[j]) - start) * self.duration[j] for j, start, to in jobs],
+                                    self.workers)
+        for j, _, to in jobs:
+            self.trained[j] = max(self.trained[j], min(to, self.limit[j]))
+
+    # -- predictors and result -----------------------------------------------------------
+    def service_for(self, rung: int) -> PredictionService:
+        if rung not in self.services:
+            self.services[rung] = PredictionService(
+                self.predictor, sampler=self.sampler, background=self.background, min_curves=self.rule.d,
+                random_state=None if self.random_state is None else int(self.random_state) * 7919 + rung,
+                hyperparameters=self.params is not None)
+        return self.services[rung]
+
+    def close(self) -> None:
+        for service in self.services.values():
+            service.close()
+
+    def outcome(self) -> SwiftHyperbandOutcome:
+        R = self.rule.max_resource
+        seconds = sum(s.fit_seconds + s.predict_seconds for s in self.services.values())
+        complete = (self.trained >= R) & ~self.nan[:, R - 1]
+        return SwiftHyperbandOutcome(self.trained, complete, self.used, self.wallclock, seconds, self.predictions,
+                                     self.rung_log)

@@ -1,9 +1,9 @@
 """Searches of the CNN on CIFAR-10 with predictive early stopping: what ``qhpo run`` and
 ``qhpo report`` do, usable from Python as well."""
 
-from qhpo.runner._config import OPTUNA_BASELINES, PRESETS, Preset, RunConfig
+from qhpo.runner._config import BACKENDS, OPTUNA_BASELINES, PRESETS, Preset, RunConfig, preset
 from qhpo.runner._plots import draw_plots
-from qhpo.runner._search import check_config, evaluate_best_on_test, prepare_data, run_search
+from qhpo.runner._search import check_config, default_workers, evaluate_best_on_test, prepare_data, run_optuna_search
 from qhpo.runner._storage import (
     CHECKPOINT_ATTR,
     FAILURE_ATTR,
@@ -17,6 +17,7 @@ from qhpo.runner._summary import SearchSummary, print_summary, summarize
 from qhpo.runner._trial import EPOCH_SECONDS_ATTR, checkpoint_path, trial_seed
 
 __all__ = [
+    "BACKENDS",
     "CHECKPOINT_ATTR",
     "EPOCH_SECONDS_ATTR",
     "FAILURE_ATTR",
@@ -29,16 +30,18 @@ __all__ = [
     "check_config",
     "checkpoint_path",
     "create_study",
+    "default_workers",
     "draw_plots",
     "evaluate_best_on_test",
     "hpo_sampler",
     "load_study",
     "make_pruner",
+    "preset",
     "prepare_data",
     "print_summary",
     "recover_interrupted_trials",
     "resolve_storage",
-    "run_search",
+    "run_optuna_search",
     "search_space",
     "summarize",
     "trial_seed",

@@ -26,7 +26,6 @@ from qhpo.runner._summary import TEST_ATTR, SearchSummary, print_summary, summar
 from qhpo.runner._trial import CHECKPOINT_SCRATCH, checkpoint_path, trial_config
 from qhpo.runner._worker import count_states, run_worker
 
-
 #: Largest --seed and --split-seed: numpy's seeds are 32-bit.
 MAX_SEED = 2**32 - 1
 CIFAR10_TRAIN_IMAGES = 50_000
@@ -77,8 +76,7 @@ def check_config(config: RunConfig) -> None:
 
 def prepare_data(config: RunConfig) -> Path:
     """The data folder, fetched first with ``--download``; one sentence when it is missing."""
-    from qhpo.workload import download_cifar10, resolve_data_dir
-    from qhpo.workload._data import BATCHES_FOLDER, remove_partial_downloads
+    from qhpo.workload import BATCHES_FOLDER, download_cifar10, remove_partial_downloads, resolve_data_dir
 
     root = resolve_data_dir(config.data_dir)
     remove_partial_downloads(root)
@@ -92,7 +90,7 @@ def prepare_data(config: RunConfig) -> Path:
     return root
 
 
-def run_search(config: RunConfig) -> SearchSummary:
+def run_optuna_search(config: RunConfig) -> SearchSummary:
     """Run (or resume) the search that ``config`` describes and report it.
 
     Returns:

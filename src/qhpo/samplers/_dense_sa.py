@@ -36,11 +36,11 @@ change a state shows and wastes the hot sweeps (docs/annealer.md has the measure
 from __future__ import annotations
 
 import math
-import numbers
 
 import dimod
 import numpy as np
 
+from qhpo._checks import check_int
 from qhpo.samplers._dense_sweeps import anneal, temper
 
 #: Bits of the largest block (up to 2^16 levels).
@@ -180,12 +180,6 @@ def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
             np.asarray(hull_start, dtype=np.int64), np.asarray(hull, dtype=np.int64), np.concatenate(level_pattern))
 
 
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class DenseSimulatedAnnealingSampler(dimod.Sampler):
     """Simulated annealing of dense QUBOs with many reads compiled in one loop.
 
@@ -220,15 +214,12 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
                beta_range: tuple[float, float] | None = None, seed: int | None = None,
                max_block_bits: int = 12, num_replicas: int = 1, **kwargs) -> dimod.SampleSet:
         self.remove_unknown_kwargs(**kwargs)
-        num_reads = _check_positive_int("num_reads", num_reads)
-        num_sweeps = _check_positive_int("num_sweeps", num_sweeps)
-        max_block_bits = _check_positive_int("max_block_bits", max_block_bits)
-        num_replicas = _check_positive_int("num_replicas", num_replicas)
-        if max_block_bits > _MAX_BLOCK_BITS:
-            raise ValueError(f"max_block_bits must be at most {_MAX_BLOCK_BITS}, got {max_block_bits!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2**64):
-            raise ValueError(f"seed must be None or an integer in [0, 2**64), got {seed!r}")
+        num_reads = check_int("num_reads", num_reads, least=1)
+        num_sweeps = check_int("num_sweeps", num_sweeps, least=1)
+        max_block_bits = check_int("max_block_bits", max_block_bits, least=1, most=_MAX_BLOCK_BITS)
+        num_replicas = check_int("num_replicas", num_replicas, least=1)
+        if seed is not None:
+            seed = check_int("seed", seed, least=0, most=2**64 - 1)
         if beta_range is not None:
             try:
                 beta_hot, beta_cold = (float(b) for b in beta_range)

@@ -23,6 +23,8 @@ import functools
 import dimod
 import numpy as np
 
+from qhpo._checks import check_int
+
 #: Pegasus size parameter of a D-Wave Advantage system.
 ADVANTAGE_PEGASUS_M = 16
 #: Prefactor of the uniform torque compensation used when no chain strength is given.
@@ -71,8 +73,7 @@ class PegasusCliqueSampler(dimod.Sampler):
     def __init__(self, m: int = ADVANTAGE_PEGASUS_M, chain_strength=None):
         from dwave.samplers import SimulatedAnnealingSampler
 
-        if isinstance(m, bool) or int(m) != m or m < 2:
-            raise ValueError(f"m must be an integer >= 2, got {m!r}")
+        check_int("m", m, least=2)
         if chain_strength is not None and not callable(chain_strength) and not chain_strength > 0:
             raise ValueError(f"chain_strength must be positive, a function or None, got {chain_strength!r}")
         self.m = int(m)
@@ -99,7 +100,7 @@ class PegasusCliqueSampler(dimod.Sampler):
         from dwave.embedding.chain_strength import uniform_torque_compensation
 
         variables = list(bqm.variables)
-        embedding = dict(zip(variables, self.clique_chains(len(variables))))
+        embedding = dict(zip(variables, self.clique_chains(len(variables)), strict=True))
         strength = self.chain_strength if chain_strength is None else chain_strength
         if strength is None:
             strength = uniform_torque_compensation(bqm, embedding, prefactor=CHAIN_STRENGTH_PREFACTOR)

@@ -8,7 +8,8 @@ configuration files to those objects; code that needs an annealer takes the obje
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import dimod
 

@@ -1,12 +1,23 @@
 """The training workload: CIFAR-10 data, the CNN family, a fast trial trainer, the search space."""
 
-from qhpo.workload._data import CIFAR10_MD5, CIFAR10_URL, CifarData, ImageSplit, download_cifar10, load_cifar10, resolve_data_dir
+from qhpo.workload._data import (
+    BATCHES_FOLDER,
+    CIFAR10_MD5,
+    CIFAR10_URL,
+    CifarData,
+    ImageSplit,
+    download_cifar10,
+    load_cifar10,
+    remove_partial_downloads,
+    resolve_data_dir,
+)
 from qhpo.workload._device import resolve_device
 from qhpo.workload._model import CifarCNN
 from qhpo.workload._space import TRAINER_PARAMETERS, Parameter, SearchSpace, default_search_space
 from qhpo.workload._trainer import PRECISIONS, TrialDiverged, TrialTrainer, resolve_precision
 
 __all__ = [
+    "BATCHES_FOLDER",
     "CIFAR10_MD5",
     "CIFAR10_URL",
     "CifarCNN",
@@ -21,6 +32,7 @@ __all__ = [
     "default_search_space",
     "download_cifar10",
     "load_cifar10",
+    "remove_partial_downloads",
     "resolve_data_dir",
     "resolve_device",
     "resolve_precision",

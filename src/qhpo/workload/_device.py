@@ -36,7 +36,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         except RuntimeError:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
         if not torch.cuda.is_available():
-            raise QhpoError(f"device {name!r} was requested but this torch build sees no CUDA GPU; pass --device cpu or --device auto.")
+            raise QhpoError(
+                f"device {name!r} was requested but this torch build sees no CUDA GPU; pass --device cpu or --device auto."
+            )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise QhpoError(
                 f"device {name!r} was requested but only {torch.cuda.device_count()} CUDA GPU(s) are visible; "

@@ -40,7 +40,9 @@ class CifarCNN(nn.Module):
     def __init__(self, num_layers: int, num_filters: int) -> None:
         super().__init__()
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 2 <= num_layers <= 4:
-            raise ValueError(f"num_layers must be 2, 3 or 4 (unpadded 5x5 convolutions leave 14-4(L-1) pixels), got {num_layers!r}")
+            raise ValueError(
+                f"num_layers must be 2, 3 or 4 (unpadded 5x5 convolutions leave 14-4(L-1) pixels), got {num_layers!r}"
+            )
         if isinstance(num_filters, bool) or not isinstance(num_filters, int) or num_filters < 1:
             raise ValueError(f"num_filters must be a positive integer, got {num_filters!r}")
         self.num_layers = num_layers

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,6 @@ def _check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if not 0 <= checked["momentum"] < 1:
         raise ValueError(f"config['momentum'] must be in [0, 1), got {checked['momentum']!r}")
     return checked
-
 
 
 def cpu_has_native_bf16() -> bool:
@@ -210,7 +210,9 @@ class TrialTrainer:
             torch.default_generator.manual_seed(self.seed)
             model = CifarCNN(self.config["num_layers"], self.config["num_filters"])
         self.model = model.to(self.device, memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.config["learning_rate"], momentum=self.config["momentum"])
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=self.config["learning_rate"], momentum=self.config["momentum"]
+        )
         self.generator = torch.Generator()  # on the CPU: the same draws on every device
         self.epoch = 0
         self.curve: list[float] = []
@@ -220,7 +222,9 @@ class TrialTrainer:
         self._padded = F.pad(data.train.images.to(self.device), (_PAD,) * 4).permute(0, 2, 3, 1).contiguous()
         self._train_labels = data.train.labels.to(self.device)
         self._scale = (1.0 / torch.tensor(_STD, device=self.device)).view(1, 3, 1, 1)
-        self._shift = (-torch.tensor(_MEAN, device=self.device) / torch.tensor(_STD, device=self.device)).view(1, 3, 1, 1)
+        self._shift = (-torch.tensor(_MEAN, device=self.device) / torch.tensor(_STD, device=self.device)).view(
+            1, 3, 1, 1
+        )
         self._offsets = torch.arange(_SIDE, device=self.device)
         self._on_gpu = self.device.type == "cuda"
         self._bf16 = self.arithmetic == "bf16"
@@ -247,8 +251,12 @@ class TrialTrainer:
         n = self._train_labels.shape[0]
         g = self.generator
         g.manual_seed(epoch_seed(self.seed, self.epoch))
-        draws = (torch.randperm(n, generator=g), torch.randint(0, 2 * _PAD + 1, (n,), generator=g),
-                 torch.randint(0, 2 * _PAD + 1, (n,), generator=g), torch.randint(0, 2, (n,), generator=g, dtype=torch.bool))
+        draws = (
+            torch.randperm(n, generator=g),
+            torch.randint(0, 2 * _PAD + 1, (n,), generator=g),
+            torch.randint(0, 2 * _PAD + 1, (n,), generator=g),
+            torch.randint(0, 2, (n,), generator=g, dtype=torch.bool),
+        )
         return tuple(d.to(self.device) for d in draws)
 
     def train_epoch(self) -> float:
@@ -363,7 +371,7 @@ class TrialTrainer:
         *,
         device: str | torch.device = "cpu",
         precision: str = "auto",
-    ) -> "TrialTrainer":
+    ) -> TrialTrainer:
         """A trainer that continues where :meth:`save_checkpoint` left off, on any device.
 
         The file is read with ``torch.load(weights_only=True)``, which unpickles tensors and
@@ -382,12 +390,16 @@ class TrialTrainer:
         except FileNotFoundError:
             raise QhpoError(f"the checkpoint {path} does not exist; start the trial from epoch 0 instead.") from None
         except Exception as error:  # torch raises several types for a damaged file
-            raise QhpoError(f"the checkpoint {path} cannot be read ({type(error).__name__}); delete it to restart that trial from epoch 0.") from None
+            raise QhpoError(
+                f"the checkpoint {path} cannot be read ({type(error).__name__}); delete it to restart that trial from epoch 0."
+            ) from None
         if not isinstance(state, dict) or state.get("format") not in _READABLE_FORMATS:
             raise QhpoError(f"{path} is not a qhpo trial checkpoint; delete it to restart that trial from epoch 0.")
         trainer = cls(config, data, device=target, seed=int(state.get("seed", 0)), precision=precision)
         if state["config"] != trainer.config:
-            raise QhpoError(f"the checkpoint {path} belongs to configuration {state['config']}, not {trainer.config}; delete it or resume the trial it belongs to.")
+            raise QhpoError(
+                f"the checkpoint {path} belongs to configuration {state['config']}, not {trainer.config}; delete it or resume the trial it belongs to."
+            )
         train_size = int(trainer._train_labels.shape[0])
         if state["train_size"] != train_size or state["split_seed"] != data.split_seed:
             raise QhpoError(
