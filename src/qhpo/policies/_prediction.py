@@ -45,9 +45,6 @@ from qhpo.predictors import MODEL_NAMES
 
 _log = logging.getLogger(__name__)
 
-#: Predictor models a service accepts by name (an estimator object is accepted as well).
-PREDICTOR_NAMES = MODEL_NAMES  # the predictors are FinalValuePredictor models
-
 
 @dataclass(frozen=True)
 class _FittedModel:
@@ -115,8 +112,8 @@ class PredictionService:
         step: int = 10,
         error_estimate: bool = True,
     ):
-        if isinstance(model, str) and model not in PREDICTOR_NAMES:
-            raise ValueError(f"model must be one of {', '.join(PREDICTOR_NAMES)} or an estimator, got {model!r}")
+        if isinstance(model, str) and model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {', '.join(MODEL_NAMES)} or an estimator, got {model!r}")
         if not float(growth) > 1.0:
             raise ValueError(f"growth must be greater than 1, got {growth}")
         self.model = model
