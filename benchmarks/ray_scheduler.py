@@ -62,7 +62,7 @@ def main() -> None:
           f"{'fits':>6}{'fit s':>7}{'decide max s':>14}{'decide sum s':>14}")
     for label, name, background in (("none", "none", False), ("qhpo sync", "qhpo", False),
                                     ("qhpo background", "qhpo", True)):
-        def policy():
+        def policy(name=name, background=background):
             return make_policy(name, max_epochs=table.epochs, mode=table.mode, predictor=args.predictor,
                                sampler=args.sampler, random_state=args.seed,
                                **({"background": background} if name != "none" else {}))

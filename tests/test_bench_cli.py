@@ -10,6 +10,7 @@ import pytest
 from qhpo.cli import main
 
 
+@pytest.mark.slow
 def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     code = main(["bench", "--curves", str(curve_table_path), "--policies", "none,median,sha,poster,qhpo",
@@ -90,7 +91,7 @@ def test_bench_on_a_loss_table_with_epoch_seconds(tmp_path):
     assert result["mode"] == "min"
     none = result["policies"]["none"]
     assert none["wallclock_mean"] == pytest.approx(epochs * float(np.round(seconds, 3).sum()), rel=1e-6)
-    for name, summary in result["policies"].items():
+    for summary in result["policies"].values():
         assert summary["regret_max"] >= 0.0 and summary["cost_fraction_mean"] <= 1.0
     assert result["policies"]["sha"]["cost_fraction_mean"] < 1.0
 

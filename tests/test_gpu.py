@@ -30,7 +30,7 @@ def _run_args(*flags):
 
 def test_trials_per_gpu_sets_the_workers_only_where_a_gpu_trains():
     from qhpo.cli._run import config_from_args
-    from qhpo.runner._search import default_workers
+    from qhpo.runner import default_workers
 
     assert default_workers("cpu", 4) == 1
     assert default_workers("auto", 4) == (4 * max(1, torch.cuda.device_count()) if HAS_CUDA else 1)

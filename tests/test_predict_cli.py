@@ -68,6 +68,7 @@ def test_malformed_table_is_named(tmp_path, curve_table_path, capsys):
     assert "sidecar" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_qpu_without_token_is_one_sentence_from_the_installed_command(curve_table_path, tmp_path):
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-m", "qhpo", "predict", "--curves", str(curve_table_path),

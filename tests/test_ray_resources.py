@@ -83,15 +83,3 @@ def test_checkpoints_at_decision_epochs_the_last_epoch_and_after_the_interval():
     assert [e for e in range(1, 5) if every.wants_checkpoint(e, 0.0)] == [1, 2, 3, 4]
     none = TrialSettings("data", None, 5000, 0, "cpu", max_epochs=4, seed=0, checkpoint_epochs=frozenset())
     assert [e for e in range(1, 5) if none.wants_checkpoint(e, 0.0)] == [4]
-
-
-def test_the_ray_search_imports_no_private_runner_module():
-    import ast
-    from pathlib import Path
-
-    import qhpo.ray as package
-
-    for path in Path(package.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                assert not node.module.startswith("qhpo.runner._"), f"{path.name} imports {node.module}"

@@ -260,6 +260,7 @@ def test_console_run_restarts_with_malloc_settings_and_keeps_its_arguments(tmp_p
     assert len(lines) == 1 and str(missing) in lines[0] and "--download" in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("safe_path", [False, True])
 def test_processes_qhpo_starts_do_not_import_modules_of_the_current_folder(tmp_path, safe_path):
     # A torch.py in the folder the user runs from: the re-executed command (and the workers,
@@ -341,6 +342,7 @@ def test_bad_settings_are_refused_before_the_study_exists_so_the_corrected_run_s
     assert not storage.exists() or not optuna.get_all_study_summaries(f"sqlite:///{storage}")
 
 
+@pytest.mark.slow
 def test_full_disk_stops_the_run_keeps_the_trial_and_a_corrupt_best_checkpoint_skips_only_the_test(
         tmp_path, cifar_dir, capsys):
     storage = tmp_path / "q.db"

@@ -80,6 +80,7 @@ _CLAIMER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_trials_is_exact_with_several_processes_and_threads_on_one_study(tmp_path, kind):
     # Three processes of three workers each, all racing for the last places of 12.
@@ -122,6 +123,7 @@ _RECOVERER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_recovering_one_dead_trial_enqueue_one_retry(tmp_path):
     import time
 
@@ -157,7 +159,7 @@ def test_a_configuration_whose_process_keeps_dying_fails_with_its_reason(tmp_pat
     trial = study.ask(distributions)
     _kill(study, trial, epochs_done=2)  # progress: the first death does not count against it
     assert recover_interrupted_trials(study, location) == [0]
-    for attempt in range(MAX_KILLS):
+    for _ in range(MAX_KILLS):
         trial = study.ask(distributions)
         assert trial.user_attrs[RETRY_OF_ATTR] == trial.number - 1
         _kill(study, trial)  # dies again before finishing an epoch, like an out-of-memory kill

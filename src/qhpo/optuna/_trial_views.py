@@ -11,7 +11,7 @@ the cost of a call grows with the trials that changed, not with the study's hist
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState

@@ -119,11 +119,11 @@ class FinalValuePredictor:
             params = np.asarray(params, dtype=float).reshape(curves.shape[0], -1)
         return curves, params
 
-    def fit(self, curves, y, params=None) -> "FinalValuePredictor":
+    def fit(self, curves, y, params=None) -> FinalValuePredictor:
         """Fit on curves ``(n, >=t)`` and final values ``y`` ``(n,)``; returns self."""
         return self._fit(curves, y, params, estimate_error=self.error_estimate)
 
-    def _fit(self, curves, y, params, *, estimate_error: bool) -> "FinalValuePredictor":
+    def _fit(self, curves, y, params, *, estimate_error: bool) -> FinalValuePredictor:
         # estimate_error=False skips the cross-validation behind the std, for evaluations
         # that only read the mean.
         started = time.perf_counter()

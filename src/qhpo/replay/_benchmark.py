@@ -70,7 +70,7 @@ SWEEPS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "baker": (("delta", (0.01, 0.05, 0.2)),),
     "poster": (("keep_fraction", (0.6, 0.4, 0.2)),),
     "swift-hyperband": (("quantile", (0.5, 0.25, 0.1)),),
-    "qhpo": (("reduction_factor", (2, 3, 4)),),
+    "qhpo": (("reduction_factor", (1.5, 2, 3)),),
 }
 
 

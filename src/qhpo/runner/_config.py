@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from qhpo._errors import QhpoError
-from qhpo.optuna import OPTUNA_PRUNERS as OPTUNA_BASELINES  # ``--policy`` values that are Optuna's pruners
+from qhpo.optuna import OPTUNA_PRUNERS
+
+OPTUNA_BASELINES = OPTUNA_PRUNERS  # ``--policy`` values that are Optuna's pruners
 HPO_SAMPLERS = ("random", "tpe")
 BACKENDS = ("optuna", "ray")
 
@@ -100,7 +102,7 @@ class RunConfig:
     resume: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def with_(self, **changes: Any) -> "RunConfig":
+    def with_(self, **changes: Any) -> RunConfig:
         return replace(self, **changes)
 
     def study_settings(self, space_table: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ class SearchProgress:
         self._reported: set[int] = set()
         self._last = 0.0
 
-    def __enter__(self) -> "SearchProgress":
+    def __enter__(self) -> SearchProgress:
         if self.enabled and self.console.is_terminal:
             from rich.live import Live
 

@@ -26,7 +26,6 @@ from qhpo.runner._summary import TEST_ATTR, SearchSummary, print_summary, summar
 from qhpo.runner._trial import CHECKPOINT_SCRATCH, checkpoint_path, trial_config
 from qhpo.runner._worker import count_states, run_worker
 
-
 #: Largest --seed and --split-seed: numpy's seeds are 32-bit.
 MAX_SEED = 2**32 - 1
 CIFAR10_TRAIN_IMAGES = 50_000

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import errno
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState

@@ -21,26 +21,26 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
 from qhpo._files import remove_orphans
-from qhpo.runner._trial import CHECKPOINT_SCRATCH, DiskFull, run_trial
 from qhpo.runner._config import RunConfig
 from qhpo.runner._storage import (
     FAILURE_ATTR,
-    PREDICTOR_ATTR_PREFIX,
     OWNER_ATTR,
+    PREDICTOR_ATTR_PREFIX,
     StorageLocation,
     _recover,
     enqueue_retry,
     owner_record,
     signals_deferred,
 )
+from qhpo.runner._trial import CHECKPOINT_SCRATCH, DiskFull, run_trial
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _MAX_CRASHES_IN_A_ROW = 3

@@ -343,7 +343,7 @@ def load_cifar10(
 
     Example:
         >>> data = load_cifar10("/data", subset=5000)     # doctest: +SKIP
-        >>> len(data.train), len(data.val), len(data.test)
+        >>> len(data.train), len(data.val), len(data.test)  # doctest: +SKIP
         (5000, 5000, 10000)
 
     Args:

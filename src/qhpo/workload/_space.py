@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -193,7 +194,7 @@ class SearchSpace:
         *,
         required: Iterable[str] | None = TRAINER_PARAMETERS,
         source: str = "the search space",
-    ) -> "SearchSpace":
+    ) -> SearchSpace:
         """Build a space from the parsed form of a space file (see the module docstring).
 
         Args:
@@ -228,7 +229,7 @@ class SearchSpace:
         return cls(tuple(_parse_parameter(name, spec, source) for name, spec in entries.items()), source=source)
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike, *, required: Iterable[str] | None = TRAINER_PARAMETERS) -> "SearchSpace":
+    def from_toml(cls, path: str | os.PathLike, *, required: Iterable[str] | None = TRAINER_PARAMETERS) -> SearchSpace:
         """Read a space file (format in the module docstring).
 
         Raises:
