@@ -122,63 +122,135 @@ class Chaos:
             time.sleep(0.3)
         return self.workers()
 
-    def during_checkpoint(self, timeout: float) -> int | None:
-        """The pid of a worker caught writing a checkpoint (its scratch file exists)."""
+    def _running(self) -> list:
+        from optuna.trial import TrialState
+
+        try:
+            return self.study().get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        except Exception:
+            return []
+
+    def kill_during_checkpoint(self, timeout: float) -> bool:
+        """SIGKILL a worker in the middle of writing a checkpoint.
+
+        The scratch file the worker will write next (``.trial-KEY.pt.PID.tmp``) is made a
+        named pipe whose reader takes nothing after the first bytes: the worker blocks inside
+        ``torch.save`` with part of the checkpoint written, and is killed there. The pipe is
+        left behind as a killed writer's scratch file is.
+        """
         folder = self.folder / STUDY / "checkpoints"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
+            workers = set(self.workers())
+            # A trial that has epochs left to train writes its checkpoint again.
+            targets = [(int(t.user_attrs["qhpo.owner"]["pid"]), t.user_attrs.get("qhpo.checkpoint"))
+                       for t in self._running() if "qhpo.owner" in t.user_attrs and "qhpo.checkpoint" in t.user_attrs
+                       and len(t.intermediate_values) < self.epochs - 1]
+            targets = [(pid, key) for pid, key in targets if pid in workers]
+            if not targets:
+                time.sleep(0.2)
+                continue
+            pid, key = self.rng.choice(targets)
+            fifo = folder / f".trial-{key}.pt.{pid}.tmp"
             try:
-                for entry in os.scandir(folder):
-                    match = re.fullmatch(r"\.trial-.+\.pt\.(\d+)\.tmp", entry.name)
-                    if match:
-                        return int(match.group(1))
+                os.mkfifo(fifo)
             except OSError:
-                pass
-            time.sleep(0.002)
-        return None
-
-    def before_tell(self, timeout: float) -> int | None:
-        """The pid of a worker whose trial reported its last epoch and is about to be told."""
-        from optuna.trial import TrialState
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
+                time.sleep(0.2)
+                continue
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
             try:
-                for trial in self.study().get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if self.epochs in trial.intermediate_values and "qhpo.owner" in trial.user_attrs:
-                        return int(trial.user_attrs["qhpo.owner"]["pid"])
-            except Exception:
+                writing = self._wait_for_bytes(reader, min(20.0, max(0.0, deadline - time.monotonic())))
+                if not writing:
+                    fifo.unlink(missing_ok=True)  # not reached: a worker that opens it from now on makes a plain file
+                    writing = self._wait_for_bytes(reader, 0.2)
+                if writing:
+                    os.kill(pid, signal.SIGKILL)  # blocked in the middle of torch.save
+                    return True
+            finally:
+                os.close(reader)
+        return False
+
+    @staticmethod
+    def _wait_for_bytes(reader: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if os.read(reader, 1024):
+                    return True
+            except BlockingIOError:
                 pass
             time.sleep(0.01)
-        return None
+        return False
+
+    def kill_at_tell(self, timeout: float) -> bool:
+        """SIGKILL a worker after its trial reported its last epoch, before its tell is stored.
+
+        The SQLite file is polled directly (a few milliseconds apart) for a running trial that
+        holds its last epoch; this process then takes SQLite's write lock, so the worker's
+        remaining writes (heartbeat, epoch time, the tell itself) wait for it, and the worker
+        is killed while it waits.
+        """
+        import sqlite3
+
+        if not self.storage_arg.endswith(".db"):
+            return False
+        query = ("SELECT a.value_json FROM trials t "
+                 "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id AND v.step = ? "
+                 "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
+                 "WHERE t.state = 'RUNNING'")
+        connection = sqlite3.connect(self.storage_arg, timeout=60, isolation_level=None)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    owners = [json.loads(row[0])["pid"] for row in connection.execute(query, (self.epochs,))]
+                except sqlite3.OperationalError:
+                    owners = []
+                workers = set(self.workers()) if owners else set()
+                owners = [pid for pid in owners if pid in workers]
+                if owners:
+                    connection.execute("BEGIN IMMEDIATE")
+                    try:
+                        time.sleep(0.3)  # the worker reaches its next write and waits for the lock
+                        os.kill(owners[0], signal.SIGKILL)
+                        time.sleep(0.2)
+                    finally:
+                        connection.execute("ROLLBACK")
+                    return True
+                time.sleep(0.002)
+        finally:
+            connection.close()
+        return False
 
     # -- one kill -------------------------------------------------------------------------
     def strike(self, kind: str) -> bool:
-        """Start the run, strike once, let it end. True when the kill was delivered."""
+        """Strike once at a random moment of the running search (started first if none runs).
+
+        A killed worker leaves the run going on with the others (they recover its trial); a
+        group kill or Ctrl-C ends the run, and the next strike starts it again. True when the
+        kill was delivered.
+        """
         since = time.time()
-        self.start()
+        if self.process is None or self.process.poll() is not None:
+            self.start()
         workers = self.wait_for_progress(since, 300)
         time.sleep(self.rng.uniform(0.0, 3.0))
         if self.process.poll() is not None:
             return False
         if kind == "group":
             self.kill_group(signal.SIGKILL)
+            self.wait(60)
         elif kind == "sigint":
             self.kill_group(signal.SIGINT)
             if self.wait(120) is None:  # an interrupted run must end by itself
                 raise SystemExit("qhpo run did not end within 120 s of Ctrl-C")
-        else:
-            pid = {"worker": lambda: self.rng.choice(workers) if workers else None,
-                   "checkpoint": lambda: self.during_checkpoint(30),
-                   "tell": lambda: self.before_tell(60)}[kind]()
-            if pid is None or pid not in self.workers():
-                self.kill_group(signal.SIGKILL)
-                self.wait(60)
+        elif kind == "worker":
+            workers = [pid for pid in workers if pid in self.workers()]
+            if not workers:
                 return False
-            os.kill(pid, signal.SIGKILL)
-        if self.wait(120) is None:  # the launcher stops the other workers and ends
-            self.kill_group(signal.SIGKILL)
-            self.wait(60)
+            os.kill(self.rng.choice(workers), signal.SIGKILL)
+        elif not {"checkpoint": self.kill_during_checkpoint, "tell": self.kill_at_tell}[kind](90):
+            return False
         self.kills[kind] += 1
         return True
 
@@ -237,11 +309,15 @@ def run_chaos(folder: Path, *, data_dir: Path, kills: int = 20, trials: int = 12
     while pending and attempts < 4 * kills:
         attempts += 1
         if chaos.done():  # the study finished before every kill was sent: grow it and go on
-            chaos.trials += max(2, workers)
+            chaos.trials += 2 * workers
             chaos.command[chaos.command.index("--trials") + 1] = str(chaos.trials)
         if chaos.strike(pending[0]):
             print(f"kill {sum(chaos.kills.values())}/{kills}: {pending[0]}", flush=True)
             pending.pop(0)
+        else:
+            print(f"no moment for a {pending[0]} kill in this run; trying again", flush=True)
+    if chaos.process is not None and chaos.process.poll() is None:
+        chaos.wait(3600)  # the last run ends (with an error if a worker of it was killed)
     chaos.start()  # resume to the end
     status = chaos.wait(3600)
     result = chaos.check()

@@ -277,3 +277,25 @@ def test_the_summary_says_when_the_predictor_never_fitted(tmp_path):
     assert "the predictor never fitted: all 2 of its fits failed" in out.getvalue()
     assert "NaN" in out.getvalue()
     service.close()
+
+
+def test_a_trial_of_a_killed_but_unreaped_worker_is_recovered(tmp_path):
+    import time
+
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    zombie = subprocess.Popen(["true"])  # exits at once and stays a zombie until waited for
+    for _ in range(100):
+        if open(f"/proc/{zombie.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    from qhpo.runner._storage import owner_record
+
+    record = owner_record()
+    record.update(pid=zombie.pid, start=None)
+    trial.set_user_attr(OWNER_ATTR, record)
+    try:
+        assert recover_interrupted_trials(study, location) == [0]
+    finally:
+        zombie.wait()

@@ -89,6 +89,7 @@ def check_writable(path: str | os.PathLike, flag: str) -> None:
             with open(path, "ab"):
                 pass
         else:
+            remove_orphans(folder, r"\.qhpo-write-test-(\d+)")
             probe = folder / f".qhpo-write-test-{os.getpid()}"
             probe.touch()
             probe.unlink()

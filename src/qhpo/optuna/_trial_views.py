@@ -46,12 +46,17 @@ def _signature(trial: FrozenTrial) -> tuple:
 
 
 class TrialViewCache:
-    """Views of every trial of one study, each rebuilt only when the trial changed.
+    """Views of every trial of one study, each built once per change of the trial.
 
-    Safe to share between threads; one cache serves one study.
+    Trials come sorted by number; the finished ones at the front never change again, so
+    their views are kept in one list that later calls extend and copy, and only the trials
+    after the first unfinished one are looked at again (a view rebuilt only when its
+    signature changed). Safe to share between threads; one cache serves one study.
     """
 
     def __init__(self) -> None:
+        self._stable: list[TrialView] = []  # views of trials 0..self._settled-1, all finished
+        self._settled = 0
         self._views: dict[int, tuple[tuple, TrialView | None]] = {}
         self._lock = threading.Lock()
 
@@ -62,20 +67,30 @@ class TrialViewCache:
         process may not see yet, so it is the authoritative copy of itself.
         """
         trials: Sequence[FrozenTrial] = study.get_trials(deepcopy=False)
-        out: list[TrialView] = []
         with self._lock:
-            for trial in trials:
+            while self._settled < len(trials) and trials[self._settled].state.is_finished():
+                view = self._view(trials[self._settled])
+                if view is not None:
+                    self._stable.append(view)
+                self._views.pop(trials[self._settled].number, None)
+                self._settled += 1
+            out = list(self._stable)
+            for trial in trials[self._settled:]:
                 if current is not None and trial.number == current.number:
                     continue
-                signature = _signature(trial)
-                cached = self._views.get(trial.number)
-                if cached is None or cached[0] != signature:
-                    cached = (signature, trial_view(trial))
-                    self._views[trial.number] = cached
-                if cached[1] is not None:
-                    out.append(cached[1])
+                view = self._view(trial)
+                if view is not None:
+                    out.append(view)
         if current is not None:
             view = trial_view(current)
             if view is not None:
                 out.append(view)
         return out
+
+    def _view(self, trial: FrozenTrial) -> TrialView | None:
+        signature = _signature(trial)
+        cached = self._views.get(trial.number)
+        if cached is None or cached[0] != signature:
+            cached = (signature, trial_view(trial))
+            self._views[trial.number] = cached
+        return cached[1]

@@ -14,6 +14,7 @@ better, and ``sign`` turns every value into "higher is better".
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
@@ -114,6 +115,14 @@ class TrialView:
 
     @property
     def epochs(self) -> int:
+        return len(self.curve)
+
+    @functools.cached_property
+    def finite_epochs(self) -> int:
+        """Leading epochs with finite values, counted once per view (adapters reuse views)."""
+        for count, value in enumerate(self.curve):
+            if not math.isfinite(float(value)):
+                return count
         return len(self.curve)
 
 

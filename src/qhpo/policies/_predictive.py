@@ -15,7 +15,7 @@ from qhpo.policies._prediction import PredictionService
 
 def finite_prefix(trial: TrialView, t: int) -> bool:
     """Whether the first ``t`` values of the trial's curve are finite numbers."""
-    return bool(np.all(np.isfinite(np.asarray(trial.curve[:t], dtype=float))))
+    return trial.finite_epochs >= min(t, trial.epochs)
 
 
 class PredictivePolicy(StoppingPolicy):

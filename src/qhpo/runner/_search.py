@@ -236,11 +236,11 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             log = open(log_dir / f"worker-{index}.log", "a")
             processes.append((subprocess.Popen(
-                module_command("qhpo.runner._worker", handle.name, str(index)),
+                module_command("qhpo.runner", handle.name, str(index)),
                 stdout=log, stderr=subprocess.STDOUT, env=env,
                 preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
             ), log))
-        while any(p.poll() is None for p, _ in processes):
+        while [p.poll() for p, _ in processes].count(None):  # poll every one: a dead worker is reaped at once
             progress.update(study)
             time.sleep(1.0)
     finally:

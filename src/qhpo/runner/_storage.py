@@ -167,8 +167,11 @@ def resolve_storage(storage: str | None, run_dir: str | os.PathLike | None = Non
 
 def _writable_folder(folder: Path, flag: str) -> None:
     """Create ``folder`` and prove that files can be made in it, or say which flag to change."""
+    from qhpo._files import remove_orphans
+
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        remove_orphans(folder, r"\.qhpo-write-test-(\d+)")  # probes of processes killed right here
         probe = folder / f".qhpo-write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()
@@ -205,10 +208,19 @@ def load_study(location: StorageLocation, name: str, **kwargs: Any) -> optuna.St
 # -- interrupted trials ---------------------------------------------------------------------
 def _start_time(pid: int) -> int | None:
     """Start time of process ``pid`` in clock ticks since boot (Linux), to tell a reused pid apart."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first); None off Linux or when gone."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
+            return handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
 
 
@@ -224,6 +236,9 @@ def _process_alive(pid: int, start: int | None) -> bool:
         return False
     except PermissionError:
         pass
+    fields = _stat_fields(pid)
+    if fields and fields[0] in ("Z", "X"):  # killed, not yet reaped by its parent: its trial is over
+        return False
     return start is None or _start_time(pid) in (None, start)
 
 

@@ -207,7 +207,7 @@ def _end_interrupted(study: optuna.Study, trial: optuna.Trial, error: BaseExcept
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of a worker process: ``python -m qhpo.runner._worker CONFIG_JSON INDEX``."""
+    """Entry point of a worker process: ``python -m qhpo.runner CONFIG_JSON INDEX``."""
     argv = sys.argv[1:] if argv is None else argv
     from qhpo.runner._config import config_from_dict
 
@@ -229,6 +229,3 @@ def main(argv: list[str] | None = None) -> int:
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
-
-if __name__ == "__main__":
-    sys.exit(main())
