@@ -8,13 +8,13 @@ import math
 import dimod
 import numpy as np
 import pytest
+from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.svm import SVR
 
 from qhpo.qsvr import QSVR, QSVREnsemble, box_bound, build_svr_qubo
 from qhpo.qsvr._bias import kkt_bias
 from qhpo.qsvr._combine import combination_weights, unique_lowest
 from qhpo.qsvr._decode import decode_coefficients, remove_overlap
-from qhpo.qsvr._qubo import rbf_kernel
 
 PARAMS = dict(K=3, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1)
 
@@ -115,7 +115,7 @@ def test_bias_reproduces_libsvm_intercept_for_the_exact_dual():
     svr = SVR(C=C, epsilon=0.02, gamma=0.5, tol=1e-8).fit(X, y)
     d = np.zeros(25)
     d[svr.support_] = svr.dual_coef_[0]
-    residual = y - d @ rbf_kernel(X, X, 0.5)
+    residual = y - d @ rbf_kernel(X, X, gamma=0.5)
     b = kkt_bias(np.maximum(d, 0), np.maximum(-d, 0), residual, epsilon=0.02, C=C)
     assert b == pytest.approx(svr.intercept_[0], abs=1e-4)
 

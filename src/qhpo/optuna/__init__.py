@@ -3,7 +3,7 @@ Optuna's own pruners with the defaults qhpo compares against (:func:`optuna_prun
 
 from qhpo.optuna._baselines import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
 from qhpo.optuna._pruner import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner
-from qhpo.optuna._trial_views import TrialViewCache, trial_curve, trial_view
+from qhpo.optuna._trial_views import trial_curve
 
 __all__ = [
     "DECISIONS_ATTR",
@@ -11,9 +11,7 @@ __all__ = [
     "OPTUNA_PRUNERS",
     "STOP_ATTR",
     "PredictivePruner",
-    "TrialViewCache",
     "optuna_pruner",
     "pruner_defaults",
     "trial_curve",
-    "trial_view",
 ]

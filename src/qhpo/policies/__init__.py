@@ -4,7 +4,7 @@ from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
-from qhpo.policies._prediction import PREDICTOR_NAMES, PredictionService
+from qhpo.policies._prediction import PredictionService
 from qhpo.policies._predictive import PredictivePolicy
 from qhpo.policies._predictive_halving import PredictiveHalving, rung_epochs
 from qhpo.policies._registry import POLICY_NAMES, make_policy
@@ -16,7 +16,6 @@ __all__ = [
     "DecisionPointPolicy",
     "NoStopping",
     "POLICY_NAMES",
-    "PREDICTOR_NAMES",
     "PredictionService",
     "PredictiveHalving",
     "PredictivePolicy",

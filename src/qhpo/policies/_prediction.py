@@ -41,12 +41,10 @@ from typing import Any
 import numpy as np
 
 from qhpo._checks import check_int
+from qhpo._seeds import derived_seed
 from qhpo.predictors import MODEL_NAMES
 
 _log = logging.getLogger(__name__)
-
-#: Predictor models a service accepts by name (an estimator object is accepted as well).
-PREDICTOR_NAMES = MODEL_NAMES  # the predictors are FinalValuePredictor models
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,8 @@ class PredictionService:
             (annealer models only; ``None`` lets the predictor choose its default).
         background: Fit in a worker thread instead of inside :meth:`predict`; call
             :meth:`close` when done so that queued fits are dropped.
-        random_state: Seed of the predictors (training subsamples, annealer); fits are
+        random_state: Seed of the predictors (training subsamples, annealer): the ``k``-th
+            fit is seeded with ``SeedSequence(random_state, spawn_key=(k,))``; fits are
             reproducible for a given seed and sequence of calls when ``background=False``.
         differences: Features include first and second differences of the prefix.
         hyperparameters: Features include the numeric hyperparameters.
@@ -115,8 +114,8 @@ class PredictionService:
         step: int = 10,
         error_estimate: bool = True,
     ):
-        if isinstance(model, str) and model not in PREDICTOR_NAMES:
-            raise ValueError(f"model must be one of {', '.join(PREDICTOR_NAMES)} or an estimator, got {model!r}")
+        if isinstance(model, str) and model not in MODEL_NAMES:
+            raise ValueError(f"model must be one of {', '.join(MODEL_NAMES)} or an estimator, got {model!r}")
         if not float(growth) > 1.0:
             raise ValueError(f"growth must be greater than 1, got {growth}")
         self.model = model
@@ -290,7 +289,7 @@ class PredictionService:
             if data is None:
                 return
             self._fit_counter += 1
-            seed = None if self.random_state is None else (int(self.random_state) * 1_000_003 + self._fit_counter) % 2**32
+            seed = None if self.random_state is None else derived_seed(self.random_state, self._fit_counter)
             if self.background:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qhpo-prediction-service")

@@ -7,6 +7,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import mean_absolute_error, r2_score
 
 from qhpo._checks import check_int
+from qhpo._seeds import derived_seed
 from qhpo.predictors._final_value import FinalValuePredictor
 
 
@@ -42,7 +43,7 @@ def evaluate_predictor(table, *, at: float, model="svr", train: int = 20, splits
         order = np.random.default_rng([int(seed), split]).permutation(n)
         fit_idx, test_idx = order[: int(train)], order[int(train):]
         predictor = FinalValuePredictor(model, t=t, differences=differences, hyperparameters=hyperparameters,
-                                        sampler=sampler, num_reads=num_reads, random_state=int(seed) * 1000 + split,
+                                        sampler=sampler, num_reads=num_reads, random_state=derived_seed(seed, split),
                                         error_estimate=False)
         predictor.fit(table.curves[fit_idx], y[fit_idx], None if params is None else params[fit_idx])
         predicted = predictor.predict(table.curves[test_idx], None if params is None else params[test_idx])

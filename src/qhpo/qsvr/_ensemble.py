@@ -16,7 +16,8 @@ class QSVREnsemble(QSVR):
 
     ``fit`` shuffles the ``n`` points with ``random_state`` and splits them into
     ``J = ceil(n / max_points)`` disjoint subsets of near-equal size, which together hold
-    every point. Member ``j`` is a clone of a :class:`QSVR` with this ensemble's parameters,
+    every point, and draws one integer seed per member from the same generator (as
+    scikit-learn's bagging does). Member ``j`` is a clone of a :class:`QSVR` with this ensemble's parameters,
     fitted by its public ``fit`` on all points with ``train_indices = P_j``: its QUBO holds
     ``P_j``, it scales the targets on all ``n`` points (so every member scales them alike),
     its annealer samples are combined on the points outside ``P_j``, and its weight is
@@ -57,9 +58,9 @@ class QSVREnsemble(QSVR):
         template = QSVR(**{**self.get_params(deep=False), "sampler": None, "random_state": None})
         sampler = resolve_sampler(self.sampler)  # one sampler (and QPU connection) for all members
         members = []
-        for subset in subsets:
+        for subset, seed in zip(subsets, rng.randint(np.iinfo(np.int32).max, size=n_members), strict=True):
             # set after cloning: clone would deep-copy the sampler (a QPU connection)
-            member = clone(template).set_params(sampler=sampler, random_state=rng)
+            member = clone(template).set_params(sampler=sampler, random_state=int(seed))
             members.append(member.fit(X, y, train_indices=subset))
         predictions = np.array([member.predict(X) for member in members])  # (J, n)
         outside = np.ones((n_members, n), dtype=bool)

@@ -6,6 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -13,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from qhpo.qsvr._bias import kkt_bias
 from qhpo.qsvr._combine import COMBINATIONS, combination_weights, unique_lowest
 from qhpo.qsvr._decode import box_bound, decode_coefficients, remove_overlap
-from qhpo.qsvr._qubo import build_svr_qubo, rbf_kernel
+from qhpo.qsvr._qubo import build_svr_qubo
 from qhpo.samplers import SAMPLER_NAMES, resolve_sampler
 
 #: Reads asked of the sampler when ``num_reads`` is None.
@@ -203,7 +204,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         bits, energies = unique_lowest(bits, energies, self.num_solutions)
         alpha, alpha_hat = remove_overlap(*decode_coefficients(bits, N, K, self.base, self.exponent_offset))
         dual = alpha - alpha_hat                                  # (S, N)
-        kernel = rbf_kernel(X_fit, X_fit, self.gamma)
+        kernel = rbf_kernel(X_fit, X_fit, gamma=self.gamma)
         residual = y_fit[None, :] - dual @ kernel                 # y_n - f0_s(x_n)
         intercepts = center + np.array([kkt_bias(a, h, r, self.epsilon, C)
                                         for a, h, r in zip(alpha, alpha_hat, residual, strict=True)])
@@ -212,7 +213,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         heldout_pred = None
         if rule == "heldout":
             if heldout.size:
-                heldout_pred = dual @ rbf_kernel(X_fit, X[heldout], self.gamma) + intercepts[:, None]
+                heldout_pred = dual @ rbf_kernel(X_fit, X[heldout], gamma=self.gamma) + intercepts[:, None]
             else:
                 rule = "mean"
         weights = combination_weights(rule, heldout_pred, None if heldout_pred is None else y_scaled[heldout],
@@ -234,7 +235,7 @@ class QSVR(RegressorMixin, BaseEstimator):
         """Predictions of every kept sample, shape ``(S, m)``, in the units of ``y``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        scaled = self.sample_dual_coef_ @ rbf_kernel(self.X_fit_, X, self.gamma) + self.sample_intercept_[:, None]
+        scaled = self.sample_dual_coef_ @ rbf_kernel(self.X_fit_, X, gamma=self.gamma) + self.sample_intercept_[:, None]
         return scaled * self.y_scale_ + self.y_min_
 
     def _weighted_samples(self, X):

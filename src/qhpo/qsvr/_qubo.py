@@ -22,15 +22,10 @@ from __future__ import annotations
 
 import dimod
 import numpy as np
+from sklearn.metrics.pairwise import rbf_kernel
 
 from qhpo._checks import check_int
 from qhpo.qsvr._decode import bit_weights
-
-
-def rbf_kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
-    """``k(a, b) = exp(-gamma |a - b|^2)`` for every row pair of ``A`` and ``B``."""
-    sq = np.sum(A * A, axis=1)[:, None] + np.sum(B * B, axis=1)[None, :] - 2.0 * A @ B.T
-    return np.exp(-gamma * np.maximum(sq, 0.0))
 
 
 def build_svr_qubo(X, y, *, K: int, base: float, exponent_offset: float, epsilon: float,
@@ -69,7 +64,7 @@ def build_svr_qubo(X, y, *, K: int, base: float, exponent_offset: float, epsilon
     w = bit_weights(K, base, exponent_offset)
     signed = np.concatenate([np.tile(w, N), -np.tile(w, N)])
     point = np.concatenate([np.repeat(np.arange(N), K), np.repeat(np.arange(N), K)])
-    kernel = rbf_kernel(X, X, gamma)
+    kernel = rbf_kernel(X, X, gamma=gamma)
     M = np.outer(signed, signed) * (0.5 * kernel[np.ix_(point, point)] + xi)
     linear = epsilon * np.abs(signed) - y[point] * signed + np.diag(M)
     couplings = np.triu(2.0 * M, k=1)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from qhpo._seeds import derived_seed
 from qhpo.policies import PredictionService, SwiftHyperband
 
 
@@ -254,7 +255,7 @@ class _Replay:
         if rung not in self.services:
             self.services[rung] = PredictionService(
                 self.predictor, sampler=self.sampler, background=self.background, min_curves=self.rule.d,
-                random_state=None if self.random_state is None else int(self.random_state) * 7919 + rung,
+                random_state=None if self.random_state is None else derived_seed(self.random_state, rung),
                 hyperparameters=self.params is not None)
         return self.services[rung]
 

@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
+from qhpo._seeds import derived_seed
 from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, RETRY_OF_ATTR
 
 #: Trial user attribute with the epoch at which a trial resumed from a checkpoint.
@@ -40,8 +41,8 @@ def checkpoint_path(checkpoint_dir: Path, key: Any) -> Path:
 
 
 def trial_seed(seed: int, key: Any) -> int:
-    """Seed of a trial's weights and augmentation: fixed by the run seed and checkpoint key."""
-    return (int(seed) * 1_000_003 + int(key)) % 2**31
+    """Seed in ``[0, 2**31)`` of a trial's weights and augmentation: the stream ``key`` of the run seed."""
+    return derived_seed(seed, int(key)) >> 1
 
 
 def run_trial(
