@@ -46,6 +46,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _MAX_CRASHES_IN_A_ROW = 3
 _MAX_FAILURES_IN_A_ROW = 10  # diverged or crashed: a space where every trial fails would loop forever
 _WAIT_SECONDS = 2.0
+_SAMPLER_STREAM = 1  # the HPO sampler's streams among the run seed's (see qhpo._seeds)
 
 
 def count_states(study: optuna.Study) -> tuple[int, int]:
@@ -77,9 +78,9 @@ def claim_trial(study: optuna.Study, location: StorageLocation, target: int) -> 
 
 def sampler_seed(seed: int, worker_index: int, offset: int) -> int:
     """The HPO sampler's seed of one worker: distinct per run seed, worker and trials already there."""
-    import numpy as np
+    from qhpo._seeds import derived_seed
 
-    return int(np.random.SeedSequence([seed, worker_index, offset]).generate_state(1)[0])
+    return derived_seed(seed, _SAMPLER_STREAM, worker_index, offset)
 
 
 def run_worker(
