@@ -8,12 +8,27 @@ repository and qhpo's download cache, and downloaded into that cache once when n
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 from cifar_location import locate_cifar10
 from qhpo.curves import builtin_tables_folder
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """Each test starts with the SIGINT and SIGTERM handlers the previous one found.
+
+    A Ray Tune run replaces the SIGINT handler of the process that drives it and keeps it
+    replaced; a later test that counts on Ctrl-C raising KeyboardInterrupt would then fail.
+    """
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in saved.items():
+        if handler is not None and signal.getsignal(number) is not handler:
+            signal.signal(number, handler)
 
 
 @pytest.fixture(scope="session")
