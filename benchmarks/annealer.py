@@ -76,19 +76,39 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=1000, help="reads of both default runs")
     parser.add_argument("--sweeps", type=int, default=None, help="qhpo-sa sweeps (default: its default)")
     parser.add_argument("--replicas", type=int, default=None, help="qhpo-sa parallel-tempering replicas")
-    parser.add_argument("--beta-range", type=float, nargs=2, default=None, metavar=("HOT", "COLD"),
-                        help="qhpo-sa inverse temperatures (default: from the coefficients)")
-    parser.add_argument("--long-reads", type=int, nargs=2, default=[100, 1000], metavar=("DWAVE", "QHPO"),
-                        help="reads of the long runs")
-    parser.add_argument("--long-sweeps", type=int, nargs=2, default=[3000, 1000], metavar=("DWAVE", "QHPO"),
-                        help="sweeps of the long runs")
+    parser.add_argument(
+        "--beta-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("HOT", "COLD"),
+        help="qhpo-sa inverse temperatures (default: from the coefficients)",
+    )
+    parser.add_argument(
+        "--long-reads", type=int, nargs=2, default=[100, 1000], metavar=("DWAVE", "QHPO"), help="reads of the long runs"
+    )
+    parser.add_argument(
+        "--long-sweeps",
+        type=int,
+        nargs=2,
+        default=[3000, 1000],
+        metavar=("DWAVE", "QHPO"),
+        help="sweeps of the long runs",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     table = read_curve_table(TABLE)
     ref, ours = SimulatedAnnealingSampler(), DenseSimulatedAnnealingSampler()
-    our_params = {key: value for key, value in (("num_sweeps", args.sweeps), ("num_replicas", args.replicas),
-                                                ("beta_range", args.beta_range)) if value is not None}
+    our_params = {
+        key: value
+        for key, value in (
+            ("num_sweeps", args.sweeps),
+            ("num_replicas", args.replicas),
+            ("beta_range", args.beta_range),
+        )
+        if value is not None
+    }
     ours.sample(svr_qubo(table, 2, 0), num_reads=1, seed=0, **our_params)  # compile outside the timings
     for N in args.sizes:
         bqm = svr_qubo(table, N, args.seed)
@@ -104,21 +124,29 @@ def main() -> None:
         info = ours.sample(bqm, num_reads=1, seed=0, **our_params).info
         hot, cold = info["beta_range"]
         print(f"\nN={N}: qhpo-sa {our_params or 'defaults'}, beta_range {hot:.4g}..{cold:.4g}")
-        print(f"  {bqm.num_variables} variables, {bqm.num_interactions} couplers; "
-              f"best known E*={best_known:.9f}, reference best E_ref={e_ref:.9f}")
-        print(f"  long runs: dwave SA {args.long_reads[0]} reads x {args.long_sweeps[0]} sweeps, {long_ref[0]:.1f} s,"
-              f" best {long_ref[1].min():.9f} | qhpo-sa {args.long_reads[1]} reads x {args.long_sweeps[1]} sweeps,"
-              f" {long_ours[0]:.1f} s, best {long_ours[1].min():.9f}")
-        print(f"  {'sampler':9s} {'t_run':>9s} {'best E':>10s} {'median E':>10s} {'p(E*)':>7s} {'TTS99(E*)':>11s}"
-              f" {'p(E_ref)':>8s} {'TTS99(E_ref)':>12s}")
+        print(
+            f"  {bqm.num_variables} variables, {bqm.num_interactions} couplers; "
+            f"best known E*={best_known:.9f}, reference best E_ref={e_ref:.9f}"
+        )
+        print(
+            f"  long runs: dwave SA {args.long_reads[0]} reads x {args.long_sweeps[0]} sweeps, {long_ref[0]:.1f} s,"
+            f" best {long_ref[1].min():.9f} | qhpo-sa {args.long_reads[1]} reads x {args.long_sweeps[1]} sweeps,"
+            f" {long_ours[0]:.1f} s, best {long_ours[1].min():.9f}"
+        )
+        print(
+            f"  {'sampler':9s} {'t_run':>9s} {'best E':>10s} {'median E':>10s} {'p(E*)':>7s} {'TTS99(E*)':>11s}"
+            f" {'p(E_ref)':>8s} {'TTS99(E_ref)':>12s}"
+        )
         results = {}
         for name, (seconds, energies) in runs.items():
             t_read = seconds / len(energies)
             p_best = float(np.mean(energies <= best_known + tol))
             p_ref = float(np.mean(energies <= e_ref + tol))
             results[name] = (tts99(t_read, p_best, len(energies)), tts99(t_read, p_ref, len(energies)))
-            print(f"  {name:9s} {fmt_time(seconds, False):>9s} {energies.min():10.6f} {np.median(energies):10.6f}"
-                  f" {p_best:7.3f} {fmt_time(*results[name][0]):>11s} {p_ref:8.3f} {fmt_time(*results[name][1]):>12s}")
+            print(
+                f"  {name:9s} {fmt_time(seconds, False):>9s} {energies.min():10.6f} {np.median(energies):10.6f}"
+                f" {p_best:7.3f} {fmt_time(*results[name][0]):>11s} {p_ref:8.3f} {fmt_time(*results[name][1]):>12s}"
+            )
         for k, label in ((0, "E*"), (1, "E_ref")):
             (a, a_bound), (b, b_bound) = results["dwave SA"][k], results["qhpo-sa"][k]
             if b_bound:

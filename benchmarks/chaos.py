@@ -50,19 +50,62 @@ def _children(pid: int) -> list[int]:
 class Chaos:
     """One study, the command that resumes it, and the kills sent to it."""
 
-    def __init__(self, folder: Path, *, data_dir: Path, trials: int, workers: int, epochs: int, subset: int,
-                 val_size: int, storage: str, seed: int) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        data_dir: Path,
+        trials: int,
+        workers: int,
+        epochs: int,
+        subset: int,
+        val_size: int,
+        storage: str,
+        seed: int,
+    ) -> None:
         self.folder = folder
         self.trials = trials
         self.epochs = epochs
         self.storage_arg = str(folder / "q.db") if storage == "sqlite" else f"journal:{folder / 'q.log'}"
-        self.command = [sys.executable, "-m", "qhpo", "run", "--data-dir", str(data_dir), "--subset", str(subset),
-                        "--val-size", str(val_size), "--epochs", str(epochs), "--trials", str(trials),
-                        "--workers", str(workers), "--device", "cpu", "--storage", self.storage_arg, "--study", STUDY,
-                        "--predictor", "svr", "--min-completed", "2", "--hpo-sampler", "random", "--seed", str(seed),
-                        "--quiet"]
-        self.env = {**os.environ, "GLIBC_TUNABLES": GLIBC, "OMP_NUM_THREADS": "1",
-                    "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+        self.command = [
+            sys.executable,
+            "-m",
+            "qhpo",
+            "run",
+            "--data-dir",
+            str(data_dir),
+            "--subset",
+            str(subset),
+            "--val-size",
+            str(val_size),
+            "--epochs",
+            str(epochs),
+            "--trials",
+            str(trials),
+            "--workers",
+            str(workers),
+            "--device",
+            "cpu",
+            "--storage",
+            self.storage_arg,
+            "--study",
+            STUDY,
+            "--predictor",
+            "svr",
+            "--min-completed",
+            "2",
+            "--hpo-sampler",
+            "random",
+            "--seed",
+            str(seed),
+            "--quiet",
+        ]
+        self.env = {
+            **os.environ,
+            "GLIBC_TUNABLES": GLIBC,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+        }
         self.rng = random.Random(seed)
         self.kills: Counter[str] = Counter()
         self.process: subprocess.Popen | None = None
@@ -143,9 +186,13 @@ class Chaos:
         while time.monotonic() < deadline and self.process.poll() is None:
             workers = set(self.workers())
             # A trial that has epochs left to train writes its checkpoint again.
-            targets = [(int(t.user_attrs["qhpo.owner"]["pid"]), t.user_attrs.get("qhpo.checkpoint"))
-                       for t in self._running() if "qhpo.owner" in t.user_attrs and "qhpo.checkpoint" in t.user_attrs
-                       and len(t.intermediate_values) < self.epochs - 1]
+            targets = [
+                (int(t.user_attrs["qhpo.owner"]["pid"]), t.user_attrs.get("qhpo.checkpoint"))
+                for t in self._running()
+                if "qhpo.owner" in t.user_attrs
+                and "qhpo.checkpoint" in t.user_attrs
+                and len(t.intermediate_values) < self.epochs - 1
+            ]
             targets = [(pid, key) for pid, key in targets if pid in workers]
             if not targets:
                 time.sleep(0.2)
@@ -194,10 +241,12 @@ class Chaos:
 
         if not self.storage_arg.endswith(".db"):
             return False
-        query = ("SELECT a.value_json FROM trials t "
-                 "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id AND v.step = ? "
-                 "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
-                 "WHERE t.state = 'RUNNING'")
+        query = (
+            "SELECT a.value_json FROM trials t "
+            "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id AND v.step = ? "
+            "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
+            "WHERE t.state = 'RUNNING'"
+        )
         connection = sqlite3.connect(self.storage_arg, timeout=60, isolation_level=None)
         try:
             deadline = time.monotonic() + timeout
@@ -263,14 +312,21 @@ class Chaos:
         finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         configurations = Counter(tuple(sorted(t.params.items())) for t in complete)
-        interrupted = [t for t in trials if t.state == TrialState.FAIL
-                       and str(t.user_attrs.get("qhpo.failure", "")).startswith("interrupted")]
+        interrupted = [
+            t
+            for t in trials
+            if t.state == TrialState.FAIL and str(t.user_attrs.get("qhpo.failure", "")).startswith("interrupted")
+        ]
         retried = {t.user_attrs.get("qhpo.retry_of") for t in trials}
         lost = [t.number for t in interrupted if t.number not in retried]
         given_up = [t.number for t in trials if str(t.user_attrs.get("qhpo.failure", "")).startswith("killed")]
-        broken = [t.number for t in finished if sorted(t.intermediate_values) != list(range(1, len(t.intermediate_values) + 1))
-                  or not all(0.0 <= v <= 1.0 for v in t.intermediate_values.values())
-                  or (t.state == TrialState.COMPLETE and len(t.intermediate_values) != self.epochs)]
+        broken = [
+            t.number
+            for t in finished
+            if sorted(t.intermediate_values) != list(range(1, len(t.intermediate_values) + 1))
+            or not all(0.0 <= v <= 1.0 for v in t.intermediate_values.values())
+            or (t.state == TrialState.COMPLETE and len(t.intermediate_values) != self.epochs)
+        ]
         by_number = {t.number: t for t in trials}
         for t in finished:  # a retry's copied epochs are the interrupted trial's epochs
             origin = by_number.get(t.user_attrs.get("qhpo.retry_of"))
@@ -278,7 +334,9 @@ class Chaos:
                 shared = min(len(origin.intermediate_values), int(t.user_attrs.get("qhpo.resumed_at_epoch", 0)))
                 if any(origin.intermediate_values[e] != t.intermediate_values.get(e) for e in range(1, shared + 1)):
                     broken.append(t.number)
-        temporary = sorted(str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if _TEMPORARY.fullmatch(p.name))
+        temporary = sorted(
+            str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if _TEMPORARY.fullmatch(p.name)
+        )
         return {
             "trials_asked": self.trials,
             "finished": len(finished),
@@ -296,11 +354,32 @@ class Chaos:
         }
 
 
-def run_chaos(folder: Path, *, data_dir: Path, kills: int = 20, trials: int = 12, workers: int = 4, epochs: int = 3,
-              subset: int = 256, val_size: int = 250, storage: str = "sqlite", sigints: int = 2, seed: int = 0) -> dict:
+def run_chaos(
+    folder: Path,
+    *,
+    data_dir: Path,
+    kills: int = 20,
+    trials: int = 12,
+    workers: int = 4,
+    epochs: int = 3,
+    subset: int = 256,
+    val_size: int = 250,
+    storage: str = "sqlite",
+    sigints: int = 2,
+    seed: int = 0,
+) -> dict:
     """Inject ``kills`` faults (``sigints`` of them Ctrl-C) into one study, finish it, and check it."""
-    chaos = Chaos(folder, data_dir=data_dir, trials=trials, workers=workers, epochs=epochs, subset=subset,
-                  val_size=val_size, storage=storage, seed=seed)
+    chaos = Chaos(
+        folder,
+        data_dir=data_dir,
+        trials=trials,
+        workers=workers,
+        epochs=epochs,
+        subset=subset,
+        val_size=val_size,
+        storage=storage,
+        seed=seed,
+    )
     kinds = ["sigint"] * sigints + [["worker", "group", "checkpoint", "tell"][i % 4] for i in range(kills - sigints)]
     chaos.rng.shuffle(kinds)
     start = time.monotonic()
@@ -321,8 +400,17 @@ def run_chaos(folder: Path, *, data_dir: Path, kills: int = 20, trials: int = 12
     chaos.start()  # resume to the end
     status = chaos.wait(3600)
     result = chaos.check()
-    result.update({"final_status": status, "seconds": round(time.monotonic() - start, 1), "workers": workers,
-                   "epochs": epochs, "subset": subset, "storage": storage, "kills_planned": kills})
+    result.update(
+        {
+            "final_status": status,
+            "seconds": round(time.monotonic() - start, 1),
+            "workers": workers,
+            "epochs": epochs,
+            "subset": subset,
+            "storage": storage,
+            "kills_planned": kills,
+        }
+    )
     return result
 
 
@@ -337,8 +425,9 @@ def main() -> None:
     parser.add_argument("--val-size", type=int, default=250)
     parser.add_argument("--storage", choices=("sqlite", "journal"), default="sqlite")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("QHPO_DATA_DIR") or REPO.parent / "shared" / "data"))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("QHPO_DATA_DIR") or REPO.parent / "shared" / "data")
+    )
     parser.add_argument("--folder", type=Path, default=None, help="where the study lives (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT")
     args = parser.parse_args()
@@ -346,14 +435,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qhpo-chaos-") as scratch:
         folder = args.folder or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        result = run_chaos(folder, data_dir=args.data_dir, kills=args.kills, trials=args.trials, workers=args.workers,
-                           epochs=args.epochs, subset=args.subset, val_size=args.val_size, storage=args.storage,
-                           sigints=args.sigints, seed=args.seed)
+        result = run_chaos(
+            folder,
+            data_dir=args.data_dir,
+            kills=args.kills,
+            trials=args.trials,
+            workers=args.workers,
+            epochs=args.epochs,
+            subset=args.subset,
+            val_size=args.val_size,
+            storage=args.storage,
+            sigints=args.sigints,
+            seed=args.seed,
+        )
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    ok = (result["finished"] == result["trials_asked"] and result["trials_lost"] == 0 and result["trials_duplicated"] == 0
-          and result["running_left"] == 0 and not result["temporary_files_left"] and not result["broken_curves"])
+    ok = (
+        result["finished"] == result["trials_asked"]
+        and result["trials_lost"] == 0
+        and result["trials_duplicated"] == 0
+        and result["running_left"] == 0
+        and not result["temporary_files_left"]
+        and not result["broken_curves"]
+    )
     sys.exit(0 if ok else 1)
 
 

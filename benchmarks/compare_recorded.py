@@ -39,7 +39,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     table = read_curve_table(args.table)
     data = load_cifar10(args.data_dir, subset=args.subset, device=args.device)
-    print(f"{len(data.train)} training images, {len(data.val)} validation images; recorded = test accuracy of the reference run")
+    print(
+        f"{len(data.train)} training images, {len(data.val)} validation images; recorded = test accuracy of the reference run"
+    )
     for trial in args.trials:
         (row,) = np.flatnonzero(table.trial_ids == trial)
         config = {name: table.params[name][row].item() for name in TRAINER_PARAMETERS}

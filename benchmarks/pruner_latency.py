@@ -95,12 +95,16 @@ def measure(table, rows, args, storage_kind: str) -> float:
         total = time.perf_counter() - start
         pruner.flush()  # the decision records are written before the storage goes
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    print(f"{storage_kind} storage, {args.trials} trials x {args.epochs} epochs, policy qhpo, predictor {args.predictor}: "
-          f"{pruned} pruned, {total:.1f} s in all")
+    print(
+        f"{storage_kind} storage, {args.trials} trials x {args.epochs} epochs, policy qhpo, predictor {args.predictor}: "
+        f"{pruned} pruned, {total:.1f} s in all"
+    )
     for name, times in (("at decision epochs", at_decision), ("between decision epochs", between)):
         ms = np.array(times) * 1e3
-        print(f"should_prune() {name}: n={ms.size} median {np.median(ms):.2f} ms, p95 {np.percentile(ms, 95):.2f} ms, "
-              f"max {ms.max():.2f} ms")
+        print(
+            f"should_prune() {name}: n={ms.size} median {np.median(ms):.2f} ms, p95 {np.percentile(ms, 95):.2f} ms, "
+            f"max {ms.max():.2f} ms"
+        )
     service = pruner.policy_.service
     print(f"background predictor fits: {service.n_fits}, {service.fit_seconds:.2f} s in all (off the trials' path)")
     return float(np.median(at_decision) * 1e3) if at_decision else float("nan")

@@ -47,8 +47,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--time-scale", type=float, default=0.01, help="real seconds per replayed epoch")
     parser.add_argument("--predictor", default="qsvr")
-    parser.add_argument("--sampler", default=None,
-                        help="annealer of the qsvr predictors (qhpo.samplers name; default: the predictor's)")
+    parser.add_argument(
+        "--sampler", default=None, help="annealer of the qsvr predictors (qhpo.samplers name; default: the predictor's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -56,21 +57,36 @@ def main() -> None:
     order = np.random.default_rng(args.seed).permutation(full.n_trials)[: args.trials]
     table = full.take(order).truncate(args.epochs)
     connect_ray(num_cpus=max(2, args.workers))
-    print(f"{table.n_trials} trials x {table.epochs} epochs, {args.workers} Ray workers, "
-          f"{args.time_scale * 1e3:.0f} ms per epoch, predictor {args.predictor}, sampler {args.sampler or 'default'}")
-    print(f"{'run':<18}{'epochs':>7}{'T [s]':>8}{'T_sim [s]':>10}{'overhead/epoch':>16}"
-          f"{'fits':>6}{'fit s':>7}{'decide max s':>14}{'decide sum s':>14}")
-    for label, name, background in (("none", "none", False), ("qhpo sync", "qhpo", False),
-                                    ("qhpo background", "qhpo", True)):
+    print(
+        f"{table.n_trials} trials x {table.epochs} epochs, {args.workers} Ray workers, "
+        f"{args.time_scale * 1e3:.0f} ms per epoch, predictor {args.predictor}, sampler {args.sampler or 'default'}"
+    )
+    print(
+        f"{'run':<18}{'epochs':>7}{'T [s]':>8}{'T_sim [s]':>10}{'overhead/epoch':>16}"
+        f"{'fits':>6}{'fit s':>7}{'decide max s':>14}{'decide sum s':>14}"
+    )
+    for label, name, background in (
+        ("none", "none", False),
+        ("qhpo sync", "qhpo", False),
+        ("qhpo background", "qhpo", True),
+    ):
+
         def policy(name=name, background=background):
-            return make_policy(name, max_epochs=table.epochs, mode=table.mode, predictor=args.predictor,
-                               sampler=args.sampler, random_state=args.seed,
-                               **({"background": background} if name != "none" else {}))
+            return make_policy(
+                name,
+                max_epochs=table.epochs,
+                mode=table.mode,
+                predictor=args.predictor,
+                sampler=args.sampler,
+                random_state=args.seed,
+                **({"background": background} if name != "none" else {}),
+            )
 
         live = policy()
         start = time.perf_counter()
-        out = replay_on_ray(table.curves, live, params=table.param_rows(), workers=args.workers,
-                            time_scale=args.time_scale)
+        out = replay_on_ray(
+            table.curves, live, params=table.param_rows(), workers=args.workers, time_scale=args.time_scale
+        )
         elapsed = time.perf_counter() - start
         service = getattr(live, "service", None)
         if service is not None:
@@ -78,16 +94,30 @@ def main() -> None:
         # The ideal: the simulated replay of the epochs this run trained, at the same scale.
         ideal = _ideal_seconds(out.epochs_trained, args.workers) * args.time_scale
         decide = np.asarray(out.decide_seconds or [0.0])
-        print(f"{label:<18}{out.cost:>7}{out.measured_seconds:>8.1f}{ideal:>10.1f}"
-              f"{(out.measured_seconds - ideal) / out.cost * 1e3:>13.1f} ms"
-              f"{(service.n_fits if service else 0):>6}{(service.fit_seconds if service else 0.0):>7.1f}"
-              f"{decide.max():>14.3f}{decide.sum():>14.2f}   (driver {elapsed:.0f} s)")
+        print(
+            f"{label:<18}{out.cost:>7}{out.measured_seconds:>8.1f}{ideal:>10.1f}"
+            f"{(out.measured_seconds - ideal) / out.cost * 1e3:>13.1f} ms"
+            f"{(service.n_fits if service else 0):>6}{(service.fit_seconds if service else 0.0):>7.1f}"
+            f"{decide.max():>14.3f}{decide.sum():>14.2f}   (driver {elapsed:.0f} s)"
+        )
         if service is not None:
             service.close()
-    sync = simulate(table.curves, PolicyAgent(make_policy("qhpo", max_epochs=table.epochs, mode=table.mode,
-                                                          predictor=args.predictor, sampler=args.sampler,
-                                                          random_state=args.seed),
-                                              table.curves, table.param_rows()), workers=args.workers)
+    sync = simulate(
+        table.curves,
+        PolicyAgent(
+            make_policy(
+                "qhpo",
+                max_epochs=table.epochs,
+                mode=table.mode,
+                predictor=args.predictor,
+                sampler=args.sampler,
+                random_state=args.seed,
+            ),
+            table.curves,
+            table.param_rows(),
+        ),
+        workers=args.workers,
+    )
     print(f"simulated qhpo (in-process, synchronous): {sync.cost} epochs, wall clock {sync.wallclock:.0f} epochs")
 
 

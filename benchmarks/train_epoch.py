@@ -75,16 +75,23 @@ class ConventionalTrainer:
         reference = TrialTrainer(config, data, device="cpu", seed=seed)  # same initial weights
         self.model = reference.model.to(memory_format=torch.contiguous_format).to(device)
         self.device = device
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config["learning_rate"], momentum=config["momentum"])
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=config["learning_rate"], momentum=config["momentum"]
+        )
         generator = torch.Generator().manual_seed(seed)
         self.train_loader = DataLoader(
             PerSampleCifar(data.train.images.cpu(), data.train.labels.cpu(), augment=True, seed=seed),
-            batch_size=config["batch_size"], shuffle=True, num_workers=workers, generator=generator,
+            batch_size=config["batch_size"],
+            shuffle=True,
+            num_workers=workers,
+            generator=generator,
             persistent_workers=workers > 0,
         )
         self.val_loader = DataLoader(
             PerSampleCifar(data.val.images.cpu(), data.val.labels.cpu(), augment=False),
-            batch_size=1000, num_workers=workers, persistent_workers=workers > 0,
+            batch_size=1000,
+            num_workers=workers,
+            persistent_workers=workers > 0,
         )
 
     def train_epoch(self) -> float:
@@ -121,7 +128,13 @@ def time_qhpo_only(corners, variants: dict[str, str], data, device: torch.device
     print(header)
     print("-" * len(header))
     for num_layers, num_filters, batch_size in corners:
-        config = dict(num_layers=num_layers, num_filters=num_filters, batch_size=batch_size, learning_rate=LEARNING_RATE, momentum=MOMENTUM)
+        config = dict(
+            num_layers=num_layers,
+            num_filters=num_filters,
+            batch_size=batch_size,
+            learning_rate=LEARNING_RATE,
+            momentum=MOMENTUM,
+        )
         cells = []
         for precision in variants.values():
             trainer = TrialTrainer(config, data, device=device, precision=precision)
@@ -135,23 +148,38 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="folder that contains cifar-10-batches-py/")
     parser.add_argument("--subset", type=int, default=2048, help="training images per epoch")
     parser.add_argument("--val-size", type=int, default=1000, help="validation images evaluated after each epoch")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per pipeline; the first is a warm-up when there are more")
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="epochs per pipeline; the first is a warm-up when there are more"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--configs", nargs="+", default=None, metavar="L/F/B",
-                        help="configurations as num_layers/num_filters/batch_size (default: the three corners)")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        metavar="L/F/B",
+        help="configurations as num_layers/num_filters/batch_size (default: the three corners)",
+    )
     parser.add_argument("--qhpo-only", action="store_true", help="time only qhpo's trainer (seconds per epoch table)")
-    parser.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes of the conventional pipeline")
+    parser.add_argument(
+        "--loader-workers", type=int, default=0, help="DataLoader worker processes of the conventional pipeline"
+    )
     args = parser.parse_args()
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data = load_cifar10(args.data_dir, subset=args.subset, val_size=args.val_size, device=device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} torch thread(s)"
-    print(f"device: {name}; {args.subset} training + {args.val_size} validation images per epoch; "
-          f"conventional DataLoader workers: {args.loader_workers}; timed epochs: {max(args.epochs - 1, 1)} after "
-          f"{1 if args.epochs > 1 else 0} warm-up")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} torch thread(s)"
+    )
+    print(
+        f"device: {name}; {args.subset} training + {args.val_size} validation images per epoch; "
+        f"conventional DataLoader workers: {args.loader_workers}; timed epochs: {max(args.epochs - 1, 1)} after "
+        f"{1 if args.epochs > 1 else 0} warm-up"
+    )
     corners = CORNERS if args.configs is None else [tuple(int(v) for v in c.split("/")) for c in args.configs]
     # On a CPU both arithmetics are timed; precision="auto" (the default) is bf16 where the CPU has native bf16.
     variants = {"qhpo": "auto"} if device.type == "cuda" else {"qhpo fp32": "fp32", "qhpo bf16": "bf16"}
@@ -161,15 +189,32 @@ def main() -> None:
     if args.qhpo_only:
         time_qhpo_only(corners, variants, data, device, args.epochs)
         return
-    header = f"{'layers':>6} {'filters':>7} {'batch':>5} | {'conventional':>12} " + " ".join(f"{name:>10} {'ratio':>6}" for name in variants) + " | val acc (conventional, " + ", ".join(variants) + ")"
+    header = (
+        f"{'layers':>6} {'filters':>7} {'batch':>5} | {'conventional':>12} "
+        + " ".join(f"{name:>10} {'ratio':>6}" for name in variants)
+        + " | val acc (conventional, "
+        + ", ".join(variants)
+        + ")"
+    )
     print("seconds per epoch (training + validation); ratio = conventional / qhpo")
     print(header)
     print("-" * len(header))
     ratios: dict[str, list[float]] = {name: [] for name in variants}
     for num_layers, num_filters, batch_size in corners:
-        config = dict(num_layers=num_layers, num_filters=num_filters, batch_size=batch_size, learning_rate=LEARNING_RATE, momentum=MOMENTUM)
+        config = dict(
+            num_layers=num_layers,
+            num_filters=num_filters,
+            batch_size=batch_size,
+            learning_rate=LEARNING_RATE,
+            momentum=MOMENTUM,
+        )
         trainers = {"conventional": ConventionalTrainer(config, data, device, args.loader_workers)}
-        trainers.update({name: TrialTrainer(config, data, device=device, precision=precision) for name, precision in variants.items()})
+        trainers.update(
+            {
+                name: TrialTrainer(config, data, device=device, precision=precision)
+                for name, precision in variants.items()
+            }
+        )
         seconds: dict[str, list[float]] = {name: [] for name in trainers}
         accuracy: dict[str, float] = {}
         for epoch in range(args.epochs):
@@ -182,10 +227,16 @@ def main() -> None:
         for name in variants:
             ratios[name].append(median["conventional"] / median[name])
             cells.append(f"{median[name]:>10.2f} {ratios[name][-1]:>5.2f}x")
-        print(f"{num_layers:>6} {num_filters:>7} {batch_size:>5} | {median['conventional']:>12.2f} " + " ".join(cells)
-              + " | " + ", ".join(f"{accuracy[name]:.3f}" for name in trainers))
+        print(
+            f"{num_layers:>6} {num_filters:>7} {batch_size:>5} | {median['conventional']:>12.2f} "
+            + " ".join(cells)
+            + " | "
+            + ", ".join(f"{accuracy[name]:.3f}" for name in trainers)
+        )
     for name, values in ratios.items():
-        print(f"speed-up of {name} over conventional: geometric mean {statistics.geometric_mean(values):.2f}x, min {min(values):.2f}x")
+        print(
+            f"speed-up of {name} over conventional: geometric mean {statistics.geometric_mean(values):.2f}x, min {min(values):.2f}x"
+        )
 
 
 if __name__ == "__main__":

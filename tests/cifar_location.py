@@ -46,8 +46,13 @@ def find_cifar10(environ: Mapping[str, str], shared: Path = SHARED_DATA) -> Path
     return next((folder for folder in cifar10_candidates(environ, shared) if holds_cifar10(folder)), None)
 
 
-def locate_cifar10(environ: Mapping[str, str] = os.environ, shared: Path = SHARED_DATA, *,
-                   url: str = CIFAR10_URL, md5: str = CIFAR10_MD5) -> Path:
+def locate_cifar10(
+    environ: Mapping[str, str] = os.environ,
+    shared: Path = SHARED_DATA,
+    *,
+    url: str = CIFAR10_URL,
+    md5: str = CIFAR10_MD5,
+) -> Path:
     """The folder that contains ``cifar-10-batches-py/``, downloading it into the cache if need be.
 
     Raises:

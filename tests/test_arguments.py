@@ -17,8 +17,9 @@ BUILDERS = {
     "step": lambda v: PredictionService("svr", step=v),
     "max_resource": lambda v: SwiftHyperband(max_resource=v),
     "epochs": lambda v: pruner_defaults("sha", v),
-    "K": lambda v: build_svr_qubo(np.eye(2), np.zeros(2), K=v, base=0.5, exponent_offset=0.0, epsilon=0.1, xi=0.01,
-                                  gamma=0.1),
+    "K": lambda v: build_svr_qubo(
+        np.eye(2), np.zeros(2), K=v, base=0.5, exponent_offset=0.0, epsilon=0.1, xi=0.01, gamma=0.1
+    ),
     "num_reads": lambda v: make_sampler("qhpo-sa").sample_qubo({(0, 0): -1.0}, num_reads=v),
 }
 

@@ -42,10 +42,16 @@ def replay_objective(table):
 
 @pytest.mark.slow
 def test_baker_rule_prunes_in_a_real_sqlite_study(tmp_path, resnet):
-    pruner = PredictivePruner("baker", max_epochs=resnet.epochs, random_state=0,
-                              policy_options={"min_completed": 10, "delta": 0.2})
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'baker.db'}", study_name="baker",
-                                direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+    pruner = PredictivePruner(
+        "baker", max_epochs=resnet.epochs, random_state=0, policy_options={"min_completed": 10, "delta": 0.2}
+    )
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'baker.db'}",
+        study_name="baker",
+        direction="maximize",
+        pruner=pruner,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
     study.optimize(replay_objective(resnet), n_trials=40)
     states = [t.state for t in study.trials]
     assert all(s == optuna.trial.TrialState.COMPLETE for s in states[:10])  # the training set runs to the end

@@ -13,9 +13,29 @@ from qhpo.cli import main
 @pytest.mark.slow
 def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
-    code = main(["bench", "--curves", str(curve_table_path), "--policies", "none,median,sha,poster,qhpo",
-                 "--predictor", "svr", "--trials", "30", "--seeds", "2", "--sweep-seeds", "1", "--jobs", "1",
-                 "--json", str(out_json), "--plot", str(out_png)])
+    code = main(
+        [
+            "bench",
+            "--curves",
+            str(curve_table_path),
+            "--policies",
+            "none,median,sha,poster,qhpo",
+            "--predictor",
+            "svr",
+            "--trials",
+            "30",
+            "--seeds",
+            "2",
+            "--sweep-seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "median" in printed and "qhpo" in printed
@@ -23,8 +43,15 @@ def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
     assert (result["table"], result["trials"], result["seeds"], result["workers"]) == ("cifar10_cnn", 30, 2, 1)
     assert list(result["policies"]) == ["none", "median", "sha", "poster", "qhpo"]
     for summary in result["policies"].values():
-        for key in ("cost_fraction_mean", "regret_mean", "regret_median", "regret_max", "top1_kept_rate",
-                    "wallclock_mean", "predictor_seconds_mean"):
+        for key in (
+            "cost_fraction_mean",
+            "regret_mean",
+            "regret_median",
+            "regret_max",
+            "top1_kept_rate",
+            "wallclock_mean",
+            "predictor_seconds_mean",
+        ):
             assert isinstance(summary[key], float)
     assert result["policies"]["none"]["wallclock_mean"] == 30 * 200
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -32,9 +59,30 @@ def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
 
 def test_bench_with_two_simulated_workers_shortens_the_wall_clock(curve_table_path, tmp_path):
     out_json = tmp_path / "w2.json"
-    assert main(["bench", "--curves", str(curve_table_path), "--policies", "none,swift-hyperband",
-                 "--predictor", "svr", "--trials", "20", "--seeds", "1", "--workers", "2", "--jobs", "1",
-                 "--json", str(out_json)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--curves",
+                str(curve_table_path),
+                "--policies",
+                "none,swift-hyperband",
+                "--predictor",
+                "svr",
+                "--trials",
+                "20",
+                "--seeds",
+                "1",
+                "--workers",
+                "2",
+                "--jobs",
+                "1",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out_json.read_text())
     assert result["policies"]["none"]["wallclock_mean"] == 20 * 200 / 2
     assert result["policies"]["swift-hyperband"]["cost_fraction_mean"] < 1.0
@@ -77,16 +125,48 @@ def test_bench_on_a_loss_table_with_epoch_seconds(tmp_path):
     loss = 0.2 + rng.uniform(0.1, 1.0, (n, 1)) * np.exp(-t / rng.uniform(3, 8, (n, 1)))
     seconds = rng.uniform(1.0, 3.0, n)
     header = ["trial", "lr", "seconds_per_epoch"] + [f"epoch_{e}" for e in t]
-    rows = [",".join(header)] + [",".join([str(i), f"{rng.uniform(1e-3, 1e-1):.5f}", f"{seconds[i]:.3f}"]
-                                          + [f"{v:.5f}" for v in loss[i]]) for i in range(n)]
+    rows = [",".join(header)] + [
+        ",".join([str(i), f"{rng.uniform(1e-3, 1e-1):.5f}", f"{seconds[i]:.3f}"] + [f"{v:.5f}" for v in loss[i]])
+        for i in range(n)
+    ]
     table = tmp_path / "loss.csv"
     table.write_text("\n".join(rows) + "\n")
-    table.with_suffix(".json").write_text(json.dumps({
-        "metric": "loss", "mode": "min", "epochs": epochs, "trials": n, "description": "synthetic",
-        "source": "test", "license": "CC0"}))
+    table.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "metric": "loss",
+                "mode": "min",
+                "epochs": epochs,
+                "trials": n,
+                "description": "synthetic",
+                "source": "test",
+                "license": "CC0",
+            }
+        )
+    )
     out_json = tmp_path / "loss.json"
-    assert main(["bench", "--curves", str(table), "--policies", "none,median,sha,hyperband,swift-hyperband,qhpo",
-                 "--predictor", "svr", "--trials", "30", "--seeds", "2", "--jobs", "1", "--json", str(out_json)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--curves",
+                str(table),
+                "--policies",
+                "none,median,sha,hyperband,swift-hyperband,qhpo",
+                "--predictor",
+                "svr",
+                "--trials",
+                "30",
+                "--seeds",
+                "2",
+                "--jobs",
+                "1",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out_json.read_text())
     assert result["mode"] == "min"
     none = result["policies"]["none"]

@@ -26,8 +26,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
-EXPECTED = {"cifar10_cnn", "baker_lstm_ptb", "baker_resnet_cifar10", "baker_metaqnn_svhn",
-            "taskset_imdb_1", "taskset_imdb_2", "taskset_imdb_3"}
+EXPECTED = {
+    "cifar10_cnn",
+    "baker_lstm_ptb",
+    "baker_resnet_cifar10",
+    "baker_metaqnn_svhn",
+    "taskset_imdb_1",
+    "taskset_imdb_2",
+    "taskset_imdb_3",
+}
 
 
 def test_every_recorded_table_ships_with_its_sidecar():
@@ -73,7 +80,12 @@ def test_package_data_globs_cover_every_shipped_file():
 def test_built_in_tables_read_with_the_sidecar_counts(name):
     table = read_curve_table(resolve_curve_table(name))
     meta = json.loads(resolve_curve_table(name).with_suffix(".json").read_text(encoding="utf-8"))
-    assert (table.name, table.n_trials, table.epochs, table.mode) == (name, meta["trials"], meta["epochs"], meta["mode"])
+    assert (table.name, table.n_trials, table.epochs, table.mode) == (
+        name,
+        meta["trials"],
+        meta["epochs"],
+        meta["mode"],
+    )
 
 
 def test_an_existing_path_wins_over_a_built_in_name(tmp_path, monkeypatch):
@@ -99,14 +111,35 @@ def test_bench_list_names_every_table_with_its_source(capsys):
 
 def test_bench_and_predict_take_a_built_in_name(tmp_path, capsys):
     out_json = tmp_path / "bench.json"
-    assert main(["bench", "--curves", "cifar10_cnn", "--policies", "none,median", "--predictor", "svr",
-                 "--trials", "10", "--seeds", "1", "--jobs", "1", "--json", str(out_json)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--curves",
+                "cifar10_cnn",
+                "--policies",
+                "none,median",
+                "--predictor",
+                "svr",
+                "--trials",
+                "10",
+                "--seeds",
+                "1",
+                "--jobs",
+                "1",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out_json.read_text())
     assert (result["table"], result["trials"]) == ("cifar10_cnn", 10)
     capsys.readouterr()
     assert main(["predict", "--curves", "baker_lstm_ptb", "--model", "svr", "--splits", "1", "--at", "0.5"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["curves"] == "baker_lstm_ptb" and printed["test"] == 280 - 20 and len(printed["r2"]) == 1
+
 
 def test_bench_without_curves_or_list_is_one_sentence(capsys):
     assert main(["bench"]) == 2

@@ -22,8 +22,18 @@ def _chaos_module():
 @pytest.mark.slow
 def test_killed_workers_runs_and_ctrl_c_lose_and_duplicate_nothing(tmp_path, cifar_dir):
     chaos = _chaos_module()
-    result = chaos.run_chaos(tmp_path, data_dir=cifar_dir, kills=5, sigints=1, trials=6, workers=2, epochs=2,
-                             subset=256, val_size=250, seed=1)
+    result = chaos.run_chaos(
+        tmp_path,
+        data_dir=cifar_dir,
+        kills=5,
+        sigints=1,
+        trials=6,
+        workers=2,
+        epochs=2,
+        subset=256,
+        val_size=250,
+        seed=1,
+    )
     assert result["kills_survived"] >= 4, result
     assert result["final_status"] == 0, result
     assert result["finished"] == result["trials_asked"], result  # exactly N, across every restart

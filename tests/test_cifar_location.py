@@ -96,7 +96,9 @@ def test_without_data_it_downloads_once_into_the_cache(tmp_path, home):
             info.size = 5
             tar.addfile(info, io.BytesIO(b"batch"))
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CountingHandler, directory=str(serve)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_CountingHandler, directory=str(serve))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

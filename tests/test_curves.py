@@ -73,9 +73,19 @@ def _write_table(folder, rows, *, header=None, mode="min", name="t", bom=False):
     csv = folder / f"{name}.csv"
     csv.write_bytes((b"\xef\xbb\xbf" if bom else b"") + ("\n".join(lines) + "\n").encode())
     epochs = sum(1 for h in header if h.startswith("epoch_"))
-    csv.with_suffix(".json").write_text(json.dumps({
-        "metric": "loss", "mode": mode, "epochs": epochs, "trials": len(rows), "description": "test table",
-        "source": "test", "license": "CC0"}))
+    csv.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "metric": "loss",
+                "mode": mode,
+                "epochs": epochs,
+                "trials": len(rows),
+                "description": "test table",
+                "source": "test",
+                "license": "CC0",
+            }
+        )
+    )
     return csv
 
 

@@ -29,8 +29,9 @@ def _random_dense(n: int, vartype: str, seed: int) -> dimod.BinaryQuadraticModel
 
 def _small_svr(N: int, K: int, seed: int) -> dimod.BinaryQuadraticModel:
     rng = np.random.default_rng(seed)
-    return build_svr_qubo(rng.random((N, 3)), rng.random(N), K=K, base=0.5, exponent_offset=0.005,
-                          epsilon=0.02, xi=0.01, gamma=0.1)
+    return build_svr_qubo(
+        rng.random((N, 3)), rng.random(N), K=K, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1
+    )
 
 
 @pytest.mark.parametrize("vartype", ["SPIN", "BINARY"])
@@ -109,8 +110,9 @@ def test_collinear_blocks_are_the_coefficients_of_the_svr_qubo():
 
 def test_duplicate_training_points_share_one_block_and_keep_the_optimum():
     X = np.array([[0.1, 0.2], [0.1, 0.2], [0.9, 0.4]])  # points 0 and 1 coincide
-    bqm = build_svr_qubo(X, np.array([0.2, 0.4, 0.9]), K=2, base=0.5, exponent_offset=0.005,
-                         epsilon=0.02, xi=0.01, gamma=0.5)
+    bqm = build_svr_qubo(
+        X, np.array([0.2, 0.4, 0.9]), K=2, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.5
+    )
     _, J, _ = dense_qubo(bqm, list(range(12)))
     assert sorted(len(b) for b in collinear_blocks(J)) == [4, 8]
     exact = dimod.ExactSolver().sample(bqm).first.energy
@@ -145,12 +147,24 @@ def test_registered_as_qhpo_sa():
     assert sampler.sample_qubo({(0, 0): -1.0, (0, 1): 2.0, (1, 1): -1.0}, num_reads=5, seed=0).first.energy == -1.0
 
 
-@pytest.mark.parametrize("argument,value", [
-    ("num_reads", 0), ("num_reads", 2.5), ("num_sweeps", -1), ("num_sweeps", True),
-    ("seed", -1), ("seed", 2**64), ("seed", "x"), ("beta_range", (0.0, 1.0)),
-    ("beta_range", (2.0, 1.0)), ("beta_range", "hot"), ("max_block_bits", 0), ("max_block_bits", 17),
-    ("num_replicas", 0),
-])
+@pytest.mark.parametrize(
+    "argument,value",
+    [
+        ("num_reads", 0),
+        ("num_reads", 2.5),
+        ("num_sweeps", -1),
+        ("num_sweeps", True),
+        ("seed", -1),
+        ("seed", 2**64),
+        ("seed", "x"),
+        ("beta_range", (0.0, 1.0)),
+        ("beta_range", (2.0, 1.0)),
+        ("beta_range", "hot"),
+        ("max_block_bits", 0),
+        ("max_block_bits", 17),
+        ("num_replicas", 0),
+    ],
+)
 def test_bad_arguments_name_the_argument(argument, value):
     bqm = _random_dense(4, "SPIN", 0)
     with pytest.raises(ValueError, match=argument):

@@ -48,5 +48,9 @@ def test_no_module_imports_another_subpackages_private_modules():
 def test_the_check_sees_a_foreign_private_import():
     module = SOURCE / "ray" / "_scheduler.py"
     tree = ast.parse("def f():\n    from qhpo.optuna._pruner import x\n    from qhpo.optuna import _pruner\n")
-    assert [name for _, name in _imported_modules(tree)] == ["qhpo.optuna._pruner", "qhpo.optuna", "qhpo.optuna._pruner"]
+    assert [name for _, name in _imported_modules(tree)] == [
+        "qhpo.optuna._pruner",
+        "qhpo.optuna",
+        "qhpo.optuna._pruner",
+    ]
     assert foreign_private_imports(module) == []  # the scheduler itself reads only public names

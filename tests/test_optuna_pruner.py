@@ -69,8 +69,13 @@ def check_decisions(study):
 def test_pruner_in_sqlite_study_stops_trials_and_records_decisions(tmp_path, curves):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     pruner = PredictivePruner("qhpo", "svr", max_epochs=EPOCHS, random_state=0)
-    study = optuna.create_study(storage=storage, study_name="replay", direction="maximize", pruner=pruner,
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        storage=storage,
+        study_name="replay",
+        direction="maximize",
+        pruner=pruner,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
     study.optimize(replay_objective(curves), n_trials=TRIALS)
 
     reloaded = optuna.load_study(study_name="replay", storage=storage)  # decisions are in the file
@@ -85,8 +90,10 @@ def test_pruner_in_sqlite_study_stops_trials_and_records_decisions(tmp_path, cur
     assert all(t.user_attrs[STOP_ATTR]["epoch"] in rungs for t in pruned)
     # Every trial replayed exactly its recorded curve up to where it stopped.
     for trial in reloaded.trials:
-        np.testing.assert_allclose([trial.intermediate_values[e] for e in sorted(trial.intermediate_values)],
-                                   curves[trial.number][: len(trial.intermediate_values)])
+        np.testing.assert_allclose(
+            [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)],
+            curves[trial.number][: len(trial.intermediate_values)],
+        )
 
 
 def test_pruner_reads_max_epochs_from_study_and_ignores_failed_trials(tmp_path, curves):
@@ -126,14 +133,18 @@ class StopAfterTwoIfWorseThanHalf(StoppingPolicy):
         assert all(isinstance(t.status, TrialStatus) for t in trials)
         assert sum(t.key == trial.key for t in trials) == 1
         stop = trial.epochs == 2 and trial.curve[-1] < 0.5
-        return Verdict(Decision.STOP if stop else Decision.CONTINUE, trial.epochs, "below 0.5 at epoch 2" if stop else "")
+        return Verdict(
+            Decision.STOP if stop else Decision.CONTINUE, trial.epochs, "below 0.5 at epoch 2" if stop else ""
+        )
 
     def decision_epochs(self):
         return (2,)
 
 
 def test_pruner_takes_a_policy_object(curves):
-    study = optuna.create_study(direction="maximize", pruner=PredictivePruner(StopAfterTwoIfWorseThanHalf(max_epochs=EPOCHS)))
+    study = optuna.create_study(
+        direction="maximize", pruner=PredictivePruner(StopAfterTwoIfWorseThanHalf(max_epochs=EPOCHS))
+    )
     study.optimize(replay_objective(curves), n_trials=20)
     for trial in study.trials:
         epochs = len(trial.intermediate_values)
@@ -198,12 +209,22 @@ def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
         storage = f"journal:{tmp_path / 'shared.log'}"
         from optuna.storages.journal import JournalFileBackend
 
-        optuna.create_study(storage=optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "shared.log"))),
-                            study_name="shared", direction="maximize")
+        optuna.create_study(
+            storage=optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "shared.log"))),
+            study_name="shared",
+            direction="maximize",
+        )
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    workers = [subprocess.Popen([sys.executable, str(script), storage, str(curves_path), str(TRIALS // 2), str(seed)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for seed in (1, 2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), storage, str(curves_path), str(TRIALS // 2), str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
     for worker in workers:
         out, _ = worker.communicate(timeout=240)
         assert worker.returncode == 0, out
@@ -211,8 +232,10 @@ def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
     if kind == "sqlite":
         study = optuna.load_study(study_name="shared", storage=storage)
     else:
-        study = optuna.load_study(study_name="shared", storage=optuna.storages.JournalStorage(
-            JournalFileBackend(str(tmp_path / "shared.log"))))
+        study = optuna.load_study(
+            study_name="shared",
+            storage=optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "shared.log"))),
+        )
     assert len(study.trials) == TRIALS
     assert len({t.user_attrs["pid"] for t in study.trials}) == 2
     assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
@@ -224,12 +247,15 @@ def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
         np.testing.assert_allclose(values, curves[trial.number][: len(values)])
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"policy": "nope"}, "policy"),
-    ({"predictor": "gp"}, "predictor"),
-    ({"max_epochs": 0}, "max_epochs"),
-    ({"policy": 3}, "policy"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"policy": "nope"}, "policy"),
+        ({"predictor": "gp"}, "predictor"),
+        ({"max_epochs": 0}, "max_epochs"),
+        ({"policy": 3}, "policy"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PredictivePruner(**kwargs)

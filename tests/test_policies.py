@@ -81,8 +81,9 @@ def test_none_never_stops():
 def test_predictive_policies_save_epochs_and_keep_the_best(name, mode):
     curves = synthetic_curves(mode=mode)
     sign = 1 if mode == "max" else -1
-    runs = [replay(make_policy(name, max_epochs=40, mode=mode, random_state=3, min_completed=5), curves)
-            for _ in range(2)]
+    runs = [
+        replay(make_policy(name, max_epochs=40, mode=mode, random_state=3, min_completed=5), curves) for _ in range(2)
+    ]
     first, second = runs
     np.testing.assert_array_equal(first.epochs_trained, second.epochs_trained)  # deterministic for a seed
     assert first.cost < 0.8 * curves.size
@@ -191,8 +192,15 @@ def test_failing_annealer_falls_back_to_svr_with_one_warning():
 
 def test_background_fallback_keeps_answering():
     curves = synthetic_curves(n=20)
-    policy = make_policy("qhpo", max_epochs=40, predictor="qsvr", sampler=RaisingSampler(), background=True,
-                         random_state=1, min_completed=5)
+    policy = make_policy(
+        "qhpo",
+        max_epochs=40,
+        predictor="qsvr",
+        sampler=RaisingSampler(),
+        background=True,
+        random_state=1,
+        min_completed=5,
+    )
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         out = replay(policy, curves)
@@ -245,8 +253,14 @@ def test_diverged_curves_end_at_their_first_nan_and_never_train_the_predictor():
     # the replay ends a diverged trial at its first non-finite epoch, which counts as trained
     assert not out.complete[8] and out.epochs_trained[8] == 2
     assert not out.complete[2] and out.epochs_trained[2] == 38
-    views = [TrialView(i, curves[i, : out.epochs_trained[i]],
-                       status=TrialStatus.COMPLETE if out.complete[i] else TrialStatus.STOPPED) for i in range(30)]
+    views = [
+        TrialView(
+            i,
+            curves[i, : out.epochs_trained[i]],
+            status=TrialStatus.COMPLETE if out.complete[i] else TrialStatus.STOPPED,
+        )
+        for i in range(30)
+    ]
     policy.sync(views)
     assert policy.service.n_curves == int(out.complete.sum()) > 0
     assert np.isfinite(policy.service._curves).all()
@@ -275,8 +289,9 @@ def _qhpo_decisions_at_second_rung(predictor="svr"):
     curves = synthetic_curves(n=30)
     policy = make_policy("qhpo", max_epochs=40, predictor=predictor, random_state=0)
     t = policy.decision_epochs()[1]
-    ahead = [TrialView(i, curves[i, : policy.decision_epochs()[2]], {"x": float(i)}, TrialStatus.RUNNING)
-             for i in range(20)]
+    ahead = [
+        TrialView(i, curves[i, : policy.decision_epochs()[2]], {"x": float(i)}, TrialStatus.RUNNING) for i in range(20)
+    ]
     here = [TrialView(i, curves[i, :t], {"x": float(i)}) for i in range(20, 30)]
     return curves, policy, t, here, [policy.decide(view, ahead + here) for view in here]
 
@@ -316,5 +331,3 @@ def test_qhpo_trains_on_every_trial_that_reached_the_horizon():
     # none of the 20 trials ahead is complete: the predictor learned from the running ones
     assert policy.service.n_fits >= 1 and policy.service.n_curves == 30
     assert policy.service.ready(t, policy.decision_epochs()[2])
-
-

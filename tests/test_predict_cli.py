@@ -14,8 +14,25 @@ from qhpo.cli import main
 
 def test_predict_writes_and_prints_the_metrics(curve_table_path, tmp_path, capsys):
     out = tmp_path / "svr.json"
-    code = main(["predict", "--curves", str(curve_table_path), "--at", "0.25", "--model", "svr",
-                 "--train", "20", "--splits", "3", "--seed", "1", "--json", str(out)])
+    code = main(
+        [
+            "predict",
+            "--curves",
+            str(curve_table_path),
+            "--at",
+            "0.25",
+            "--model",
+            "svr",
+            "--train",
+            "20",
+            "--splits",
+            "3",
+            "--seed",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     written = json.loads(out.read_text())
     printed = json.loads(capsys.readouterr().out)
@@ -27,9 +44,27 @@ def test_predict_writes_and_prints_the_metrics(curve_table_path, tmp_path, capsy
 
 
 def test_predict_qsvr_with_features_and_a_sampler(curve_table_path, capsys):
-    code = main(["predict", "--curves", str(curve_table_path), "--at", "0.1", "--model", "qsvr",
-                 "--sampler", "steepest", "--num-reads", "20", "--train", "30", "--splits", "2",
-                 "--differences", "--hyperparameters"])
+    code = main(
+        [
+            "predict",
+            "--curves",
+            str(curve_table_path),
+            "--at",
+            "0.1",
+            "--model",
+            "qsvr",
+            "--sampler",
+            "steepest",
+            "--num-reads",
+            "20",
+            "--train",
+            "30",
+            "--splits",
+            "2",
+            "--differences",
+            "--hyperparameters",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model"] == "qsvr" and result["sampler"] == "steepest" and result["t"] == 20
@@ -71,8 +106,25 @@ def test_malformed_table_is_named(tmp_path, curve_table_path, capsys):
 @pytest.mark.slow
 def test_qpu_without_token_is_one_sentence_from_the_installed_command(curve_table_path, tmp_path):
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "qhpo", "predict", "--curves", str(curve_table_path),
-                           "--model", "qsvr", "--sampler", "dwave", "--splits", "1"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qhpo",
+            "predict",
+            "--curves",
+            str(curve_table_path),
+            "--model",
+            "qsvr",
+            "--sampler",
+            "dwave",
+            "--splits",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("qhpo: error:") and "token" in proc.stderr and "Traceback" not in proc.stderr

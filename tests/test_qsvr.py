@@ -53,7 +53,9 @@ def test_bqm_energy_equals_the_formula_for_random_bits(seed, N, K, base, offset)
     for _ in range(50):
         bits = rng.integers(0, 2, size=2 * K * N)
         sample = {p: int(bits[p]) for p in range(2 * K * N)}
-        assert bqm.energy(sample) == pytest.approx(energy_by_formula(bits.tolist(), X.tolist(), y.tolist(), **params), abs=1e-10)
+        assert bqm.energy(sample) == pytest.approx(
+            energy_by_formula(bits.tolist(), X.tolist(), y.tolist(), **params), abs=1e-10
+        )
 
 
 def test_exact_solver_optimum_equals_brute_force():
@@ -61,7 +63,9 @@ def test_exact_solver_optimum_equals_brute_force():
     X, y = rng.random((3, 2)), rng.random(3)
     params = dict(K=2, base=0.5, exponent_offset=0.0, epsilon=0.05, xi=0.1, gamma=1.0)
     M = 12
-    brute = min(energy_by_formula(bits, X.tolist(), y.tolist(), **params) for bits in itertools.product((0, 1), repeat=M))
+    brute = min(
+        energy_by_formula(bits, X.tolist(), y.tolist(), **params) for bits in itertools.product((0, 1), repeat=M)
+    )
     exact = dimod.ExactSolver().sample(build_svr_qubo(X, y, **params)).first.energy
     assert exact == pytest.approx(brute, abs=1e-10)
     # The QSVR with the exact solver keeps that optimum as its lowest-energy sample.
@@ -69,15 +73,19 @@ def test_exact_solver_optimum_equals_brute_force():
     y_centred = (y - y.min()) / np.ptp(y)
     y_centred -= y_centred.mean()
     assert model.sample_energies_[0] == pytest.approx(
-        min(energy_by_formula(bits, X.tolist(), y_centred.tolist(), **params)
-            for bits in itertools.product((0, 1), repeat=M)), abs=1e-10)
+        min(
+            energy_by_formula(bits, X.tolist(), y_centred.tolist(), **params)
+            for bits in itertools.product((0, 1), repeat=M)
+        ),
+        abs=1e-10,
+    )
 
 
 def test_decode_follows_the_layout():
     N, K = 2, 3
     bits = np.zeros(2 * K * N)
-    bits[K * 1 + 2] = 1          # alpha_1, bit 2
-    bits[K * (N + 0) + 0] = 1    # alpha_hat_0, bit 0
+    bits[K * 1 + 2] = 1  # alpha_1, bit 2
+    bits[K * (N + 0) + 0] = 1  # alpha_hat_0, bit 0
     alpha, alpha_hat = decode_coefficients(bits, N, K, base=0.5, exponent_offset=0.0)
     np.testing.assert_allclose(alpha, [0.0, 0.25])
     np.testing.assert_allclose(alpha_hat, [1.0, 0.0])
@@ -103,7 +111,9 @@ def test_bias_without_free_support_vectors_is_the_midpoint_of_the_kkt_interval()
     b = kkt_bias(np.array([1.0, 0.0, 0.0]), np.zeros(3), residual, epsilon=0.1, C=1.0)
     assert b == pytest.approx(0.5 * (max(0.1 - 0.1, 0.2 - 0.1) + min(0.3 - 0.1, 0.1 + 0.1, 0.2 + 0.1)))
     # All coefficients zero (the case that never terminates in the reference code).
-    assert kkt_bias(np.zeros(3), np.zeros(3), residual, epsilon=0.1, C=1.0) == pytest.approx(0.5 * ((0.3 - 0.1) + (0.1 + 0.1)))
+    assert kkt_bias(np.zeros(3), np.zeros(3), residual, epsilon=0.1, C=1.0) == pytest.approx(
+        0.5 * ((0.3 - 0.1) + (0.1 + 0.1))
+    )
 
 
 def test_bias_reproduces_libsvm_intercept_for_the_exact_dual():

@@ -21,8 +21,10 @@ from qhpo.qsvr import QSVR, QSVREnsemble
 
 
 @parametrize_with_checks(
-    [QSVR(sampler="steepest", num_reads=10, random_state=0),
-     QSVREnsemble(sampler="steepest", num_reads=10, random_state=0)]
+    [
+        QSVR(sampler="steepest", num_reads=10, random_state=0),
+        QSVREnsemble(sampler="steepest", num_reads=10, random_state=0),
+    ]
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

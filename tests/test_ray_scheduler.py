@@ -35,8 +35,15 @@ def table(curve_table_path):
 
 
 def _qhpo_policy(table, background=False):
-    return make_policy("qhpo", max_epochs=table.epochs, mode=table.mode, predictor="svr", random_state=0,
-                       background=background, min_completed=5)
+    return make_policy(
+        "qhpo",
+        max_epochs=table.epochs,
+        mode=table.mode,
+        predictor="svr",
+        random_state=0,
+        background=background,
+        min_completed=5,
+    )
 
 
 def _optuna_epochs(table) -> np.ndarray:
@@ -119,11 +126,18 @@ class _StopBelowFirst(StoppingPolicy):
 
 def test_state_round_trip(tmp_path):
     scheduler = PredictiveScheduler(_StopBelowFirst(max_epochs=3), metric="acc")
-    scheduler.set_state({
-        "version": 1, "metric": "acc", "mode": "max", "decisions": [["a", 1, "continue"]],
-        "trials": [{"key": "a", "curve": [0.4, 0.6, 0.7], "params": {"lr": 0.1}, "status": "complete"},
-                   {"key": "b", "curve": [0.2], "params": {"lr": 1.0}, "status": "stopped"}],
-    })
+    scheduler.set_state(
+        {
+            "version": 1,
+            "metric": "acc",
+            "mode": "max",
+            "decisions": [["a", 1, "continue"]],
+            "trials": [
+                {"key": "a", "curve": [0.4, 0.6, 0.7], "params": {"lr": 0.1}, "status": "complete"},
+                {"key": "b", "curve": [0.2], "params": {"lr": 1.0}, "status": "stopped"},
+            ],
+        }
+    )
     scheduler.save(str(tmp_path / "state.json"))
     restored = PredictiveScheduler("qhpo", max_epochs=3)
     SchedulerStateCallback(restored).set_state(SchedulerStateCallback(scheduler).get_state())
@@ -175,8 +189,25 @@ def test_bench_replays_on_ray(curve_table_path, tmp_path):
     from qhpo.cli import main
 
     out = tmp_path / "bench.json"
-    code = main(["bench", "--curves", str(curve_table_path), "--policies", "none", "--trials", "3", "--seeds", "1",
-                 "--workers", "3", "--backend", "ray", "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "--curves",
+            str(curve_table_path),
+            "--policies",
+            "none",
+            "--trials",
+            "3",
+            "--seeds",
+            "1",
+            "--workers",
+            "3",
+            "--backend",
+            "ray",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     none = json.loads(out.read_text())["policies"]["none"]
     assert none["cost_fraction_mean"] == 1.0

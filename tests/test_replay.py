@@ -43,8 +43,10 @@ def test_plain_hyperband_replay_spends_3213_epochs_on_163_configurations(table):
 
 def test_swift_hyperband_saves_epochs_deterministically(table):
     curves = table.truncate(100).curves[draw_order(table.n_trials, table.n_trials, 1)]
-    runs = [replay_swift_hyperband(curves, max_resource=100, reduction_factor=2, repeat=False, random_state=1)
-            for _ in range(2)]
+    runs = [
+        replay_swift_hyperband(curves, max_resource=100, reduction_factor=2, repeat=False, random_state=1)
+        for _ in range(2)
+    ]
     np.testing.assert_array_equal(runs[0].epochs_trained, runs[1].epochs_trained)
     assert 2700 < runs[0].cost < 3213 and runs[0].predictions > 0
     plain = replay_swift_hyperband(curves, max_resource=100, reduction_factor=2, predictive=False, repeat=False)
@@ -59,9 +61,19 @@ def test_select_parked_thresholds_then_tops_up():
     assert rule.select_parked(np.array([0.2, 0.4, 0.3]), full, 6).tolist() == [1, 2]
 
 
-@pytest.mark.parametrize("bad", [{"max_resource": 0}, {"max_resource": True}, {"max_resource": 100.0},
-                                 {"reduction_factor": 1.0}, {"min_resource": 200}, {"d": 1},
-                                 {"known_curve": 1.0}, {"quantile": 0.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_resource": 0},
+        {"max_resource": True},
+        {"max_resource": 100.0},
+        {"reduction_factor": 1.0},
+        {"min_resource": 200},
+        {"d": 1},
+        {"known_curve": 1.0},
+        {"quantile": 0.0},
+    ],
+)
 def test_swift_hyperband_checks_its_arguments(bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):
@@ -74,8 +86,12 @@ def test_simulated_workers_share_the_wall_clock():
     one = simulate(curves, PolicyAgent(NoStopping(max_epochs=10), curves, [{}] * 6))
     three = simulate(curves, PolicyAgent(NoStopping(max_epochs=10), curves, [{}] * 6), workers=3)
     assert one.wallclock == 60 and three.wallclock == 20 and one.cost == three.cost == 60
-    slow = simulate(curves, PolicyAgent(NoStopping(max_epochs=10), curves, [{}] * 6), workers=3,
-                    seconds_per_epoch=np.array([5.0, 1, 1, 1, 1, 1]))
+    slow = simulate(
+        curves,
+        PolicyAgent(NoStopping(max_epochs=10), curves, [{}] * 6),
+        workers=3,
+        seconds_per_epoch=np.array([5.0, 1, 1, 1, 1, 1]),
+    )
     assert slow.wallclock == 50  # the slow first trial holds its worker while the others share two
 
 
@@ -92,12 +108,18 @@ def test_optuna_pruners_run_in_a_real_study(table):
 
 
 def test_benchmark_pairs_the_draws_and_reports_the_schema(table):
-    result = run_benchmark(table, policies=("none", "sha", "qhpo"), predictor="svr", trials=30, seeds=2,
-                           sweep_seeds=1)
+    result = run_benchmark(table, policies=("none", "sha", "qhpo"), predictor="svr", trials=30, seeds=2, sweep_seeds=1)
     assert set(result) >= {"table", "trials", "seeds", "workers", "policies"}
     for name in ("none", "sha", "qhpo"):
-        assert set(result["policies"][name]) >= {"cost_fraction_mean", "regret_mean", "regret_median", "regret_max",
-                                                 "top1_kept_rate", "wallclock_mean", "predictor_seconds_mean"}
+        assert set(result["policies"][name]) >= {
+            "cost_fraction_mean",
+            "regret_mean",
+            "regret_median",
+            "regret_max",
+            "top1_kept_rate",
+            "wallclock_mean",
+            "predictor_seconds_mean",
+        }
     none = result["policies"]["none"]
     assert none["cost_fraction_mean"] == 1.0 and none["regret_max"] == 0.0 and none["top1_kept_rate"] == 1.0
     assert result["policies"]["sha"]["cost_fraction_mean"] < 0.5

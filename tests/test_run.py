@@ -24,9 +24,28 @@ GLIBC = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294
 
 def tiny_run(cifar_dir, storage, *extra):
     """A run small enough for a test: 256 training images, 250 validation images, 3 epochs."""
-    return ["run", "--data-dir", str(cifar_dir), "--subset", "256", "--val-size", "250", "--epochs", "3",
-            "--device", "cpu", "--storage", str(storage), "--study", "tiny", "--predictor", "svr",
-            "--hpo-sampler", "random", *extra]
+    return [
+        "run",
+        "--data-dir",
+        str(cifar_dir),
+        "--subset",
+        "256",
+        "--val-size",
+        "250",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--storage",
+        str(storage),
+        "--study",
+        "tiny",
+        "--predictor",
+        "svr",
+        "--hpo-sampler",
+        "random",
+        *extra,
+    ]
 
 
 def load(storage, name="tiny"):
@@ -71,7 +90,9 @@ def test_run_completes_on_cpu_and_stores_curves_decisions_and_plots(tmp_path, ci
 
     # The same command again trains nothing and counts nothing twice.
     assert main(args) == 0
-    assert [(t.number, t.state, curve(t)) for t in load(storage).trials] == [(t.number, t.state, curve(t)) for t in study.trials]
+    assert [(t.number, t.state, curve(t)) for t in load(storage).trials] == [
+        (t.number, t.state, curve(t)) for t in study.trials
+    ]
     assert load(storage).user_attrs[TEST_ATTR] == test  # the test set is not read again
     capsys.readouterr()
 
@@ -94,8 +115,9 @@ def test_sigkill_mid_run_then_rerun_resumes_without_losing_or_duplicating(tmp_pa
     args = tiny_run(cifar_dir, storage, "--trials", "5", "--policy", "none")
     args[args.index("--subset") + 1] = "512"  # epochs long enough to be caught mid-trial
     env = {**os.environ, "GLIBC_TUNABLES": GLIBC}
-    process = subprocess.Popen([sys.executable, "-m", "qhpo", *args], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qhpo", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     victim = None
     deadline = time.monotonic() + 240
     try:
@@ -140,7 +162,7 @@ def test_sigkill_mid_run_then_rerun_resumes_without_losing_or_duplicating(tmp_pa
     # The retry continued from the checkpoint: the epochs before the kill are the same values.
     resumed = retry.user_attrs[RESUMED_AT_ATTR]
     assert 1 <= resumed <= len(curve(interrupted)) + 1
-    assert curve(retry)[: min(resumed, len(curve(interrupted)))] == curve(interrupted)[: resumed]
+    assert curve(retry)[: min(resumed, len(curve(interrupted)))] == curve(interrupted)[:resumed]
     assert len(curve(retry)) == 3  # policy none: every trial runs to the end
 
 
@@ -154,8 +176,25 @@ def test_diverging_trial_is_recorded_failed_and_the_study_completes(tmp_path, ci
     )
     storage = tmp_path / "q.db"
     # The random sampler with seed 0 draws the diverging learning rate first.
-    assert main(tiny_run(cifar_dir, storage, "--trials", "2", "--epochs", "2", "--space", str(space),
-                         "--policy", "none", "--seed", "0")) == 0
+    assert (
+        main(
+            tiny_run(
+                cifar_dir,
+                storage,
+                "--trials",
+                "2",
+                "--epochs",
+                "2",
+                "--space",
+                str(space),
+                "--policy",
+                "none",
+                "--seed",
+                "0",
+            )
+        )
+        == 0
+    )
     study = load(storage)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert failed and all(t.params["learning_rate"] == 1e4 for t in failed)
@@ -173,7 +212,9 @@ def test_two_worker_processes_on_a_journal_file(tmp_path, cifar_dir, capsys):
     assert main(args) == 0
     from optuna.storages.journal import JournalFileBackend
 
-    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    study = optuna.load_study(
+        study_name="tiny", storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    )
     finished = [t for t in study.trials if t.state in FINISHED]
     assert len(finished) == 4  # exactly: the two workers claim places under one lock
     assert len({t.user_attrs["qhpo.owner"]["pid"] for t in finished}) == 2
@@ -188,18 +229,21 @@ def one_sentence(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda tmp, args: args + ["--data-dir", str(tmp / "nowhere")], "CIFAR-10 was not found"),
-    (lambda tmp, args: args + ["--policy", "sometimes"], "unknown policy 'sometimes'"),
-    (lambda tmp, args: args + ["--annealer", "quantum-magic"], "unknown annealer 'quantum-magic'"),
-    (lambda tmp, args: args + ["--predictor", "gp"], "unknown predictor 'gp'"),
-    (lambda tmp, args: args + ["--trials", "-3"], "positive whole number"),
-    (lambda tmp, args: args + ["--device", "tpu"], "unknown device 'tpu'"),
-    (lambda tmp, args: args + ["--val-size", "50000"], "--val-size must leave training images"),
-    (lambda tmp, args: args + ["--split-seed", "-1"], "--split-seed must be a whole number from 0"),
-    (lambda tmp, args: args + ["--seed", "-1"], "--seed must be a whole number from 0"),
-    (lambda tmp, args: args + ["--seed", str(2**32)], "--seed must be a whole number from 0 to 4294967295"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda tmp, args: args + ["--data-dir", str(tmp / "nowhere")], "CIFAR-10 was not found"),
+        (lambda tmp, args: args + ["--policy", "sometimes"], "unknown policy 'sometimes'"),
+        (lambda tmp, args: args + ["--annealer", "quantum-magic"], "unknown annealer 'quantum-magic'"),
+        (lambda tmp, args: args + ["--predictor", "gp"], "unknown predictor 'gp'"),
+        (lambda tmp, args: args + ["--trials", "-3"], "positive whole number"),
+        (lambda tmp, args: args + ["--device", "tpu"], "unknown device 'tpu'"),
+        (lambda tmp, args: args + ["--val-size", "50000"], "--val-size must leave training images"),
+        (lambda tmp, args: args + ["--split-seed", "-1"], "--split-seed must be a whole number from 0"),
+        (lambda tmp, args: args + ["--seed", "-1"], "--seed must be a whole number from 0"),
+        (lambda tmp, args: args + ["--seed", str(2**32)], "--seed must be a whole number from 0 to 4294967295"),
+    ],
+)
 def test_user_errors_give_one_sentence_and_status_2(tmp_path, cifar_dir, capsys, change, message):
     args = change(tmp_path, tiny_run(cifar_dir, tmp_path / "q.db", "--trials", "2"))
     try:
@@ -231,14 +275,29 @@ def test_dwave_annealer_without_token_gives_one_sentence(tmp_path, cifar_dir, ca
 @pytest.mark.slow
 def test_bf16_precision_trains_other_numbers_than_float32(tmp_path, cifar_dir):
     space = tmp_path / "space.toml"  # one configuration that learns, so the curves carry signal
-    space.write_text("[parameters.num_layers]\nvalue = 2\n[parameters.num_filters]\nvalue = 16\n"
-                     "[parameters.batch_size]\nvalue = 64\n[parameters.learning_rate]\nvalue = 0.05\n"
-                     "[parameters.momentum]\nvalue = 0.9\n")
+    space.write_text(
+        "[parameters.num_layers]\nvalue = 2\n[parameters.num_filters]\nvalue = 16\n"
+        "[parameters.batch_size]\nvalue = 64\n[parameters.learning_rate]\nvalue = 0.05\n"
+        "[parameters.momentum]\nvalue = 0.9\n"
+    )
     curves = {}
     for precision in ("fp32", "bf16"):
         storage = tmp_path / precision / "q.db"
-        args = tiny_run(cifar_dir, storage, "--trials", "1", "--policy", "none", "--epochs", "2",
-                        "--space", str(space), "--precision", precision, "--quiet")
+        args = tiny_run(
+            cifar_dir,
+            storage,
+            "--trials",
+            "1",
+            "--policy",
+            "none",
+            "--epochs",
+            "2",
+            "--space",
+            str(space),
+            "--precision",
+            precision,
+            "--quiet",
+        )
         args[args.index("--subset") + 1] = "1024"
         assert main(args) == 0
         (trial,) = load(storage).trials
@@ -255,8 +314,13 @@ def test_console_run_restarts_with_malloc_settings_and_keeps_its_arguments(tmp_p
     # the one-sentence error must come through unchanged.
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     missing = tmp_path / "no-data"
-    result = subprocess.run([sys.executable, "-m", "qhpo", "run", "--data-dir", str(missing), "--storage",
-                             str(tmp_path / "q.db")], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "qhpo", "run", "--data-dir", str(missing), "--storage", str(tmp_path / "q.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(missing) in lines[0] and "--download" in lines[0]
@@ -273,15 +337,31 @@ def test_processes_qhpo_starts_do_not_import_modules_of_the_current_folder(tmp_p
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and "site-packages" not in p)
     if safe_path:
         env["PYTHONSAFEPATH"] = "1"
-    result = subprocess.run([sys.executable, "-P", "-m", "qhpo", "run", "--data-dir", str(tmp_path / "none"),
-                             "--storage", str(tmp_path / "q.db")], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "qhpo",
+            "run",
+            "--data-dir",
+            str(tmp_path / "none"),
+            "--storage",
+            str(tmp_path / "q.db"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "CIFAR-10 was not found" in result.stderr, result.stderr
     assert not witness.exists()
     from qhpo._environment import module_command
 
-    result = subprocess.run(module_command("qhpo.workload._device"), cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        module_command("qhpo.workload._device"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert not witness.exists()
 
@@ -307,8 +387,9 @@ def read_only():
 
 
 @pytest.mark.parametrize("where", ["sqlite-file", "storage-folder", "journal-folder", "run-dir"])
-def test_unwritable_storage_or_run_folder_gives_one_sentence_and_writes_nothing(tmp_path, cifar_dir, capsys,
-                                                                              read_only, where):
+def test_unwritable_storage_or_run_folder_gives_one_sentence_and_writes_nothing(
+    tmp_path, cifar_dir, capsys, read_only, where
+):
     folder = tmp_path / "locked"
     folder.mkdir()
     storage, extra = tmp_path / "q.db", []
@@ -346,7 +427,8 @@ def test_bad_settings_are_refused_before_the_study_exists_so_the_corrected_run_s
 
 @pytest.mark.slow
 def test_full_disk_stops_the_run_keeps_the_trial_and_a_corrupt_best_checkpoint_skips_only_the_test(
-        tmp_path, cifar_dir, capsys):
+    tmp_path, cifar_dir, capsys
+):
     storage = tmp_path / "q.db"
     args = tiny_run(cifar_dir, storage, "--trials", "1", "--epochs", "2", "--policy", "none")
     checkpoints = tmp_path / "tiny" / "checkpoints"

@@ -88,8 +88,15 @@ def test_trials_is_exact_with_several_processes_and_threads_on_one_study(tmp_pat
     _new_study(location)
     target = 12
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    processes = [subprocess.Popen([sys.executable, "-c", _CLAIMER, location.url, location.kind, str(location.run_dir),
-                                   str(target), "3"], env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLAIMER, location.url, location.kind, str(location.run_dir), str(target), "3"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     for process in processes:
         assert process.wait(timeout=300) == 0, process.stderr.read()
     study = optuna.load_study(study_name="s", storage=location.open())
@@ -134,15 +141,27 @@ def test_two_processes_recovering_one_dead_trial_enqueue_one_retry(tmp_path):
     trial.set_user_attr(CHECKPOINT_ATTR, trial.number)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     start = str(time.time() + 4)
-    processes = [subprocess.Popen([sys.executable, "-c", _RECOVERER, location.url, str(location.run_dir), start],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RECOVERER, location.url, str(location.run_dir), start],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=120) for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
     assert sorted(out.strip() for out, _ in outputs) == ["[0]", "[]"]  # one of them recovered it
     study = optuna.load_study(study_name="s", storage=location.open())
     assert study.trials[0].state == TrialState.FAIL
     retries = [t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == 0]
-    assert len(retries) == 1 and retries[0].state == TrialState.WAITING and retries[0].system_attrs["fixed_params"] == trial.params
+    assert (
+        len(retries) == 1
+        and retries[0].state == TrialState.WAITING
+        and retries[0].system_attrs["fixed_params"] == trial.params
+    )
 
 
 def _kill(study, trial, epochs_done=0):

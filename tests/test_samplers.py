@@ -53,7 +53,7 @@ def test_cloud_samplers_without_token_give_one_sentence(name, monkeypatch, tmp_p
 
 def test_default_sampler_can_be_changed_at_runtime(monkeypatch):
     monkeypatch.setattr(qhpo.samplers, "DEFAULT_SAMPLER", "steepest")
-    assert type(resolve_sampler(None)).__name__ .startswith("SteepestDescent")
+    assert type(resolve_sampler(None)).__name__.startswith("SteepestDescent")
     assert np.isfinite(resolve_sampler(None).sample_qubo({(0, 0): 1.0}).first.energy)
 
 
@@ -64,8 +64,9 @@ def test_pegasus_sampler_embeds_a_qsvr_qubo_as_a_clique_and_unembeds_it():
     from qhpo.qsvr import build_svr_qubo
 
     rng = np.random.default_rng(0)
-    bqm = build_svr_qubo(rng.random((3, 2)), rng.random(3), K=2, base=0.5, exponent_offset=0.0,
-                         epsilon=0.02, xi=0.01, gamma=1.0)
+    bqm = build_svr_qubo(
+        rng.random((3, 2)), rng.random(3), K=2, base=0.5, exponent_offset=0.0, epsilon=0.02, xi=0.01, gamma=1.0
+    )
     sampler = make_sampler("pegasus-sa")
     result = sampler.sample(bqm, num_reads=50, seed=3)
     embedding = sampler.last_embedding_

@@ -32,9 +32,19 @@ def write_table(folder, name, *, n=40, epochs=12, mode="min", diverge=(), catego
         lines.append(",".join([str(i), f"{rng.uniform(1e-4, 1e-1):.6g}"] + arch + cells))
     path = folder / f"{name}.csv"
     path.write_text("\n".join(lines) + "\n")
-    path.with_suffix(".json").write_text(json.dumps({
-        "metric": "loss" if mode == "min" else "accuracy", "mode": mode, "epochs": epochs, "trials": n,
-        "description": "synthetic", "source": "test", "license": "CC0"}))
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "metric": "loss" if mode == "min" else "accuracy",
+                "mode": mode,
+                "epochs": epochs,
+                "trials": n,
+                "description": "synthetic",
+                "source": "test",
+                "license": "CC0",
+            }
+        )
+    )
     return path
 
 
@@ -77,8 +87,9 @@ def test_regret_counts_only_finite_finals_and_spread_is_best_minus_median(tmp_pa
 def test_real_diverged_and_categorical_tables_replay(curves_dir):
     for stem in ("taskset_imdb_2", "baker_metaqnn_svhn"):
         table = read_curve_table(curves_dir / f"{stem}.csv")
-        result = run_benchmark(table, policies=("none", "median", "qhpo"), predictor="svr", trials=60, seeds=1,
-                               first_seed=1)
+        result = run_benchmark(
+            table, policies=("none", "median", "qhpo"), predictor="svr", trials=60, seeds=1, first_seed=1
+        )
         drawn = table.take(draw_order(table.n_trials, 60, 1))
         trained = np.array(result["example"]["epochs_trained"]["none"])
         expected = np.where(drawn.diverged, drawn.diverged_at, table.epochs)
@@ -88,8 +99,12 @@ def test_real_diverged_and_categorical_tables_replay(curves_dir):
 
 def test_decisions_are_deterministic_for_a_seed(tmp_path):
     table = read_curve_table(write_table(tmp_path, "div", diverge=(5,), categorical=True))
-    runs = [run_benchmark(table, policies=("median", "swift-hyperband", "qhpo"), predictor="svr", trials=30,
-                          seeds=2, first_seed=7) for _ in range(2)]
+    runs = [
+        run_benchmark(
+            table, policies=("median", "swift-hyperband", "qhpo"), predictor="svr", trials=30, seeds=2, first_seed=7
+        )
+        for _ in range(2)
+    ]
     assert runs[0]["example"] == runs[1]["example"]
     for name in ("median", "swift-hyperband", "qhpo"):
         a, b = runs[0]["policies"][name], runs[1]["policies"][name]
@@ -102,9 +117,29 @@ def test_suite_command_writes_one_json_and_one_figure(tmp_path, capsys):
     write_table(folder, "losses", diverge=(3, 9), categorical=True)
     write_table(folder, "accuracies", mode="max", seed=1)
     out_json, out_png = tmp_path / "suite.json", tmp_path / "suite.png"
-    code = main(["bench", "--suite", str(folder), "--policies", "none,median,sha,hyperband,qhpo", "--predictor", "svr",
-                 "--trials", "30", "--seeds", "2", "--sweep-seeds", "1", "--jobs", "2",
-                 "--json", str(out_json), "--plot", str(out_png)])
+    code = main(
+        [
+            "bench",
+            "--suite",
+            str(folder),
+            "--policies",
+            "none,median,sha,hyperband,qhpo",
+            "--predictor",
+            "svr",
+            "--trials",
+            "30",
+            "--seeds",
+            "2",
+            "--sweep-seeds",
+            "1",
+            "--jobs",
+            "2",
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "losses" in printed and "accuracies" in printed and "suite wall time" in printed
@@ -124,25 +159,51 @@ def test_suite_command_writes_one_json_and_one_figure(tmp_path, capsys):
     # the two diverged rows of "losses" stop paying after their fifth epoch
     assert result["tables"]["losses"]["policies"]["none"]["cost_fraction_mean"] < 1.0
     assert "median" in result["summary"]["spread"]
-    assert sorted(result["summary"]["target"]["passed"] + result["summary"]["target"]["failed"]) == \
-        ["accuracies", "losses"]
+    assert sorted(result["summary"]["target"]["passed"] + result["summary"]["target"]["failed"]) == [
+        "accuracies",
+        "losses",
+    ]
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the suite replays each table exactly as --curves does
     single = tmp_path / "single.json"
-    assert main(["bench", "--curves", str(folder / "losses.csv"), "--policies", "none,median,sha,hyperband,qhpo",
-                 "--predictor", "svr", "--trials", "30", "--seeds", "2", "--sweep-seeds", "1", "--jobs", "1",
-                 "--json", str(single)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--curves",
+                str(folder / "losses.csv"),
+                "--policies",
+                "none,median,sha,hyperband,qhpo",
+                "--predictor",
+                "svr",
+                "--trials",
+                "30",
+                "--seeds",
+                "2",
+                "--sweep-seeds",
+                "1",
+                "--jobs",
+                "1",
+                "--json",
+                str(single),
+            ]
+        )
+        == 0
+    )
     alone = json.loads(single.read_text())
     assert alone["policies"]["qhpo"]["regret_mean"] == result["tables"]["losses"]["policies"]["qhpo"]["regret_mean"]
     assert alone["example"] == result["tables"]["losses"]["example"]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--first-seed", "-1"], "--first-seed must be at least 0"),
-    (["--suite", "nowhere-folder"], "is not a folder"),
-    (["--suite", "EMPTY"], "holds no curve table"),
-    (["--suite", "BOTH", "--curves", "x.csv"], "--curves and --suite exclude each other"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--first-seed", "-1"], "--first-seed must be at least 0"),
+        (["--suite", "nowhere-folder"], "is not a folder"),
+        (["--suite", "EMPTY"], "holds no curve table"),
+        (["--suite", "BOTH", "--curves", "x.csv"], "--curves and --suite exclude each other"),
+    ],
+)
 def test_suite_and_seed_errors_are_one_sentence(tmp_path, capsys, args, fragment):
     empty = tmp_path / "empty"
     empty.mkdir()

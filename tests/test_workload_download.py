@@ -39,7 +39,11 @@ def archive(cifar_dir, tmp_path_factory):
     path = serve / "cifar-10-python.tar.gz"
     expected = {}
     with tarfile.open(path, "w:gz") as tar:
-        for name, keep in [*((f"data_batch_{i}", PER_TRAIN_BATCH) for i in range(1, 6)), ("test_batch", PER_TEST), ("batches.meta", None)]:
+        for name, keep in [
+            *((f"data_batch_{i}", PER_TRAIN_BATCH) for i in range(1, 6)),
+            ("test_batch", PER_TEST),
+            ("batches.meta", None),
+        ]:
             with open(source / name, "rb") as handle:
                 batch = pickle.load(handle, encoding="latin1")
             if keep is not None:

@@ -47,14 +47,17 @@ def test_a_batch_that_would_run_a_command_is_refused_and_runs_nothing(tmp_path, 
     assert not witness.exists()
 
 
-@pytest.mark.parametrize("payload, what", [
-    (b"\x80\x04not a pickle at all", "UnpicklingError"),
-    (pickle.dumps([1, 2, 3]), "not a dict"),
-    (pickle.dumps({"data": np.zeros((4, 3072), dtype=np.float64), "labels": [0, 1, 2, 3]}), "uint8"),
-    (pickle.dumps({"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [0, 11]}), "class numbers"),
-    (pickle.dumps({"data": np.zeros((2, 3072), dtype=object), "labels": [0, 1]}), "uint8"),
-    (pickle.dumps({"labels": [0, 1]}), "KeyError"),
-])
+@pytest.mark.parametrize(
+    "payload, what",
+    [
+        (b"\x80\x04not a pickle at all", "UnpicklingError"),
+        (pickle.dumps([1, 2, 3]), "not a dict"),
+        (pickle.dumps({"data": np.zeros((4, 3072), dtype=np.float64), "labels": [0, 1, 2, 3]}), "uint8"),
+        (pickle.dumps({"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [0, 11]}), "class numbers"),
+        (pickle.dumps({"data": np.zeros((2, 3072), dtype=object), "labels": [0, 1]}), "uint8"),
+        (pickle.dumps({"labels": [0, 1]}), "KeyError"),
+    ],
+)
 def test_a_malformed_batch_gets_one_sentence(tmp_path, cifar_dir, payload, what):
     root = _data_folder(tmp_path, cifar_dir, "data_batch_1", payload)
     with pytest.raises(QhpoError) as caught:

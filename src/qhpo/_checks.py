@@ -26,8 +26,12 @@ def check_int(name: str, value, *, least: int | None = None, most: int | None = 
         value: What the caller passed.
         least, most: Bounds (inclusive); None for none.
     """
-    if (isinstance(value, bool) or not isinstance(value, Integral) or (least is not None and value < least)
-            or (most is not None and value > most)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Integral)
+        or (least is not None and value < least)
+        or (most is not None and value > most)
+    ):
         if least is not None and most is not None:
             bounds = f" in [{least}, {most}]"
         elif least is not None:

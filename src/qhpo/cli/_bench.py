@@ -24,30 +24,56 @@ def register(subparsers) -> None:
             "With --suite, do so for every table of a folder and summarise across tables."
         ),
     )
-    parser.add_argument("--curves", default=None, metavar="TABLE",
-                        help="curve table: a CSV file with a JSON sidecar, or the name of a built-in table (see --list)")
-    parser.add_argument("--suite", default=None, metavar="FOLDER",
-                        help="replay every table (*.csv) of FOLDER, or every built-in table with 'builtin'")
-    parser.add_argument("--list", action="store_true", help="list the built-in curve tables with their sources and exit")
-    parser.add_argument("--policies", default=",".join(BENCH_POLICIES),
-                        help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)})")
-    parser.add_argument("--predictor", default="qsvr", choices=MODEL_NAMES,
-                        help="predictor of the predictive policies (default: qsvr)")
-    parser.add_argument("--sampler", default=None,
-                        help="annealer of the qsvr predictors (default: qhpo.samplers.DEFAULT_SAMPLER)")
+    parser.add_argument(
+        "--curves",
+        default=None,
+        metavar="TABLE",
+        help="curve table: a CSV file with a JSON sidecar, or the name of a built-in table (see --list)",
+    )
+    parser.add_argument(
+        "--suite",
+        default=None,
+        metavar="FOLDER",
+        help="replay every table (*.csv) of FOLDER, or every built-in table with 'builtin'",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the built-in curve tables with their sources and exit"
+    )
+    parser.add_argument(
+        "--policies",
+        default=",".join(BENCH_POLICIES),
+        help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)})",
+    )
+    parser.add_argument(
+        "--predictor", default="qsvr", choices=MODEL_NAMES, help="predictor of the predictive policies (default: qsvr)"
+    )
+    parser.add_argument(
+        "--sampler", default=None, help="annealer of the qsvr predictors (default: qhpo.samplers.DEFAULT_SAMPLER)"
+    )
     parser.add_argument("--trials", type=int, default=100, help="trials drawn per seed (default: 100)")
     parser.add_argument("--seeds", type=int, default=20, help="number of seeds (default: 20)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--workers", type=int, default=1, help="simulated parallel workers (default: 1)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="write the figure")
-    parser.add_argument("--sweep-seeds", type=int, default=None,
-                        help="seeds on which each rule's aggressiveness is swept for the plot "
-                             "(default: 5 with --plot, else 0)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="processes replaying seeds in parallel (default: the usable cores, at most 2)")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="replay qhpo's policies in-process (local) or as real Ray Tune trials (ray)")
+    parser.add_argument(
+        "--sweep-seeds",
+        type=int,
+        default=None,
+        help="seeds on which each rule's aggressiveness is swept for the plot (default: 5 with --plot, else 0)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="processes replaying seeds in parallel (default: the usable cores, at most 2)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="replay qhpo's policies in-process (local) or as real Ray Tune trials (ray)",
+    )
     parser.set_defaults(handler=cmd_bench)
 
 
@@ -55,8 +81,10 @@ def _check(args) -> list[str]:
     from qhpo.replay import BENCH_POLICIES
 
     if args.curves is None and args.suite is None:
-        raise QhpoError("--curves is missing; pass a curve table's path or a built-in name from qhpo bench --list, "
-                        "or --suite FOLDER for every table of a folder.")
+        raise QhpoError(
+            "--curves is missing; pass a curve table's path or a built-in name from qhpo bench --list, "
+            "or --suite FOLDER for every table of a folder."
+        )
     if args.curves is not None and args.suite is not None:
         raise QhpoError("--curves and --suite exclude each other; pass one table or one folder.")
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -67,8 +95,12 @@ def _check(args) -> list[str]:
         raise QhpoError(f"unknown policy {unknown[0]!r} in --policies; choose from {', '.join(BENCH_POLICIES)}.")
     if len(set(policies)) != len(policies):
         raise QhpoError("--policies names a policy twice; name each once.")
-    for flag, value, least in (("--trials", args.trials, 2), ("--seeds", args.seeds, 1), ("--workers", args.workers, 1),
-                               ("--first-seed", args.first_seed, 0)):
+    for flag, value, least in (
+        ("--trials", args.trials, 2),
+        ("--seeds", args.seeds, 1),
+        ("--workers", args.workers, 1),
+        ("--first-seed", args.first_seed, 0),
+    ):
         if value < least:
             raise QhpoError(f"{flag} must be at least {least}, got {value}.")
     if args.sweep_seeds is not None and args.sweep_seeds < 0:
@@ -84,48 +116,72 @@ def _check(args) -> list[str]:
 
 
 def _format(result: dict) -> str:
-    lines = [f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, {result['workers']} worker(s), "
-             f"predictor {result['predictor']}, {result['seconds']:.0f} s",
-             f"{'policy':<16}{'cost':>7}{'regret mean':>13}{'median':>9}{'max':>9}{'top1 kept':>11}"
-             f"{'wallclock':>11}{'predictor s':>13}"]
+    lines = [
+        f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, {result['workers']} worker(s), "
+        f"predictor {result['predictor']}, {result['seconds']:.0f} s",
+        f"{'policy':<16}{'cost':>7}{'regret mean':>13}{'median':>9}{'max':>9}{'top1 kept':>11}"
+        f"{'wallclock':>11}{'predictor s':>13}",
+    ]
     for name, p in result["policies"].items():
-        lines.append(f"{name:<16}{p['cost_fraction_mean']:>7.1%}{p['regret_mean']:>13.5f}{p['regret_median']:>9.5f}"
-                     f"{p['regret_max']:>9.5f}{p['top1_kept_rate']:>11.0%}{p['wallclock_mean']:>11.0f}"
-                     f"{p['predictor_seconds_mean']:>13.2f}")
-    lines.append(f"regret in {result['metric']} units ({result['mode']}); cost = epochs / (trials x {result['epochs']})")
+        lines.append(
+            f"{name:<16}{p['cost_fraction_mean']:>7.1%}{p['regret_mean']:>13.5f}{p['regret_median']:>9.5f}"
+            f"{p['regret_max']:>9.5f}{p['top1_kept_rate']:>11.0%}{p['wallclock_mean']:>11.0f}"
+            f"{p['predictor_seconds_mean']:>13.2f}"
+        )
+    lines.append(
+        f"regret in {result['metric']} units ({result['mode']}); cost = epochs / (trials x {result['epochs']})"
+    )
     if result.get("verdict"):
         lines.append(_verdict_line(result["verdict"]))
     return "\n".join(lines)
 
 
 def _verdict_line(verdict: dict) -> str:
-    return f"target ({verdict['rule']} against {verdict['best']}): {'pass' if verdict['pass'] else 'fail'}, " \
-           f"{verdict['why']}"
+    return (
+        f"target ({verdict['rule']} against {verdict['best']}): {'pass' if verdict['pass'] else 'fail'}, "
+        f"{verdict['why']}"
+    )
 
 
 def _format_suite(result: dict) -> str:
     tables = result["tables"]
     names = list(next(iter(tables.values()))["policies"])
     width = max(len(stem) for stem in tables) + 2
-    lines = [f"{result['suite']}: {len(tables)} tables, {result['trials']} trials x {result['seeds']} seeds, "
-             f"predictor {result['predictor']}; each cell: cost / mean regret (metric units)",
-             f"{'table':<{width}}" + "".join(f"{name:>19}" for name in names) + "  target"]
+    lines = [
+        f"{result['suite']}: {len(tables)} tables, {result['trials']} trials x {result['seeds']} seeds, "
+        f"predictor {result['predictor']}; each cell: cost / mean regret (metric units)",
+        f"{'table':<{width}}" + "".join(f"{name:>19}" for name in names) + "  target",
+    ]
     for stem, r in tables.items():
-        cells = "".join(f"{r['policies'][n]['cost_fraction_mean']:>8.1%} / {r['policies'][n]['regret_mean']:<8.3g}"
-                        for n in names)
+        cells = "".join(
+            f"{r['policies'][n]['cost_fraction_mean']:>8.1%} / {r['policies'][n]['regret_mean']:<8.3g}" for n in names
+        )
         verdict = r.get("verdict")
-        lines.append(f"{stem:<{width}}{cells}  " + ("-" if verdict is None else
-                                                     ("pass" if verdict["pass"] else "fail") + f": {verdict['why']}"))
+        lines.append(
+            f"{stem:<{width}}{cells}  "
+            + ("-" if verdict is None else ("pass" if verdict["pass"] else "fail") + f": {verdict['why']}")
+        )
     rules = result["summary"]["rules"]
-    lines.append(f"{'mean over tables':<{width}}" + "".join(
-        f"{rules[n]['cost_fraction_mean']:>8.1%} / " + (f"{rules[n]['regret_normalised_mean']:<8.3f}"
-                                                       if rules[n]["regret_normalised_mean"] is not None else f"{'-':<8}")
-        for n in names) + "  (regret / spread)")
+    lines.append(
+        f"{'mean over tables':<{width}}"
+        + "".join(
+            f"{rules[n]['cost_fraction_mean']:>8.1%} / "
+            + (
+                f"{rules[n]['regret_normalised_mean']:<8.3f}"
+                if rules[n]["regret_normalised_mean"] is not None
+                else f"{'-':<8}"
+            )
+            for n in names
+        )
+        + "  (regret / spread)"
+    )
     lines.append(f"spread: {result['summary']['spread']}")
     target = result["summary"]["target"]
     if target:
-        lines.append(f"target met by {target['rule']} on {len(target['passed'])} of "
-                     f"{len(target['passed']) + len(target['failed'])} tables")
+        lines.append(
+            f"target met by {target['rule']} on {len(target['passed'])} of "
+            f"{len(target['passed']) + len(target['failed'])} tables"
+        )
     lines.append(f"suite wall time: {result['seconds']:.0f} s ({result['seconds'] / 60:.1f} min)")
     return "\n".join(lines)
 
@@ -135,8 +191,10 @@ def _format_builtin_tables() -> str:
 
     lines = []
     for table in builtin_tables():
-        lines.append(f"{table.name:<22}{table.trials} trials x {table.epochs} epochs, "
-                     f"{table.metric} ({table.mode}), {table.license}: {table.workload}")
+        lines.append(
+            f"{table.name:<22}{table.trials} trials x {table.epochs} epochs, "
+            f"{table.metric} ({table.mode}), {table.license}: {table.workload}"
+        )
         lines.append(f"{'':<22}source: {table.source}")
     lines.append(f"licences and attributions: {builtin_tables_folder() / 'NOTICE'}")
     return "\n".join(lines)
@@ -153,8 +211,9 @@ def _suite_tables(spec: str) -> tuple[str, list]:
     elif folder.is_dir():
         paths = suite_tables(folder)
         if not paths:
-            raise QhpoError(f"--suite: the folder {folder} holds no curve table (*.csv); pass a folder of tables "
-                            "or 'builtin'.")
+            raise QhpoError(
+                f"--suite: the folder {folder} holds no curve table (*.csv); pass a folder of tables or 'builtin'."
+            )
     else:
         raise QhpoError(f"--suite: {spec} is not a folder; pass a folder of curve tables or 'builtin'.")
     return spec, [read_curve_table(path) for path in paths]
@@ -221,7 +280,9 @@ def cmd_bench(args) -> int:
                 plot_benchmark(result, tables[0], args.plot)
             print(f"figure written to {args.plot}")
     except OSError as error:
-        raise QhpoError(f"cannot write the output ({error.strerror}: {error.filename}); choose a writable path.") from None
+        raise QhpoError(
+            f"cannot write the output ({error.strerror}: {error.filename}); choose a writable path."
+        ) from None
     return 0
 
 

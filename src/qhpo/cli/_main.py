@@ -18,7 +18,12 @@ from qhpo._environment import MALLOC_TUNABLES, module_command
 from qhpo._errors import QhpoError
 
 # Sub-command modules, in the order ``qhpo --help`` lists them.
-_COMMANDS: tuple[str, ...] = ("run", "report", "predict", "bench",)
+_COMMANDS: tuple[str, ...] = (
+    "run",
+    "report",
+    "predict",
+    "bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

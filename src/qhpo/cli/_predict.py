@@ -23,19 +23,30 @@ def register(subparsers) -> None:
             "absolute error and fit time as JSON."
         ),
     )
-    parser.add_argument("--curves", required=True, metavar="TABLE",
-                        help="curve table: a CSV file with a JSON sidecar, or a built-in name (see qhpo bench --list)")
-    parser.add_argument("--at", type=float, default=0.25, metavar="FRACTION",
-                        help="fraction of the epochs observed (default 0.25)")
+    parser.add_argument(
+        "--curves",
+        required=True,
+        metavar="TABLE",
+        help="curve table: a CSV file with a JSON sidecar, or a built-in name (see qhpo bench --list)",
+    )
+    parser.add_argument(
+        "--at", type=float, default=0.25, metavar="FRACTION", help="fraction of the epochs observed (default 0.25)"
+    )
     parser.add_argument("--model", choices=MODEL_NAMES, default="svr", help="predictor (default svr)")
     parser.add_argument("--train", type=int, default=20, metavar="N", help="training trials per split (default 20)")
     parser.add_argument("--splits", type=int, default=10, metavar="S", help="random splits (default 10)")
     parser.add_argument("--seed", type=int, default=0, metavar="X", help="seed of the splits and annealer (default 0)")
-    parser.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
-                        help="annealer for qsvr models (default: qhpo.samplers.DEFAULT_SAMPLER)")
+    parser.add_argument(
+        "--sampler",
+        choices=SAMPLER_NAMES,
+        default=None,
+        help="annealer for qsvr models (default: qhpo.samplers.DEFAULT_SAMPLER)",
+    )
     parser.add_argument("--num-reads", type=int, default=None, metavar="R", help="annealer reads per QUBO")
     parser.add_argument("--differences", action="store_true", help="add first and second differences as features")
-    parser.add_argument("--hyperparameters", action="store_true", help="add the hyperparameters as features (categories one-hot)")
+    parser.add_argument(
+        "--hyperparameters", action="store_true", help="add the hyperparameters as features (categories one-hot)"
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the JSON result here")
     parser.set_defaults(handler=cmd_predict)
 
@@ -63,11 +74,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"{table.n_trials} trials of {table.name}, got {args.train}."
         )
     if args.hyperparameters and table.hyperparameter_matrix().shape[1] == 0:
-        raise QhpoError(f"--hyperparameters needs hyperparameter columns a model can read (numbers, or categories "
-                        f"seen twice), and {table.name} has none.")
+        raise QhpoError(
+            f"--hyperparameters needs hyperparameter columns a model can read (numbers, or categories "
+            f"seen twice), and {table.name} has none."
+        )
     result = evaluate_predictor(
-        table, at=args.at, model=args.model, train=args.train, splits=args.splits, seed=args.seed,
-        sampler=args.sampler, num_reads=args.num_reads, differences=args.differences,
+        table,
+        at=args.at,
+        model=args.model,
+        train=args.train,
+        splits=args.splits,
+        seed=args.seed,
+        sampler=args.sampler,
+        num_reads=args.num_reads,
+        differences=args.differences,
         hyperparameters=args.hyperparameters,
     )
     result["curves"] = str(args.curves)

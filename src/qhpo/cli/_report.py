@@ -12,12 +12,15 @@ def register(subparsers) -> None:
         "report",
         help="summarise a study of qhpo run and redraw its plots",
         description="Print the best trials, epochs saved and test accuracy of a study made by qhpo run (finished or "
-                    "still running) and redraw its plots (learning curves with stop points, epochs per trial).",
+        "still running) and redraw its plots (learning curves with stop points, epochs per trial).",
     )
     parser.add_argument("--storage", metavar="URL", help="the run's --storage (default qhpo-runs/qhpo.db)")
-    parser.add_argument("--study", metavar="NAME", default="cifar10-default", help="study name (default cifar10-default)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="folder for the plots (default: the study's folder next to the storage)")
+    parser.add_argument(
+        "--study", metavar="NAME", default="cifar10-default", help="study name (default cifar10-default)"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="folder for the plots (default: the study's folder next to the storage)"
+    )
     parser.add_argument("--top", type=int, default=5, metavar="K", help="best trials to list (default 5)")
     parser.set_defaults(handler=cmd_report)
     from qhpo.cli._run import _one_line_errors

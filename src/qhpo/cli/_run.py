@@ -12,8 +12,11 @@ from qhpo._errors import QhpoError
 def register(subparsers) -> None:
     from qhpo.runner import PRESETS
 
-    presets = "; ".join(f"{name}: {p.description} ({p.trials} trials, {p.epochs} epochs, "
-                        f"{'all' if p.subset is None else p.subset} training images)" for name, p in PRESETS.items())
+    presets = "; ".join(
+        f"{name}: {p.description} ({p.trials} trials, {p.epochs} epochs, "
+        f"{'all' if p.subset is None else p.subset} training images)"
+        for name, p in PRESETS.items()
+    )
     parser = subparsers.add_parser(
         "run",
         help="search the CNN's hyperparameters on CIFAR-10, stopping bad trials early",
@@ -30,6 +33,7 @@ def register(subparsers) -> None:
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     """A malformed flag is a user error like any other: one sentence and status 2."""
+
     def error(message: str):
         print(f"qhpo {parser.prog.split()[-1]}: error: {message}; see {parser.prog} --help.", file=sys.stderr)
         sys.exit(2)
@@ -55,63 +59,127 @@ def _subset(text: str) -> int | None:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to search")
-    what.add_argument("--preset", default="default", metavar="NAME",
-                      help="defaults for trials, epochs, subset and device: 'default' (about 15 minutes on a 2-core "
-                           "CPU) or 'poster' (the reference experiment on a GPU); flags override them")
-    what.add_argument("--trials", type=_positive_int, metavar="N",
-                      help="finished (complete or pruned) trials the study must hold, counted across resumes")
+    what.add_argument(
+        "--preset",
+        default="default",
+        metavar="NAME",
+        help="defaults for trials, epochs, subset and device: 'default' (about 15 minutes on a 2-core "
+        "CPU) or 'poster' (the reference experiment on a GPU); flags override them",
+    )
+    what.add_argument(
+        "--trials",
+        type=_positive_int,
+        metavar="N",
+        help="finished (complete or pruned) trials the study must hold, counted across resumes",
+    )
     what.add_argument("--epochs", type=_positive_int, metavar="E", help="epochs of a trial that is never stopped")
     what.add_argument("--space", type=Path, metavar="FILE.toml", help="search space file (default: the poster's space)")
     what.add_argument("--hpo-sampler", default="tpe", metavar="NAME", help="Optuna sampler: random or tpe (default)")
-    what.add_argument("--seed", type=int, default=0, help="seed of the sampler and of each trial's training (default 0)")
+    what.add_argument(
+        "--seed", type=int, default=0, help="seed of the sampler and of each trial's training (default 0)"
+    )
 
     stop = parser.add_argument_group("early stopping")
-    stop.add_argument("--policy", metavar="NAME",
-                      help="qhpo (default preset), poster (poster preset), none, or Optuna's median, sha, hyperband")
-    stop.add_argument("--predictor", default="qsvr", metavar="NAME",
-                      help="final-value predictor of the qhpo and poster policies: svr, qsvr (default), qsvr-ensemble")
-    stop.add_argument("--annealer", metavar="NAME",
-                      help="sampler that trains the QSVR (qhpo.samplers names: sa, qhpo-sa, dwave, hybrid, ...; "
-                           "default: the package default simulated annealer)")
+    stop.add_argument(
+        "--policy",
+        metavar="NAME",
+        help="qhpo (default preset), poster (poster preset), none, or Optuna's median, sha, hyperband",
+    )
+    stop.add_argument(
+        "--predictor",
+        default="qsvr",
+        metavar="NAME",
+        help="final-value predictor of the qhpo and poster policies: svr, qsvr (default), qsvr-ensemble",
+    )
+    stop.add_argument(
+        "--annealer",
+        metavar="NAME",
+        help="sampler that trains the QSVR (qhpo.samplers names: sa, qhpo-sa, dwave, hybrid, ...; "
+        "default: the package default simulated annealer)",
+    )
 
-    stop.add_argument("--min-completed", type=_positive_int, metavar="N",
-                      help="trials of the qhpo and poster policies that run to the end before any is stopped "
-                           "(the predictor's first training data; policy default 10)")
+    stop.add_argument(
+        "--min-completed",
+        type=_positive_int,
+        metavar="N",
+        help="trials of the qhpo and poster policies that run to the end before any is stopped "
+        "(the predictor's first training data; policy default 10)",
+    )
 
     data = parser.add_argument_group("data and device")
-    data.add_argument("--data-dir", type=Path, metavar="DIR",
-                      help="folder that contains cifar-10-batches-py/ (default: $QHPO_DATA_DIR or ~/.cache/qhpo/data)")
+    data.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder that contains cifar-10-batches-py/ (default: $QHPO_DATA_DIR or ~/.cache/qhpo/data)",
+    )
     data.add_argument("--download", action="store_true", help="fetch CIFAR-10 into the data folder first")
-    data.add_argument("--subset", type=_subset, default=argparse.SUPPRESS, metavar="N",
-                      help="train on N training images ('all' for the 45,000)")
-    data.add_argument("--val-size", type=_positive_int, metavar="N",
-                      help="validation images held out of the training set (preset default)")
+    data.add_argument(
+        "--subset",
+        type=_subset,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="train on N training images ('all' for the 45,000)",
+    )
+    data.add_argument(
+        "--val-size",
+        type=_positive_int,
+        metavar="N",
+        help="validation images held out of the training set (preset default)",
+    )
     data.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (default 0)")
-    data.add_argument("--device", metavar="DEVICE",
-                      help="auto, cpu, cuda or cuda:N (preset default; on Ray, cuda:N is cuda: Ray picks the GPUs)")
-    data.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                      help="training arithmetic: auto = bf16 autocast on GPUs of compute capability 8.0 or "
-                           "higher and on CPUs with native bf16, float32 elsewhere")
+    data.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="auto, cpu, cuda or cuda:N (preset default; on Ray, cuda:N is cuda: Ray picks the GPUs)",
+    )
+    data.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="training arithmetic: auto = bf16 autocast on GPUs of compute capability 8.0 or "
+        "higher and on CPUs with native bf16, float32 elsewhere",
+    )
 
     where = parser.add_argument_group("storage and workers")
-    where.add_argument("--storage", metavar="URL",
-                       help="SQLite file or URL, or journal:PATH for an Optuna journal file (default qhpo-runs/qhpo.db)")
+    where.add_argument(
+        "--storage",
+        metavar="URL",
+        help="SQLite file or URL, or journal:PATH for an Optuna journal file (default qhpo-runs/qhpo.db)",
+    )
     where.add_argument("--study", metavar="NAME", help="study name (default cifar10-<preset>)")
-    where.add_argument("--run-dir", type=Path, metavar="DIR",
-                       help="folder for checkpoints and plots (default: the storage file's folder)")
-    where.add_argument("--workers", type=_positive_int, metavar="N",
-                       help="worker processes on the storage, spread over the visible GPUs "
-                            "(default: --trials-per-gpu per GPU, or 1 on the CPU)")
-    where.add_argument("--trials-per-gpu", type=_positive_int, default=1, metavar="K",
-                       help="trials that share one GPU: K workers per GPU, or 1/K GPU per Ray trial (default 1; "
-                            "see benchmarks/gpu_check.sh to measure the best K)")
+    where.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder for checkpoints and plots (default: the storage file's folder)",
+    )
+    where.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes on the storage, spread over the visible GPUs "
+        "(default: --trials-per-gpu per GPU, or 1 on the CPU)",
+    )
+    where.add_argument(
+        "--trials-per-gpu",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="trials that share one GPU: K workers per GPU, or 1/K GPU per Ray trial (default 1; "
+        "see benchmarks/gpu_check.sh to measure the best K)",
+    )
     where.add_argument("--quiet", action="store_true", help="print no progress and no report")
 
     ray = parser.add_argument_group("backend")
     ray.add_argument("--backend", default="optuna", metavar="NAME", help="optuna (default) or ray")
     ray.add_argument("--address", metavar="ADDR", help="Ray cluster address (ray backend)")
-    ray.add_argument("--gpus-per-trial", type=float, metavar="G",
-                     help="share of one GPU per trial, 0 to 1 (ray backend; default 1/--trials-per-gpu on a GPU)")
+    ray.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        metavar="G",
+        help="share of one GPU per trial, 0 to 1 (ray backend; default 1/--trials-per-gpu on a GPU)",
+    )
     ray.add_argument("--cpus-per-trial", type=float, metavar="C", help="CPUs per trial (ray backend)")
     ray.add_argument("--resume", action="store_true", help="resume the Ray experiment of the same study (ray backend)")
 
@@ -165,12 +233,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise QhpoError(f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}.")
     if config.backend == "ray":
         return _run_on_ray(config)
-    ray_only = [flag for flag, value in (("--address", config.address), ("--gpus-per-trial", config.gpus_per_trial),
-                                         ("--cpus-per-trial", config.cpus_per_trial), ("--resume", config.resume or None))
-                if value is not None]
+    ray_only = [
+        flag
+        for flag, value in (
+            ("--address", config.address),
+            ("--gpus-per-trial", config.gpus_per_trial),
+            ("--cpus-per-trial", config.cpus_per_trial),
+            ("--resume", config.resume or None),
+        )
+        if value is not None
+    ]
     if ray_only:
-        raise QhpoError(f"{', '.join(ray_only)} apply to --backend ray only; the Optuna backend resumes by running "
-                        "the same command again.")
+        raise QhpoError(
+            f"{', '.join(ray_only)} apply to --backend ray only; the Optuna backend resumes by running "
+            "the same command again."
+        )
     from qhpo.runner import run_optuna_search
 
     summary = run_optuna_search(config)

@@ -78,17 +78,19 @@ def builtin_tables() -> list[BuiltinTable]:
     tables = []
     for path in builtin_table_paths():
         meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        tables.append(BuiltinTable(
-            name=path.stem,
-            workload=str(meta["description"]).split(";")[0].strip().rstrip("."),
-            metric=str(meta["metric"]),
-            mode=str(meta["mode"]),
-            trials=int(meta["trials"]),
-            epochs=int(meta["epochs"]),
-            source=str(meta["source"]),
-            license=str(meta["license"]),
-            path=path,
-        ))
+        tables.append(
+            BuiltinTable(
+                name=path.stem,
+                workload=str(meta["description"]).split(";")[0].strip().rstrip("."),
+                metric=str(meta["metric"]),
+                mode=str(meta["mode"]),
+                trials=int(meta["trials"]),
+                epochs=int(meta["epochs"]),
+                source=str(meta["source"]),
+                license=str(meta["license"]),
+                path=path,
+            )
+        )
     return tables
 
 
@@ -111,4 +113,3 @@ def resolve_curve_table(spec: str | os.PathLike) -> Path:
         f"curve table {spec} does not exist and is not the name of a built-in table; pass the path of a CSV "
         "table or one of the names that qhpo bench --list prints."
     )
-

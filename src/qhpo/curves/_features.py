@@ -124,8 +124,11 @@ class HyperparameterEncoder:
             for v in values:
                 counts[str(v)] = counts.get(str(v), 0) + 1
             self.levels_[name] = sorted(level for level, n in counts.items() if n >= self.min_count)
-        self.columns_ = [name if name in self.numeric_ else f"{name}={level}"
-                         for name in names for level in ([None] if name in self.numeric_ else self.levels_[name])]
+        self.columns_ = [
+            name if name in self.numeric_ else f"{name}={level}"
+            for name in names
+            for level in ([None] if name in self.numeric_ else self.levels_[name])
+        ]
         self._names = names
         return self
 

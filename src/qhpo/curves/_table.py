@@ -141,8 +141,16 @@ class CurveTable:
         if not 1 <= epochs <= self.epochs:
             raise ValueError(f"epochs must be in [1, {self.epochs}], got {epochs}")
         meta = dict(self.meta, epochs=epochs)
-        return CurveTable(self.name, self.metric, self.mode, self.trial_ids, self.params,
-                          self.curves[:, :epochs], self.seconds_per_epoch, meta)
+        return CurveTable(
+            self.name,
+            self.metric,
+            self.mode,
+            self.trial_ids,
+            self.params,
+            self.curves[:, :epochs],
+            self.seconds_per_epoch,
+            meta,
+        )
 
 
 def _python_scalar(value):
@@ -189,7 +197,9 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     """The sidecar's JSON object, with ``mode`` checked and ``epochs``/``trials`` as ints."""
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
-        raise _fail(path, f"the JSON sidecar {sidecar.name} is missing beside it; it must hold {', '.join(SIDECAR_KEYS)}.")
+        raise _fail(
+            path, f"the JSON sidecar {sidecar.name} is missing beside it; it must hold {', '.join(SIDECAR_KEYS)}."
+        )
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -265,8 +275,11 @@ def _number(path: Path, header: list[str], body: list[list[str]], r: int, j: int
     except ValueError:
         raise _fail(path, f"line {r + 2}, column {header[j]}: {cell!r} is not a number.") from None
     if not math.isfinite(value):
-        raise _fail(path, f"line {r + 2}, column {header[j]}: {cell!r} is not a finite number "
-                          "(leave the cells of a diverged run empty).")
+        raise _fail(
+            path,
+            f"line {r + 2}, column {header[j]}: {cell!r} is not a finite number "
+            "(leave the cells of a diverged run empty).",
+        )
     return value
 
 
@@ -291,8 +304,11 @@ def _check_divergences(path: Path, curves: np.ndarray, body: list[list[str]]) ->
     if rows.size:
         r = int(rows[0])
         e = int(np.argmax(gap[r])) + 1
-        raise _fail(path, f"line {r + 2}: epoch_{e} is empty but epoch_{e + 1} holds a value; only the epochs "
-                          "after a divergence may be empty, all of them.")
+        raise _fail(
+            path,
+            f"line {r + 2}: epoch_{e} is empty but epoch_{e + 1} holds a value; only the epochs "
+            "after a divergence may be empty, all of them.",
+        )
 
 
 def _read_trial_ids(path: Path, header: list[str], body: list[list[str]]) -> np.ndarray:
@@ -308,8 +324,9 @@ def _read_trial_ids(path: Path, header: list[str], body: list[list[str]]) -> np.
     return np.array(ids, dtype=np.int64)
 
 
-def _read_hyperparameters(path: Path, header: list[str],
-                          body: list[list[str]]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def _read_hyperparameters(
+    path: Path, header: list[str], body: list[list[str]]
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Hyperparameter columns (numeric, or categorical when any cell is not a number) and seconds."""
     params: dict[str, np.ndarray] = {}
     seconds = None
@@ -331,8 +348,9 @@ def _read_hyperparameters(path: Path, header: list[str],
             continue
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise _fail(path, f"line {bad[0] + 2}: the hyperparameter {name} is {cells[bad[0]]!r}, not a finite "
-                              "number.")
+            raise _fail(
+                path, f"line {bad[0] + 2}: the hyperparameter {name} is {cells[bad[0]]!r}, not a finite number."
+            )
         if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
             values = values.astype(np.int64)
         params[name] = values

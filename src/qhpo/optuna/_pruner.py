@@ -29,7 +29,6 @@ STOP_ATTR = "qhpo.stop"
 MAX_EPOCHS_ATTR = "qhpo.max_epochs"
 
 
-
 class PredictivePruner(BasePruner):
     """Prunes a trial when a stopping policy, fed with the study's learning curves, says STOP.
 
@@ -177,15 +176,17 @@ class PredictivePruner(BasePruner):
 
         mode = "max" if study.direction == StudyDirection.MAXIMIZE else "min"
         options = {"background": True, **self.policy_options}
-        self._use_policy(make_policy(
-            self.policy,
-            max_epochs=max_epochs,
-            mode=mode,
-            predictor=self.predictor,
-            sampler=self.sampler,
-            random_state=self.random_state,
-            **options,
-        ))
+        self._use_policy(
+            make_policy(
+                self.policy,
+                max_epochs=max_epochs,
+                mode=mode,
+                predictor=self.predictor,
+                sampler=self.sampler,
+                random_state=self.random_state,
+                **options,
+            )
+        )
         return self._policy
 
     def _store(self, study: optuna.Study, trial: FrozenTrial, record: dict[str, Any], decision: Decision) -> None:

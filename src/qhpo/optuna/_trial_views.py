@@ -75,7 +75,7 @@ class TrialViewCache:
                 self._views.pop(trials[self._settled].number, None)
                 self._settled += 1
             out = list(self._stable)
-            for trial in trials[self._settled:]:
+            for trial in trials[self._settled :]:
                 if current is not None and trial.number == current.number:
                     continue
                 view = self._view(trial)

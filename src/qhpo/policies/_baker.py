@@ -75,18 +75,36 @@ class BakerEarlyStopping(PredictivePolicy):
 
     name = "baker"
 
-    def __init__(self, *, max_epochs: int, mode: str = "max", delta: float = 0.05, start_fraction: float = 0.25,
-                 decisions: int | None = 20, min_completed: int = 20, predictor: Any = None, sampler: Any = None,
-                 random_state: int | None = None, background: bool = False):
+    def __init__(
+        self,
+        *,
+        max_epochs: int,
+        mode: str = "max",
+        delta: float = 0.05,
+        start_fraction: float = 0.25,
+        decisions: int | None = 20,
+        min_completed: int = 20,
+        predictor: Any = None,
+        sampler: Any = None,
+        random_state: int | None = None,
+        background: bool = False,
+    ):
         if not 0.0 <= float(delta) < 1.0:
             raise ValueError(f"delta must be in [0, 1), got {delta}")
         if not 0.0 < float(start_fraction) < 1.0:
             raise ValueError(f"start_fraction must be in (0, 1), got {start_fraction}")
         if decisions is not None and (isinstance(decisions, bool) or int(decisions) != decisions or decisions < 1):
             raise ValueError(f"decisions must be a positive integer or None, got {decisions!r}")
-        super().__init__(max_epochs=max_epochs, mode=mode, predictor=_nu_svr(), random_state=random_state,
-                         background=background, min_completed=min_completed, differences=True,
-                         hyperparameters=True)
+        super().__init__(
+            max_epochs=max_epochs,
+            mode=mode,
+            predictor=_nu_svr(),
+            random_state=random_state,
+            background=background,
+            min_completed=min_completed,
+            differences=True,
+            hyperparameters=True,
+        )
         self.delta = float(delta)
         self.start_fraction = float(start_fraction)
         self.decisions = decisions
@@ -124,6 +142,11 @@ class BakerEarlyStopping(PredictivePolicy):
         p_beat = float(norm.sf(best, loc=self.sign * mu, scale=sigma))
         decision = Decision.STOP if p_beat <= self.delta else Decision.CONTINUE
         relation = "<=" if decision == Decision.STOP else ">"
-        return Verdict(decision, t, f"P(final beats the best completed {self.sign * best:.6g}) = {p_beat:.3g} "
-                                    f"{relation} delta {self.delta:g}",
-                       predicted=mu, std=sigma, threshold=self.sign * best)
+        return Verdict(
+            decision,
+            t,
+            f"P(final beats the best completed {self.sign * best:.6g}) = {p_beat:.3g} {relation} delta {self.delta:g}",
+            predicted=mu,
+            std=sigma,
+            threshold=self.sign * best,
+        )

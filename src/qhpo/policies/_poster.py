@@ -69,8 +69,11 @@ class DecisionPointPolicy(PredictivePolicy):
         predicted, std, cut = float(prediction[0][0]), float(prediction[1][0]), float(self.sign * threshold)
         place = "within" if keep else "outside"
         return Verdict(
-            Decision.CONTINUE if keep else Decision.STOP, t,
+            Decision.CONTINUE if keep else Decision.STOP,
+            t,
             f"predicted final {predicted:.4g} ± {std:.2g} ranks {place} the best {self.keep_fraction:.0%} of "
             f"{len(scores)} trials at epoch {t} (cut-off {cut:.4g})",
-            predicted=predicted, std=std, threshold=cut,
+            predicted=predicted,
+            std=std,
+            threshold=cut,
         )

@@ -209,8 +209,9 @@ class PredictionService:
             curves = curves[None, :]
         start = time.perf_counter()
         try:
-            mean, std = fitted.predictor.predict(curves[:, :t], params if self.hyperparameters else None,
-                                                 return_std=True)
+            mean, std = fitted.predictor.predict(
+                curves[:, :t], params if self.hyperparameters else None, return_std=True
+            )
         except Exception:
             if not self.background:
                 raise
@@ -252,7 +253,7 @@ class PredictionService:
 
     def _anchor(self, curves: np.ndarray, t: int) -> np.ndarray:
         """``a_t``: mean of the last ``anchor_window`` epochs of the prefix."""
-        return curves[:, max(0, t - self.anchor_window): t].mean(axis=1)
+        return curves[:, max(0, t - self.anchor_window) : t].mean(axis=1)
 
     def _usable(self, target: int) -> np.ndarray:
         """Rows of the pool finite up to ``target`` (shorter rows are NaN-padded)."""
@@ -309,8 +310,13 @@ class PredictionService:
         if error is not None:
             # the first failure with its traceback; repeats (one per decision) only at debug level
             level = logging.ERROR if self.n_failed_fits == 1 else logging.DEBUG
-            _log.log(level, "fitting the predictor for decision epoch %s failed (%d failed fits so far)", key[0],
-                     self.n_failed_fits, exc_info=error)
+            _log.log(
+                level,
+                "fitting the predictor for decision epoch %s failed (%d failed fits so far)",
+                key[0],
+                self.n_failed_fits,
+                exc_info=error,
+            )
 
     def _make_predictor(self, model, t: int, seed):
         from qhpo.predictors import FinalValuePredictor
@@ -364,10 +370,11 @@ class PredictionService:
                 return
             self.active_model = "svr"
             self.fallback_reason = f"{type(error).__name__}: {error}"
-        message = (f"the {self.model!r} predictor failed ({self.fallback_reason}); "
-                   "using the classical SVR predictor from now on")
+        message = (
+            f"the {self.model!r} predictor failed ({self.fallback_reason}); "
+            "using the classical SVR predictor from now on"
+        )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
 
     def __repr__(self) -> str:
         return f"PredictionService(model={self.model!r}, background={self.background}, active={self.active_model!r})"
-

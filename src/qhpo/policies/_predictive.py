@@ -58,16 +58,20 @@ class PredictivePolicy(StoppingPolicy):
     ):
         super().__init__(max_epochs=max_epochs, mode=mode)
         self.min_completed = check_int("min_completed", min_completed, least=2)
-        self.service = service if service is not None else PredictionService(
-            predictor,
-            sampler=sampler,
-            background=background,
-            random_state=random_state,
-            differences=differences,
-            hyperparameters=hyperparameters,
-            relative=relative,
-            anchor_window=anchor_window,
-            min_curves=min(5, int(min_completed)),
+        self.service = (
+            service
+            if service is not None
+            else PredictionService(
+                predictor,
+                sampler=sampler,
+                background=background,
+                random_state=random_state,
+                differences=differences,
+                hyperparameters=hyperparameters,
+                relative=relative,
+                anchor_window=anchor_window,
+                min_curves=min(5, int(min_completed)),
+            )
         )
         self._synced_count = -1
         self._param_names: list[str] | None = None
@@ -75,14 +79,20 @@ class PredictivePolicy(StoppingPolicy):
     # -- views -> arrays -------------------------------------------------------------------
     def completed(self, trials: Sequence[TrialView]) -> list[TrialView]:
         """Trials trained to ``max_epochs`` with finite values (the predictor's training data)."""
-        return [t for t in trials if t.status == TrialStatus.COMPLETE and t.epochs >= self.max_epochs
-                and finite_prefix(t, self.max_epochs)]
+        return [
+            t
+            for t in trials
+            if t.status == TrialStatus.COMPLETE and t.epochs >= self.max_epochs and finite_prefix(t, self.max_epochs)
+        ]
 
     @staticmethod
     def rivals(trial: TrialView, trials: Sequence[TrialView], t: int) -> list[TrialView]:
         """The other trials that reached epoch ``t`` with finite values (failed ones excluded)."""
-        return [o for o in trials if o.key != trial.key and o.status != TrialStatus.FAILED and o.epochs >= t
-                and finite_prefix(o, t)]
+        return [
+            o
+            for o in trials
+            if o.key != trial.key and o.status != TrialStatus.FAILED and o.epochs >= t and finite_prefix(o, t)
+        ]
 
     def screen(self, trial: TrialView, trials: Sequence[TrialView], t: int):
         """The verdict at epoch ``t`` before any prediction, and the completed trials.
@@ -95,8 +105,11 @@ class PredictivePolicy(StoppingPolicy):
             return Verdict(Decision.STOP, t, f"the curve is not finite within its first {t} epochs"), []
         done = self.sync(trials)
         if len(done) < self.min_completed:
-            return Verdict(Decision.CONTINUE, t, f"{len(done)} of the {self.min_completed} trials that must "
-                                                 "complete before any stop have completed"), done
+            return Verdict(
+                Decision.CONTINUE,
+                t,
+                f"{len(done)} of the {self.min_completed} trials that must complete before any stop have completed",
+            ), done
         return None, done
 
     @staticmethod
@@ -109,7 +122,8 @@ class PredictivePolicy(StoppingPolicy):
         done = self.completed(trials)
         if len(done) != self._synced_count:
             curves = np.array([np.asarray(t.curve[: self.max_epochs], dtype=float) for t in done]).reshape(
-                len(done), self.max_epochs)
+                len(done), self.max_epochs
+            )
             self.service.update(curves, self.param_matrix(done) if self.service.hyperparameters else None)
             self._synced_count = len(done)
         return done
@@ -120,10 +134,12 @@ class PredictivePolicy(StoppingPolicy):
             if not trials:
                 return np.zeros((0, 0))
             first = trials[0].params
-            self._param_names = sorted(k for k, v in first.items() if isinstance(v, (int, float, np.number))
-                                       and not isinstance(v, bool))
+            self._param_names = sorted(
+                k for k, v in first.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            )
         return np.array([[float(t.params[k]) for k in self._param_names] for t in trials]).reshape(
-            len(trials), len(self._param_names))
+            len(trials), len(self._param_names)
+        )
 
     def predict_final(self, t: int, trials: Sequence[TrialView]):
         """Predicted final ``(mean, std)`` of each trial from its first ``t`` epochs, or None."""

@@ -122,10 +122,18 @@ class PredictiveHalving(PredictivePolicy):
         if int(min_completed) < 0:
             raise ValueError(f"min_completed must be at least 0 trials, got {min_completed}")
         if service is None:
-            service = PredictionService(predictor, sampler=sampler, background=background,
-                                        random_state=random_state, hyperparameters=hyperparameters,
-                                        relative=True, anchor_window=int(anchor_window),
-                                        min_curves=int(min_horizon_trials), step=5, error_estimate=False)
+            service = PredictionService(
+                predictor,
+                sampler=sampler,
+                background=background,
+                random_state=random_state,
+                hyperparameters=hyperparameters,
+                relative=True,
+                anchor_window=int(anchor_window),
+                min_curves=int(min_horizon_trials),
+                step=5,
+                error_estimate=False,
+            )
         super().__init__(max_epochs=max_epochs, mode=mode, service=service)
         self.min_completed = int(min_completed)
         self.min_resource = int(min_resource)
@@ -148,35 +156,58 @@ class PredictiveHalving(PredictivePolicy):
         if self.min_completed:
             done = len(self.completed(trials))
             if done < self.min_completed:
-                return Verdict(Decision.CONTINUE, t, f"{done} of the {self.min_completed} trials that must complete "
-                                                     "before any stop have completed")
+                return Verdict(
+                    Decision.CONTINUE,
+                    t,
+                    f"{done} of the {self.min_completed} trials that must complete before any stop have completed",
+                )
         peers = [trial] + self.rivals(trial, trials, t)
         values = self.sign * np.array([np.asarray(p.curve[:t], dtype=float) for p in peers])
         floor = float(np.quantile(values, self.floor_quantile))
-        anchors = np.maximum(values, floor)[:, max(0, t - self.anchor_window):].mean(axis=1)
+        anchors = np.maximum(values, floor)[:, max(0, t - self.anchor_window) :].mean(axis=1)
         keep = max(1, math.floor(len(peers) / self.reduction_factor))
         ranked = f"the best {keep} of {len(peers)} at rung {t}"
         cut = float(np.sort(anchors)[::-1][keep - 1])
         if anchors[0] >= cut:
-            return Verdict(Decision.CONTINUE, t, f"observed value {self.sign * anchors[0]:.4g} ranks within {ranked}",
-                           threshold=self.sign * cut)
+            return Verdict(
+                Decision.CONTINUE,
+                t,
+                f"observed value {self.sign * anchors[0]:.4g} ranks within {ranked}",
+                threshold=self.sign * cut,
+            )
         if self.rungs.index(t) < self.first_predicted_rung:
-            return Verdict(Decision.STOP, t, f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked} "
-                                             f"(cut-off {self.sign * cut:.4g})", threshold=self.sign * cut)
+            return Verdict(
+                Decision.STOP,
+                t,
+                f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked} (cut-off {self.sign * cut:.4g})",
+                threshold=self.sign * cut,
+            )
         horizon = self._horizon(t, trials)
         prediction = None if horizon is None else self._predict(t, horizon, peers, trials, floor)
         if prediction is None:
-            return Verdict(Decision.STOP, t, f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked} "
-                                             f"(cut-off {self.sign * cut:.4g}); no predictor is fitted yet",
-                           threshold=self.sign * cut)
+            return Verdict(
+                Decision.STOP,
+                t,
+                f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked} "
+                f"(cut-off {self.sign * cut:.4g}); no predictor is fitted yet",
+                threshold=self.sign * cut,
+            )
         mu, std = prediction
         mu_cut = float(np.sort(mu)[::-1][keep - 1])
-        stated = (f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked}; "
-                  f"predicted value at epoch {horizon} {self.sign * mu[0]:.4g}")
+        stated = (
+            f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked}; "
+            f"predicted value at epoch {horizon} {self.sign * mu[0]:.4g}"
+        )
         decision = Decision.CONTINUE if mu[0] >= mu_cut else Decision.STOP
         where = "within" if decision == Decision.CONTINUE else "outside"
-        return Verdict(decision, t, f"{stated} ranks {where} {ranked} (cut-off {self.sign * mu_cut:.4g})",
-                       predicted=self.sign * float(mu[0]), std=float(std[0]), threshold=self.sign * mu_cut)
+        return Verdict(
+            decision,
+            t,
+            f"{stated} ranks {where} {ranked} (cut-off {self.sign * mu_cut:.4g})",
+            predicted=self.sign * float(mu[0]),
+            std=float(std[0]),
+            threshold=self.sign * mu_cut,
+        )
 
     def _horizon(self, t: int, trials: Sequence[TrialView]) -> int | None:
         """The first rung after ``t`` (or ``E``) that ``min_horizon_trials`` trials reached."""
@@ -200,8 +231,9 @@ class PredictiveHalving(PredictivePolicy):
         """Numeric hyperparameters in a fixed column order; a missing value takes its column's median."""
         if self._param_names is None:
             first = next((v.params for v in views if v.params), {})
-            self._param_names = sorted(k for k, v in first.items() if isinstance(v, (int, float, np.number))
-                                       and not isinstance(v, bool))
+            self._param_names = sorted(
+                k for k, v in first.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            )
         x = np.array([[_number(v.params.get(k)) for k in self._param_names] for v in views], dtype=float)
         x = x.reshape(len(views), len(self._param_names))
         if x.size and not np.all(np.isfinite(x)):

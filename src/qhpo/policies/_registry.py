@@ -11,8 +11,7 @@ from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._predictive_halving import PredictiveHalving
 
-_POLICIES = {"none": NoStopping, "baker": BakerEarlyStopping, "poster": DecisionPointPolicy,
-             "qhpo": PredictiveHalving}
+_POLICIES = {"none": NoStopping, "baker": BakerEarlyStopping, "poster": DecisionPointPolicy, "qhpo": PredictiveHalving}
 
 #: Names :func:`make_policy` accepts (the rules of kind ``policy`` in :data:`qhpo._rules.RULES`);
 #: ``"qhpo"`` is the default predictive policy.
@@ -49,13 +48,16 @@ def make_policy(
             predictors in a worker thread).
     """
     if name == "swift-hyperband":
-        raise ValueError("policy 'swift-hyperband' creates its own configurations in brackets and cannot "
-                         "decide for trials chosen elsewhere; run it with qhpo.replay.replay_swift_hyperband "
-                         "or `qhpo bench --policies swift-hyperband`")
+        raise ValueError(
+            "policy 'swift-hyperband' creates its own configurations in brackets and cannot "
+            "decide for trials chosen elsewhere; run it with qhpo.replay.replay_swift_hyperband "
+            "or `qhpo bench --policies swift-hyperband`"
+        )
     if name not in _POLICIES:
         raise ValueError(f"name must be one of {', '.join(POLICY_NAMES)}, got {name!r}")
     cls = _POLICIES[name]
     if cls is NoStopping:
         return NoStopping(max_epochs=max_epochs, mode=mode)
-    return cls(max_epochs=max_epochs, mode=mode, predictor=predictor, sampler=sampler,
-               random_state=random_state, **options)
+    return cls(
+        max_epochs=max_epochs, mode=mode, predictor=predictor, sampler=sampler, random_state=random_state, **options
+    )

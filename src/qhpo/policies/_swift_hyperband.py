@@ -75,8 +75,17 @@ class SwiftHyperband:
 
     name = "swift-hyperband"
 
-    def __init__(self, *, max_resource: int, reduction_factor: float = 2.0, min_resource: int = 1, d: int = 15,
-                 k: float = 0.5, known_curve: float = 0.5, quantile: float = 0.25):
+    def __init__(
+        self,
+        *,
+        max_resource: int,
+        reduction_factor: float = 2.0,
+        min_resource: int = 1,
+        d: int = 15,
+        k: float = 0.5,
+        known_curve: float = 0.5,
+        quantile: float = 0.25,
+    ):
         R = check_int("max_resource", max_resource, least=1)
         if not float(reduction_factor) > 1.0:
             raise ValueError(f"reduction_factor must be greater than 1, got {reduction_factor!r}")
@@ -151,4 +160,3 @@ class SwiftHyperband:
             rest = [int(j) for j in order if int(j) not in set(chosen)]
             chosen += rest[:missing]
         return np.array(sorted(chosen), dtype=int)
-

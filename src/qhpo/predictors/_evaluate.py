@@ -18,9 +18,19 @@ def decision_epoch(at: float, epochs: int) -> int:
     return max(1, int(round(at * epochs)))
 
 
-def evaluate_predictor(table, *, at: float, model="svr", train: int = 20, splits: int = 10, seed: int = 0,
-                       sampler=None, num_reads=None, differences: bool = False,
-                       hyperparameters: bool = False) -> dict:
+def evaluate_predictor(
+    table,
+    *,
+    at: float,
+    model="svr",
+    train: int = 20,
+    splits: int = 10,
+    seed: int = 0,
+    sampler=None,
+    num_reads=None,
+    differences: bool = False,
+    hyperparameters: bool = False,
+) -> dict:
     """Train on ``train`` random trials, predict the others' final values from ``t`` epochs.
 
     Split ``s`` (``s = 0..splits-1``) draws its training trials with
@@ -41,10 +51,17 @@ def evaluate_predictor(table, *, at: float, model="svr", train: int = 20, splits
     per_split = {"r2": [], "spearman": [], "mae": [], "fit_seconds": []}
     for split in range(int(splits)):
         order = np.random.default_rng([int(seed), split]).permutation(n)
-        fit_idx, test_idx = order[: int(train)], order[int(train):]
-        predictor = FinalValuePredictor(model, t=t, differences=differences, hyperparameters=hyperparameters,
-                                        sampler=sampler, num_reads=num_reads, random_state=derived_seed(seed, split),
-                                        error_estimate=False)
+        fit_idx, test_idx = order[: int(train)], order[int(train) :]
+        predictor = FinalValuePredictor(
+            model,
+            t=t,
+            differences=differences,
+            hyperparameters=hyperparameters,
+            sampler=sampler,
+            num_reads=num_reads,
+            random_state=derived_seed(seed, split),
+            error_estimate=False,
+        )
         predictor.fit(table.curves[fit_idx], y[fit_idx], None if params is None else params[fit_idx])
         predicted = predictor.predict(table.curves[test_idx], None if params is None else params[test_idx])
         per_split["r2"].append(float(r2_score(y[test_idx], predicted)))

@@ -25,8 +25,10 @@ def unfitted_copy(estimator):
     """
     if not hasattr(estimator, "get_params"):
         return clone(estimator)
-    params = {name: clone(value) if hasattr(value, "get_params") and not isinstance(value, type) else value
-              for name, value in estimator.get_params(deep=False).items()}
+    params = {
+        name: clone(value) if hasattr(value, "get_params") and not isinstance(value, type) else value
+        for name, value in estimator.get_params(deep=False).items()
+    }
     return type(estimator)(**params)
 
 
@@ -76,8 +78,18 @@ class FinalValuePredictor:
             std is the model's own spread only (a rank-only policy needs no more).
     """
 
-    def __init__(self, model="svr", *, t, differences=False, hyperparameters=False, sampler=None,
-                 num_reads=None, random_state=None, error_estimate=True):
+    def __init__(
+        self,
+        model="svr",
+        *,
+        t,
+        differences=False,
+        hyperparameters=False,
+        sampler=None,
+        num_reads=None,
+        random_state=None,
+        error_estimate=True,
+    ):
         if isinstance(model, str):
             if model not in MODEL_NAMES:
                 raise ValueError(f"model must be one of {', '.join(MODEL_NAMES)} or an estimator, got {model!r}")
@@ -135,8 +147,7 @@ class FinalValuePredictor:
             raise ValueError("y must be finite (no NaN or inf)")
         if y.shape[0] < 2:
             raise ValueError(f"at least 2 curves are needed to fit, got {y.shape[0]}")
-        self.featurizer_ = CurveFeaturizer(self.t, differences=self.differences,
-                                           hyperparameters=self.hyperparameters)
+        self.featurizer_ = CurveFeaturizer(self.t, differences=self.differences, hyperparameters=self.hyperparameters)
         X = self.featurizer_.fit_transform(curves, params)
         self.y_min_ = float(y.min())
         span = float(y.max() - y.min())
@@ -182,5 +193,5 @@ class FinalValuePredictor:
         if self.residual_rms_ is None and self.error_estimate:
             raise RuntimeError("this predictor was fitted without an error estimate; call fit()")
         residual = 0.0 if self.residual_rms_ is None else self.residual_rms_
-        std = self.y_scale_ * np.sqrt(np.square(spread) + residual ** 2)
+        std = self.y_scale_ * np.sqrt(np.square(spread) + residual**2)
         return mean, std

@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def kkt_bias(alpha: np.ndarray, alpha_hat: np.ndarray, residual: np.ndarray, epsilon: float,
-             C: float) -> float:
+def kkt_bias(alpha: np.ndarray, alpha_hat: np.ndarray, residual: np.ndarray, epsilon: float, C: float) -> float:
     """The bias ``b`` for one solution; ``residual`` is ``y_n - f0(x_n)`` (see module doc).
 
     ``alpha`` and ``alpha_hat`` must be complementary (at most one of them non-zero per

@@ -28,8 +28,9 @@ def unique_lowest(bits: np.ndarray, energies: np.ndarray, S: int):
     return bits[order], energies[order]
 
 
-def combination_weights(rule: str, heldout_predictions: np.ndarray | None = None,
-                        heldout_y: np.ndarray | None = None, *, n_samples: int) -> np.ndarray:
+def combination_weights(
+    rule: str, heldout_predictions: np.ndarray | None = None, heldout_y: np.ndarray | None = None, *, n_samples: int
+) -> np.ndarray:
     """The weights ``omega`` of ``n_samples`` samples sorted by energy, for ``rule``.
 
     Args:

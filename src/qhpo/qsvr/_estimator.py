@@ -63,7 +63,6 @@ def seed_from(rng) -> int:
     return int(rng.randint(np.iinfo(np.int32).max))
 
 
-
 def scale_targets(estimator, y: np.ndarray, name: str) -> np.ndarray:
     """Store ``y_min_`` and ``y_scale_`` on ``estimator`` and return ``(y - y_min_) / y_scale_``.
 
@@ -137,9 +136,22 @@ class QSVR(RegressorMixin, BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, *, K=3, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1,
-                 max_points=20, sampler=None, num_reads=None, num_solutions=4,
-                 combination="heldout", random_state=None):
+    def __init__(
+        self,
+        *,
+        K=3,
+        base=0.5,
+        exponent_offset=0.005,
+        epsilon=0.02,
+        xi=0.01,
+        gamma=0.1,
+        max_points=20,
+        sampler=None,
+        num_reads=None,
+        num_solutions=4,
+        combination="heldout",
+        random_state=None,
+    ):
         self.K = K
         self.base = base
         self.exponent_offset = exponent_offset
@@ -197,17 +209,26 @@ class QSVR(RegressorMixin, BaseEstimator):
         center = float(y_scaled[subset].mean())
         y_fit = y_scaled[subset] - center
         C = box_bound(K, self.base, self.exponent_offset)
-        bqm = build_svr_qubo(X_fit, y_fit, K=K, base=self.base, exponent_offset=self.exponent_offset,
-                             epsilon=self.epsilon, xi=self.xi, gamma=self.gamma)
+        bqm = build_svr_qubo(
+            X_fit,
+            y_fit,
+            K=K,
+            base=self.base,
+            exponent_offset=self.exponent_offset,
+            epsilon=self.epsilon,
+            xi=self.xi,
+            gamma=self.gamma,
+        )
         num_reads = DEFAULT_NUM_READS if self.num_reads is None else int(self.num_reads)
         bits, energies, info = sample_qubo(bqm, sampler, num_reads=num_reads, seed=seed)
         bits, energies = unique_lowest(bits, energies, self.num_solutions)
         alpha, alpha_hat = remove_overlap(*decode_coefficients(bits, N, K, self.base, self.exponent_offset))
-        dual = alpha - alpha_hat                                  # (S, N)
+        dual = alpha - alpha_hat  # (S, N)
         kernel = rbf_kernel(X_fit, X_fit, gamma=self.gamma)
-        residual = y_fit[None, :] - dual @ kernel                 # y_n - f0_s(x_n)
-        intercepts = center + np.array([kkt_bias(a, h, r, self.epsilon, C)
-                                        for a, h, r in zip(alpha, alpha_hat, residual, strict=True)])
+        residual = y_fit[None, :] - dual @ kernel  # y_n - f0_s(x_n)
+        intercepts = center + np.array(
+            [kkt_bias(a, h, r, self.epsilon, C) for a, h, r in zip(alpha, alpha_hat, residual, strict=True)]
+        )
 
         rule = self.combination
         heldout_pred = None
@@ -216,8 +237,9 @@ class QSVR(RegressorMixin, BaseEstimator):
                 heldout_pred = dual @ rbf_kernel(X_fit, X[heldout], gamma=self.gamma) + intercepts[:, None]
             else:
                 rule = "mean"
-        weights = combination_weights(rule, heldout_pred, None if heldout_pred is None else y_scaled[heldout],
-                                      n_samples=dual.shape[0])
+        weights = combination_weights(
+            rule, heldout_pred, None if heldout_pred is None else y_scaled[heldout], n_samples=dual.shape[0]
+        )
         self.X_fit_ = X_fit
         self.train_indices_ = subset
         self.box_ = C

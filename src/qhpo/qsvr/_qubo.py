@@ -28,8 +28,9 @@ from qhpo._checks import check_int
 from qhpo.qsvr._decode import bit_weights
 
 
-def build_svr_qubo(X, y, *, K: int, base: float, exponent_offset: float, epsilon: float,
-                   xi: float, gamma: float) -> dimod.BinaryQuadraticModel:
+def build_svr_qubo(
+    X, y, *, K: int, base: float, exponent_offset: float, epsilon: float, xi: float, gamma: float
+) -> dimod.BinaryQuadraticModel:
     """The BQM over variables ``0..2KN-1`` whose energy is the SVR dual above.
 
     Args:

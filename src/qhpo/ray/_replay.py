@@ -52,8 +52,13 @@ class RayReplayOutcome(ReplayOutcome):
     decisions: tuple[tuple[int, int, str], ...] = ()
 
 
-def _replay_trainable(config: dict, curves: np.ndarray, seconds_per_epoch: np.ndarray, time_scale: float,
-                      pause_epochs: frozenset[int] | None):
+def _replay_trainable(
+    config: dict,
+    curves: np.ndarray,
+    seconds_per_epoch: np.ndarray,
+    time_scale: float,
+    pause_epochs: frozenset[int] | None,
+):
     started_at = time.time()
     row = int(config[_ROW_KEY])
     start = 0
@@ -63,8 +68,12 @@ def _replay_trainable(config: dict, curves: np.ndarray, seconds_per_epoch: np.nd
             start = int(open(f"{folder}/epoch").read())
     for epoch in range(start + 1, curves.shape[1] + 1):
         time.sleep(time_scale * seconds_per_epoch[row])
-        metrics = {_METRIC: float(curves[row, epoch - 1]), "epoch": epoch,
-                   "started_at": started_at, "reported_at": time.time()}
+        metrics = {
+            _METRIC: float(curves[row, epoch - 1]),
+            "epoch": epoch,
+            "started_at": started_at,
+            "reported_at": time.time(),
+        }
         if pause_epochs is not None and epoch not in pause_epochs:
             tune.report(metrics)
             continue
@@ -117,8 +126,16 @@ def replay_on_ray(
     connect_ray(address, quiet=True)
     scheduler = PredictiveScheduler(policy, epoch_attr="epoch")
     with tempfile.TemporaryDirectory(prefix="qhpo-ray-replay-") as scratch:
-        tuner = _replay_tuner(curves, params, duration, policy, scheduler, workers=workers, time_scale=time_scale,
-                              storage_path=storage_path or scratch)
+        tuner = _replay_tuner(
+            curves,
+            params,
+            duration,
+            policy,
+            scheduler,
+            workers=workers,
+            time_scale=time_scale,
+            storage_path=storage_path or scratch,
+        )
         results = tuner.fit()
     return _outcome(results, scheduler, len(curves), workers=workers, time_scale=time_scale)
 
@@ -138,8 +155,17 @@ def _checked_inputs(curves, policy: StoppingPolicy, params, seconds_per_epoch):
     return curves, params, duration
 
 
-def _replay_tuner(curves: np.ndarray, params: list[dict], duration: np.ndarray, policy: StoppingPolicy,
-                  scheduler: PredictiveScheduler, *, workers: int, time_scale: float, storage_path: str) -> tune.Tuner:
+def _replay_tuner(
+    curves: np.ndarray,
+    params: list[dict],
+    duration: np.ndarray,
+    policy: StoppingPolicy,
+    scheduler: PredictiveScheduler,
+    *,
+    workers: int,
+    time_scale: float,
+    storage_path: str,
+) -> tune.Tuner:
     """A Tuner that starts one trial per row, in row order, each on ``1/workers`` of the CPUs."""
     import ray
 
@@ -148,21 +174,31 @@ def _replay_tuner(curves: np.ndarray, params: list[dict], duration: np.ndarray, 
     pause_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
     points = [{**row_params, _ROW_KEY: i} for i, row_params in enumerate(params)]
     trainable = tune.with_resources(
-        tune.with_parameters(_replay_trainable, curves=curves, seconds_per_epoch=duration, time_scale=time_scale,
-                             pause_epochs=pause_epochs),
+        tune.with_parameters(
+            _replay_trainable,
+            curves=curves,
+            seconds_per_epoch=duration,
+            time_scale=time_scale,
+            pause_epochs=pause_epochs,
+        ),
         {"cpu": cpus / workers},
     )
     return tune.Tuner(
         trainable,
         param_space={key: None for key in points[0]},  # every key of the points must be in the space
         tune_config=tune.TuneConfig(
-            metric=_METRIC, mode=policy.mode, scheduler=scheduler, num_samples=len(points),
+            metric=_METRIC,
+            mode=policy.mode,
+            scheduler=scheduler,
+            num_samples=len(points),
             # Workers are limited by CPUs, not by a concurrency cap that would count
             # paused trials as busy and starve the trials waiting behind them.
-            search_alg=BasicVariantGenerator(points_to_evaluate=points), reuse_actors=True,
+            search_alg=BasicVariantGenerator(points_to_evaluate=points),
+            reuse_actors=True,
         ),
-        run_config=tune.RunConfig(storage_path=storage_path, name="replay", verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        run_config=tune.RunConfig(
+            storage_path=storage_path, name="replay", verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1)
+        ),
     )
 
 
@@ -186,8 +222,12 @@ def _outcome(results, scheduler: PredictiveScheduler, n: int, *, workers: int, t
             last_report = max(last_report, float(frame["reported_at"].max()))
     measured = float(last_report - first_start) if np.isfinite(first_start) else 0.0
     return RayReplayOutcome(
-        epochs_trained=trained, complete=complete, wallclock=measured / time_scale,
-        measured_seconds=measured, time_scale=time_scale, workers=workers,
+        epochs_trained=trained,
+        complete=complete,
+        wallclock=measured / time_scale,
+        measured_seconds=measured,
+        time_scale=time_scale,
+        workers=workers,
         decide_seconds=tuple(scheduler.decide_seconds_),
         decisions=tuple((row_of[key], epoch, decision) for key, epoch, decision in scheduler.decisions_),
     )

@@ -127,9 +127,7 @@ class PredictiveScheduler(TrialScheduler):
         super().__init__()
         if isinstance(policy, StoppingPolicy):
             if max_epochs is not None and int(max_epochs) != policy.max_epochs:
-                raise ValueError(
-                    f"max_epochs={max_epochs} disagrees with the policy's max_epochs={policy.max_epochs}"
-                )
+                raise ValueError(f"max_epochs={max_epochs} disagrees with the policy's max_epochs={policy.max_epochs}")
             if mode is not None and mode != policy.mode:
                 raise ValueError(f"mode={mode!r} disagrees with the policy's mode={policy.mode!r}")
             max_epochs, mode = policy.max_epochs, policy.mode
@@ -147,8 +145,11 @@ class PredictiveScheduler(TrialScheduler):
         self.epoch_attr = epoch_attr
         self.explain = bool(explain)
         self.policy_options = dict(
-            predictor=predictor, sampler=sampler, random_state=random_state,
-            background=background, **policy_options,
+            predictor=predictor,
+            sampler=sampler,
+            random_state=random_state,
+            background=background,
+            **policy_options,
         )
         self._policy: StoppingPolicy | None = policy if isinstance(policy, StoppingPolicy) else None
         self._records: dict[str, _TrialRecord] = {}
@@ -196,7 +197,7 @@ class PredictiveScheduler(TrialScheduler):
             return TrialScheduler.CONTINUE
         epoch = int(result.get(self.epoch_attr, len(record.curve) + 1))
         value = float(result[self._metric])
-        del record.curve[epoch - 1:]
+        del record.curve[epoch - 1 :]
         # NaN marks epochs that never reported (a gap cannot happen with qhpo's trainables).
         record.curve.extend([math.nan] * (epoch - 1 - len(record.curve)) + [value])
         record.status = TrialStatus.RUNNING
@@ -215,13 +216,17 @@ class PredictiveScheduler(TrialScheduler):
         try:
             verdict = self.stopping_policy.decide(view, views)
             if not isinstance(verdict, Verdict):
-                raise TypeError(f"{type(self.stopping_policy).__name__}.decide returned {verdict!r}, "
-                                "not a qhpo.policies.Verdict")
+                raise TypeError(
+                    f"{type(self.stopping_policy).__name__}.decide returned {verdict!r}, not a qhpo.policies.Verdict"
+                )
         except Exception as error:  # a policy error must not end the whole experiment
             if not self._warned:
                 self._warned = True
-                warnings.warn(f"qhpo policy error ({type(error).__name__}: {error}); trials continue unstopped",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"qhpo policy error ({type(error).__name__}: {error}); trials continue unstopped",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             return TrialScheduler.CONTINUE
         finally:
             self.decide_seconds_.append(time.perf_counter() - started)
@@ -307,8 +312,13 @@ class PredictiveScheduler(TrialScheduler):
             "metric": self._metric,
             "mode": self.mode,
             "trials": [
-                {"key": key, "curve": list(r.curve), "params": dict(r.params), "status": r.status.value,
-                 "records": list(r.records)}
+                {
+                    "key": key,
+                    "curve": list(r.curve),
+                    "params": dict(r.params),
+                    "status": r.status.value,
+                    "records": list(r.records),
+                }
                 for key, r in self._records.items()
             ],
             "decisions": [list(d) for d in self.decisions_],
@@ -321,8 +331,9 @@ class PredictiveScheduler(TrialScheduler):
         self._metric = state.get("metric") or self._metric
         self.mode = state.get("mode") or self.mode
         self._records = {
-            t["key"]: _TrialRecord(list(t["curve"]), dict(t["params"]), TrialStatus(t["status"]),
-                                   list(t.get("records", [])))
+            t["key"]: _TrialRecord(
+                list(t["curve"]), dict(t["params"]), TrialStatus(t["status"]), list(t.get("records", []))
+            )
             for t in state["trials"]
         }
         self.decisions_ = [tuple(d) for d in state["decisions"]]
@@ -367,5 +378,8 @@ class SchedulerStateCallback(Callback):
 
 def _plain_params(config: dict) -> dict[str, Any]:
     """Trial hyperparameters with numpy scalars turned into Python values (JSON-ready)."""
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(config).items()
-            if not str(k).startswith(BOOKKEEPING_PREFIX)}
+    return {
+        k: (v.item() if hasattr(v, "item") else v)
+        for k, v in dict(config).items()
+        if not str(k).startswith(BOOKKEEPING_PREFIX)
+    }

@@ -96,8 +96,17 @@ class SeedResult:
     predictor_seconds: float
 
 
-def replay_rule(name: str, table: CurveTable, *, seed: int, predictor: Any = "svr", sampler: Any = None,
-                workers: int = 1, options: dict | None = None, policy_runner: Callable | None = None) -> SeedResult:
+def replay_rule(
+    name: str,
+    table: CurveTable,
+    *,
+    seed: int,
+    predictor: Any = "svr",
+    sampler: Any = None,
+    workers: int = 1,
+    options: dict | None = None,
+    policy_runner: Callable | None = None,
+) -> SeedResult:
     """Replay rule ``name`` on ``table`` (already drawn and ordered) for one seed.
 
     ``policy_runner(curves, policy, params=, workers=, seconds_per_epoch=) -> ReplayOutcome``
@@ -109,12 +118,20 @@ def replay_rule(name: str, table: CurveTable, *, seed: int, predictor: Any = "sv
     if name in OPTUNA_PRUNERS:
         return _replay_optuna(name, table, seed=seed, workers=workers, options=options)
     if name in rule_names(RuleKind.BRACKETS):
-        return _replay_brackets(table, seed=seed, predictor=predictor, sampler=sampler, workers=workers,
-                                options=options)
+        return _replay_brackets(
+            table, seed=seed, predictor=predictor, sampler=sampler, workers=workers, options=options
+        )
     if name not in rule_names(RuleKind.POLICY):
         raise ValueError(f"name must be one of {', '.join(BENCH_POLICIES)}, got {name!r}")
-    policy = make_policy(name, max_epochs=table.epochs, mode=table.mode, predictor=predictor, sampler=sampler,
-                         random_state=seed, **options)
+    policy = make_policy(
+        name,
+        max_epochs=table.epochs,
+        mode=table.mode,
+        predictor=predictor,
+        sampler=sampler,
+        random_state=seed,
+        **options,
+    )
     return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner)
 
 
@@ -127,13 +144,22 @@ def _replay_optuna(name: str, table: CurveTable, *, seed: int, workers: int, opt
     return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
 
 
-def _replay_brackets(table: CurveTable, *, seed: int, predictor: Any, sampler: Any, workers: int,
-                     options: dict) -> SeedResult:
+def _replay_brackets(
+    table: CurveTable, *, seed: int, predictor: Any, sampler: Any, workers: int, options: dict
+) -> SeedResult:
     E = table.epochs
     kwargs = dict(max_resource=E, reduction_factor=3, min_resource=_rounded(E / 20))
     kwargs.update(options)
-    out = replay_swift_hyperband(table.curves, mode=table.mode, seconds_per_epoch=table.seconds_per_epoch,
-                                 predictor=predictor, sampler=sampler, random_state=seed, workers=workers, **kwargs)
+    out = replay_swift_hyperband(
+        table.curves,
+        mode=table.mode,
+        seconds_per_epoch=table.seconds_per_epoch,
+        predictor=predictor,
+        sampler=sampler,
+        random_state=seed,
+        workers=workers,
+        **kwargs,
+    )
     return SeedResult(out.epochs_trained, out.complete, out.wallclock, out.predictor_seconds)
 
 
@@ -142,8 +168,9 @@ def _replay_policy(policy, table: CurveTable, *, workers: int, policy_runner: Ca
         agent = PolicyAgent(policy, table.curves, table.param_rows())
         out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
     else:
-        out = policy_runner(table.curves, policy, params=table.param_rows(), workers=workers,
-                            seconds_per_epoch=table.seconds_per_epoch)
+        out = policy_runner(
+            table.curves, policy, params=table.param_rows(), workers=workers, seconds_per_epoch=table.seconds_per_epoch
+        )
     service = getattr(policy, "service", None)
     seconds = 0.0 if service is None else service.fit_seconds + service.predict_seconds
     if service is not None:
@@ -208,8 +235,13 @@ class BenchmarkSettings:
         unknown = [p for p in self.policies if p not in BENCH_POLICIES]
         if unknown:
             raise ValueError(f"policies must be among {', '.join(BENCH_POLICIES)}, got {unknown[0]!r}")
-        for name, value, least in (("trials", self.trials, 2), ("seeds", self.seeds, 1), ("workers", self.workers, 1),
-                                   ("first_seed", self.first_seed, 0), ("sweep_seeds", self.sweep_seeds, 0)):
+        for name, value, least in (
+            ("trials", self.trials, 2),
+            ("seeds", self.seeds, 1),
+            ("workers", self.workers, 1),
+            ("first_seed", self.first_seed, 0),
+            ("sweep_seeds", self.sweep_seeds, 0),
+        ):
             if isinstance(value, bool) or int(value) != value or value < least:
                 raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
 
@@ -231,8 +263,9 @@ class BenchmarkSettings:
         for name in self.policies:
             for parameter, values in SWEEPS.get(name, ()):
                 for value in values:
-                    runs.append(RuleRun(name, dict(self.options.get(name, {}), **{parameter: value}),
-                                        sweep=(parameter, value)))
+                    runs.append(
+                        RuleRun(name, dict(self.options.get(name, {}), **{parameter: value}), sweep=(parameter, value))
+                    )
         return runs
 
 
@@ -249,8 +282,10 @@ class SeedJob:
 def seed_jobs(table: CurveTable, settings: BenchmarkSettings) -> list[SeedJob]:
     """One job per seed; the first ``sweep_seeds`` seeds also replay the sweep settings."""
     base, sweep = tuple(settings.rule_runs()), tuple(settings.sweep_runs())
-    return [SeedJob(table, seed, base + (sweep if i < settings.sweep_seeds else ()), settings)
-            for i, seed in enumerate(settings.seed_list)]
+    return [
+        SeedJob(table, seed, base + (sweep if i < settings.sweep_seeds else ()), settings)
+        for i, seed in enumerate(settings.seed_list)
+    ]
 
 
 @dataclass(frozen=True)
@@ -272,18 +307,27 @@ def replay_seed(job: SeedJob) -> SeedOutcome:
     drawn = job.table.take(draw_order(job.table.n_trials, settings.trials, job.seed))
     scores, epochs, complete = [], [], []
     for run in job.runs:
-        result = replay_rule(run.name, drawn, seed=job.seed, predictor=settings.predictor, sampler=settings.sampler,
-                             workers=settings.workers, options=dict(run.options),
-                             policy_runner=settings.policy_runner)
+        result = replay_rule(
+            run.name,
+            drawn,
+            seed=job.seed,
+            predictor=settings.predictor,
+            sampler=settings.sampler,
+            workers=settings.workers,
+            options=dict(run.options),
+            policy_runner=settings.policy_runner,
+        )
         scores.append(score(drawn, result))
         epochs.append(result.epochs_trained.tolist())
         complete.append(result.complete.tolist())
-    return SeedOutcome(job.table.name, job.seed, tuple(scores), tuple(epochs), tuple(complete),
-                       time.perf_counter() - started)
+    return SeedOutcome(
+        job.table.name, job.seed, tuple(scores), tuple(epochs), tuple(complete), time.perf_counter() - started
+    )
 
 
-def replay_jobs(jobs: Iterable[SeedJob], *, processes: int = 1,
-                progress: Callable[[str], None] | None = None) -> dict[tuple[str, int], SeedOutcome]:
+def replay_jobs(
+    jobs: Iterable[SeedJob], *, processes: int = 1, progress: Callable[[str], None] | None = None
+) -> dict[tuple[str, int], SeedOutcome]:
     """Replay ``jobs`` in ``processes`` processes; outcomes keyed by ``(table name, seed)``."""
     jobs = list(jobs)
     outcomes: dict[tuple[str, int], SeedOutcome] = {}
@@ -292,8 +336,10 @@ def replay_jobs(jobs: Iterable[SeedJob], *, processes: int = 1,
     def done(outcome: SeedOutcome) -> None:
         outcomes[(outcome.table, outcome.seed)] = outcome
         if progress:
-            progress(f"{outcome.table} seed {outcome.seed} done ({len(outcomes)}/{len(jobs)}, "
-                     f"{time.perf_counter() - started:.0f} s)")
+            progress(
+                f"{outcome.table} seed {outcome.seed} done ({len(outcomes)}/{len(jobs)}, "
+                f"{time.perf_counter() - started:.0f} s)"
+            )
 
     if int(processes) > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=int(processes)) as pool:
@@ -329,8 +375,9 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def summarise(table: CurveTable, settings: BenchmarkSettings, outcomes: Mapping[tuple[str, int], SeedOutcome],
-              seconds: float) -> dict:
+def summarise(
+    table: CurveTable, settings: BenchmarkSettings, outcomes: Mapping[tuple[str, int], SeedOutcome], seconds: float
+) -> dict:
     """The JSON document of one table (see ``docs/replay.md``) from its seeds' outcomes."""
     seeds = [outcomes[(table.name, s)] for s in settings.seed_list]
     spread = table_spread(table)
@@ -356,9 +403,14 @@ def summarise(table: CurveTable, settings: BenchmarkSettings, outcomes: Mapping[
         lines: dict[str, list] = {}
         for k, run in enumerate(settings.sweep_runs(), start=len(base)):
             point = _statistics([o.scores[k] for o in sweep_seeds], spread)
-            lines.setdefault(run.name, []).append({"parameter": run.sweep[0], "value": run.sweep[1],
-                                                   "cost_fraction_mean": point["cost_fraction_mean"],
-                                                   "regret_mean": point["regret_mean"]})
+            lines.setdefault(run.name, []).append(
+                {
+                    "parameter": run.sweep[0],
+                    "value": run.sweep[1],
+                    "cost_fraction_mean": point["cost_fraction_mean"],
+                    "regret_mean": point["regret_mean"],
+                }
+            )
         result["sweeps"] = {"seeds": len(sweep_seeds), "lines": lines}
     example = seeds[0]
     result["example"] = {
@@ -387,18 +439,30 @@ def verdict(result: dict, rule: str = TARGET_RULE) -> dict | None:
     bar = theirs["regret_mean"] + theirs["regret_sd"] / math.sqrt(result["seeds"])
     reasons = []
     if ours["regret_mean"] > bar:
-        reasons.append(f"regret {ours['regret_mean']:.4g} above {best}'s {theirs['regret_mean']:.4g} + "
-                       f"{bar - theirs['regret_mean']:.2g} (its standard error)")
+        reasons.append(
+            f"regret {ours['regret_mean']:.4g} above {best}'s {theirs['regret_mean']:.4g} + "
+            f"{bar - theirs['regret_mean']:.2g} (its standard error)"
+        )
     if ours["cost_fraction_mean"] > TARGET_COST_RATIO * theirs["cost_fraction_mean"]:
-        reasons.append(f"cost {ours['cost_fraction_mean']:.1%} above {TARGET_COST_RATIO:g} x {best}'s "
-                       f"{theirs['cost_fraction_mean']:.1%}")
+        reasons.append(
+            f"cost {ours['cost_fraction_mean']:.1%} above {TARGET_COST_RATIO:g} x {best}'s "
+            f"{theirs['cost_fraction_mean']:.1%}"
+        )
     for name, other in policies.items():
-        if name != rule and other["regret_mean"] < ours["regret_mean"] and \
-                other["cost_fraction_mean"] < ours["cost_fraction_mean"]:
+        if (
+            name != rule
+            and other["regret_mean"] < ours["regret_mean"]
+            and other["cost_fraction_mean"] < ours["cost_fraction_mean"]
+        ):
             reasons.append(f"{name} has both lower regret and lower cost")
-    why = "; ".join(reasons) if reasons else (
-        f"regret {ours['regret_mean']:.4g} within {best}'s {theirs['regret_mean']:.4g} + standard error at "
-        f"{ours['cost_fraction_mean'] / max(theirs['cost_fraction_mean'], 1e-12):.2f} x its cost")
+    why = (
+        "; ".join(reasons)
+        if reasons
+        else (
+            f"regret {ours['regret_mean']:.4g} within {best}'s {theirs['regret_mean']:.4g} + standard error at "
+            f"{ours['cost_fraction_mean'] / max(theirs['cost_fraction_mean'], 1e-12):.2f} x its cost"
+        )
+    )
     return {"rule": rule, "best": best, "pass": not reasons, "why": why}
 
 
@@ -440,8 +504,18 @@ def run_benchmark(
     Returns:
         The JSON document of ``qhpo bench --json`` (see ``docs/replay.md``).
     """
-    settings = BenchmarkSettings(tuple(policies), predictor, sampler, int(trials), int(seeds), int(first_seed),
-                                 int(workers), int(sweep_seeds), dict(options or {}), policy_runner)
+    settings = BenchmarkSettings(
+        tuple(policies),
+        predictor,
+        sampler,
+        int(trials),
+        int(seeds),
+        int(first_seed),
+        int(workers),
+        int(sweep_seeds),
+        dict(options or {}),
+        policy_runner,
+    )
     started = time.perf_counter()
     outcomes = replay_jobs(seed_jobs(table, settings), processes=jobs, progress=progress)
     return summarise(table, settings, outcomes, time.perf_counter() - started)

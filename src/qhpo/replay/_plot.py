@@ -18,12 +18,25 @@ def _draw_front(ax, result: dict, colours: dict, *, normalised: bool = False, an
         colour = colours[name]
         if name in lines:
             sweep = lines[name]
-            ax.plot([p["cost_fraction_mean"] for p in sweep], [p["regret_mean"] / scale for p in sweep], "-",
-                    color=colour, alpha=0.5, lw=1.5)
+            ax.plot(
+                [p["cost_fraction_mean"] for p in sweep],
+                [p["regret_mean"] / scale for p in sweep],
+                "-",
+                color=colour,
+                alpha=0.5,
+                lw=1.5,
+            )
             if annotate:
                 for p in sweep:
-                    ax.annotate(f"{p['value']}", (p["cost_fraction_mean"], p["regret_mean"] / scale), fontsize=7,
-                                color=colour, alpha=0.8, xytext=(3, -8), textcoords="offset points")
+                    ax.annotate(
+                        f"{p['value']}",
+                        (p["cost_fraction_mean"], p["regret_mean"] / scale),
+                        fontsize=7,
+                        color=colour,
+                        alpha=0.8,
+                        xytext=(3, -8),
+                        textcoords="offset points",
+                    )
         ax.plot(point["cost_fraction_mean"], point["regret_mean"] / scale, "o", ms=7, color=colour, label=name)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
@@ -62,8 +75,7 @@ def plot_suite(result: dict, path: str | Path) -> Path:
     colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
     columns = min(3, len(tables))
     rows = math.ceil(len(tables) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False, constrained_layout=True)
     for ax, (stem, table_result) in zip(axes.flat, tables.items(), strict=False):
         _draw_front(ax, table_result, colours, normalised=True, annotate=False)
         verdict = table_result.get("verdict")
@@ -72,15 +84,17 @@ def plot_suite(result: dict, path: str | Path) -> Path:
         ax.set_xlabel("cost: epochs / (trials x epochs)", fontsize=8)
         ax.set_ylabel("mean regret / spread", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(tables):]:
+    for ax in list(axes.flat)[len(tables) :]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 9), fontsize=8)
     sweep = next(iter(tables.values())).get("sweeps")
     sweep_note = f"; lines: aggressiveness sweep on {sweep['seeds']} seeds" if sweep else ""
-    fig.suptitle(f"{result['suite']}: {result['trials']} trials x {result['seeds']} seeds, predictor "
-                 f"{result['predictor']}; regret divided by each table's spread (best - median final){sweep_note}",
-                 fontsize=10)
+    fig.suptitle(
+        f"{result['suite']}: {result['trials']} trials x {result['seeds']} seeds, predictor "
+        f"{result['predictor']}; regret divided by each table's spread (best - median final){sweep_note}",
+        fontsize=10,
+    )
     return _save(fig, path)
 
 
@@ -110,8 +124,11 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
     ax.set_xlabel("cost: epochs trained / (trials x epochs)")
     ax.set_ylabel(f"mean regret ({result.get('metric', 'metric')}, best drawn - best completed)")
     sweep_note = f"; lines: aggressiveness sweep on {result['sweeps']['seeds']} seeds" if lines else ""
-    ax.set_title(f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, "
-                 f"predictor {result.get('predictor', '?')}{sweep_note}", fontsize=10)
+    ax.set_title(
+        f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, "
+        f"predictor {result.get('predictor', '?')}{sweep_note}",
+        fontsize=10,
+    )
     ax.legend(loc="upper right")
 
     example = result["example"]
@@ -133,8 +150,7 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
         low, high = np.nanquantile(curves, [0.01, 0.99])  # a diverging loss of 1e16 would flatten the rest
         if high > low:
             axk.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
-        axk.set_title(f"{name}: {int(complete.sum())} completed, cost "
-                      f"{trained.sum() / curves.size:.0%}", fontsize=8)
+        axk.set_title(f"{name}: {int(complete.sum())} completed, cost {trained.sum() / curves.size:.0%}", fontsize=8)
         axk.tick_params(labelsize=7)
     fig.suptitle(f"seed {example['seed']} curves (dashed: best drawn trial; x: stopped)", fontsize=9, x=0.75)
     return _save(fig, path)

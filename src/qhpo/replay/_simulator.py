@@ -58,8 +58,9 @@ class ReplayOutcome:
         return int(self.epochs_trained.sum())
 
 
-def simulate(curves: np.ndarray, agent: ReplayAgent, *, workers: int = 1,
-             seconds_per_epoch: np.ndarray | None = None) -> ReplayOutcome:
+def simulate(
+    curves: np.ndarray, agent: ReplayAgent, *, workers: int = 1, seconds_per_epoch: np.ndarray | None = None
+) -> ReplayOutcome:
     """Replay ``curves`` (n, E), in row order, through ``agent`` on ``workers`` workers.
 
     Args:

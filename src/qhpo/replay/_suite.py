@@ -67,11 +67,23 @@ def run_suite(
     names = [t.name for t in tables]
     if len(set(names)) != len(names):
         raise ValueError(f"table names must be distinct, got {names}")
-    settings = BenchmarkSettings(tuple(policies), predictor, sampler, int(trials), int(seeds), int(first_seed),
-                                 int(workers), int(sweep_seeds), dict(options or {}), policy_runner)
+    settings = BenchmarkSettings(
+        tuple(policies),
+        predictor,
+        sampler,
+        int(trials),
+        int(seeds),
+        int(first_seed),
+        int(workers),
+        int(sweep_seeds),
+        dict(options or {}),
+        policy_runner,
+    )
     # the longest replays first, so that no process idles at the end
-    jobs_list = sorted((job for table in tables for job in seed_jobs(table, settings)),
-                       key=lambda job: -job.table.epochs * len(job.runs))
+    jobs_list = sorted(
+        (job for table in tables for job in seed_jobs(table, settings)),
+        key=lambda job: -job.table.epochs * len(job.runs),
+    )
     started = time.perf_counter()
     outcomes = replay_jobs(jobs_list, processes=jobs, progress=progress)
     seconds = time.perf_counter() - started
@@ -108,7 +120,9 @@ def suite_summary(results: dict[str, dict]) -> dict:
     return {
         "spread": SPREAD_DEFINITION,
         "rules": rules,
-        "target": None if not verdicts else {
+        "target": None
+        if not verdicts
+        else {
             "rule": TARGET_RULE,
             "passed": sorted(stem for stem, v in verdicts.items() if v["pass"]),
             "failed": sorted(stem for stem, v in verdicts.items() if not v["pass"]),

@@ -132,11 +132,28 @@ def replay_swift_hyperband(
     R = epochs if max_resource is None else int(max_resource)
     if not 1 <= R <= epochs:
         raise ValueError(f"max_resource must be in [1, {epochs}] for these curves, got {max_resource}")
-    rule = SwiftHyperband(max_resource=R, reduction_factor=reduction_factor, min_resource=min_resource, d=d, k=k,
-                          known_curve=known_curve, quantile=quantile)
-    replay = _Replay(rule, curves, mode=mode, params=params, seconds_per_epoch=seconds_per_epoch,
-                     predictive=predictive, predictor=predictor, sampler=sampler, random_state=random_state,
-                     workers=workers, background=background)
+    rule = SwiftHyperband(
+        max_resource=R,
+        reduction_factor=reduction_factor,
+        min_resource=min_resource,
+        d=d,
+        k=k,
+        known_curve=known_curve,
+        quantile=quantile,
+    )
+    replay = _Replay(
+        rule,
+        curves,
+        mode=mode,
+        params=params,
+        seconds_per_epoch=seconds_per_epoch,
+        predictive=predictive,
+        predictor=predictor,
+        sampler=sampler,
+        random_state=random_state,
+        workers=workers,
+        background=background,
+    )
     try:
         replay.run(repeat=repeat)
     finally:
@@ -153,9 +170,21 @@ class _Replay:
     choose the parked ones that finish, and promotes the best to the next rung.
     """
 
-    def __init__(self, rule: SwiftHyperband, curves: np.ndarray, *, mode: str, params, seconds_per_epoch,
-                 predictive: bool, predictor: Any, sampler: Any, random_state: int | None, workers: int,
-                 background: bool):
+    def __init__(
+        self,
+        rule: SwiftHyperband,
+        curves: np.ndarray,
+        *,
+        mode: str,
+        params,
+        seconds_per_epoch,
+        predictive: bool,
+        predictor: Any,
+        sampler: Any,
+        random_state: int | None,
+        workers: int,
+        background: bool,
+    ):
         self.rule = rule
         n_rows, epochs = curves.shape
         self.values = (1.0 if mode == "max" else -1.0) * curves  # higher is better from here on
@@ -228,8 +257,9 @@ class _Replay:
         pool = np.flatnonzero((self.trained >= r_i) & ~self.nan[:, r_i - 1])
         service = self.service_for(r_i)
         service.update(self.values[pool, :r_i], None if self.params is None else self.params[pool])
-        prediction = service.predict(t_d, self.values[parked, :t_d],
-                                     None if self.params is None else self.params[parked], target=r_i)
+        prediction = service.predict(
+            t_d, self.values[parked, :t_d], None if self.params is None else self.params[parked], target=r_i
+        )
         if prediction is None:  # fewer than d curves: nothing to predict with
             return list(parked)
         self.predictions += len(parked)
@@ -245,8 +275,9 @@ class _Replay:
 
     def train(self, jobs: list[tuple[int, int, int]]) -> None:
         """One phase: each ``(row, from, to)`` trains (no further than its divergence), then a barrier."""
-        self.wallclock += _makespan([(min(to, self.limit[j]) - start) * self.duration[j] for j, start, to in jobs],
-                                    self.workers)
+        self.wallclock += _makespan(
+            [(min(to, self.limit[j]) - start) * self.duration[j] for j, start, to in jobs], self.workers
+        )
         for j, _, to in jobs:
             self.trained[j] = max(self.trained[j], min(to, self.limit[j]))
 
@@ -254,9 +285,13 @@ class _Replay:
     def service_for(self, rung: int) -> PredictionService:
         if rung not in self.services:
             self.services[rung] = PredictionService(
-                self.predictor, sampler=self.sampler, background=self.background, min_curves=self.rule.d,
+                self.predictor,
+                sampler=self.sampler,
+                background=self.background,
+                min_curves=self.rule.d,
                 random_state=None if self.random_state is None else derived_seed(self.random_state, rung),
-                hyperparameters=self.params is not None)
+                hyperparameters=self.params is not None,
+            )
         return self.services[rung]
 
     def close(self) -> None:
@@ -267,5 +302,6 @@ class _Replay:
         R = self.rule.max_resource
         seconds = sum(s.fit_seconds + s.predict_seconds for s in self.services.values())
         complete = (self.trained >= R) & ~self.nan[:, R - 1]
-        return SwiftHyperbandOutcome(self.trained, complete, self.used, self.wallclock, seconds, self.predictions,
-                                     self.rung_log)
+        return SwiftHyperbandOutcome(
+            self.trained, complete, self.used, self.wallclock, seconds, self.predictions, self.rung_log
+        )

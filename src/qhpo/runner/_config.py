@@ -46,16 +46,24 @@ PRESETS: dict[str, Preset] = {
     # about 5 s; 32 trials x 8 epochs is 256 epochs untouched and about 150 with early
     # stopping, about 13 minutes.
     "default": Preset(
-        trials=32, epochs=8, subset=10000, val_size=2000, device="auto",
+        trials=32,
+        epochs=8,
+        subset=10000,
+        val_size=2000,
+        device="auto",
         description="a real search on a subset of CIFAR-10, about 15 minutes on a 2-core CPU",
         min_completed=6,
     ),
     # The poster's experiment: 100 trials of the full CNN search on all of CIFAR-10, on a GPU,
     # with as many epochs as the recorded reference curves (curves/cifar10_cnn.csv).
     "poster": Preset(
-        trials=100, epochs=200, subset=None, val_size=5000, device="cuda",
+        trials=100,
+        epochs=200,
+        subset=None,
+        val_size=5000,
+        device="cuda",
         description="the reference experiment: 100 trials, all of CIFAR-10, 200 epochs, GPU, the poster's "
-                    "mid-training decision",
+        "mid-training decision",
         policy="poster",
     ),
 }

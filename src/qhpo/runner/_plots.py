@@ -10,8 +10,12 @@ from optuna.trial import TrialState
 from qhpo.optuna import STOP_ATTR, trial_curve
 from qhpo.runner._summary import summarize
 
-_COLORS = {TrialState.COMPLETE: "tab:blue", TrialState.PRUNED: "tab:gray", TrialState.FAIL: "tab:red",
-           TrialState.RUNNING: "tab:green"}
+_COLORS = {
+    TrialState.COMPLETE: "tab:blue",
+    TrialState.PRUNED: "tab:gray",
+    TrialState.FAIL: "tab:red",
+    TrialState.RUNNING: "tab:green",
+}
 
 
 def plot_paths(out_dir: Path, study_name: str) -> tuple[Path, Path]:
@@ -38,8 +42,11 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
     trials = [t for t in study.get_trials(deepcopy=False) if t.state in _COLORS]
     from qhpo.optuna import MAX_EPOCHS_ATTR
 
-    max_epochs = max_epochs or study.user_attrs.get(MAX_EPOCHS_ATTR) or max(
-        (len(t.intermediate_values) for t in trials), default=1)
+    max_epochs = (
+        max_epochs
+        or study.user_attrs.get(MAX_EPOCHS_ATTR)
+        or max((len(t.intermediate_values) for t in trials), default=1)
+    )
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     best = max(complete, key=lambda t: t.value).number if complete else None
 
@@ -51,19 +58,38 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
         epochs = range(1, len(curve) + 1)
         color = _COLORS[trial.state]
         is_best = trial.number == best
-        ax.plot(epochs, curve, color="tab:orange" if is_best else color, lw=2.5 if is_best else 1.0,
-                alpha=1.0 if is_best else 0.6, ls="--" if trial.state == TrialState.FAIL else "-",
-                label=f"best (trial {trial.number})" if is_best else None, zorder=3 if is_best else 2)
+        ax.plot(
+            epochs,
+            curve,
+            color="tab:orange" if is_best else color,
+            lw=2.5 if is_best else 1.0,
+            alpha=1.0 if is_best else 0.6,
+            ls="--" if trial.state == TrialState.FAIL else "-",
+            label=f"best (trial {trial.number})" if is_best else None,
+            zorder=3 if is_best else 2,
+        )
         if trial.state == TrialState.PRUNED:
             ax.plot([len(curve)], [curve[-1]], "x", color="black", ms=5, zorder=4)
             stop = trial.user_attrs.get(STOP_ATTR) or {}
             predicted = stop.get("predicted_final")
             if predicted is not None:
                 ax.plot([len(curve), max_epochs], [curve[-1], predicted], ":", color="tab:purple", lw=0.8, alpha=0.6)
-                ax.errorbar([max_epochs], [predicted], yerr=[stop.get("std") or 0.0], fmt="o", ms=3,
-                            color="tab:purple", alpha=0.6, lw=0.8)
-    for state, label in ((TrialState.COMPLETE, "complete"), (TrialState.PRUNED, "pruned (x: stop point)"),
-                         (TrialState.FAIL, "failed"), (TrialState.RUNNING, "running")):
+                ax.errorbar(
+                    [max_epochs],
+                    [predicted],
+                    yerr=[stop.get("std") or 0.0],
+                    fmt="o",
+                    ms=3,
+                    color="tab:purple",
+                    alpha=0.6,
+                    lw=0.8,
+                )
+    for state, label in (
+        (TrialState.COMPLETE, "complete"),
+        (TrialState.PRUNED, "pruned (x: stop point)"),
+        (TrialState.FAIL, "failed"),
+        (TrialState.RUNNING, "running"),
+    ):
         if any(t.state == state for t in trials):
             ax.plot([], [], color=_COLORS[state], label=label)
     if any((t.user_attrs.get(STOP_ATTR) or {}).get("predicted_final") is not None for t in trials):
@@ -85,8 +111,10 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
     ax.axhline(max_epochs, color="black", lw=0.8, ls="--", label=f"budget ({max_epochs} epochs)")
     summary = summarize(study, max_epochs=max_epochs)
     if summary.finished:
-        ax.set_title(f"epochs per trial: {summary.epochs_trained} trained of {summary.epochs_full} "
-                     f"({100 * summary.saved_fraction:.0f}% saved)")
+        ax.set_title(
+            f"epochs per trial: {summary.epochs_trained} trained of {summary.epochs_full} "
+            f"({100 * summary.saved_fraction:.0f}% saved)"
+        )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, max_epochs * 1.2)

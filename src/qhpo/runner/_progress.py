@@ -68,15 +68,21 @@ class SearchProgress:
             return
         summary = summarize(study, max_epochs=self.max_epochs, target_trials=self.target_trials, top=1)
         best = summary.best[0] if summary.best else None
-        best_text = f"best {best.value:.4f} (trial {best.number})" if best and best.value is not None else "no complete trial yet"
+        best_text = (
+            f"best {best.value:.4f} (trial {best.number})"
+            if best and best.value is not None
+            else "no complete trial yet"
+        )
         saved_text = f"{summary.epochs_saved} epochs saved"
         if self._live is not None:
             self._live.update(self._table(trials, summary, best_text, saved_text))
             return
         for trial in new:
             self._reported.add(trial.number)
-            self.console.print(f"[{summary.finished}/{self.target_trials}] {self._describe(trial)}; "
-                               f"{best_text}; {saved_text}", highlight=False)
+            self.console.print(
+                f"[{summary.finished}/{self.target_trials}] {self._describe(trial)}; {best_text}; {saved_text}",
+                highlight=False,
+            )
 
     def _describe(self, trial: optuna.trial.FrozenTrial) -> str:
         from qhpo.runner._summary import trial_row
@@ -92,9 +98,12 @@ class SearchProgress:
     def _table(self, trials, summary, best_text: str, saved_text: str):
         from rich.table import Table
 
-        table = Table(title=f"{summary.finished}/{self.target_trials} trials finished "
-                            f"({summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed); "
-                            f"{best_text}; {saved_text}", title_justify="left")
+        table = Table(
+            title=f"{summary.finished}/{self.target_trials} trials finished "
+            f"({summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed); "
+            f"{best_text}; {saved_text}",
+            title_justify="left",
+        )
         for column in ("trial", "epoch", "val. accuracy", "state"):
             table.add_column(column, justify="right" if column != "state" else "left")
         running = [t for t in trials if t.state == TrialState.RUNNING]
@@ -102,6 +111,10 @@ class SearchProgress:
         for trial in recent + running:
             values = trial.intermediate_values
             last = values[max(values)] if values else None
-            table.add_row(str(trial.number), f"{len(values)}/{self.max_epochs}",
-                          f"{last:.4f}" if last is not None else "-", trial.state.name.lower())
+            table.add_row(
+                str(trial.number),
+                f"{len(values)}/{self.max_epochs}",
+                f"{last:.4f}" if last is not None else "-",
+                trial.state.name.lower(),
+            )
         return table

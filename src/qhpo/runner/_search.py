@@ -49,15 +49,19 @@ def check_config(config: RunConfig) -> None:
         if not isinstance(value, int) or not 0 <= value <= MAX_SEED:
             raise QhpoError(f"--{name.replace('_', '-')} must be a whole number from 0 to {MAX_SEED}, not {value!r}.")
     if config.val_size >= CIFAR10_TRAIN_IMAGES:
-        raise QhpoError(f"--val-size must leave training images: at most {CIFAR10_TRAIN_IMAGES - 1} of the "
-                        f"{CIFAR10_TRAIN_IMAGES} CIFAR-10 training images, not {config.val_size}.")
+        raise QhpoError(
+            f"--val-size must leave training images: at most {CIFAR10_TRAIN_IMAGES - 1} of the "
+            f"{CIFAR10_TRAIN_IMAGES} CIFAR-10 training images, not {config.val_size}."
+        )
     if config.min_completed is not None and config.min_completed < 2:
         raise QhpoError(f"--min-completed must be at least 2 trials, not {config.min_completed}.")
     if config.epochs < 2 and config.policy != "none":
         raise QhpoError("--epochs must be at least 2 for a trial to be stopped early; pass --epochs 2 or more.")
     if config.subset is not None and not 1 <= config.subset <= CIFAR10_TRAIN_IMAGES - config.val_size:
-        raise QhpoError(f"--subset must be between 1 and {CIFAR10_TRAIN_IMAGES - config.val_size} training images "
-                        f"(the {CIFAR10_TRAIN_IMAGES} less --val-size), not {config.subset}.")
+        raise QhpoError(
+            f"--subset must be between 1 and {CIFAR10_TRAIN_IMAGES - config.val_size} training images "
+            f"(the {CIFAR10_TRAIN_IMAGES} less --val-size), not {config.subset}."
+        )
     if config.backend == "optuna":
         from qhpo.workload import resolve_device
 
@@ -104,8 +108,9 @@ def run_optuna_search(config: RunConfig) -> SearchSummary:
     from qhpo.workload import load_cifar10, resolve_device
 
     device = resolve_device(config.device) if config.workers == 1 else "cpu"
-    data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed,
-                        device=device)
+    data = load_cifar10(
+        config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
+    )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(config, location, space)
     remove_orphan_files(location.run_dir / config.study)
@@ -113,14 +118,19 @@ def run_optuna_search(config: RunConfig) -> SearchSummary:
     finished, _ = count_states(study)
     console = _console(config)
     if recovered:
-        console.print(f"resuming study {config.study!r}: trial(s) {', '.join(map(str, recovered))} of an interrupted run "
-                      "will be retried from their checkpoints", highlight=False)
+        console.print(
+            f"resuming study {config.study!r}: trial(s) {', '.join(map(str, recovered))} of an interrupted run "
+            "will be retried from their checkpoints",
+            highlight=False,
+        )
     elif finished:
-        console.print(f"resuming study {config.study!r}: {finished} of {config.trials} trials already finished",
-                      highlight=False)
+        console.print(
+            f"resuming study {config.study!r}: {finished} of {config.trials} trials already finished", highlight=False
+        )
 
-    with SearchProgress(target_trials=config.trials, max_epochs=config.epochs, enabled=config.progress,
-                        console=console) as progress:
+    with SearchProgress(
+        target_trials=config.trials, max_epochs=config.epochs, enabled=config.progress, console=console
+    ) as progress:
         progress.skip_existing(study)
         if finished < config.trials:
             if config.workers == 1:
@@ -150,8 +160,10 @@ def remove_orphan_files(study_dir: Path) -> list[Path]:
     """Remove the checkpoints being written and worker settings files of processes that are gone."""
     from qhpo._files import remove_orphans
 
-    return [*remove_orphans(study_dir / "checkpoints", CHECKPOINT_SCRATCH),
-            *remove_orphans(study_dir, r"\.workers-(\d+)-.*\.json")]
+    return [
+        *remove_orphans(study_dir / "checkpoints", CHECKPOINT_SCRATCH),
+        *remove_orphans(study_dir, r"\.workers-(\d+)-.*\.json"),
+    ]
 
 
 def _console(config: RunConfig):
@@ -175,16 +187,24 @@ def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: Stor
         return stored
     from qhpo.workload import TrialTrainer, load_cifar10, resolve_device
 
-    path = checkpoint_path(location.run_dir / config.study / "checkpoints", best.user_attrs.get(CHECKPOINT_ATTR, best.number))
+    path = checkpoint_path(
+        location.run_dir / config.study / "checkpoints", best.user_attrs.get(CHECKPOINT_ATTR, best.number)
+    )
     if not path.exists():
         return stored
     device = resolve_device(config.device)
-    data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed,
-                        device=device)
-    trainer = TrialTrainer.from_checkpoint(path, trial_config(best, search_space(config.space)), data, device=device,
-                                         precision=config.precision)
-    result = {"trial": best.number, "accuracy": float(trainer.test_accuracy()), "images": len(data.test),
-              "validation_accuracy": float(best.value)}
+    data = load_cifar10(
+        config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
+    )
+    trainer = TrialTrainer.from_checkpoint(
+        path, trial_config(best, search_space(config.space)), data, device=device, precision=config.precision
+    )
+    result = {
+        "trial": best.number,
+        "accuracy": float(trainer.test_accuracy()),
+        "images": len(data.test),
+        "validation_accuracy": float(best.value),
+    }
     study.set_user_attr(TEST_ATTR, result)
     return result
 
@@ -195,13 +215,18 @@ def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: Ru
     if finished < config.trials or running:
         return
     folder = location.run_dir / config.study / "checkpoints"
-    keep = {checkpoint_path(folder, t.user_attrs[CHECKPOINT_ATTR]).name
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-            if CHECKPOINT_ATTR in t.user_attrs}
+    keep = {
+        checkpoint_path(folder, t.user_attrs[CHECKPOINT_ATTR]).name
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        if CHECKPOINT_ATTR in t.user_attrs
+    }
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
-        keep.add(checkpoint_path(location.run_dir / config.study / "checkpoints",
-                                 best.user_attrs.get(CHECKPOINT_ATTR, best.number)).name)
+        keep.add(
+            checkpoint_path(
+                location.run_dir / config.study / "checkpoints", best.user_attrs.get(CHECKPOINT_ATTR, best.number)
+            ).name
+        )
     for path in folder.glob("trial-*.pt"):
         if path.name not in keep:
             path.unlink(missing_ok=True)
@@ -217,16 +242,22 @@ def _set_parent_death_signal() -> None:
         pass
 
 
-def _run_worker_processes(config: RunConfig, location: StorageLocation, study: optuna.Study,
-                          progress: SearchProgress) -> None:
+def _run_worker_processes(
+    config: RunConfig, location: StorageLocation, study: optuna.Study, progress: SearchProgress
+) -> None:
     """Start ``config.workers`` worker processes on the storage and follow them to the end."""
     gpus = _visible_gpus(config)
-    spec = {"config": config.with_(progress=False).as_dict(), "url": location.url, "run_dir": str(location.run_dir),
-            "kind": location.kind}
+    spec = {
+        "config": config.with_(progress=False).as_dict(),
+        "url": location.url,
+        "run_dir": str(location.run_dir),
+        "kind": location.kind,
+    }
     log_dir = location.run_dir / config.study
     log_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", prefix=f".workers-{os.getpid()}-", suffix=".json", dir=log_dir,
-                                     delete=False) as handle:
+    with tempfile.NamedTemporaryFile(
+        "w", prefix=f".workers-{os.getpid()}-", suffix=".json", dir=log_dir, delete=False
+    ) as handle:
         json.dump(spec, handle)
     processes = []
     try:
@@ -235,11 +266,18 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
             log = open(log_dir / f"worker-{index}.log", "a")
-            processes.append((subprocess.Popen(
-                module_command("qhpo.runner", handle.name, str(index)),
-                stdout=log, stderr=subprocess.STDOUT, env=env,
-                preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
-            ), log))
+            processes.append(
+                (
+                    subprocess.Popen(
+                        module_command("qhpo.runner", handle.name, str(index)),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
+                    ),
+                    log,
+                )
+            )
         while [p.poll() for p, _ in processes].count(None):  # poll every one: a dead worker is reaped at once
             progress.update(study)
             time.sleep(1.0)
@@ -256,8 +294,10 @@ def _run_worker_processes(config: RunConfig, location: StorageLocation, study: o
     failed = [(i, p.returncode) for i, (p, _) in enumerate(processes) if p.returncode != 0]
     if failed:
         last = _last_line(log_dir / f"worker-{failed[0][0]}.log")
-        raise QhpoError(f"worker {failed[0][0]} ended with status {failed[0][1]} ({last}); see {log_dir}/worker-*.log, "
-                        "then run the same command again to resume.")
+        raise QhpoError(
+            f"worker {failed[0][0]} ended with status {failed[0][1]} ({last}); see {log_dir}/worker-*.log, "
+            "then run the same command again to resume."
+        )
 
 
 def default_workers(device: str, trials_per_gpu: int = 1) -> int:

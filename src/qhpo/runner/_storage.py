@@ -67,7 +67,7 @@ class StorageLocation:
     def open(self) -> optuna.storages.BaseStorage:
         """The Optuna storage object (one per process)."""
         if self.kind == "journal":
-            path = self.url[len("journal:"):]
+            path = self.url[len("journal:") :]
             from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
             return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
@@ -81,13 +81,17 @@ class StorageLocation:
             return storage
         except Exception as error:  # SQLAlchemy raises many types for a bad URL or server
             if "readonly" in str(error).replace("-", "").replace(" ", "").lower():
-                raise QhpoError(f"the storage {self.url!r} is read-only; make it writable or pass another --storage.") from None
-            raise QhpoError(f"cannot open the storage {self.url!r} ({type(error).__name__}: {error}); check --storage.") from None
+                raise QhpoError(
+                    f"the storage {self.url!r} is read-only; make it writable or pass another --storage."
+                ) from None
+            raise QhpoError(
+                f"cannot open the storage {self.url!r} ({type(error).__name__}: {error}); check --storage."
+            ) from None
 
     def lock_path(self, study: str) -> Path:
         """The file whose lock serialises starting trials of ``study`` (see :meth:`claim`)."""
         if self.kind in ("sqlite", "journal"):
-            path = self.url.split(":///", 1)[1] if self.kind == "sqlite" else self.url[len("journal:"):]
+            path = self.url.split(":///", 1)[1] if self.kind == "sqlite" else self.url[len("journal:") :]
             return Path(path).with_name(f".{Path(path).name}.{study}.lock")
         return self.run_dir / f".{study}.lock"
 
@@ -130,7 +134,9 @@ def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
         connection.exec_driver_sql("PRAGMA journal_mode=WAL")
 
 
-def resolve_storage(storage: str | None, run_dir: str | os.PathLike | None = None, *, create: bool = True) -> StorageLocation:
+def resolve_storage(
+    storage: str | None, run_dir: str | os.PathLike | None = None, *, create: bool = True
+) -> StorageLocation:
     """Turn a ``--storage`` value into a :class:`StorageLocation`.
 
     Args:
@@ -141,11 +147,13 @@ def resolve_storage(storage: str | None, run_dir: str | os.PathLike | None = Non
     """
     storage = storage or DEFAULT_STORAGE
     if storage.startswith("journal:"):
-        path = Path(storage[len("journal:"):]).expanduser().resolve()
+        path = Path(storage[len("journal:") :]).expanduser().resolve()
         kind, url = "journal", f"journal:{path}"
     elif "://" in storage:
         kind, url = ("sqlite", storage) if storage.startswith("sqlite:") else ("rdb", storage)
-        path = Path(storage.split(":///", 1)[1]).expanduser().resolve() if kind == "sqlite" and ":///" in storage else None
+        path = (
+            Path(storage.split(":///", 1)[1]).expanduser().resolve() if kind == "sqlite" and ":///" in storage else None
+        )
         if path is not None:
             url = f"sqlite:///{path}"
     else:
@@ -153,7 +161,11 @@ def resolve_storage(storage: str | None, run_dir: str | os.PathLike | None = Non
         kind, url = "sqlite", f"sqlite:///{path}"
     if path is not None and path.is_dir():
         raise QhpoError(f"--storage {storage!r} is a folder; give a file such as {Path(storage) / 'qhpo.db'}.")
-    folder = Path(run_dir).expanduser().resolve() if run_dir else (path.parent if path is not None else Path("qhpo-runs").resolve())
+    folder = (
+        Path(run_dir).expanduser().resolve()
+        if run_dir
+        else (path.parent if path is not None else Path("qhpo-runs").resolve())
+    )
     if path is not None:
         if create:
             _writable_folder(path.parent, "--storage")
@@ -176,7 +188,9 @@ def _writable_folder(folder: Path, flag: str) -> None:
         probe.touch()
         probe.unlink()
     except OSError as error:
-        raise QhpoError(f"cannot write in the folder {folder} ({_reason(error)}); pass {flag} with a writable place.") from None
+        raise QhpoError(
+            f"cannot write in the folder {folder} ({_reason(error)}); pass {flag} with a writable place."
+        ) from None
 
 
 def _writable_file(path: Path, flag: str) -> None:
@@ -187,7 +201,9 @@ def _writable_file(path: Path, flag: str) -> None:
         with open(path, "ab"):
             pass
     except OSError as error:
-        raise QhpoError(f"the storage file {path} is read-only ({_reason(error)}); make it writable or pass another {flag}.") from None
+        raise QhpoError(
+            f"the storage file {path} is read-only ({_reason(error)}); make it writable or pass another {flag}."
+        ) from None
 
 
 def _reason(error: OSError) -> str:
@@ -202,7 +218,9 @@ def load_study(location: StorageLocation, name: str, **kwargs: Any) -> optuna.St
     except KeyError:
         names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
         known = f"it holds {', '.join(names)}" if names else "it holds no study"
-        raise QhpoError(f"no study named {name!r} in {location.describe()} ({known}); pass one of those with --study.") from None
+        raise QhpoError(
+            f"no study named {name!r} in {location.describe()} ({known}); pass one of those with --study."
+        ) from None
 
 
 # -- interrupted trials ---------------------------------------------------------------------
@@ -251,7 +269,9 @@ def _is_interrupted(trial: optuna.trial.FrozenTrial, now: float, *, claimed: boo
         return now - started > STALE_SECONDS
     if owner.get("host") == socket.gethostname():
         return owner.get("pid") != os.getpid() and not _process_alive(int(owner.get("pid", -1)), owner.get("start"))
-    last = float(trial.user_attrs.get(HEARTBEAT_ATTR, 0.0)) or (trial.datetime_start.timestamp() if trial.datetime_start else now)
+    last = float(trial.user_attrs.get(HEARTBEAT_ATTR, 0.0)) or (
+        trial.datetime_start.timestamp() if trial.datetime_start else now
+    )
     return now - last > STALE_SECONDS
 
 
@@ -285,9 +305,12 @@ def _recover(study: optuna.Study, *, claimed: bool) -> list[int]:
         if current.state != TrialState.RUNNING:
             continue  # finished a moment ago
         retry = enqueue_retry(study, current, killed=True)
-        reason = ("interrupted: its process ended before the trial finished; retried" if retry else
-                  f"killed: its process ended {MAX_KILLS} times in a row without finishing an epoch (out of memory?); "
-                  "not retried")
+        reason = (
+            "interrupted: its process ended before the trial finished; retried"
+            if retry
+            else f"killed: its process ended {MAX_KILLS} times in a row without finishing an epoch (out of memory?); "
+            "not retried"
+        )
         try:
             storage.set_trial_user_attr(trial._trial_id, FAILURE_ATTR, reason)
             storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)

@@ -31,8 +31,14 @@ def search_space(path: Path | None):
 
 def space_table(space) -> dict[str, Any]:
     """The space as plain JSON data (stored in the study, compared on resume)."""
-    return {p.name: {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(p).items()
-                     if k != "name" and v not in (None, (), False)} for p in space.parameters}
+    return {
+        p.name: {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in dataclasses.asdict(p).items()
+            if k != "name" and v not in (None, (), False)
+        }
+        for p in space.parameters
+    }
 
 
 def hpo_sampler(name: str, *, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -49,8 +55,14 @@ def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
     if config.policy in OPTUNA_PRUNERS:
         return optuna_pruner(config.policy, config.epochs)
     options = {} if config.min_completed is None else {"min_completed": config.min_completed}
-    return PredictivePruner(config.policy, config.predictor, sampler=config.annealer, max_epochs=config.epochs,
-                            random_state=config.seed, policy_options=options)
+    return PredictivePruner(
+        config.policy,
+        config.predictor,
+        sampler=config.annealer,
+        max_epochs=config.epochs,
+        random_state=config.seed,
+        policy_options=options,
+    )
 
 
 def policy_names() -> tuple[str, ...]:
@@ -71,8 +83,9 @@ def create_study(config: RunConfig, location: StorageLocation, space) -> optuna.
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:
         if study.trials:
-            raise QhpoError(f"the study {config.study!r} in {location.describe()} was not made by qhpo run; "
-                            "choose another --study.")
+            raise QhpoError(
+                f"the study {config.study!r} in {location.describe()} was not made by qhpo run; choose another --study."
+            )
         study.set_user_attr(SETTINGS_ATTR, settings)
         study.set_user_attr(MAX_EPOCHS_ATTR, config.epochs)
         study.set_user_attr("qhpo.metric", "validation accuracy")

@@ -47,7 +47,9 @@ class SearchSummary:
     best: list[TrialRow] = field(default_factory=list)
     failures: list[TrialRow] = field(default_factory=list)
     test: dict[str, Any] | None = None
-    predictor: dict[str, Any] | None = None  # {"fits", "failed_fits", "last_error"} over all processes; None: no predictor
+    predictor: dict[str, Any] | None = (
+        None  # {"fits", "failed_fits", "last_error"} over all processes; None: no predictor
+    )
 
     @property
     def predictor_never_fitted(self) -> bool:
@@ -78,12 +80,19 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> TrialRow:
     elif trial.user_attrs.get(RETRY_OF_ATTR) is not None:
         note = f"continues interrupted trial {trial.user_attrs[RETRY_OF_ATTR]}"
     value = trial.value if trial.state == TrialState.COMPLETE else last
-    return TrialRow(trial.number, trial.state.name.lower(), len(values),
-                    None if value is None or not math.isfinite(value) else float(value), dict(trial.params), note)
+    return TrialRow(
+        trial.number,
+        trial.state.name.lower(),
+        len(values),
+        None if value is None or not math.isfinite(value) else float(value),
+        dict(trial.params),
+        note,
+    )
 
 
-def summarize(study: optuna.Study, *, max_epochs: int | None = None, target_trials: int | None = None,
-              top: int = 5) -> SearchSummary:
+def summarize(
+    study: optuna.Study, *, max_epochs: int | None = None, target_trials: int | None = None, top: int = 5
+) -> SearchSummary:
     """Summary of ``study`` (finished or still running)."""
     from qhpo.optuna import MAX_EPOCHS_ATTR
 
@@ -118,9 +127,11 @@ def _predictor_state(study: optuna.Study) -> dict[str, Any] | None:
     if not states:
         return None
     errors = [s.get("last_error") for s in states if s.get("last_error")]
-    return {"fits": sum(int(s.get("fits", 0)) for s in states),
-            "failed_fits": sum(int(s.get("failed_fits", 0)) for s in states),
-            "last_error": errors[-1] if errors else None}
+    return {
+        "fits": sum(int(s.get("fits", 0)) for s in states),
+        "failed_fits": sum(int(s.get("failed_fits", 0)) for s in states),
+        "last_error": errors[-1] if errors else None,
+    }
 
 
 def _format_params(params: dict[str, Any]) -> str:
@@ -140,8 +151,12 @@ def print_summary(summary: SearchSummary, console=None) -> None:
     for column in ("trial", "val. accuracy", "epochs", "hyperparameters"):
         table.add_column(column, justify="right" if column != "hyperparameters" else "left")
     for row in summary.best:
-        table.add_row(str(row.number), f"{row.value:.4f}" if row.value is not None else "-", str(row.epochs),
-                      _format_params(row.params))
+        table.add_row(
+            str(row.number),
+            f"{row.value:.4f}" if row.value is not None else "-",
+            str(row.epochs),
+            _format_params(row.params),
+        )
     console.print(table)
     console.print(
         f"trials: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed"
@@ -153,8 +168,10 @@ def print_summary(summary: SearchSummary, console=None) -> None:
             f"to epoch {summary.max_epochs}: {summary.epochs_saved} saved ({100 * summary.saved_fraction:.1f}%)"
         )
     if summary.test:
-        console.print(f"test accuracy of the best configuration (trial {summary.test['trial']}): "
-                      f"{summary.test['accuracy']:.4f} on {summary.test['images']} test images")
+        console.print(
+            f"test accuracy of the best configuration (trial {summary.test['trial']}): "
+            f"{summary.test['accuracy']:.4f} on {summary.test['images']} test images"
+        )
     for row in summary.failures:
         console.print(f"trial {row.number} failed after {row.epochs} epoch(s): {row.note}")
     if summary.predictor_never_fitted:
@@ -164,8 +181,12 @@ def print_summary(summary: SearchSummary, console=None) -> None:
 def predictor_note(state: dict[str, Any]) -> str:
     """One sentence on a predictor that never fitted, so that no trial was stopped by a prediction."""
     if state["failed_fits"]:
-        return (f"the predictor never fitted: all {state['failed_fits']} of its fits failed (the last with "
-                f"{state['last_error']}), so no trial was stopped by a prediction; fix that (see the worker "
-                "logs or --predictor svr) and run again.")
-    return ("the predictor never fitted: too few trials ran to the end to train it, so no trial was stopped by a "
-            "prediction; run more trials or lower --min-completed.")
+        return (
+            f"the predictor never fitted: all {state['failed_fits']} of its fits failed (the last with "
+            f"{state['last_error']}), so no trial was stopped by a prediction; fix that (see the worker "
+            "logs or --predictor svr) and run again."
+        )
+    return (
+        "the predictor never fitted: too few trials ran to the end to train it, so no trial was stopped by a "
+        "prediction; run more trials or lower --min-completed."
+    )

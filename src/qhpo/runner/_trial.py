@@ -127,12 +127,16 @@ def _save(trainer, path: Path) -> None:
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise DiskFull(f"the disk holding {path.parent} is full ({error.strerror}), so the checkpoint of epoch "
-                       f"{trainer.epoch} could not be saved; free some space and run the same command again: the "
-                       "trial continues from its last checkpoint.") from None
+        raise DiskFull(
+            f"the disk holding {path.parent} is full ({error.strerror}), so the checkpoint of epoch "
+            f"{trainer.epoch} could not be saved; free some space and run the same command again: the "
+            "trial continues from its last checkpoint."
+        ) from None
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, state: TrialState | None = None) -> None:
+def _tell(
+    study: optuna.Study, trial: optuna.Trial, value: float | None = None, state: TrialState | None = None
+) -> None:
     """Tell the trial's end once the pruner's decision records are stored (a finished trial takes none)."""
     flush = getattr(study.pruner, "flush", None)
     if flush is not None:

@@ -106,8 +106,9 @@ def run_worker(
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))
     space = search_space(config.space)
     if data is None:
-        data = load_cifar10(config.data_dir, subset=config.subset, val_size=config.val_size,
-                            split_seed=config.split_seed, device=device)
+        data = load_cifar10(
+            config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
+        )
     storage = location.open()
     # Seed the sampler by the trials already there, so a resumed or second worker does not
     # propose the configurations of the first one again.
@@ -138,25 +139,41 @@ def run_worker(
             continue
         changed()
         try:
-            state = run_trial(study, trial, space=space, data=data, device=device, max_epochs=config.epochs,
-                              checkpoint_dir=checkpoint_dir, seed=config.seed, precision=config.precision,
-                              on_epoch=changed)
+            state = run_trial(
+                study,
+                trial,
+                space=space,
+                data=data,
+                device=device,
+                max_epochs=config.epochs,
+                checkpoint_dir=checkpoint_dir,
+                seed=config.seed,
+                precision=config.precision,
+                on_epoch=changed,
+            )
         except BaseException as error:
             _end_interrupted(study, trial, error)
             if not isinstance(error, Exception) or isinstance(error, DiskFull):
                 raise  # KeyboardInterrupt, SystemExit, a full disk: the trial is enqueued again for the next run
             crashes += 1
-            print(f"qhpo: trial {trial.number} crashed ({type(error).__name__}: {error}); the search goes on.", file=sys.stderr)
+            print(
+                f"qhpo: trial {trial.number} crashed ({type(error).__name__}: {error}); the search goes on.",
+                file=sys.stderr,
+            )
             if crashes >= _MAX_CRASHES_IN_A_ROW:
-                raise QhpoError(f"{crashes} trials in a row crashed, the last with {type(error).__name__}: {error}; "
-                                "fix that and run the same command again to resume.") from None
+                raise QhpoError(
+                    f"{crashes} trials in a row crashed, the last with {type(error).__name__}: {error}; "
+                    "fix that and run the same command again to resume."
+                ) from None
             continue
         crashes = 0
         failures = 0 if state in FINISHED else failures + 1
         if failures >= _MAX_FAILURES_IN_A_ROW:
             reason = study._storage.get_trial(trial._trial_id).user_attrs.get(FAILURE_ATTR, "failed")
-            raise QhpoError(f"the last {failures} trials all failed (the last one {reason}); check the search space "
-                            "(--space), then run the same command again to resume.")
+            raise QhpoError(
+                f"the last {failures} trials all failed (the last one {reason}); check the search space "
+                "(--space), then run the same command again to resume."
+            )
         done += state in FINISHED
         publish_predictor_state(study)
         changed()
@@ -172,8 +189,11 @@ def publish_predictor_state(study: optuna.Study) -> None:
     if service is None:
         return
     owner = owner_record()
-    state = {"fits": int(getattr(service, "n_fits", 0)), "failed_fits": int(getattr(service, "n_failed_fits", 0)),
-             "last_error": getattr(service, "last_fit_error", None)}
+    state = {
+        "fits": int(getattr(service, "n_fits", 0)),
+        "failed_fits": int(getattr(service, "n_failed_fits", 0)),
+        "last_error": getattr(service, "last_fit_error", None),
+    }
     try:
         study.set_user_attr(f"{PREDICTOR_ATTR_PREFIX}{owner['host']}:{owner['pid']}", state)
     except Exception:
@@ -229,4 +249,3 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
-

@@ -104,7 +104,7 @@ def collinear_blocks(J: np.ndarray, max_block_bits: int = _MAX_BLOCK_BITS) -> li
                     group.append(int(other))
             k += 1
         group.sort()
-        blocks.extend(group[i:i + max_block_bits] for i in range(0, len(group), max_block_bits))
+        blocks.extend(group[i : i + max_block_bits] for i in range(0, len(group), max_block_bits))
     return blocks
 
 
@@ -176,8 +176,15 @@ def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
     across = block_of[:, None] != block_of[None, :]
     if np.max(np.abs(np.where(across, rebuilt - J, 0.0)), initial=0.0) > 1e-9 * max(1.0, float(np.max(np.abs(J)))):
         return None
-    return (kappa, np.asarray(level_start, dtype=np.int64), np.concatenate(level_s), np.concatenate(level_u),
-            np.asarray(hull_start, dtype=np.int64), np.asarray(hull, dtype=np.int64), np.concatenate(level_pattern))
+    return (
+        kappa,
+        np.asarray(level_start, dtype=np.int64),
+        np.concatenate(level_s),
+        np.concatenate(level_u),
+        np.asarray(hull_start, dtype=np.int64),
+        np.asarray(hull, dtype=np.int64),
+        np.concatenate(level_pattern),
+    )
 
 
 class DenseSimulatedAnnealingSampler(dimod.Sampler):
@@ -206,13 +213,28 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
             temperatures from ``beta_hot`` to ``beta_cold`` for every read.
     """
 
-    parameters = {"num_reads": [], "num_sweeps": [], "beta_range": [], "seed": [], "max_block_bits": [],
-                  "num_replicas": []}
+    parameters = {
+        "num_reads": [],
+        "num_sweeps": [],
+        "beta_range": [],
+        "seed": [],
+        "max_block_bits": [],
+        "num_replicas": [],
+    }
     properties: dict = {}
 
-    def sample(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int = 1, num_sweeps: int = 30,
-               beta_range: tuple[float, float] | None = None, seed: int | None = None,
-               max_block_bits: int = 12, num_replicas: int = 1, **kwargs) -> dimod.SampleSet:
+    def sample(
+        self,
+        bqm: dimod.BinaryQuadraticModel,
+        *,
+        num_reads: int = 1,
+        num_sweeps: int = 30,
+        beta_range: tuple[float, float] | None = None,
+        seed: int | None = None,
+        max_block_bits: int = 12,
+        num_replicas: int = 1,
+        **kwargs,
+    ) -> dimod.SampleSet:
         self.remove_unknown_kwargs(**kwargs)
         num_reads = check_int("num_reads", num_reads, least=1)
         num_sweeps = check_int("num_sweeps", num_sweeps, least=1)
@@ -259,6 +281,11 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
             pattern = level_pattern[levels[:, b]]
             bits[:, block] = (pattern[:, None] >> np.arange(len(block))[None, :]) & 1
         samples = bits if bqm.vartype is dimod.BINARY else (2 * bits - 1).astype(np.int8)
-        info = {"beta_range": (float(beta_hot), float(beta_cold)), "num_sweeps": num_sweeps,
-                "num_replicas": num_replicas, "num_blocks": len(blocks), "seed": int(seed)}
+        info = {
+            "beta_range": (float(beta_hot), float(beta_cold)),
+            "num_sweeps": num_sweeps,
+            "num_replicas": num_replicas,
+            "num_blocks": len(blocks),
+            "seed": int(seed),
+        }
         return dimod.SampleSet.from_samples_bqm((samples, variables), bqm, info=info)

@@ -227,8 +227,9 @@ def temper(kappa, level_start, level_s, level_u, hull_start, hull, betas, rounds
         for _ in range(rounds):
             for t in range(T):
                 k = slot[t]
-                energy[k] += _sweep(kappa, level_start, level_s, level_u, state[k], fields[k], betas[t],
-                                    weights, streams, r)
+                energy[k] += _sweep(
+                    kappa, level_start, level_s, level_u, state[k], fields[k], betas[t], weights, streams, r
+                )
             for t in range(T - 1):
                 a, b = slot[t], slot[t + 1]
                 log_accept = (betas[t] - betas[t + 1]) * (energy[a] - energy[b])

@@ -108,11 +108,14 @@ class PegasusCliqueSampler(dimod.Sampler):
             strength = strength(bqm, embedding)
         embedded = embed_bqm(bqm, embedding, self._adjacency, chain_strength=float(strength))
         physical = self.child.sample(embedded, **parameters)
-        result = unembed_sampleset(physical, embedding, bqm, chain_break_method=majority_vote,
-                                   chain_break_fraction=True)
+        result = unembed_sampleset(
+            physical, embedding, bqm, chain_break_method=majority_vote, chain_break_fraction=True
+        )
         self.last_embedding_ = embedding
-        result.info.update(chain_strength=float(strength),
-                           physical_qubits=int(sum(len(c) for c in embedding.values())),
-                           max_chain_length=int(max(len(c) for c in embedding.values())),
-                           mean_chain_break_fraction=float(np.mean(result.record.chain_break_fraction)))
+        result.info.update(
+            chain_strength=float(strength),
+            physical_qubits=int(sum(len(c) for c in embedding.values())),
+            max_chain_length=int(max(len(c) for c in embedding.values())),
+            mean_chain_break_fraction=float(np.mean(result.record.chain_break_fraction)),
+        )
         return result

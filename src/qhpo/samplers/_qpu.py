@@ -39,8 +39,14 @@ class QpuCliqueSampler(dimod.Sampler):
         failure_: The error that made the sampler fall back, or None.
     """
 
-    def __init__(self, child, *, fallback: dimod.Sampler, chain_strength: float | None = None,
-                 qpu_params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        child,
+        *,
+        fallback: dimod.Sampler,
+        chain_strength: float | None = None,
+        qpu_params: dict[str, Any] | None = None,
+    ) -> None:
         from dwave.system import DWaveCliqueSampler
 
         class _Clique(DWaveCliqueSampler):
@@ -65,8 +71,9 @@ class QpuCliqueSampler(dimod.Sampler):
     def properties(self) -> dict[str, Any]:
         return {"child_properties": self.clique.child.properties}
 
-    def sample(self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int | None = None, seed: int | None = None,
-               **parameters) -> dimod.SampleSet:
+    def sample(
+        self, bqm: dimod.BinaryQuadraticModel, *, num_reads: int | None = None, seed: int | None = None, **parameters
+    ) -> dimod.SampleSet:
         """Sample ``bqm`` on the QPU (``seed`` is for the fallback only: a QPU takes none)."""
         if self.failure_ is None:
             try:
@@ -75,9 +82,12 @@ class QpuCliqueSampler(dimod.Sampler):
                 raise  # the problem or the parameters are wrong, not the solver
             except Exception as error:  # the cloud client raises many types
                 self.failure_ = error
-                warnings.warn(f"the D-Wave QPU failed ({type(error).__name__}: {error}); qhpo continues with the "
-                              f"classical annealer {type(self.fallback).__name__} for the rest of this run.",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"the D-Wave QPU failed ({type(error).__name__}: {error}); qhpo continues with the "
+                    f"classical annealer {type(self.fallback).__name__} for the rest of this run.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         kwargs = dict(parameters)
         fallback_params = getattr(self.fallback, "parameters", {}) or {}
         if num_reads is not None and "num_reads" in fallback_params:
@@ -99,7 +109,9 @@ class QpuCliqueSampler(dimod.Sampler):
         sampleset.resolve()
         context = sampleset.info.get("embedding_context", {})
         self.chain_strength_ = float(context["chain_strength"]) if "chain_strength" in context else None
-        breaks = sampleset.record.chain_break_fraction if "chain_break_fraction" in sampleset.record.dtype.names else None
+        breaks = (
+            sampleset.record.chain_break_fraction if "chain_break_fraction" in sampleset.record.dtype.names else None
+        )
         self.chain_break_fraction_ = None if breaks is None else float(np.mean(breaks))
         sampleset.info["chain_strength"] = self.chain_strength_
         sampleset.info["chain_break_fraction"] = self.chain_break_fraction_

@@ -73,8 +73,14 @@ def _dwave_cloud(kind: str, **params) -> dimod.Sampler:
         ) from None
 
 
-def _dwave(*, child=None, fallback: str | dimod.Sampler = DEFAULT_SAMPLER, chain_strength: float | None = None,
-           qpu_params: dict[str, Any] | None = None, **params) -> dimod.Sampler:
+def _dwave(
+    *,
+    child=None,
+    fallback: str | dimod.Sampler = DEFAULT_SAMPLER,
+    chain_strength: float | None = None,
+    qpu_params: dict[str, Any] | None = None,
+    **params,
+) -> dimod.Sampler:
     """The QPU through a clique embedding, falling back to ``fallback`` when the solver fails.
 
     ``child`` is the QPU sampler itself: None connects to Leap with ``params`` (``solver=``,

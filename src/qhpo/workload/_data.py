@@ -97,7 +97,9 @@ def download_cifar10(
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise QhpoError(f"cannot create the data folder {root} ({error.strerror}); pass --data-dir with a writable folder.") from None
+        raise QhpoError(
+            f"cannot create the data folder {root} ({error.strerror}); pass --data-dir with a writable folder."
+        ) from None
     remove_partial_downloads(root)
 
     fd, archive_name = tempfile.mkstemp(prefix=f".cifar-10-{os.getpid()}-", suffix=".tar.gz.part", dir=root)
@@ -119,8 +121,10 @@ def download_cifar10(
 def remove_partial_downloads(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Remove archives and unpack folders left in the data folder by a killed download."""
     root = resolve_data_dir(data_dir)
-    return [*remove_orphans(root, r"\.cifar-10-(\d+)-.*\.tar\.gz\.part"),
-            *remove_orphans(root, r"\.cifar-10-unpack-(\d+)-.*")]
+    return [
+        *remove_orphans(root, r"\.cifar-10-(\d+)-.*\.tar\.gz\.part"),
+        *remove_orphans(root, r"\.cifar-10-unpack-(\d+)-.*"),
+    ]
 
 
 def _fetch(url: str, sink, *, progress: bool, timeout: float) -> str:
@@ -211,15 +215,22 @@ def _unpack(archive: Path, root: Path, target: Path) -> None:
                     tar.extractall(scratch, filter="data")
                 else:
                     members = tar.getmembers()
-                    if any(m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir()) for m in members):
+                    if any(
+                        m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir())
+                        for m in members
+                    ):
                         raise tarfile.TarError("it holds absolute paths, '..' or links")
                     tar.extractall(scratch, members=members)
         except (tarfile.TarError, OSError, EOFError) as error:
-            raise QhpoError(f"the downloaded archive could not be unpacked ({error}); run with --download again.") from None
+            raise QhpoError(
+                f"the downloaded archive could not be unpacked ({error}); run with --download again."
+            ) from None
         unpacked = scratch / BATCHES_FOLDER
         missing = _missing_files(unpacked) if unpacked.is_dir() else [BATCHES_FOLDER]
         if missing:
-            raise QhpoError(f"the downloaded archive lacks {', '.join(missing)}, so it is not the CIFAR-10 python archive; check the URL.")
+            raise QhpoError(
+                f"the downloaded archive lacks {', '.join(missing)}, so it is not the CIFAR-10 python archive; check the URL."
+            )
         os.replace(unpacked, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -261,13 +272,15 @@ class CifarData:
 #: The only callables a CIFAR-10 batch may name: what numpy pickles a plain array with
 #: (``numpy.core`` before numpy 2, ``numpy._core`` since) and what Python 3 writes bytes
 #: with in pickle protocol 2 (``_codecs.encode``, a pure conversion).
-_BATCH_GLOBALS = frozenset({
-    ("_codecs", "encode"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-})
+_BATCH_GLOBALS = frozenset(
+    {
+        ("_codecs", "encode"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+)
 
 
 class _BatchUnpickler(pickle.Unpickler):
@@ -300,18 +313,32 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data, labels = batch["data"], batch["labels"]
         if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise ValueError("its 'data' is not a uint8 array of rows of 3072 pixels")
-        if not isinstance(labels, (list, np.ndarray)) or not all(isinstance(y, (int, np.integer)) and 0 <= y < 10 for y in labels):
+        if not isinstance(labels, (list, np.ndarray)) or not all(
+            isinstance(y, (int, np.integer)) and 0 <= y < 10 for y in labels
+        ):
             raise ValueError("its 'labels' are not class numbers 0..9")
         images = data.reshape(-1, 3, 32, 32)
         labels = np.asarray(labels, dtype=np.int64)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError,
-            MemoryError, RecursionError) as error:
+    except (
+        OSError,
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        MemoryError,
+        RecursionError,
+    ) as error:
         raise QhpoError(
             f"{path} is not a readable CIFAR-10 batch ({type(error).__name__}: {error}), so nothing of it was used; "
             f"delete {path.parent} and fetch it again with --download."
         ) from None
     if images.shape[0] != labels.shape[0]:
-        raise QhpoError(f"{path} holds {images.shape[0]} images but {labels.shape[0]} labels; delete {path.parent} and fetch it again with --download.")
+        raise QhpoError(
+            f"{path} holds {images.shape[0]} images but {labels.shape[0]} labels; delete {path.parent} and fetch it again with --download."
+        )
     return images, labels
 
 
@@ -362,7 +389,9 @@ def load_cifar10(
         )
     missing = _missing_files(batches)
     if missing:
-        raise QhpoError(f"{batches} lacks {', '.join(missing)}; delete that folder and fetch CIFAR-10 again with --download.")
+        raise QhpoError(
+            f"{batches} lacks {', '.join(missing)}; delete that folder and fetch CIFAR-10 again with --download."
+        )
 
     parts = [_read_batch(batches / name) for name in _TRAIN_BATCHES]
     images = np.concatenate([p[0] for p in parts])

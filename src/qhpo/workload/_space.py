@@ -71,15 +71,21 @@ class Parameter:
                 raise ValueError(f"choices of parameter {self.name!r} repeat a value: {list(self.choices)}")
             for choice in self.choices:
                 if not isinstance(choice, (bool, int, float, str)):
-                    raise ValueError(f"choices of parameter {self.name!r} must be numbers, booleans or strings, got {choice!r}")
+                    raise ValueError(
+                        f"choices of parameter {self.name!r} must be numbers, booleans or strings, got {choice!r}"
+                    )
         elif self.kind in ("int", "float"):
             for label, bound in (("low", self.low), ("high", self.high)):
                 if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
                     raise ValueError(f"{label} of parameter {self.name!r} must be a finite number, got {bound!r}")
             if self.kind == "int" and not (float(self.low).is_integer() and float(self.high).is_integer()):
-                raise ValueError(f"low and high of integer parameter {self.name!r} must be integers, got {self.low!r} and {self.high!r}")
+                raise ValueError(
+                    f"low and high of integer parameter {self.name!r} must be integers, got {self.low!r} and {self.high!r}"
+                )
             if self.low > self.high:
-                raise ValueError(f"low of parameter {self.name!r} must not exceed high, got low={self.low!r} > high={self.high!r}")
+                raise ValueError(
+                    f"low of parameter {self.name!r} must not exceed high, got low={self.low!r} > high={self.high!r}"
+                )
             if self.log and self.low <= 0:
                 raise ValueError(f"low of log-scaled parameter {self.name!r} must be positive, got {self.low!r}")
             if self.step is not None:
@@ -207,10 +213,14 @@ class SearchSpace:
             QhpoError: One sentence naming the parameter and what to change.
         """
         if not isinstance(table, Mapping) or not isinstance(table.get("parameters"), Mapping):
-            raise QhpoError(f"{source} has no [parameters] table; define each parameter as [parameters.<name>] with choices, low/high or value.")
+            raise QhpoError(
+                f"{source} has no [parameters] table; define each parameter as [parameters.<name>] with choices, low/high or value."
+            )
         unknown_top = sorted(set(table) - {"parameters"})
         if unknown_top:
-            raise QhpoError(f"{source} has unknown top-level key(s) {', '.join(unknown_top)}; only [parameters.<name>] tables are read.")
+            raise QhpoError(
+                f"{source} has unknown top-level key(s) {', '.join(unknown_top)}; only [parameters.<name>] tables are read."
+            )
         entries = table["parameters"]
         if required is not None:
             required = tuple(required)
@@ -239,13 +249,19 @@ class SearchSpace:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise QhpoError(f"the search-space file {path} does not exist; pass the path of a TOML space file.") from None
+            raise QhpoError(
+                f"the search-space file {path} does not exist; pass the path of a TOML space file."
+            ) from None
         except (OSError, UnicodeDecodeError) as error:
-            raise QhpoError(f"the search-space file {path} cannot be read ({error}); pass a readable UTF-8 TOML file.") from None
+            raise QhpoError(
+                f"the search-space file {path} cannot be read ({error}); pass a readable UTF-8 TOML file."
+            ) from None
         try:
             table = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise QhpoError(f"the search-space file {path} is not valid TOML ({error}); fix the syntax there.") from None
+            raise QhpoError(
+                f"the search-space file {path} is not valid TOML ({error}); fix the syntax there."
+            ) from None
         return cls.from_dict(table, required=required, source=f"the search-space file {path}")
 
 
@@ -257,7 +273,9 @@ def _parse_parameter(name: str, spec: Any, source: str) -> Parameter:
     if "high" in spec and "low" not in spec:
         forms.append("low")
     if len(forms) != 1:
-        raise QhpoError(f"{where} must have exactly one of choices, low/high or value, but has {', '.join(sorted(spec)) or 'none of them'}.")
+        raise QhpoError(
+            f"{where} must have exactly one of choices, low/high or value, but has {', '.join(sorted(spec)) or 'none of them'}."
+        )
     try:
         if "choices" in spec:
             extra = sorted(set(spec) - {"choices"})
@@ -273,7 +291,9 @@ def _parse_parameter(name: str, spec: Any, source: str) -> Parameter:
             return Parameter(name, "fixed", value=spec["value"])
         extra = sorted(set(spec) - _RANGE_KEYS)
         if extra:
-            raise QhpoError(f"{where} has unknown key(s) {', '.join(extra)}; a range takes low, high, log, step and type.")
+            raise QhpoError(
+                f"{where} has unknown key(s) {', '.join(extra)}; a range takes low, high, log, step and type."
+            )
         if "high" not in spec:
             raise QhpoError(f"{where} has low but no high; give both ends of the range.")
         low, high = spec["low"], spec["high"]
@@ -281,7 +301,7 @@ def _parse_parameter(name: str, spec: Any, source: str) -> Parameter:
         if kind is None:
             kind = "int" if all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) else "float"
         if kind not in ("int", "float"):
-            raise QhpoError(f"{where} has type = {kind!r}; a range is \"int\" or \"float\".")
+            raise QhpoError(f'{where} has type = {kind!r}; a range is "int" or "float".')
         log = spec.get("log", False)
         if not isinstance(log, bool):
             raise QhpoError(f"{where} needs log = true or false, not {log!r}.")
