@@ -191,7 +191,16 @@ def test_a_configuration_whose_process_keeps_dying_fails_with_its_reason(tmp_pat
 
 def test_a_second_interrupt_cannot_drop_the_retry_of_an_interrupted_trial(tmp_path):
     # The SIGINT arrives between enqueuing the retry and telling FAIL: it is held back until
-    # both are stored, then interrupts.
+    # both are stored, then interrupts. Python's own Ctrl-C handler, whatever an earlier test
+    # in this process (a Ray Tune run, say) left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _second_interrupt_case(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _second_interrupt_case(tmp_path):
     location = _location(tmp_path, "sqlite")
     study = _new_study(location)
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
