@@ -1,7 +1,7 @@
 """Stopping policies: pure decision logic shared by the Optuna, Ray Tune and replay adapters."""
 
 from qhpo.policies._baker import BakerEarlyStopping
-from qhpo.policies._base import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._prediction import PredictionService
@@ -19,6 +19,7 @@ __all__ = [
     "PredictionService",
     "PredictiveHalving",
     "PredictivePolicy",
+    "Resumption",
     "StoppingPolicy",
     "SwiftHyperband",
     "TrialStatus",

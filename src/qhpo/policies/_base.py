@@ -29,14 +29,14 @@ class Decision(str, enum.Enum):
 
     CONTINUE = "continue"
     STOP = "stop"
-    PAUSE = "pause"  # keep the checkpoint; the policy may promote the trial later
+    PAUSE = "pause"  # keep the checkpoint; the policy may resume the trial later (see StoppingPolicy.promote)
 
 
 class TrialStatus(str, enum.Enum):
     RUNNING = "running"
     COMPLETE = "complete"  # trained to max_epochs
     STOPPED = "stopped"  # stopped early by a policy (Optuna: pruned)
-    PAUSED = "paused"  # waiting for a later promotion
+    PAUSED = "paused"  # stopped with its checkpoint kept; StoppingPolicy.promote may resume it
     FAILED = "failed"  # diverged or crashed; its curve is not used
 
 
@@ -98,6 +98,45 @@ def _finite_or_none(value: Any) -> float | None:
 
 
 @dataclass(frozen=True)
+class Resumption:
+    """A paused trial that the policy resumes, and why.
+
+    Example:
+        >>> Resumption("7", 10, "predicted value at epoch 20 0.71 ranks within the best 12 of 25",
+        ...            predicted=0.71, threshold=0.70).record("qhpo")["reason"]
+        "resumed by policy 'qhpo' after epoch 10: predicted value at epoch 20 0.71 ranks within the best 12 of 25"
+
+    Attributes:
+        key: The paused trial's key (:attr:`TrialView.key`).
+        epoch: Epochs the trial had trained when it was paused; it resumes from there.
+        reason: Why, in a few words.
+        predicted: The prediction the resumption read, in metric units, or None.
+        std: Its standard deviation, or None.
+        threshold: The value the prediction was compared with, in metric units, or None.
+    """
+
+    key: Hashable
+    epoch: int
+    reason: str = ""
+    predicted: float | None = None
+    std: float | None = None
+    threshold: float | None = None
+
+    def record(self, policy: str = "") -> dict[str, Any]:
+        """The resumption as plain JSON data (non-finite numbers become None)."""
+        by = f" by policy {policy!r}" if policy else ""
+        reason = f"resumed{by} after epoch {self.epoch}" + (f": {self.reason}" if self.reason else "")
+        return {
+            "epoch": int(self.epoch),
+            "decision": "resume",
+            "predicted_final": _finite_or_none(self.predicted),
+            "std": _finite_or_none(self.std),
+            "threshold": _finite_or_none(self.threshold),
+            "reason": reason,
+        }
+
+
+@dataclass(frozen=True)
 class TrialView:
     """What a policy knows about one trial.
 
@@ -127,7 +166,18 @@ class TrialView:
 
 
 class StoppingPolicy(ABC):
-    """Decides, after each epoch of a trial, whether it continues.
+    """Decides, after each epoch of a trial, whether it continues, and which paused trials resume.
+
+    **Freeze-thaw.** A policy whose :attr:`resumes` is True may answer
+    :attr:`Decision.PAUSE`: the adapter ends the trial's training as it would for STOP but
+    keeps its checkpoint and shows it to the policy as :attr:`TrialStatus.PAUSED`. Whenever
+    a worker falls free (before it starts a new configuration, and when no new
+    configuration is left), the adapter calls :meth:`promote`; each :class:`Resumption` it
+    returns names a paused trial that then continues from its checkpoint (its view becomes
+    RUNNING again, its curve goes on from the epoch it paused at, and its earlier epochs
+    are not trained again). A paused trial that is never resumed counts as stopped when the
+    search ends. A policy whose :attr:`resumes` is False never answers PAUSE and its
+    :meth:`promote` returns nothing.
 
     Args:
         max_epochs: Epochs of a trial that is never stopped.
@@ -163,3 +213,22 @@ class StoppingPolicy(ABC):
     def decision_epochs(self) -> Sequence[int] | None:
         """Epochs after which :meth:`decide` may answer other than CONTINUE (None: any)."""
         return None
+
+    @property
+    def resumes(self) -> bool:
+        """Whether the policy pauses trials (answers PAUSE) and may resume them later."""
+        return False
+
+    def promote(self, trials: Sequence[TrialView], *, limit: int = 1) -> list[Resumption]:
+        """The paused trials to resume now, best first, at most ``limit`` of them.
+
+        Args:
+            trials: Every trial the adapter knows of, in any status; candidates are those
+                whose status is :attr:`TrialStatus.PAUSED`.
+            limit: Free workers: the most resumptions the adapter can start now.
+
+        Returns:
+            Resumptions of paused trials in ``trials`` (none for a policy that does not
+            resume, the default).
+        """
+        return []
