@@ -31,7 +31,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from qhpo._checks import check_int
 from qhpo._errors import QhpoError
-from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 
 #: Result key a trainable sets (to a reason) when its training diverged.
 DIVERGED_KEY = "diverged"
@@ -72,11 +72,18 @@ class PredictiveScheduler(TrialScheduler):
     The policy sees a trial's config as its hyperparameters, less keys starting with
     ``"__qhpo_"`` (bookkeeping of the trainable).
 
-    A paused trial resumes when the policy lists it in ``policy.promote(views)`` (for
-    policies that define it); paused trials that were not promoted are stopped once no
-    trial is running or pending and the search algorithm has created all its trials, so
-    the experiment ends. (A concurrency limit
-    counts paused trials as running: give pausing policies a search without one.)
+    **Freeze-thaw.** When the policy resumes trials (``policy.resumes``) and answers PAUSE,
+    Ray Tune pauses the trial: it keeps the trial's latest checkpoint and frees its
+    resources; the view shows the trial as PAUSED. Each trial that ends (paused, stopped,
+    complete or failed) frees a worker; the next time Ray Tune asks which trial to run, the
+    scheduler first asks ``policy.promote(views, limit=k)`` with ``k`` the workers freed
+    since it last asked, and Ray Tune unpauses each promoted trial before any new one: it
+    restarts from its checkpoint, and its curve goes on from the epoch it paused at. Once
+    no trial is running or pending and the search algorithm has created all its trials,
+    the policy is asked once more (``k`` the most trials seen running at once); the paused
+    trials it does not resume then are stopped and count as stopped, so the experiment
+    ends. (A concurrency limit counts paused trials as running: give pausing policies a
+    search without one.)
 
     Example:
         >>> from ray import tune
@@ -154,6 +161,9 @@ class PredictiveScheduler(TrialScheduler):
         self._policy: StoppingPolicy | None = policy if isinstance(policy, StoppingPolicy) else None
         self._records: dict[str, _TrialRecord] = {}
         self.decisions_: list[tuple[str, int, str]] = []
+        self._to_resume: list[str] = []  # promoted trials that Ray Tune has not restarted yet
+        self._free_workers = 0  # workers freed since the policy was last asked to promote
+        self._most_running = 1  # the most trials seen running at once
         self.decide_seconds_: list[float] = []
         self._warned = False
 
@@ -203,15 +213,18 @@ class PredictiveScheduler(TrialScheduler):
         record.status = TrialStatus.RUNNING
         if result.get(DIVERGED_KEY) or not math.isfinite(value):
             record.status = TrialStatus.FAILED
+            self._free_workers += 1
             return TrialScheduler.STOP
         if epoch >= self.max_epochs:
             record.status = TrialStatus.COMPLETE
+            self._free_workers += 1
             return TrialScheduler.STOP
         epochs = self.stopping_policy.decision_epochs()
         if epochs is not None and epoch not in epochs:
             return TrialScheduler.CONTINUE
         views = self.trial_views()
-        view = next(v for v in views if v.key == trial.trial_id)
+        key = self._key(trial.trial_id)
+        view = next(v for v in views if v.key == key)
         started = time.perf_counter()
         try:
             verdict = self.stopping_policy.decide(view, views)
@@ -220,28 +233,30 @@ class PredictiveScheduler(TrialScheduler):
                     f"{type(self.stopping_policy).__name__}.decide returned {verdict!r}, not a qhpo.policies.Verdict"
                 )
         except Exception as error:  # a policy error must not end the whole experiment
-            if not self._warned:
-                self._warned = True
-                warnings.warn(
-                    f"qhpo policy error ({type(error).__name__}: {error}); trials continue unstopped",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            self._warn(error, "trials continue unstopped")
             return TrialScheduler.CONTINUE
         finally:
             self.decide_seconds_.append(time.perf_counter() - started)
         decision = verdict.decision
+        if decision == Decision.PAUSE and not self.stopping_policy.resumes:
+            decision = Decision.STOP  # only a resuming policy can bring a paused trial back
+            verdict = Verdict(
+                decision, verdict.epoch, verdict.reason, verdict.predicted, verdict.std, verdict.threshold
+            )
         if self.explain and (verdict.predictive or decision != Decision.CONTINUE):
             policy = self.stopping_policy
             record.records.append(verdict.record(policy.name or type(policy).__name__))
         record.status = _STATUS_AFTER.get(decision, TrialStatus.RUNNING)
         self.decisions_.append((trial.trial_id, epoch, decision.value))
+        if decision != Decision.CONTINUE:
+            self._free_workers += 1
         return _RAY_DECISION[decision]
 
     def on_trial_complete(self, tune_controller, trial: Trial, result: dict | None):
         record = self._records.get(trial.trial_id)
         if record is None or record.status != TrialStatus.RUNNING:
             return
+        self._free_workers += 1
         if result and result.get(DIVERGED_KEY):
             record.status = TrialStatus.FAILED
         elif len(record.curve) >= self.max_epochs:
@@ -252,6 +267,8 @@ class PredictiveScheduler(TrialScheduler):
     def on_trial_error(self, tune_controller, trial: Trial):
         record = self._records.get(trial.trial_id)
         if record is not None:
+            if record.status == TrialStatus.RUNNING:
+                self._free_workers += 1
             record.status = TrialStatus.FAILED
 
     def on_trial_remove(self, tune_controller, trial: Trial):
@@ -261,26 +278,91 @@ class PredictiveScheduler(TrialScheduler):
 
     def choose_trial_to_run(self, tune_controller) -> Trial | None:
         trials = tune_controller.get_trials()
+        busy = sum(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials)
+        self._most_running = max(self._most_running, sum(t.status == Trial.RUNNING for t in trials))
+        resumed = self._next_promoted(trials)
+        if resumed is not None:
+            return resumed
+        paused = {key for key, r in self._records.items() if r.status == TrialStatus.PAUSED}
+        over = bool(paused) and not self._to_resume and self._search_over(tune_controller, trials)
+        if paused and self._promotes_on_free() and (self._free_workers > 0 or over):
+            # Freed workers go to paused trials the policy resumes before any new configuration.
+            limit = max(self._free_workers, self._most_running - busy, 1)
+            self._free_workers = 0
+            if self.promote(limit):
+                return self._next_promoted(trials)
+        self._free_workers = 0
         for trial in trials:
             if trial.status == Trial.PENDING:
                 return trial
-        paused = [t for t in trials if t.status == Trial.PAUSED]
-        if not paused:
-            return None
-        promote = getattr(self.stopping_policy, "promote", None)
-        promoted = set(promote(self.trial_views())) if promote is not None else set()
-        for trial in paused:
-            if trial.trial_id in promoted:
-                self._records[trial.trial_id].status = TrialStatus.RUNNING
+        if over:
+            # Nothing will report again and the policy resumed none: the paused trials end as stopped.
+            for trial in trials:
+                if trial.status == Trial.PAUSED and trial.trial_id in paused:
+                    self._records[trial.trial_id].status = TrialStatus.STOPPED
+                    tune_controller.stop_trial(trial)
+        return None
+
+    def promote(self, limit: int) -> list[str]:
+        """Ask the policy which paused trials resume now (at most ``limit``); their trial ids.
+
+        Each promoted trial's view becomes RUNNING at once and Ray Tune restarts it from its
+        checkpoint the next time it asks which trial to run. With ``explain=True`` the
+        resumption's record joins the trial's decision records.
+        """
+        policy = self.stopping_policy
+        if not policy.resumes or limit < 1:
+            return []
+        views = self.trial_views()
+        by_key = {self._key(trial_id): trial_id for trial_id in self._records}
+        try:
+            resumptions = list(policy.promote(views, limit=int(limit)))
+        except Exception as error:  # a policy error must not end the whole experiment
+            self._warn(error, "paused trials stay paused")
+            return []
+        promoted: list[str] = []
+        for resumption in resumptions[: int(limit)]:
+            trial_id = by_key.get(resumption.key) if isinstance(resumption, Resumption) else None
+            record = self._records.get(trial_id) if trial_id is not None else None
+            if record is None or record.status != TrialStatus.PAUSED:
+                self._warn(ValueError(f"promote() named {resumption!r}, not a paused trial"), "it is ignored")
+                continue
+            record.status = TrialStatus.RUNNING
+            if self.explain:
+                record.records.append(resumption.record(policy.name or type(policy).__name__))
+            self.decisions_.append((trial_id, int(resumption.epoch), "resume"))
+            self._to_resume.append(trial_id)
+            promoted.append(trial_id)
+        return promoted
+
+    def _next_promoted(self, trials) -> Trial | None:
+        """The first promoted trial that Ray Tune holds paused (one still pausing waits)."""
+        by_id = {t.trial_id: t for t in trials}
+        for trial_id in list(self._to_resume):
+            trial = by_id.get(trial_id)
+            if trial is None or trial.status in (Trial.TERMINATED, Trial.ERROR):
+                self._to_resume.remove(trial_id)
+            elif trial.status == Trial.PAUSED:
+                self._to_resume.remove(trial_id)
                 return trial
+        return None
+
+    def _promotes_on_free(self) -> bool:
+        """Whether a freed worker makes the scheduler ask ``policy.promote`` itself."""
+        return True
+
+    def _search_over(self, tune_controller, trials) -> bool:
+        """No trial runs or waits to start, and the search algorithm has created all its trials."""
         search = getattr(tune_controller, "search_alg", None)
         searching = search is not None and not search.is_finished()
-        if not searching and not any(t.status == Trial.RUNNING for t in trials):
-            # No trial will report again, so no paused trial can earn a promotion any more.
-            for trial in paused:
-                self._records[trial.trial_id].status = TrialStatus.STOPPED
-                tune_controller.stop_trial(trial)
-        return None
+        return not searching and not any(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials)
+
+    def _warn(self, error: Exception, consequence: str) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"qhpo policy error ({type(error).__name__}: {error}); {consequence}", RuntimeWarning, stacklevel=3
+            )
 
     def debug_string(self) -> str:
         counts: dict[str, int] = {}
@@ -298,12 +380,22 @@ class PredictiveScheduler(TrialScheduler):
         return list(record.records) if record is not None else []
 
     def trial_views(self) -> list[TrialView]:
-        """Every trial that reported at least one epoch, in the order trials were added."""
-        return [
-            TrialView(key=key, curve=tuple(r.curve), params=dict(r.params), status=r.status)
-            for key, r in self._records.items()
-            if r.curve
-        ]
+        """Every trial that reported at least one epoch, in the order trials were added.
+
+        A failed trial's curve ends before its first non-finite value (the epoch it diverged
+        at counts as trained, but its value is no measurement).
+        """
+        return [self._view(key, r) for key, r in self._records.items() if r.curve]
+
+    def _view(self, trial_id: str, record: _TrialRecord) -> TrialView:
+        curve = tuple(record.curve)
+        if record.status == TrialStatus.FAILED:
+            curve = curve[: next((e for e, v in enumerate(curve) if not math.isfinite(v)), len(curve))]
+        return TrialView(key=self._key(trial_id), curve=curve, params=dict(record.params), status=record.status)
+
+    def _key(self, trial_id: str):
+        """The key a trial's view carries (its Ray trial id)."""
+        return trial_id
 
     def get_state(self) -> dict[str, Any]:
         """The scheduler's state as plain JSON-ready data."""
@@ -322,6 +414,7 @@ class PredictiveScheduler(TrialScheduler):
                 for key, r in self._records.items()
             ],
             "decisions": [list(d) for d in self.decisions_],
+            "to_resume": list(self._to_resume),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -337,6 +430,7 @@ class PredictiveScheduler(TrialScheduler):
             for t in state["trials"]
         }
         self.decisions_ = [tuple(d) for d in state["decisions"]]
+        self._to_resume = [key for key in state.get("to_resume", []) if key in self._records]
 
     def save(self, checkpoint_path: str):
         Path(checkpoint_path).write_text(json.dumps(self.get_state()), encoding="utf-8")
