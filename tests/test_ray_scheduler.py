@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,13 +12,28 @@ import pytest
 pytest.importorskip("ray")
 
 import ray  # noqa: E402
+from ray.tune import Callback  # noqa: E402
 
-from qhpo.curves import read_curve_table  # noqa: E402
-from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView, Verdict, make_policy  # noqa: E402
+from qhpo.curves import (
+    read_curve_table,  # noqa: E402
+    resolve_curve_table,  # noqa: E402
+)
+from qhpo.policies import (  # noqa: E402
+    Decision,
+    Resumption,
+    StoppingPolicy,
+    TrialStatus,
+    TrialView,
+    Verdict,
+    make_policy,
+)
 from qhpo.ray import PredictiveScheduler, SchedulerStateCallback, replay_on_ray  # noqa: E402
 from qhpo.replay import PolicyAgent, simulate  # noqa: E402
 
 pytestmark = pytest.mark.ray
+
+# Ray workers cannot import this test module: its trainables travel by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,26 +51,26 @@ def table(curve_table_path):
     return read_curve_table(curve_table_path).take(range(16)).truncate(20)
 
 
-def _qhpo_policy(table, background=False):
+def _qhpo_policy(table, background=False, name="qhpo", min_completed=5):
     return make_policy(
-        "qhpo",
+        name,
         max_epochs=table.epochs,
         mode=table.mode,
         predictor="svr",
         random_state=0,
         background=background,
-        min_completed=5,
+        min_completed=min_completed,
     )
 
 
-def _optuna_epochs(table) -> np.ndarray:
+def _optuna_epochs(table, name: str) -> np.ndarray:
     """Epochs each row trains in a real Optuna study pruned by PredictivePruner, rows in order."""
     import optuna
 
     from qhpo.optuna import PredictivePruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", pruner=PredictivePruner(_qhpo_policy(table)))
+    study = optuna.create_study(direction="maximize", pruner=PredictivePruner(_qhpo_policy(table, name=name)))
     trained = np.zeros(table.n_trials, dtype=int)
     for row, curve in enumerate(table.curves):
         trial = study.ask()
@@ -69,12 +86,17 @@ def _optuna_epochs(table) -> np.ndarray:
 
 
 def test_scheduler_makes_the_replay_and_optuna_decisions(table):
-    simulated = simulate(table.curves, PolicyAgent(_qhpo_policy(table), table.curves, table.param_rows()), workers=1)
-    on_ray = replay_on_ray(table.curves, _qhpo_policy(table), params=table.param_rows(), workers=1, time_scale=1e-3)
+    # Stop-only, so that Optuna's pruner (which cannot resume a trial) decides alike.
+    simulated = simulate(
+        table.curves, PolicyAgent(_qhpo_policy(table, name="qhpo-stop"), table.curves, table.param_rows()), workers=1
+    )
+    on_ray = replay_on_ray(
+        table.curves, _qhpo_policy(table, name="qhpo-stop"), params=table.param_rows(), workers=1, time_scale=1e-3
+    )
     assert simulated.cost < table.n_trials * table.epochs  # the policy did stop trials
     np.testing.assert_array_equal(on_ray.epochs_trained, simulated.epochs_trained)
     np.testing.assert_array_equal(on_ray.complete, simulated.complete)
-    np.testing.assert_array_equal(on_ray.epochs_trained, _optuna_epochs(table))
+    np.testing.assert_array_equal(on_ray.epochs_trained, _optuna_epochs(table, name="qhpo-stop"))
     assert len(on_ray.decide_seconds) > 0
 
 
@@ -89,10 +111,46 @@ def test_background_refits_on_two_workers(table):
     assert outcome.measured_seconds > 0 and outcome.wallclock == pytest.approx(outcome.measured_seconds / 1e-3)
 
 
+#: Rows of the recorded TaskSet IMDB table: row 850 diverges at epoch 2 (a NaN).
+_DIVERGING_ROWS = [414, 406, 112, 923, 850, 175, 358, 538, 688, 576, 416, 407]
+
+
+def test_ray_replay_pauses_and_resumes_as_the_local_replay(curves_dir):
+    # 12 recorded TaskSet curves cut at 20 epochs on 3 workers: the default policy pauses
+    # trials and resumes some, and one trial diverges.
+    table = read_curve_table(resolve_curve_table("taskset_imdb_1")).take(_DIVERGING_ROWS).truncate(20)
+    diverging = _DIVERGING_ROWS.index(850)
+    first_nan = int(np.argmax(~np.isfinite(table.curves[diverging])))  # 0-based: the NaN epoch is first_nan + 1
+    policy = {"min_completed": 3}
+    local = simulate(
+        table.curves, PolicyAgent(_qhpo_policy(table, **policy), table.curves, table.param_rows()), workers=3
+    )
+    on_ray = replay_on_ray(
+        table.curves, _qhpo_policy(table, **policy), params=table.param_rows(), workers=3, time_scale=1e-3
+    )
+    assert local.resumptions, "the table must make the policy resume a paused trial"
+    assert on_ray.pauses == local.pauses
+    assert on_ray.resumptions == local.resumptions
+    np.testing.assert_array_equal(on_ray.epochs_trained, local.epochs_trained)
+    np.testing.assert_array_equal(on_ray.complete, local.complete)
+    # Every resumed trial went on from its pause: its epochs counted once (the Ray replay
+    # counts reports, and raises when a resumed trial repeats an epoch).
+    for row, epoch in on_ray.resumptions:
+        assert on_ray.epochs_trained[row] > epoch
+    assert on_ray.epochs_trained.sum() < table.n_trials * table.epochs
+    # The diverged trial ended at its first NaN, that epoch counted, with no decision on it.
+    assert on_ray.epochs_trained[diverging] == first_nan + 1 and not on_ray.complete[diverging]
+    assert all(row != diverging or epoch < first_nan + 1 for row, epoch, _ in on_ray.decisions)
+
+
 class _PauseAllPromoteBest(StoppingPolicy):
-    """Pauses every trial after epoch 2; once all four are paused, promotes the best one."""
+    """Pauses every trial after epoch 2; once all four are paused, resumes the best one."""
 
     name = "pause-all"
+
+    @property
+    def resumes(self) -> bool:
+        return True
 
     def decide(self, trial: TrialView, trials) -> Verdict:
         return Verdict(Decision.PAUSE, trial.epochs, "every trial waits at epoch 2")
@@ -100,23 +158,74 @@ class _PauseAllPromoteBest(StoppingPolicy):
     def decision_epochs(self):
         return (2,)
 
-    def promote(self, trials):
+    def promote(self, trials, *, limit=1):
         if any(t.status == TrialStatus.COMPLETE for t in trials):
             return []
         paused = [t for t in trials if t.status == TrialStatus.PAUSED]
-        return [max(paused, key=lambda t: t.curve[-1]).key] if len(paused) == 4 else []
+        if len(paused) < 4:
+            return []
+        best = max(paused, key=lambda t: t.curve[-1])
+        return [Resumption(best.key, best.epochs, "the best of four", predicted=best.curve[-1])][:limit]
 
 
-def test_paused_trial_resumes_from_its_checkpoint(table):
-    curves = table.curves[:4, :5]
-    outcome = replay_on_ray(curves, _PauseAllPromoteBest(max_epochs=5), workers=1, time_scale=1e-3)
-    best = int(np.argmax(curves[:, 1]))
-    expected = np.full(4, 2)
-    expected[best] = 5
-    np.testing.assert_array_equal(outcome.epochs_trained, expected)
-    np.testing.assert_array_equal(outcome.complete, np.arange(4) == best)
-    # One PAUSE per trial: the promoted trial went on from epoch 3, it did not start over.
-    assert sorted(outcome.decisions) == [(row, 2, "pause") for row in range(4)]
+def _rising(config):
+    """Accuracy ``x * (1 - 0.5**epoch)``, checkpointed at every epoch; resumes from its checkpoint."""
+    import tempfile
+
+    from ray import tune
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            start = int((Path(folder) / "epoch").read_text())
+    for epoch in range(start + 1, 6):
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "epoch").write_text(str(epoch))
+            tune.report(
+                {"accuracy": config["x"] * (1 - 0.5**epoch), "epoch": epoch, "resumed_from": start},
+                checkpoint=tune.Checkpoint.from_directory(folder),
+            )
+
+
+class _Reports(Callback):
+    """Every result Ray Tune received: ``(trial id, epoch, resumed_from)``."""
+
+    def __init__(self):
+        self.seen: list[tuple[str, int, int]] = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.seen.append((trial.trial_id, int(result["epoch"]), int(result["resumed_from"])))
+
+
+def test_paused_trial_resumes_from_its_checkpoint(tmp_path):
+    from ray import tune
+
+    scheduler = PredictiveScheduler(_PauseAllPromoteBest(max_epochs=5), epoch_attr="epoch", explain=True)
+    reports = _Reports()
+    xs = [0.6, 0.9, 0.7, 0.8]
+    tuner = tune.Tuner(
+        tune.with_resources(_rising, {"cpu": 1}),
+        param_space={"x": tune.grid_search(xs)},
+        tune_config=tune.TuneConfig(metric="accuracy", mode="max", scheduler=scheduler, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, callbacks=[reports]),
+    )
+    tuner.fit()
+    views = {v.key: v for v in scheduler.trial_views()}
+    best = max(views, key=lambda key: views[key].params["x"])
+    assert views[best].params["x"] == 0.9 and views[best].status == TrialStatus.COMPLETE
+    # The resumed trial's curve is continuous: epochs 1-5 of one curve, each reported once,
+    # epochs 3-5 by the restarted trial that read its epoch-2 checkpoint.
+    np.testing.assert_allclose(views[best].curve, [0.9 * (1 - 0.5**e) for e in range(1, 6)])
+    assert [(e, start) for key, e, start in reports.seen if key == best] == [(1, 0), (2, 0), (3, 2), (4, 2), (5, 2)]
+    # The others were paused at epoch 2, never resumed, and ended as stopped.
+    assert sorted(v.status for key, v in views.items() if key != best) == [TrialStatus.STOPPED] * 3
+    assert all(v.epochs == 2 for key, v in views.items() if key != best)
+    assert sorted(d for key, e, d in scheduler.decisions_ if key == best) == ["pause", "resume"]
+    pause, resume = scheduler.decision_records(best)
+    assert pause["decision"] == "pause" and resume["decision"] == "resume" and resume["epoch"] == 2
+    assert resume["reason"] == "resumed by policy 'pause-all' after epoch 2: the best of four"
+    assert resume["predicted_final"] == pytest.approx(0.9 * 0.75)
 
 
 class _StopBelowFirst(StoppingPolicy):

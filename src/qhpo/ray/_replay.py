@@ -2,38 +2,63 @@
 
 Each row of a curve table becomes one Ray trial that sleeps ``time_scale * d_i`` seconds
 per epoch (``d_i`` the row's seconds per epoch, or 1 when the table has none) and then
-reports the recorded value, so the :class:`PredictiveScheduler` stops trials exactly as it
-would on real training, on ``workers`` concurrent Ray trials. The measured wall clock,
-divided by ``time_scale``, is in the units of :func:`qhpo.replay.simulate`'s simulated
-wall clock; the difference between the two is the cost of running on Ray (trial start-up,
-result delivery, the scheduler's decisions).
+reports the recorded value, so the :class:`PredictiveScheduler` stops, pauses and resumes
+trials exactly as it would on real training, on ``workers`` concurrent Ray trials.
+
+Which trial reports next follows the simulated clock of :func:`qhpo.replay.simulate`: a
+driver thread runs that simulation with an agent that hands each epoch to the Ray trial
+replaying that row and waits for the scheduler's decision on it, so Ray Tune receives the
+results in the order of the simulated wall clock, whatever the real timing of its
+workers. The scheduler decides on its own views of the Ray trials; the simulation only
+says whose epoch comes next, when a worker falls free (then the scheduler asks the policy
+which paused trials to promote) and which new row starts. A paused trial is paused by Ray
+Tune and resumed from its Ray checkpoint. So for the same inputs the Ray replay makes the
+decisions of the in-process replay on any number of workers, and the outcome counts
+what the Ray trials actually reported.
+
+The measured wall clock, divided by ``time_scale``, is in the units of the simulated wall
+clock; the difference between the two is the cost of running on Ray (trial start-up,
+result delivery, pausing and resuming, the scheduler's decisions).
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+import os
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ray
 from ray import tune
-from ray.tune.search.basic_variant import BasicVariantGenerator
+from ray.tune.search import Searcher
 
 from qhpo._checks import check_int
-from qhpo.policies import StoppingPolicy, TrialStatus
+from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView
 from qhpo.ray._cluster import connect_ray
-from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, PredictiveScheduler
-from qhpo.replay import ReplayOutcome
+from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, DIVERGED_KEY, PredictiveScheduler
+from qhpo.replay import ReplayOutcome, simulate
 
 _ROW_KEY = f"{BOOKKEEPING_PREFIX}row"
 _METRIC = "value"
+_MAX_PENDING = "TUNE_MAX_PENDING_TRIALS_PG"
+#: Longest wait for one step of a Ray trial (a start, an epoch) before the replay gives up.
+_STEP_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
 class RayReplayOutcome(ReplayOutcome):
     """A :class:`qhpo.replay.ReplayOutcome` measured on Ray.
+
+    ``epochs_trained`` counts the epochs each Ray trial reported (a resumed trial
+    continues from its checkpoint, so its epochs count once), ``pauses`` and
+    ``resumptions`` are the scheduler's.
 
     Attributes:
         wallclock: Measured seconds divided by ``time_scale`` (simulated units).
@@ -42,7 +67,8 @@ class RayReplayOutcome(ReplayOutcome):
         time_scale: Real seconds per simulated second.
         workers: Concurrent Ray trials.
         decide_seconds: Seconds the scheduler spent in each policy decision.
-        decisions: ``(row, epoch, decision)`` of every policy decision, in the order made.
+        decisions: ``(row, epoch, decision)`` of every policy decision and resumption
+            (``"resume"``, the epoch it resumed after), in the order made.
     """
 
     measured_seconds: float = 0.0
@@ -52,29 +78,71 @@ class RayReplayOutcome(ReplayOutcome):
     decisions: tuple[tuple[int, int, str], ...] = ()
 
 
+class _Aborted(Exception):
+    """The Ray run ended before the simulated replay did."""
+
+
+@ray.remote(num_cpus=0)
+class _Turns:
+    """Hands out the replayed epochs: a trial reports epoch ``e`` of row ``i`` once granted."""
+
+    def __init__(self):
+        self._granted: set[tuple[int, int]] = set()
+        self._waiting: dict[tuple[int, int], asyncio.Event] = {}
+        self._aborted = False
+
+    async def wait(self, row: int, epoch: int) -> bool:
+        """Wait until epoch ``epoch`` of ``row`` is granted; False when the replay was aborted."""
+        key = (row, epoch)
+        if key not in self._granted and not self._aborted:
+            await self._waiting.setdefault(key, asyncio.Event()).wait()
+        return not self._aborted
+
+    async def grant(self, row: int, epoch: int) -> None:
+        self._granted.add((row, epoch))
+        if (row, epoch) in self._waiting:
+            self._waiting.pop((row, epoch)).set()
+
+    async def abort(self) -> None:
+        self._aborted = True
+        for event in self._waiting.values():
+            event.set()
+
+
+def _is_sync_epoch(epoch: int, value: float, epochs: int, decision_epochs: frozenset[int] | None) -> bool:
+    """Whether the replay's clock orders this report: where a decision reads the other trials."""
+    return decision_epochs is None or epoch in decision_epochs or epoch >= epochs or not np.isfinite(value)
+
+
 def _replay_trainable(
     config: dict,
     curves: np.ndarray,
     seconds_per_epoch: np.ndarray,
     time_scale: float,
-    pause_epochs: frozenset[int] | None,
+    decision_epochs: frozenset[int] | None,
+    turns,
 ):
     started_at = time.time()
     row = int(config[_ROW_KEY])
+    epochs = curves.shape[1]
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # a paused trial resumes after its last reported epoch
         with checkpoint.as_directory() as folder:
-            start = int(open(f"{folder}/epoch").read())
-    for epoch in range(start + 1, curves.shape[1] + 1):
+            with open(f"{folder}/epoch") as handle:
+                start = int(handle.read())
+    for epoch in range(start + 1, epochs + 1):
         time.sleep(time_scale * seconds_per_epoch[row])
-        metrics = {
-            _METRIC: float(curves[row, epoch - 1]),
-            "epoch": epoch,
-            "started_at": started_at,
-            "reported_at": time.time(),
-        }
-        if pause_epochs is not None and epoch not in pause_epochs:
+        value = float(curves[row, epoch - 1])
+        if _is_sync_epoch(epoch, value, epochs, decision_epochs) and not ray.get(turns.wait.remote(row, epoch)):
+            return  # the replay was aborted
+        metrics = {_METRIC: value, "epoch": epoch, "started_at": started_at, "reported_at": time.time()}
+        if not np.isfinite(value):
+            # Training diverged: the epoch was trained and the trial ends here, as a
+            # training loop that checks its loss ends it.
+            tune.report({**metrics, DIVERGED_KEY: "non-finite value"})
+            return
+        if decision_epochs is not None and epoch not in decision_epochs:
             tune.report(metrics)
             continue
         # Only a decision epoch can pause the trial, so only there a checkpoint is needed.
@@ -82,6 +150,206 @@ def _replay_trainable(
             with open(f"{folder}/epoch", "w") as handle:
                 handle.write(str(epoch))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+class _RowSearcher(Searcher):
+    """Suggests the rows the simulated replay starts, in that order, and no others."""
+
+    def __init__(self, params: list[dict], metric: str, mode: str):
+        super().__init__(metric=metric, mode=mode)
+        self._params = params
+        self._allowed: deque[int] = deque()
+        self._finished = False
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True
+
+    def allow(self, row: int) -> None:
+        self._allowed.append(row)
+
+    def finish(self) -> None:
+        self._finished = True
+
+    def suggest(self, trial_id: str):
+        if self._allowed:
+            row = self._allowed.popleft()
+            return {**self._params[row], _ROW_KEY: row}
+        return Searcher.FINISHED if self._finished else None
+
+    def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
+        pass
+
+
+class _ReplayScheduler(PredictiveScheduler):
+    """The predictive scheduler with a row's number as its trial key, driven by the replay clock.
+
+    Views hold every trial the replay started, in start order, each curve cut at the
+    epochs the simulated replay has trained by now (a Ray trial may have run ahead to its
+    next decision epoch), as the in-process replay shows them. The policy is asked to
+    promote when the simulated replay frees workers (:class:`_RayAgent`), not when Ray
+    Tune does.
+    """
+
+    def __init__(self, policy: StoppingPolicy):
+        super().__init__(policy, epoch_attr="epoch")
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self.row_of: dict[str, int] = {}
+        self.reports: dict[int, int] = {}  # results each row reported
+        self.last_epoch: dict[int, int] = {}  # the epoch of each row's latest result
+        self.clock_epochs: dict[int, int] = {}  # epochs each row has trained on the replay's clock
+        self.granted: dict[int, int] = {}  # each row's latest epoch granted a turn
+        self._answers: dict[tuple[int, int], str] = {}
+        self.ended = False
+        self.error: Exception | None = None
+        self.first_start, self.last_report = math.inf, -math.inf
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        del state["_lock"], state["_changed"]  # Ray Tune pickles its scheduler into the experiment
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+
+    def _key(self, trial_id: str):
+        return self.row_of[trial_id]
+
+    def trial_views(self) -> list[TrialView]:
+        with self._lock:
+            views = []
+            for trial_id, record in self._records.items():
+                view = self._view(trial_id, record)
+                cut = self.clock_epochs.get(view.key, 0)
+                views.append(
+                    view if view.epochs <= cut else TrialView(view.key, view.curve[:cut], view.params, view.status)
+                )
+            return views
+
+    def _promotes_on_free(self) -> bool:
+        return False
+
+    def _search_over(self, tune_controller, trials) -> bool:
+        return self.ended and super()._search_over(tune_controller, trials)
+
+    def on_trial_add(self, tune_controller, trial):
+        with self._changed:
+            self.row_of[trial.trial_id] = int(trial.config[_ROW_KEY])
+            super().on_trial_add(tune_controller, trial)
+            self._changed.notify_all()
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        with self._changed:
+            row = self.row_of[trial.trial_id]
+            epoch = int(result.get("epoch", 0))
+            if epoch != self.last_epoch.get(row, 0) + 1 and self.error is None:
+                self.error = RuntimeError(
+                    f"the Ray trial of row {row} reported epoch {epoch} after epoch {self.last_epoch.get(row, 0)}; "
+                    "a resumed trial must go on from its checkpoint"
+                )
+            self.reports[row] = self.reports.get(row, 0) + 1
+            self.last_epoch[row] = epoch
+            self.first_start = min(self.first_start, float(result.get("started_at", math.inf)))
+            self.last_report = max(self.last_report, float(result.get("reported_at", -math.inf)))
+            answer = super().on_trial_result(tune_controller, trial, result)
+            if self.granted.get(row) != epoch and answer != "CONTINUE" and self.error is None:
+                self.error = RuntimeError(f"the scheduler ended row {row} at epoch {epoch}, off the replay's clock")
+            self._answers[(row, epoch)] = answer
+            self._changed.notify_all()
+            return answer
+
+    def choose_trial_to_run(self, tune_controller):
+        with self._lock:
+            return super().choose_trial_to_run(tune_controller)
+
+    def promote(self, limit: int) -> list[str]:
+        with self._lock:
+            return super().promote(limit)
+
+    def wait_until(self, ready, what: str, aborted) -> Any:
+        """Wait for ``ready()`` to return something other than None (the Ray side acts on its own)."""
+        deadline = time.monotonic() + _STEP_TIMEOUT_S
+        with self._changed:
+            while True:
+                if self.error is not None or aborted():
+                    raise _Aborted(what)
+                value = ready()
+                if value is not None:
+                    return value
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Ray replay waited {_STEP_TIMEOUT_S:.0f} s for {what}")
+                self._changed.wait(timeout=0.5)
+
+    def caught_up(self) -> bool | None:
+        """True once every row has reported the epochs it trained on the replay's clock."""
+        behind = any(self.last_epoch.get(row, 0) < epochs for row, epochs in self.clock_epochs.items())
+        return None if behind else True
+
+
+_DECISION = {"CONTINUE": Decision.CONTINUE, "STOP": Decision.STOP, "PAUSE": Decision.PAUSE}
+
+
+class _RayAgent:
+    """The simulated replay's agent whose trials run on Ray.
+
+    Each step of :func:`qhpo.replay.simulate` becomes an action on the Ray side. A start
+    lets the searcher create the row's trial and waits until Ray Tune has added it. Between
+    decision epochs a trial trains on its own; at a decision epoch, at its last epoch and
+    at a non-finite value (where the scheduler may end it, or a worker falls free) the
+    agent waits until every trial has reported the epochs it trained on the clock, grants
+    the trial its turn, and returns the scheduler's decision on it. A promotion asks the
+    scheduler (and through it the policy), which queues the promoted trials for Ray Tune
+    to unpause.
+    """
+
+    def __init__(self, scheduler: _ReplayScheduler, searcher: _RowSearcher, turns, curves, decision_epochs, aborted):
+        self.scheduler = scheduler
+        self.searcher = searcher
+        self.turns = turns
+        self.curves = curves
+        self.decision_epochs = decision_epochs
+        self.aborted = aborted
+
+    def _wait(self, ready, what: str):
+        return self.scheduler.wait_until(ready, what, self.aborted.is_set)
+
+    def start(self, index: int) -> None:
+        scheduler = self.scheduler
+        with scheduler._lock:
+            scheduler.clock_epochs[index] = 0
+        self.searcher.allow(index)
+        self._wait(lambda: True if index in scheduler.row_of.values() else None, f"the Ray trial of row {index}")
+
+    def _turn(self, index: int, epoch: int, *, trained: bool) -> str:
+        """Grant ``epoch`` of row ``index`` its turn once all trials caught up; the scheduler's answer."""
+        scheduler = self.scheduler
+        self._wait(scheduler.caught_up, "the Ray trials to report the epochs they trained")
+        with scheduler._lock:
+            scheduler.granted[index] = epoch
+            if trained:  # the decision on this epoch sees the trial's curve up to it
+                scheduler.clock_epochs[index] = epoch
+        self.turns.grant.remote(index, epoch)
+        return self._wait(lambda: scheduler._answers.get((index, epoch)), f"epoch {epoch} of row {index}")
+
+    def report(self, index: int, epoch: int, value: float) -> Decision:
+        if _is_sync_epoch(epoch, value, self.curves.shape[1], self.decision_epochs):
+            return _DECISION[self._turn(index, epoch, trained=True)]
+        with self.scheduler._lock:
+            self.scheduler.clock_epochs[index] = epoch
+        return Decision.CONTINUE  # no decision here: the scheduler continues every trial
+
+    def finish(self, index: int, status: TrialStatus) -> None:
+        if status == TrialStatus.FAILED:  # the diverged epoch, which the in-process agent never sees
+            self._turn(index, self.scheduler.clock_epochs[index] + 1, trained=False)
+
+    def promote(self, limit: int) -> list[int]:
+        self._wait(self.scheduler.caught_up, "the Ray trials to report the epochs they trained")
+        return [self.scheduler.row_of[trial_id] for trial_id in self.scheduler.promote(limit)]
+
+    def resume(self, index: int) -> None:
+        pass  # the scheduler queued the trial for Ray Tune when it promoted it
 
 
 def replay_on_ray(
@@ -97,15 +365,18 @@ def replay_on_ray(
 ) -> RayReplayOutcome:
     """Replay ``curves`` (n, E), in row order, as Ray trials decided by ``policy``.
 
-    Trials start in row order, at most ``workers`` at a time, as in
-    :func:`qhpo.replay.simulate`; with ``workers=1`` and a policy that refits
-    synchronously the decisions are exactly those of the simulated replay.
+    Trials start in row order, at most ``workers`` at a time, and a worker that falls free
+    first resumes the paused trials the policy promotes, as in
+    :func:`qhpo.replay.simulate`, whose clock orders the Ray trials' reports: with a
+    policy that refits synchronously the decisions (pauses, resumptions, stops) and the
+    epochs trained are exactly those of the in-process replay, on any number of workers.
+    A row whose curve turns non-finite ends at that epoch, which counts as trained.
 
     Example:
         >>> from qhpo.curves import read_curve_table, resolve_curve_table
         >>> from qhpo.policies import make_policy
         >>> table = read_curve_table(resolve_curve_table("cifar10_cnn")).take(range(20)).truncate(30)
-        >>> policy = make_policy("qhpo", max_epochs=30, background=True)
+        >>> policy = make_policy("qhpo", max_epochs=30)
         >>> outcome = replay_on_ray(table.curves, policy, params=table.param_rows(), workers=2)  # doctest: +SKIP
 
     Args:
@@ -124,20 +395,65 @@ def replay_on_ray(
         raise ValueError(f"time_scale must be positive, got {time_scale}")
     time_scale = float(time_scale)
     connect_ray(address, quiet=True)
-    scheduler = PredictiveScheduler(policy, epoch_attr="epoch")
+    scheduler = _ReplayScheduler(policy)
+    searcher = _RowSearcher(params, _METRIC, policy.mode)
+    turns = _Turns.remote()
+    aborted = threading.Event()
+    decision_epochs = policy.decision_epochs()
+    decision_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
+    agent = _RayAgent(scheduler, searcher, turns, curves, decision_epochs, aborted)
+    clock: dict[str, Any] = {}
+
+    def run_clock() -> None:
+        try:
+            clock["outcome"] = simulate(curves, agent, workers=workers, seconds_per_epoch=duration)
+        except _Aborted:
+            pass
+        except BaseException as error:  # reported by the driver once Ray Tune has ended
+            clock["error"] = error
+        finally:
+            scheduler.ended = True
+            searcher.finish()
+            if "outcome" not in clock:
+                turns.abort.remote()  # trials waiting for an epoch end now
+
     with tempfile.TemporaryDirectory(prefix="qhpo-ray-replay-") as scratch:
         tuner = _replay_tuner(
             curves,
-            params,
             duration,
             policy,
             scheduler,
+            searcher,
+            turns,
             workers=workers,
             time_scale=time_scale,
             storage_path=storage_path or scratch,
         )
-        results = tuner.fit()
-    return _outcome(results, scheduler, len(curves), workers=workers, time_scale=time_scale)
+        thread = threading.Thread(target=run_clock, name="qhpo-replay-clock", daemon=True)
+        thread.start()
+        # Ray Tune creates one trial of a custom searcher at a time unless told otherwise,
+        # and so would start the replay's first workers one after the other.
+        pending = os.environ.get(_MAX_PENDING)
+        os.environ[_MAX_PENDING] = pending or str(workers)
+        try:
+            results = tuner.fit()
+        finally:
+            if pending is None:
+                os.environ.pop(_MAX_PENDING, None)
+            aborted.set()
+            with scheduler._changed:
+                scheduler._changed.notify_all()
+            thread.join()
+            ray.kill(turns)
+    if "error" in clock:
+        raise clock["error"]
+    if scheduler.error is not None:
+        raise scheduler.error
+    if "outcome" not in clock:
+        failed = [r for r in results if r.error is not None]
+        why = f": {failed[0].error}" if failed else ""
+        raise RuntimeError(f"the Ray replay ended before its last trial{why}")
+    return _outcome(scheduler, len(curves), workers=workers, time_scale=time_scale)
 
 
 def _checked_inputs(curves, policy: StoppingPolicy, params, seconds_per_epoch):
@@ -157,43 +473,41 @@ def _checked_inputs(curves, policy: StoppingPolicy, params, seconds_per_epoch):
 
 def _replay_tuner(
     curves: np.ndarray,
-    params: list[dict],
     duration: np.ndarray,
     policy: StoppingPolicy,
     scheduler: PredictiveScheduler,
+    searcher: _RowSearcher,
+    turns,
     *,
     workers: int,
     time_scale: float,
     storage_path: str,
 ) -> tune.Tuner:
-    """A Tuner that starts one trial per row, in row order, each on ``1/workers`` of the CPUs."""
-    import ray
-
+    """A Tuner whose trials are the rows the searcher is allowed to start, each on ``1/workers`` of the CPUs."""
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     decision_epochs = policy.decision_epochs()
-    pause_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
-    points = [{**row_params, _ROW_KEY: i} for i, row_params in enumerate(params)]
+    decision_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
     trainable = tune.with_resources(
         tune.with_parameters(
             _replay_trainable,
             curves=curves,
             seconds_per_epoch=duration,
             time_scale=time_scale,
-            pause_epochs=pause_epochs,
+            decision_epochs=decision_epochs,
+            turns=turns,
         ),
         {"cpu": cpus / workers},
     )
     return tune.Tuner(
         trainable,
-        param_space={key: None for key in points[0]},  # every key of the points must be in the space
         tune_config=tune.TuneConfig(
             metric=_METRIC,
             mode=policy.mode,
             scheduler=scheduler,
-            num_samples=len(points),
-            # Workers are limited by CPUs, not by a concurrency cap that would count
-            # paused trials as busy and starve the trials waiting behind them.
-            search_alg=BasicVariantGenerator(points_to_evaluate=points),
+            num_samples=len(curves),
+            # The replay's clock decides which row starts when; no concurrency cap (one
+            # would count paused trials as busy and starve the trials waiting behind them).
+            search_alg=searcher,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
@@ -202,32 +516,26 @@ def _replay_tuner(
     )
 
 
-def _outcome(results, scheduler: PredictiveScheduler, n: int, *, workers: int, time_scale: float) -> RayReplayOutcome:
-    """Epochs and completion per row from the scheduler's views; the wall clock from the reports."""
+def _outcome(scheduler: _ReplayScheduler, n: int, *, workers: int, time_scale: float) -> RayReplayOutcome:
+    """Epochs, completions, pauses and resumptions per row as the Ray trials reported them."""
     trained = np.zeros(n, dtype=int)
     complete = np.zeros(n, dtype=bool)
-    first_start, last_report = np.inf, -np.inf
-    views = {view.key: view for view in scheduler.trial_views()}
-    row_of = {}
-    for result in results:
-        row = int(result.config[_ROW_KEY])
-        row_of[result.metrics.get("trial_id")] = row
-        view = views.get(result.metrics.get("trial_id"))
-        if view is not None:
-            trained[row] = view.epochs
-            complete[row] = view.status == TrialStatus.COMPLETE
-        frame = result.metrics_dataframe
-        if frame is not None and len(frame):
-            first_start = min(first_start, float(frame["started_at"].min()))
-            last_report = max(last_report, float(frame["reported_at"].max()))
-    measured = float(last_report - first_start) if np.isfinite(first_start) else 0.0
+    for trial_id, record in scheduler._records.items():
+        row = scheduler.row_of[trial_id]
+        trained[row] = scheduler.reports.get(row, 0)
+        complete[row] = record.status == TrialStatus.COMPLETE
+    decisions = tuple((scheduler.row_of[key], int(epoch), decision) for key, epoch, decision in scheduler.decisions_)
+    measured = scheduler.last_report - scheduler.first_start
+    measured = float(measured) if math.isfinite(measured) and measured > 0 else 0.0
     return RayReplayOutcome(
         epochs_trained=trained,
         complete=complete,
         wallclock=measured / time_scale,
+        pauses=tuple((row, epoch) for row, epoch, decision in decisions if decision == "pause"),
+        resumptions=tuple((row, epoch) for row, epoch, decision in decisions if decision == "resume"),
         measured_seconds=measured,
         time_scale=time_scale,
         workers=workers,
         decide_seconds=tuple(scheduler.decide_seconds_),
-        decisions=tuple((row_of[key], epoch, decision) for key, epoch, decision in scheduler.decisions_),
+        decisions=decisions,
     )
