@@ -438,6 +438,31 @@ def test_claims_resume_paused_trials_and_trials_counts_configurations(tmp_path):
     assert all(finished + running <= 8 for finished, running in seen)  # never more places than asked for
     assert claim_trial(study, location, 8) is True  # done: nothing runs, nothing to resume
 
+    # The summary counts configurations and lists each resumption; the plots draw them.
+    import io
+
+    from rich.console import Console
+
+    from qhpo.runner import draw_plots
+    from qhpo.runner._summary import print_summary, summarize
+
+    summary = summarize(study, max_epochs=4, target_trials=8)
+    assert summary.finished == 8 and summary.paused == len(paused) and summary.paused_left == 0
+    assert summary.epochs_trained == sum(
+        len(t.intermediate_values) for t in study.trials if t.number not in {r.paused for r in summary.resumptions}
+    )
+    assert sorted((r.paused, r.trial, r.epoch) for r in summary.resumptions) == sorted(
+        (t.user_attrs["qhpo.resume_of"], t.number, 2) for t in resumptions
+    )
+    out = io.StringIO()
+    print_summary(summary, Console(file=out, width=200))
+    text = out.getvalue()
+    assert f"pauses: {len(paused)} trial(s) paused" in text and f"{len(resumptions)} resumed" in text
+    row = summary.resumptions[0]
+    assert f"trial {row.paused} paused after epoch 2, resumed as trial {row.trial}: complete after 4 epochs" in text
+    curves_png, epochs_png = draw_plots(study, tmp_path / "plots", max_epochs=4)
+    assert curves_png.stat().st_size > 10_000 and epochs_png.stat().st_size > 5_000
+
 
 def test_a_paused_trial_whose_checkpoint_is_gone_is_not_resumed(tmp_path):
     from qhpo.optuna import PredictivePruner
