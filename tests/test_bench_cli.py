@@ -19,7 +19,7 @@ def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
             "--curves",
             str(curve_table_path),
             "--policies",
-            "none,median,sha,poster,qhpo",
+            "none,median,sha,poster,qhpo,qhpo-stop",
             "--predictor",
             "svr",
             "--trials",
@@ -41,7 +41,7 @@ def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
     assert "median" in printed and "qhpo" in printed
     result = json.loads(out_json.read_text())
     assert (result["table"], result["trials"], result["seeds"], result["workers"]) == ("cifar10_cnn", 30, 2, 1)
-    assert list(result["policies"]) == ["none", "median", "sha", "poster", "qhpo"]
+    assert list(result["policies"]) == ["none", "median", "sha", "poster", "qhpo", "qhpo-stop"]
     for summary in result["policies"].values():
         for key in (
             "cost_fraction_mean",
@@ -51,8 +51,17 @@ def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
             "top1_kept_rate",
             "wallclock_mean",
             "predictor_seconds_mean",
+            "paused_mean",
+            "resumed_mean",
+            "winner_resumed_rate",
         ):
             assert isinstance(summary[key], float)
+    assert "resumed" in printed and "winner resumed" in printed
+    # the example seed's pauses and resumptions (the figure marks them): each resumption continues a pause
+    example = result["example"]
+    assert "qhpo-stop" not in example["pauses"] and "sha" not in example["pauses"]
+    for row, epoch in example["resumptions"].get("qhpo", []):
+        assert [row, epoch] in example["pauses"]["qhpo"]
     assert result["policies"]["none"]["wallclock_mean"] == 30 * 200
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -50,8 +50,13 @@ class RaisingSampler(dimod.Sampler):
 
 
 def test_registry_names_and_errors():
-    assert POLICY_NAMES == ("none", "baker", "poster", "qhpo")
+    assert POLICY_NAMES == ("none", "baker", "poster", "qhpo", "qhpo-stop")
     assert isinstance(make_policy("none", max_epochs=5), NoStopping)
+    stop = make_policy("qhpo-stop", max_epochs=200)
+    assert isinstance(stop, PredictiveHalving) and stop.name == "qhpo-stop" and not stop.resumes
+    assert make_policy("qhpo", max_epochs=200).resumes and not make_policy("qhpo", max_epochs=200, resume=False).resumes
+    with pytest.raises(ValueError, match="never resumes"):
+        make_policy("qhpo-stop", max_epochs=10, resume=True)
     assert isinstance(make_policy("poster", max_epochs=50), DecisionPointPolicy)
     assert isinstance(make_policy("qhpo", max_epochs=200), PredictiveHalving)
     with pytest.raises(ValueError, match="name must be one of"):
@@ -296,15 +301,16 @@ def _qhpo_decisions_at_second_rung(predictor="svr"):
     return curves, policy, t, here, [policy.decide(view, ahead + here) for view in here]
 
 
-def test_qhpo_keeps_a_clearly_good_trial_and_stops_a_clearly_bad_one():
+@pytest.mark.parametrize(("name", "dropped"), [("qhpo", Decision.PAUSE), ("qhpo-stop", Decision.STOP)])
+def test_qhpo_keeps_a_clearly_good_trial_and_pauses_or_stops_a_clearly_bad_one(name, dropped):
     curves = synthetic_curves(n=30)
-    policy = make_policy("qhpo", max_epochs=40, random_state=0)
+    policy = make_policy(name, max_epochs=40, random_state=0)
     t = policy.decision_epochs()[0]
     others = [TrialView(i, curves[i, :t]) for i in range(29)]
     good = TrialView(98, np.full(t, curves[:, :t].max() + 0.1))
     bad = TrialView(99, np.full(t, curves[:, :t].min() - 0.1))
     assert policy.decide(good, others + [good]).decision == Decision.CONTINUE
-    assert policy.decide(bad, others + [bad]).decision == Decision.STOP
+    assert policy.decide(bad, others + [bad]).decision == dropped
 
 
 def test_verdict_carries_the_prediction_and_cut_off_it_rested_on():
@@ -318,10 +324,10 @@ def test_verdict_carries_the_prediction_and_cut_off_it_rested_on():
             assert "predicted value at epoch" in verdict.reason
         else:
             assert verdict.decision == Decision.CONTINUE and "ranks within" in verdict.reason
-    stop = next(v for v in verdicts if v.decision == Decision.STOP)
-    record = stop.record("qhpo")
-    assert record["predicted_final"] == stop.predicted and record["threshold"] == stop.threshold
-    assert record["reason"].startswith(f"stopped by policy 'qhpo' at epoch {t}: observed value")
+    pause = next(v for v in verdicts if v.decision == Decision.PAUSE)
+    record = pause.record("qhpo")
+    assert record["predicted_final"] == pause.predicted and record["threshold"] == pause.threshold
+    assert record["reason"].startswith(f"paused by policy 'qhpo' at epoch {t}: observed value")
     # the same inputs give the same verdicts
     assert [v.decision for v in _qhpo_decisions_at_second_rung()[4]] == [v.decision for v in verdicts]
 
@@ -331,3 +337,76 @@ def test_qhpo_trains_on_every_trial_that_reached_the_horizon():
     # none of the 20 trials ahead is complete: the predictor learned from the running ones
     assert policy.service.n_fits >= 1 and policy.service.n_curves == 30
     assert policy.service.ready(t, policy.decision_epochs()[2])
+
+
+def _paused_then_overtaken():
+    """Trial 1 ranks second of two at the first rung (paused); trials 2 and 3 rank below it."""
+    epochs = 20
+    good = np.full(epochs, 0.9)
+    late = np.r_[0.5, np.full(epochs - 1, 0.95)]  # slow first epoch, then the best of all
+    bad = np.full(epochs, 0.1)
+    return np.array([good, late, bad, bad]), [{"x": float(i)} for i in range(4)]
+
+
+def test_promote_resumes_a_paused_trial_once_it_ranks_within_the_best_half():
+    curves, params = _paused_then_overtaken()
+    policy = make_policy("qhpo", max_epochs=20, min_resource=1, random_state=0)
+    assert policy.decision_epochs()[0] == 1
+    views = [TrialView(0, curves[0], params[0], TrialStatus.COMPLETE), TrialView(1, curves[1, :1], params[1])]
+    assert policy.decide(views[1], views).decision == Decision.PAUSE
+    views[1] = TrialView(1, curves[1, :1], params[1], TrialStatus.PAUSED)
+    assert policy.promote(views, limit=4) == []  # 2nd of 2: outside the best 1
+    views.append(TrialView(2, curves[2, :1], params[2], TrialStatus.PAUSED))
+    assert policy.promote(views, limit=4) == []  # 2nd of 3: still outside the best 1
+    views.append(TrialView(3, curves[3, :1], params[3], TrialStatus.PAUSED))
+    (resumption,) = policy.promote(views, limit=4)  # 2nd of 4: within the best 2
+    assert resumption.key == 1 and resumption.epoch == 1
+    assert resumption.record("qhpo")["decision"] == "resume"
+    assert "ranks within the best 2 of 4 at rung 1" in resumption.reason
+    assert policy.promote(views, limit=0) == []
+    assert make_policy("qhpo-stop", max_epochs=20, min_resource=1).promote(views, limit=4) == []
+
+
+def test_a_resumed_trial_continues_from_its_pause_and_its_epochs_count_once():
+    curves, params = _paused_then_overtaken()
+    policy = make_policy("qhpo", max_epochs=20, min_resource=1, random_state=0)
+    agent = PolicyAgent(policy, curves, params)
+    out = simulate(curves, agent)
+    assert (1, 1) in out.pauses and (1, 1) in out.resumptions
+    assert [r.key for r in agent.resumptions] == [1]
+    assert out.complete[1] and out.epochs_trained[1] == 20  # one pause, 20 epochs, none trained twice
+    assert out.epochs_trained[2] == out.epochs_trained[3] == 1 and not out.complete[2:].any()
+    assert out.cost == 20 + 20 + 1 + 1
+    stop = simulate(curves, PolicyAgent(make_policy("qhpo-stop", max_epochs=20, min_resource=1), curves, params))
+    assert not stop.complete[1] and stop.epochs_trained[1] == 1 and stop.pauses == () and stop.resumptions == ()
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_freeze_thaw_replay_is_deterministic_and_qhpo_stop_never_pauses(workers):
+    curves = synthetic_curves(n=60, seed=1)
+    params = [{"x": float(i)} for i in range(60)]
+    outs = [
+        simulate(
+            curves, PolicyAgent(make_policy("qhpo", max_epochs=40, random_state=4), curves, params), workers=workers
+        )
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(outs[0].epochs_trained, outs[1].epochs_trained)
+    assert outs[0].pauses == outs[1].pauses and outs[0].resumptions == outs[1].resumptions
+    assert outs[0].resumptions, "some paused trial ranks within the best half later"
+    for i, epoch in outs[0].resumptions:  # each resumption continues a pause at the same epoch
+        assert (i, epoch) in outs[0].pauses
+    assert outs[0].complete[np.argmax(curves[:, -1])]
+    stop = simulate(
+        curves, PolicyAgent(make_policy("qhpo-stop", max_epochs=40, random_state=4), curves, params), workers=workers
+    )
+    assert stop.pauses == () and stop.resumptions == () and stop.cost <= outs[0].cost
+
+
+def test_diverged_curves_are_stopped_not_paused():
+    policy = make_policy("qhpo", max_epochs=40, random_state=0)
+    t = policy.decision_epochs()[0]
+    broken = TrialView(99, [0.5] * (t - 1) + [float("nan")])
+    assert policy.decide(broken, [broken]).decision == Decision.STOP
+    paused_broken = TrialView(99, [0.5] * (t - 1) + [float("inf")], status=TrialStatus.PAUSED)
+    assert policy.promote([paused_broken], limit=1) == []

@@ -123,7 +123,7 @@ def test_suite_command_writes_one_json_and_one_figure(tmp_path, capsys):
             "--suite",
             str(folder),
             "--policies",
-            "none,median,sha,hyperband,qhpo",
+            "none,median,sha,hyperband,qhpo,qhpo-stop",
             "--predictor",
             "svr",
             "--trials",
@@ -150,11 +150,18 @@ def test_suite_command_writes_one_json_and_one_figure(tmp_path, capsys):
     assert (result["suite"], result["trials"], result["seeds"]) == (str(folder), 30, 2)
     assert sorted(result["tables"]) == ["accuracies", "losses"]
     for stem, table in result["tables"].items():
-        assert table["table"] == stem and list(table["policies"]) == ["none", "median", "sha", "hyperband", "qhpo"]
+        assert table["table"] == stem
+        assert list(table["policies"]) == ["none", "median", "sha", "hyperband", "qhpo", "qhpo-stop"]
+        assert table["policies"]["qhpo-stop"]["resumed_mean"] == 0 == table["policies"]["sha"]["resumed_mean"]
+        assert 0 <= table["policies"]["qhpo"]["winner_resumed_rate"] <= 1
         assert table["spread"] > 0 and table["verdict"]["best"] in ("median", "sha", "hyperband")
         assert [p["value"] for p in table["sweeps"]["lines"]["sha"]] == [2, 3, 4]
     rules = result["summary"]["rules"]
     assert rules["none"]["regret_normalised_mean"] == 0.0 and rules["none"]["tables"] == 2
+    assert rules["qhpo"]["resumed_mean"] == np.mean(
+        [t["policies"]["qhpo"]["resumed_mean"] for t in result["tables"].values()]
+    )
+    assert "winner_resumed_rate" in rules["qhpo-stop"]
     assert result["tables"]["accuracies"]["policies"]["none"]["cost_fraction_mean"] == 1.0
     # the two diverged rows of "losses" stop paying after their fifth epoch
     assert result["tables"]["losses"]["policies"]["none"]["cost_fraction_mean"] < 1.0
@@ -173,7 +180,7 @@ def test_suite_command_writes_one_json_and_one_figure(tmp_path, capsys):
                 "--curves",
                 str(folder / "losses.csv"),
                 "--policies",
-                "none,median,sha,hyperband,qhpo",
+                "none,median,sha,hyperband,qhpo,qhpo-stop",
                 "--predictor",
                 "svr",
                 "--trials",
@@ -193,6 +200,38 @@ def test_suite_command_writes_one_json_and_one_figure(tmp_path, capsys):
     alone = json.loads(single.read_text())
     assert alone["policies"]["qhpo"]["regret_mean"] == result["tables"]["losses"]["policies"]["qhpo"]["regret_mean"]
     assert alone["example"] == result["tables"]["losses"]["example"]
+
+
+def test_freeze_thaw_fields_on_a_table_whose_answer_is_known(tmp_path):
+    """Row 1 starts slowly (ranks second of two at the first rung, so qhpo pauses it), then
+    becomes the best of all; rows 2 and 3 are bad, and once they reach the rung row 1 ranks
+    within the best two of four: qhpo resumes it, and it is the trial the search returns."""
+    epochs = 20
+    curves = [np.full(epochs, 0.9), np.r_[0.5, np.full(epochs - 1, 0.95)], np.full(epochs, 0.1), np.full(epochs, 0.1)]
+    lines = ["trial,lr," + ",".join(f"epoch_{e}" for e in range(1, epochs + 1))]
+    lines += [f"{i},{0.1 * (i + 1)}," + ",".join(f"{v:g}" for v in c) for i, c in enumerate(curves)]
+    path = tmp_path / "known.csv"
+    path.write_text("\n".join(lines) + "\n")
+    meta = {"metric": "accuracy", "mode": "max", "epochs": epochs, "trials": 4, "description": "constructed"}
+    path.with_suffix(".json").write_text(json.dumps(dict(meta, source="test", license="CC0")))
+    table = read_curve_table(path)
+    seed = next(s for s in range(1000) if draw_order(4, 4, s).tolist() == [0, 1, 2, 3])  # rows in table order
+    other = next(s for s in range(1000) if draw_order(4, 4, s).tolist() == [1, 0, 2, 3])  # row 1 first: never paused
+    results = [
+        run_benchmark(table, policies=("qhpo", "qhpo-stop", "sha"), predictor="svr", trials=4, seeds=1, first_seed=s)
+        for s in (seed, other)
+    ]
+    thaw, stop = results[0]["policies"]["qhpo"], results[0]["policies"]["qhpo-stop"]
+    assert (thaw["resumed_mean"], thaw["winner_resumed_rate"], thaw["paused_mean"]) == (1.0, 1.0, 3.0)
+    assert thaw["regret_mean"] == 0.0 and thaw["cost_fraction_mean"] == (20 + 20 + 1 + 1) / 80
+    assert (stop["resumed_mean"], stop["winner_resumed_rate"], stop["paused_mean"]) == (0.0, 0.0, 0.0)
+    assert stop["regret_mean"] == pytest.approx(0.05) and stop["cost_fraction_mean"] == (20 + 1 + 1 + 1) / 80
+    assert results[0]["example"]["pauses"]["qhpo"] == [[1, 1], [2, 1], [3, 1]]
+    assert results[0]["example"]["resumptions"]["qhpo"] == [[1, 1]]
+    assert "qhpo-stop" not in results[0]["example"]["pauses"]
+    # first in the order, row 1 is never paused (it leads at every rung): it wins without a resumption
+    first = results[1]["policies"]["qhpo"]
+    assert first["winner_resumed_rate"] == 0.0 and first["regret_mean"] == 0.0
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,8 @@ RULES: tuple[Rule, ...] = (
     Rule("baker", RuleKind.POLICY, "Baker, Gupta, Raskar, Naik, ICLR workshop 2018 (arXiv 1705.10823)"),
     Rule("poster", RuleKind.POLICY, "one decision at mid-training (the hybrid quantum-classical HPO poster)"),
     Rule("swift-hyperband", RuleKind.BRACKETS, "Swift-Hyperband (Wulff et al. 2024)"),
-    Rule("qhpo", RuleKind.POLICY, "qhpo's default: successive halving on predicted final values"),
+    Rule("qhpo", RuleKind.POLICY, "qhpo's default: successive halving on predicted values, pausing and resuming"),
+    Rule("qhpo-stop", RuleKind.POLICY, "qhpo's default with resumption off: the trials it does not keep stop"),
 )
 
 

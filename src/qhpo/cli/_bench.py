@@ -122,11 +122,15 @@ def _format(result: dict) -> str:
         f"{'policy':<16}{'cost':>7}{'regret mean':>13}{'median':>9}{'max':>9}{'top1 kept':>11}"
         f"{'wallclock':>11}{'predictor s':>13}",
     ]
+    thaw = any(p.get("resumed_mean") for p in result["policies"].values())
+    if thaw:
+        lines[-1] += f"{'resumed':>9}{'winner resumed':>16}"
     for name, p in result["policies"].items():
         lines.append(
             f"{name:<16}{p['cost_fraction_mean']:>7.1%}{p['regret_mean']:>13.5f}{p['regret_median']:>9.5f}"
             f"{p['regret_max']:>9.5f}{p['top1_kept_rate']:>11.0%}{p['wallclock_mean']:>11.0f}"
             f"{p['predictor_seconds_mean']:>13.2f}"
+            + (f"{p['resumed_mean']:>9.1f}{p['winner_resumed_rate']:>16.0%}" if thaw else "")
         )
     lines.append(
         f"regret in {result['metric']} units ({result['mode']}); cost = epochs / (trials x {result['epochs']})"
@@ -175,6 +179,12 @@ def _format_suite(result: dict) -> str:
         )
         + "  (regret / spread)"
     )
+    thaw = [n for n in names if rules[n].get("resumed_mean")]
+    for n in thaw:
+        lines.append(
+            f"{n}: {rules[n]['resumed_mean']:.1f} resumptions per seed, winner paused and resumed on "
+            f"{rules[n]['winner_resumed_rate']:.0%} of seeds (means over tables)"
+        )
     lines.append(f"spread: {result['summary']['spread']}")
     target = result["summary"]["target"]
     if target:

@@ -6,7 +6,7 @@ from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._prediction import PredictionService
 from qhpo.policies._predictive import PredictivePolicy
-from qhpo.policies._predictive_halving import PredictiveHalving, rung_epochs
+from qhpo.policies._predictive_halving import PredictiveHalving, PredictiveHalvingStop, rung_epochs
 from qhpo.policies._registry import POLICY_NAMES, make_policy
 from qhpo.policies._swift_hyperband import SwiftHyperband
 
@@ -18,6 +18,7 @@ __all__ = [
     "POLICY_NAMES",
     "PredictionService",
     "PredictiveHalving",
+    "PredictiveHalvingStop",
     "PredictivePolicy",
     "Resumption",
     "StoppingPolicy",

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from qhpo.policies._base import Decision, TrialView, Verdict
+from qhpo._checks import check_int
+from qhpo.policies._base import Decision, Resumption, TrialStatus, TrialView, Verdict
 from qhpo.policies._prediction import PredictionService
 from qhpo.policies._predictive import PredictivePolicy, finite_prefix
 
@@ -50,7 +51,14 @@ class PredictiveHalving(PredictivePolicy):
       hyperparameters ``x`` as features and the change ``v_h - a`` as target, refitted as
       trials reach ``h``.
 
-    A trial whose curve holds NaN or inf stops at its next rung. While no model exists
+    A trial that neither rule keeps is **paused** (:attr:`Decision.PAUSE`, its checkpoint
+    kept) when ``resume`` is on, the default, and stopped otherwise (``qhpo-stop``).
+    :meth:`promote` resumes a paused trial when, judged again by the same two rules against
+    every trial that has reached its rung by then and with the refitted predictor, it
+    ranks within the best ``1 / eta``: an early pause on an uncertain prediction costs a
+    delay, not the configuration.
+
+    A trial whose curve holds NaN or inf stops at its next rung (never paused). While no model exists
     for ``h`` (too few trials there, or the first background fit still running) the
     observed rule decides alone, which is plain successive halving. The predicted rule
     keeps the trials whose curves start slowly but whose hyperparameters and shape
@@ -78,6 +86,8 @@ class PredictiveHalving(PredictivePolicy):
         min_completed: Trials that must complete before any trial is stopped (default 0:
             successive halving needs none; ``qhpo run`` sets a few so that its first
             trials show full curves).
+        resume: Pause the trials the rules do not keep, and resume them through
+            :meth:`promote` (False: stop them, as ``qhpo-stop`` does).
         **kwargs: ``predictor``, ``sampler``, ``random_state``, ``background`` (see
             :class:`qhpo.policies.PredictivePolicy`).
     """
@@ -97,6 +107,7 @@ class PredictiveHalving(PredictivePolicy):
         anchor_window: int | None = None,
         hyperparameters: bool = True,
         min_completed: int = 0,
+        resume: bool = True,
         predictor: Any = "svr",
         sampler: Any = None,
         random_state: int | None = None,
@@ -136,6 +147,7 @@ class PredictiveHalving(PredictivePolicy):
             )
         super().__init__(max_epochs=max_epochs, mode=mode, service=service)
         self.min_completed = int(min_completed)
+        self.resume = bool(resume)
         self.min_resource = int(min_resource)
         self.reduction_factor = float(reduction_factor)
         self.min_horizon_trials = int(min_horizon_trials)
@@ -143,6 +155,10 @@ class PredictiveHalving(PredictivePolicy):
         self.floor_quantile = float(floor_quantile)
         self.anchor_window = int(anchor_window)
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
+
+    @property
+    def resumes(self) -> bool:
+        return self.resume
 
     def decision_epochs(self) -> Sequence[int]:
         return self.rungs
@@ -161,53 +177,59 @@ class PredictiveHalving(PredictivePolicy):
                     t,
                     f"{done} of the {self.min_completed} trials that must complete before any stop have completed",
                 )
-        peers = [trial] + self.rivals(trial, trials, t)
+        standing = self._standing(t, [trial] + self.rivals(trial, trials, t), trials, predict=[0])
+        keep, reason, predicted, std, threshold, _ = standing.judge(0)
+        decision = Decision.CONTINUE if keep else (Decision.PAUSE if self.resume else Decision.STOP)
+        return Verdict(decision, t, reason, predicted=predicted, std=std, threshold=threshold)
+
+    def promote(self, trials: Sequence[TrialView], *, limit: int = 1) -> list[Resumption]:
+        """The paused trials that rank within the best ``1 / eta`` at their rung now.
+
+        A trial paused at rung ``r`` is judged again as :meth:`decide` judged it, against
+        every trial that has reached ``r`` by now and with the predictor refitted on every
+        trial that has reached the horizon: it resumes when its observed anchor or its
+        predicted value ranks within the best ``max(1, floor(m / eta))`` of the ``m``
+        trials at the rung. Resumptions are listed from the highest rung down, then best
+        value first, then in the order of ``trials`` (deterministic for a seed).
+        """
+        limit = check_int("limit", limit, least=0)
+        if not self.resume or limit == 0:
+            return []
+        paused: dict[int, list[int]] = {}
+        for i, view in enumerate(trials):
+            if view.status == TrialStatus.PAUSED and view.epochs and finite_prefix(view, view.epochs):
+                if view.epochs < self.max_epochs:
+                    paused.setdefault(view.epochs, []).append(i)
+        found: list[tuple[int, float, int, Resumption]] = []
+        for t in sorted(paused, reverse=True):
+            peers = [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= t and finite_prefix(o, t)]
+            index = {id(o): k for k, o in enumerate(peers)}
+            members = [index[id(trials[i])] for i in paused[t]]
+            standing = self._standing(t, peers, trials, predict=members)
+            for i, k in zip(paused[t], members, strict=True):
+                keep, reason, predicted, std, threshold, value = standing.judge(k)
+                if keep:
+                    resumption = Resumption(trials[i].key, t, reason, predicted=predicted, std=std, threshold=threshold)
+                    found.append((-t, -value, i, resumption))
+            if len(found) >= limit:
+                break
+        found.sort(key=lambda item: item[:3])
+        return [item[3] for item in found[:limit]]
+
+    def _standing(self, t: int, peers: Sequence[TrialView], trials: Sequence[TrialView], *, predict) -> _Standing:
+        """The ranking of ``peers`` (every trial at rung ``t``) by anchor and, for the
+        members listed in ``predict`` that rank outside on their anchor, by prediction."""
         values = self.sign * np.array([np.asarray(p.curve[:t], dtype=float) for p in peers])
         floor = float(np.quantile(values, self.floor_quantile))
         anchors = np.maximum(values, floor)[:, max(0, t - self.anchor_window) :].mean(axis=1)
         keep = max(1, math.floor(len(peers) / self.reduction_factor))
-        ranked = f"the best {keep} of {len(peers)} at rung {t}"
         cut = float(np.sort(anchors)[::-1][keep - 1])
-        if anchors[0] >= cut:
-            return Verdict(
-                Decision.CONTINUE,
-                t,
-                f"observed value {self.sign * anchors[0]:.4g} ranks within {ranked}",
-                threshold=self.sign * cut,
-            )
-        if self.rungs.index(t) < self.first_predicted_rung:
-            return Verdict(
-                Decision.STOP,
-                t,
-                f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked} (cut-off {self.sign * cut:.4g})",
-                threshold=self.sign * cut,
-            )
-        horizon = self._horizon(t, trials)
-        prediction = None if horizon is None else self._predict(t, horizon, peers, trials, floor)
-        if prediction is None:
-            return Verdict(
-                Decision.STOP,
-                t,
-                f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked} "
-                f"(cut-off {self.sign * cut:.4g}); no predictor is fitted yet",
-                threshold=self.sign * cut,
-            )
-        mu, std = prediction
-        mu_cut = float(np.sort(mu)[::-1][keep - 1])
-        stated = (
-            f"observed value {self.sign * anchors[0]:.4g} ranks outside {ranked}; "
-            f"predicted value at epoch {horizon} {self.sign * mu[0]:.4g}"
-        )
-        decision = Decision.CONTINUE if mu[0] >= mu_cut else Decision.STOP
-        where = "within" if decision == Decision.CONTINUE else "outside"
-        return Verdict(
-            decision,
-            t,
-            f"{stated} ranks {where} {ranked} (cut-off {self.sign * mu_cut:.4g})",
-            predicted=self.sign * float(mu[0]),
-            std=float(std[0]),
-            threshold=self.sign * mu_cut,
-        )
+        standing = _Standing(self, t, len(peers), keep, anchors, cut)
+        if standing.first_predicted and any(anchors[k] < cut for k in predict):
+            standing.horizon = self._horizon(t, trials)
+            if standing.horizon is not None:
+                standing.prediction = self._predict(t, standing.horizon, peers, trials, floor)
+        return standing
 
     def _horizon(self, t: int, trials: Sequence[TrialView]) -> int | None:
         """The first rung after ``t`` (or ``E``) that ``min_horizon_trials`` trials reached."""
@@ -240,6 +262,58 @@ class PredictiveHalving(PredictivePolicy):
             fill = np.nan_to_num(np.nanmedian(np.where(np.isfinite(x), x, np.nan), axis=0)) if len(x) else 0.0
             x = np.where(np.isfinite(x), x, fill)
         return x
+
+
+class PredictiveHalvingStop(PredictiveHalving):
+    """:class:`PredictiveHalving` with resumption off: the trials it does not keep stop for
+    good (``qhpo-stop``; the same decisions as ``qhpo`` up to the first resumption)."""
+
+    name = "qhpo-stop"
+
+    def __init__(self, **kwargs: Any):
+        if kwargs.pop("resume", False):
+            raise ValueError("policy 'qhpo-stop' never resumes a trial; use policy 'qhpo' to resume")
+        super().__init__(resume=False, **kwargs)
+
+
+class _Standing:
+    """Where the trials at one rung stand: anchors, the cut-off, and predictions if made."""
+
+    def __init__(self, policy: PredictiveHalving, t: int, m: int, keep: int, anchors: np.ndarray, cut: float):
+        self.policy, self.t, self.m, self.keep, self.anchors, self.cut = policy, t, m, keep, anchors, cut
+        self.horizon: int | None = None
+        self.prediction = None
+        self.first_predicted = t not in policy.rungs or policy.rungs.index(t) >= policy.first_predicted_rung
+
+    def judge(self, k: int):
+        """``(keep, reason, predicted, std, threshold, value)`` of peer ``k``; ``value`` is
+        the anchor or prediction it was kept on ("higher is better" units)."""
+        sign, anchor, t = self.policy.sign, float(self.anchors[k]), self.t
+        ranked = f"the best {self.keep} of {self.m} at rung {t}"
+        if anchor >= self.cut:
+            reason = f"observed value {sign * anchor:.4g} ranks within {ranked}"
+            return True, reason, None, None, sign * self.cut, anchor
+        outside = f"observed value {sign * anchor:.4g} ranks outside {ranked}"
+        if not self.first_predicted:
+            return False, f"{outside} (cut-off {sign * self.cut:.4g})", None, None, sign * self.cut, anchor
+        if self.prediction is None:
+            return (
+                False,
+                f"{outside} (cut-off {sign * self.cut:.4g}); no predictor is fitted yet",
+                None,
+                None,
+                sign * self.cut,
+                anchor,
+            )
+        mu, std = self.prediction
+        mu_cut = float(np.sort(mu)[::-1][self.keep - 1])
+        keep = bool(mu[k] >= mu_cut)
+        where = "within" if keep else "outside"
+        reason = (
+            f"{outside}; predicted value at epoch {self.horizon} {sign * mu[k]:.4g} ranks {where} {ranked} "
+            f"(cut-off {sign * mu_cut:.4g})"
+        )
+        return keep, reason, sign * float(mu[k]), float(std[k]), sign * mu_cut, float(mu[k])
 
 
 def _number(value) -> float:

@@ -9,9 +9,15 @@ from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import StoppingPolicy
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
-from qhpo.policies._predictive_halving import PredictiveHalving
+from qhpo.policies._predictive_halving import PredictiveHalving, PredictiveHalvingStop
 
-_POLICIES = {"none": NoStopping, "baker": BakerEarlyStopping, "poster": DecisionPointPolicy, "qhpo": PredictiveHalving}
+_POLICIES = {
+    "none": NoStopping,
+    "baker": BakerEarlyStopping,
+    "poster": DecisionPointPolicy,
+    "qhpo": PredictiveHalving,
+    "qhpo-stop": PredictiveHalvingStop,
+}
 
 #: Names :func:`make_policy` accepts (the rules of kind ``policy`` in :data:`qhpo._rules.RULES`);
 #: ``"qhpo"`` is the default predictive policy.

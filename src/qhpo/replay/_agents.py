@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from qhpo.policies import Decision, StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView
 
 
 class PolicyAgent:
@@ -15,7 +15,13 @@ class PolicyAgent:
 
     The policy is asked only at its :meth:`~qhpo.policies.StoppingPolicy.decision_epochs`
     (every epoch when it returns None); it sees every trial started so far, each curve cut
-    at the epochs that trial has trained. PAUSE counts as STOP: the replay never resumes.
+    at the epochs that trial has trained. A PAUSE from a resuming policy pauses the trial;
+    :meth:`promote` asks the policy's :meth:`~qhpo.policies.StoppingPolicy.promote` which
+    paused trials resume (a PAUSE from a policy that does not resume counts as STOP).
+
+    Attributes:
+        stop_epoch: Epoch at which each stopped or paused trial last ended.
+        resumptions: Every :class:`qhpo.policies.Resumption` the policy made, in order.
     """
 
     def __init__(self, policy: StoppingPolicy, curves: np.ndarray, params: Sequence[Mapping[str, Any]]):
@@ -27,27 +33,45 @@ class PolicyAgent:
         epochs = policy.decision_epochs()
         self.decision_epochs = None if epochs is None else frozenset(int(e) for e in epochs)
         self.stop_epoch: dict[int, int] = {}
+        self.resumptions: list[Resumption] = []
 
     def _view(self, i: int) -> TrialView:
         return TrialView(i, self.curves[i, : self.epochs[i]], self.params[i], self.status[i])
 
+    def _views(self) -> tuple[list[int], list[TrialView]]:
+        keys = list(self.status)
+        return keys, [self._view(i) for i in keys]
+
     def start(self, index: int) -> None:
         self.status[index] = TrialStatus.RUNNING
 
-    def report(self, index: int, epoch: int, value: float) -> bool:
+    def report(self, index: int, epoch: int, value: float) -> Decision:
         self.epochs[index] = epoch
         if epoch >= self.curves.shape[1]:
-            return True
+            return Decision.CONTINUE
         if self.decision_epochs is not None and epoch not in self.decision_epochs:
-            return True
-        keys = list(self.status)
-        views = [self._view(i) for i in keys]
-        return self.policy.decide(views[keys.index(index)], views).decision == Decision.CONTINUE
+            return Decision.CONTINUE
+        keys, views = self._views()
+        decision = self.policy.decide(views[keys.index(index)], views).decision
+        if decision == Decision.PAUSE and not self.policy.resumes:
+            return Decision.STOP
+        return decision
 
     def finish(self, index: int, status: TrialStatus) -> None:
         self.status[index] = status
-        if status == TrialStatus.STOPPED:
+        if status in (TrialStatus.STOPPED, TrialStatus.PAUSED):
             self.stop_epoch[index] = int(self.epochs[index])
+
+    def promote(self, limit: int) -> list[int]:
+        if not self.policy.resumes or TrialStatus.PAUSED not in self.status.values():
+            return []
+        _, views = self._views()
+        resumptions = self.policy.promote(views, limit=limit)[:limit]
+        self.resumptions.extend(resumptions)
+        return [int(r.key) for r in resumptions]
+
+    def resume(self, index: int) -> None:
+        self.status[index] = TrialStatus.RUNNING
 
 
 class OptunaPrunerAgent:
@@ -82,6 +106,12 @@ class OptunaPrunerAgent:
         self.last_value[index] = value
         # the last epoch is never pruned: the trial has already paid for all of it
         return epoch >= self.epochs or not trial.should_prune()
+
+    def promote(self, limit: int) -> list[int]:
+        return []  # an Optuna pruner never pauses a trial
+
+    def resume(self, index: int) -> None:
+        raise ValueError("an Optuna pruner never pauses a trial, so none resumes")
 
     def finish(self, index: int, status: TrialStatus) -> None:
         state = self._optuna.trial.TrialState

@@ -11,6 +11,12 @@ epoch (a diverged trial never is):
     regret        = max_{j in F} y_j - max_{j in K} y_j        (metric units, >= 0)
     top1_kept     = [argmax_{j in F} y_j in K]
 
+The *winner* of a replay is the trial the search returns as best: the completed trial
+(in ``K``) with the highest final, the earliest started one among equals. Freeze-thaw
+rules (``qhpo``) also report, per seed, ``resumed`` (resumptions made) and
+``winner_resumed`` (1 when the winner was paused at some point, 0 otherwise or when no
+trial completes); their means over seeds are ``resumed_mean`` and ``winner_resumed_rate``.
+
 ``regret`` falls back to ``max_{j in F} y_j - min_{j in F} y_j`` when no trial completes
 (and is 0 when every drawn trial diverged). A diverged trial counts the epochs up to and
 including the one whose value is NaN. Across tables, regret is divided by the table's
@@ -94,6 +100,8 @@ class SeedResult:
     complete: np.ndarray
     wallclock: float
     predictor_seconds: float
+    pauses: tuple[tuple[int, int], ...] = ()
+    resumptions: tuple[tuple[int, int], ...] = ()
 
 
 def replay_rule(
@@ -175,7 +183,14 @@ def _replay_policy(policy, table: CurveTable, *, workers: int, policy_runner: Ca
     seconds = 0.0 if service is None else service.fit_seconds + service.predict_seconds
     if service is not None:
         service.close()
-    return SeedResult(out.epochs_trained, out.complete, out.wallclock, seconds)
+    return SeedResult(
+        out.epochs_trained,
+        out.complete,
+        out.wallclock,
+        seconds,
+        tuple(out.pauses),
+        tuple(out.resumptions),
+    )
 
 
 def table_spread(table: CurveTable) -> float:
@@ -188,10 +203,15 @@ def table_spread(table: CurveTable) -> float:
 
 
 def score(table: CurveTable, result: SeedResult) -> dict[str, float]:
-    """cost_fraction, regret and top1_kept of one replay (see module docstring)."""
+    """cost_fraction, regret, top1_kept, resumed and winner_resumed of one replay (see module docstring)."""
     finals = table.sign * table.final_values
     finite = np.isfinite(finals)
     kept = result.complete & finite
+    paused = {int(i) for i, _ in result.pauses}
+    winner_resumed = False
+    if kept.any():
+        winner = int(np.flatnonzero(kept & (finals == finals[kept].max()))[0])
+        winner_resumed = winner in paused
     if finite.any():
         best = float(finals[finite].max())
         regret = best - float(finals[kept].max()) if kept.any() else best - float(finals[finite].min())
@@ -204,6 +224,9 @@ def score(table: CurveTable, result: SeedResult) -> dict[str, float]:
         "top1_kept": float(top1),
         "wallclock": float(result.wallclock),
         "predictor_seconds": float(result.predictor_seconds),
+        "paused": float(len(result.pauses)),
+        "resumed": float(len(result.resumptions)),
+        "winner_resumed": float(winner_resumed),
     }
 
 
@@ -298,6 +321,8 @@ class SeedOutcome:
     epochs_trained: tuple[list, ...]
     complete: tuple[list, ...]
     seconds: float
+    pauses: tuple[list, ...] = ()
+    resumptions: tuple[list, ...] = ()
 
 
 def replay_seed(job: SeedJob) -> SeedOutcome:
@@ -305,7 +330,7 @@ def replay_seed(job: SeedJob) -> SeedOutcome:
     started = time.perf_counter()
     settings = job.settings
     drawn = job.table.take(draw_order(job.table.n_trials, settings.trials, job.seed))
-    scores, epochs, complete = [], [], []
+    scores, epochs, complete, pauses, resumptions = [], [], [], [], []
     for run in job.runs:
         result = replay_rule(
             run.name,
@@ -320,8 +345,17 @@ def replay_seed(job: SeedJob) -> SeedOutcome:
         scores.append(score(drawn, result))
         epochs.append(result.epochs_trained.tolist())
         complete.append(result.complete.tolist())
+        pauses.append([[int(i), int(e)] for i, e in result.pauses])
+        resumptions.append([[int(i), int(e)] for i, e in result.resumptions])
     return SeedOutcome(
-        job.table.name, job.seed, tuple(scores), tuple(epochs), tuple(complete), time.perf_counter() - started
+        job.table.name,
+        job.seed,
+        tuple(scores),
+        tuple(epochs),
+        tuple(complete),
+        time.perf_counter() - started,
+        tuple(pauses),
+        tuple(resumptions),
     )
 
 
@@ -366,6 +400,9 @@ def _statistics(scores: list[dict], spread: float) -> dict:
         "cost_fraction_sd": sd(col["cost_fraction"]),
         "regret_sd": sd(col["regret"]),
         "regret_normalised_mean": col["regret"].mean() / spread if spread > 0 else math.nan,
+        "paused_mean": col["paused"].mean(),
+        "resumed_mean": col["resumed"].mean(),
+        "winner_resumed_rate": col["winner_resumed"].mean(),
     }
     return {k: _finite_or_none(round(float(v), 8)) for k, v in values.items()}
 
@@ -418,6 +455,8 @@ def summarise(
         "rows": draw_order(table.n_trials, int(settings.trials), example.seed).tolist(),
         "epochs_trained": {run.name: example.epochs_trained[k] for k, run in enumerate(base)},
         "complete": {run.name: example.complete[k] for k, run in enumerate(base)},
+        "pauses": {run.name: example.pauses[k] for k, run in enumerate(base) if example.pauses[k]},
+        "resumptions": {run.name: example.resumptions[k] for k, run in enumerate(base) if example.resumptions[k]},
     }
     return result
 

@@ -104,7 +104,9 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
     Left: every rule as a point at (mean cost fraction, mean regret); where the result
     holds a sweep, a line through the rule's settings of aggressiveness, so the Pareto
     front is visible. Right: the learning curves of the first seed, one panel per rule,
-    with the part each trial trained drawn in colour and a cross where it was stopped.
+    with the part each trial trained drawn in colour, a cross where it was stopped, an open
+    circle where a freeze-thaw rule paused it for good and a green triangle where it paused
+    a trial that it resumed later.
     """
     import matplotlib
 
@@ -138,19 +140,34 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
         axk = fig.add_subplot(grid[k // columns, 1 + k % columns])
         trained = np.asarray(example["epochs_trained"][name], dtype=int)
         complete = np.asarray(example["complete"][name], dtype=bool)
+        resumed = {(int(j), int(e)) for j, e in example.get("resumptions", {}).get(name, [])}
+        paused = [(int(j), int(e)) for j, e in example.get("pauses", {}).get(name, [])]
         for j, curve in enumerate(curves):
             axk.plot(epochs, curve, color="0.85", lw=0.5)
             if trained[j] > 0:
                 axk.plot(epochs[: trained[j]], curve[: trained[j]], color=colours[name], lw=0.7, alpha=0.8)
-            if 0 < trained[j] < curves.shape[1] and not complete[j]:
+            if 0 < trained[j] < curves.shape[1] and not complete[j] and (j, int(trained[j])) not in paused:
                 axk.plot(trained[j], curve[trained[j] - 1], "x", color="k", ms=3)
+        for j, e in paused:
+            if (j, e) in resumed:  # paused here and resumed later: the curve goes on from this point
+                axk.plot(e, curves[j, e - 1], "^", color="tab:green", ms=4, mec="k", mew=0.4)
+            else:
+                axk.plot(e, curves[j, e - 1], "o", mfc="none", color="k", ms=4, mew=0.6)
         finals = table.sign * curves[:, -1]
         if np.isfinite(finals).any():
             axk.plot(epochs, curves[int(np.nanargmax(finals))], color="k", lw=0.8, ls="--")
         low, high = np.nanquantile(curves, [0.01, 0.99])  # a diverging loss of 1e16 would flatten the rest
         if high > low:
             axk.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
-        axk.set_title(f"{name}: {int(complete.sum())} completed, cost {trained.sum() / curves.size:.0%}", fontsize=8)
+        thawed = len(example.get("resumptions", {}).get(name, []))
+        axk.set_title(
+            f"{name}: {int(complete.sum())} completed, cost {trained.sum() / curves.size:.0%}"
+            + (f", {thawed} resumed" if thawed else ""),
+            fontsize=8,
+        )
         axk.tick_params(labelsize=7)
-    fig.suptitle(f"seed {example['seed']} curves (dashed: best drawn trial; x: stopped)", fontsize=9, x=0.75)
+    marks = "x: stopped" + (
+        "; o: paused, never resumed; green ^: paused, then resumed" if example.get("pauses") else ""
+    )
+    fig.suptitle(f"seed {example['seed']} curves (dashed: best drawn trial; {marks})", fontsize=9, x=0.75)
     return _save(fig, path)

@@ -1,6 +1,7 @@
 """Replaying recorded learning curves through a stopping rule on W simulated workers.
 
-Trials start in the given order; a free worker takes the next one. A trial with curve
+Trials start in the given order; a free worker resumes a paused trial when the agent
+names one (freeze-thaw), and otherwise takes the next new one. A trial with curve
 ``c_1..c_E`` and seconds-per-epoch ``d`` occupies its worker from its start ``s`` until
 ``s + e * d`` after ``e`` epochs; after each epoch the agent (a policy or an Optuna
 pruner) sees ``c_e`` and answers continue or stop. Events are processed in time order,
@@ -22,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from qhpo.policies import TrialStatus
+from qhpo.policies import Decision, TrialStatus
 
 
 class ReplayAgent(Protocol):
@@ -31,11 +32,19 @@ class ReplayAgent(Protocol):
     def start(self, index: int) -> None:
         """Trial ``index`` (a row of the replayed curves) starts training."""
 
-    def report(self, index: int, epoch: int, value: float) -> bool:
-        """Trial ``index`` finished ``epoch`` (1-based) with ``value``; True to continue."""
+    def report(self, index: int, epoch: int, value: float) -> bool | Decision:
+        """Trial ``index`` finished ``epoch`` (1-based) with ``value``: True (or CONTINUE) to
+        continue, False (or STOP) to stop, PAUSE to pause it."""
 
     def finish(self, index: int, status: TrialStatus) -> None:
-        """Trial ``index`` ends: COMPLETE (trained to the last epoch), STOPPED or FAILED (diverged)."""
+        """Trial ``index`` ends: COMPLETE (trained to the last epoch), STOPPED, PAUSED or
+        FAILED (diverged)."""
+
+    def promote(self, limit: int) -> list[int]:
+        """Paused trials to resume now, at most ``limit`` (free workers), best first."""
+
+    def resume(self, index: int) -> None:
+        """Paused trial ``index`` continues from the epoch it paused at."""
 
 
 @dataclass(frozen=True)
@@ -43,25 +52,41 @@ class ReplayOutcome:
     """What one replay produced.
 
     Attributes:
-        epochs_trained: Epochs each trial trained, shape (n,).
+        epochs_trained: Epochs each trial trained, shape (n,) (a resumed trial's epochs
+            counted once: it continues from its checkpoint).
         complete: Whether each trial trained to the last epoch, shape (n,).
         wallclock: Time when the last worker fell idle (epochs, or seconds when the
             curves came with seconds per epoch).
+        pauses: ``(trial, epoch)`` of every pause, in the order they happened.
+        resumptions: ``(trial, epoch)`` of every resumption (the epoch it resumed after).
     """
 
     epochs_trained: np.ndarray
     complete: np.ndarray
     wallclock: float
+    pauses: tuple[tuple[int, int], ...] = ()
+    resumptions: tuple[tuple[int, int], ...] = ()
 
     @property
     def cost(self) -> int:
         return int(self.epochs_trained.sum())
 
 
+def _decision(answer: bool | Decision) -> Decision:
+    if isinstance(answer, Decision):
+        return answer
+    return Decision.CONTINUE if answer else Decision.STOP
+
+
 def simulate(
     curves: np.ndarray, agent: ReplayAgent, *, workers: int = 1, seconds_per_epoch: np.ndarray | None = None
 ) -> ReplayOutcome:
     """Replay ``curves`` (n, E), in row order, through ``agent`` on ``workers`` workers.
+
+    Whenever workers fall free the agent is first asked which paused trials to resume
+    (at most as many as there are free workers); the workers left take the next new
+    trials. Once no new trial is left, free workers keep asking, and the replay ends when
+    nothing runs and the agent resumes nothing.
 
     Args:
         curves: One learning curve per row, in the order trials start.
@@ -78,20 +103,35 @@ def simulate(
     duration = np.ones(n) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
     trained = np.zeros(n, dtype=int)
     complete = np.zeros(n, dtype=bool)
+    paused: set[int] = set()
+    pauses: list[tuple[int, int]] = []
+    resumptions: list[tuple[int, int]] = []
     events: list[tuple[float, int, int]] = []  # (time the epoch ends, worker, trial)
+    idle = list(range(int(workers)))  # free workers, lowest number first
     next_trial = 0
     clock = 0.0
 
-    def launch(worker: int, now: float) -> None:
+    def dispatch(now: float) -> None:
         nonlocal next_trial
-        if next_trial < n:
+        if paused and idle:
+            for i in agent.promote(len(idle))[: len(idle)]:
+                if i not in paused:
+                    raise ValueError(f"the agent resumed trial {i}, which is not paused")
+                paused.discard(i)
+                resumptions.append((i, int(trained[i])))
+                agent.resume(i)
+                heapq.heappush(events, (now + duration[i], idle.pop(0), i))
+        while idle and next_trial < n:
             i = next_trial
             next_trial += 1
             agent.start(i)
-            heapq.heappush(events, (now + duration[i], worker, i))
+            heapq.heappush(events, (now + duration[i], idle.pop(0), i))
 
-    for worker in range(min(int(workers), n)):
-        launch(worker, 0.0)
+    def free(worker: int) -> None:
+        idle.append(worker)
+        idle.sort()
+
+    dispatch(0.0)
     while events:
         now, worker, i = heapq.heappop(events)
         clock = now
@@ -100,16 +140,22 @@ def simulate(
         value = float(curves[i, e - 1])
         if not math.isfinite(value):
             agent.finish(i, TrialStatus.FAILED)
-            launch(worker, now)
-            continue
-        go_on = agent.report(i, e, value)
-        if e >= epochs:
-            complete[i] = True
-            agent.finish(i, TrialStatus.COMPLETE)
-            launch(worker, now)
-        elif go_on:
-            heapq.heappush(events, (now + duration[i], worker, i))
         else:
-            agent.finish(i, TrialStatus.STOPPED)
-            launch(worker, now)
-    return ReplayOutcome(trained, complete, clock)
+            decision = _decision(agent.report(i, e, value))
+            if e >= epochs:
+                complete[i] = True
+                agent.finish(i, TrialStatus.COMPLETE)
+            elif decision == Decision.CONTINUE:
+                heapq.heappush(events, (now + duration[i], worker, i))
+                continue
+            elif decision == Decision.PAUSE:
+                paused.add(i)
+                pauses.append((i, e))
+                agent.finish(i, TrialStatus.PAUSED)
+            else:
+                agent.finish(i, TrialStatus.STOPPED)
+        free(worker)
+        if events and events[0][0] == now:
+            continue  # workers falling free at the same moment are served together
+        dispatch(now)
+    return ReplayOutcome(trained, complete, clock, tuple(pauses), tuple(resumptions))

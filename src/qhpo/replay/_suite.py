@@ -8,7 +8,8 @@ values), so the summary averages
 
     regret_normalised = regret_mean / spread        (per table, then the mean over tables)
 
-and the cost fractions, and counts the tables on which the judged rule meets the target
+and the cost fractions (and, for freeze-thaw, the resumptions per seed and the share of
+seeds whose winner had been paused), and counts the tables on which the judged rule meets the target
 (:func:`qhpo.replay.verdict`).
 """
 
@@ -116,6 +117,10 @@ def suite_summary(results: dict[str, dict]) -> dict:
             "regret_normalised_mean": round(float(np.mean(finite)), 8) if finite else None,
             "tables": len(finite),
         }
+        for key in ("resumed_mean", "winner_resumed_rate"):
+            values = [r["policies"][name].get(key) for r in results.values()]
+            if all(v is not None for v in values):
+                rules[name][key] = round(float(np.mean(values)), 8)
     verdicts = {stem: r["verdict"] for stem, r in results.items() if r.get("verdict") is not None}
     return {
         "spread": SPREAD_DEFINITION,

@@ -132,7 +132,7 @@ class RunConfig:
 
 
 #: Policies whose decisions read predictions (they use --predictor and --annealer).
-PREDICTIVE_POLICIES = ("qhpo", "poster", "swift-hyperband")
+PREDICTIVE_POLICIES = ("qhpo", "qhpo-stop", "poster", "swift-hyperband")
 
 
 def preset(name: str) -> Preset:
