@@ -60,6 +60,7 @@ def check_decisions(study):
     for trial in pruned:
         stop = trial.user_attrs[STOP_ATTR]
         assert stop["decision"] in ("stop", "pause")  # qhpo pauses what it does not keep
+        assert (trial.user_attrs.get("qhpo.paused") == stop) == (stop["decision"] == "pause")
         assert stop["epoch"] == len(trial.intermediate_values) < EPOCHS
         assert "observed value" in stop["reason"] and stop["threshold"] is not None
         if stop["predicted_final"] is not None:  # judged on a prediction: it fell below the cut-off (maximize)
