@@ -12,8 +12,16 @@ import optuna
 import pytest
 
 from qhpo.curves import read_curve_table
-from qhpo.optuna import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner
-from qhpo.policies import Decision, StoppingPolicy, TrialStatus, Verdict
+from qhpo.optuna import (
+    CHECKPOINT_ATTR,
+    DECISIONS_ATTR,
+    MAX_EPOCHS_ATTR,
+    RESUME_OF_ATTR,
+    STOP_ATTR,
+    PredictivePruner,
+    checkpoint_key,
+)
+from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 
 EPOCHS = 30
 TRIALS = 30
@@ -52,6 +60,7 @@ def check_decisions(study):
     for trial in pruned:
         stop = trial.user_attrs[STOP_ATTR]
         assert stop["decision"] in ("stop", "pause")  # qhpo pauses what it does not keep
+        assert (trial.user_attrs.get("qhpo.paused") == stop) == (stop["decision"] == "pause")
         assert stop["epoch"] == len(trial.intermediate_values) < EPOCHS
         assert "observed value" in stop["reason"] and stop["threshold"] is not None
         if stop["predicted_final"] is not None:  # judged on a prediction: it fell below the cut-off (maximize)
@@ -275,3 +284,178 @@ def test_baseline_pruners_are_optunas_own_with_the_documented_defaults():
         optuna_pruner("asha", 200)
     with pytest.raises(ValueError, match="epochs"):
         pruner_defaults("sha", True)
+
+
+# -- freeze-thaw: paused trials and their resumptions -----------------------------------------
+class PauseBelowHalf(StoppingPolicy):
+    """A user's own resuming rule: pause at epoch 2 below 0.5; once ``after`` trials completed,
+    resume the paused trials, highest value at the pause first."""
+
+    name = "pause-below-half"
+
+    def __init__(self, *, after: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.after = after
+        self.seen: list[list[TrialView]] = []
+
+    @property
+    def resumes(self):
+        return True
+
+    def decision_epochs(self):
+        return (2,)
+
+    def decide(self, trial, trials):
+        assert sum(t.key == trial.key for t in trials) == 1  # a configuration is seen once
+        pause = trial.epochs == 2 and trial.curve[-1] < 0.5
+        return Verdict(Decision.PAUSE if pause else Decision.CONTINUE, trial.epochs, "below 0.5" if pause else "")
+
+    def promote(self, trials, *, limit=1):
+        self.seen.append(list(trials))
+        if sum(t.status == TrialStatus.COMPLETE for t in trials) < self.after:
+            return []
+        paused = sorted((t for t in trials if t.status == TrialStatus.PAUSED), key=lambda t: (-t.curve[-1], t.key))
+        return [Resumption(t.key, t.epochs, "enough trials completed") for t in paused[:limit]]
+
+
+def checkpointing_objective(curves, folder):
+    """Replays row ``checkpoint key`` of ``curves``, saving the curve so far as the checkpoint after
+    every epoch; a resumption loads it, reports its epochs again and goes on."""
+    import json
+
+    def objective(trial):
+        key = checkpoint_key(trial)
+        trial.set_user_attr(CHECKPOINT_ATTR, key)
+        trial.suggest_float("x", 0.0, 1.0)
+        path = folder / f"trial-{key}.json"
+        done = []
+        if trial.user_attrs.get(RESUME_OF_ATTR) is not None:
+            done = json.loads(path.read_text())
+            for epoch, value in enumerate(done, start=1):
+                trial.report(value, epoch)
+        curve = curves[key]
+        for epoch in range(len(done) + 1, len(curve) + 1):
+            done.append(float(curve[epoch - 1]))
+            path.write_text(json.dumps(done))
+            trial.report(done[-1], epoch)
+            if trial.should_prune():
+                if not trial.study.pruner.paused(trial):
+                    path.unlink()
+                raise optuna.TrialPruned()
+        trial.study.pruner.flush()
+        return done[-1]
+
+    return objective
+
+
+def test_pause_ends_pruned_with_its_record_and_a_resumption_continues_from_the_checkpoint(tmp_path):
+    from qhpo.optuna import PAUSED_ATTR, RESUME_ATTR, configuration_counts, resumable_trials
+
+    # Curves of 4 epochs: rows 1 and 3 are below 0.5 at epoch 2 (paused), the others complete.
+    curves = np.array(
+        [[0.3, 0.6, 0.7, 0.8], [0.2, 0.3, 0.5, 0.9], [0.4, 0.55, 0.6, 0.6], [0.1, 0.2, 0.2, 0.2], [0.5, 0.7, 0.8, 0.85]]
+    )
+    policy = PauseBelowHalf(max_epochs=4, after=3)
+    pruner = PredictivePruner(policy)
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize", pruner=pruner, study_name="s"
+    )
+    objective = checkpointing_objective(curves, tmp_path)
+    study.optimize(objective, n_trials=2)
+    assert resumable_trials(study) == []  # one trial complete: the rule resumes nothing yet
+    study.optimize(objective, n_trials=3)
+    paused = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert [t.number for t in paused] == [1, 3]
+    for trial in paused:
+        record = trial.user_attrs[PAUSED_ATTR]
+        assert record["decision"] == "pause" and record["epoch"] == 2 and "paused by policy" in record["reason"]
+        assert trial.user_attrs[STOP_ATTR] == record == trial.user_attrs[DECISIONS_ATTR][-1]
+        assert (tmp_path / f"trial-{trial.number}.json").exists()  # checkpoint kept
+    assert [v.status for v in pruner._views.views(study)] == [
+        TrialStatus.COMPLETE,
+        TrialStatus.PAUSED,
+        TrialStatus.COMPLETE,
+        TrialStatus.PAUSED,
+        TrialStatus.COMPLETE,
+    ]
+    assert configuration_counts(study.trials) == (5, 0)
+
+    (first,) = resumable_trials(study, limit=1)
+    assert (first.number, first.checkpoint, first.epoch, first.params) == (1, 1, 2, study.trials[1].params)
+    assert first.resumption.key == 1 and first.policy == "pause-below-half"
+    first.enqueue(study)
+    # The enqueued resumption supersedes trial 1: it is listed no more, and counted once.
+    assert [r.number for r in resumable_trials(study, limit=5)] == [3]
+    assert configuration_counts(study.trials) == (4, 0)
+    study.optimize(objective, n_trials=1)
+    resumption = study.trials[5]
+    assert resumption.state == optuna.trial.TrialState.COMPLETE
+    assert resumption.user_attrs[RESUME_OF_ATTR] == 1 and resumption.user_attrs[CHECKPOINT_ATTR] == 1
+    assert resumption.user_attrs[RESUME_ATTR]["decision"] == "resume"
+    assert resumption.params == study.trials[1].params
+    # Epochs 1..2 are the paused trial's, epochs 3..4 follow on.
+    assert [resumption.intermediate_values[e] for e in (1, 2, 3, 4)] == list(curves[1])
+    assert configuration_counts(study.trials) == (5, 0)
+    views = pruner._views.views(study)
+    assert [v.key for v in views] == [0, 2, 3, 4, 5]  # trial 1 superseded by trial 5
+    assert views[-1].status == TrialStatus.COMPLETE and list(views[-1].curve) == list(curves[1])
+    assert pruner.paused(study.trials[3]) and not pruner.paused(study.trials[5])
+
+
+def test_a_resumption_that_fails_leaves_its_paused_trial_stopped(tmp_path):
+    from qhpo.optuna import RESUME_OF_ATTR as OF
+    from qhpo.optuna import configuration_counts, resumable_trials
+
+    curves = np.array([[0.6, 0.7, 0.8]] * 3 + [[0.1, 0.2, 0.3]])
+    pruner = PredictivePruner(PauseBelowHalf(max_epochs=3, after=3))
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    study.optimize(checkpointing_objective(curves, tmp_path), n_trials=4)
+    (paused,) = resumable_trials(study)
+    paused.enqueue(study)
+    trial = study.ask()
+    assert trial.user_attrs[OF] == 3
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)  # diverged on resumption: not retried
+    assert resumable_trials(study) == []  # never resumed again
+    assert [v.status for v in pruner._views.views(study) if v.key == 3] == [TrialStatus.STOPPED]
+    assert configuration_counts(study.trials) == (4, 0)  # still one finished configuration
+
+
+@pytest.mark.slow
+def test_the_resume_example_resumes_paused_trials_and_their_curves_go_on(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from qhpo.optuna import PAUSED_ATTR, configuration_counts
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "resume_paused_trials.py"
+    spec = importlib.util.spec_from_file_location("resume_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    folder = tmp_path / "checkpoints"
+    study = example.search(16, 8, f"sqlite:///{tmp_path / 'example.db'}", folder)
+
+    trials = study.trials
+    assert configuration_counts(trials) == (16, 0)
+    resumptions = [t for t in trials if RESUME_OF_ATTR in t.user_attrs]
+    assert resumptions, "the example resumed no trial"
+    train, val = example.load_digits_split(0)
+    for resumption in resumptions:
+        paused = trials[resumption.user_attrs[RESUME_OF_ATTR]]
+        r = paused.user_attrs[PAUSED_ATTR]["epoch"]
+        assert paused.state == optuna.trial.TrialState.PRUNED and len(paused.intermediate_values) == r
+        assert resumption.params == paused.params and checkpoint_key(resumption) == checkpoint_key(paused)
+        values = [resumption.intermediate_values[e] for e in sorted(resumption.intermediate_values)]
+        assert len(values) > r and values[:r] == [paused.intermediate_values[e] for e in range(1, r + 1)]
+        # The curve goes on across the pause as uninterrupted training does.
+        model, optimizer = example.build(resumption.params, seed=checkpoint_key(resumption))
+        straight = []
+        for epoch in range(1, len(values) + 1):
+            example.train_epoch(model, optimizer, train, seed=checkpoint_key(resumption), epoch=epoch)
+            straight.append(example.accuracy(model, val))
+        assert values == straight
+    # A configuration that ends paused (or complete) keeps its checkpoint, a stopped one loses it.
+    last = {checkpoint_key(t): t for t in trials}  # the trial that carries each configuration now
+    for key, trial in last.items():
+        stopped = trial.state == optuna.trial.TrialState.PRUNED and PAUSED_ATTR not in trial.user_attrs
+        assert (folder / f"trial-{key}.pt").exists() != stopped
+    assert not [p for p in folder.iterdir() if not p.name.endswith(".pt")]

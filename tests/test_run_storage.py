@@ -327,3 +327,231 @@ def test_a_trial_of_a_killed_but_unreaped_worker_is_recovered(tmp_path):
         assert recover_interrupted_trials(study, location) == [0]
     finally:
         zombie.wait()
+
+
+# -- freeze-thaw: resumptions claimed under the same lock ---------------------------------------
+_RESUMING = textwrap.dedent("""
+    import optuna
+    from qhpo.optuna import PredictivePruner, RESUME_OF_ATTR
+    from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, Verdict
+    from qhpo.runner._worker import claim_trial
+
+    class PauseBelowHalf(StoppingPolicy):
+        # Pause at epoch 2 below 0.5; once 3 trials completed, resume the best paused trials.
+        name = "pause-below-half"
+        resumes = property(lambda self: True)
+
+        def decision_epochs(self):
+            return (2,)
+
+        def decide(self, trial, trials):
+            pause = trial.epochs == 2 and trial.curve[-1] < 0.5
+            return Verdict(Decision.PAUSE if pause else Decision.CONTINUE, trial.epochs)
+
+        def promote(self, trials, *, limit=1):
+            if sum(t.status == TrialStatus.COMPLETE for t in trials) < 3:
+                return []
+            paused = sorted((t for t in trials if t.status == TrialStatus.PAUSED), key=lambda t: -t.curve[-1])
+            return [Resumption(t.key, t.epochs) for t in paused[:limit]]
+
+    def value(x, epoch):
+        return x * (0.5 + epoch / 8)
+
+    def work(study, location, target, on_trial=None):
+        # Trains (reports) trials until the search is done; a resumption reports its paused trial's epochs first.
+        while True:
+            trial = claim_trial(study, location, target)
+            if trial is True:
+                return
+            if trial is False:
+                continue
+            x = trial.suggest_float("x", 0, 1)
+            start = 1
+            of = trial.user_attrs.get(RESUME_OF_ATTR)
+            if of is not None:
+                paused = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
+                    study._study_id, of))
+                for epoch, v in sorted(paused.intermediate_values.items()):
+                    trial.report(v, epoch)
+                start = len(paused.intermediate_values) + 1
+            if on_trial is not None:
+                on_trial(trial)
+            for epoch in range(start, 5):
+                trial.report(value(x, epoch), epoch)
+                if trial.should_prune():
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    break
+            else:
+                study.tell(trial, value(x, 4))
+""")
+
+
+def _resuming_module(tmp_path):
+    path = tmp_path / "resuming_policy.py"
+    path.write_text(_RESUMING)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import importlib
+
+        return importlib.import_module("resuming_policy")
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def _check_configurations(study, target):
+    from qhpo.optuna import PAUSED_ATTR, RESUME_OF_ATTR, configuration_counts
+
+    trials = study.trials
+    assert configuration_counts(trials) == (target, 0)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    resumptions = [t for t in trials if t.user_attrs.get(RESUME_OF_ATTR) is not None]
+    of = [t.user_attrs[RESUME_OF_ATTR] for t in resumptions if t.state != TrialState.FAIL]
+    assert len(of) == len(set(of))  # a paused trial is resumed once
+    for resumption in resumptions:
+        paused = trials[resumption.user_attrs[RESUME_OF_ATTR]]
+        assert paused.state == TrialState.PRUNED and paused.user_attrs[PAUSED_ATTR]["epoch"] == 2
+        assert resumption.params == paused.params
+        assert [resumption.intermediate_values[e] for e in (1, 2)] == [paused.intermediate_values[e] for e in (1, 2)]
+    return resumptions
+
+
+def test_claims_resume_paused_trials_and_trials_counts_configurations(tmp_path):
+    from qhpo.optuna import PredictivePruner, configuration_counts
+
+    module = _resuming_module(tmp_path)
+    location = _location(tmp_path, "sqlite")
+    pruner = PredictivePruner(module.PauseBelowHalf(max_epochs=4))
+    study = optuna.create_study(
+        study_name="s",
+        storage=location.open(),
+        direction="maximize",
+        pruner=pruner,
+        sampler=optuna.samplers.RandomSampler(seed=3),
+    )
+    seen = []
+    module.work(study, location, 8, on_trial=lambda trial: seen.append(configuration_counts(study.trials)))
+    resumptions = _check_configurations(study, 8)
+    assert resumptions  # the rule resumed paused trials
+    # Every paused trial was resumed before the search ended: the workers asked until nothing was left.
+    paused = [t for t in study.trials if t.user_attrs.get("qhpo.paused")]
+    assert len(paused) == len(resumptions)
+    assert all(finished + running <= 8 for finished, running in seen)  # never more places than asked for
+    assert claim_trial(study, location, 8) is True  # done: nothing runs, nothing to resume
+
+    # The summary counts configurations and lists each resumption; the plots draw them.
+    import io
+
+    from rich.console import Console
+
+    from qhpo.runner import draw_plots
+    from qhpo.runner._summary import print_summary, summarize
+
+    summary = summarize(study, max_epochs=4, target_trials=8)
+    assert summary.finished == 8 and summary.paused == len(paused) and summary.paused_left == 0
+    assert summary.epochs_trained == sum(
+        len(t.intermediate_values) for t in study.trials if t.number not in {r.paused for r in summary.resumptions}
+    )
+    assert sorted((r.paused, r.trial, r.epoch) for r in summary.resumptions) == sorted(
+        (t.user_attrs["qhpo.resume_of"], t.number, 2) for t in resumptions
+    )
+    out = io.StringIO()
+    print_summary(summary, Console(file=out, width=200))
+    text = out.getvalue()
+    assert f"pauses: {len(paused)} trial(s) paused" in text and f"{len(resumptions)} resumed" in text
+    row = summary.resumptions[0]
+    assert f"trial {row.paused} paused after epoch 2, resumed as trial {row.trial}: complete after 4 epochs" in text
+    curves_png, epochs_png = draw_plots(study, tmp_path / "plots", max_epochs=4)
+    assert curves_png.stat().st_size > 10_000 and epochs_png.stat().st_size > 5_000
+
+
+def test_a_paused_trial_whose_checkpoint_is_gone_is_not_resumed(tmp_path):
+    from qhpo.optuna import PredictivePruner
+
+    module = _resuming_module(tmp_path)
+    location = _location(tmp_path, "sqlite")
+    study = optuna.create_study(
+        study_name="s",
+        storage=location.open(),
+        direction="maximize",
+        pruner=PredictivePruner(module.PauseBelowHalf(max_epochs=4)),
+        sampler=optuna.samplers.RandomSampler(seed=3),
+    )
+    for x in (0.1, 0.9, 0.9, 0.9):
+        study.enqueue_trial({"x": x})
+    real_claim = module.claim_trial
+    module.claim_trial = lambda study, location, target: real_claim(study, location, target, can_resume=lambda t: False)
+    try:
+        module.work(study, location, 4)
+    finally:
+        module.claim_trial = real_claim
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] + [TrialState.COMPLETE] * 3
+    assert claim_trial(study, location, 4) is not True  # with its checkpoint there, the rule would resume it
+
+
+_RESUMING_CLAIMER = textwrap.dedent("""
+    import sys, threading, pathlib
+    import optuna
+    from qhpo.optuna import PredictivePruner
+    from qhpo.runner._storage import StorageLocation
+    sys.path.insert(0, sys.argv[5])
+    from resuming_policy import PauseBelowHalf, work
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, kind, run_dir, target = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    location = StorageLocation(url=url, run_dir=pathlib.Path(run_dir), kind=kind)
+
+    def one(index):
+        study = optuna.load_study(study_name="s", storage=location.open(),
+                                  pruner=PredictivePruner(PauseBelowHalf(max_epochs=4)),
+                                  sampler=optuna.samplers.RandomSampler(seed=index + 10 * int(sys.argv[6])))
+        work(study, location, target)
+
+    workers = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    [w.start() for w in workers]
+    [w.join() for w in workers]
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_trials_counts_configurations_exactly_when_several_processes_resume_trials(tmp_path, kind):
+    _resuming_module(tmp_path)  # writes the policy module the processes import
+    location = _location(tmp_path, kind)
+    _new_study(location)
+    target = 12
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _RESUMING_CLAIMER,
+                location.url,
+                location.kind,
+                str(location.run_dir),
+                str(target),
+                str(tmp_path),
+                str(index),
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(3)
+    ]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+    study = optuna.load_study(study_name="s", storage=location.open())
+    assert _check_configurations(study, target)
+
+
+def test_qhpo_stop_is_a_predictive_policy_of_qhpo_run(tmp_path):
+    from qhpo.runner._config import RunConfig
+    from qhpo.runner._search import check_config
+    from qhpo.runner._study import make_pruner
+
+    config = RunConfig(study="s", policy="qhpo-stop", predictor="svr", epochs=4)
+    check_config(config)
+    assert config.study_settings({})["predictor"] == "svr"  # stored, and checked on resume
+    pruner = make_pruner(config)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    assert pruner.promote(study) == [] and pruner.policy_.name == "qhpo-stop" and not pruner.policy_.resumes

@@ -70,7 +70,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trials",
         type=_positive_int,
         metavar="N",
-        help="finished (complete or pruned) trials the study must hold, counted across resumes",
+        help="finished (complete or pruned) configurations the study must hold, counted across resumes "
+        "(a paused and resumed configuration counts once)",
     )
     what.add_argument("--epochs", type=_positive_int, metavar="E", help="epochs of a trial that is never stopped")
     what.add_argument("--space", type=Path, metavar="FILE.toml", help="search space file (default: the poster's space)")
@@ -169,6 +170,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="trials that share one GPU: K workers per GPU, or 1/K GPU per Ray trial (default 1; "
         "see benchmarks/gpu_check.sh to measure the best K)",
     )
+    where.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep every trial's checkpoint when the search ends, those of paused trials included "
+        "(default: only the best trial's)",
+    )
     where.add_argument("--quiet", action="store_true", help="print no progress and no report")
 
     ray = parser.add_argument_group("backend")
@@ -222,6 +229,7 @@ def config_from_args(args: argparse.Namespace):
         trials_per_gpu=args.trials_per_gpu,
         cpus_per_trial=args.cpus_per_trial,
         resume=args.resume,
+        keep_checkpoints=args.keep_checkpoints,
     )
 
 

@@ -1,17 +1,38 @@
-"""The Optuna adapter: :class:`PredictivePruner`, a drop-in ``optuna.pruners.BasePruner``, and
-Optuna's own pruners with the defaults qhpo compares against (:func:`optuna_pruner`)."""
+"""The Optuna adapter: :class:`PredictivePruner`, a drop-in ``optuna.pruners.BasePruner``,
+:func:`resumable_trials` for objectives that resume paused trials, and Optuna's own pruners
+with the defaults qhpo compares against (:func:`optuna_pruner`)."""
 
 from qhpo.optuna._baselines import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
 from qhpo.optuna._pruner import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner
-from qhpo.optuna._trial_views import trial_curve
+from qhpo.optuna._resume import ResumableTrial, checkpoint_key, resumable_trials
+from qhpo.optuna._trial_views import (
+    CHECKPOINT_ATTR,
+    PAUSED_ATTR,
+    RESUME_ATTR,
+    RESUME_OF_ATTR,
+    configuration_counts,
+    continuations,
+    is_paused,
+    trial_curve,
+)
 
 __all__ = [
+    "CHECKPOINT_ATTR",
     "DECISIONS_ATTR",
     "MAX_EPOCHS_ATTR",
     "OPTUNA_PRUNERS",
+    "PAUSED_ATTR",
+    "RESUME_ATTR",
+    "RESUME_OF_ATTR",
     "STOP_ATTR",
     "PredictivePruner",
+    "ResumableTrial",
+    "checkpoint_key",
+    "configuration_counts",
+    "continuations",
+    "is_paused",
     "optuna_pruner",
     "pruner_defaults",
+    "resumable_trials",
     "trial_curve",
 ]

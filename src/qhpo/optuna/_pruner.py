@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from typing import Any
@@ -17,26 +18,31 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from qhpo._checks import check_int
-from qhpo.optuna._trial_views import TrialViewCache, trial_curve
-from qhpo.policies import Decision, StoppingPolicy, Verdict
+from qhpo.optuna._trial_views import PAUSED_ATTR, TrialViewCache, trial_curve
+from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, Verdict
 from qhpo.predictors import MODEL_NAMES
 
 #: Trial user attribute holding the list of decision records (see :class:`PredictivePruner`).
 DECISIONS_ATTR = "qhpo.decisions"
-#: Trial user attribute holding the record of the decision that stopped the trial.
+#: Trial user attribute holding the record of the decision that ended the trial's training
+#: (a stop, or a pause: a paused trial carries the same record as ``qhpo.paused`` too).
 STOP_ATTR = "qhpo.stop"
 #: Study user attribute from which a pruner built without ``max_epochs`` reads it.
 MAX_EPOCHS_ATTR = "qhpo.max_epochs"
 
 
 class PredictivePruner(BasePruner):
-    """Prunes a trial when a stopping policy, fed with the study's learning curves, says STOP.
+    """Prunes a trial when a stopping policy, fed with the study's learning curves, says STOP or PAUSE.
 
     After every reported epoch the pruner turns the study into policy views (each trial's
     intermediate values in step order as its curve; COMPLETE -> complete, PRUNED -> stopped,
-    RUNNING -> running, FAIL -> failed) and asks the policy about the reporting trial.
-    ``prune`` returns True when the answer is STOP or PAUSE (an Optuna trial cannot be
-    resumed later, so a paused trial ends as pruned). Predictive policies predict each
+    or paused when it carries ``qhpo.paused``, RUNNING -> running, FAIL -> failed) and asks
+    the policy about the reporting trial. ``prune`` returns True when the answer is STOP or
+    PAUSE. An Optuna trial cannot be resumed, so a paused trial ends as PRUNED with the
+    verdict record in ``qhpo.paused``; a later trial carrying ``qhpo.resume_of = N``
+    continues paused trial ``N`` from its checkpoint (:func:`qhpo.optuna.resumable_trials`
+    lists the paused trials the policy resumes now, :meth:`paused` tells an objective to keep
+    the checkpoint of the trial it just pruned). Predictive policies predict each
     trial's final value :math:`\\hat y_E` from its first :math:`t` epochs with a
     :class:`~qhpo.predictors.FinalValuePredictor` refitted on the completed curves in a
     background thread; ``prune`` always answers with the last fitted model, so it costs
@@ -53,8 +59,8 @@ class PredictivePruner(BasePruner):
     trial's user attribute ``qhpo.decisions`` as a list of records
     ``{"epoch", "decision", "predicted_final", "std", "threshold", "reason"}``: the
     :meth:`qhpo.policies.Verdict.record` of the policy's verdict, so the record shows the
-    very prediction the decision read. The stopping record is also stored alone as
-    ``qhpo.stop``.
+    very prediction the decision read. The record that ended the trial is also stored alone
+    as ``qhpo.stop``, and for a pause as ``qhpo.paused``.
 
     Example:
         >>> import optuna
@@ -119,6 +125,7 @@ class PredictivePruner(BasePruner):
         self._lock = threading.RLock()
         self._warned = False
         self._writer = _AttributeWriter()
+        self._paused: set[int] = set()  # ids of trials whose last verdict here was PAUSE
         #: Seconds spent in the last ``prune`` call (for benchmarks and the progress display).
         self.last_prune_seconds_: float = 0.0
 
@@ -157,9 +164,60 @@ class PredictivePruner(BasePruner):
             verdict = policy.decide(view, views)
             if not isinstance(verdict, Verdict):
                 raise TypeError(f"{type(policy).__name__}.decide returned {verdict!r}, not a qhpo.policies.Verdict")
+            if verdict.decision == Decision.PAUSE and not policy.resumes:
+                verdict = dataclasses.replace(verdict, decision=Decision.STOP)  # a policy that never resumes
             if verdict.predictive or verdict.decision != Decision.CONTINUE:
                 self._store(study, trial, verdict.record(policy.name or type(policy).__name__), verdict.decision)
         return verdict.decision in (Decision.STOP, Decision.PAUSE)
+
+    def paused(self, trial: optuna.Trial | FrozenTrial) -> bool:
+        """Whether this pruner's last answer for ``trial`` was a PAUSE (keep its checkpoint).
+
+        An objective calls it after ``should_prune()`` returned True: a paused trial may be
+        resumed later (:func:`qhpo.optuna.resumable_trials`), a stopped one never is.
+        """
+        return trial._trial_id in self._paused
+
+    def promote(
+        self,
+        study: optuna.Study,
+        *,
+        limit: int = 1,
+        can_resume: Callable[[FrozenTrial], bool] | None = None,
+    ) -> list[tuple[FrozenTrial, Resumption]]:
+        """The paused trials the policy resumes now, best first, with its resumptions.
+
+        Asks the policy's :meth:`~qhpo.policies.StoppingPolicy.promote` with the study's
+        views. ``can_resume(trial)`` False (say, its checkpoint is gone) shows a paused trial
+        to the policy as stopped. Empty for a policy that does not resume.
+        """
+        limit = check_int("limit", limit, least=0)
+        with self._lock:
+            policy = self._ensure_policy(study)
+            if policy is None or not policy.resumes or limit == 0:
+                return []
+            trials = study.get_trials(deepcopy=False)
+            by_number = {t.number: t for t in trials}
+            views = self._views.views(study, trials=trials)
+            if can_resume is not None:
+                views = [
+                    dataclasses.replace(v, status=TrialStatus.STOPPED)
+                    if v.status == TrialStatus.PAUSED and not can_resume(by_number[v.key])
+                    else v
+                    for v in views
+                ]
+            paused = {v.key for v in views if v.status == TrialStatus.PAUSED}
+            if not paused:
+                return []
+            chosen: list[tuple[FrozenTrial, Resumption]] = []
+            for resumption in policy.promote(views, limit=limit)[:limit]:
+                if resumption.key not in paused:
+                    raise ValueError(
+                        f"{type(policy).__name__}.promote named trial {resumption.key!r}, which is not paused"
+                    )
+                paused.discard(resumption.key)
+                chosen.append((by_number[resumption.key], resumption))
+            return chosen
 
     def _use_policy(self, policy: StoppingPolicy) -> None:
         epochs = policy.decision_epochs()
@@ -198,6 +256,11 @@ class PredictivePruner(BasePruner):
             self._records.pop(trial._trial_id, None)
             self._writer.flush()
             storage.set_trial_user_attr(trial._trial_id, DECISIONS_ATTR, records)
+            if decision == Decision.PAUSE:
+                storage.set_trial_user_attr(trial._trial_id, PAUSED_ATTR, record)
+                self._paused.add(trial._trial_id)
+            else:
+                self._paused.discard(trial._trial_id)
             storage.set_trial_user_attr(trial._trial_id, STOP_ATTR, record)
         else:
             self._writer.put(storage, trial._trial_id, DECISIONS_ATTR, list(records))

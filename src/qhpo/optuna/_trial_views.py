@@ -3,6 +3,15 @@
 A trial's curve is its intermediate values in the order of their steps (a step is an epoch).
 Optuna states map to policy states as COMPLETE -> complete, PRUNED -> stopped,
 RUNNING -> running, FAIL -> failed; WAITING trials have no curve yet and are left out.
+
+Freeze-thaw: a PRUNED trial that carries the user attribute ``qhpo.paused`` (the policy
+answered PAUSE) is *paused*. A later trial with ``qhpo.resume_of = N`` continues paused
+trial ``N`` from its checkpoint and reports the same first epochs again, so while it waits,
+runs or has finished, trial ``N`` is left out of the views (and out of the configurations
+counted): the configuration is seen once, through the trial that continues it. When every
+trial that continued ``N`` failed (a diverged resumption), ``N`` counts as stopped and is
+not resumed again.
+
 Views are cached per trial by (state, number of reported steps, last step): a finished
 trial's view is built once, a running trial's again only after it reported a new epoch, so
 the cost of a call grows with the trials that changed, not with the study's history.
@@ -10,13 +19,23 @@ the cost of a call grows with the trials that changed, not with the study's hist
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from qhpo.policies import TrialStatus, TrialView
+
+#: Trial user attribute: the verdict record of the PAUSE that ended the trial (its checkpoint is kept).
+PAUSED_ATTR = "qhpo.paused"
+#: Trial user attribute: the number of the paused trial this trial continues.
+RESUME_OF_ATTR = "qhpo.resume_of"
+#: Trial user attribute: the record of the policy's resumption (``Resumption.record()``).
+RESUME_ATTR = "qhpo.resume"
+#: Trial user attribute: the checkpoint key, shared by a trial and every trial that continues it.
+CHECKPOINT_ATTR = "qhpo.checkpoint"
 
 _STATUS = {
     TrialState.COMPLETE: TrialStatus.COMPLETE,
@@ -24,6 +43,7 @@ _STATUS = {
     TrialState.RUNNING: TrialStatus.RUNNING,
     TrialState.FAIL: TrialStatus.FAILED,
 }
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def trial_curve(trial: FrozenTrial) -> list[float]:
@@ -32,12 +52,43 @@ def trial_curve(trial: FrozenTrial) -> list[float]:
     return [float(values[step]) for step in sorted(values)]
 
 
+def is_paused(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` ended PRUNED on a PAUSE (whether or not it was resumed since)."""
+    return trial.state == TrialState.PRUNED and trial.user_attrs.get(PAUSED_ATTR) is not None
+
+
 def trial_view(trial: FrozenTrial) -> TrialView | None:
-    """The policy's view of ``trial``; None for a trial that is still waiting to start."""
+    """The policy's view of ``trial`` alone; None for a trial that is still waiting to start.
+
+    A paused trial's view is PAUSED here; :func:`continuations` says whether it was resumed since.
+    """
     status = _STATUS.get(trial.state)
     if status is None:
         return None
+    if status == TrialStatus.STOPPED and is_paused(trial):
+        status = TrialStatus.PAUSED
     return TrialView(key=trial.number, curve=tuple(trial_curve(trial)), params=dict(trial.params), status=status)
+
+
+def continuations(trials: Iterable[FrozenTrial]) -> tuple[set[int], set[int]]:
+    """``(resumed, failed)``: paused trials continued by a trial that waits, runs or finished,
+    and paused trials whose every continuation failed."""
+    resumed: set[int] = set()
+    failed: set[int] = set()
+    for trial in trials:
+        of = trial.user_attrs.get(RESUME_OF_ATTR)
+        if of is not None:
+            (failed if trial.state == TrialState.FAIL else resumed).add(int(of))
+    return resumed, failed - resumed
+
+
+def configuration_counts(trials: Sequence[FrozenTrial]) -> tuple[int, int]:
+    """(finished, running) configurations: COMPLETE or PRUNED trials that no trial continues,
+    and RUNNING trials. A paused and resumed configuration counts once."""
+    resumed, _ = continuations(trials)
+    finished = sum(t.state in _FINISHED and t.number not in resumed for t in trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return finished, running
 
 
 def _signature(trial: FrozenTrial) -> tuple:
@@ -51,22 +102,32 @@ class TrialViewCache:
     Trials come sorted by number; the finished ones at the front never change again, so
     their views are kept in one list that later calls extend and copy, and only the trials
     after the first unfinished one are looked at again (a view rebuilt only when its
-    signature changed). Safe to share between threads; one cache serves one study.
+    signature changed). Paused trials are then left out, or shown stopped, as their
+    continuations say. Safe to share between threads; one cache serves one study.
     """
 
     def __init__(self) -> None:
         self._stable: list[TrialView] = []  # views of trials 0..self._settled-1, all finished
         self._settled = 0
         self._views: dict[int, tuple[tuple, TrialView | None]] = {}
+        self._stopped: dict[int, TrialView] = {}  # paused trials whose resumptions all failed
         self._lock = threading.Lock()
 
-    def views(self, study: optuna.Study, current: FrozenTrial | None = None) -> list[TrialView]:
+    def views(
+        self,
+        study: optuna.Study,
+        current: FrozenTrial | None = None,
+        trials: Sequence[FrozenTrial] | None = None,
+    ) -> list[TrialView]:
         """Views of all started trials; ``current`` (the trial asking) replaces its stored copy.
 
         The trial passed to a pruner holds values reported a moment ago that another
-        process may not see yet, so it is the authoritative copy of itself.
+        process may not see yet, so it is the authoritative copy of itself. ``trials``:
+        the study's trials when the caller has just read them.
         """
-        trials: Sequence[FrozenTrial] = study.get_trials(deepcopy=False)
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
+        resumed, failed = continuations(trials)
         with self._lock:
             while self._settled < len(trials) and trials[self._settled].state.is_finished():
                 view = self._view(trials[self._settled])
@@ -81,11 +142,26 @@ class TrialViewCache:
                 view = self._view(trial)
                 if view is not None:
                     out.append(view)
+            if resumed or failed:
+                out = [self._continued(v, resumed, failed) for v in out]
+                out = [v for v in out if v is not None]
         if current is not None:
             view = trial_view(current)
             if view is not None:
                 out.append(view)
         return out
+
+    def _continued(self, view: TrialView, resumed: set[int], failed: set[int]) -> TrialView | None:
+        if view.status != TrialStatus.PAUSED:
+            return view
+        if view.key in resumed:
+            return None  # its continuation shows the configuration
+        if view.key in failed:
+            stopped = self._stopped.get(view.key)
+            if stopped is None:
+                stopped = self._stopped[view.key] = dataclasses.replace(view, status=TrialStatus.STOPPED)
+            return stopped
+        return view
 
     def _view(self, trial: FrozenTrial) -> TrialView | None:
         signature = _signature(trial)

@@ -75,7 +75,8 @@ class RunConfig:
 
     The settings that define the study's results (``epochs``, ``subset``, ``val_size``,
     ``split_seed``, ``space``, ``policy``, ``predictor``) are stored in the study and must
-    match when a run resumes; ``trials``, ``workers``, ``device`` and ``precision`` may change.
+    match when a run resumes; ``trials``, ``workers``, ``device``, ``precision`` and
+    ``keep_checkpoints`` (keep every checkpoint when the search ends) may change.
     ``trials_per_gpu`` trials share each GPU: worker processes per GPU on the Optuna backend,
     ``1 / trials_per_gpu`` of a GPU per trial on Ray.
     """
@@ -108,6 +109,7 @@ class RunConfig:
     trials_per_gpu: int = 1
     cpus_per_trial: float | None = None
     resume: bool = False
+    keep_checkpoints: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> RunConfig:

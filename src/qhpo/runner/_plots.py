@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from qhpo.optuna import STOP_ATTR, trial_curve
+from qhpo.optuna import PAUSED_ATTR, RESUME_ATTR, RESUME_OF_ATTR, STOP_ATTR, continuations, trial_curve
 from qhpo.runner._summary import summarize
 
 _COLORS = {
@@ -26,9 +26,13 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
     """Write ``<study>-curves.png`` and ``<study>-epochs.png`` into ``out_dir``; return the paths.
 
     Curves: validation accuracy per epoch of every trial (complete blue, pruned grey, failed
-    red, running green, the best complete trial thick); an ``x`` marks each stop point, and
-    a dotted line joins it to the final value the predictor expected there (``+/- std``
-    bar at the last epoch). Epochs: bars of epochs trained per trial against the budget.
+    red, running green, the best complete trial thick); an ``x`` marks each stop point, an
+    ``o`` each pause that was never resumed, and a dotted line joins either to the final
+    value the predictor expected there (``+/- std`` bar at the last epoch). A resumed
+    configuration is one curve, drawn through the trial that resumed it, with a ``>`` at the
+    epoch it was paused at and resumed from. Epochs: bars of epochs trained per
+    configuration against the budget (the hatched part of a resumed one: its epochs before
+    the pause).
     """
     import matplotlib
 
@@ -39,7 +43,12 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     curves_path, epochs_path = plot_paths(out_dir, study.study_name)
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state in _COLORS]
+    every = study.get_trials(deepcopy=False)
+    resumed, _ = continuations(every)
+    # A paused trial that a later trial resumed is drawn through that trial (its curve starts with the same epochs).
+    trials = [t for t in every if t.state in _COLORS and t.number not in resumed]
+    by_number = {t.number: t for t in every}
+    pauses = {t.number: _pause_epochs(t, by_number) for t in trials}
     from qhpo.optuna import MAX_EPOCHS_ATTR
 
     max_epochs = (
@@ -68,8 +77,12 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
             label=f"best (trial {trial.number})" if is_best else None,
             zorder=3 if is_best else 2,
         )
+        for paused_at in pauses[trial.number]:
+            if 1 <= paused_at <= len(curve):
+                ax.plot([paused_at], [curve[paused_at - 1]], ">", color="tab:purple", ms=6, zorder=5)
         if trial.state == TrialState.PRUNED:
-            ax.plot([len(curve)], [curve[-1]], "x", color="black", ms=5, zorder=4)
+            paused = trial.user_attrs.get(PAUSED_ATTR) is not None
+            ax.plot([len(curve)], [curve[-1]], "o" if paused else "x", mfc="none", color="black", ms=5, zorder=4)
             stop = trial.user_attrs.get(STOP_ATTR) or {}
             predicted = stop.get("predicted_final")
             if predicted is not None:
@@ -84,9 +97,10 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
                     alpha=0.6,
                     lw=0.8,
                 )
+    left = any(t.state == TrialState.PRUNED and t.user_attrs.get(PAUSED_ATTR) is not None for t in trials)
     for state, label in (
         (TrialState.COMPLETE, "complete"),
-        (TrialState.PRUNED, "pruned (x: stop point)"),
+        (TrialState.PRUNED, "pruned (x: stop point, o: pause never resumed)" if left else "pruned (x: stop point)"),
         (TrialState.FAIL, "failed"),
         (TrialState.RUNNING, "running"),
     ):
@@ -94,6 +108,8 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
             ax.plot([], [], color=_COLORS[state], label=label)
     if any((t.user_attrs.get(STOP_ATTR) or {}).get("predicted_final") is not None for t in trials):
         ax.plot([], [], "o:", color="tab:purple", ms=3, label="predicted final at the stop")
+    if any(pauses.values()):
+        ax.plot([], [], ">", color="tab:purple", ms=6, ls="none", label="paused here, resumed later")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
@@ -108,6 +124,18 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
     fig, ax = plt.subplots(figsize=(8, 3.5))
     numbers = [t.number for t in trials]
     ax.bar(numbers, [len(t.intermediate_values) for t in trials], color=[_COLORS[t.state] for t in trials], width=0.8)
+    before = [(t.number, pauses[t.number][-1]) for t in trials if pauses[t.number]]
+    if before:
+        ax.bar(
+            [n for n, _ in before],
+            [e for _, e in before],
+            width=0.8,
+            fill=False,
+            hatch="///",
+            edgecolor="tab:purple",
+            lw=0,
+            label="epochs before a pause (resumed)",
+        )
     ax.axhline(max_epochs, color="black", lw=0.8, ls="--", label=f"budget ({max_epochs} epochs)")
     summary = summarize(study, max_epochs=max_epochs)
     if summary.finished:
@@ -125,3 +153,15 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
     fig.savefig(epochs_path, dpi=120)
     plt.close(fig)
     return curves_path, epochs_path
+
+
+def _pause_epochs(trial: optuna.trial.FrozenTrial, by_number: dict) -> list[int]:
+    """The epochs a resumed configuration was paused at and resumed from, earliest first, for
+    the trial that carries it now (a resumption, a retry of one, a resumption of a resumption)."""
+    epochs = []
+    while trial is not None and trial.user_attrs.get(RESUME_OF_ATTR) is not None and len(epochs) < 1000:
+        epoch = (trial.user_attrs.get(RESUME_ATTR) or {}).get("epoch")
+        if epoch is not None:
+            epochs.append(int(epoch))
+        trial = by_number.get(int(trial.user_attrs[RESUME_OF_ATTR]))
+    return sorted(set(epochs))

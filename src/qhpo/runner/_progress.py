@@ -12,6 +12,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
+from qhpo.optuna import PAUSED_ATTR, RESUME_OF_ATTR
 from qhpo.runner._summary import summarize
 
 _REFRESH_SECONDS = 0.5
@@ -89,11 +90,15 @@ class SearchProgress:
 
         row = trial_row(trial)
         value = f"val {row.value:.4f}" if row.value is not None else "no value"
+        name = f"trial {trial.number}"
+        if row.resume_of is not None:
+            name += f" (resumes paused trial {row.resume_of})"
         if trial.state == TrialState.COMPLETE:
-            return f"trial {trial.number} complete after {row.epochs} epochs: {value}"
+            return f"{name} complete after {row.epochs} epochs: {value}"
         if trial.state == TrialState.PRUNED:
-            return f"trial {trial.number} pruned at epoch {row.epochs}/{self.max_epochs}: {value} ({row.note})"
-        return f"trial {trial.number} failed after {row.epochs} epoch(s): {row.note}"
+            verb = "paused" if row.paused else "pruned"
+            return f"{name} {verb} at epoch {row.epochs}/{self.max_epochs}: {value} ({row.note})"
+        return f"{name} failed after {row.epochs} epoch(s): {row.note}"
 
     def _table(self, trials, summary, best_text: str, saved_text: str):
         from rich.table import Table
@@ -111,10 +116,15 @@ class SearchProgress:
         for trial in recent + running:
             values = trial.intermediate_values
             last = values[max(values)] if values else None
+            state = trial.state.name.lower()
+            if trial.state == TrialState.PRUNED and trial.user_attrs.get(PAUSED_ATTR) is not None:
+                state = "paused"
+            if trial.user_attrs.get(RESUME_OF_ATTR) is not None:
+                state += f" (resumes {trial.user_attrs[RESUME_OF_ATTR]})"
             table.add_row(
                 str(trial.number),
                 f"{len(values)}/{self.max_epochs}",
                 f"{last:.4f}" if last is not None else "-",
-                trial.state.name.lower(),
+                state,
             )
         return table

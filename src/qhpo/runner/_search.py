@@ -210,9 +210,12 @@ def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: Stor
 
 
 def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: RunConfig) -> None:
-    """Keep only the best trial's checkpoint (and those that waiting retries continue from) once the search is done."""
+    """Once the search is done, keep only the best trial's checkpoint and those that waiting
+    retries continue from; paused trials that were never resumed lose theirs too, unless
+    ``--keep-checkpoints`` keeps every checkpoint (a later run with more ``--trials`` can then
+    still resume them)."""
     finished, running = count_states(study)
-    if finished < config.trials or running:
+    if finished < config.trials or running or config.keep_checkpoints:
         return
     folder = location.run_dir / config.study / "checkpoints"
     keep = {
@@ -222,11 +225,7 @@ def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: Ru
     }
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
-        keep.add(
-            checkpoint_path(
-                location.run_dir / config.study / "checkpoints", best.user_attrs.get(CHECKPOINT_ATTR, best.number)
-            ).name
-        )
+        keep.add(checkpoint_path(folder, best.user_attrs.get(CHECKPOINT_ATTR, best.number)).name)
     for path in folder.glob("trial-*.pt"):
         if path.name not in keep:
             path.unlink(missing_ok=True)

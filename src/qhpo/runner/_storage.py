@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
+from qhpo.optuna import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR
 
 #: Default storage when none is given: one SQLite file for every study of this folder.
 DEFAULT_STORAGE = "qhpo-runs/qhpo.db"
@@ -34,7 +35,7 @@ DEFAULT_STORAGE = "qhpo-runs/qhpo.db"
 OWNER_ATTR = "qhpo.owner"  # {"host", "pid"} of the process training the trial
 HEARTBEAT_ATTR = "qhpo.heartbeat"  # UNIX time of the trial's last finished epoch
 RETRY_OF_ATTR = "qhpo.retry_of"  # number of the interrupted trial this one continues
-CHECKPOINT_ATTR = "qhpo.checkpoint"  # checkpoint key, shared by a trial and its retries
+# CHECKPOINT_ATTR ("qhpo.checkpoint"): the checkpoint key, shared by a trial, its retries and resumptions
 FAILURE_ATTR = "qhpo.failure"  # why a trial failed
 KILLS_ATTR = "qhpo.kills"  # times in a row this configuration's process died without finishing an epoch
 #: Study user attributes ``qhpo.predictor.HOST:PID``: each process's predictor fit counts.
@@ -341,15 +342,15 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, *, kille
         kills = 0 if progressed else kills + 1
         if kills >= MAX_KILLS:
             return False
-    study.enqueue_trial(
-        dict(trial.params),
-        user_attrs={
-            RETRY_OF_ATTR: trial.number,
-            CHECKPOINT_ATTR: trial.user_attrs.get(CHECKPOINT_ATTR, trial.number),
-            KILLS_ATTR: kills,
-        },
-        skip_if_exists=False,
-    )
+    attrs = {
+        RETRY_OF_ATTR: trial.number,
+        CHECKPOINT_ATTR: trial.user_attrs.get(CHECKPOINT_ATTR, trial.number),
+        KILLS_ATTR: kills,
+    }
+    for continued in (RESUME_OF_ATTR, RESUME_ATTR):  # the retry of a resumption resumes the same paused trial
+        if continued in trial.user_attrs:
+            attrs[continued] = trial.user_attrs[continued]
+    study.enqueue_trial(dict(trial.params), user_attrs=attrs, skip_if_exists=False)
     return True
 
 

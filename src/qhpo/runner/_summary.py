@@ -1,10 +1,14 @@
-"""What a search found and what it cost: best trials, epochs saved, test accuracy.
+"""What a search found and what it cost: best trials, epochs saved, test accuracy, pauses.
 
-For the ``n`` finished (complete or pruned) trials of a study with a budget of ``E`` epochs
-per trial, trained epochs ``T = sum_i e_i`` (``e_i`` the epochs trial ``i`` trained) are
-compared with training every trial to the end:
+For the ``n`` finished (complete or pruned) configurations of a study with a budget of ``E``
+epochs per configuration, trained epochs ``T = sum_i e_i`` (``e_i`` the epochs configuration
+``i`` trained) are compared with training every configuration to the end:
 
     saved = n * E - T,        saved fraction = saved / (n * E)
+
+A paused and resumed configuration is one configuration: the trial that resumed it reports
+the epochs before the pause again (from the checkpoint) and trains on, so its curve is the
+configuration's, and the paused trial it continues is not counted again.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from qhpo.optuna import STOP_ATTR
+from qhpo.optuna import PAUSED_ATTR, RESUME_ATTR, RESUME_OF_ATTR, STOP_ATTR, continuations
 from qhpo.runner._storage import FAILURE_ATTR, PREDICTOR_ATTR_PREFIX, RETRY_OF_ATTR
 
 #: Study user attribute with the test accuracy of the best configuration.
@@ -31,6 +35,21 @@ class TrialRow:
     value: float | None  # last reported validation accuracy
     params: dict[str, Any]
     note: str = ""  # why it stopped or failed
+    resume_of: int | None = None  # the paused trial this trial continues
+    paused: bool = False  # ended on a pause and never resumed
+
+
+@dataclass(frozen=True)
+class ResumptionRow:
+    """A paused trial that a later trial resumed."""
+
+    trial: int  # the trial that resumed it
+    paused: int  # the paused trial
+    epoch: int  # epochs trained before the pause
+    state: str  # where the resumption stands
+    epochs: int  # epochs of the configuration now
+    value: float | None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,13 +58,16 @@ class SearchSummary:
     max_epochs: int | None
     target_trials: int | None
     complete: int
-    pruned: int
+    pruned: int  # pruned configurations, the paused ones that were never resumed among them
     failed: int
     running: int
     epochs_trained: int
     epochs_full: int
     best: list[TrialRow] = field(default_factory=list)
     failures: list[TrialRow] = field(default_factory=list)
+    paused: int = 0  # trials that ended on a pause (resumed later or not)
+    paused_left: int = 0  # paused trials never resumed: counted as pruned
+    resumptions: list[ResumptionRow] = field(default_factory=list)
     test: dict[str, Any] | None = None
     predictor: dict[str, Any] | None = (
         None  # {"fits", "failed_fits", "last_error"} over all processes; None: no predictor
@@ -68,15 +90,22 @@ class SearchSummary:
         return self.epochs_saved / self.epochs_full if self.epochs_full else 0.0
 
 
-def trial_row(trial: optuna.trial.FrozenTrial) -> TrialRow:
+def trial_row(trial: optuna.trial.FrozenTrial, resumed: set[int] | frozenset[int] = frozenset()) -> TrialRow:
+    """One trial for the tables; ``resumed``: numbers of the paused trials that were resumed."""
     values = trial.intermediate_values
     last = values[max(values)] if values else None
     note = ""
+    resume_of = trial.user_attrs.get(RESUME_OF_ATTR)
+    paused = trial.state == TrialState.PRUNED and trial.user_attrs.get(PAUSED_ATTR) is not None
     if trial.state == TrialState.PRUNED:
         stop = trial.user_attrs.get(STOP_ATTR)
         note = stop["reason"] if stop else f"pruned at epoch {len(values)}"
+        if paused and trial.number in resumed:
+            note += "; resumed later"
     elif trial.state == TrialState.FAIL:
         note = str(trial.user_attrs.get(FAILURE_ATTR, "failed"))
+    elif resume_of is not None:
+        note = f"resumes paused trial {resume_of} after epoch {_resume_epoch(trial)}"
     elif trial.user_attrs.get(RETRY_OF_ATTR) is not None:
         note = f"continues interrupted trial {trial.user_attrs[RETRY_OF_ATTR]}"
     value = trial.value if trial.state == TrialState.COMPLETE else last
@@ -87,7 +116,45 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> TrialRow:
         None if value is None or not math.isfinite(value) else float(value),
         dict(trial.params),
         note,
+        None if resume_of is None else int(resume_of),
+        paused and trial.number not in resumed,
     )
+
+
+def _resume_epoch(trial: optuna.trial.FrozenTrial) -> int | None:
+    record = trial.user_attrs.get(RESUME_ATTR) or {}
+    epoch = record.get("epoch")
+    return None if epoch is None else int(epoch)
+
+
+def resumption_rows(trials) -> list[ResumptionRow]:
+    """Each resumption of a paused trial (a retry of an interrupted resumption is not a new one),
+    with where the configuration it continued stands now (the latest trial that carries it on)."""
+    latest: dict[int, optuna.trial.FrozenTrial] = {}
+    for trial in trials:
+        of = trial.user_attrs.get(RESUME_OF_ATTR)
+        if of is not None and (trial.state != TrialState.FAIL or int(of) not in latest):
+            latest[int(of)] = trial
+    rows = []
+    for trial in trials:
+        of = trial.user_attrs.get(RESUME_OF_ATTR)
+        if of is None or trial.user_attrs.get(RETRY_OF_ATTR) is not None:
+            continue
+        head = latest[int(of)]
+        row = trial_row(head)
+        record = trial.user_attrs.get(RESUME_ATTR) or {}
+        rows.append(
+            ResumptionRow(
+                trial=head.number,
+                paused=int(of),
+                epoch=int(record.get("epoch") or 0),
+                state=row.state,
+                epochs=row.epochs,
+                value=row.value,
+                reason=str(record.get("reason", "")),
+            )
+        )
+    return rows
 
 
 def summarize(
@@ -98,8 +165,11 @@ def summarize(
 
     trials = study.get_trials(deepcopy=False)
     max_epochs = max_epochs or study.user_attrs.get(MAX_EPOCHS_ATTR)
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    resumed, _ = continuations(trials)
+    # Finished configurations: a paused trial that a later trial continues is counted through that one.
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.number not in resumed]
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    paused = [t for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get(PAUSED_ATTR) is not None]
     trained = sum(len(t.intermediate_values) for t in finished)
     full = len(finished) * int(max_epochs) if max_epochs else trained
     best = sorted(complete, key=lambda t: t.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
@@ -118,6 +188,9 @@ def summarize(
         failures=[trial_row(t) for t in failed],
         test=study.user_attrs.get(TEST_ATTR),
         predictor=_predictor_state(study),
+        paused=len(paused),
+        paused_left=sum(t.number not in resumed for t in paused),
+        resumptions=resumption_rows(trials),
     )
 
 
@@ -152,16 +225,29 @@ def print_summary(summary: SearchSummary, console=None) -> None:
         table.add_column(column, justify="right" if column != "hyperparameters" else "left")
     for row in summary.best:
         table.add_row(
-            str(row.number),
+            str(row.number) if row.resume_of is None else f"{row.number} (resumes {row.resume_of})",
             f"{row.value:.4f}" if row.value is not None else "-",
             str(row.epochs),
             _format_params(row.params),
         )
     console.print(table)
     console.print(
-        f"trials: {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed"
+        f"trials: {summary.complete} complete, {summary.pruned} pruned"
+        + (f" ({summary.paused_left} of them paused and never resumed)" if summary.paused_left else "")
+        + f", {summary.failed} failed"
         + (f", {summary.running} running" if summary.running else "")
     )
+    if summary.paused:
+        console.print(
+            f"pauses: {summary.paused} trial(s) paused with their checkpoints kept, "
+            f"{len(summary.resumptions)} resumed (each counted once, with its epochs before the pause)"
+        )
+    for row in summary.resumptions:
+        value = f", val {row.value:.4f}" if row.value is not None else ""
+        console.print(
+            f"  trial {row.paused} paused after epoch {row.epoch}, resumed as trial {row.trial}: "
+            f"{row.state} after {row.epochs} epochs{value} ({row.reason})"
+        )
     if summary.epochs_full:
         console.print(
             f"epochs: {summary.epochs_trained} trained against {summary.epochs_full} for training every finished trial "

@@ -3,8 +3,10 @@
 Per epoch ``e`` the trial trains, saves its checkpoint (model, optimiser and the curve so
 far, written atomically), reports the validation accuracy as the
 intermediate value of step ``e`` and asks the pruner. A trial that continues an
-interrupted one (:data:`~qhpo.runner._storage.RETRY_OF_ATTR`) starts from the shared
-checkpoint and reports the epochs it recorded before training on, so its curve is whole.
+interrupted one (:data:`~qhpo.runner._storage.RETRY_OF_ATTR`) or a paused one
+(``qhpo.resume_of``) starts from the shared checkpoint and reports the epochs it recorded
+before training on, so its curve is whole. A trial the pruner stops loses its checkpoint;
+one it pauses keeps it, to be resumed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
 from qhpo._seeds import derived_seed
+from qhpo.optuna import RESUME_ATTR, RESUME_OF_ATTR
 from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, RETRY_OF_ATTR
 
 #: Trial user attribute with the epoch at which a trial resumed from a checkpoint.
@@ -74,8 +77,9 @@ def run_trial(
         trial.set_user_attr(CHECKPOINT_ATTR, key)
     path = checkpoint_path(checkpoint_dir, key)
 
+    continues = trial.user_attrs.get(RETRY_OF_ATTR) is not None or trial.user_attrs.get(RESUME_OF_ATTR) is not None
     trainer = None
-    if trial.user_attrs.get(RETRY_OF_ATTR) is not None and path.exists():
+    if continues and path.exists():
         try:
             trainer = TrialTrainer.from_checkpoint(path, config, data, device=device, precision=precision)
         except QhpoError:
@@ -86,11 +90,11 @@ def run_trial(
         trial.set_user_attr(RESUMED_AT_ATTR, trainer.epoch)
         for epoch, value in enumerate(trainer.curve[:max_epochs], start=1):
             trial.report(value, epoch)
-        # The interrupted trial may have died between its checkpoint and the decision on it.
-        if trainer.epoch < max_epochs and trial.should_prune():
-            _tell(study, trial, state=TrialState.PRUNED)
-            path.unlink(missing_ok=True)
-            return TrialState.PRUNED
+        # The interrupted trial may have died between its checkpoint and the decision on it;
+        # a resumption starts where the policy decided last (it resumed the trial there).
+        paused_at = (trial.user_attrs.get(RESUME_ATTR) or {}).get("epoch")
+        if trainer.epoch < max_epochs and trainer.epoch != paused_at and trial.should_prune():
+            return _pruned(study, trial, path, [])
 
     value = trainer.curve[-1] if trainer.curve else float("nan")
     seconds: list[float] = []
@@ -105,10 +109,7 @@ def run_trial(
             if on_epoch is not None:
                 on_epoch()
             if trainer.epoch < max_epochs and trial.should_prune():
-                _set_epoch_seconds(trial, seconds)
-                _tell(study, trial, state=TrialState.PRUNED)
-                path.unlink(missing_ok=True)
-                return TrialState.PRUNED
+                return _pruned(study, trial, path, seconds)
     except TrialDiverged as error:
         trial.set_user_attr(FAILURE_ATTR, f"diverged: {error.reason}")
         _set_epoch_seconds(trial, seconds)
@@ -118,6 +119,17 @@ def run_trial(
     _set_epoch_seconds(trial, seconds)
     _tell(study, trial, value)
     return TrialState.COMPLETE
+
+
+def _pruned(study: optuna.Study, trial: optuna.Trial, path: Path, seconds: list[float]) -> TrialState:
+    """Tell a trial the pruner ended; a paused trial keeps its checkpoint, a stopped one loses it."""
+    paused = getattr(study.pruner, "paused", None)
+    keep = paused is not None and paused(trial)
+    _set_epoch_seconds(trial, seconds)
+    _tell(study, trial, state=TrialState.PRUNED)
+    if not keep:
+        path.unlink(missing_ok=True)
+    return TrialState.PRUNED
 
 
 def _save(trainer, path: Path) -> None:

@@ -5,13 +5,19 @@ or jobs on several nodes) share one storage. Each loops
 
     holding the study's claim lock:
         recover the trials of dead processes
-        finished = #COMPLETE + #PRUNED
-        stop when finished >= N; wait while finished + #RUNNING >= N; else ask for a trial
+        finished = finished configurations (COMPLETE or PRUNED trials that no trial continues)
+        running = RUNNING trials
+        if a retry waits and finished + running < N: start it
+        elif the policy resumes a paused trial now (promote): start its resumption
+        elif finished + running < N: start a new configuration
+        else stop when nothing runs (or the policy never resumes and finished >= N); wait otherwise
     train it
 
-Every finished trial was RUNNING first and only a lock holder adds a RUNNING one, so
+Every finished configuration was RUNNING first and only a lock holder adds a RUNNING trial;
+a resumption turns a finished (paused) configuration into a running one. So
 ``finished + running <= N`` always holds: the study never holds more than ``N`` finished
-trials, however many workers and ``qhpo run`` processes share it.
+configurations, however many workers and ``qhpo run`` processes share it, and a paused and
+resumed configuration counts once.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
 from qhpo._files import remove_orphans
+from qhpo.optuna import checkpoint_key, configuration_counts, resumable_trials
 from qhpo.runner._config import RunConfig
 from qhpo.runner._storage import (
     FAILURE_ATTR,
@@ -40,7 +47,7 @@ from qhpo.runner._storage import (
     owner_record,
     signals_deferred,
 )
-from qhpo.runner._trial import CHECKPOINT_SCRATCH, DiskFull, run_trial
+from qhpo.runner._trial import CHECKPOINT_SCRATCH, DiskFull, checkpoint_path, run_trial
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _MAX_CRASHES_IN_A_ROW = 3
@@ -50,30 +57,69 @@ _SAMPLER_STREAM = 1  # the HPO sampler's streams among the run seed's (see qhpo.
 
 
 def count_states(study: optuna.Study) -> tuple[int, int]:
-    """(finished, running) trials of ``study``."""
-    trials = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    return len(trials) - running, running
+    """(finished, running) configurations of ``study`` (a paused and resumed one counts once)."""
+    return configuration_counts(study.get_trials(deepcopy=False))
 
 
-def claim_trial(study: optuna.Study, location: StorageLocation, target: int) -> optuna.Trial | bool:
-    """Start a trial of ``study`` if it holds fewer than ``target`` finished and running trials.
+def claim_trial(
+    study: optuna.Study,
+    location: StorageLocation,
+    target: int,
+    *,
+    can_resume: Callable[[optuna.trial.FrozenTrial], bool] | None = None,
+) -> optuna.Trial | bool:
+    """Start a trial of ``study``: a waiting retry, a resumption, or a new configuration.
+
+    A waiting retry comes first. Then, when the study's pruner resumes paused trials, its
+    policy's ``promote`` is asked (a resumption needs no free place: its configuration is
+    counted already); its resumption is enqueued and started at once. A new configuration
+    starts only while the study holds fewer than ``target`` finished and running
+    configurations. All of it under the study's claim lock.
+
+    Args:
+        can_resume: Which paused trials can be resumed (their checkpoint exists); None: all.
 
     Returns:
         The new trial (RUNNING, owned by this process); True when the study is done
-        (``target`` finished trials); False when every free place is taken by a running
-        trial (wait and ask again: one of them may fail).
+        (``target`` finished configurations, nothing running and nothing to resume); False
+        when every place is taken (wait and ask again: a running trial may fail, pause or
+        change what the policy resumes).
     """
     with location.claim(study.study_name), signals_deferred():
         _recover(study, claimed=True)  # a worker elsewhere may have died
-        finished, running = count_states(study)
-        if finished >= target:
-            return True
-        if finished + running >= target:
-            return False
-        trial = study.ask()
+        trials = study.get_trials(deepcopy=False)
+        finished, running = configuration_counts(trials)
+        free = finished + running < target
+        if not any(t.state == TrialState.WAITING for t in trials):
+            resumable = resumable_trials(study, limit=1, can_resume=can_resume)
+            if not resumable and not free and running == 0 and _settle_predictor(study):
+                # The last promote before the search ends reads the predictor fitted on every curve.
+                resumable = resumable_trials(study, limit=1, can_resume=can_resume)
+            if resumable:
+                resumable[0].enqueue(study)
+                free = True  # its configuration is counted already
+        if not free:
+            return finished >= target and (running == 0 or not _resumes(study))
+        trial = study.ask()  # a waiting retry or resumption first, else a new configuration
         trial.set_user_attr(OWNER_ATTR, owner_record())
         return trial
+
+
+def _resumes(study: optuna.Study) -> bool:
+    """Whether the study's pruner may resume paused trials (then the search ends only when nothing runs)."""
+    policy = getattr(study.pruner, "policy_", None)
+    return bool(getattr(policy, "resumes", False))
+
+
+def _settle_predictor(study: optuna.Study, timeout: float = 120.0) -> bool:
+    """Wait for the policy's background fits to land; True when it has a predictor that may have changed."""
+    policy = getattr(study.pruner, "policy_", None)
+    service = getattr(policy, "service", None)
+    if not getattr(policy, "resumes", False) or service is None or not hasattr(service, "wait"):
+        return False
+    fits = getattr(service, "n_fits", None)
+    service.wait(timeout)
+    return fits is None or getattr(service, "n_fits", None) != fits
 
 
 def sampler_seed(seed: int, worker_index: int, offset: int) -> int:
@@ -127,10 +173,13 @@ def run_worker(
         if on_change is not None:
             on_change(study)
 
+    def can_resume(paused: optuna.trial.FrozenTrial) -> bool:
+        return checkpoint_path(checkpoint_dir, checkpoint_key(paused)).exists()
+
     done = 0
     crashes = failures = 0
     while True:
-        trial = claim_trial(study, location, config.trials)
+        trial = claim_trial(study, location, config.trials, can_resume=can_resume)
         if trial is True:
             return done
         if trial is False:
