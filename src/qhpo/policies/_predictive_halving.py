@@ -149,6 +149,7 @@ class PredictiveHalving(PredictivePolicy):
         self.min_completed = int(min_completed)
         self.resume = bool(resume)
         self._unchanged: dict[int, tuple] = {}  # per rung: what promote() last saw there and resumed no one
+        self._unranked: set = set()  # trials that went on before min_completed trials had completed
         self.min_resource = int(min_resource)
         self.reduction_factor = float(reduction_factor)
         self.min_horizon_trials = int(min_horizon_trials)
@@ -173,6 +174,7 @@ class PredictiveHalving(PredictivePolicy):
         if self.min_completed:
             done = len(self.completed(trials))
             if done < self.min_completed:
+                self._unranked.add(trial.key)  # held running by the start-up rule: it takes no place at a rung
                 return Verdict(
                     Decision.CONTINUE,
                     t,
@@ -202,7 +204,8 @@ class PredictiveHalving(PredictivePolicy):
 
         At rung ``r`` with ``m`` trials now (paused ones included), the share is ``n =
         max(1, floor(m / eta))``; ``p`` trials have gone on from it (trained past ``r``, or
-        running or complete at ``r``). While ``p < n``, up to ``n - p`` paused trials
+        running or complete at ``r``; the trials that went on only because fewer than
+        ``min_completed`` trials had completed take no place). While ``p < n``, up to ``n - p`` paused trials
         resume, best first, among those whose anchor or (from ``first_predicted_rung`` on)
         whose value predicted at the horizon by the refitted predictor ranks within the
         best ``n`` of the ``m``. Resumptions are listed from the highest rung down, then
@@ -219,7 +222,12 @@ class PredictiveHalving(PredictivePolicy):
         found: list[tuple[int, float, int, Resumption]] = []
         for t in sorted(paused, reverse=True):
             peers = [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= t and finite_prefix(o, t)]
-            gone_on = sum(1 for o in peers if o.epochs > t or o.status in (TrialStatus.RUNNING, TrialStatus.COMPLETE))
+            gone_on = sum(
+                1
+                for o in peers
+                if o.key not in self._unranked
+                and (o.epochs > t or o.status in (TrialStatus.RUNNING, TrialStatus.COMPLETE))
+            )
             places = max(1, math.floor(len(peers) / self.reduction_factor)) - gone_on
             if places <= 0:
                 continue
