@@ -51,12 +51,15 @@ class PredictiveHalving(PredictivePolicy):
       hyperparameters ``x`` as features and the change ``v_h - a`` as target, refitted as
       trials reach ``h``.
 
-    A trial that neither rule keeps is **paused** (:attr:`Decision.PAUSE`, its checkpoint
-    kept) when ``resume`` is on, the default, and stopped otherwise (``qhpo-stop``).
-    :meth:`promote` resumes a paused trial when, judged again by the same two rules against
-    every trial that has reached its rung by then and with the refitted predictor, it
-    ranks within the best ``1 / eta``: an early pause on an uncertain prediction costs a
-    delay, not the configuration.
+    With ``resume`` on (``qhpo``, the default) the two rules act at different moments. At
+    the rung the observed rule alone decides, and a trial it does not keep is **paused**
+    (:attr:`Decision.PAUSE`, its checkpoint kept). :meth:`promote` then fills the places
+    the observed rule left free: while fewer than ``n`` trials (counted now) have gone on
+    from a rung, the paused trials there whose anchor or predicted value ranks within the
+    best ``n`` resume, best first. The prediction is thus read later, with more trials at
+    the rung and a predictor refitted on more curves, and a wrong early pause costs a
+    delay, not the configuration. With ``resume`` off (``qhpo-stop``) both rules decide at
+    the rung and a trial that neither keeps stops for good.
 
     A trial whose curve holds NaN or inf stops at its next rung (never paused). While no model exists
     for ``h`` (too few trials there, or the first background fit still running) the
