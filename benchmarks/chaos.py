@@ -9,9 +9,11 @@ processes, and while it runs sends, at random moments:
 - SIGINT to the whole process group, as Ctrl-C in a terminal does (twice in a run),
 
 restarting the same command after each, until the study is done. It then checks that the
-study holds exactly ``--trials`` finished trials, that no configuration was trained to the
-end twice, that no trial is left RUNNING, that no temporary file is left, and that every
-curve is whole, and prints (and with ``--json`` writes) the counts. Run:
+study holds exactly ``--trials`` finished configurations (a paused trial that a later trial
+resumed counts once), that no configuration was trained to the end twice, that no trial is
+left RUNNING, that no temporary file is left, and that every curve is whole (a retry's and a
+resumption's first epochs are those of the trial they continue), and prints (and with
+``--json`` writes) the counts. Run:
 
     python benchmarks/chaos.py [--kills 20] [--trials 12] [--workers 4] [--json OUT]
 
@@ -120,13 +122,15 @@ class Chaos:
         return optuna.load_study(study_name=STUDY, storage=resolve_storage(self.storage_arg, create=False).open())
 
     def done(self) -> bool:
-        from optuna.trial import TrialState
+
+        from qhpo.optuna import configuration_counts
 
         try:
             trials = self.study().get_trials(deepcopy=False)
         except Exception:
             return False
-        return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) >= self.trials
+        finished, running = configuration_counts(trials)
+        return finished >= self.trials and not running
 
     # -- processes ----------------------------------------------------------------------
     def start(self) -> None:
@@ -307,9 +311,15 @@ class Chaos:
     def check(self) -> dict:
         from optuna.trial import TrialState
 
+        from qhpo.optuna import continuations
+
         study = self.study()
         trials = study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        resumed, _ = continuations(trials)
+        # Finished configurations: a paused trial that a later trial resumed is counted through that one.
+        finished = [
+            t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.number not in resumed
+        ]
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         configurations = Counter(tuple(sorted(t.params.items())) for t in complete)
         interrupted = [
@@ -328,12 +338,13 @@ class Chaos:
             or (t.state == TrialState.COMPLETE and len(t.intermediate_values) != self.epochs)
         ]
         by_number = {t.number: t for t in trials}
-        for t in finished:  # a retry's copied epochs are the interrupted trial's epochs
-            origin = by_number.get(t.user_attrs.get("qhpo.retry_of"))
-            if origin is not None:
-                shared = min(len(origin.intermediate_values), int(t.user_attrs.get("qhpo.resumed_at_epoch", 0)))
-                if any(origin.intermediate_values[e] != t.intermediate_values.get(e) for e in range(1, shared + 1)):
-                    broken.append(t.number)
+        for t in finished:  # a retry's copied epochs are the interrupted trial's, a resumption's the paused trial's
+            for attr in ("qhpo.retry_of", "qhpo.resume_of"):
+                origin = by_number.get(t.user_attrs.get(attr))
+                if origin is not None:
+                    shared = min(len(origin.intermediate_values), int(t.user_attrs.get("qhpo.resumed_at_epoch", 0)))
+                    if any(origin.intermediate_values[e] != t.intermediate_values.get(e) for e in range(1, shared + 1)):
+                        broken.append(t.number)
         temporary = sorted(
             str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if _TEMPORARY.fullmatch(p.name)
         )
@@ -342,6 +353,8 @@ class Chaos:
             "finished": len(finished),
             "complete": len(complete),
             "pruned": len(finished) - len(complete),
+            "paused": sum(t.state == TrialState.PRUNED and "qhpo.paused" in t.user_attrs for t in trials),
+            "resumed": len(resumed),
             "kills_survived": sum(self.kills.values()),
             "kills_by_kind": dict(self.kills),
             "interrupted_trials_retried": len(interrupted) - len(lost),

@@ -167,7 +167,8 @@ def test_pruner_takes_a_policy_object(curves):
 def test_failing_annealer_falls_back_to_svr_with_one_warning(monkeypatch, curves):
     monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
     monkeypatch.setenv("DWAVE_CONFIG_FILE", "/nonexistent/dwave.conf")
-    pruner = PredictivePruner("qhpo", "qsvr", sampler="dwave", max_epochs=EPOCHS, random_state=0)
+    # qhpo-stop predicts at the rung (qhpo leaves its predictions to promote()), so the annealer is met
+    pruner = PredictivePruner("qhpo-stop", "qsvr", sampler="dwave", max_epochs=EPOCHS, random_state=0)
     study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -418,3 +419,44 @@ def test_a_resumption_that_fails_leaves_its_paused_trial_stopped(tmp_path):
     assert resumable_trials(study) == []  # never resumed again
     assert [v.status for v in pruner._views.views(study) if v.key == 3] == [TrialStatus.STOPPED]
     assert configuration_counts(study.trials) == (4, 0)  # still one finished configuration
+
+
+@pytest.mark.slow
+def test_the_resume_example_resumes_paused_trials_and_their_curves_go_on(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from qhpo.optuna import PAUSED_ATTR, configuration_counts
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "resume_paused_trials.py"
+    spec = importlib.util.spec_from_file_location("resume_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    folder = tmp_path / "checkpoints"
+    study = example.search(16, 8, f"sqlite:///{tmp_path / 'example.db'}", folder)
+
+    trials = study.trials
+    assert configuration_counts(trials) == (16, 0)
+    resumptions = [t for t in trials if RESUME_OF_ATTR in t.user_attrs]
+    assert resumptions, "the example resumed no trial"
+    train, val = example.load_digits_split(0)
+    for resumption in resumptions:
+        paused = trials[resumption.user_attrs[RESUME_OF_ATTR]]
+        r = paused.user_attrs[PAUSED_ATTR]["epoch"]
+        assert paused.state == optuna.trial.TrialState.PRUNED and len(paused.intermediate_values) == r
+        assert resumption.params == paused.params and checkpoint_key(resumption) == checkpoint_key(paused)
+        values = [resumption.intermediate_values[e] for e in sorted(resumption.intermediate_values)]
+        assert len(values) > r and values[:r] == [paused.intermediate_values[e] for e in range(1, r + 1)]
+        # The curve goes on across the pause as uninterrupted training does.
+        model, optimizer = example.build(resumption.params, seed=checkpoint_key(resumption))
+        straight = []
+        for epoch in range(1, len(values) + 1):
+            example.train_epoch(model, optimizer, train, seed=checkpoint_key(resumption), epoch=epoch)
+            straight.append(example.accuracy(model, val))
+        assert values == straight
+    # A configuration that ends paused (or complete) keeps its checkpoint, a stopped one loses it.
+    last = {checkpoint_key(t): t for t in trials}  # the trial that carries each configuration now
+    for key, trial in last.items():
+        stopped = trial.state == optuna.trial.TrialState.PRUNED and PAUSED_ATTR not in trial.user_attrs
+        assert (folder / f"trial-{key}.pt").exists() != stopped
+    assert not [p for p in folder.iterdir() if not p.name.endswith(".pt")]

@@ -198,7 +198,7 @@ def test_failing_annealer_falls_back_to_svr_with_one_warning():
 def test_background_fallback_keeps_answering():
     curves = synthetic_curves(n=20)
     policy = make_policy(
-        "qhpo",
+        "qhpo-stop",  # predicts at the rung, so the failing annealer is met during the replay
         max_epochs=40,
         predictor="qsvr",
         sampler=RaisingSampler(),
@@ -224,7 +224,7 @@ def test_qsvr_predictor_drives_the_poster_policy():
     assert out.cost < curves.size and out.complete[np.argmax(curves[:, -1])]
 
 
-@pytest.mark.parametrize("name", ["poster", "qhpo"])
+@pytest.mark.parametrize("name", ["poster", "qhpo-stop"])
 def test_qsvr_ensemble_predictor_drives_the_policies(name):
     curves = synthetic_curves(n=16, epochs=12, seed=4)
     policy = make_policy(name, max_epochs=12, predictor="qsvr-ensemble", random_state=0, min_completed=6)
@@ -290,9 +290,10 @@ def test_qhpo_stops_diverged_curves_and_floors_huge_values():
 
 
 def _qhpo_decisions_at_second_rung(predictor="svr"):
-    """Twenty trials at the third rung and ten at the second, on synthetic curves."""
+    """Twenty trials at the third rung and ten at the second, on synthetic curves (qhpo-stop
+    predicts at the rung; qhpo leaves the prediction to promote())."""
     curves = synthetic_curves(n=30)
-    policy = make_policy("qhpo", max_epochs=40, predictor=predictor, random_state=0)
+    policy = make_policy("qhpo-stop", max_epochs=40, predictor=predictor, random_state=0)
     t = policy.decision_epochs()[1]
     ahead = [
         TrialView(i, curves[i, : policy.decision_epochs()[2]], {"x": float(i)}, TrialStatus.RUNNING) for i in range(20)
@@ -324,10 +325,10 @@ def test_verdict_carries_the_prediction_and_cut_off_it_rested_on():
             assert "predicted value at epoch" in verdict.reason
         else:
             assert verdict.decision == Decision.CONTINUE and "ranks within" in verdict.reason
-    pause = next(v for v in verdicts if v.decision == Decision.PAUSE)
-    record = pause.record("qhpo")
-    assert record["predicted_final"] == pause.predicted and record["threshold"] == pause.threshold
-    assert record["reason"].startswith(f"paused by policy 'qhpo' at epoch {t}: observed value")
+    stop = next(v for v in verdicts if v.decision == Decision.STOP)
+    record = stop.record("qhpo-stop")
+    assert record["predicted_final"] == stop.predicted and record["threshold"] == stop.threshold
+    assert record["reason"].startswith(f"stopped by policy 'qhpo-stop' at epoch {t}: observed value")
     # the same inputs give the same verdicts
     assert [v.decision for v in _qhpo_decisions_at_second_rung()[4]] == [v.decision for v in verdicts]
 
@@ -410,3 +411,29 @@ def test_diverged_curves_are_stopped_not_paused():
     assert policy.decide(broken, [broken]).decision == Decision.STOP
     paused_broken = TrialView(99, [0.5] * (t - 1) + [float("inf")], status=TrialStatus.PAUSED)
     assert policy.promote([paused_broken], limit=1) == []
+
+
+def test_qhpo_pauses_on_the_observed_value_and_resumes_on_the_prediction_into_free_places():
+    curves = synthetic_curves(n=30)
+    policy = make_policy("qhpo", max_epochs=40, random_state=0)
+    t, above = policy.decision_epochs()[1], policy.decision_epochs()[2]
+    ahead = [TrialView(i, curves[i, :above], {"x": float(i)}) for i in range(8)]  # went on from rung t
+    here = [TrialView(i, curves[i, :t], {"x": float(i)}) for i in range(8, 30)]
+    verdicts = [policy.decide(view, ahead + here) for view in here]
+    assert not any(v.predictive for v in verdicts)  # the prediction waits for promote()
+    assert {v.decision for v in verdicts} <= {Decision.CONTINUE, Decision.PAUSE}
+    paused = [TrialView(v.key, v.curve, v.params, TrialStatus.PAUSED) for v in here]
+    resumptions = policy.promote(ahead + paused, limit=30)
+    # 30 trials at rung t: 15 places, 8 taken by the trials ahead, so at most 7 resume
+    assert 0 < len(resumptions) <= 7 and all(r.epoch == t for r in resumptions)
+    assert len({r.key for r in resumptions}) == len(resumptions)
+    for r in resumptions:
+        assert "7 of the 15 places at rung" in r.reason
+        if r.predicted is not None:
+            assert r.predicted >= r.threshold and "predicted value at epoch" in r.reason
+    again = make_policy("qhpo", max_epochs=40, random_state=0)
+    assert [r.key for r in again.promote(ahead + paused, limit=30)] == [r.key for r in resumptions]
+    assert [r.key for r in policy.promote(ahead + paused, limit=2)] == [r.key for r in resumptions][:2]
+    # with every place taken, nothing resumes
+    went_on = [TrialView(v.key, curves[v.key, :above], v.params) for v in paused[:7]]
+    assert policy.promote(ahead + went_on + paused[7:], limit=30) == []

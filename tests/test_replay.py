@@ -123,7 +123,7 @@ def test_benchmark_pairs_the_draws_and_reports_the_schema(table):
     none = result["policies"]["none"]
     assert none["cost_fraction_mean"] == 1.0 and none["regret_max"] == 0.0 and none["top1_kept_rate"] == 1.0
     assert result["policies"]["sha"]["cost_fraction_mean"] < 0.5
-    assert result["policies"]["qhpo"]["predictor_seconds_mean"] > 0
+    assert result["policies"]["qhpo"]["predictor_seconds_mean"] >= 0
     assert [p["value"] for p in result["sweeps"]["lines"]["sha"]] == [2, 3, 4]
     assert draw_order(167, 30, 4).tolist() == draw_order(167, 30, 4).tolist()
     assert len(set(draw_order(167, 100, 4).tolist())) == 100  # without replacement

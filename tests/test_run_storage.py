@@ -542,3 +542,16 @@ def test_trials_counts_configurations_exactly_when_several_processes_resume_tria
         assert process.wait(timeout=300) == 0, process.stderr.read()
     study = optuna.load_study(study_name="s", storage=location.open())
     assert _check_configurations(study, target)
+
+
+def test_qhpo_stop_is_a_predictive_policy_of_qhpo_run(tmp_path):
+    from qhpo.runner._config import RunConfig
+    from qhpo.runner._search import check_config
+    from qhpo.runner._study import make_pruner
+
+    config = RunConfig(study="s", policy="qhpo-stop", predictor="svr", epochs=4)
+    check_config(config)
+    assert config.study_settings({})["predictor"] == "svr"  # stored, and checked on resume
+    pruner = make_pruner(config)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    assert pruner.promote(study) == [] and pruner.policy_.name == "qhpo-stop" and not pruner.policy_.resumes

@@ -51,12 +51,15 @@ class PredictiveHalving(PredictivePolicy):
       hyperparameters ``x`` as features and the change ``v_h - a`` as target, refitted as
       trials reach ``h``.
 
-    A trial that neither rule keeps is **paused** (:attr:`Decision.PAUSE`, its checkpoint
-    kept) when ``resume`` is on, the default, and stopped otherwise (``qhpo-stop``).
-    :meth:`promote` resumes a paused trial when, judged again by the same two rules against
-    every trial that has reached its rung by then and with the refitted predictor, it
-    ranks within the best ``1 / eta``: an early pause on an uncertain prediction costs a
-    delay, not the configuration.
+    With ``resume`` on (``qhpo``, the default) the two rules act at different moments. At
+    the rung the observed rule alone decides, and a trial it does not keep is **paused**
+    (:attr:`Decision.PAUSE`, its checkpoint kept). :meth:`promote` then fills the places
+    the observed rule left free: while fewer than ``n`` trials (counted now) have gone on
+    from a rung, the paused trials there whose anchor or predicted value ranks within the
+    best ``n`` resume, best first. The prediction is thus read later, with more trials at
+    the rung and a predictor refitted on more curves, and a wrong early pause costs a
+    delay, not the configuration. With ``resume`` off (``qhpo-stop``) both rules decide at
+    the rung and a trial that neither keeps stops for good.
 
     A trial whose curve holds NaN or inf stops at its next rung (never paused). While no model exists
     for ``h`` (too few trials there, or the first background fit still running) the
@@ -148,6 +151,8 @@ class PredictiveHalving(PredictivePolicy):
         super().__init__(max_epochs=max_epochs, mode=mode, service=service)
         self.min_completed = int(min_completed)
         self.resume = bool(resume)
+        self._unchanged: dict[int, tuple] = {}  # per rung: what promote() last saw there and resumed no one
+        self._unranked: set = set()  # trials that went on before min_completed trials had completed
         self.min_resource = int(min_resource)
         self.reduction_factor = float(reduction_factor)
         self.min_horizon_trials = int(min_horizon_trials)
@@ -172,45 +177,83 @@ class PredictiveHalving(PredictivePolicy):
         if self.min_completed:
             done = len(self.completed(trials))
             if done < self.min_completed:
+                self._unranked.add(trial.key)  # held running by the start-up rule: it takes no place at a rung
                 return Verdict(
                     Decision.CONTINUE,
                     t,
                     f"{done} of the {self.min_completed} trials that must complete before any stop have completed",
                 )
-        standing = self._standing(t, [trial] + self.rivals(trial, trials, t), trials, predict=[0])
+        # with resumption on, the predicted rule waits for promote(): a paused trial costs nothing
+        # until a place at the rung falls free, and by then more trials show where the rung stands
+        peers = [trial] + self.rivals(trial, trials, t)
+        standing = self._standing(t, peers, trials, predict=[] if self.resume else [0])
         keep, reason, predicted, std, threshold, _ = standing.judge(0)
-        decision = Decision.CONTINUE if keep else (Decision.PAUSE if self.resume else Decision.STOP)
-        return Verdict(decision, t, reason, predicted=predicted, std=std, threshold=threshold)
+        if keep:
+            return Verdict(Decision.CONTINUE, t, reason, predicted=predicted, std=std, threshold=threshold)
+        if self.resume:
+            return Verdict(
+                Decision.PAUSE,
+                t,
+                f"observed value {self.sign * standing.anchors[0]:.4g} ranks outside the best {standing.keep} of "
+                f"{standing.m} at rung {t} (cut-off {self.sign * standing.cut:.4g}); paused until a place there "
+                "falls free",
+                threshold=self.sign * standing.cut,
+            )
+        return Verdict(Decision.STOP, t, reason, predicted=predicted, std=std, threshold=threshold)
 
     def promote(self, trials: Sequence[TrialView], *, limit: int = 1) -> list[Resumption]:
-        """The paused trials that rank within the best ``1 / eta`` at their rung now.
+        """The paused trials to resume now: at each rung, while fewer trials have gone on
+        from it than its share, the best of those it paused that rank within that share.
 
-        A trial paused at rung ``r`` is judged again as :meth:`decide` judged it, against
-        every trial that has reached ``r`` by now and with the predictor refitted on every
-        trial that has reached the horizon: it resumes when its observed anchor or its
-        predicted value ranks within the best ``max(1, floor(m / eta))`` of the ``m``
-        trials at the rung. Resumptions are listed from the highest rung down, then best
-        value first, then in the order of ``trials`` (deterministic for a seed).
+        At rung ``r`` with ``m`` trials now (paused ones included), the share is ``n =
+        max(1, floor(m / eta))``; ``p`` trials have gone on from it (trained past ``r``, or
+        running or complete at ``r``; the trials that went on only because fewer than
+        ``min_completed`` trials had completed take no place). While ``p < n``, up to ``n - p`` paused trials
+        resume, best first, among those whose anchor or (from ``first_predicted_rung`` on)
+        whose value predicted at the horizon by the refitted predictor ranks within the
+        best ``n`` of the ``m``. Resumptions are listed from the highest rung down, then
+        best value first, then in the order of ``trials`` (deterministic for a seed).
         """
         limit = check_int("limit", limit, least=0)
         if not self.resume or limit == 0:
             return []
         paused: dict[int, list[int]] = {}
         for i, view in enumerate(trials):
-            if view.status == TrialStatus.PAUSED and view.epochs and finite_prefix(view, view.epochs):
-                if view.epochs < self.max_epochs:
+            if view.status == TrialStatus.PAUSED and 0 < view.epochs < self.max_epochs:
+                if finite_prefix(view, view.epochs):
                     paused.setdefault(view.epochs, []).append(i)
         found: list[tuple[int, float, int, Resumption]] = []
         for t in sorted(paused, reverse=True):
             peers = [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= t and finite_prefix(o, t)]
+            gone_on = sum(
+                1
+                for o in peers
+                if o.key not in self._unranked
+                and (o.epochs > t or o.status in (TrialStatus.RUNNING, TrialStatus.COMPLETE))
+            )
+            places = max(1, math.floor(len(peers) / self.reduction_factor)) - gone_on
+            if places <= 0:
+                continue
+            # skip the ranking when nothing it reads has changed since it resumed no one here
+            horizon = self._horizon(t, trials)
+            reached = 0 if horizon is None else sum(1 for o in trials if o.epochs >= horizon)
+            state = (len(peers), frozenset(trials[i].key for i in paused[t]), places, horizon, reached)
+            if self._unchanged.get(t) == state:
+                continue
             index = {id(o): k for k, o in enumerate(peers)}
             members = [index[id(trials[i])] for i in paused[t]]
             standing = self._standing(t, peers, trials, predict=members)
+            here = []
             for i, k in zip(paused[t], members, strict=True):
                 keep, reason, predicted, std, threshold, value = standing.judge(k)
                 if keep:
+                    reason += f"; {places} of the {standing.keep} places at rung {t} are free"
                     resumption = Resumption(trials[i].key, t, reason, predicted=predicted, std=std, threshold=threshold)
-                    found.append((-t, -value, i, resumption))
+                    here.append((-t, -value, i, resumption))
+            if not here:
+                self._unchanged[t] = state
+            here.sort(key=lambda item: item[:3])
+            found.extend(here[:places])
             if len(found) >= limit:
                 break
         found.sort(key=lambda item: item[:3])

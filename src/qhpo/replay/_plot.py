@@ -150,7 +150,7 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
                 axk.plot(trained[j], curve[trained[j] - 1], "x", color="k", ms=3)
         for j, e in paused:
             if (j, e) in resumed:  # paused here and resumed later: the curve goes on from this point
-                axk.plot(e, curves[j, e - 1], "^", color="tab:green", ms=4, mec="k", mew=0.4)
+                axk.plot(e, curves[j, e - 1], "^", color="tab:green", ms=6, mec="k", mew=0.5, zorder=5)
             else:
                 axk.plot(e, curves[j, e - 1], "o", mfc="none", color="k", ms=4, mew=0.6)
         finals = table.sign * curves[:, -1]
