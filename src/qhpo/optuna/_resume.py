@@ -78,8 +78,12 @@ def resumable_trials(
     resumptions. Paused trials that are never resumed count as stopped.
 
     Example:
+        >>> import optuna
+        >>> from qhpo.optuna import PredictivePruner, resumable_trials
         >>> pruner = PredictivePruner("qhpo", "svr", max_epochs=20)
         >>> study = optuna.create_study(direction="maximize", pruner=pruner)
+        >>> resumable_trials(study)  # nothing paused yet
+        []
         >>> study.optimize(objective, n_trials=10)  # doctest: +SKIP
         >>> for paused in resumable_trials(study, limit=2):  # doctest: +SKIP
         ...     paused.enqueue(study)
