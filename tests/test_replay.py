@@ -127,3 +127,34 @@ def test_benchmark_pairs_the_draws_and_reports_the_schema(table):
     assert [p["value"] for p in result["sweeps"]["lines"]["sha"]] == [2, 3, 4]
     assert draw_order(167, 30, 4).tolist() == draw_order(167, 30, 4).tolist()
     assert len(set(draw_order(167, 100, 4).tolist())) == 100  # without replacement
+
+
+class _StopRowAt:
+    """Continues every trial except ``row``, which it stops at ``epoch``; logs the starts."""
+
+    def __init__(self, row, epoch):
+        self.row, self.epoch, self.starts, self.now = row, epoch, [], 0
+
+    def start(self, index):
+        self.starts.append(index)
+
+    def report(self, index, epoch, value):
+        return not (index == self.row and epoch == self.epoch)
+
+    def finish(self, index, status):
+        pass
+
+    def promote(self, limit):
+        return []
+
+    def resume(self, index):
+        pass
+
+
+def test_a_worker_freed_while_others_continue_takes_the_next_trial_at_once():
+    curves = np.tile(np.linspace(0.1, 0.5, 5), (3, 1))
+    out = simulate(curves, _StopRowAt(0, 2), workers=2)
+    # row 0 stops at t=2; row 1 continues at t=2 in the same instant; row 2 must start at
+    # t=2 on the freed worker and end at t=7 (not wait for row 1 to end at t=5).
+    assert out.wallclock == 7
+    assert list(out.epochs_trained) == [2, 5, 5]

@@ -147,14 +147,17 @@ def simulate(
                 agent.finish(i, TrialStatus.COMPLETE)
             elif decision == Decision.CONTINUE:
                 heapq.heappush(events, (now + duration[i], worker, i))
-                continue
+                worker = -1  # the worker stays busy
             elif decision == Decision.PAUSE:
                 paused.add(i)
                 pauses.append((i, e))
                 agent.finish(i, TrialStatus.PAUSED)
             else:
                 agent.finish(i, TrialStatus.STOPPED)
-        free(worker)
+        if worker >= 0:
+            free(worker)
+        if not idle:
+            continue
         if events and events[0][0] == now:
             continue  # workers falling free at the same moment are served together
         dispatch(now)
