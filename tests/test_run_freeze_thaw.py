@@ -185,10 +185,20 @@ def test_sigkill_during_a_resumption_loses_nothing(tmp_path, cifar_dir, space):
             except Exception:
                 continue
             running = [t for t in trials if t.state == TrialState.RUNNING and RESUME_OF_ATTR in t.user_attrs]
-            if running:
+            if not running:
+                continue
+            # Freeze the run, then make sure the resumption is still running before the kill:
+            # one that finished between the poll and the signal would not test an interruption.
+            os.kill(process.pid, signal.SIGSTOP)
+            try:
+                still = load(storage).trials[running[0].number].state == TrialState.RUNNING
+            except Exception:
+                still = False
+            if still:
                 victim = running[0].number
                 os.kill(process.pid, signal.SIGKILL)
                 break
+            os.kill(process.pid, signal.SIGCONT)
     finally:
         if process.poll() is None and victim is None:
             process.kill()
