@@ -27,7 +27,7 @@ from qhpo.policies import (  # noqa: E402
     Verdict,
     make_policy,
 )
-from qhpo.ray import PredictiveScheduler, SchedulerStateCallback, replay_on_ray  # noqa: E402
+from qhpo.ray import PredictiveScheduler, RunningTrialLimiter, SchedulerStateCallback, replay_on_ray  # noqa: E402
 from qhpo.replay import PolicyAgent, simulate  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -226,6 +226,65 @@ def test_paused_trial_resumes_from_its_checkpoint(tmp_path):
     assert pause["decision"] == "pause" and resume["decision"] == "resume" and resume["epoch"] == 2
     assert resume["reason"] == "resumed by policy 'pause-all' after epoch 2: the best of four"
     assert resume["predicted_final"] == pytest.approx(0.9 * 0.75)
+
+
+class _Listed:
+    """A Ray Tune searcher that suggests ``{"x": x}`` for each listed ``x``, in order."""
+
+    def __new__(cls, xs):
+        from ray.tune.search import Searcher
+
+        class Listed(Searcher):
+            def __init__(self):
+                super().__init__(metric="accuracy", mode="max")
+                self.left = list(xs)
+
+            def suggest(self, trial_id):
+                return {"x": self.left.pop(0)} if self.left else Searcher.FINISHED
+
+            def on_trial_complete(self, trial_id, result=None, error=False):
+                pass
+
+        return Listed()
+
+
+class _MostRunning(Callback):
+    """The most trials seen running at once."""
+
+    def __init__(self):
+        self.most = 0
+
+    def on_step_begin(self, iteration, trials, **info):
+        self.most = max(self.most, sum(t.status == "RUNNING" for t in trials))
+
+
+def test_paused_trials_take_no_place_under_the_running_trial_limit(tmp_path):
+    # The policy resumes only once four trials wait paused: with Ray Tune's own limit of two
+    # the two paused trials would fill it and the search would wait forever.
+    from ray import tune
+
+    scheduler = PredictiveScheduler(_PauseAllPromoteBest(max_epochs=5), epoch_attr="epoch")
+    running = _MostRunning()
+    tuner = tune.Tuner(
+        tune.with_resources(_rising, {"cpu": 0.5}),
+        tune_config=tune.TuneConfig(
+            metric="accuracy",
+            mode="max",
+            scheduler=scheduler,
+            search_alg=RunningTrialLimiter(_Listed([0.6, 0.9, 0.7, 0.8]), 2, scheduler),
+            num_samples=4,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, callbacks=[running]),
+    )
+    tuner.fit()
+    views = scheduler.trial_views()
+    assert len(views) == 4 and running.most <= 2
+    (done,) = [v for v in views if v.status == TrialStatus.COMPLETE]
+    assert done.params["x"] == 0.9 and done.epochs == 5
+    assert sorted(v.status for v in views if v is not done) == [TrialStatus.STOPPED] * 3
+    with pytest.raises(ValueError, match="max_concurrent"):
+        RunningTrialLimiter(_Listed([0.5]), 0, scheduler)
 
 
 class _StopBelowFirst(StoppingPolicy):

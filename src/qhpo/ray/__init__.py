@@ -10,7 +10,13 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._replay import RayReplayOutcome, replay_on_ray
-from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, DIVERGED_KEY, PredictiveScheduler, SchedulerStateCallback
+from qhpo.ray._scheduler import (
+    BOOKKEEPING_PREFIX,
+    DIVERGED_KEY,
+    PredictiveScheduler,
+    RunningTrialLimiter,
+    SchedulerStateCallback,
+)
 from qhpo.ray._search import StudyRecorder, run_search
 from qhpo.ray._trainable import TrialSettings, train_cifar_trial
 
@@ -19,6 +25,7 @@ __all__ = [
     "DIVERGED_KEY",
     "PredictiveScheduler",
     "RayReplayOutcome",
+    "RunningTrialLimiter",
     "SchedulerStateCallback",
     "StudyRecorder",
     "TrialSettings",

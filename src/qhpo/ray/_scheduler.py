@@ -15,6 +15,7 @@ scheduler, so the scheduler's state (curves, statuses, decisions) travels inside
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import pickle
@@ -28,6 +29,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from qhpo._checks import check_int
 from qhpo._errors import QhpoError
@@ -82,8 +84,9 @@ class PredictiveScheduler(TrialScheduler):
     no trial is running or pending and the search algorithm has created all its trials,
     the policy is asked once more (``k`` the most trials seen running at once); the paused
     trials it does not resume then are stopped and count as stopped, so the experiment
-    ends. (A concurrency limit counts paused trials as running: give pausing policies a
-    search without one.)
+    ends. Ray Tune's ``max_concurrent_trials`` counts paused trials as running, so paused
+    trials would use up its places and the search would wait forever; cap concurrency with
+    :class:`RunningTrialLimiter` instead, which counts only the trials not paused.
 
     Example:
         >>> from ray import tune
@@ -278,6 +281,9 @@ class PredictiveScheduler(TrialScheduler):
 
     def choose_trial_to_run(self, tune_controller) -> Trial | None:
         trials = tune_controller.get_trials()
+        limiter = getattr(getattr(tune_controller, "search_alg", None), "searcher", None)
+        if isinstance(limiter, RunningTrialLimiter):
+            limiter.scheduler = self  # a restored experiment's limiter follows this scheduler
         busy = sum(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials)
         self._most_running = max(self._most_running, sum(t.status == Trial.RUNNING for t in trials))
         resumed = self._next_promoted(trials)
@@ -346,6 +352,10 @@ class PredictiveScheduler(TrialScheduler):
                 self._to_resume.remove(trial_id)
                 return trial
         return None
+
+    def paused_trial_ids(self) -> set[str]:
+        """The ids of the trials paused now (none promoted to resume)."""
+        return {trial_id for trial_id, record in self._records.items() if record.status == TrialStatus.PAUSED}
 
     def _promotes_on_free(self) -> bool:
         """Whether a freed worker makes the scheduler ask ``policy.promote`` itself."""
@@ -477,3 +487,43 @@ def _plain_params(config: dict) -> dict[str, Any]:
         for k, v in dict(config).items()
         if not str(k).startswith(BOOKKEEPING_PREFIX)
     }
+
+
+class RunningTrialLimiter(ConcurrencyLimiter):
+    """Ray Tune's :class:`~ray.tune.search.ConcurrencyLimiter` that leaves paused trials out.
+
+    At most ``max_concurrent`` trials run or wait to run; a trial that ``scheduler`` holds
+    paused takes no place, and takes one again once it is resumed. Pass it as the
+    ``search_alg`` of a search whose :class:`PredictiveScheduler` pauses trials, with
+    ``max_concurrent_trials`` unset (Ray Tune's own limit counts paused trials as running).
+
+    Args:
+        searcher: The search algorithm to limit (for example ``OptunaSearch``).
+        max_concurrent: The most trials running at once (at least 1).
+        scheduler: The scheduler that pauses and resumes the trials.
+    """
+
+    def __init__(self, searcher: Searcher, max_concurrent: int, scheduler: PredictiveScheduler):
+        super().__init__(searcher, max_concurrent=check_int("max_concurrent", max_concurrent, least=1))
+        self.scheduler = scheduler
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if not self._limit_concurrency:
+            return self.searcher.suggest(trial_id)
+        paused = self.scheduler.paused_trial_ids() if self.scheduler is not None else set()
+        if len(self.live_trials - paused) >= self.max_concurrent:
+            return None
+        suggestion = self.searcher.suggest(trial_id)
+        if suggestion not in (None, Searcher.FINISHED):
+            self.live_trials.add(trial_id)
+            self.num_unfinished_live_trials += 1
+        return suggestion
+
+    def get_state(self) -> dict:
+        # The scheduler is saved with the experiment, not with the search algorithm's state.
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in ("searcher", "scheduler")})
+
+    def set_state(self, state: dict) -> None:
+        scheduler = self.__dict__.get("scheduler")
+        self.__dict__.update(state)
+        self.scheduler = scheduler

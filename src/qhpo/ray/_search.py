@@ -27,7 +27,7 @@ from qhpo._errors import QhpoError
 from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR
 from qhpo.policies import TrialStatus
 from qhpo.ray._cluster import connect_ray
-from qhpo.ray._scheduler import DIVERGED_KEY, PredictiveScheduler, SchedulerStateCallback
+from qhpo.ray._scheduler import DIVERGED_KEY, PredictiveScheduler, RunningTrialLimiter, SchedulerStateCallback
 from qhpo.ray._trainable import (
     CHECKPOINT_FILE,
     EPOCH_KEY,
@@ -345,10 +345,9 @@ def _new_tuner(config, trainable, scheduler: PredictiveScheduler, location, spac
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
-            search_alg=searcher,
+            search_alg=RunningTrialLimiter(searcher, config.workers, scheduler) if config.workers > 1 else searcher,
             scheduler=scheduler,
             num_samples=config.trials,
-            max_concurrent_trials=config.workers if config.workers > 1 else None,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
