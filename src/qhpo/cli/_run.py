@@ -174,7 +174,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-checkpoints",
         action="store_true",
         help="keep every trial's checkpoint when the search ends, those of paused trials included "
-        "(default: only the best trial's)",
+        "(default: only the best trial's; with --backend ray, Ray Tune keeps each trial's last "
+        "checkpoint in its experiment folder either way)",
     )
     where.add_argument("--quiet", action="store_true", help="print no progress and no report")
 
