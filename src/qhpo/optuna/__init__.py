@@ -13,6 +13,7 @@ from qhpo.optuna._trial_views import (
     configuration_counts,
     continuations,
     is_paused,
+    resumed_after,
     trial_curve,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "optuna_pruner",
     "pruner_defaults",
     "resumable_trials",
+    "resumed_after",
     "trial_curve",
 ]

@@ -161,13 +161,9 @@ class PredictivePruner(BasePruner):
                 return False  # the policy answers CONTINUE between its decision epochs
             views = self._views.views(study, current=trial)
             view = next(v for v in views if v.key == trial.number)
-            verdict = policy.decide(view, views)
-            if not isinstance(verdict, Verdict):
-                raise TypeError(f"{type(policy).__name__}.decide returned {verdict!r}, not a qhpo.policies.Verdict")
-            if verdict.decision == Decision.PAUSE and not policy.resumes:
-                verdict = dataclasses.replace(verdict, decision=Decision.STOP)  # a policy that never resumes
+            verdict = policy.verdict(view, views)
             if verdict.predictive or verdict.decision != Decision.CONTINUE:
-                self._store(study, trial, verdict.record(policy.name or type(policy).__name__), verdict.decision)
+                self._store(study, trial, verdict.record(policy.label), verdict.decision)
         return verdict.decision in (Decision.STOP, Decision.PAUSE)
 
     def paused(self, trial: optuna.Trial | FrozenTrial) -> bool:

@@ -113,7 +113,7 @@ def resumable_trials(
         return []
     chosen = pruner.promote(study, limit=limit, can_resume=can_resume)
     policy = pruner.policy_
-    name = (policy.name or type(policy).__name__) if policy is not None else ""
+    name = policy.label if policy is not None else ""
     return [
         ResumableTrial(
             number=trial.number,

@@ -57,6 +57,13 @@ def is_paused(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.PRUNED and trial.user_attrs.get(PAUSED_ATTR) is not None
 
 
+def resumed_after(trial: FrozenTrial) -> int | None:
+    """The epoch after which ``trial`` resumes the paused trial it continues (the epoch of
+    its ``qhpo.resume`` record); None for a trial that resumes none."""
+    epoch = (trial.user_attrs.get(RESUME_ATTR) or {}).get("epoch")
+    return None if epoch is None else int(epoch)
+
+
 def trial_view(trial: FrozenTrial) -> TrialView | None:
     """The policy's view of ``trial`` alone; None for a trial that is still waiting to start.
 

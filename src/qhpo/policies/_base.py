@@ -13,6 +13,7 @@ better, and ``sign`` turns every value into "higher is better".
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import math
@@ -78,16 +79,23 @@ class Verdict:
 
     def record(self, policy: str = "") -> dict[str, Any]:
         """The verdict as plain JSON data (non-finite numbers become None)."""
-        by = f" by policy {policy!r}" if policy else ""
-        reason = f"{_VERB[self.decision]}{by} at epoch {self.epoch}" + (f": {self.reason}" if self.reason else "")
-        return {
-            "epoch": int(self.epoch),
-            "decision": self.decision.value,
-            "predicted_final": _finite_or_none(self.predicted),
-            "std": _finite_or_none(self.std),
-            "threshold": _finite_or_none(self.threshold),
-            "reason": reason,
-        }
+        return _record(self, self.decision.value, f"{_VERB[self.decision]}{_by(policy)} at epoch {self.epoch}")
+
+
+def _by(policy: str) -> str:
+    return f" by policy {policy!r}" if policy else ""
+
+
+def _record(made: Verdict | Resumption, decision: str, head: str) -> dict[str, Any]:
+    """A verdict's or a resumption's record: ``head``, then its reason, and its numbers."""
+    return {
+        "epoch": int(made.epoch),
+        "decision": decision,
+        "predicted_final": _finite_or_none(made.predicted),
+        "std": _finite_or_none(made.std),
+        "threshold": _finite_or_none(made.threshold),
+        "reason": head + (f": {made.reason}" if made.reason else ""),
+    }
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -124,16 +132,7 @@ class Resumption:
 
     def record(self, policy: str = "") -> dict[str, Any]:
         """The resumption as plain JSON data (non-finite numbers become None)."""
-        by = f" by policy {policy!r}" if policy else ""
-        reason = f"resumed{by} after epoch {self.epoch}" + (f": {self.reason}" if self.reason else "")
-        return {
-            "epoch": int(self.epoch),
-            "decision": "resume",
-            "predicted_final": _finite_or_none(self.predicted),
-            "std": _finite_or_none(self.std),
-            "threshold": _finite_or_none(self.threshold),
-            "reason": reason,
-        }
+        return _record(self, "resume", f"resumed{_by(policy)} after epoch {self.epoch}")
 
 
 @dataclass(frozen=True)
@@ -209,6 +208,21 @@ class StoppingPolicy(ABC):
         Returns:
             The :class:`Decision` with the prediction and threshold it rested on.
         """
+
+    def verdict(self, trial: TrialView, trials: Sequence[TrialView]) -> Verdict:
+        """:meth:`decide` as the adapters act on it: checked to be a :class:`Verdict`, and a
+        PAUSE from a policy that does not resume (:attr:`resumes` False) taken as STOP."""
+        verdict = self.decide(trial, trials)
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"{type(self).__name__}.decide returned {verdict!r}, not a qhpo.policies.Verdict")
+        if verdict.decision == Decision.PAUSE and not self.resumes:
+            verdict = dataclasses.replace(verdict, decision=Decision.STOP)  # only a resuming policy brings it back
+        return verdict
+
+    @property
+    def label(self) -> str:
+        """The name records give the policy: its registry name, else its class name."""
+        return self.name or type(self).__name__
 
     def decision_epochs(self) -> Sequence[int] | None:
         """Epochs after which :meth:`decide` may answer other than CONTINUE (None: any)."""

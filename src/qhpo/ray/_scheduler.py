@@ -33,7 +33,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from qhpo._checks import check_int
 from qhpo._errors import QhpoError
-from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView
 
 #: Result key a trainable sets (to a reason) when its training diverged.
 DIVERGED_KEY = "diverged"
@@ -230,25 +230,15 @@ class PredictiveScheduler(TrialScheduler):
         view = next(v for v in views if v.key == key)
         started = time.perf_counter()
         try:
-            verdict = self.stopping_policy.decide(view, views)
-            if not isinstance(verdict, Verdict):
-                raise TypeError(
-                    f"{type(self.stopping_policy).__name__}.decide returned {verdict!r}, not a qhpo.policies.Verdict"
-                )
+            verdict = self.stopping_policy.verdict(view, views)
         except Exception as error:  # a policy error must not end the whole experiment
             self._warn(error, "trials continue unstopped")
             return TrialScheduler.CONTINUE
         finally:
             self.decide_seconds_.append(time.perf_counter() - started)
         decision = verdict.decision
-        if decision == Decision.PAUSE and not self.stopping_policy.resumes:
-            decision = Decision.STOP  # only a resuming policy can bring a paused trial back
-            verdict = Verdict(
-                decision, verdict.epoch, verdict.reason, verdict.predicted, verdict.std, verdict.threshold
-            )
         if self.explain and (verdict.predictive or decision != Decision.CONTINUE):
-            policy = self.stopping_policy
-            record.records.append(verdict.record(policy.name or type(policy).__name__))
+            record.records.append(verdict.record(self.stopping_policy.label))
         record.status = _STATUS_AFTER.get(decision, TrialStatus.RUNNING)
         self.decisions_.append((trial.trial_id, epoch, decision.value))
         if decision != Decision.CONTINUE:
@@ -335,7 +325,7 @@ class PredictiveScheduler(TrialScheduler):
                 continue
             record.status = TrialStatus.RUNNING
             if self.explain:
-                record.records.append(resumption.record(policy.name or type(policy).__name__))
+                record.records.append(resumption.record(policy.label))
             self.decisions_.append((trial_id, int(resumption.epoch), "resume"))
             self._to_resume.append(trial_id)
             promoted.append(trial_id)

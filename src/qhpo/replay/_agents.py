@@ -52,10 +52,7 @@ class PolicyAgent:
         if self.decision_epochs is not None and epoch not in self.decision_epochs:
             return Decision.CONTINUE
         keys, views = self._views()
-        decision = self.policy.decide(views[keys.index(index)], views).decision
-        if decision == Decision.PAUSE and not self.policy.resumes:
-            return Decision.STOP
-        return decision
+        return self.policy.verdict(views[keys.index(index)], views).decision
 
     def finish(self, index: int, status: TrialStatus) -> None:
         self.status[index] = status

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from qhpo.optuna import PAUSED_ATTR, RESUME_ATTR, RESUME_OF_ATTR, STOP_ATTR, continuations, trial_curve
+from qhpo.optuna import RESUME_OF_ATTR, STOP_ATTR, continuations, is_paused, resumed_after, trial_curve
 from qhpo.runner._summary import summarize
 
 _COLORS = {
@@ -81,8 +81,9 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
             if 1 <= paused_at <= len(curve):
                 ax.plot([paused_at], [curve[paused_at - 1]], ">", color="tab:purple", ms=6, zorder=5)
         if trial.state == TrialState.PRUNED:
-            paused = trial.user_attrs.get(PAUSED_ATTR) is not None
-            ax.plot([len(curve)], [curve[-1]], "o" if paused else "x", mfc="none", color="black", ms=5, zorder=4)
+            ax.plot(
+                [len(curve)], [curve[-1]], "o" if is_paused(trial) else "x", mfc="none", color="black", ms=5, zorder=4
+            )
             stop = trial.user_attrs.get(STOP_ATTR) or {}
             predicted = stop.get("predicted_final")
             if predicted is not None:
@@ -97,7 +98,7 @@ def draw_plots(study: optuna.Study, out_dir: Path, *, max_epochs: int | None = N
                     alpha=0.6,
                     lw=0.8,
                 )
-    left = any(t.state == TrialState.PRUNED and t.user_attrs.get(PAUSED_ATTR) is not None for t in trials)
+    left = any(is_paused(t) for t in trials)
     for state, label in (
         (TrialState.COMPLETE, "complete"),
         (TrialState.PRUNED, "pruned (x: stop point, o: pause never resumed)" if left else "pruned (x: stop point)"),
@@ -160,8 +161,8 @@ def _pause_epochs(trial: optuna.trial.FrozenTrial, by_number: dict) -> list[int]
     the trial that carries it now (a resumption, a retry of one, a resumption of a resumption)."""
     epochs = []
     while trial is not None and trial.user_attrs.get(RESUME_OF_ATTR) is not None and len(epochs) < 1000:
-        epoch = (trial.user_attrs.get(RESUME_ATTR) or {}).get("epoch")
+        epoch = resumed_after(trial)
         if epoch is not None:
-            epochs.append(int(epoch))
+            epochs.append(epoch)
         trial = by_number.get(int(trial.user_attrs[RESUME_OF_ATTR]))
     return sorted(set(epochs))

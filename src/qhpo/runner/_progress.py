@@ -12,7 +12,7 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from qhpo.optuna import PAUSED_ATTR, RESUME_OF_ATTR
+from qhpo.optuna import RESUME_OF_ATTR, is_paused
 from qhpo.runner._summary import summarize
 
 _REFRESH_SECONDS = 0.5
@@ -117,7 +117,7 @@ class SearchProgress:
             values = trial.intermediate_values
             last = values[max(values)] if values else None
             state = trial.state.name.lower()
-            if trial.state == TrialState.PRUNED and trial.user_attrs.get(PAUSED_ATTR) is not None:
+            if is_paused(trial):
                 state = "paused"
             if trial.user_attrs.get(RESUME_OF_ATTR) is not None:
                 state += f" (resumes {trial.user_attrs[RESUME_OF_ATTR]})"

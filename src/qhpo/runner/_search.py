@@ -16,6 +16,7 @@ import optuna
 
 from qhpo._environment import module_command
 from qhpo._errors import QhpoError
+from qhpo.optuna import checkpoint_key
 from qhpo.predictors import MODEL_NAMES
 from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
 from qhpo.runner._plots import draw_plots
@@ -187,9 +188,7 @@ def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: Stor
         return stored
     from qhpo.workload import TrialTrainer, load_cifar10, resolve_device
 
-    path = checkpoint_path(
-        location.run_dir / config.study / "checkpoints", best.user_attrs.get(CHECKPOINT_ATTR, best.number)
-    )
+    path = checkpoint_path(location.run_dir / config.study / "checkpoints", checkpoint_key(best))
     if not path.exists():
         return stored
     device = resolve_device(config.device)
@@ -225,7 +224,7 @@ def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: Ru
     }
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
-        keep.add(checkpoint_path(folder, best.user_attrs.get(CHECKPOINT_ATTR, best.number)).name)
+        keep.add(checkpoint_path(folder, checkpoint_key(best)).name)
     for path in folder.glob("trial-*.pt"):
         if path.name not in keep:
             path.unlink(missing_ok=True)

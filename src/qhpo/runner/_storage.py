@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
-from qhpo.optuna import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR
+from qhpo.optuna import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, checkpoint_key
 
 #: Default storage when none is given: one SQLite file for every study of this folder.
 DEFAULT_STORAGE = "qhpo-runs/qhpo.db"
@@ -344,7 +344,7 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, *, kille
             return False
     attrs = {
         RETRY_OF_ATTR: trial.number,
-        CHECKPOINT_ATTR: trial.user_attrs.get(CHECKPOINT_ATTR, trial.number),
+        CHECKPOINT_ATTR: checkpoint_key(trial),
         KILLS_ATTR: kills,
     }
     for continued in (RESUME_OF_ATTR, RESUME_ATTR):  # the retry of a resumption resumes the same paused trial

@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from qhpo.optuna import PAUSED_ATTR, RESUME_ATTR, RESUME_OF_ATTR, STOP_ATTR, continuations
+from qhpo.optuna import RESUME_ATTR, RESUME_OF_ATTR, STOP_ATTR, continuations, is_paused, resumed_after
 from qhpo.runner._storage import FAILURE_ATTR, PREDICTOR_ATTR_PREFIX, RETRY_OF_ATTR
 
 #: Study user attribute with the test accuracy of the best configuration.
@@ -96,7 +96,7 @@ def trial_row(trial: optuna.trial.FrozenTrial, resumed: set[int] | frozenset[int
     last = values[max(values)] if values else None
     note = ""
     resume_of = trial.user_attrs.get(RESUME_OF_ATTR)
-    paused = trial.state == TrialState.PRUNED and trial.user_attrs.get(PAUSED_ATTR) is not None
+    paused = is_paused(trial)
     if trial.state == TrialState.PRUNED:
         stop = trial.user_attrs.get(STOP_ATTR)
         note = stop["reason"] if stop else f"pruned at epoch {len(values)}"
@@ -105,7 +105,7 @@ def trial_row(trial: optuna.trial.FrozenTrial, resumed: set[int] | frozenset[int
     elif trial.state == TrialState.FAIL:
         note = str(trial.user_attrs.get(FAILURE_ATTR, "failed"))
     elif resume_of is not None:
-        note = f"resumes paused trial {resume_of} after epoch {_resume_epoch(trial)}"
+        note = f"resumes paused trial {resume_of} after epoch {resumed_after(trial)}"
     elif trial.user_attrs.get(RETRY_OF_ATTR) is not None:
         note = f"continues interrupted trial {trial.user_attrs[RETRY_OF_ATTR]}"
     value = trial.value if trial.state == TrialState.COMPLETE else last
@@ -119,12 +119,6 @@ def trial_row(trial: optuna.trial.FrozenTrial, resumed: set[int] | frozenset[int
         None if resume_of is None else int(resume_of),
         paused and trial.number not in resumed,
     )
-
-
-def _resume_epoch(trial: optuna.trial.FrozenTrial) -> int | None:
-    record = trial.user_attrs.get(RESUME_ATTR) or {}
-    epoch = record.get("epoch")
-    return None if epoch is None else int(epoch)
 
 
 def resumption_rows(trials) -> list[ResumptionRow]:
@@ -169,7 +163,7 @@ def summarize(
     # Finished configurations: a paused trial that a later trial continues is counted through that one.
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.number not in resumed]
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
-    paused = [t for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get(PAUSED_ATTR) is not None]
+    paused = [t for t in trials if is_paused(t)]
     trained = sum(len(t.intermediate_values) for t in finished)
     full = len(finished) * int(max_epochs) if max_epochs else trained
     best = sorted(complete, key=lambda t: t.value, reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
 from qhpo._seeds import derived_seed
-from qhpo.optuna import RESUME_ATTR, RESUME_OF_ATTR
+from qhpo.optuna import RESUME_OF_ATTR, PredictivePruner, resumed_after
 from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, RETRY_OF_ATTR
 
 #: Trial user attribute with the epoch at which a trial resumed from a checkpoint.
@@ -92,8 +92,7 @@ def run_trial(
             trial.report(value, epoch)
         # The interrupted trial may have died between its checkpoint and the decision on it;
         # a resumption starts where the policy decided last (it resumed the trial there).
-        paused_at = (trial.user_attrs.get(RESUME_ATTR) or {}).get("epoch")
-        if trainer.epoch < max_epochs and trainer.epoch != paused_at and trial.should_prune():
+        if trainer.epoch < max_epochs and trainer.epoch != resumed_after(trial) and trial.should_prune():
             return _pruned(study, trial, path, [])
 
     value = trainer.curve[-1] if trainer.curve else float("nan")
@@ -123,8 +122,7 @@ def run_trial(
 
 def _pruned(study: optuna.Study, trial: optuna.Trial, path: Path, seconds: list[float]) -> TrialState:
     """Tell a trial the pruner ended; a paused trial keeps its checkpoint, a stopped one loses it."""
-    paused = getattr(study.pruner, "paused", None)
-    keep = paused is not None and paused(trial)
+    keep = isinstance(study.pruner, PredictivePruner) and study.pruner.paused(trial)
     _set_epoch_seconds(trial, seconds)
     _tell(study, trial, state=TrialState.PRUNED)
     if not keep:

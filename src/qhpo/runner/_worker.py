@@ -35,7 +35,8 @@ from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
 from qhpo._files import remove_orphans
-from qhpo.optuna import checkpoint_key, configuration_counts, resumable_trials
+from qhpo.optuna import PredictivePruner, checkpoint_key, configuration_counts, resumable_trials
+from qhpo.policies import PredictivePolicy, StoppingPolicy
 from qhpo.runner._config import RunConfig
 from qhpo.runner._storage import (
     FAILURE_ATTR,
@@ -105,21 +106,26 @@ def claim_trial(
         return trial
 
 
+def _resuming_policy(study: optuna.Study) -> StoppingPolicy | None:
+    """The policy of the study's pruner when it may resume paused trials, else None."""
+    pruner = study.pruner
+    policy = pruner.policy_ if isinstance(pruner, PredictivePruner) else None
+    return policy if policy is not None and policy.resumes else None
+
+
 def _resumes(study: optuna.Study) -> bool:
     """Whether the study's pruner may resume paused trials (then the search ends only when nothing runs)."""
-    policy = getattr(study.pruner, "policy_", None)
-    return bool(getattr(policy, "resumes", False))
+    return _resuming_policy(study) is not None
 
 
 def _settle_predictor(study: optuna.Study, timeout: float = 120.0) -> bool:
     """Wait for the policy's background fits to land; True when it has a predictor that may have changed."""
-    policy = getattr(study.pruner, "policy_", None)
-    service = getattr(policy, "service", None)
-    if not getattr(policy, "resumes", False) or service is None or not hasattr(service, "wait"):
+    policy = _resuming_policy(study)
+    if not isinstance(policy, PredictivePolicy):
         return False
-    fits = getattr(service, "n_fits", None)
-    service.wait(timeout)
-    return fits is None or getattr(service, "n_fits", None) != fits
+    fits = policy.service.n_fits
+    policy.service.wait(timeout)
+    return policy.service.n_fits != fits
 
 
 def sampler_seed(seed: int, worker_index: int, offset: int) -> int:
