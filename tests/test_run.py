@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
@@ -17,9 +15,9 @@ from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR, configuration_counts
 from qhpo.runner._storage import FAILURE_ATTR, RETRY_OF_ATTR
 from qhpo.runner._summary import TEST_ATTR
 from qhpo.runner._trial import RESUMED_AT_ATTR
+from run_killer import kill_run_during
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-GLIBC = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296"
 
 
 def tiny_run(cifar_dir, storage, *extra):
@@ -114,32 +112,14 @@ def test_sigkill_mid_run_then_rerun_resumes_without_losing_or_duplicating(tmp_pa
     storage = tmp_path / "q.db"
     args = tiny_run(cifar_dir, storage, "--trials", "5", "--policy", "none")
     args[args.index("--subset") + 1] = "512"  # epochs long enough to be caught mid-trial
-    env = {**os.environ, "GLIBC_TUNABLES": GLIBC}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qhpo", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    victim = None
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.3)
-            if not storage.exists():
-                continue
-            try:
-                trials = load(storage).trials
-            except (KeyError, Exception):
-                continue
-            done = [t for t in trials if t.state in FINISHED]
-            running = [t for t in trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
-            if len(done) >= 1 and running:
-                victim = running[0].number
-                os.kill(process.pid, signal.SIGKILL)
-                break
-    finally:
-        if process.poll() is None and victim is None:
-            process.kill()
-        process.wait()
-    assert victim is not None, f"the run ended before it could be killed: {process.stderr.read()}"
+
+    def choose(trials):
+        done = [t for t in trials if t.state in FINISHED]
+        running = [t for t in trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
+        return running[0].number if done and running else None
+
+    victim, stderr = kill_run_during(args, storage, lambda s: load(s).trials, choose, deadline=240, poll=0.3)
+    assert victim is not None, f"the run ended before it could be killed: {stderr}"
 
     before = load(storage).trials
     kept = {t.number: (t.state, curve(t)) for t in before if t.state in FINISHED}

@@ -5,12 +5,6 @@ across the pause exactly as uninterrupted training would have gone."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -19,8 +13,8 @@ from qhpo.cli import main
 from qhpo.optuna import PAUSED_ATTR, RESUME_ATTR, RESUME_OF_ATTR, STOP_ATTR, configuration_counts
 from qhpo.runner._storage import FAILURE_ATTR, RETRY_OF_ATTR
 from qhpo.runner._trial import RESUMED_AT_ATTR, trial_seed
+from run_killer import kill_run_during
 
-GLIBC = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296"
 SUBSET, VAL_SIZE, EPOCHS, TRIALS = 512, 250, 2, 8
 # Two learning rates and two momenta of one small CNN: some configurations learn in the first
 # epoch, others stay at chance, so the policy's ranking at its one rung (epoch 1, observed
@@ -169,41 +163,13 @@ def test_a_paused_trial_is_resumed_from_its_checkpoint_and_its_curve_goes_on(tmp
 def test_sigkill_during_a_resumption_loses_nothing(tmp_path, cifar_dir, space):
     storage = tmp_path / "q.db"
     args = freeze_thaw_run(cifar_dir, storage, space, "--trials", str(TRIALS))
-    env = {**os.environ, "GLIBC_TUNABLES": GLIBC}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qhpo", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    victim = None
-    deadline = time.monotonic() + 400
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.1)
-            if not storage.exists():
-                continue
-            try:
-                trials = load(storage).trials
-            except Exception:
-                continue
-            running = [t for t in trials if t.state == TrialState.RUNNING and RESUME_OF_ATTR in t.user_attrs]
-            if not running:
-                continue
-            # Freeze the run, then make sure the resumption is still running before the kill:
-            # one that finished between the poll and the signal would not test an interruption.
-            os.kill(process.pid, signal.SIGSTOP)
-            try:
-                still = load(storage).trials[running[0].number].state == TrialState.RUNNING
-            except Exception:
-                still = False
-            if still:
-                victim = running[0].number
-                os.kill(process.pid, signal.SIGKILL)
-                break
-            os.kill(process.pid, signal.SIGCONT)
-    finally:
-        if process.poll() is None and victim is None:
-            process.kill()
-        process.wait()
-    assert victim is not None, f"no resumption ran before the run ended: {process.stderr.read()}"
+
+    def choose(trials):
+        running = [t for t in trials if t.state == TrialState.RUNNING and RESUME_OF_ATTR in t.user_attrs]
+        return running[0].number if running else None
+
+    victim, stderr = kill_run_during(args, storage, lambda s: load(s).trials, choose, deadline=400, poll=0.1)
+    assert victim is not None, f"no resumption ran before the run ended: {stderr}"
 
     before = load(storage).trials
     kept = {t.number: (t.state, curve(t)) for t in before if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}

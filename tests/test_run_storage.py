@@ -80,6 +80,17 @@ _CLAIMER = textwrap.dedent("""
 """)
 
 
+def _run_scripts(commands: list[list[str]]) -> None:
+    """Run ``python -c SCRIPT ARGS...`` for each command at once, with this test's imports; all must succeed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    processes = [
+        subprocess.Popen([sys.executable, "-c", *command], env=env, stderr=subprocess.PIPE, text=True)
+        for command in commands
+    ]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_trials_is_exact_with_several_processes_and_threads_on_one_study(tmp_path, kind):
@@ -87,18 +98,7 @@ def test_trials_is_exact_with_several_processes_and_threads_on_one_study(tmp_pat
     location = _location(tmp_path, kind)
     _new_study(location)
     target = 12
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CLAIMER, location.url, location.kind, str(location.run_dir), str(target), "3"],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    for process in processes:
-        assert process.wait(timeout=300) == 0, process.stderr.read()
+    _run_scripts([[_CLAIMER, location.url, location.kind, str(location.run_dir), str(target), "3"] for _ in range(3)])
     study = optuna.load_study(study_name="s", storage=location.open())
     assert sum(t.state in FINISHED for t in study.trials) == target
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
@@ -518,28 +518,12 @@ def test_trials_counts_configurations_exactly_when_several_processes_resume_tria
     location = _location(tmp_path, kind)
     _new_study(location)
     target = 12
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _RESUMING_CLAIMER,
-                location.url,
-                location.kind,
-                str(location.run_dir),
-                str(target),
-                str(tmp_path),
-                str(index),
-            ],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(3)
-    ]
-    for process in processes:
-        assert process.wait(timeout=300) == 0, process.stderr.read()
+    _run_scripts(
+        [
+            [_RESUMING_CLAIMER, location.url, location.kind, str(location.run_dir), str(target), str(tmp_path), str(i)]
+            for i in range(3)
+        ]
+    )
     study = optuna.load_study(study_name="s", storage=location.open())
     assert _check_configurations(study, target)
 
