@@ -337,7 +337,8 @@ _RESUMING = textwrap.dedent("""
     from qhpo.runner._worker import claim_trial
 
     class PauseBelowHalf(StoppingPolicy):
-        # Pause at epoch 2 below 0.5; once 3 trials completed, resume the best paused trials.
+        # Pause at epoch 2 below 0.5; once 3 trials finished (complete or paused), resume the best
+        # paused trials (waiting for 3 complete ones could wait forever: most trials pause).
         name = "pause-below-half"
         resumes = property(lambda self: True)
 
@@ -349,7 +350,7 @@ _RESUMING = textwrap.dedent("""
             return Verdict(Decision.PAUSE if pause else Decision.CONTINUE, trial.epochs)
 
         def promote(self, trials, *, limit=1):
-            if sum(t.status == TrialStatus.COMPLETE for t in trials) < 3:
+            if sum(t.status in (TrialStatus.COMPLETE, TrialStatus.PAUSED) for t in trials) < 3:
                 return []
             paused = sorted((t for t in trials if t.status == TrialStatus.PAUSED), key=lambda t: -t.curve[-1])
             return [Resumption(t.key, t.epochs) for t in paused[:limit]]
