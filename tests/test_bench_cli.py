@@ -56,6 +56,11 @@ def test_bench_writes_json_and_figure(curve_table_path, tmp_path, capsys):
             "winner_resumed_rate",
         ):
             assert isinstance(summary[key], float)
+        # the per-seed values behind the means, in seed order, for paired comparisons
+        for key in ("cost_fraction", "regret"):
+            values = summary["per_seed"][key]
+            assert len(values) == 2 and all(v >= 0 for v in values)
+            assert abs(sum(values) / 2 - summary[f"{key}_mean"]) < 1e-7
     assert "resumed" in printed and "winner resumed" in printed
     # the example seed's pauses and resumptions (the figure marks them): each resumption continues a pause
     example = result["example"]

@@ -434,6 +434,11 @@ def summarise(
         "spread_definition": SPREAD_DEFINITION,
         "policies": {run.name: _statistics([o.scores[k] for o in seeds], spread) for k, run in enumerate(base)},
     }
+    for k, run in enumerate(base):  # the raw values, in seed order, for paired comparisons between rules
+        result["policies"][run.name]["per_seed"] = {
+            key: [_finite_or_none(round(float(o.scores[k][key]), 8)) for o in seeds]
+            for key in ("cost_fraction", "regret")
+        }
     result["verdict"] = verdict(result)
     sweep_seeds = seeds[: settings.sweep_seeds]
     if sweep_seeds:
