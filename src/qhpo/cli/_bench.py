@@ -50,6 +50,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--sampler", default=None, help="annealer of the qsvr predictors (default: qhpo.samplers.DEFAULT_SAMPLER)"
     )
+    parser.add_argument(
+        "--policy-option",
+        action="append",
+        default=[],
+        metavar="[RULE:]NAME=VALUE",
+        help="an option of a rule, repeatable: RULE:NAME=VALUE for that rule (e.g. sha:reduction_factor=2), "
+        "NAME=VALUE for qhpo and qhpo-stop (e.g. reduction_factor=3)",
+    )
     parser.add_argument("--trials", type=int, default=100, help="trials drawn per seed (default: 100)")
     parser.add_argument("--seeds", type=int, default=20, help="number of seeds (default: 20)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
@@ -135,9 +143,16 @@ def _format(result: dict) -> str:
     lines.append(
         f"regret in {result['metric']} units ({result['mode']}); cost = epochs / (trials x {result['epochs']})"
     )
+    if result.get("options"):
+        lines.append(_options_line(result["options"]))
     if result.get("verdict"):
         lines.append(_verdict_line(result["verdict"]))
     return "\n".join(lines)
+
+
+def _options_line(options: dict) -> str:
+    shown = "; ".join(f"{rule} " + " ".join(f"{k}={v}" for k, v in opts.items()) for rule, opts in options.items())
+    return f"options beyond the defaults: {shown}"
 
 
 def _verdict_line(verdict: dict) -> str:
@@ -185,6 +200,9 @@ def _format_suite(result: dict) -> str:
             f"{n}: {rules[n]['resumed_mean']:.1f} resumptions per seed, winner paused and resumed on "
             f"{rules[n]['winner_resumed_rate']:.0%} of seeds (means over tables)"
         )
+    options = next(iter(tables.values())).get("options")
+    if options:
+        lines.append(_options_line(options))
     lines.append(f"spread: {result['summary']['spread']}")
     target = result["summary"]["target"]
     if target:
@@ -252,6 +270,7 @@ def cmd_bench(args) -> int:
         suite_name, tables = _suite_tables(args.suite)
     else:
         tables = [read_curve_table(resolve_curve_table(args.curves))]
+    options = _rule_options(args.policy_option, policies, tables)
     sampler = args.sampler
     if sampler is None and args.predictor != "svr":
         from qhpo.samplers import DEFAULT_SAMPLER
@@ -269,6 +288,7 @@ def cmd_bench(args) -> int:
         workers=args.workers,
         sweep_seeds=min(sweep_seeds, args.seeds),
         jobs=args.jobs if args.jobs is not None else (1 if runner else default_jobs()),
+        options=options,
         policy_runner=runner,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
@@ -294,6 +314,31 @@ def cmd_bench(args) -> int:
             f"cannot write the output ({error.strerror}: {error.filename}); choose a writable path."
         ) from None
     return 0
+
+
+def _rule_options(items: list[str], policies: list[str], tables) -> dict[str, dict]:
+    """``--policy-option`` values per rule, each checked against every table's budget."""
+    from qhpo._policy_options import check_policy_options, parse_policy_option
+
+    options: dict[str, dict] = {}
+    for item in items:
+        rule, name, value = parse_policy_option(item)
+        targets = [rule] if rule is not None else [p for p in ("qhpo", "qhpo-stop") if p in policies]
+        if not targets:
+            raise QhpoError(
+                f"--policy-option {item!r} applies to qhpo and qhpo-stop, and --policies names neither; "
+                "give RULE:NAME=VALUE for another rule."
+            )
+        for target in targets:
+            if target not in policies:
+                raise QhpoError(f"--policy-option {item!r} names rule {target!r}, which --policies does not run.")
+            if name in options.setdefault(target, {}):
+                raise QhpoError(f"--policy-option sets {name!r} of {target!r} twice; give it once.")
+            options[target][name] = value
+    for rule, values in options.items():
+        for epochs in sorted({table.epochs for table in tables}):
+            check_policy_options(rule, values, epochs=epochs)
+    return options
 
 
 def _ray_runner():

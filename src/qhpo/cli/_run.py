@@ -106,6 +106,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="trials of the qhpo and poster policies that run to the end before any is stopped "
         "(the predictor's first training data; policy default 10)",
     )
+    stop.add_argument(
+        "--policy-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an option of the stopping policy, repeatable, for example reduction_factor=3 or "
+        "min_resource=2 for qhpo (docs/policies.md lists each policy's options); stored in the study",
+    )
 
     data = parser.add_argument_group("data and device")
     data.add_argument(
@@ -221,6 +229,7 @@ def config_from_args(args: argparse.Namespace):
         predictor=args.predictor,
         annealer=args.annealer,
         min_completed=args.min_completed or base.min_completed,
+        policy_options=_policy_options(args.policy_option, args.policy or base.policy),
         workers=workers,
         seed=args.seed,
         progress=not args.quiet,
@@ -232,6 +241,23 @@ def config_from_args(args: argparse.Namespace):
         resume=args.resume,
         keep_checkpoints=args.keep_checkpoints,
     )
+
+
+def _policy_options(items: list[str], policy: str) -> dict:
+    from qhpo._policy_options import parse_policy_option
+
+    options: dict = {}
+    for item in items:
+        rule, name, value = parse_policy_option(item)
+        if rule is not None and rule != policy:
+            raise QhpoError(
+                f"--policy-option {item!r} names rule {rule!r}, but the search runs {policy!r}; "
+                "give NAME=VALUE for the policy of --policy."
+            )
+        if name in options:
+            raise QhpoError(f"--policy-option sets {name!r} twice; give it once.")
+        options[name] = value
+    return options
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._prediction import PredictionService
 from qhpo.policies._predictive import PredictivePolicy
 from qhpo.policies._predictive_halving import PredictiveHalving, PredictiveHalvingStop, rung_epochs
-from qhpo.policies._registry import POLICY_NAMES, make_policy
+from qhpo.policies._registry import POLICY_NAMES, make_policy, policy_class
 from qhpo.policies._swift_hyperband import SwiftHyperband
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "TrialView",
     "Verdict",
     "make_policy",
+    "policy_class",
     "rung_epochs",
 ]

@@ -25,6 +25,18 @@ POLICY_NAMES: tuple[str, ...] = rule_names(RuleKind.POLICY)
 assert set(POLICY_NAMES) == set(_POLICIES), "every policy rule needs a class, and every class a rule"
 
 
+def policy_class(name: str) -> type[StoppingPolicy]:
+    """The class :func:`make_policy` builds for ``name`` (its keyword arguments are the policy's options).
+
+    Example:
+        >>> policy_class("qhpo").__name__
+        'PredictiveHalving'
+    """
+    if name not in _POLICIES:
+        raise ValueError(f"name must be one of {', '.join(POLICY_NAMES)}, got {name!r}")
+    return _POLICIES[name]
+
+
 def make_policy(
     name: str,
     *,

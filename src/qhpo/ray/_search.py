@@ -286,7 +286,7 @@ def _experiment_to_run(config, study: optuna.Study, experiment: Path):
 
 
 def _policy_options(config) -> dict[str, Any]:
-    return {} if config.min_completed is None else {"min_completed": config.min_completed}
+    return config.stopping_options()
 
 
 def _scheduler(config) -> PredictiveScheduler:

@@ -439,6 +439,8 @@ def summarise(
             key: [_finite_or_none(round(float(o.scores[k][key]), 8)) for o in seeds]
             for key in ("cost_fraction", "regret")
         }
+    if settings.options:  # the keyword arguments given to rules beyond their defaults
+        result["options"] = {name: dict(opts) for name, opts in settings.options.items() if opts}
     result["verdict"] = verdict(result)
     sweep_seeds = seeds[: settings.sweep_seeds]
     if sweep_seeds:

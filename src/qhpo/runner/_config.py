@@ -74,7 +74,7 @@ class RunConfig:
     """Everything a search needs, after presets and flags are merged.
 
     The settings that define the study's results (``epochs``, ``subset``, ``val_size``,
-    ``split_seed``, ``space``, ``policy``, ``predictor``) are stored in the study and must
+    ``split_seed``, ``space``, ``policy``, ``predictor``, ``policy_options``) are stored in the study and must
     match when a run resumes; ``trials``, ``workers``, ``device``, ``precision`` and
     ``keep_checkpoints`` (keep every checkpoint when the search ends) may change.
     ``trials_per_gpu`` trials share each GPU: worker processes per GPU on the Optuna backend,
@@ -100,6 +100,7 @@ class RunConfig:
     predictor: str = "qsvr"
     annealer: str | None = None
     min_completed: int | None = None
+    policy_options: dict[str, Any] = field(default_factory=dict)
     workers: int = 1
     seed: int = 0
     progress: bool = True
@@ -125,7 +126,13 @@ class RunConfig:
             "space": space_table,
             "policy": self.policy,
             "predictor": self.predictor if self.policy in PREDICTIVE_POLICIES else None,
+            "policy_options": dict(sorted(self.policy_options.items())),
         }
+
+    def stopping_options(self) -> dict[str, Any]:
+        """Keyword arguments of the stopping rule: ``--min-completed`` and every ``--policy-option``."""
+        options = {} if self.min_completed is None else {"min_completed": self.min_completed}
+        return {**options, **self.policy_options}
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

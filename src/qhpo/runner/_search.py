@@ -16,6 +16,7 @@ import optuna
 
 from qhpo._environment import module_command
 from qhpo._errors import QhpoError
+from qhpo._policy_options import check_policy_options
 from qhpo.optuna import checkpoint_key
 from qhpo.predictors import MODEL_NAMES
 from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
@@ -56,6 +57,10 @@ def check_config(config: RunConfig) -> None:
         )
     if config.min_completed is not None and config.min_completed < 2:
         raise QhpoError(f"--min-completed must be at least 2 trials, not {config.min_completed}.")
+    if config.policy_options:
+        if config.min_completed is not None and "min_completed" in config.policy_options:
+            raise QhpoError("--min-completed and --policy-option min_completed=... both set it; give it once.")
+        check_policy_options(config.policy, config.policy_options, epochs=config.epochs)
     if config.epochs < 2 and config.policy != "none":
         raise QhpoError("--epochs must be at least 2 for a trial to be stopped early; pass --epochs 2 or more.")
     if config.subset is not None and not 1 <= config.subset <= CIFAR10_TRAIN_IMAGES - config.val_size:

@@ -53,8 +53,8 @@ def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
     if config.policy == "none":
         return optuna.pruners.NopPruner()
     if config.policy in OPTUNA_PRUNERS:
-        return optuna_pruner(config.policy, config.epochs)
-    options = {} if config.min_completed is None else {"min_completed": config.min_completed}
+        return optuna_pruner(config.policy, config.epochs, **config.policy_options)
+    options = config.stopping_options()
     return PredictivePruner(
         config.policy,
         config.predictor,
@@ -91,9 +91,20 @@ def create_study(config: RunConfig, location: StorageLocation, space) -> optuna.
         study.set_user_attr("qhpo.metric", "validation accuracy")
         return study
     stored_json = _normalise(stored)
+    stored_json.setdefault("policy_options", {})  # a study made before the flag existed was made without options
     for name, value in _normalise(settings).items():
         if stored_json.get(name) != value:
-            flag = {"space": "--space", "split_seed": "--split-seed", "val_size": "--val-size"}.get(name, f"--{name}")
+            flag = {
+                "space": "--space",
+                "split_seed": "--split-seed",
+                "val_size": "--val-size",
+                "policy_options": "--policy-option values",
+            }.get(name, f"--{name}")
+            if name == "policy_options":
+                raise QhpoError(
+                    f"the study {config.study!r} was created with the policy options {_show_options(stored_json.get(name))}, "
+                    f"not {_show_options(value)}; run with the same {flag} to resume it, or choose a new --study."
+                )
             raise QhpoError(
                 f"the study {config.study!r} was created with {name} = {_show(stored_json.get(name))}, not "
                 f"{_show(value)}; run with the same {flag} to resume it, or choose a new --study."
@@ -105,6 +116,12 @@ def _normalise(value: Any) -> Any:
     import json
 
     return json.loads(json.dumps(value, sort_keys=True))
+
+
+def _show_options(options: Any) -> str:
+    if not options:
+        return "(none)"
+    return " ".join(f"{k}={v}" for k, v in sorted(dict(options).items()))
 
 
 def _show(value: Any) -> str:
