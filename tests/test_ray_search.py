@@ -146,6 +146,7 @@ def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cif
         (["--policy", "median"], "runs with --backend optuna"),
         (["--cpus-per-trial", "0"], "--cpus-per-trial must be positive"),
         (["--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+        (["--policy-option", "bogus=1"], "rule 'qhpo' has no option 'bogus'"),
     ],
 )
 def test_user_errors_are_one_sentence(local_ray, tmp_path, cifar_dir, capsys, flags, message):
@@ -174,6 +175,15 @@ def test_user_errors_are_one_sentence(local_ray, tmp_path, cifar_dir, capsys, fl
     )
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_policy_options_reach_the_scheduler_and_its_decision_epochs():
+    from qhpo.ray._search import _decision_epochs, _scheduler
+
+    config = RunConfig(study="options", epochs=40, policy_options={"min_resource": 5, "reduction_factor": 3})
+    scheduler = _scheduler(config)
+    assert scheduler.stopping_policy.reduction_factor == 3
+    assert tuple(_decision_epochs(config, scheduler)) == tuple(_decision_epochs(config, None)) == (5, 15)
 
 
 def test_slurm_script_is_valid_bash():
