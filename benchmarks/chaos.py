@@ -398,7 +398,7 @@ def run_chaos(
     start = time.monotonic()
     pending = list(kinds)
     attempts = 0
-    while pending and attempts < 4 * kills:
+    while pending and attempts < 8 * kills:
         attempts += 1
         if chaos.done():  # the study finished before every kill was sent: grow it and go on
             chaos.trials += 2 * workers
@@ -408,6 +408,11 @@ def run_chaos(
             pending.pop(0)
         else:
             print(f"no moment for a {pending[0]} kill in this run; trying again", flush=True)
+            if chaos.process is None or chaos.process.poll() is not None:
+                # the run ended before the moment came (its last trials were short): give the next
+                # run new trials, so that it does not retry only the few the last one left
+                chaos.trials += 2 * workers
+                chaos.command[chaos.command.index("--trials") + 1] = str(chaos.trials)
     if chaos.process is not None and chaos.process.poll() is None:
         chaos.wait(3600)  # the last run ends (with an error if a worker of it was killed)
     chaos.start()  # resume to the end

@@ -29,7 +29,7 @@ def test_killed_workers_runs_and_ctrl_c_lose_and_duplicate_nothing(tmp_path, cif
         sigints=1,
         trials=6,
         workers=2,
-        epochs=2,
+        epochs=3,  # two checkpoint writes per new trial: a checkpoint kill finds its moment in a short run
         subset=256,
         val_size=250,
         seed=1,
