@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -61,3 +63,21 @@ def kill_run_during(
             process.kill()
         process.wait()
     return victim, process.stderr.read()
+
+
+def sqlite_trials(storage: Path) -> list[SimpleNamespace]:
+    """Each trial's ``number``, ``state`` and ``user_attrs`` (names only, values None), read
+    straight from the SQLite file in about a millisecond: fast enough to poll for a trial
+    that runs for under a second, where loading the study through Optuna is not."""
+    connection = sqlite3.connect(f"file:{storage}?mode=ro", uri=True, timeout=1.0)
+    try:
+        rows = connection.execute(
+            "SELECT t.number, t.state, GROUP_CONCAT(a.key, char(31)) FROM trials t "
+            "LEFT JOIN trial_user_attributes a ON a.trial_id = t.trial_id GROUP BY t.trial_id ORDER BY t.number"
+        ).fetchall()
+    finally:
+        connection.close()
+    return [
+        SimpleNamespace(number=n, state=TrialState[state], user_attrs=dict.fromkeys((keys or "").split(chr(31))))
+        for n, state, keys in rows
+    ]

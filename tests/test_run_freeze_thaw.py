@@ -13,7 +13,7 @@ from qhpo.cli import main
 from qhpo.optuna import PAUSED_ATTR, RESUME_ATTR, RESUME_OF_ATTR, STOP_ATTR, configuration_counts
 from qhpo.runner._storage import FAILURE_ATTR, RETRY_OF_ATTR
 from qhpo.runner._trial import RESUMED_AT_ATTR, trial_seed
-from run_killer import kill_run_during
+from run_killer import kill_run_during, sqlite_trials
 
 SUBSET, VAL_SIZE, EPOCHS, TRIALS = 512, 250, 2, 8
 # Two learning rates and two momenta of one small CNN: some configurations learn in the first
@@ -168,7 +168,8 @@ def test_sigkill_during_a_resumption_loses_nothing(tmp_path, cifar_dir, space):
         running = [t for t in trials if t.state == TrialState.RUNNING and RESUME_OF_ATTR in t.user_attrs]
         return running[0].number if running else None
 
-    victim, stderr = kill_run_during(args, storage, lambda s: load(s).trials, choose, deadline=400, poll=0.1)
+    # A resumption trains one epoch of 512 images: polled straight from the SQLite file
+    victim, stderr = kill_run_during(args, storage, sqlite_trials, choose, deadline=400, poll=0.01)
     assert victim is not None, f"no resumption ran before the run ended: {stderr}"
 
     before = load(storage).trials

@@ -231,6 +231,23 @@ def test_a_process_killed_between_enqueue_and_tell_gets_no_second_retry(tmp_path
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
 
 
+def test_the_retry_of_a_resumption_killed_before_its_parameters_were_suggested_keeps_them(tmp_path):
+    from qhpo.optuna import RESUME_OF_ATTR
+
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    paused = {"learning_rate": 0.0001, "momentum": 0.5}
+    study.enqueue_trial(paused, user_attrs={RESUME_OF_ATTR: 4, CHECKPOINT_ATTR: "k4"})
+    study.ask()  # the resumption is RUNNING, killed before its objective suggested any parameter
+    killed = study.trials[0]
+    assert killed.params == {}
+    assert enqueue_retry(study, killed, killed=True)
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    # it continues checkpoint k4: with the paused trial's parameters, not ones sampled afresh
+    assert retry.system_attrs["fixed_params"] == paused
+    assert retry.user_attrs[RESUME_OF_ATTR] == 4 and retry.user_attrs[CHECKPOINT_ATTR] == "k4"
+
+
 def test_claim_recovers_a_trial_whose_process_died_before_naming_itself(tmp_path):
     location = _location(tmp_path, "sqlite")
     study = _new_study(location)

@@ -350,7 +350,11 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, *, kille
     for continued in (RESUME_OF_ATTR, RESUME_ATTR):  # the retry of a resumption resumes the same paused trial
         if continued in trial.user_attrs:
             attrs[continued] = trial.user_attrs[continued]
-    study.enqueue_trial(dict(trial.params), user_attrs=attrs, skip_if_exists=False)
+    # A trial killed before its objective suggested every parameter holds only some of them;
+    # the parameters it was enqueued with (a resumption's, a retry's) fill in the rest, so that
+    # a retry never continues a checkpoint with other hyperparameters.
+    params = {**dict(trial.system_attrs.get("fixed_params") or {}), **trial.params}
+    study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
     return True
 
 
