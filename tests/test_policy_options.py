@@ -13,6 +13,7 @@ from qhpo._policy_options import check_policy_options, option_names, parse_optio
 from qhpo.cli import main
 from qhpo.optuna import DECISIONS_ATTR
 from qhpo.policies import rung_epochs
+from test_run import tiny_run as run_tiny
 
 
 @pytest.mark.parametrize(
@@ -110,32 +111,8 @@ def test_bench_applies_options_to_qhpo_or_to_the_named_rule_and_records_them(cur
 
 
 def tiny_run(cifar_dir, storage, *extra):
-    return [
-        "run",
-        "--data-dir",
-        str(cifar_dir),
-        "--subset",
-        "256",
-        "--val-size",
-        "250",
-        "--epochs",
-        "3",
-        "--device",
-        "cpu",
-        "--storage",
-        str(storage),
-        "--study",
-        "options",
-        "--predictor",
-        "svr",
-        "--hpo-sampler",
-        "random",
-        "--trials",
-        "4",
-        "--min-completed",
-        "2",
-        *extra,
-    ]
+    """test_run's tiny run as study "options", 4 configurations, 2 trained to the end first."""
+    return run_tiny(cifar_dir, storage, "--trials", "4", "--min-completed", "2", *extra, study="options")
 
 
 def test_run_refuses_bad_options_before_anything_exists(tmp_path, cifar_dir, capsys):

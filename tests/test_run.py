@@ -20,7 +20,7 @@ from run_killer import kill_run_during
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def tiny_run(cifar_dir, storage, *extra):
+def tiny_run(cifar_dir, storage, *extra, study="tiny"):
     """A run small enough for a test: 256 training images, 250 validation images, 3 epochs."""
     return [
         "run",
@@ -37,7 +37,7 @@ def tiny_run(cifar_dir, storage, *extra):
         "--storage",
         str(storage),
         "--study",
-        "tiny",
+        study,
         "--predictor",
         "svr",
         "--hpo-sampler",

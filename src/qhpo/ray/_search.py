@@ -285,10 +285,6 @@ def _experiment_to_run(config, study: optuna.Study, experiment: Path):
     return config
 
 
-def _policy_options(config) -> dict[str, Any]:
-    return config.stopping_options()
-
-
 def _scheduler(config) -> PredictiveScheduler:
     return PredictiveScheduler(
         config.policy,
@@ -299,7 +295,7 @@ def _scheduler(config) -> PredictiveScheduler:
         random_state=config.seed,
         background=True,
         explain=True,
-        **_policy_options(config),
+        **config.stopping_options(),
     )
 
 
@@ -311,7 +307,7 @@ def _decision_epochs(config, scheduler: PredictiveScheduler | None):
 
     # The decision epochs depend on the rule, not on the predictor: no annealer, no thread.
     return make_policy(
-        config.policy, max_epochs=config.epochs, predictor="svr", **_policy_options(config)
+        config.policy, max_epochs=config.epochs, predictor="svr", **config.stopping_options()
     ).decision_epochs()
 
 

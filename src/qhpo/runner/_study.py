@@ -100,14 +100,11 @@ def create_study(config: RunConfig, location: StorageLocation, space) -> optuna.
                 "val_size": "--val-size",
                 "policy_options": "--policy-option values",
             }.get(name, f"--{name}")
-            if name == "policy_options":
-                raise QhpoError(
-                    f"the study {config.study!r} was created with the policy options {_show_options(stored_json.get(name))}, "
-                    f"not {_show_options(value)}; run with the same {flag} to resume it, or choose a new --study."
-                )
+            show = _show_options if name == "policy_options" else _show
+            setting = "the policy options" if name == "policy_options" else f"{name} ="
             raise QhpoError(
-                f"the study {config.study!r} was created with {name} = {_show(stored_json.get(name))}, not "
-                f"{_show(value)}; run with the same {flag} to resume it, or choose a new --study."
+                f"the study {config.study!r} was created with {setting} {show(stored_json.get(name))}, not "
+                f"{show(value)}; run with the same {flag} to resume it, or choose a new --study."
             )
     return study
 
