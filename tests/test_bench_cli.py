@@ -111,7 +111,32 @@ def _malformed_copy(curve_table_path, tmp_path):
     return table
 
 
-@pytest.mark.parametrize("problem", ["malformed", "missing", "policy", "trials"])
+def test_bench_with_a_budget_fraction_replays_the_shorter_workload(curve_table_path, tmp_path, capsys):
+    """``--budget-fraction 0.1`` replays cifar10_cnn as a 20-epoch workload: the same
+    results as replaying the table cut to 20 epochs, and not those of the 200-epoch one."""
+    from qhpo.curves import read_curve_table
+    from qhpo.replay import run_benchmark
+
+    out_json = tmp_path / "short.json"
+    args = ["bench", "--curves", str(curve_table_path), "--policies", "median,qhpo", "--predictor", "svr"]
+    args += ["--trials", "30", "--seeds", "2", "--jobs", "1", "--budget-fraction", "0.1", "--json", str(out_json)]
+    assert main(args) == 0
+    assert "the table cut to the first 0.1 of its epochs" in capsys.readouterr().out
+    result = json.loads(out_json.read_text())
+    assert (result["epochs"], result["budget_fraction"]) == (20, 0.1)
+    table = read_curve_table(curve_table_path)
+    common = dict(policies=["median", "qhpo"], predictor="svr", trials=30, seeds=2, jobs=1)
+    short = run_benchmark(table.truncate(20), **common)
+    full = run_benchmark(table, **common)
+    for rule in ("median", "qhpo"):
+        got = result["policies"][rule]["per_seed"]
+        assert got == short["policies"][rule]["per_seed"]
+        assert got != full["policies"][rule]["per_seed"]
+    # regret and its spread are measured on the values after 20 epochs, not after 200
+    assert result["spread"] == pytest.approx(short["spread"]) and result["spread"] != pytest.approx(full["spread"])
+
+
+@pytest.mark.parametrize("problem", ["malformed", "missing", "policy", "trials", "budget"])
 def test_bench_reports_user_errors_in_one_sentence(problem, curve_table_path, tmp_path, capsys):
     args = ["bench", "--curves", str(curve_table_path), "--predictor", "svr", "--seeds", "1"]
     if problem == "malformed":
@@ -120,12 +145,20 @@ def test_bench_reports_user_errors_in_one_sentence(problem, curve_table_path, tm
         args[2] = str(tmp_path / "nowhere.csv")
     elif problem == "policy":
         args += ["--policies", "none,asha"]
+    elif problem == "budget":
+        args += ["--budget-fraction", "1.5"]
     else:
         args += ["--trials", "1"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("qhpo: error: ") and "Traceback" not in err and len(err.splitlines()) == 1
-    expected = {"malformed": "line 4", "missing": "does not exist", "policy": "'asha'", "trials": "--trials"}
+    expected = {
+        "malformed": "line 4",
+        "missing": "does not exist",
+        "policy": "'asha'",
+        "trials": "--trials",
+        "budget": "--budget-fraction",
+    }
     assert expected[problem] in err
 
 

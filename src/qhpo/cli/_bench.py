@@ -58,6 +58,14 @@ def register(subparsers) -> None:
         help="an option of a rule, repeatable: RULE:NAME=VALUE for that rule (e.g. sha:reduction_factor=2), "
         "NAME=VALUE for qhpo and qhpo-stop (e.g. reduction_factor=3)",
     )
+    parser.add_argument(
+        "--budget-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="replay each table as a workload trained for only the first F of its epochs (0 < F <= 1; "
+        "at least 2 epochs): the value after that epoch is the final one",
+    )
     parser.add_argument("--trials", type=int, default=100, help="trials drawn per seed (default: 100)")
     parser.add_argument("--seeds", type=int, default=20, help="number of seeds (default: 20)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
@@ -111,6 +119,8 @@ def _check(args) -> list[str]:
     ):
         if value < least:
             raise QhpoError(f"{flag} must be at least {least}, got {value}.")
+    if args.budget_fraction is not None and not 0.0 < args.budget_fraction <= 1.0:
+        raise QhpoError(f"--budget-fraction must be in (0, 1], got {args.budget_fraction}.")
     if args.sweep_seeds is not None and args.sweep_seeds < 0:
         raise QhpoError(f"--sweep-seeds must be 0 or more, got {args.sweep_seeds}.")
     if args.jobs is not None and args.jobs < 1:
@@ -126,7 +136,7 @@ def _check(args) -> list[str]:
 def _format(result: dict) -> str:
     lines = [
         f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, {result['workers']} worker(s), "
-        f"predictor {result['predictor']}, {result['seconds']:.0f} s",
+        f"predictor {result['predictor']}, {result['seconds']:.0f} s{_budget_note(result)}",
         f"{'policy':<16}{'cost':>7}{'regret mean':>13}{'median':>9}{'max':>9}{'top1 kept':>11}"
         f"{'wallclock':>11}{'predictor s':>13}",
     ]
@@ -162,13 +172,20 @@ def _verdict_line(verdict: dict) -> str:
     )
 
 
+def _budget_note(result: dict) -> str:
+    fraction = result.get("budget_fraction")
+    if fraction is None:
+        return ""
+    return f", {'each table' if 'tables' in result else 'the table'} cut to the first {fraction:g} of its epochs"
+
+
 def _format_suite(result: dict) -> str:
     tables = result["tables"]
     names = list(next(iter(tables.values()))["policies"])
     width = max(len(stem) for stem in tables) + 2
     lines = [
         f"{result['suite']}: {len(tables)} tables, {result['trials']} trials x {result['seeds']} seeds, "
-        f"predictor {result['predictor']}; each cell: cost / mean regret (metric units)",
+        f"predictor {result['predictor']}{_budget_note(result)}; each cell: cost / mean regret (metric units)",
         f"{'table':<{width}}" + "".join(f"{name:>19}" for name in names) + "  target",
     ]
     for stem, r in tables.items():
@@ -270,6 +287,8 @@ def cmd_bench(args) -> int:
         suite_name, tables = _suite_tables(args.suite)
     else:
         tables = [read_curve_table(resolve_curve_table(args.curves))]
+    if args.budget_fraction is not None:
+        tables = [shorten(table, args.budget_fraction) for table in tables]
     options = _rule_options(args.policy_option, policies, tables)
     sampler = args.sampler
     if sampler is None and args.predictor != "svr":
@@ -294,10 +313,11 @@ def cmd_bench(args) -> int:
     )
     if args.suite is not None:
         result = run_suite(tables, name=suite_name, **common)
-        print(_format_suite(result))
     else:
         result = run_benchmark(tables[0], **common)
-        print(_format(result))
+    if args.budget_fraction is not None:
+        result["budget_fraction"] = args.budget_fraction
+    print(_format_suite(result) if args.suite is not None else _format(result))
     try:
         if args.json is not None:
             text = json.dumps(_json_ready(result), indent=2, allow_nan=False)
@@ -314,6 +334,21 @@ def cmd_bench(args) -> int:
             f"cannot write the output ({error.strerror}: {error.filename}); choose a writable path."
         ) from None
     return 0
+
+
+def shorten(table, fraction: float):
+    """``table`` cut to its first ``max(2, round(fraction * E))`` epochs (all of them when
+    the table has fewer than 2): the same trials as a workload with a shorter budget.
+
+    Example:
+        >>> import numpy as np
+        >>> from qhpo.curves import CurveTable
+        >>> table = CurveTable("t", "accuracy", "max", np.arange(3), {}, np.ones((3, 50)))
+        >>> shorten(table, 0.25).epochs, shorten(table, 0.01).epochs
+        (12, 2)
+    """
+    epochs = min(table.epochs, max(2, round(fraction * table.epochs)))
+    return table.truncate(epochs)
 
 
 def _rule_options(items: list[str], policies: list[str], tables) -> dict[str, dict]:
