@@ -460,3 +460,32 @@ def test_the_resume_example_resumes_paused_trials_and_their_curves_go_on(tmp_pat
         stopped = trial.state == optuna.trial.TrialState.PRUNED and PAUSED_ATTR not in trial.user_attrs
         assert (folder / f"trial-{key}.pt").exists() != stopped
     assert not [p for p in folder.iterdir() if not p.name.endswith(".pt")]
+
+
+def test_the_first_rung_test_in_a_sqlite_study(tmp_path, curves):
+    """``first_rung_test``: the first trials of a real study pass the first rung unjudged,
+    the test ends once they reached the second, and every decision is recorded."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    pruner = PredictivePruner("qhpo", "svr", max_epochs=EPOCHS, random_state=0, policy_options={"first_rung_test": 8})
+    study = optuna.create_study(
+        storage=storage,
+        study_name="tested",
+        direction="maximize",
+        pruner=pruner,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(replay_objective(curves), n_trials=TRIALS)
+    policy = pruner.policy_
+    first, second = policy.decision_epochs()[:2]
+    assert policy.first_rung_correlation is not None and policy.first_rung_on([]) is (
+        policy.first_rung_correlation >= 0.5
+    )
+    reloaded = optuna.load_study(study_name="tested", storage=storage)
+    pruned = check_decisions(reloaded)
+    assert pruned
+    for trial in reloaded.trials[:8]:  # the testers: each passed the first rung unjudged
+        assert len(trial.intermediate_values) >= second
+    stopped_at_first = [t for t in pruned if t.user_attrs[STOP_ATTR]["epoch"] == first]
+    assert all(t.number >= 8 for t in stopped_at_first)
+    if not policy.first_rung_on([]):
+        assert stopped_at_first == []

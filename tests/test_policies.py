@@ -437,3 +437,55 @@ def test_qhpo_pauses_on_the_observed_value_and_resumes_on_the_prediction_into_fr
     # with every place taken, nothing resumes
     went_on = [TrialView(v.key, curves[v.key, :above], v.params) for v in paused[:7]]
     assert policy.promote(ahead + went_on + paused[7:], limit=30) == []
+
+
+def _noisy_first_epoch(n: int = 60, epochs: int = 16, seed: int = 0, informative: bool = False):
+    """Curves whose value after epoch 1 is noise (or, ``informative``, already the run's
+    quality) and from epoch 2 on the run's quality plus a slow rise."""
+    rng = np.random.default_rng(seed)
+    quality = rng.uniform(0.3, 0.9, size=n)
+    t = np.arange(1, epochs + 1)
+    curves = quality[:, None] + 0.01 * np.log(t)[None, :]
+    curves[:, 0] = quality if informative else rng.uniform(0.0, 1.0, size=n)
+    return curves, [{"x": float(q)} for q in quality]
+
+
+def test_the_first_rung_test_switches_off_a_first_rung_that_ranks_at_random():
+    curves, params = _noisy_first_epoch()
+    policy = make_policy("qhpo", max_epochs=16, first_rung_test=10, random_state=0)
+    assert policy.decision_epochs()[:2] == (1, 2)
+    agent = PolicyAgent(policy, curves, params)
+    out = simulate(curves, agent)
+    views = agent._views()[1]
+    assert policy.first_rung_on(views) is False and policy.first_rung_correlation < 0.5
+    # no trial is paused or stopped after its first epoch: every one reaches the second rung
+    assert all(epoch != 1 for _, epoch in out.pauses) and out.epochs_trained.min() >= 2
+    # those that skipped the first rung are judged at the second with two rungs' share:
+    # far fewer than half go on, and the best run is kept
+    assert (out.epochs_trained > 2).sum() < len(curves) / 2
+    assert out.complete[np.argmax(curves[:, -1])]
+    # the default decides at epoch 1 on the noise
+    plain = simulate(curves, PolicyAgent(make_policy("qhpo", max_epochs=16, random_state=0), curves, params))
+    assert any(epoch == 1 for _, epoch in plain.pauses)
+
+
+def test_the_first_rung_test_keeps_a_first_rung_that_agrees_with_the_second():
+    curves, params = _noisy_first_epoch(informative=True)
+    policy = make_policy("qhpo", max_epochs=16, first_rung_test=10, random_state=0)
+    agent = PolicyAgent(policy, curves, params)
+    out = simulate(curves, agent)
+    assert policy.first_rung_on(agent._views()[1]) is True and policy.first_rung_correlation > 0.9
+    paused_at_first = {i for i, epoch in out.pauses if epoch == 1}
+    assert paused_at_first and min(paused_at_first) >= 10  # the testers pass it unjudged, later trials do not
+    again = simulate(
+        curves, PolicyAgent(make_policy("qhpo", max_epochs=16, first_rung_test=10, random_state=0), curves, params)
+    )
+    np.testing.assert_array_equal(out.epochs_trained, again.epochs_trained)
+    assert out.pauses == again.pauses and out.resumptions == again.resumptions
+
+
+def test_the_first_rung_test_checks_its_argument_and_needs_two_rungs():
+    with pytest.raises(ValueError, match="first_rung_test"):
+        make_policy("qhpo", max_epochs=16, first_rung_test=-1)
+    assert make_policy("qhpo", max_epochs=2, first_rung_test=10).first_rung_test == 0  # one rung: nothing to test
+    assert make_policy("qhpo", max_epochs=2, first_rung_test=10).first_rung_on([]) is True

@@ -61,6 +61,15 @@ class PredictiveHalving(PredictivePolicy):
     delay, not the configuration. With ``resume`` off (``qhpo-stop``) both rules decide at
     the rung and a trial that neither keeps stops for good.
 
+    With ``first_rung_test = K`` the first ``K`` trials (in the order of ``trials``) pass
+    the first rung unjudged and test it: once each has reached the second rung or ended,
+    the Spearman correlation between their anchors at the two rungs decides. At 0.5 or
+    above the first rung stays; below it (after one epoch, say, the runs rank at random)
+    it is switched off for every later trial. A trial that passed the first rung unjudged
+    (a tester, or every trial once it is off) is judged at the second rung among the
+    others that did, with the share of two rungs, ``max(1, floor(m / eta**2))``, so that
+    skipping a rung does not let more trials through the later ones.
+
     A trial whose curve holds NaN or inf stops at its next rung (never paused). While no model exists
     for ``h`` (too few trials there, or the first background fit still running) the
     observed rule decides alone, which is plain successive halving. The predicted rule
@@ -91,6 +100,9 @@ class PredictiveHalving(PredictivePolicy):
             trials show full curves).
         resume: Pause the trials the rules do not keep, and resume them through
             :meth:`promote` (False: stop them, as ``qhpo-stop`` does).
+        first_rung_test: Trials that pass the first rung unjudged to test whether its
+            ranking agrees with the second rung's (default 0: no test, the first rung
+            always decides).
         **kwargs: ``predictor``, ``sampler``, ``random_state``, ``background`` (see
             :class:`qhpo.policies.PredictivePolicy`).
     """
@@ -111,6 +123,7 @@ class PredictiveHalving(PredictivePolicy):
         hyperparameters: bool = True,
         min_completed: int = 0,
         resume: bool = True,
+        first_rung_test: int = 0,
         predictor: Any = "svr",
         sampler: Any = None,
         random_state: int | None = None,
@@ -135,6 +148,8 @@ class PredictiveHalving(PredictivePolicy):
             raise ValueError(f"floor_quantile must be in [0, 1), got {floor_quantile}")
         if int(min_completed) < 0:
             raise ValueError(f"min_completed must be at least 0 trials, got {min_completed}")
+        if int(first_rung_test) < 0:
+            raise ValueError(f"first_rung_test must be at least 0 trials, got {first_rung_test}")
         if service is None:
             service = PredictionService(
                 predictor,
@@ -160,6 +175,51 @@ class PredictiveHalving(PredictivePolicy):
         self.floor_quantile = float(floor_quantile)
         self.anchor_window = int(anchor_window)
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
+        self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
+        self.first_rung_correlation: float | None = None  # of the test, once it has ended
+        self._first_rung: bool | None = None if self.first_rung_test else True
+        self._testers: frozenset = frozenset()  # their keys, fixed when the test ends
+
+    def first_rung_on(self, trials: Sequence[TrialView]) -> bool | None:
+        """Whether the first rung decides: True or False once the test has ended (always
+        True without a test), None while a tester has yet to reach the second rung."""
+        if self._first_rung is not None:
+            return self._first_rung
+        r0, r1 = self.rungs[0], self.rungs[1]
+        testers = trials[: self.first_rung_test]
+        if len(testers) < self.first_rung_test:
+            return None
+        reached = []
+        for o in testers:
+            if o.epochs >= r1 and finite_prefix(o, r1):
+                reached.append(o)
+            elif o.status in (TrialStatus.RUNNING, TrialStatus.PAUSED) and finite_prefix(o, o.epochs):
+                return None  # still on its way to the second rung
+        self._testers = frozenset(o.key for o in testers)
+        if len(reached) < 3:
+            self._first_rung = True
+            return True
+        w = self.anchor_window
+        a = [float(np.mean(np.asarray(o.curve[max(0, r0 - w) : r0], dtype=float))) for o in reached]
+        b = [float(np.mean(np.asarray(o.curve[max(0, r1 - w) : r1], dtype=float))) for o in reached]
+        rho = _spearman(a, b)
+        self.first_rung_correlation = rho
+        self._first_rung = bool(rho >= 0.5)
+        return self._first_rung
+
+    def _unjudged(self, view: TrialView, trials: Sequence[TrialView], index: int | None = None) -> bool:
+        """Whether ``view`` passed the first rung without a judgement (a tester, or the
+        first rung is off)."""
+        if not self.first_rung_test:
+            return False
+        on = self.first_rung_on(trials)
+        if on is False:
+            return True
+        if on is True:
+            return view.key in self._testers
+        if index is None:
+            index = next((i for i, o in enumerate(trials) if o.key == view.key), len(trials))
+        return index < self.first_rung_test
 
     @property
     def resumes(self) -> bool:
@@ -183,10 +243,21 @@ class PredictiveHalving(PredictivePolicy):
                     t,
                     f"{done} of the {self.min_completed} trials that must complete before any stop have completed",
                 )
+        share = self.reduction_factor
+        peers = [trial] + self.rivals(trial, trials, t)
+        if self.first_rung_test and t in self.rungs[:2] and self._unjudged(trial, trials):
+            if t == self.rungs[0]:
+                on = self.first_rung_on(trials)
+                why = "tests the first rung" if on is not False else "the first rung is off"
+                if on is False:
+                    why += f" (Spearman {self.first_rung_correlation:.2f} with the second rung over the tests)"
+                return Verdict(Decision.CONTINUE, t, f"passes rung {t} unjudged: it {why}")
+            index = {o.key: i for i, o in enumerate(trials)}
+            peers = [trial] + [o for o in peers[1:] if self._unjudged(o, trials, index.get(o.key, len(trials)))]
+            share = self.reduction_factor**2
         # with resumption on, the predicted rule waits for promote(): a paused trial costs nothing
         # until a place at the rung falls free, and by then more trials show where the rung stands
-        peers = [trial] + self.rivals(trial, trials, t)
-        standing = self._standing(t, peers, trials, predict=[] if self.resume else [0])
+        standing = self._standing(t, peers, trials, predict=[] if self.resume else [0], share=share)
         keep, reason, predicted, std, threshold, _ = standing.judge(0)
         if keep:
             return Verdict(Decision.CONTINUE, t, reason, predicted=predicted, std=std, threshold=threshold)
@@ -225,47 +296,70 @@ class PredictiveHalving(PredictivePolicy):
         found: list[tuple[int, float, int, Resumption]] = []
         for t in sorted(paused, reverse=True):
             peers = [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= t and finite_prefix(o, t)]
-            gone_on = sum(
-                1
-                for o in peers
-                if o.key not in self._unranked
-                and (o.epochs > t or o.status in (TrialStatus.RUNNING, TrialStatus.COMPLETE))
-            )
-            places = max(1, math.floor(len(peers) / self.reduction_factor)) - gone_on
-            if places <= 0:
-                continue
-            # skip the ranking when nothing it reads has changed since it resumed no one here
-            horizon = self._horizon(t, trials)
-            reached = 0 if horizon is None else sum(1 for o in trials if o.epochs >= horizon)
-            state = (len(peers), frozenset(trials[i].key for i in paused[t]), places, horizon, reached)
-            if self._unchanged.get(t) == state:
-                continue
-            index = {id(o): k for k, o in enumerate(peers)}
-            members = [index[id(trials[i])] for i in paused[t]]
-            standing = self._standing(t, peers, trials, predict=members)
-            here = []
-            for i, k in zip(paused[t], members, strict=True):
-                keep, reason, predicted, std, threshold, value = standing.judge(k)
-                if keep:
-                    reason += f"; {places} of the {standing.keep} places at rung {t} are free"
-                    resumption = Resumption(trials[i].key, t, reason, predicted=predicted, std=std, threshold=threshold)
-                    here.append((-t, -value, i, resumption))
-            if not here:
-                self._unchanged[t] = state
-            here.sort(key=lambda item: item[:3])
-            found.extend(here[:places])
+            groups = [(t, paused[t], peers, self.reduction_factor)]
+            if self.first_rung_test and t == self.rungs[1]:
+                # the trials that passed the first rung unjudged are ranked among themselves, with two rungs' share
+                index = {o.key: i for i, o in enumerate(trials)}
+                unjudged = {o.key for o in peers if self._unjudged(o, trials, index[o.key])}
+                groups = [
+                    (t, [i for i in paused[t] if trials[i].key not in unjudged], peers, self.reduction_factor),
+                    (
+                        -t,
+                        [i for i in paused[t] if trials[i].key in unjudged],
+                        [o for o in peers if o.key in unjudged],
+                        self.reduction_factor**2,
+                    ),
+                ]
+            for tag, members_at, group, share in groups:
+                if members_at:
+                    found.extend(self._resumable(t, tag, members_at, group, share, trials))
             if len(found) >= limit:
                 break
         found.sort(key=lambda item: item[:3])
         return [item[3] for item in found[:limit]]
 
-    def _standing(self, t: int, peers: Sequence[TrialView], trials: Sequence[TrialView], *, predict) -> _Standing:
-        """The ranking of ``peers`` (every trial at rung ``t``) by anchor and, for the
-        members listed in ``predict`` that rank outside on their anchor, by prediction."""
+    def _resumable(self, t, tag, members_at, peers, share, trials) -> list:
+        """``(-t, -value, i, Resumption)`` of the paused trials ``members_at`` (indices in
+        ``trials``) to resume from rung ``t``, ranked among ``peers`` with ``share``."""
+        gone_on = sum(
+            1
+            for o in peers
+            if o.key not in self._unranked and (o.epochs > t or o.status in (TrialStatus.RUNNING, TrialStatus.COMPLETE))
+        )
+        places = max(1, math.floor(len(peers) / share)) - gone_on
+        if places <= 0:
+            return []
+        # skip the ranking when nothing it reads has changed since it resumed no one here
+        horizon = self._horizon(t, trials)
+        reached = 0 if horizon is None else sum(1 for o in trials if o.epochs >= horizon)
+        state = (len(peers), frozenset(trials[i].key for i in members_at), places, horizon, reached)
+        if self._unchanged.get(tag) == state:
+            return []
+        index = {id(o): k for k, o in enumerate(peers)}
+        members = [index[id(trials[i])] for i in members_at]
+        standing = self._standing(t, peers, trials, predict=members, share=share)
+        here = []
+        for i, k in zip(members_at, members, strict=True):
+            keep, reason, predicted, std, threshold, value = standing.judge(k)
+            if keep:
+                reason += f"; {places} of the {standing.keep} places at rung {t} are free"
+                resumption = Resumption(trials[i].key, t, reason, predicted=predicted, std=std, threshold=threshold)
+                here.append((-t, -value, i, resumption))
+        if not here:
+            self._unchanged[tag] = state
+        here.sort(key=lambda item: item[:3])
+        return here[:places]
+
+    def _standing(
+        self, t: int, peers: Sequence[TrialView], trials: Sequence[TrialView], *, predict, share: float | None = None
+    ) -> _Standing:
+        """The ranking of ``peers`` (the trials at rung ``t`` judged together) by anchor
+        and, for the members listed in ``predict`` that rank outside on their anchor, by
+        prediction; the best ``max(1, floor(m / share))`` are kept (``share``: eta)."""
         values = self.sign * np.array([np.asarray(p.curve[:t], dtype=float) for p in peers])
         floor = float(np.quantile(values, self.floor_quantile))
         anchors = np.maximum(values, floor)[:, max(0, t - self.anchor_window) :].mean(axis=1)
-        keep = max(1, math.floor(len(peers) / self.reduction_factor))
+        keep = max(1, math.floor(len(peers) / (share or self.reduction_factor)))
         cut = float(np.sort(anchors)[::-1][keep - 1])
         standing = _Standing(self, t, len(peers), keep, anchors, cut)
         if standing.first_predicted and any(anchors[k] < cut for k in predict):
@@ -357,6 +451,16 @@ class _Standing:
             f"(cut-off {sign * mu_cut:.4g})"
         )
         return keep, reason, sign * float(mu[k]), float(std[k]), sign * mu_cut, float(mu[k])
+
+
+def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties; 0.0 when either side is constant)."""
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a), rankdata(b)
+    if np.ptp(ra) == 0 or np.ptp(rb) == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def _number(value) -> float:
