@@ -205,10 +205,11 @@ class Chaos:
             fifo = folder / f".trial-{key}.pt.{pid}.tmp"
             try:
                 os.mkfifo(fifo)
+                # the run may remove it at once (a restarted run clears a dead writer's scratch files)
+                reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
             except OSError:
                 time.sleep(0.2)
                 continue
-            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
             try:
                 writing = self._wait_for_bytes(reader, min(20.0, max(0.0, deadline - time.monotonic())))
                 if not writing:
