@@ -54,6 +54,20 @@ def replay_objective(curves):
     return objective
 
 
+def replay_in_sqlite(tmp_path, curves, name, pruner):
+    """Replay TRIALS trials through ``pruner`` in a SQLite study; the study reloaded from the file."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction="maximize",
+        pruner=pruner,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(replay_objective(curves), n_trials=TRIALS)
+    return optuna.load_study(study_name=name, storage=storage)  # decisions are in the file
+
+
 def check_decisions(study):
     """Every pruned trial carries its stop record; every record is well formed."""
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
@@ -76,18 +90,8 @@ def check_decisions(study):
 
 @pytest.mark.slow
 def test_pruner_in_sqlite_study_stops_trials_and_records_decisions(tmp_path, curves):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
     pruner = PredictivePruner("qhpo", "svr", max_epochs=EPOCHS, random_state=0)
-    study = optuna.create_study(
-        storage=storage,
-        study_name="replay",
-        direction="maximize",
-        pruner=pruner,
-        sampler=optuna.samplers.RandomSampler(seed=0),
-    )
-    study.optimize(replay_objective(curves), n_trials=TRIALS)
-
-    reloaded = optuna.load_study(study_name="replay", storage=storage)  # decisions are in the file
+    reloaded = replay_in_sqlite(tmp_path, curves, "replay", pruner)
     pruned = check_decisions(reloaded)
     assert len(pruned) >= 5
     trained = sum(len(t.intermediate_values) for t in reloaded.trials)
@@ -465,22 +469,13 @@ def test_the_resume_example_resumes_paused_trials_and_their_curves_go_on(tmp_pat
 def test_the_first_rung_test_in_a_sqlite_study(tmp_path, curves):
     """``first_rung_test``: the first trials of a real study pass the first rung unjudged,
     the test ends once they reached the second, and every decision is recorded."""
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
     pruner = PredictivePruner("qhpo", "svr", max_epochs=EPOCHS, random_state=0, policy_options={"first_rung_test": 8})
-    study = optuna.create_study(
-        storage=storage,
-        study_name="tested",
-        direction="maximize",
-        pruner=pruner,
-        sampler=optuna.samplers.RandomSampler(seed=0),
-    )
-    study.optimize(replay_objective(curves), n_trials=TRIALS)
+    reloaded = replay_in_sqlite(tmp_path, curves, "tested", pruner)
     policy = pruner.policy_
     first, second = policy.decision_epochs()[:2]
     assert policy.first_rung_correlation is not None and policy.first_rung_on([]) is (
         policy.first_rung_correlation >= 0.5
     )
-    reloaded = optuna.load_study(study_name="tested", storage=storage)
     pruned = check_decisions(reloaded)
     assert pruned
     for trial in reloaded.trials[:8]:  # the testers: each passed the first rung unjudged

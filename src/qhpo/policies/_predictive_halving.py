@@ -4,6 +4,7 @@ the predicted value."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -202,7 +203,12 @@ class PredictiveHalving(PredictivePolicy):
         w = self.anchor_window
         a = [float(np.mean(np.asarray(o.curve[max(0, r0 - w) : r0], dtype=float))) for o in reached]
         b = [float(np.mean(np.asarray(o.curve[max(0, r1 - w) : r1], dtype=float))) for o in reached]
-        rho = _spearman(a, b)
+        from scipy.stats import spearmanr
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a constant side: NaN, taken as 0 below
+            rho = float(spearmanr(a, b).statistic)
+        rho = rho if np.isfinite(rho) else 0.0  # a constant side says nothing about the ranking
         self.first_rung_correlation = rho
         self._first_rung = bool(rho >= 0.5)
         return self._first_rung
@@ -451,16 +457,6 @@ class _Standing:
             f"(cut-off {sign * mu_cut:.4g})"
         )
         return keep, reason, sign * float(mu[k]), float(std[k]), sign * mu_cut, float(mu[k])
-
-
-def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties; 0.0 when either side is constant)."""
-    from scipy.stats import rankdata
-
-    ra, rb = rankdata(a), rankdata(b)
-    if np.ptp(ra) == 0 or np.ptp(rb) == 0:
-        return 0.0
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def _number(value) -> float:
