@@ -34,14 +34,16 @@ def test_the_default_setting_reproduces_the_suite_and_its_verdict(tmp_path, caps
     assert "eta 2, x1: " in printed and "(default)" in printed
 
     table = read_curve_table(folder / "taskset_imdb_3.csv")
+    suite = run_suite([table], policies=("median", "sha", "hyperband", "qhpo"), trials=30, seeds=2, jobs=1)
+    ours = suite["tables"]["taskset_imdb_3"]
+    assert f"(E=51, best pruner {ours['verdict']['best']})" in printed
+
     r0 = frontier.first_rung(table.epochs, 1.0)
     assert (r0, frontier.first_rung(table.epochs, 2.0)) == (3, 6)  # round(51 / 20) = 3
     runs = json.loads(out.read_text())["tables"]["taskset_imdb_3"]
     assert set(runs) == {"2/3", "2/6", "3/3", "3/6"}
 
     # eta 2 at the first rung round(E/20) is the default policy: the same cost, regret and verdict
-    suite = run_suite([table], policies=("median", "sha", "hyperband", "qhpo"), trials=30, seeds=2, jobs=1)
-    ours = suite["tables"]["taskset_imdb_3"]
     default = runs["2/3"]
     assert default["cost_fraction_mean"] == ours["policies"]["qhpo"]["cost_fraction_mean"]
     assert default["regret_mean"] == ours["policies"]["qhpo"]["regret_mean"]
