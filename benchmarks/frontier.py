@@ -22,7 +22,7 @@ The baselines (``median,sha,hyperband`` by default; add ``baker,conformal`` for 
 ``qhpo bench --suite FOLDER --json FILE`` wrote for the same trials and seeds
 (``--baselines-json``; every rule in it other than ``qhpo`` counts as a baseline).
 
-Run (the 100 design seeds, SVR predictor; about 20 minutes on 2 cores):
+Run (the 100 design seeds, SVR predictor; about 17 minutes on 2 cores):
 
     python benchmarks/frontier.py --seeds 100 --first-seed 100
 
