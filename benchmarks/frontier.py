@@ -45,6 +45,7 @@ import sys
 import time
 from pathlib import Path
 
+from qhpo import QhpoError
 from qhpo.curves import builtin_tables_folder, read_curve_table
 from qhpo.replay import run_suite, verdict
 from qhpo.replay._benchmark import TARGET_BASELINES, TARGET_COST_RATIO
@@ -100,10 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print(f"no curve tables (*.csv) in {folder}", file=sys.stderr)
         return 2
-    tables = [read_curve_table(p) for p in paths]
+    try:
+        tables = [read_curve_table(p) for p in paths]
+    except QhpoError as error:
+        print(error, file=sys.stderr)
+        return 2
     start = time.perf_counter()
     if args.baselines_json:
-        base = json.loads(args.baselines_json.read_text())
+        try:
+            base = json.loads(args.baselines_json.read_text())
+            tables_in = base["tables"]
+            assert isinstance(tables_in, dict)
+            for doc in tables_in.values():
+                for b in TARGET_BASELINES:
+                    float(doc["policies"][b]["regret_mean"]) + float(doc["policies"][b]["cost_fraction_mean"])
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, AssertionError):
+            print(
+                f"{args.baselines_json} is not the JSON of `qhpo bench --suite` with the median, sha and hyperband rules",
+                file=sys.stderr,
+            )
+            return 2
         if (base.get("trials"), base.get("seeds"), base.get("first_seed", 0)) != (
             args.trials,
             args.seeds,

@@ -58,3 +58,16 @@ def test_a_folder_without_tables_is_one_sentence(tmp_path, capsys):
     assert frontier.main(["--suite", str(tmp_path), "--seeds", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"no curve tables (*.csv) in {tmp_path}"
+
+
+def test_a_broken_baselines_file_is_one_sentence(tmp_path, capsys):
+    frontier = _frontier_module()
+    broken = tmp_path / "suite.json"
+    broken.write_text('{"tables": {"cifar10_cnn": {"policies": {"median": {}}}}, "trials": 100')
+    assert frontier.main(["--seeds", "1", "--baselines-json", str(broken)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"{broken} is not the JSON of `qhpo bench --suite` with the median, sha and hyperband rules"
+    )
+    broken.write_text('{"tables": {"cifar10_cnn": {"policies": {"median": {}}}}, "trials": 100}')  # no results
+    assert frontier.main(["--seeds", "1", "--baselines-json", str(broken)]) == 2
+    assert "is not the JSON of `qhpo bench --suite`" in capsys.readouterr().err
