@@ -38,7 +38,6 @@ the same as ``qhpo bench --suite builtin``).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import sys
@@ -63,17 +62,12 @@ def first_rung(epochs: int, multiplier: float) -> int:
     return max(1, int(round(multiplier * max(1, int(round(epochs / 20))))))
 
 
-def best_pruner(doc: dict) -> str:
-    """The target's reference: the pruner with the lowest mean regret (ties: lower cost)."""
+def shortfall(doc: dict, best: str, rule: str = "qhpo") -> float:
+    """How far ``rule`` is from the target set by the pruner ``best`` (the one
+    :func:`qhpo.replay.verdict` names): the larger of its regret over the bar (in units of
+    the table's spread) and its cost ratio over the bound (0 when it meets both)."""
     policies = doc["policies"]
-    return min(TARGET_BASELINES, key=lambda b: (policies[b]["regret_mean"], policies[b]["cost_fraction_mean"]))
-
-
-def shortfall(doc: dict, rule: str = "qhpo") -> float:
-    """How far ``rule`` is from the target: the larger of its regret over the bar (in
-    units of the table's spread) and its cost ratio over the bound (0 when it meets both)."""
-    policies = doc["policies"]
-    ours, theirs = policies[rule], policies[best_pruner(doc)]
+    ours, theirs = policies[rule], policies[best]
     bar = theirs["regret_mean"] + theirs["regret_sd"] / math.sqrt(doc["seeds"])
     spread = max(float(doc.get("spread", 0.0) or 0.0), 1e-12)
     over_regret = max(0.0, ours["regret_mean"] - bar) / spread
@@ -107,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     start = time.perf_counter()
+    replay = dict(
+        predictor=args.predictor, trials=args.trials, seeds=args.seeds, first_seed=args.first_seed, jobs=args.jobs
+    )
     if args.baselines_json:
         try:
             base = json.loads(args.baselines_json.read_text())
@@ -133,15 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     else:
         names = tuple(n.strip() for n in args.baselines.split(",") if n.strip())
-        base = run_suite(
-            tables,
-            policies=names,
-            predictor=args.predictor,
-            trials=args.trials,
-            seeds=args.seeds,
-            first_seed=args.first_seed,
-            jobs=args.jobs,
-        )
+        base = run_suite(tables, policies=names, **replay)
     results: dict[str, dict] = {}
     wins: dict[tuple[float, float], list[str]] = {(e, m): [] for e in args.etas for m in args.first_rung}
     for table in tables:
@@ -155,20 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             for m in args.first_rung:
                 r0 = first_rung(table.epochs, m)
                 if (eta, r0) not in runs:
-                    res = run_suite(
-                        [table],
-                        policies=("qhpo",),
-                        predictor=args.predictor,
-                        trials=args.trials,
-                        seeds=args.seeds,
-                        first_seed=args.first_seed,
-                        jobs=args.jobs,
-                        options={"qhpo": {"reduction_factor": eta, "min_resource": r0}},
+                    options = {"qhpo": {"reduction_factor": eta, "min_resource": r0}}
+                    ours = run_suite([table], policies=("qhpo",), options=options, **replay)
+                    baseline = base["tables"][stem]
+                    doc = dict(
+                        baseline, policies=dict(baseline["policies"], qhpo=ours["tables"][stem]["policies"]["qhpo"])
                     )
-                    doc = copy.deepcopy(base["tables"][stem])
-                    doc["policies"] = {k: v for k, v in doc["policies"].items() if k != "qhpo"}
-                    doc["policies"]["qhpo"] = res["tables"][stem]["policies"]["qhpo"]
                     v = verdict(doc)
+                    best = v["best"]
                     runs[(eta, r0)] = {
                         "eta": eta,
                         "first_rung": r0,
@@ -176,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                         "regret_mean": doc["policies"]["qhpo"]["regret_mean"],
                         "pass": bool(v["pass"]),
                         "why": v["why"],
-                        "shortfall": shortfall(doc),
+                        "shortfall": shortfall(doc, best),
                     }
                 run = runs[(eta, r0)]
                 if run["pass"]:
@@ -188,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
                 passing.append(cell)
             elif closest is None or run["shortfall"] < closest[0]:
                 closest = (run["shortfall"], f"{cell} ({run['why']})")
-        best = best_pruner(base["tables"][stem])
         head = f"{stem} (E={table.epochs}, best pruner {best}):"
         if passing:
             print(f"{head} {len(passing)} of {len(runs)} settings meet the target: " + "; ".join(passing))

@@ -4,19 +4,13 @@ The short version of ``benchmarks/chaos.py`` (same code, fewer kills)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from repo_scripts import load_script
 
 
 def _chaos_module():
-    spec = importlib.util.spec_from_file_location("qhpo_chaos_benchmark", REPO / "benchmarks" / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/chaos.py", "qhpo_chaos_benchmark")
 
 
 @pytest.mark.slow

@@ -3,19 +3,14 @@ with the target applied as ``qhpo bench --suite`` applies it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from repo_scripts import load_script
 
 
 def _frontier_module():
-    spec = importlib.util.spec_from_file_location("qhpo_frontier_benchmark", REPO / "benchmarks" / "frontier.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/frontier.py", "qhpo_frontier_benchmark")
 
 
 def test_the_default_setting_reproduces_the_suite_and_its_verdict(tmp_path, capsys):

@@ -427,15 +427,10 @@ def test_a_resumption_that_fails_leaves_its_paused_trial_stopped(tmp_path):
 
 @pytest.mark.slow
 def test_the_resume_example_resumes_paused_trials_and_their_curves_go_on(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
     from qhpo.optuna import PAUSED_ATTR, configuration_counts
+    from repo_scripts import load_script
 
-    path = Path(__file__).resolve().parent.parent / "examples" / "resume_paused_trials.py"
-    spec = importlib.util.spec_from_file_location("resume_example", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_script("examples/resume_paused_trials.py", "resume_example")
     folder = tmp_path / "checkpoints"
     study = example.search(16, 8, f"sqlite:///{tmp_path / 'example.db'}", folder)
 
