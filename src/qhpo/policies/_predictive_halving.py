@@ -390,7 +390,9 @@ class PredictiveHalving(PredictivePolicy):
         hyper = self.service.hyperparameters
         self.service.update(pool, self._hyperparameters(trials) if hyper else None)
         prefixes = np.maximum(self.sign * np.array([np.asarray(p.curve[:t], dtype=float) for p in peers]), floor)
-        return self.service.predict(t, prefixes, self._hyperparameters(peers) if hyper else None, target=horizon)
+        return self.service.predict(
+            t, prefixes, self._hyperparameters(peers) if hyper else None, target=horizon, keys=[p.key for p in peers]
+        )
 
     def _hyperparameters(self, views: Sequence[TrialView]) -> np.ndarray:
         """Numeric hyperparameters in a fixed column order; a missing value takes its column's median."""

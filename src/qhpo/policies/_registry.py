@@ -10,6 +10,7 @@ from qhpo.policies._base import StoppingPolicy
 from qhpo.policies._none import NoStopping
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._predictive_halving import PredictiveHalving, PredictiveHalvingStop
+from qhpo.predictors import ORACLE, ORACLE_REFUSAL
 
 _POLICIES = {
     "none": NoStopping,
@@ -73,6 +74,8 @@ def make_policy(
         )
     if name not in _POLICIES:
         raise ValueError(f"name must be one of {', '.join(POLICY_NAMES)}, got {name!r}")
+    if isinstance(predictor, str) and predictor == ORACLE:
+        raise ValueError(ORACLE_REFUSAL)
     cls = _POLICIES[name]
     if cls is NoStopping:
         return NoStopping(max_epochs=max_epochs, mode=mode)
