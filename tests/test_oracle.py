@@ -107,3 +107,13 @@ def test_bench_accepts_the_oracle_on_the_command_line(tmp_path, capsys):
     code = main(["bench", "--curves", str(csv), "--policies", "qhpo", "--predictor", "oracle", "--seeds", "1"])
     assert code == 0
     assert "predictor oracle" in capsys.readouterr().out
+
+
+def test_the_final_oracle_answers_with_the_final_value_whatever_is_asked():
+    table = _table("min")
+    oracle = OracleService(table.curves, mode="min", final=True)
+    mean, _ = oracle.predict(3, table.curves[:2, :3], keys=[0, 1], target=5)
+    np.testing.assert_array_equal(mean, table.curves[:2, -1])
+    drawn = table.take(draw_order(table.n_trials, 40, 1))
+    by = {p: replay_rule("qhpo-stop", drawn, seed=1, predictor=p) for p in ("oracle", "oracle-final")}
+    assert all(r.predictor_seconds == 0.0 for r in by.values())

@@ -42,7 +42,7 @@ import numpy as np
 
 from qhpo._checks import check_int
 from qhpo._seeds import derived_seed
-from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_REFUSAL
+from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 
 _log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class PredictionService:
         step: int = 10,
         error_estimate: bool = True,
     ):
-        if isinstance(model, str) and model == ORACLE:
+        if isinstance(model, str) and model in (ORACLE, ORACLE_FINAL):
             raise ValueError(ORACLE_REFUSAL)
         if isinstance(model, str) and model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {', '.join(MODEL_NAMES)} or an estimator, got {model!r}")

@@ -11,7 +11,7 @@ from qhpo.policies._none import NoStopping
 from qhpo.policies._one_epoch import OneEpoch
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._predictive_halving import PredictiveHalving, PredictiveHalvingStop
-from qhpo.predictors import ORACLE, ORACLE_REFUSAL
+from qhpo.predictors import ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 
 _POLICIES = {
     "none": NoStopping,
@@ -76,7 +76,7 @@ def make_policy(
         )
     if name not in _POLICIES:
         raise ValueError(f"name must be one of {', '.join(POLICY_NAMES)}, got {name!r}")
-    if isinstance(predictor, str) and predictor == ORACLE:
+    if isinstance(predictor, str) and predictor in (ORACLE, ORACLE_FINAL):
         raise ValueError(ORACLE_REFUSAL)
     cls = _POLICIES[name]
     if cls is NoStopping:

@@ -53,7 +53,7 @@ from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner
 from qhpo.policies import make_policy
-from qhpo.predictors import ORACLE
+from qhpo.predictors import ORACLE, ORACLE_FINAL
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
 from qhpo.replay._oracle import OracleService
 from qhpo.replay._simulator import simulate
@@ -137,10 +137,11 @@ def replay_rule(
         )
     if name not in rule_names(RuleKind.POLICY):
         raise ValueError(f"name must be one of {', '.join(BENCH_POLICIES)}, got {name!r}")
-    if isinstance(predictor, str) and predictor == ORACLE:
+    if isinstance(predictor, str) and predictor in (ORACLE, ORACLE_FINAL):
+        final = predictor == ORACLE_FINAL
         predictor, sampler = "svr", None  # stands for nothing: the oracle service replaces the predictor
         if name in ORACLE_POLICIES:
-            options["service"] = OracleService(table.curves, mode=table.mode)
+            options["service"] = OracleService(table.curves, mode=table.mode, final=final)
     policy = make_policy(
         name,
         max_epochs=table.epochs,

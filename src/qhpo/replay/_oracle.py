@@ -8,7 +8,8 @@ asked about epoch ``h``,
 
     mean = c_k[h],   std = 0,
 
-in the units of the prefix it was shown (the recorded metric when the prefix equals the
+(``h = E`` whatever the rule asks with ``final=True``, ``--predictor oracle-final``: what
+ranking on the final value itself would win), in the units of the prefix it was shown (the recorded metric when the prefix equals the
 row's recorded values, otherwise "higher is better" units ``sign * c_k[h]``, which qhpo's
 halving rules and Swift-Hyperband read). A row that diverged before ``h`` has no value
 there and is answered with the worst one (``-inf`` in "higher is better" units). It needs
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qhpo.predictors import ORACLE
+from qhpo.predictors import ORACLE, ORACLE_FINAL
 
 
 class OracleService:
@@ -38,6 +39,7 @@ class OracleService:
         curves: The replayed rows' recorded curves (n, E), in the order of their keys
             (the replay's trial keys are row numbers).
         mode: ``"max"`` or ``"min"``: the table's direction.
+        final: Answer with the final value whatever epoch is asked about.
     """
 
     model = ORACLE
@@ -48,13 +50,15 @@ class OracleService:
     last_fit_error = None
     n_failed_fits = 0
 
-    def __init__(self, curves, *, mode: str = "max"):
+    def __init__(self, curves, *, mode: str = "max", final: bool = False):
         curves = np.asarray(curves, dtype=float)
         if curves.ndim != 2 or curves.shape[1] == 0:
             raise ValueError(f"curves must be a 2-d array (trials, epochs), got shape {curves.shape}")
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.curves = curves
+        self.final = bool(final)
+        self.model = self.active_model = ORACLE_FINAL if self.final else ORACLE
         self.sign = 1.0 if mode == "max" else -1.0
         self.n_fits = 0
         self.fit_seconds = 0.0
@@ -90,7 +94,7 @@ class OracleService:
         if prefixes.shape[0] != rows.shape[0]:
             raise ValueError(f"got {rows.shape[0]} keys for {prefixes.shape[0]} prefixes")
         E = self.curves.shape[1]
-        h = E if target is None else int(target)
+        h = E if target is None or self.final else int(target)
         if not 1 <= h <= E:
             raise ValueError(f"target must be an epoch in [1, {E}], got {target!r}")
         t = int(t)

@@ -36,7 +36,7 @@ import numpy as np
 
 from qhpo._seeds import derived_seed
 from qhpo.policies import PredictionService, SwiftHyperband
-from qhpo.predictors import ORACLE
+from qhpo.predictors import ORACLE, ORACLE_FINAL
 from qhpo.replay._oracle import OracleService
 
 
@@ -118,7 +118,8 @@ def replay_swift_hyperband(
         min_resource: ``r_min`` (1 in the reference runs).
         predictive: Add the in-rung decision point (False: plain Hyperband).
         predictor: ``"svr"``, ``"qsvr"``, ``"qsvr-ensemble"``, an estimator object, or
-            ``"oracle"`` (the recorded value at the rung end: :class:`OracleService`).
+            ``"oracle"`` (the recorded value at the rung end: :class:`OracleService`), or
+            ``"oracle-final"`` (the recorded final value).
         sampler: Sampler (object or name) of the annealer predictors.
         random_state: Seed of the predictors.
         d: Minimum curves before a predictor is used.
@@ -290,8 +291,9 @@ class _Replay:
 
     # -- predictors and result -----------------------------------------------------------
     def service_for(self, rung: int) -> PredictionService:
-        if rung not in self.services and isinstance(self.predictor, str) and self.predictor == ORACLE:
-            self.services[rung] = OracleService(self.values, mode="max")  # the values are "higher is better"
+        if rung not in self.services and isinstance(self.predictor, str) and self.predictor in (ORACLE, ORACLE_FINAL):
+            # the values are "higher is better"
+            self.services[rung] = OracleService(self.values, mode="max", final=self.predictor == ORACLE_FINAL)
         if rung not in self.services:
             self.services[rung] = PredictionService(
                 self.predictor,
