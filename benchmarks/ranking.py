@@ -17,7 +17,9 @@ replays the rule on the same draws as ``qhpo bench`` (``--trials`` rows per seed
 - ``hp``: a model of the final value from the hyperparameters alone (an RBF SVR on the
   min-max scaled hyperparameters, categories one-hot), trained on the runs that the
   replayed study finished, as Bayesian optimisation keeps them (none below 3 finished runs);
-- ``hp+obs``: the mean of the ``hp`` rank and the ``observed`` rank.
+- ``hp+obs``: the mean of the ``hp`` rank and the ``observed`` rank;
+- ``observed*``, ``hp*``, ``hp+obs*``: the same three on the runs the study did *not*
+  finish only (the ``hp`` model was trained on the others' final values, which it recalls).
 
 Each cell is the mean over seeds of Spearman's correlation with the final value and, after
 the slash, the recall of the final top 10 % (of the ``ceil(m / 10)`` best final values, the
@@ -47,7 +49,7 @@ from qhpo.policies import PredictionService, rung_epochs
 from qhpo.predictors import classical_svr
 from qhpo.replay import draw_order, replay_rule
 
-METHODS = ("observed", "predictor", "oracle h", "oracle E", "hp", "hp+obs")
+METHODS = ("observed", "predictor", "oracle h", "oracle E", "hp", "hp+obs", "observed*", "hp*", "hp+obs*")
 TOP = 0.1
 FLOOR_QUANTILE = 0.1  # the default rule's floor_quantile
 ETA = 2.0  # the default rule's reduction factor
@@ -128,11 +130,12 @@ def seed_ranking(table: CurveTable, seed: int, trials: int, predictor: str = "sv
         if hp is not None:
             scores["hp"] = hp[rows]
             scores["hp+obs"] = (rankdata(hp[rows]) + rankdata(anchors)) / 2
-        out["rungs"][r] = {
-            "horizon": h,
-            "train": len(reached),
-            **{name: spearman_recall(score, final[rows]) for name, score in scores.items()},
-        }
+        cells = {name: spearman_recall(score, final[rows]) for name, score in scores.items()}
+        unseen = ~finished[rows]  # the runs the study did not finish: the model of hp never saw their final
+        if hp is not None and unseen.sum() >= 10:
+            for name in ("observed", "hp", "hp+obs"):
+                cells[name + "*"] = spearman_recall(scores[name][unseen], final[rows][unseen])
+        out["rungs"][r] = {"horizon": h, "train": len(reached), **cells}
     return out
 
 
