@@ -87,7 +87,7 @@ def format_headroom(result: dict) -> str:
         f"{result['first_seed'] + result['seeds'] - 1}; each cell: cost / regret / spread",
         f"{'table':<22}"
         + "".join(f"{b:>17}" for b in TARGET_BASELINES)
-        + "".join(f"{rule + ' ' + c:>22}" for c in columns)
+        + "".join(f" {rule + ' ' + c:>21}" for c in columns)
         + "  target "
         + " / ".join(columns),
     ]
