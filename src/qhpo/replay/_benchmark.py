@@ -66,9 +66,9 @@ TARGET_BASELINES = ("median", "sha", "hyperband")
 TARGET_RULE = "qhpo"
 #: The target's cost ratio: the judged rule may spend at most this share of ``best``'s epochs.
 TARGET_COST_RATIO = 0.75
-#: The policies whose predictions ``--predictor oracle`` replaces by the recorded values
-#: (``baker`` keeps its own ν-SVR: the model is part of that rule; Swift-Hyperband reads the
-#: oracle too).
+#: The policies whose predictions ``--predictor oracle`` (or ``oracle-final``) replaces by
+#: the recorded values; Swift-Hyperband reads them too (:func:`replay_swift_hyperband`), and
+#: ``baker`` keeps its own ν-SVR (the model is part of that published rule).
 ORACLE_POLICIES = ("poster", "qhpo", "qhpo-stop")
 SPREAD_DEFINITION = "best minus median of the table's finite final values (metric units)"
 

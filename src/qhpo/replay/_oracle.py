@@ -6,15 +6,16 @@ separates the two. It stands where a policy's :class:`qhpo.policies.PredictionSe
 stands and answers every question with the table's truth: for the trial of row ``k``
 asked about epoch ``h``,
 
-    mean = c_k[h],   std = 0,
+    mean = c_k[h],   std = 0
 
-(``h = E`` whatever the rule asks with ``final=True``, ``--predictor oracle-final``: what
-ranking on the final value itself would win), in the units of the prefix it was shown (the recorded metric when the prefix equals the
-row's recorded values, otherwise "higher is better" units ``sign * c_k[h]``, which qhpo's
-halving rules and Swift-Hyperband read). A row that diverged before ``h`` has no value
-there and is answered with the worst one (``-inf`` in "higher is better" units). It needs
-the rows' whole recorded curves, which only a replay holds: ``qhpo run`` and the adapters
-refuse it (:data:`qhpo.predictors.ORACLE_REFUSAL`).
+(with ``final=True``, ``--predictor oracle-final``, ``h = E`` whatever the rule asks: what
+ranking on the final value itself would win). The answer is in the units of the prefix it
+was shown: the recorded metric when the prefix equals the row's recorded values, otherwise
+"higher is better" units ``sign * c_k[h]``, which qhpo's halving rules and Swift-Hyperband
+read. A row that diverged before ``h`` has no value there and is answered with the worst
+one (``-inf`` in "higher is better" units). The oracle needs the rows' whole recorded
+curves, which only a replay holds: ``qhpo run`` and the adapters refuse it
+(:data:`qhpo.predictors.ORACLE_REFUSAL`).
 """
 
 from __future__ import annotations
