@@ -54,7 +54,7 @@ class RaisingSampler(dimod.Sampler):
 
 
 def test_registry_names_and_errors():
-    assert POLICY_NAMES == ("none", "baker", "poster", "qhpo", "qhpo-stop")
+    assert POLICY_NAMES == ("none", "one-epoch", "baker", "poster", "qhpo", "qhpo-stop")
     assert isinstance(make_policy("none", max_epochs=5), NoStopping)
     stop = make_policy("qhpo-stop", max_epochs=200)
     assert isinstance(stop, PredictiveHalving) and stop.name == "qhpo-stop" and not stop.resumes

@@ -51,6 +51,7 @@ def test_each_rule_names_its_own_options_and_none_the_command_sets():
     for rule in ("qhpo", "poster", "baker", "sha"):
         assert not {"max_epochs", "predictor", "sampler", "random_state", "mode"} & set(option_names(rule))
     assert option_names("none") == () and option_names("swift-hyperband") == ()
+    assert option_names("one-epoch") == ("decision_epoch", "share")
 
 
 def test_unknown_names_and_refused_values_get_one_sentence():

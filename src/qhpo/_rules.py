@@ -46,6 +46,11 @@ RULES: tuple[Rule, ...] = (
     Rule("median", RuleKind.OPTUNA, "optuna.pruners.MedianPruner"),
     Rule("sha", RuleKind.OPTUNA, "optuna.pruners.SuccessiveHalvingPruner (asynchronous successive halving)"),
     Rule("hyperband", RuleKind.OPTUNA, "optuna.pruners.HyperbandPruner"),
+    Rule(
+        "one-epoch",
+        RuleKind.POLICY,
+        "one epoch for every configuration, the best tenth finish (Egele et al. 2023, arXiv 2307.15422)",
+    ),
     Rule("conformal", RuleKind.OPTUNA, "surestop.ConformalPruner: conformal kill rule (surestop package, MIT)"),
     Rule("baker", RuleKind.POLICY, "Baker, Gupta, Raskar, Naik, ICLR workshop 2018 (arXiv 1705.10823)"),
     Rule("poster", RuleKind.POLICY, "one decision at mid-training (the hybrid quantum-classical HPO poster)"),

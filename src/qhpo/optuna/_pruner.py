@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from qhpo._checks import check_int
 from qhpo.optuna._trial_views import PAUSED_ATTR, UNRANKED_ATTR, TrialViewCache, trial_curve
 from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, Verdict
-from qhpo.predictors import MODEL_NAMES
+from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 
 #: Trial user attribute holding the list of decision records (see :class:`PredictivePruner`).
 DECISIONS_ATTR = "qhpo.decisions"
@@ -108,6 +108,8 @@ class PredictivePruner(BasePruner):
                 raise ValueError(f"policy must be one of {', '.join(POLICY_NAMES)} or a StoppingPolicy, got {policy!r}")
         elif not isinstance(policy, StoppingPolicy):
             raise ValueError(f"policy must be a policy name or a StoppingPolicy, got {policy!r}")
+        if isinstance(predictor, str) and predictor in (ORACLE, ORACLE_FINAL):
+            raise ValueError(ORACLE_REFUSAL)
         if isinstance(predictor, str) and predictor not in MODEL_NAMES:
             raise ValueError(f"predictor must be one of {', '.join(MODEL_NAMES)} or an estimator, got {predictor!r}")
         self.policy = policy

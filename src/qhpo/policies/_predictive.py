@@ -187,4 +187,4 @@ class PredictivePolicy(StoppingPolicy):
             return np.zeros(0), np.zeros(0)
         prefixes = np.array([np.asarray(tr.curve[:t], dtype=float) for tr in trials])
         params = self.param_matrix(trials) if self.service.hyperparameters else None
-        return self.service.predict(t, prefixes, params, target=self.max_epochs)
+        return self.service.predict(t, prefixes, params, target=self.max_epochs, keys=[tr.key for tr in trials])

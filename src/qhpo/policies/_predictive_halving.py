@@ -365,7 +365,9 @@ class PredictiveHalving(StoppingPolicy):
         hyper = self.service.hyperparameters
         self.service.update(pool, self._encode(trials) if hyper else None)
         prefixes = np.maximum(self.sign * np.array([np.asarray(p.curve[:t], dtype=float) for p in peers]), floor)
-        return self.service.predict(t, prefixes, self._encode(peers) if hyper else None, target=horizon)
+        return self.service.predict(
+            t, prefixes, self._encode(peers) if hyper else None, target=horizon, keys=[p.key for p in peers]
+        )
 
 
 class PredictiveHalvingStop(PredictiveHalving):

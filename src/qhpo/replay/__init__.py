@@ -15,6 +15,7 @@ from qhpo.replay._benchmark import (
     table_spread,
     verdict,
 )
+from qhpo.replay._oracle import OracleService
 from qhpo.replay._plot import plot_benchmark, plot_suite
 from qhpo.replay._simulator import ReplayAgent, ReplayOutcome, simulate
 from qhpo.replay._suite import run_suite, suite_tables
@@ -25,6 +26,7 @@ __all__ = [
     "BenchmarkSettings",
     "OPTUNA_PRUNERS",
     "OptunaPrunerAgent",
+    "OracleService",
     "PolicyAgent",
     "ReplayAgent",
     "ReplayOutcome",

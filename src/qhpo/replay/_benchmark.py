@@ -54,7 +54,9 @@ from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner
 from qhpo.policies import make_policy
+from qhpo.predictors import ORACLE, ORACLE_FINAL
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
+from qhpo.replay._oracle import OracleService
 from qhpo.replay._simulator import simulate
 from qhpo.replay._swift_hyperband import replay_swift_hyperband
 
@@ -65,6 +67,10 @@ TARGET_BASELINES = ("median", "sha", "hyperband")
 TARGET_RULE = "qhpo"
 #: The target's cost ratio: the judged rule may spend at most this share of ``best``'s epochs.
 TARGET_COST_RATIO = 0.75
+#: The policies whose predictions ``--predictor oracle`` (or ``oracle-final``) replaces by
+#: the recorded values; Swift-Hyperband reads them too (:func:`replay_swift_hyperband`), and
+#: ``baker`` keeps its own ν-SVR (the model is part of that published rule).
+ORACLE_POLICIES = ("poster", "qhpo", "qhpo-stop")
 SPREAD_DEFINITION = "best minus median of the table's finite final values (metric units)"
 
 #: Settings of each rule's aggressiveness traced as a line in the plot (the middle one is
@@ -132,6 +138,11 @@ def replay_rule(
         )
     if name not in rule_names(RuleKind.POLICY):
         raise ValueError(f"name must be one of {', '.join(BENCH_POLICIES)}, got {name!r}")
+    if isinstance(predictor, str) and predictor in (ORACLE, ORACLE_FINAL):
+        final = predictor == ORACLE_FINAL
+        predictor, sampler = "svr", None  # stands for nothing: the oracle service replaces the predictor
+        if name in ORACLE_POLICIES:
+            options["service"] = OracleService(table.curves, mode=table.mode, final=final)
     policy = make_policy(
         name,
         max_epochs=table.epochs,

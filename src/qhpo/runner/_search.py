@@ -18,7 +18,7 @@ from qhpo._environment import module_command
 from qhpo._errors import QhpoError
 from qhpo._policy_options import check_policy_options
 from qhpo.optuna import checkpoint_key
-from qhpo.predictors import MODEL_NAMES
+from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
 from qhpo.runner._plots import draw_plots
 from qhpo.runner._progress import SearchProgress
@@ -38,6 +38,8 @@ def check_config(config: RunConfig) -> None:
     names = policy_names()
     if config.policy not in names:
         raise QhpoError(f"unknown policy {config.policy!r}; choose one of {', '.join(names)}.")
+    if config.predictor in (ORACLE, ORACLE_FINAL):
+        raise QhpoError(ORACLE_REFUSAL)
     if config.predictor not in MODEL_NAMES:
         raise QhpoError(f"unknown predictor {config.predictor!r}; choose one of {', '.join(MODEL_NAMES)}.")
     if config.hpo_sampler not in HPO_SAMPLERS:
