@@ -137,6 +137,8 @@ def main() -> None:
                 folder.mkdir(parents=True, exist_ok=True)
                 run = run_search(folder, rule, seed, args)
                 runs.append(run)
+                if args.json:  # after every run, so that an interrupted benchmark keeps what it measured
+                    Path(args.json).write_text(json.dumps({"runs": runs}, indent=1), encoding="utf-8")
                 print(
                     f"{rule:>8} seed {seed}: {run['epochs_trained']}/{run['epochs_full']} epochs, "
                     f"best validation {run['best_validation']:.4f}, test {run['test_accuracy']}, "
