@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qhpo._errors import QhpoError
+from qhpo._rules import predictive_rule_names
 from qhpo.optuna import OPTUNA_PRUNERS
 
 OPTUNA_BASELINES = OPTUNA_PRUNERS  # ``--policy`` values that are Optuna's pruners
@@ -111,7 +112,6 @@ class RunConfig:
     cpus_per_trial: float | None = None
     resume: bool = False
     keep_checkpoints: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> RunConfig:
         return replace(self, **changes)
@@ -139,7 +139,7 @@ class RunConfig:
 
 
 #: Policies whose decisions read predictions (they use --predictor and --annealer).
-PREDICTIVE_POLICIES = ("qhpo", "qhpo-stop", "poster", "swift-hyperband")
+PREDICTIVE_POLICIES = predictive_rule_names()  # the policies --predictor and --annealer apply to
 
 
 def preset(name: str) -> Preset:
