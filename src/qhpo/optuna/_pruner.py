@@ -238,8 +238,11 @@ class PredictivePruner(BasePruner):
     def policy_(self) -> StoppingPolicy | None:
         """The policy of the study this pruner last decided for; None until it has one.
 
-        With several studies, :meth:`policy_for` names the study.
+        With several studies, :meth:`policy_for` names the study. A pruner built around a
+        policy object always answers that object.
         """
+        if isinstance(self.policy, StoppingPolicy):
+            return self.policy
         with self._lock:
             state = self._studies.get(self._last_key) if self._last_key is not None else None
         return None if state is None else state.policy
