@@ -431,6 +431,7 @@ def test_ray_tunes_own_pattern_with_the_default_search_and_the_running_trial_lim
     assert sum(v.status == TrialStatus.STOPPED for v in views) >= 2  # the policy paused or stopped trials
     for view in views:  # a curve is the trainable's, epoch by epoch, across any pause
         np.testing.assert_allclose(view.curve, [view.params["x"] * (1 - 0.7**e) for e in range(1, view.epochs + 1)])
+    assert any(decision == "pause" for _, _, decision in scheduler.decisions_)  # freeze-thaw on Ray
     resumed = [key for key, epoch, decision in scheduler.decisions_ if decision == "resume"]
     for key in resumed:  # a resumed trial restarted from its checkpoint: no epoch reported twice
         epochs = [e for k, e in reports.seen if k == key]
