@@ -414,13 +414,12 @@ def test_ray_tunes_own_pattern_with_the_default_search_and_the_running_trial_lim
     reports = _EpochReports()
     tuner = tune.Tuner(
         tune.with_resources(_train_function, {"cpu": 0.5}),
-        param_space={"x": tune.uniform(0.2, 1.0)},
+        param_space={"x": tune.grid_search([0.3, 0.9, 0.4, 0.8, 0.5, 0.7])},
         tune_config=tune.TuneConfig(
             metric="accuracy",
             mode="max",
             scheduler=scheduler,
             search_alg=RunningTrialLimiter(None, 2, scheduler),
-            num_samples=6,
         ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, callbacks=[running, reports]),
     )
@@ -428,7 +427,7 @@ def test_ray_tunes_own_pattern_with_the_default_search_and_the_running_trial_lim
     assert len(results) == 6 and not results.errors and running.most <= 2
     views = scheduler.trial_views()
     assert len(views) == 6 and {v.status for v in views} <= {TrialStatus.COMPLETE, TrialStatus.STOPPED}
-    assert sum(v.status == TrialStatus.STOPPED for v in views) >= 2  # the policy paused or stopped trials
+    assert max(views, key=lambda v: v.params["x"]).status == TrialStatus.COMPLETE
     for view in views:  # a curve is the trainable's, epoch by epoch, across any pause
         np.testing.assert_allclose(view.curve, [view.params["x"] * (1 - 0.7**e) for e in range(1, view.epochs + 1)])
     assert any(decision == "pause" for _, _, decision in scheduler.decisions_)  # freeze-thaw on Ray
