@@ -20,7 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from qhpo._checks import check_int
-from qhpo.optuna._trial_views import PAUSED_ATTR, TrialViewCache, curve_by_step, resumed_after
+from qhpo.optuna._trial_views import PAUSED_ATTR, UNRANKED_ATTR, TrialViewCache, resumed_after
 from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.predictors import MODEL_NAMES
 
@@ -317,12 +317,18 @@ class PredictivePruner(BasePruner):
             progress.judged = last
             if not epochs:
                 return False
-            curve = curve_by_step(values)
             views = state.views.views(study, current=trial)
-            others = [v for v in views if v.key != trial.number]
+            index = next(i for i, v in enumerate(views) if v.key == trial.number)
+            current = views[index]
+            held = state.unranked.setdefault(trial._trial_id, set(current.unranked))
             for epoch in epochs:  # each rung reached since the last call, in order; the first that ends it decides
-                view = TrialView(key=trial.number, curve=tuple(curve[:epoch]), params=dict(trial.params))
-                verdict = policy.verdict(view, [*others, view])
+                view = dataclasses.replace(current, curve=tuple(current.curve[:epoch]))
+                views[index] = view
+                verdict = policy.verdict(view, views)
+                if not verdict.ranked and epoch not in held:
+                    # every process reads it back from the storage: the trial takes no place at this rung
+                    held.add(epoch)
+                    study._storage.set_trial_user_attr(trial._trial_id, UNRANKED_ATTR, sorted(held))
                 if verdict.predictive or verdict.decision != Decision.CONTINUE:
                     record = self._record(verdict, state, last, policy.label)
                     self._store(study, trial, state, record, verdict.decision)
@@ -540,6 +546,7 @@ class _StudyState:
     max_epochs_from: str = ""
     views: TrialViewCache = dataclasses.field(default_factory=TrialViewCache)
     records: dict[int, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    unranked: dict[int, set[int]] = dataclasses.field(default_factory=dict)  # per trial id: qhpo.unranked
     trials: dict[int, _TrialProgress] = dataclasses.field(default_factory=dict)
     asked: datetime.datetime | None = None  # the last promote() call
     unanswered: datetime.datetime | None = None  # the first pause since then
