@@ -372,3 +372,25 @@ def test_freeze_thaw_without_anyone_resuming_warns_once(tmp_path, curve_table_pa
     with pytest.warns(RuntimeWarning, match="no one asks which paused trials to resume") as caught:
         study.optimize(checkpointed(curves, tmp_path), n_trials=12)
     assert sum("no one asks" in str(w.message) for w in caught) == 1
+
+
+def test_a_retry_is_judged_from_its_last_reported_step_a_late_first_call_at_every_rung():
+    from qhpo.optuna import RETRY_OF_ATTR
+
+    study = optuna.create_study(direction="maximize", pruner=PredictivePruner(max_epochs=E))
+    run(study, rising(0.9))
+    late = study.ask()  # asks first after step 3: rungs 1 and 2 are judged then
+    for step in (1, 2, 3):
+        late.report(rising(0.5)[step - 1], step)
+    assert late.should_prune()
+    assert study._storage.get_trial(late._trial_id).user_attrs[STOP_ATTR]["epoch"] == 1
+    study.tell(late, state=TrialState.PRUNED)
+    # a retry reports its checkpoint's epochs again: the trial it retries was judged before them
+    study.enqueue_trial({}, user_attrs={RETRY_OF_ATTR: 0})
+    retry = study.ask()
+    for step in (1, 2, 3):
+        retry.report(rising(0.5)[step - 1], step)
+    assert not retry.should_prune()
+    retry.report(rising(0.5)[3], 4)
+    assert retry.should_prune()
+    assert study._storage.get_trial(retry._trial_id).user_attrs[STOP_ATTR]["epoch"] == 4

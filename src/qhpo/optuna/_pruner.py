@@ -20,7 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from qhpo._checks import check_int
-from qhpo.optuna._trial_views import PAUSED_ATTR, UNRANKED_ATTR, TrialViewCache, resumed_after
+from qhpo.optuna._trial_views import PAUSED_ATTR, RETRY_OF_ATTR, UNRANKED_ATTR, TrialViewCache, resumed_after
 from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.predictors import MODEL_NAMES
 
@@ -277,9 +277,10 @@ class PredictivePruner(BasePruner):
             state = self._state(study)
             if state is None:
                 return False  # a policy object serving another study
+            last = max(values)
             progress = state.trials.get(trial._trial_id)
-            if progress is None:  # a resumption was judged up to its pause by the trial it continues
-                progress = state.trials[trial._trial_id] = _TrialProgress(judged=resumed_after(trial) or 0)
+            if progress is None:
+                progress = state.trials[trial._trial_id] = _TrialProgress(judged=_judged_before(trial, last))
             new = sorted(set(values) - progress.steps)
             if not new:
                 return progress.answer  # asked again after the same reports
@@ -291,7 +292,6 @@ class PredictivePruner(BasePruner):
                 )
             progress.steps.update(new)
             self._check_resumers(state, trial)
-            last = max(values)
             value = float(values[last])
             if not math.isfinite(value):  # as Optuna's own pruners do: a NaN or infinite value ends the trial
                 verdict = Verdict(Decision.STOP, last, f"the reported value {value} at step {last} is not finite")
@@ -519,6 +519,17 @@ class PredictivePruner(BasePruner):
         if topic not in self._warned:
             self._warned.add(topic)
             warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _judged_before(trial: FrozenTrial, last: int) -> int:
+    """The last step judged before ``trial`` first asks: a resumption was judged up to its
+    pause by the trial it continues; a retry reports its checkpoint's epochs again, and the
+    trial it retries was judged up to the epoch before its last one (it may have died before
+    that decision); any other trial has been judged nowhere."""
+    resumed = resumed_after(trial) or 0
+    if trial.user_attrs.get(RETRY_OF_ATTR) is not None:
+        return max(last - 1, resumed)  # the retry of a resumption keeps the resumption's point
+    return resumed
 
 
 #: The constructor's arguments: what a pickled pruner keeps.

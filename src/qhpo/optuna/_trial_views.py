@@ -44,6 +44,9 @@ RESUME_OF_ATTR = "qhpo.resume_of"
 RESUME_ATTR = "qhpo.resume"
 #: Trial user attribute: the checkpoint key, shared by a trial and every trial that continues it.
 CHECKPOINT_ATTR = "qhpo.checkpoint"
+#: Trial user attribute: the number of the interrupted trial this trial retries from its
+#: checkpoint (``qhpo run``); it reports the checkpoint's epochs again.
+RETRY_OF_ATTR = "qhpo.retry_of"
 #: Trial user attribute: the decision epochs at which the policy let the trial go on unranked
 #: (:attr:`qhpo.policies.Verdict.ranked` False), read back into :attr:`TrialView.unranked`.
 UNRANKED_ATTR = "qhpo.unranked"
