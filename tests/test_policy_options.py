@@ -57,7 +57,15 @@ def test_unknown_names_and_refused_values_get_one_sentence():
     check_policy_options("qhpo", {"reduction_factor": 3, "min_resource": 2}, epochs=50)  # accepted
     cases = [
         ("qhpo", {"bogus": 1}, "has no option 'bogus'; its options are anchor_window"),
-        ("qhpo", {"reduction_factor": 1}, "refuses reduction_factor=1 for 50 epochs: reduction_factor must be greater"),
+        (
+            "qhpo",
+            {"reduction_factor": 1},
+            "refuses reduction_factor=1 for 50 epochs: reduction_factor must be a number > 1",
+        ),
+        # no silent truncation: a fractional epoch count or a flag is refused, not rounded
+        ("qhpo", {"min_resource": 2.7}, "min_resource must be an integer >= 1 or None, got 2.7"),
+        ("qhpo", {"min_completed": True}, "min_completed must be an integer >= 0, got True"),
+        ("qhpo", {"floor_quantile": 1}, "floor_quantile must be a number in .0, 1., got 1"),
         ("qhpo", {"reduction_factor": "fast"}, "refuses reduction_factor=fast"),
         ("sha", {"reduction_factor": 1}, "refuses reduction_factor=1"),
         ("none", {"a": 1}, "takes no --policy-option"),

@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 from qhpo._errors import QhpoError
 from qhpo._files import remove_orphans
 from qhpo.optuna import PredictivePruner, checkpoint_key, configuration_counts, resumable_trials
-from qhpo.policies import PredictivePolicy, StoppingPolicy
+from qhpo.policies import StoppingPolicy
 from qhpo.runner._config import RunConfig
 from qhpo.runner._storage import (
     FAILURE_ATTR,
@@ -121,11 +121,12 @@ def _resumes(study: optuna.Study) -> bool:
 def _settle_predictor(study: optuna.Study, timeout: float = 120.0) -> bool:
     """Wait for the policy's background fits to land; True when it has a predictor that may have changed."""
     policy = _resuming_policy(study)
-    if not isinstance(policy, PredictivePolicy):
+    service = None if policy is None else policy.prediction_service
+    if service is None:
         return False
-    fits = policy.service.n_fits
-    policy.service.wait(timeout)
-    return policy.service.n_fits != fits
+    version = service.version
+    service.wait(timeout)
+    return service.version != version
 
 
 def sampler_seed(seed: int, worker_index: int, offset: int) -> int:
