@@ -474,6 +474,8 @@ class PredictivePruner(BasePruner):
         started = trial.datetime_start
         if started is None or started <= state.unanswered or trial._trial_id in state.counted:
             return
+        if "fixed_params" in trial.system_attrs:
+            return  # an enqueued trial (a retry, a resumption, the user's) rightly goes before any resumption
         state.counted.add(trial._trial_id)
         if len(state.counted) >= 2:
             self._warn_once(
@@ -567,9 +569,9 @@ class _StudyState:
         epochs = policy.decision_epochs()
         self.decision_epochs = None if epochs is None else tuple(sorted({int(e) for e in epochs}))
         if self.policy is not None and self.policy is not policy:
-            close = getattr(getattr(self.policy, "service", None), "close", None)
-            if close is not None:
-                close()  # the policy for the shorter budget is done
+            service = self.policy.prediction_service
+            if service is not None:
+                service.close()  # the policy for the shorter budget is done
         self.policy, self.max_epochs, self.max_epochs_from = policy, int(max_epochs), source
 
 

@@ -228,12 +228,12 @@ class ResumePausedTrials:
 def _settle(study: optuna.Study, timeout: float) -> bool:
     """Wait for the pruner's pending predictor fits; True when the predictor may have changed."""
     policy = getattr(study.pruner, "policy_", None)
-    service = getattr(policy, "service", None)
+    service = None if policy is None else policy.prediction_service
     if service is None:
         return False
-    fits = service.n_fits
+    version = service.version
     service.wait(timeout)
-    return service.n_fits != fits
+    return service.version != version
 
 
 class TrialCheckpoint:
