@@ -89,7 +89,7 @@ def resumable_trials(
     Example:
         >>> import optuna
         >>> from qhpo.optuna import PredictivePruner, resumable_trials
-        >>> pruner = PredictivePruner("qhpo", "svr", max_epochs=20)
+        >>> pruner = PredictivePruner("qhpo", "svr", freeze_thaw=True, max_epochs=20)
         >>> study = optuna.create_study(direction="maximize", pruner=pruner)
         >>> resumable_trials(study)  # nothing paused yet
         []
@@ -110,7 +110,8 @@ def resumable_trials(
 
     Returns:
         At most ``limit`` :class:`ResumableTrial` records; none when the pruner is not a
-        :class:`~qhpo.optuna.PredictivePruner` or its policy never resumes.
+        :class:`~qhpo.optuna.PredictivePruner` or its policy never resumes (a pruner built
+        without ``freeze_thaw=True``).
 
     Several processes on one study should call this and ``enqueue`` under one lock (as
     ``qhpo run`` does), or two of them may resume the same trial.
