@@ -269,3 +269,19 @@ def test_the_verdict_bar_is_the_best_pruners_mean_regret_plus_its_standard_error
     dear = verdict({"seeds": 16, "policies": {**base, "qhpo": rule(0.2251, 1.0)}})
     assert not dear["pass"] and "above 0.75 x median's" in dear["why"]
     assert verdict({"seeds": 16, "policies": base}) is None  # no qhpo result
+
+
+def test_the_replay_leaves_the_callers_optuna_logging_as_it_was(tmp_path):
+    import optuna
+
+    from qhpo.curves import read_curve_table
+    from qhpo.replay import run_benchmark
+
+    table = read_curve_table(write_table(tmp_path, "t", n=12, epochs=6))
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        run_benchmark(table, policies=["median"], trials=6, seeds=1)
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)

@@ -39,6 +39,7 @@ drawn rows are used up.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -144,12 +145,23 @@ def replay_rule(
 
 
 def _replay_optuna(name: str, table: CurveTable, *, seed: int, workers: int, options: dict) -> SeedResult:
+    with _optuna_logs_quiet():  # one INFO line per replayed trial otherwise; restored afterwards
+        agent = OptunaPrunerAgent(optuna_pruner(name, table.epochs, **options), table.mode, table.epochs, seed=seed)
+        out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
+    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
+
+
+@contextlib.contextmanager
+def _optuna_logs_quiet():
+    """Optuna's logging at WARNING while the block runs, then as the caller had it."""
     import optuna
 
+    before = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    agent = OptunaPrunerAgent(optuna_pruner(name, table.epochs, **options), table.mode, table.epochs, seed=seed)
-    out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
-    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def _replay_brackets(

@@ -117,7 +117,6 @@ def run_optuna_search(config: RunConfig) -> SearchSummary:
     data = load_cifar10(
         config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
     )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(config, location, space)
     remove_orphan_files(location.run_dir / config.study)
     recovered = recover_interrupted_trials(study, location)
