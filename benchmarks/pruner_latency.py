@@ -96,7 +96,7 @@ def measure(table, rows, args, storage_kind: str) -> float:
         pruner.flush()  # the decision records are written before the storage goes
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     print(
-        f"{storage_kind} storage, {args.trials} trials x {args.epochs} epochs, policy qhpo, predictor {args.predictor}: "
+        f"{storage_kind} storage, {args.trials} trials x {args.epochs} epochs, rule {pruner.rule}, predictor {args.predictor}: "
         f"{pruned} pruned, {total:.1f} s in all"
     )
     for name, times in (("at decision epochs", at_decision), ("between decision epochs", between)):

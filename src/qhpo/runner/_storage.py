@@ -27,14 +27,14 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
-from qhpo.optuna import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, UNRANKED_ATTR, checkpoint_key
+from qhpo.optuna import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, RETRY_OF_ATTR, UNRANKED_ATTR, checkpoint_key
 
 #: Default storage when none is given: one SQLite file for every study of this folder.
 DEFAULT_STORAGE = "qhpo-runs/qhpo.db"
 #: Trial user attributes written by the runner.
 OWNER_ATTR = "qhpo.owner"  # {"host", "pid"} of the process training the trial
 HEARTBEAT_ATTR = "qhpo.heartbeat"  # UNIX time of the trial's last finished epoch
-RETRY_OF_ATTR = "qhpo.retry_of"  # number of the interrupted trial this one continues
+# RETRY_OF_ATTR ("qhpo.retry_of"): number of the interrupted trial this one continues
 # CHECKPOINT_ATTR ("qhpo.checkpoint"): the checkpoint key, shared by a trial, its retries and resumptions
 FAILURE_ATTR = "qhpo.failure"  # why a trial failed
 KILLS_ATTR = "qhpo.kills"  # times in a row this configuration's process died without finishing an epoch

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from qhpo._errors import QhpoError
-from qhpo.optuna import MAX_EPOCHS_ATTR, OPTUNA_PRUNERS, PredictivePruner, optuna_pruner
+from qhpo.optuna import MAX_EPOCHS_ATTR, OPTUNA_PRUNERS, PredictivePruner, can_freeze_thaw, optuna_pruner
 from qhpo.runner._config import HPO_SAMPLERS, RunConfig
 from qhpo.runner._storage import StorageLocation
 
@@ -55,6 +55,9 @@ def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
     if config.policy in OPTUNA_PRUNERS:
         return optuna_pruner(config.policy, config.epochs, **config.policy_options)
     options = config.stopping_options()
+    # qhpo run resumes paused trials itself (its workers ask promote before each new trial), so a
+    # policy that can pause runs with freeze-thaw on unless --policy-option resume=false says otherwise
+    freeze_thaw = bool(options.pop("resume", True)) and can_freeze_thaw(config.policy)
     return PredictivePruner(
         config.policy,
         config.predictor,
@@ -62,6 +65,7 @@ def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
         max_epochs=config.epochs,
         random_state=config.seed,
         policy_options=options,
+        freeze_thaw=freeze_thaw,
     )
 
 
