@@ -63,6 +63,7 @@ GRACE_PERIOD = 600.0
 _SQLITE_TIMEOUT_S = 60  # several processes on one SQLite file wait for the lock instead of failing
 _THREAD_LOCKS: dict[str, threading.Lock] = {}  # one per claim-lock file: threads of one process
 _THREAD_LOCKS_GUARD = threading.Lock()
+_HELD = threading.local()  # the advisory locks this thread holds: (url, name)
 _LOCK_ENGINES: dict[str, Any] = {}  # one SQLAlchemy engine per database URL for the advisory locks
 #: Drivers of ``postgresql+DRIVER://`` URLs and the package that brings each.
 _DRIVER_PACKAGES = {
@@ -211,10 +212,15 @@ def _advisory_lock(url: str, name: str):
     """Hold PostgreSQL's transaction-level advisory lock ``name`` (hashed to 64 bits) on its own connection.
 
     The server releases it when the transaction ends, and when the holder's connection
-    ends (a killed process, a lost node), so no holder can leave it taken.
+    ends (a killed process, a lost node), so no holder can leave it taken. A thread that
+    holds it already passes through.
     """
     import sqlalchemy
 
+    held = _HELD.__dict__.setdefault("names", set())
+    if (url, name) in held:  # this thread holds it already (a second session would wait for the first forever)
+        yield
+        return
     key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
     with _THREAD_LOCKS_GUARD:
         engine = _LOCK_ENGINES.get(url)
@@ -225,7 +231,11 @@ def _advisory_lock(url: str, name: str):
             _LOCK_ENGINES[url] = engine
     with engine.connect() as connection, connection.begin():
         connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-        yield
+        held.add((url, name))
+        try:
+            yield
+        finally:
+            held.discard((url, name))
 
 
 def _first_line(error: BaseException) -> str:
@@ -329,10 +339,15 @@ def connection_lost(location: StorageLocation, error: BaseException) -> QhpoErro
         import sqlalchemy.exc
     except ImportError:
         return None
-    if not isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+    cause: BaseException | None = error  # Optuna wraps a failed commit in its StorageInternalError
+    while cause is not None and not isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+        if isinstance(cause, QhpoError):
+            return None  # said already
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    if cause is None:
         return None
     return QhpoError(
-        f"lost the connection to the storage {location.describe()!r} ({_first_line(error)}); the trials of this "
+        f"lost the connection to the storage {location.describe()!r} ({_first_line(cause)}); the trials of this "
         "process stay in the study and are retried: run the same command again once the server is reachable."
     )
 
