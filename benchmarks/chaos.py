@@ -395,6 +395,18 @@ class Chaos:
                     shared = min(len(origin.intermediate_values), int(t.user_attrs.get("qhpo.resumed_at_epoch", 0)))
                     if any(origin.intermediate_values[e] != t.intermediate_values.get(e) for e in range(1, shared + 1)):
                         broken.append(t.number)
+        # From an interrupted trial's last sign of life (start, finished epoch or heartbeat) to
+        # the recovery that failed it and enqueued its retry.
+        recovery = [
+            t.datetime_complete.timestamp()
+            - max(
+                t.datetime_start.timestamp(),
+                float(t.user_attrs.get("qhpo.heartbeat", 0.0)),
+                float(t.user_attrs.get("qhpo.alive", 0.0)),
+            )
+            for t in interrupted
+            if t.datetime_complete is not None and t.datetime_start is not None
+        ]
         temporary = sorted(
             str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if _TEMPORARY.fullmatch(p.name)
         )
@@ -409,6 +421,7 @@ class Chaos:
             "kills_by_kind": dict(self.kills),
             "interrupted_trials_retried": len(interrupted) - len(lost),
             "trials_lost": len(lost),
+            "seconds_to_retry_max": round(max(recovery), 1) if recovery else None,
             "trials_duplicated": sum(n - 1 for n in configurations.values() if n > 1),
             "configurations_given_up_after_repeated_kills": len(given_up),
             "running_left": sum(t.state == TrialState.RUNNING for t in trials),
