@@ -59,6 +59,8 @@ _MAX_CRASHES_IN_A_ROW = 3
 _MAX_FAILURES_IN_A_ROW = 10  # diverged or crashed: a space where every trial fails would loop forever
 _WAIT_SECONDS = 2.0
 _SAMPLER_STREAM = 1  # the HPO sampler's streams among the run seed's (see qhpo._seeds)
+#: Study user attribute: worker processes that joined the study on a database server.
+JOINED_ATTR = "qhpo.joined"
 
 
 def count_states(study: optuna.Study) -> tuple[int, int]:
@@ -135,11 +137,30 @@ def _settle_predictor(study: optuna.Study, timeout: float = 120.0) -> bool:
     return policy.service.n_fits != fits
 
 
-def sampler_seed(seed: int, worker_index: int, offset: int) -> int:
-    """The HPO sampler's seed of one worker: distinct per run seed, worker and trials already there."""
+def sampler_seed(seed: int, worker_index: int, offset: int, joined: int | None = None) -> int:
+    """The HPO sampler's seed of one worker: distinct per run seed, worker and trials already there,
+    and on a database server per process (``joined``: the order in which it joined the study)."""
     from qhpo._seeds import derived_seed
 
-    return derived_seed(seed, _SAMPLER_STREAM, worker_index, offset)
+    if joined is None:
+        return derived_seed(seed, _SAMPLER_STREAM, worker_index, offset)
+    return derived_seed(seed, _SAMPLER_STREAM, worker_index, offset, joined)
+
+
+def _join_order(study: optuna.Study, location: StorageLocation) -> int | None:
+    """On PostgreSQL: how many worker processes joined ``study`` before this one (None elsewhere).
+
+    Processes on several nodes that start at once see the same trials and may share a
+    ``--seed``; the order, counted under the database's creation lock in the study user
+    attribute :data:`JOINED_ATTR`, gives each its own sampler stream, so that they do not
+    propose the same configurations.
+    """
+    if not location.database_locks:
+        return None
+    with location.creation_lock():
+        joined = int(study._storage.get_study_user_attrs(study._study_id).get(JOINED_ATTR, 0))
+        study._storage.set_study_user_attr(study._study_id, JOINED_ATTR, joined + 1)
+    return joined
 
 
 def run_worker(
@@ -178,11 +199,13 @@ def _train_trials(config, location, storage, worker_index, space, data, device, 
 
     # Seed the sampler by the trials already there, so a resumed or second worker does not
     # propose the configurations of the first one again.
-    offset = len(optuna.load_study(study_name=config.study, storage=storage).trials)
+    joining = optuna.load_study(study_name=config.study, storage=storage)
+    offset = len(joining.trials)
+    joined = _join_order(joining, location)
     study = optuna.load_study(
         study_name=config.study,
         storage=storage,
-        sampler=hpo_sampler(config.hpo_sampler, seed=sampler_seed(config.seed, worker_index, offset)),
+        sampler=hpo_sampler(config.hpo_sampler, seed=sampler_seed(config.seed, worker_index, offset, joined)),
         pruner=make_pruner(config),
     )
     checkpoint_dir = checkpoint_folder(location, config.study, config.checkpoint_dir)
