@@ -371,6 +371,13 @@ def test_heartbeat_and_grace_period_are_checked(tmp_path, cifar_dir, capsys):
     assert "expected a positive number of seconds" in capsys.readouterr().err
 
 
+def test_the_multinode_flags_are_refused_on_ray(tmp_path, capsys):
+    args = ["run", "--backend", "ray", "--checkpoint-dir", str(tmp_path), "--grace-period", "300"]
+    assert main(args + ["--storage", str(tmp_path / "q.db")]) == 2
+    err = capsys.readouterr().err
+    assert "--checkpoint-dir, --grace-period apply to --backend optuna only" in err and len(err.splitlines()) == 1
+
+
 # -- checkpoints that cannot be read ----------------------------------------------------------------
 def _continuation(tmp_path, attr: str):
     """A study whose trial 0 recorded 2 epochs under checkpoint key 0, and a claimed trial that continues it."""

@@ -166,7 +166,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--storage",
         metavar="URL",
-        help="SQLite file or URL, or journal:PATH for an Optuna journal file (default qhpo-runs/qhpo.db)",
+        help="SQLite file or URL, a database URL (postgresql://USER:PASSWORD@HOST/DB uses psycopg 3; several "
+        "nodes on one database: docs/multinode.md), or journal:PATH for an Optuna journal file "
+        "(default qhpo-runs/qhpo.db)",
     )
     where.add_argument("--study", metavar="NAME", help="study name (default cifar10-<preset>)")
     where.add_argument(
