@@ -302,6 +302,85 @@ def test_a_server_that_goes_away_mid_run_stops_it_in_one_sentence_and_the_rerun_
         server.cleanup()
 
 
+def _as_another_host(command: list[str], name: str) -> list[str] | None:
+    """``command`` run under another host name (a UTS namespace of its own), or None where that is not allowed."""
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    probe = subprocess.run([unshare, "-u", "hostname", name], capture_output=True)
+    if probe.returncode != 0:
+        return None
+    return [unshare, "-u", "sh", "-c", f'hostname {name} && exec "$@"', "sh", *command]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_killed_node_s_trial_is_retried_by_another_node_after_its_grace_period_once(
+    tmp_path, cifar_dir, postgres_url
+):
+    # Node B is this machine under another host name: its process ids mean nothing to node A,
+    # which must judge B's trials by their heartbeats (every 1 s, grace period 4 s).
+    args = tiny_run(cifar_dir, postgres_url, "--trials", "4", "--epochs", "3", "--policy", "none", "--quiet")
+    args[args.index("--subset") + 1] = "1024"  # epochs long enough to kill node B mid-trial
+    args += ["--checkpoint-dir", str(tmp_path / "shared"), "--heartbeat-interval", "1", "--grace-period", "4"]
+    node_b = _as_another_host([sys.executable, "-m", "qhpo", *args], "qhpo-node-b")
+    if node_b is None:
+        pytest.skip("another host name needs unshare -u (a UTS namespace), which is not allowed here")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    b = subprocess.Popen(node_b, cwd=tmp_path / "b", env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a = subprocess.Popen(
+        [sys.executable, "-m", "qhpo", *args],
+        cwd=tmp_path / "a",
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline and b.poll() is None:
+        time.sleep(0.3)
+        try:
+            running = _load(postgres_url).get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        except Exception:
+            continue
+        victim = next(
+            (
+                t.number
+                for t in running
+                if t.user_attrs.get(OWNER_ATTR, {}).get("host") == "qhpo-node-b" and 1 <= len(t.intermediate_values) < 3
+            ),
+            None,
+        )
+    b.kill()  # the node dies: no clean-up, no tell
+    b.wait()
+    assert victim is not None, "node B never trained a trial"
+    _, err = a.communicate(timeout=600)
+    assert a.returncode == 0, err
+
+    study = _load(postgres_url)
+    assert configuration_counts(study.trials) == (4, 0)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    # No live trial of either node was taken as dead (a learning rate may diverge: that fails too, saying so).
+    assert [t.number for t in failed if not t.user_attrs[FAILURE_ATTR].startswith("diverged")] == [victim]
+    dead = study.trials[victim]
+    assert dead.user_attrs[FAILURE_ATTR].startswith("interrupted")
+    last_sign = max(
+        dead.datetime_start.timestamp(),
+        float(dead.user_attrs.get(ALIVE_ATTR, 0.0)),
+        float(dead.user_attrs.get("qhpo.heartbeat", 0.0)),
+    )
+    assert dead.datetime_complete.timestamp() - last_sign >= 4.0  # judged by heartbeats, not by this host's /proc
+    (retry,) = [t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == victim]  # once
+    assert retry.user_attrs[OWNER_ATTR]["host"] != "qhpo-node-b"
+    assert retry.state in FINISHED or retry.user_attrs[FAILURE_ATTR].startswith("diverged"), retry.user_attrs
+    assert retry.user_attrs[RESUMED_AT_ATTR] >= 1  # from B's checkpoint in the shared folder
+    _check_whole(study, epochs=3)
+
+
 # -- liveness of trials of other hosts (no server needed) ------------------------------------------
 def _sqlite(tmp_path) -> tuple[StorageLocation, optuna.Study]:
     location = resolve_storage(str(tmp_path / "q.db"))
