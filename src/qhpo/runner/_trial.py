@@ -98,8 +98,8 @@ def run_trial(
     A diverging trial (:class:`qhpo.workload.TrialDiverged`) is told FAIL with its reason in
     the user attribute ``qhpo.failure``, and so is a trial that continues recorded epochs
     whose checkpoint is missing or unreadable (never trained again from epoch 0 under the
-    old trial's name; see :func:`_checkpoint_lost`). Other exceptions propagate with the trial still
-    RUNNING, so that the caller decides whether it is retried; a full disk raises
+    old trial's name; see :func:`_checkpoint_lost`). Other exceptions propagate with the
+    trial still RUNNING, so that the caller decides whether it is retried; a full disk raises
     :class:`DiskFull`. The caller has named this process the trial's owner already.
     """
     from qhpo.workload import TrialDiverged, TrialTrainer
