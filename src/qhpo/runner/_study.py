@@ -79,10 +79,17 @@ def create_study(config: RunConfig, location: StorageLocation, space) -> optuna.
     """Create the study, or load it and check that it was created with the same settings.
 
     Runs once in the launching process, before any worker starts: several processes that
-    create one SQLite study at the same moment race.
+    create one SQLite study at the same moment race. On PostgreSQL the database serialises
+    it (:meth:`StorageLocation.creation_lock`), so any number of ``qhpo run`` processes on
+    any hosts may start on one fresh database at once.
     """
-    settings = config.study_settings(space_table(space))
     storage = location.open()
+    with location.creation_lock():
+        return _create_or_check(config, location, space, storage)
+
+
+def _create_or_check(config: RunConfig, location: StorageLocation, space, storage) -> optuna.Study:
+    settings = config.study_settings(space_table(space))
     study = optuna.create_study(study_name=config.study, storage=storage, direction="maximize", load_if_exists=True)
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:
