@@ -113,6 +113,11 @@ class PredictiveHalving(StoppingPolicy):
             also resumes the paused trials that the final value predicted from their
             hyperparameters alone ranks (alone, or averaged with the anchor's rank)
             within the best ``n`` at the rung.
+        configuration_budget: What the configuration model learns: ``"final"`` (default)
+            the final values of the completed trials; ``"deepest"`` the values at the
+            deepest rung (or ``E``) that ``min_horizon_trials`` trials have reached, from
+            those trials (the largest budget with enough observations, as BOHB fits its
+            model), so that the model exists long before six trials complete.
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
@@ -133,6 +138,7 @@ class PredictiveHalving(StoppingPolicy):
         "resume": [Boolean()],
         "first_rung_test": [Interval(Integral, 0, None)],
         "configuration_rule": [Options("rank", "average"), None],
+        "configuration_budget": [Options("final", "deepest")],
     }
 
     def __init__(
@@ -151,6 +157,7 @@ class PredictiveHalving(StoppingPolicy):
         resume: bool = True,
         first_rung_test: int = 0,
         configuration_rule: str | None = None,
+        configuration_budget: str = "final",
         predictor: Any = "svr",
         sampler: Any = None,
         random_state: int | None = None,
@@ -169,6 +176,7 @@ class PredictiveHalving(StoppingPolicy):
         self.min_completed = int(min_completed)
         self.resume = bool(resume)
         self.configuration_rule = configuration_rule
+        self.configuration_budget = configuration_budget
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
         self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
         self._test = (
@@ -343,7 +351,8 @@ class PredictiveHalving(StoppingPolicy):
         paused_keys = frozenset(trials[i].key for i in members_at)
         state = (frozenset(o.key for o in group.peers), paused_keys, places, horizon, reached)
         if self.configuration_rule is not None:
-            state += (len(self._completed(trials)),)
+            h, done = self._configuration_data(trials)
+            state += (h, len(done))
         if self._unchanged.get((t, group.name)) == (state, self.service.version):
             return []
         position = {id(o): k for k, o in enumerate(group.peers)}
@@ -375,15 +384,17 @@ class PredictiveHalving(StoppingPolicy):
         return here[:places]
 
     # -- the configuration model ---------------------------------------------------------------
-    def _completed(self, trials: Sequence[TrialView]) -> list[TrialView]:
-        """The completed trials with a finite final value."""
-        return [
-            o
-            for o in trials
-            if o.status == TrialStatus.COMPLETE
-            and o.epochs >= self.max_epochs
-            and np.isfinite(float(o.curve[self.max_epochs - 1]))
-        ]
+    def _configuration_data(self, trials: Sequence[TrialView]) -> tuple[int, list[TrialView]]:
+        """The epoch whose values the configuration model learns, and the trials it learns
+        them from: ``E`` and the completed trials (``configuration_budget="final"``), or the
+        deepest rung (or ``E``) that ``min_horizon_trials`` trials have reached and those trials."""
+        if self.configuration_budget == "final":
+            return self.max_epochs, completed_trials(trials, self.max_epochs)
+        for h in (self.max_epochs, *reversed(self.rungs)):
+            reached = [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= h and finite_prefix(o, h)]
+            if len(reached) >= self.min_horizon_trials:
+                return h, reached
+        return self.max_epochs, []
 
     def _configuration_score(self, standing: RungStanding, trials: Sequence[TrialView]) -> np.ndarray | None:
         """The configuration rule's score of each peer of ``standing`` (higher is better):
@@ -397,22 +408,22 @@ class PredictiveHalving(StoppingPolicy):
         return (rankdata(q) + rankdata(standing.anchors)) / 2
 
     def _configuration_values(self, peers: Sequence[TrialView], trials: Sequence[TrialView]) -> np.ndarray | None:
-        """``q(x)`` of ``peers`` (higher is better), from the model fitted on the completed
-        trials; None while fewer than ``min_horizon_trials`` have completed or no
-        hyperparameter gives a column."""
+        """``q(x)`` of ``peers`` (higher is better), from the model fitted on the trials of
+        :meth:`_configuration_data`; None while they are fewer than ``min_horizon_trials``
+        or no hyperparameter gives a column."""
         from qhpo.curves import HyperparameterEncoder
 
-        done = self._completed(trials)
+        h, done = self._configuration_data(trials)
         if len(done) < self.min_horizon_trials:
             return None
-        keys = tuple(o.key for o in done)
+        keys = (h, *(o.key for o in done))
         if self._configuration is None or self._configuration[0] != keys:
             encoder = HyperparameterEncoder().fit([dict(o.params) for o in done])
             x = encoder.transform([dict(o.params) for o in done])
             if x.shape[1] == 0:
                 self._configuration = (keys, None, None, x, x)
             else:
-                y = self.sign * np.array([float(o.curve[self.max_epochs - 1]) for o in done])
+                y = self.sign * np.array([float(o.curve[h - 1]) for o in done])
                 low, span = x.min(axis=0), np.ptp(x, axis=0)
                 span = np.where(span > 0, span, 1.0)
                 model = classical_svr().fit((x - low) / span, (y - y.min()) / (float(np.ptp(y)) or 1.0))
