@@ -11,7 +11,9 @@ cost / regret ÷ spread and pass or fail, and the means over tables.
 
 ``--baselines RUN.json`` reads the baselines and the default from a ``qhpo bench --suite
 ... --policies median,sha,hyperband,qhpo --predictor svr --json RUN.json`` of the same
-seeds instead of replaying them (the draws depend on the seed only).
+seeds instead of replaying them (the draws depend on the seed only); ``--run
+VARIANT=RUN.json`` reads a variant's run (``qhpo bench --suite ... --policies qhpo
+--predictor svr --policy-option ... --json RUN.json``) likewise.
 
 Run (the design seeds; the reported seeds 0-19):
 
@@ -40,15 +42,25 @@ VARIANTS = {
 }
 
 
-def configuration_rule(tables, *, trials: int, seeds: int, first_seed: int, jobs: int, variants, baselines=None):
-    """Per table: the baselines, ``qhpo`` and ``qhpo`` with each variant, with the verdicts."""
+def configuration_rule(
+    tables, *, trials: int, seeds: int, first_seed: int, jobs: int, variants, baselines=None, saved=None
+):
+    """Per table: the baselines, ``qhpo`` and ``qhpo`` with each variant, with the verdicts
+    (``saved``: the ``qhpo bench --json`` runs of some variants, by name, to reuse)."""
+    saved = dict(saved or {})
     common = dict(trials=trials, seeds=seeds, first_seed=first_seed, jobs=jobs, predictor="svr")
     if baselines is None:
         baselines = run_suite(tables, policies=(*TARGET_BASELINES, "qhpo"), **common)
     for key in ("trials", "seeds", "first_seed"):
         if baselines[key] != common[key]:
             raise SystemExit(f"the baselines were run with {key} {baselines[key]}, not {common[key]}")
-    runs = {v: run_suite(tables, policies=("qhpo",), options={"qhpo": VARIANTS[v]}, **common) for v in variants}
+    runs = {
+        v: saved[v] if v in saved else run_suite(tables, policies=("qhpo",), options={"qhpo": VARIANTS[v]}, **common)
+        for v in variants
+    }
+    for v, run in runs.items():
+        if any(run[key] != common[key] for key in ("trials", "seeds", "first_seed")):
+            raise SystemExit(f"the run of {v} was made with other trials or seeds")
     columns = ("default", *variants)
     rows = {}
     for table in tables:
@@ -122,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=100)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"some of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--baselines", type=Path, help="a qhpo bench --json run of the baselines and qhpo to reuse")
+    parser.add_argument(
+        "--run", action="append", default=[], metavar="VARIANT=RUN.json", help="a qhpo bench --json run to reuse"
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args(argv)
@@ -140,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs=args.jobs,
         variants=variants,
         baselines=baselines,
+        saved={k: json.loads(Path(v).read_text(encoding="utf-8")) for k, v in (r.split("=", 1) for r in args.run)},
     )
     print(format_result(result))
     if args.json:
