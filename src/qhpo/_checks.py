@@ -97,10 +97,28 @@ class Boolean:
         return "True or False"
 
 
+class Options:
+    """One of a fixed set of values (texts), as scikit-learn's ``StrOptions``.
+
+    Example:
+        >>> Options("rank", "average").describe()
+        "one of 'average', 'rank'"
+    """
+
+    def __init__(self, *values: str):
+        self.values = frozenset(values)
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, str) and value in self.values
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in sorted(self.values))
+
+
 def validate_parameters(constraints: dict, values: dict) -> None:
     """Raise ``ValueError`` naming the first of ``values`` that none of its constraints accept.
 
-    ``constraints`` maps each name to a list of :class:`Interval`, :class:`Boolean` or None
+    ``constraints`` maps each name to a list of :class:`Interval`, :class:`Boolean`, :class:`Options` or None
     (None accepts None), as scikit-learn's ``_parameter_constraints`` do; a policy declares
     one such table and checks its arguments against it in one place.
 

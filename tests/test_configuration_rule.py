@@ -1,0 +1,71 @@
+"""The configuration rule of ``qhpo`` (``configuration_rule``): promote also ranks paused
+trials by the final value predicted from their hyperparameters alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qhpo.policies import PredictiveHalving, TrialStatus, TrialView, make_policy
+
+E = 20  # rungs 2, 4, 8, 16; the anchor is the value at the rung
+
+
+def _study(completed: int = 6, running: bool = False) -> list[TrialView]:
+    """``completed`` finished trials (the ``lr = 0.1`` ones end at 0.9, the ``lr = 1.0`` ones
+    at 0.5, all at 0.8 by epoch 2) and eight trials paused at rung 2: A (``lr = 1.0``,
+    anchor 0.40, the best paused anchor), B (``lr = 0.1``, anchor 0.35, a slow start with a
+    winner's configuration) and six ``lr = 1.0`` trials below both. With ``running`` the
+    first trials are still running at epoch 10 instead of complete."""
+    views = []
+    for j in range(completed):
+        lr, final = (0.1, 0.9) if j % 2 == 0 else (1.0, 0.5)
+        curve = np.linspace(0.8, final, E)
+        status = TrialStatus.COMPLETE
+        if running:
+            curve, status = curve[:10], TrialStatus.RUNNING
+        views.append(TrialView(f"done{j}", curve, {"lr": lr}, status))
+    views.append(TrialView("A", [0.3, 0.40], {"lr": 1.0}, TrialStatus.PAUSED))
+    views.append(TrialView("B", [0.3, 0.35], {"lr": 0.1}, TrialStatus.PAUSED))
+    for j in range(6):
+        views.append(TrialView(f"slow{j}", [0.2, 0.2 + 0.01 * j], {"lr": 1.0}, TrialStatus.PAUSED))
+    # 6 done + 8 paused = 14 at rung 2: 7 places, 6 taken by the finished trials, one free
+    views.extend(TrialView(f"pad{j}", [0.1, 0.1], {"lr": 1.0}, TrialStatus.PAUSED) for j in range(14 - len(views)))
+    return views
+
+
+@pytest.mark.parametrize("rule", ["rank", "average"])
+def test_the_configuration_rule_gives_the_free_place_to_the_slow_start_with_a_winners_configuration(rule):
+    views = _study()
+    (default,) = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0).promote(views, limit=4)
+    assert default.key == "A" and default.epoch == 2  # the best paused anchor takes the one free place
+    policy = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0, configuration_rule=rule)
+    (chosen,) = policy.promote(views, limit=4)
+    assert chosen.key == "B" and chosen.epoch == 2
+    assert "predicted from its hyperparameters ranks within the best 7" in chosen.reason
+
+
+def test_without_enough_completed_trials_the_configuration_rule_changes_nothing():
+    views = _study(completed=4)  # fewer than min_horizon_trials = 6: no configuration model yet
+    off = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0).promote(views, limit=4)
+    on = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0, configuration_rule="rank").promote(
+        views, limit=4
+    )
+    assert [r.key for r in off] == [r.key for r in on] and on
+
+
+def test_the_deepest_budget_fits_the_configuration_model_before_any_trial_completes():
+    views = _study(running=True)  # six trials at epoch 10: the deepest rung six reached is 8
+    options = dict(max_epochs=E, min_resource=2, random_state=0, configuration_rule="average")
+    (final,) = make_policy("qhpo", **options).promote(views, limit=4)
+    assert final.key == "A"  # no trial has completed: no model of the final value yet
+    (deepest,) = make_policy("qhpo", configuration_budget="deepest", **options).promote(views, limit=4)
+    assert deepest.key == "B"
+
+
+def test_the_configuration_rule_is_checked_and_off_by_default():
+    assert PredictiveHalving(max_epochs=E).configuration_rule is None
+    with pytest.raises(ValueError, match="configuration_rule must be one of 'average', 'rank' or None, got 'best'"):
+        PredictiveHalving(max_epochs=E, configuration_rule="best")
+    with pytest.raises(ValueError, match="configuration_budget must be one of 'deepest', 'final', got 'all'"):
+        PredictiveHalving(max_epochs=E, configuration_rule="rank", configuration_budget="all")
