@@ -8,15 +8,14 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from qhpo._checks import Boolean, Interval, Options, check_int, validate_parameters
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.policies._configuration_model import ConfigurationModel
 from qhpo.policies._first_rung_test import FirstRungTest
 from qhpo.policies._prediction import PredictionService
 from qhpo.policies._predictive import NumericHyperparameters, completed_trials, finite_prefix
 from qhpo.policies._rungs import RungGroup, RungStanding, peers_at, rung_epochs
-from qhpo.predictors import classical_svr
 
 __all__ = ["PredictiveHalving", "PredictiveHalvingStop", "rung_epochs"]
 
@@ -205,8 +204,18 @@ class PredictiveHalving(StoppingPolicy):
         self._encode = NumericHyperparameters()
         # per rung and group: what promote() last read there (the model version included) when it resumed no one
         self._unchanged: dict[tuple[int, str], tuple] = {}
-        # the configuration model and the keys of the completed trials it was fitted on
-        self._configuration: tuple[tuple, Any, Any, np.ndarray, np.ndarray] | None = None
+        self._configuration = (
+            ConfigurationModel(
+                configuration_rule,
+                configuration_budget,
+                max_epochs=self.max_epochs,
+                rungs=self.rungs,
+                min_trials=self.min_horizon_trials,
+                sign=self.sign,
+            )
+            if configuration_rule is not None
+            else None
+        )
 
     @property
     def resumes(self) -> bool:
@@ -354,15 +363,15 @@ class PredictiveHalving(StoppingPolicy):
         reached = 0 if horizon is None else sum(1 for o in trials if o.epochs >= horizon)
         paused_keys = frozenset(trials[i].key for i in members_at)
         state = (frozenset(o.key for o in group.peers), paused_keys, places, horizon, reached)
-        if self.configuration_rule is not None:
-            h, done = self._configuration_data(trials)
+        if self._configuration is not None:
+            h, done = self._configuration.data(trials)
             state += (h, len(done))
         if self._unchanged.get((t, group.name)) == (state, self.service.version):
             return []
         position = {id(o): k for k, o in enumerate(group.peers)}
         members = [position[id(trials[i])] for i in members_at]
         standing = self._standing(group, trials, predict=members)
-        score = self._configuration_score(standing, trials) if self.configuration_rule else None
+        score = self._configuration.score(standing, trials) if self._configuration is not None else None
         here = []
         for i, k in zip(members_at, members, strict=True):
             judgement = standing.judge(k, predicted_rule=self._predicts_at(t))
@@ -386,56 +395,6 @@ class PredictiveHalving(StoppingPolicy):
             self._unchanged[(t, group.name)] = (state, self.service.version)
         here.sort(key=lambda item: item[:3])
         return here[:places]
-
-    # -- the configuration model ---------------------------------------------------------------
-    def _configuration_data(self, trials: Sequence[TrialView]) -> tuple[int, list[TrialView]]:
-        """The epoch whose values the configuration model learns, and the trials it learns
-        them from: ``E`` and the completed trials (``configuration_budget="final"``), or the
-        deepest rung (or ``E``) that ``min_horizon_trials`` trials have reached and those trials."""
-        if self.configuration_budget == "final":
-            return self.max_epochs, completed_trials(trials, self.max_epochs)
-        for h in (self.max_epochs, *reversed(self.rungs)):
-            reached = [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= h and finite_prefix(o, h)]
-            if len(reached) >= self.min_horizon_trials:
-                return h, reached
-        return self.max_epochs, []
-
-    def _configuration_score(self, standing: RungStanding, trials: Sequence[TrialView]) -> np.ndarray | None:
-        """The configuration rule's score of each peer of ``standing`` (higher is better):
-        the rank of ``q(x)``, or its mean with the anchor's rank; None while no
-        configuration model exists."""
-        q = self._configuration_values(standing.group.peers, trials)
-        if q is None:
-            return None
-        if self.configuration_rule == "rank":
-            return rankdata(q)
-        return (rankdata(q) + rankdata(standing.anchors)) / 2
-
-    def _configuration_values(self, peers: Sequence[TrialView], trials: Sequence[TrialView]) -> np.ndarray | None:
-        """``q(x)`` of ``peers`` (higher is better), from the model fitted on the trials of
-        :meth:`_configuration_data`; None while they are fewer than ``min_horizon_trials``
-        or no hyperparameter gives a column."""
-        from qhpo.curves import HyperparameterEncoder
-
-        h, done = self._configuration_data(trials)
-        if len(done) < self.min_horizon_trials:
-            return None
-        keys = (h, *(o.key for o in done))
-        if self._configuration is None or self._configuration[0] != keys:
-            encoder = HyperparameterEncoder().fit([dict(o.params) for o in done])
-            x = encoder.transform([dict(o.params) for o in done])
-            if x.shape[1] == 0:
-                self._configuration = (keys, None, None, x, x)
-            else:
-                y = self.sign * np.array([float(o.curve[h - 1]) for o in done])
-                low, span = x.min(axis=0), np.ptp(x, axis=0)
-                span = np.where(span > 0, span, 1.0)
-                model = classical_svr().fit((x - low) / span, (y - y.min()) / (float(np.ptp(y)) or 1.0))
-                self._configuration = (keys, encoder, model, low, span)
-        _, encoder, model, low, span = self._configuration
-        if model is None:
-            return None
-        return model.predict((encoder.transform([dict(o.params) for o in peers]) - low) / span)
 
     # -- ranking and prediction ----------------------------------------------------------------
     def _standing(self, group: RungGroup, trials: Sequence[TrialView], *, predict: Sequence[int]) -> RungStanding:

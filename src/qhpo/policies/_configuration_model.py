@@ -1,0 +1,84 @@
+"""The configuration model of the default policy: the value a trial reaches, predicted
+from its hyperparameters alone (as Bayesian optimisation keeps it), an option of
+:meth:`qhpo.policies.PredictiveHalving.promote`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from qhpo.policies._base import TrialStatus, TrialView
+from qhpo.policies._predictive import completed_trials, finite_prefix
+from qhpo.policies._rungs import RungStanding
+from qhpo.predictors import classical_svr
+
+
+class ConfigurationModel:
+    """``q(x)``: an RBF SVR of a trial's value at epoch ``h`` on its hyperparameters alone
+    (numbers min-max scaled, categories one-hot), refitted when the trials it learns from change.
+
+    Args:
+        rule: ``"rank"`` (the score is the rank of ``q``) or ``"average"`` (its mean with
+            the rank of the observed anchor).
+        budget: ``"final"``: learn the final value from the completed trials; ``"deepest"``:
+            learn the value at the deepest rung (or ``E``) that ``min_trials`` trials reached.
+        max_epochs, rungs, min_trials, sign: the policy's.
+    """
+
+    def __init__(self, rule: str, budget: str, *, max_epochs: int, rungs: Sequence[int], min_trials: int, sign: float):
+        self.rule, self.budget = rule, budget
+        self.max_epochs, self.rungs, self.min_trials, self.sign = max_epochs, tuple(rungs), min_trials, sign
+        # the fitted model and the keys of the trials it was fitted on
+        self._fitted: tuple[tuple, Any, Any, np.ndarray, np.ndarray] | None = None
+
+    def data(self, trials: Sequence[TrialView]) -> tuple[int, list[TrialView]]:
+        """The epoch whose values the configuration model learns, and the trials it learns
+        them from: ``E`` and the completed trials (``configuration_budget="final"``), or the
+        deepest rung (or ``E``) that ``min_horizon_trials`` trials have reached and those trials."""
+        if self.budget == "final":
+            return self.max_epochs, completed_trials(trials, self.max_epochs)
+        for h in (self.max_epochs, *reversed(self.rungs)):
+            reached = [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= h and finite_prefix(o, h)]
+            if len(reached) >= self.min_trials:
+                return h, reached
+        return self.max_epochs, []
+
+    def score(self, standing: RungStanding, trials: Sequence[TrialView]) -> np.ndarray | None:
+        """The configuration rule's score of each peer of ``standing`` (higher is better):
+        the rank of ``q(x)``, or its mean with the anchor's rank; None while no
+        configuration model exists."""
+        q = self.values(standing.group.peers, trials)
+        if q is None:
+            return None
+        if self.rule == "rank":
+            return rankdata(q)
+        return (rankdata(q) + rankdata(standing.anchors)) / 2
+
+    def values(self, peers: Sequence[TrialView], trials: Sequence[TrialView]) -> np.ndarray | None:
+        """``q(x)`` of ``peers`` (higher is better), from the model fitted on the trials of
+        :meth:`_configuration_data`; None while they are fewer than ``min_horizon_trials``
+        or no hyperparameter gives a column."""
+        from qhpo.curves import HyperparameterEncoder
+
+        h, done = self.data(trials)
+        if len(done) < self.min_trials:
+            return None
+        keys = (h, *(o.key for o in done))
+        if self._fitted is None or self._fitted[0] != keys:
+            encoder = HyperparameterEncoder().fit([dict(o.params) for o in done])
+            x = encoder.transform([dict(o.params) for o in done])
+            if x.shape[1] == 0:
+                self._fitted = (keys, None, None, x, x)
+            else:
+                y = self.sign * np.array([float(o.curve[h - 1]) for o in done])
+                low, span = x.min(axis=0), np.ptp(x, axis=0)
+                span = np.where(span > 0, span, 1.0)
+                model = classical_svr().fit((x - low) / span, (y - y.min()) / (float(np.ptp(y)) or 1.0))
+                self._fitted = (keys, encoder, model, low, span)
+        _, encoder, model, low, span = self._fitted
+        if model is None:
+            return None
+        return model.predict((encoder.transform([dict(o.params) for o in peers]) - low) / span)
