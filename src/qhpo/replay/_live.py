@@ -70,7 +70,9 @@ LIVE_STORAGES = ("sqlite", "journal")
 #: and is replayed in-process).
 LIVE_RULES = rule_names(RuleKind.POLICY, RuleKind.OPTUNA)
 _SECONDS_ATTR = "qhpo.replay.predictor_seconds."  # + worker index: its predictor's fit and predict seconds
-_FINISHED_ATTR = "qhpo.replay.finished"  # trial user attribute: epochs trained when it ended (a NaN epoch counts)
+#: Trial user attribute ``{"epochs", "worker"}``: the epochs trained when it ended (a NaN epoch
+#: counts) and the index of the worker process that replayed it.
+FINISHED_ATTR = "qhpo.replay.finished"
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,7 @@ def _work(spec: _Study, index: int) -> None:
             if trial is False:
                 time.sleep(spec.poll_seconds)
                 continue
-            _train(study, trial, spec, pruner)
+            _train(study, trial, spec, pruner, index)
     finally:
         if isinstance(pruner, PredictivePruner):
             service = getattr(pruner.policy_, "service", None)
@@ -335,7 +337,7 @@ def _settle(pruner) -> bool:
     return service.n_fits != fits
 
 
-def _train(study, trial, spec: _Study, pruner) -> None:
+def _train(study, trial, spec: _Study, pruner, worker: int) -> None:
     """Replay row ``qhpo.checkpoint`` in ``trial``: its epochs reported one by one, as an objective would."""
     from optuna.trial import TrialState
 
@@ -366,7 +368,7 @@ def _train(study, trial, spec: _Study, pruner) -> None:
         if epoch < epochs and trial.should_prune():  # the last epoch is paid for: never judged
             state = TrialState.PRUNED
             break
-    trial.set_user_attr(_FINISHED_ATTR, epoch)
+    trial.set_user_attr(FINISHED_ATTR, {"epochs": epoch, "worker": worker})
     if isinstance(pruner, PredictivePruner):
         pruner.flush()  # decision records are written in the background; Optuna refuses them after tell
     if state == TrialState.COMPLETE:
@@ -390,7 +392,7 @@ def _outcome(spec: _Study, wallclock: float) -> SeedResult:
     pauses, resumptions = [], []
     for trial in trials:
         row = int(trial.user_attrs[CHECKPOINT_ATTR])
-        trained[row] = max(trained[row], int(trial.user_attrs.get(_FINISHED_ATTR, len(trial.intermediate_values))))
+        trained[row] = max(trained[row], int(trial.user_attrs[FINISHED_ATTR]["epochs"]))
         complete[row] |= trial.state == TrialState.COMPLETE
         if trial.user_attrs.get(PAUSED_ATTR) is not None:
             pauses.append(((trial.datetime_complete, trial.number), row, len(trial.intermediate_values)))
