@@ -402,8 +402,8 @@ def test_pause_ends_pruned_with_its_record_and_a_resumption_continues_from_the_c
     assert [resumption.intermediate_values[e] for e in (1, 2, 3, 4)] == list(curves[1])
     assert configuration_counts(study.trials) == (5, 0)
     views = pruner._views.views(study)
-    assert [v.key for v in views] == [0, 2, 3, 4, 5]  # trial 1 superseded by trial 5
-    assert views[-1].status == TrialStatus.COMPLETE and list(views[-1].curve) == list(curves[1])
+    assert [v.key for v in views] == [0, 5, 2, 3, 4]  # trial 5 continues trial 1, in its place
+    assert views[1].status == TrialStatus.COMPLETE and list(views[1].curve) == list(curves[1])
     assert pruner.paused(study.trials[3]) and not pruner.paused(study.trials[5])
 
 
@@ -479,3 +479,25 @@ def test_the_first_rung_test_in_a_sqlite_study(tmp_path, curves):
     assert all(t.number >= 8 for t in stopped_at_first)
     if not policy.first_rung_on([]):
         assert stopped_at_first == []
+
+
+def test_a_trial_held_by_the_start_up_rule_is_marked_in_the_storage_for_every_process(tmp_path):
+    from qhpo.optuna import UNRANKED_ATTR, ResumableTrial
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    options = {"min_completed": 2, "min_resource": 2}  # rungs at epochs 2 and 4 of 8
+    pruner = PredictivePruner("qhpo", max_epochs=8, policy_options=options)
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize", pruner=pruner)
+    trial = study.ask()
+    for epoch, value in enumerate([0.1, 0.2, 0.3, 0.4, 0.5], start=1):
+        trial.report(value, epoch)
+        assert not trial.should_prune()  # no trial has completed: the start-up rule holds it
+    assert study.trials[0].user_attrs[UNRANKED_ATTR] == [2, 4]
+    # another process's pruner reads the mark from the storage
+    elsewhere = PredictivePruner("qhpo", max_epochs=8, policy_options=options)
+    other = optuna.load_study(study_name="s", storage=storage, pruner=elsewhere)
+    (view,) = elsewhere._views.views(other)
+    assert view.unranked == frozenset({2, 4})
+    # a resumption carries it over
+    resumption = ResumableTrial(0, {}, 0, 4, Resumption(0, 4), unranked=(2, 4))
+    assert resumption.user_attrs[UNRANKED_ATTR] == [2, 4]

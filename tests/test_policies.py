@@ -7,6 +7,8 @@ import warnings
 import dimod
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.svm import SVR
 
 from qhpo.curves import read_curve_table
 from qhpo.policies import (
@@ -489,3 +491,87 @@ def test_the_first_rung_test_checks_its_argument_and_needs_two_rungs():
         make_policy("qhpo", max_epochs=16, first_rung_test=-1)
     assert make_policy("qhpo", max_epochs=2, first_rung_test=10).first_rung_test == 0  # one rung: nothing to test
     assert make_policy("qhpo", max_epochs=2, first_rung_test=10).first_rung_on([]) is True
+
+
+class GatedSVR(RegressorMixin, BaseEstimator):
+    """scikit-learn's SVR whose ``fit`` waits until ``gate`` is set: a background fit that
+    lands exactly when the test says."""
+
+    def __init__(self, gate=None):
+        self.gate = gate
+
+    def fit(self, X, y):
+        if self.gate is not None:
+            assert self.gate.wait(30), "the gate was never opened"
+        self.model_ = SVR(C=10.0, epsilon=0.01).fit(X, y)
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+
+def _late_riser_views():
+    """Rung 2 of an 8-epoch rule (rungs 2 and 4): six complete trials (three flat at 0.5 with
+    x = 0, three that rise from 0.2 to 0.9 after epoch 2 with x = 1), four stopped at 0.6,
+    three paused at 0.15 (x = 0) and one paused late riser at 0.2 (x = 1). 14 trials at the
+    rung: 7 places, 6 gone on, so one is free; the late riser ranks outside on its observed
+    value and within on its predicted one."""
+    flat, riser = [0.5] * 8, [0.1, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+    views = [TrialView(i, flat, {"x": 0.0}, TrialStatus.COMPLETE) for i in range(3)]
+    views += [TrialView(i, riser, {"x": 1.0}, TrialStatus.COMPLETE) for i in range(3, 6)]
+    views += [TrialView(i, [0.6, 0.6], {"x": 0.0}, TrialStatus.STOPPED) for i in range(6, 10)]
+    views += [TrialView(i, [0.15, 0.15], {"x": 0.0}, TrialStatus.PAUSED) for i in range(10, 13)]
+    views.append(TrialView(13, [0.1, 0.2], {"x": 1.0}, TrialStatus.PAUSED))
+    return views
+
+
+def test_a_background_fit_that_lands_after_an_empty_promote_is_read_by_the_next():
+    import threading
+
+    gate = threading.Event()
+    policy = make_policy(
+        "qhpo",
+        max_epochs=8,
+        min_resource=2,
+        first_predicted_rung=0,
+        min_horizon_trials=3,
+        predictor=GatedSVR(gate),
+        background=True,
+        random_state=0,
+    )
+    views = _late_riser_views()
+    try:
+        assert policy.promote(views, limit=4) == []  # the first fit is still running: no model yet
+        version = policy.service.version
+        gate.set()
+        assert policy.service.wait(30)
+        assert policy.service.version == version + 1
+        (resumed,) = policy.promote(views, limit=4)  # nothing but the model changed
+        assert resumed.key == 13 and resumed.epoch == 2
+        assert resumed.predicted is not None and resumed.predicted > 0.6
+        assert "predicted value at epoch 4" in resumed.reason and "1 of the 7 places" in resumed.reason
+    finally:
+        gate.set()
+        policy.service.close()
+
+
+def test_a_trial_held_by_the_start_up_rule_is_marked_in_its_verdict_and_takes_no_place():
+    options = dict(max_epochs=8, min_resource=2, first_predicted_rung=0, min_horizon_trials=3, random_state=0)
+    held = make_policy("qhpo", min_completed=3, **options)
+    early = [TrialView(0, [0.1, 0.2]), TrialView(1, [0.3, 0.3])]
+    verdict = held.verdict(early[0], early)
+    assert verdict.decision == Decision.CONTINUE and not verdict.ranked and verdict.kept
+    assert "must complete before any stop" in verdict.reason
+    ranked = make_policy("qhpo", **options).verdict(early[0], early)
+    assert ranked.decision == Decision.PAUSE and ranked.ranked  # ranked: outside the best 1 of 2
+
+    # Trial 14 went on from rung 2. Marked unranked there, it leaves the free place to the paused
+    # late riser; unmarked, it took the last place and nothing resumes. Two policy objects (two
+    # processes) answer alike: the mark travels with the view, not in a policy's memory.
+    views = _late_riser_views()
+    went_on = [0.3, 0.3, 0.3, 0.3]
+    marked = views + [TrialView(14, went_on, {"x": 0.0}, TrialStatus.RUNNING, unranked=frozenset({2}))]
+    unmarked = views + [TrialView(14, went_on, {"x": 0.0}, TrialStatus.RUNNING)]
+    for policy in (make_policy("qhpo", **options), make_policy("qhpo", **options)):
+        assert [r.key for r in policy.promote(marked, limit=4)] == [13]
+        assert policy.promote(unmarked, limit=4) == []

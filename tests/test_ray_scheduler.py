@@ -301,7 +301,7 @@ def test_state_round_trip(tmp_path):
             "mode": "max",
             "decisions": [["a", 1, "continue"]],
             "trials": [
-                {"key": "a", "curve": [0.4, 0.6, 0.7], "params": {"lr": 0.1}, "status": "complete"},
+                {"key": "a", "curve": [0.4, 0.6, 0.7], "params": {"lr": 0.1}, "status": "complete", "unranked": [1]},
                 {"key": "b", "curve": [0.2], "params": {"lr": 1.0}, "status": "stopped"},
             ],
         }
@@ -315,6 +315,7 @@ def test_state_round_trip(tmp_path):
     views = again.trial_views()
     assert [v.key for v in views] == ["a", "b"]
     assert views[0].status == TrialStatus.COMPLETE and list(views[0].curve) == [0.4, 0.6, 0.7]
+    assert views[0].unranked == frozenset({1}) and views[1].unranked == frozenset()  # kept with the trial
     assert again.metric == "acc" and again.decisions_ == [("a", 1, "continue")]
 
 

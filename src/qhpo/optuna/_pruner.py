@@ -18,7 +18,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from qhpo._checks import check_int
-from qhpo.optuna._trial_views import PAUSED_ATTR, TrialViewCache, trial_curve
+from qhpo.optuna._trial_views import PAUSED_ATTR, UNRANKED_ATTR, TrialViewCache, trial_curve
 from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, Verdict
 from qhpo.predictors import MODEL_NAMES
 
@@ -126,6 +126,7 @@ class PredictivePruner(BasePruner):
         self._warned = False
         self._writer = _AttributeWriter()
         self._paused: set[int] = set()  # ids of trials whose last verdict here was PAUSE
+        self._unranked: dict[int, set[int]] = {}  # per trial id: the epochs stored in qhpo.unranked
         #: Seconds spent in the last ``prune`` call (for benchmarks and the progress display).
         self.last_prune_seconds_: float = 0.0
 
@@ -162,6 +163,11 @@ class PredictivePruner(BasePruner):
             views = self._views.views(study, current=trial)
             view = next(v for v in views if v.key == trial.number)
             verdict = policy.verdict(view, views)
+            held = self._unranked.setdefault(trial._trial_id, set(view.unranked))
+            if not verdict.ranked and len(curve) not in held:
+                # every process reads it back from the storage: the trial takes no place at this rung
+                held.add(len(curve))
+                study._storage.set_trial_user_attr(trial._trial_id, UNRANKED_ATTR, sorted(held))
             if verdict.predictive or verdict.decision != Decision.CONTINUE:
                 self._store(study, trial, verdict.record(policy.label), verdict.decision)
         return verdict.decision in (Decision.STOP, Decision.PAUSE)

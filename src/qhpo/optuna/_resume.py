@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from qhpo.optuna._trial_views import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR
+from qhpo.optuna._trial_views import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, UNRANKED_ATTR
 from qhpo.policies import Resumption
 
 
@@ -36,6 +36,8 @@ class ResumableTrial:
         epoch: Epochs it trained before the pause; the resumption trains from ``epoch + 1``.
         resumption: The policy's :class:`~qhpo.policies.Resumption`, with what it rested on.
         policy: The name of the policy that resumes it.
+        unranked: The decision epochs at which it went on unranked (carried over to the
+            resumption, which does not decide on the epochs it reports again).
     """
 
     number: int
@@ -44,15 +46,19 @@ class ResumableTrial:
     epoch: int
     resumption: Resumption
     policy: str = ""
+    unranked: tuple[int, ...] = ()
 
     @property
     def user_attrs(self) -> dict[str, Any]:
         """The user attributes of the trial that resumes it."""
-        return {
+        attrs = {
             RESUME_OF_ATTR: self.number,
             CHECKPOINT_ATTR: self.checkpoint,
             RESUME_ATTR: self.resumption.record(self.policy),
         }
+        if self.unranked:
+            attrs[UNRANKED_ATTR] = list(self.unranked)
+        return attrs
 
     def enqueue(self, study: optuna.Study) -> None:
         """Enqueue the resumption: the next trial ``study`` starts continues the paused one.
@@ -122,6 +128,7 @@ def resumable_trials(
             epoch=int(resumption.epoch),
             resumption=resumption,
             policy=name,
+            unranked=tuple(sorted(int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())),
         )
         for trial, resumption in chosen
     ]

@@ -12,6 +12,10 @@ counted): the configuration is seen once, through the trial that continues it. W
 trial that continued ``N`` failed (a diverged resumption), ``N`` counts as stopped and is
 not resumed again.
 
+Views list the configurations in the order they started: a trial that continues paused trial
+``N`` stands where ``N`` stood (:func:`configuration_slots`), as in the replay, so that a
+policy's ties break the same way in every process and after any number of resumptions.
+
 Views are cached per trial by (state, number of reported steps, last step): a finished
 trial's view is built once, a running trial's again only after it reported a new epoch, so
 the cost of a call grows with the trials that changed, not with the study's history.
@@ -36,6 +40,9 @@ RESUME_OF_ATTR = "qhpo.resume_of"
 RESUME_ATTR = "qhpo.resume"
 #: Trial user attribute: the checkpoint key, shared by a trial and every trial that continues it.
 CHECKPOINT_ATTR = "qhpo.checkpoint"
+#: Trial user attribute: the decision epochs at which the policy let the trial go on unranked
+#: (:attr:`qhpo.policies.Verdict.ranked` False), read back into :attr:`TrialView.unranked`.
+UNRANKED_ATTR = "qhpo.unranked"
 
 _STATUS = {
     TrialState.COMPLETE: TrialStatus.COMPLETE,
@@ -74,7 +81,10 @@ def trial_view(trial: FrozenTrial) -> TrialView | None:
         return None
     if status == TrialStatus.STOPPED and is_paused(trial):
         status = TrialStatus.PAUSED
-    return TrialView(key=trial.number, curve=tuple(trial_curve(trial)), params=dict(trial.params), status=status)
+    unranked = frozenset(int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())
+    return TrialView(
+        key=trial.number, curve=tuple(trial_curve(trial)), params=dict(trial.params), status=status, unranked=unranked
+    )
 
 
 def continuations(trials: Iterable[FrozenTrial]) -> tuple[set[int], set[int]]:
@@ -89,6 +99,17 @@ def continuations(trials: Iterable[FrozenTrial]) -> tuple[set[int], set[int]]:
     return resumed, failed - resumed
 
 
+def configuration_slots(trials: Iterable[FrozenTrial]) -> dict[int, int]:
+    """Trial number -> the number of the trial that started its configuration: a trial that
+    continues paused trial ``N`` (``qhpo.resume_of``) takes ``N``'s place, so that views list
+    configurations in the order they started, as the replay does, however often they resumed."""
+    slot: dict[int, int] = {}
+    for trial in trials:
+        of = trial.user_attrs.get(RESUME_OF_ATTR)
+        slot[trial.number] = trial.number if of is None else slot.get(int(of), int(of))
+    return slot
+
+
 def configuration_counts(trials: Sequence[FrozenTrial]) -> tuple[int, int]:
     """(finished, running) configurations: COMPLETE or PRUNED trials that no trial continues,
     and RUNNING trials. A paused and resumed configuration counts once."""
@@ -100,7 +121,8 @@ def configuration_counts(trials: Sequence[FrozenTrial]) -> tuple[int, int]:
 
 def _signature(trial: FrozenTrial) -> tuple:
     values = trial.intermediate_values
-    return (trial.state, len(values), max(values) if values else None)
+    unranked = len(trial.user_attrs.get(UNRANKED_ATTR) or ())
+    return (trial.state, len(values), max(values) if values else None, unranked)
 
 
 class TrialViewCache:
@@ -156,6 +178,9 @@ class TrialViewCache:
             view = trial_view(current)
             if view is not None:
                 out.append(view)
+        if resumed or failed:
+            slot = configuration_slots(trials)
+            out.sort(key=lambda v: (slot.get(v.key, v.key), v.key))
         return out
 
     def _continued(self, view: TrialView, resumed: set[int], failed: set[int]) -> TrialView | None:

@@ -63,6 +63,10 @@ class Verdict:
         std: Standard deviation of that prediction (None without one).
         threshold: The value the prediction was compared with, in metric units (a rank
             cut-off, a quantile, the best completed final), or None.
+        ranked: False when the trial goes on without having been ranked (a start-up rule
+            holds it running): the adapters keep the epoch in the trial's
+            :attr:`TrialView.unranked`, so that every process, a resumed run and the replay
+            know that it took no place at that decision epoch.
     """
 
     decision: Decision
@@ -71,6 +75,7 @@ class Verdict:
     predicted: float | None = None
     std: float | None = None
     threshold: float | None = None
+    ranked: bool = True
 
     @property
     def predictive(self) -> bool:
@@ -80,6 +85,12 @@ class Verdict:
     def record(self, policy: str = "") -> dict[str, Any]:
         """The verdict as plain JSON data (non-finite numbers become None)."""
         return _record(self, self.decision.value, f"{_VERB[self.decision]}{_by(policy)} at epoch {self.epoch}")
+
+    @property
+    def kept(self) -> bool:
+        """Whether the adapter must keep this verdict with the trial: it read a prediction,
+        ends the trial's training, or lets the trial go on unranked."""
+        return self.predictive or self.decision != Decision.CONTINUE or not self.ranked
 
 
 def _by(policy: str) -> str:
@@ -144,12 +155,15 @@ class TrialView:
         curve: Metric after epochs ``1..len(curve)``.
         params: Hyperparameters of the trial.
         status: Where the trial stands.
+        unranked: Decision epochs at which the trial went on without being ranked
+            (:attr:`Verdict.ranked` False), as the adapter recorded them.
     """
 
     key: Hashable
     curve: Sequence[float]
     params: Mapping[str, Any] = field(default_factory=dict)
     status: TrialStatus = TrialStatus.RUNNING
+    unranked: frozenset[int] = frozenset()
 
     @property
     def epochs(self) -> int:

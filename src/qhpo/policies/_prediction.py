@@ -174,6 +174,12 @@ class PredictionService:
         return int(self._curves.shape[0])
 
     @property
+    def version(self) -> int:
+        """A number that grows whenever a fitted model lands (inline or in the background):
+        a cache of decisions that read predictions is keyed on it."""
+        return self.n_fits
+
+    @property
     def fitted(self) -> bool:
         """Whether any fit has succeeded (False: every decision so far rested on no model)."""
         return self.n_fits > 0

@@ -167,8 +167,8 @@ class PredictiveHalving(PredictivePolicy):
         super().__init__(max_epochs=max_epochs, mode=mode, service=service)
         self.min_completed = int(min_completed)
         self.resume = bool(resume)
-        self._unchanged: dict[int, tuple] = {}  # per rung: what promote() last saw there and resumed no one
-        self._unranked: set = set()  # trials that went on before min_completed trials had completed
+        # per rung: what promote() last read there (the model version included) when it resumed no one
+        self._unchanged: dict[int, tuple] = {}
         self.min_resource = int(min_resource)
         self.reduction_factor = float(reduction_factor)
         self.min_horizon_trials = int(min_horizon_trials)
@@ -243,11 +243,13 @@ class PredictiveHalving(PredictivePolicy):
         if self.min_completed:
             done = len(self.completed(trials))
             if done < self.min_completed:
-                self._unranked.add(trial.key)  # held running by the start-up rule: it takes no place at a rung
+                # held running by the start-up rule: the adapter keeps the epoch in the trial's view
+                # (TrialView.unranked), and the trial takes no place at this rung
                 return Verdict(
                     Decision.CONTINUE,
                     t,
                     f"{done} of the {self.min_completed} trials that must complete before any stop have completed",
+                    ranked=False,
                 )
         share = self.reduction_factor
         peers = [trial] + self.rivals(trial, trials, t)
@@ -284,8 +286,9 @@ class PredictiveHalving(PredictivePolicy):
 
         At rung ``r`` with ``m`` trials now (paused ones included), the share is ``n =
         max(1, floor(m / eta))``; ``p`` trials have gone on from it (trained past ``r``, or
-        running or complete at ``r``; the trials that went on only because fewer than
-        ``min_completed`` trials had completed take no place). While ``p < n``, up to ``n - p`` paused trials
+        running or complete at ``r``; a trial that went on from ``r`` only because fewer than
+        ``min_completed`` trials had completed, ``r`` in its :attr:`TrialView.unranked`, takes
+        no place there). While ``p < n``, up to ``n - p`` paused trials
         resume, best first, among those whose anchor or (from ``first_predicted_rung`` on)
         whose value predicted at the horizon by the refitted predictor ranks within the
         best ``n`` of the ``m``. Resumptions are listed from the highest rung down, then
@@ -330,16 +333,24 @@ class PredictiveHalving(PredictivePolicy):
         gone_on = sum(
             1
             for o in peers
-            if o.key not in self._unranked and (o.epochs > t or o.status in (TrialStatus.RUNNING, TrialStatus.COMPLETE))
+            if t not in o.unranked and (o.epochs > t or o.status in (TrialStatus.RUNNING, TrialStatus.COMPLETE))
         )
         places = max(1, math.floor(len(peers) / share)) - gone_on
         if places <= 0:
             return []
-        # skip the ranking when nothing it reads has changed since it resumed no one here
+        # skip the ranking when nothing it reads has changed since it resumed no one here: the
+        # trials at the rung, the paused ones, the free places, the horizon, the curves that
+        # reached it, and the predictor's model (a background fit that landed since is read)
         horizon = self._horizon(t, trials)
         reached = 0 if horizon is None else sum(1 for o in trials if o.epochs >= horizon)
-        state = (len(peers), frozenset(trials[i].key for i in members_at), places, horizon, reached)
-        if self._unchanged.get(tag) == state:
+        state = (
+            frozenset(o.key for o in peers),
+            frozenset(trials[i].key for i in members_at),
+            places,
+            horizon,
+            reached,
+        )
+        if self._unchanged.get(tag) == (state, self.service.version):
             return []
         index = {id(o): k for k, o in enumerate(peers)}
         members = [index[id(trials[i])] for i in members_at]
@@ -352,7 +363,7 @@ class PredictiveHalving(PredictivePolicy):
                 resumption = Resumption(trials[i].key, t, reason, predicted=predicted, std=std, threshold=threshold)
                 here.append((-t, -value, i, resumption))
         if not here:
-            self._unchanged[tag] = state
+            self._unchanged[tag] = (state, self.service.version)
         here.sort(key=lambda item: item[:3])
         return here[:places]
 

@@ -56,6 +56,8 @@ class _TrialRecord:
     # The verdict of each decision that rested on a prediction or stopped the trial, as
     # Verdict.record() data: {"epoch", "decision", "predicted_final", "std", "threshold", "reason"}.
     records: list[dict[str, Any]] = field(default_factory=list)
+    # Decision epochs at which the policy let the trial go on unranked (Verdict.ranked False).
+    unranked: list[int] = field(default_factory=list)
 
 
 class PredictiveScheduler(TrialScheduler):
@@ -237,6 +239,8 @@ class PredictiveScheduler(TrialScheduler):
         finally:
             self.decide_seconds_.append(time.perf_counter() - started)
         decision = verdict.decision
+        if not verdict.ranked and epoch not in record.unranked:
+            record.unranked.append(epoch)
         if self.explain and (verdict.predictive or decision != Decision.CONTINUE):
             record.records.append(verdict.record(self.stopping_policy.label))
         record.status = _STATUS_AFTER.get(decision, TrialStatus.RUNNING)
@@ -391,7 +395,13 @@ class PredictiveScheduler(TrialScheduler):
         curve = tuple(record.curve)
         if record.status == TrialStatus.FAILED:
             curve = curve[: next((e for e, v in enumerate(curve) if not math.isfinite(v)), len(curve))]
-        return TrialView(key=self._key(trial_id), curve=curve, params=dict(record.params), status=record.status)
+        return TrialView(
+            key=self._key(trial_id),
+            curve=curve,
+            params=dict(record.params),
+            status=record.status,
+            unranked=frozenset(record.unranked),
+        )
 
     def _key(self, trial_id: str):
         """The key a trial's view carries (its Ray trial id)."""
@@ -410,6 +420,7 @@ class PredictiveScheduler(TrialScheduler):
                     "params": dict(r.params),
                     "status": r.status.value,
                     "records": list(r.records),
+                    "unranked": list(r.unranked),
                 }
                 for key, r in self._records.items()
             ],
@@ -425,7 +436,11 @@ class PredictiveScheduler(TrialScheduler):
         self.mode = state.get("mode") or self.mode
         self._records = {
             t["key"]: _TrialRecord(
-                list(t["curve"]), dict(t["params"]), TrialStatus(t["status"]), list(t.get("records", []))
+                list(t["curve"]),
+                dict(t["params"]),
+                TrialStatus(t["status"]),
+                list(t.get("records", [])),
+                [int(e) for e in t.get("unranked", [])],
             )
             for t in state["trials"]
         }

@@ -34,9 +34,11 @@ class PolicyAgent:
         self.decision_epochs = None if epochs is None else frozenset(int(e) for e in epochs)
         self.stop_epoch: dict[int, int] = {}
         self.resumptions: list[Resumption] = []
+        self.unranked: dict[int, frozenset[int]] = {}  # decision epochs a trial went on unranked
 
     def _view(self, i: int) -> TrialView:
-        return TrialView(i, self.curves[i, : self.epochs[i]], self.params[i], self.status[i])
+        unranked = self.unranked.get(i, frozenset())
+        return TrialView(i, self.curves[i, : self.epochs[i]], self.params[i], self.status[i], unranked)
 
     def _views(self) -> tuple[list[int], list[TrialView]]:
         keys = list(self.status)
@@ -52,7 +54,10 @@ class PolicyAgent:
         if self.decision_epochs is not None and epoch not in self.decision_epochs:
             return Decision.CONTINUE
         keys, views = self._views()
-        return self.policy.verdict(views[keys.index(index)], views).decision
+        verdict = self.policy.verdict(views[keys.index(index)], views)
+        if not verdict.ranked:
+            self.unranked[index] = self.unranked.get(index, frozenset()) | {epoch}
+        return verdict.decision
 
     def finish(self, index: int, status: TrialStatus) -> None:
         self.status[index] = status

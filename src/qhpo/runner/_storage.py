@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
-from qhpo.optuna import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, checkpoint_key
+from qhpo.optuna import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, UNRANKED_ATTR, checkpoint_key
 
 #: Default storage when none is given: one SQLite file for every study of this folder.
 DEFAULT_STORAGE = "qhpo-runs/qhpo.db"
@@ -347,7 +347,9 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, *, kille
         CHECKPOINT_ATTR: checkpoint_key(trial),
         KILLS_ATTR: kills,
     }
-    for continued in (RESUME_OF_ATTR, RESUME_ATTR):  # the retry of a resumption resumes the same paused trial
+    # the retry of a resumption resumes the same paused trial; the retry of a trial that went on
+    # unranked does not decide again on the epochs it reports again
+    for continued in (RESUME_OF_ATTR, RESUME_ATTR, UNRANKED_ATTR):
         if continued in trial.user_attrs:
             attrs[continued] = trial.user_attrs[continued]
     # A trial killed before its objective suggested every parameter holds only some of them;
