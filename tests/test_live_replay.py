@@ -21,8 +21,6 @@ SMALL = [
     "0.1",
     "--trials",
     "20",
-    "--seeds",
-    "2",
     "--predictor",
     "svr",
     "--policy-option",
@@ -50,10 +48,12 @@ def _keys(document, prefix=""):
     return paths
 
 
-# a new SQLite file costs a second (its schema), a journal file nothing: SQLite replays qhpo alone
-@pytest.mark.parametrize("storage, rules", [("sqlite", ("qhpo",)), ("journal", ("none", "median", "sha", "qhpo"))])
-def test_one_settled_worker_decides_as_the_local_replay(storage, rules, tmp_path, capsys):
-    args = [*SMALL, "--policies", ",".join(rules)]
+# a new SQLite file costs a second (its schema), a journal file nothing: SQLite replays qhpo on one seed
+@pytest.mark.parametrize(
+    "storage, rules, seeds", [("sqlite", ("qhpo",), 1), ("journal", ("none", "median", "sha", "qhpo"), 2)]
+)
+def test_one_settled_worker_decides_as_the_local_replay(storage, rules, seeds, tmp_path, capsys):
+    args = [*SMALL, "--seeds", str(seeds), "--policies", ",".join(rules)]
     local = _bench([*args, "--jobs", "1"], tmp_path, "local")
     folder = tmp_path / "studies"
     live = _bench(
@@ -87,7 +87,7 @@ def test_one_settled_worker_decides_as_the_local_replay(storage, rules, tmp_path
     # the studies are real storage files, one per rule and seed, that Optuna reads back
     suffix = ".db" if storage == "sqlite" else ".log"
     files = sorted(p.name for p in folder.iterdir() if p.suffix == suffix)
-    assert len(files) == 2 * len(rules)
+    assert len(files) == seeds * len(rules)
     path = folder / f"cifar10_cnn-qhpo-seed0-1w{suffix}"
     url = f"sqlite:///{path}" if storage == "sqlite" else None
     study_storage = url or optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
@@ -101,13 +101,13 @@ def test_one_settled_worker_decides_as_the_local_replay(storage, rules, tmp_path
 def test_two_worker_processes_with_background_fits(tmp_path):
     folder = tmp_path / "studies"
     live = _bench(
-        [*SMALL, "--backend", "optuna", "--workers", "2", "--storage", "journal", "--storage-dir", str(folder)]
-        + ["--policies", "none,qhpo", "--epoch-seconds", "0.002"],
+        [*SMALL, "--seeds", "1", "--backend", "optuna", "--workers", "2", "--storage", "journal"]
+        + ["--storage-dir", str(folder), "--policies", "none,qhpo", "--epoch-seconds", "0.002"],
         tmp_path,
         "live",
     )
     assert live["workers"] == 2 and live["backend"]["worker_processes"] == 2
-    assert live["policies"]["none"]["per_seed"]["cost_fraction"] == [1.0, 1.0]
+    assert live["policies"]["none"]["per_seed"]["cost_fraction"] == [1.0]
     qhpo = live["policies"]["qhpo"]
     assert all(0 < c < 1 for c in qhpo["per_seed"]["cost_fraction"])
     assert all(r is not None and r >= 0 for r in qhpo["per_seed"]["regret"])
