@@ -18,7 +18,11 @@ resumption's first epochs are those of the trial they continue), and prints (and
     python benchmarks/chaos.py [--kills 20] [--trials 12] [--workers 4] [--json OUT]
 
 ``--data-dir`` is the folder that holds ``cifar-10-batches-py`` (default ``$QHPO_DATA_DIR``,
-else ``../shared/data`` beside the repository).
+else ``../shared/data`` beside the repository). ``--storage`` is ``sqlite`` (default), ``journal``,
+a database URL (``postgresql://...``: the study is named ``chaos-<seed>-<time>``, so that every
+run starts afresh on one database) or ``pgserver`` (a PostgreSQL server of the ``pgserver``
+package, started in the study's folder for the run). On PostgreSQL the kill at the tell holds
+an exclusive lock on Optuna's ``trials`` table instead of SQLite's write lock.
 """
 
 from __future__ import annotations
@@ -68,7 +72,14 @@ class Chaos:
         self.folder = folder
         self.trials = trials
         self.epochs = epochs
-        self.storage_arg = str(folder / "q.db") if storage == "sqlite" else f"journal:{folder / 'q.log'}"
+        self.study_name = STUDY
+        if storage == "sqlite":
+            self.storage_arg = str(folder / "q.db")
+        elif storage == "journal":
+            self.storage_arg = f"journal:{folder / 'q.log'}"
+        else:  # a database server: a new study on it for every run
+            self.storage_arg = storage
+            self.study_name = f"{STUDY}-{seed}-{int(time.time())}"
         self.command = [
             sys.executable,
             "-m",
@@ -91,7 +102,9 @@ class Chaos:
             "--storage",
             self.storage_arg,
             "--study",
-            STUDY,
+            self.study_name,
+            "--run-dir",
+            str(folder),
             "--predictor",
             "svr",
             "--min-completed",
@@ -111,6 +124,7 @@ class Chaos:
         self.rng = random.Random(seed)
         self.kills: Counter[str] = Counter()
         self.process: subprocess.Popen | None = None
+        self._storage = None
 
     # -- the study ----------------------------------------------------------------------
     def study(self):
@@ -119,7 +133,9 @@ class Chaos:
         from qhpo.runner import resolve_storage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.load_study(study_name=STUDY, storage=resolve_storage(self.storage_arg, create=False).open())
+        if self._storage is None:
+            self._storage = resolve_storage(self.storage_arg, create=False).open()
+        return optuna.load_study(study_name=self.study_name, storage=self._storage)
 
     def done(self) -> bool:
 
@@ -185,7 +201,7 @@ class Chaos:
         ``torch.save`` with part of the checkpoint written, and is killed there. The pipe is
         left behind as a killed writer's scratch file is.
         """
-        folder = self.folder / STUDY / "checkpoints"
+        folder = self.folder / self.study_name / "checkpoints"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
             workers = set(self.workers())
@@ -244,6 +260,8 @@ class Chaos:
         """
         import sqlite3
 
+        if self.storage_arg.startswith(("postgresql", "postgres:")):
+            return self._kill_at_tell_postgresql(timeout)
         if not self.storage_arg.endswith(".db"):
             return False
         query = (
@@ -274,6 +292,37 @@ class Chaos:
                 time.sleep(0.002)
         finally:
             connection.close()
+        return False
+
+    def _kill_at_tell_postgresql(self, timeout: float) -> bool:
+        """:meth:`kill_at_tell` on PostgreSQL: an exclusive lock on ``trials`` holds back every write of the worker."""
+        import psycopg
+
+        query = (
+            "SELECT a.value_json FROM trials t JOIN studies s ON s.study_id = t.study_id "
+            "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id AND v.step = %s "
+            "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
+            "WHERE t.state = 'RUNNING' AND s.study_name = %s"
+        )
+        scheme, rest = self.storage_arg.split("://", 1)
+        with psycopg.connect(f"postgresql://{rest}", autocommit=True) as connection:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    rows = connection.execute(query, (self.epochs, self.study_name)).fetchall()
+                except psycopg.Error:
+                    rows = []
+                owners = [json.loads(row[0])["pid"] for row in rows]
+                workers = set(self.workers()) if owners else set()
+                owners = [pid for pid in owners if pid in workers]
+                if owners:
+                    with connection.transaction():
+                        connection.execute("LOCK TABLE trials IN EXCLUSIVE MODE")
+                        time.sleep(0.3)  # the worker reaches its next write and waits for the lock
+                        os.kill(owners[0], signal.SIGKILL)
+                        time.sleep(0.2)
+                    return True
+                time.sleep(0.005)
         return False
 
     # -- one kill -------------------------------------------------------------------------
@@ -346,6 +395,18 @@ class Chaos:
                     shared = min(len(origin.intermediate_values), int(t.user_attrs.get("qhpo.resumed_at_epoch", 0)))
                     if any(origin.intermediate_values[e] != t.intermediate_values.get(e) for e in range(1, shared + 1)):
                         broken.append(t.number)
+        # From an interrupted trial's last sign of life (start, finished epoch or heartbeat) to
+        # the recovery that failed it and enqueued its retry.
+        recovery = [
+            t.datetime_complete.timestamp()
+            - max(
+                t.datetime_start.timestamp(),
+                float(t.user_attrs.get("qhpo.heartbeat", 0.0)),
+                float(t.user_attrs.get("qhpo.alive", 0.0)),
+            )
+            for t in interrupted
+            if t.datetime_complete is not None and t.datetime_start is not None
+        ]
         temporary = sorted(
             str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if _TEMPORARY.fullmatch(p.name)
         )
@@ -360,6 +421,7 @@ class Chaos:
             "kills_by_kind": dict(self.kills),
             "interrupted_trials_retried": len(interrupted) - len(lost),
             "trials_lost": len(lost),
+            "seconds_to_retry_max": round(max(recovery), 1) if recovery else None,
             "trials_duplicated": sum(n - 1 for n in configurations.values() if n > 1),
             "configurations_given_up_after_repeated_kills": len(given_up),
             "running_left": sum(t.state == TrialState.RUNNING for t in trials),
@@ -442,7 +504,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--subset", type=int, default=256)
     parser.add_argument("--val-size", type=int, default=250)
-    parser.add_argument("--storage", choices=("sqlite", "journal"), default="sqlite")
+    parser.add_argument(
+        "--storage",
+        default="sqlite",
+        metavar="KIND_OR_URL",
+        help="sqlite (default), journal, pgserver (a PostgreSQL server started for the run) or a database URL",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("QHPO_DATA_DIR") or REPO.parent / "shared" / "data")
@@ -451,22 +518,19 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
+    if args.storage not in ("sqlite", "journal", "pgserver") and "://" not in args.storage:
+        parser.error(f"--storage must be sqlite, journal, pgserver or a database URL, not {args.storage!r}")
     with tempfile.TemporaryDirectory(prefix="qhpo-chaos-") as scratch:
         folder = args.folder or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        result = run_chaos(
-            folder,
-            data_dir=args.data_dir,
-            kills=args.kills,
-            trials=args.trials,
-            workers=args.workers,
-            epochs=args.epochs,
-            subset=args.subset,
-            val_size=args.val_size,
-            storage=args.storage,
-            sigints=args.sigints,
-            seed=args.seed,
-        )
+        server = None
+        if args.storage == "pgserver":
+            server, args.storage = _pgserver(Path(scratch) / "pg")
+        try:
+            result = _run(folder, args)
+        finally:
+            if server is not None:
+                server.cleanup()
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -479,6 +543,36 @@ def main() -> None:
         and not result["broken_curves"]
     )
     sys.exit(0 if ok else 1)
+
+
+def _pgserver(folder: Path):
+    """A PostgreSQL server of the pgserver package in ``folder`` and the URL of a fresh database on it."""
+    import warnings
+
+    import pgserver
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+    server.psql("CREATE DATABASE chaos;")
+    head, query = server.get_uri().split("?", 1)
+    return server, f"{head.rsplit('/', 1)[0]}/chaos?{query}"
+
+
+def _run(folder: Path, args) -> dict:
+    return run_chaos(
+        folder,
+        data_dir=args.data_dir,
+        kills=args.kills,
+        trials=args.trials,
+        workers=args.workers,
+        epochs=args.epochs,
+        subset=args.subset,
+        val_size=args.val_size,
+        storage=args.storage,
+        sigints=args.sigints,
+        seed=args.seed,
+    )
 
 
 if __name__ == "__main__":

@@ -4,13 +4,17 @@ Replays the recorded CIFAR-10 curves (rows drawn with replacement, first EPOCHS 
 through a study whose pruner is qhpo's default policy, and prints the time of every
 ``trial.should_prune()`` call, split by whether the policy was consulted (a decision
 epoch) or not, with Optuna's in-memory storage (the pruner's own cost), a SQLite file and
-a journal file (plus the storage's reads). Predictor fits run in the pruner's background
-thread and are not part of these times. Run:
+a journal file (plus the storage's reads), or with a database server (``--storage URL``,
+for example ``postgresql://user:password@host/db``; ``--storage pgserver`` starts a
+PostgreSQL server of the ``pgserver`` package in a temporary folder). Predictor fits run in
+the pruner's background thread and are not part of these times. Run:
 
     python benchmarks/pruner_latency.py [--trials 300] [--epochs 40] [--predictor svr] [--json OUT]
+    python benchmarks/pruner_latency.py --storage pgserver --trials 2000
 
 ``--json OUT`` writes ``{"trials", "memory_ms_median", "sqlite_ms_median",
-"journal_ms_median"}``: the median milliseconds of a call at a decision epoch.
+"journal_ms_median"}`` (``"postgresql_ms_median"`` with ``--storage``): the median
+milliseconds of a call at a decision epoch.
 """
 
 from __future__ import annotations
@@ -37,8 +41,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--predictor", default="svr")
     parser.add_argument("--storages", default="memory,sqlite,journal", help="comma-separated: memory, sqlite, journal")
+    parser.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="measure this database server instead (a URL, or pgserver: a PostgreSQL server started for the run)",
+    )
     parser.add_argument("--json", default=None, metavar="OUT", help="write the medians at decision epochs here")
     args = parser.parse_args()
+    server = None
+    if args.storage == "pgserver":
+        server, args.storage = _pgserver()
+    if args.storage is not None:
+        args.storages = "postgresql" if args.storage.startswith("postgres") else "rdb"
 
     table = read_curve_table(args.table).truncate(args.epochs)
     rows = np.random.default_rng(0).integers(0, table.n_trials, size=args.trials)
@@ -46,13 +61,39 @@ def main() -> None:
     result: dict[str, float | int] = {"trials": args.trials, "epochs": args.epochs}
     for storage in args.storages.split(","):
         result[f"{storage}_ms_median"] = measure(table, rows, args, storage)
+    if args.storage is not None:
+        result["storage"] = _shown(args.storage)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if server is not None:
+        server.cleanup()
 
 
-def _storage(kind: str, folder: str):
+def _pgserver():
+    """A PostgreSQL server of the pgserver package in a temporary folder, and its URL."""
+    import warnings
+
+    import pgserver
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(tempfile.mkdtemp(prefix="qhpo-latency-pg-"), cleanup_mode="delete")
+    return server, server.get_uri()
+
+
+def _shown(url: str) -> str:
+    from qhpo.runner import resolve_storage
+
+    return resolve_storage(url, create=False).describe()
+
+
+def _storage(kind: str, folder: str, url: str | None = None):
     if kind == "memory":
         return None
+    if kind in ("postgresql", "rdb"):
+        from qhpo.runner import resolve_storage
+
+        return resolve_storage(url, folder).open()  # as qhpo run opens it
     if kind == "sqlite":
         from qhpo.runner import resolve_storage
 
@@ -71,8 +112,8 @@ def measure(table, rows, args, storage_kind: str) -> float:
     at_decision: list[float] = []
     between: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
-        storage = _storage(storage_kind, folder)
-        study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+        storage = _storage(storage_kind, folder, args.storage)
+        study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)  # a new study each time
 
         def objective(trial):
             if pruner.policy_ is not None:  # steady state: the fits queued so far have landed
@@ -96,7 +137,7 @@ def measure(table, rows, args, storage_kind: str) -> float:
         pruner.flush()  # the decision records are written before the storage goes
         pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
     print(
-        f"{storage_kind} storage, {args.trials} trials x {args.epochs} epochs, policy qhpo, predictor {args.predictor}: "
+        f"{storage_kind} storage, {args.trials} trials x {args.epochs} epochs, rule {pruner.rule}, predictor {args.predictor}: "
         f"{pruned} pruned, {total:.1f} s in all"
     )
     for name, times in (("at decision epochs", at_decision), ("between decision epochs", between)):

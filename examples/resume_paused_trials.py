@@ -1,10 +1,13 @@
 """Freeze-thaw in a plain Optuna objective: qhpo's pruner pauses trials, and the search
 resumes the paused trials its policy ranks among the best once more curves are in.
 
-Optuna cannot resume a pruned trial, so a resumption is a new trial with the same
-parameters that loads the paused trial's checkpoint, reports the epochs the checkpoint
-recorded and trains on. ``qhpo.optuna.resumable_trials`` lists the paused trials worth
-resuming now; ``ResumableTrial.enqueue`` makes the study's next trial their resumption.
+``PredictivePruner("qhpo", freeze_thaw=True)`` runs the rule the replay measured as
+``qhpo``: at each rung the observed rank decides and a trial it does not keep is paused
+(its checkpoint kept); the refitted predictor later resumes the paused trials that rank
+among the best. Optuna cannot resume a pruned trial, so a resumption is a new trial with
+the same parameters: the callback ``qhpo.optuna.ResumePausedTrials`` enqueues it after each
+trial ends, and the objective's checkpoint hook ``qhpo.optuna.TrialCheckpoint`` tells it
+to load the paused trial's checkpoint, report the epochs it recorded and train on.
 
 The network is a small multilayer perceptron on scikit-learn's bundled 8x8 digits (no
 download), trained with PyTorch on the CPU in seconds; swap in your own model and data.
@@ -26,7 +29,7 @@ import numpy as np
 import optuna
 import torch
 
-from qhpo.optuna import CHECKPOINT_ATTR, RESUME_OF_ATTR, PredictivePruner, checkpoint_key, resumable_trials
+from qhpo.optuna import RESUME_OF_ATTR, PredictivePruner, ResumePausedTrials, TrialCheckpoint
 
 
 def load_digits_split(seed: int = 0):
@@ -82,27 +85,23 @@ def make_objective(train, val, epochs: int, folder: Path):
             "learning_rate": trial.suggest_float("learning_rate", 1e-3, 1.0, log=True),
             "momentum": trial.suggest_float("momentum", 0.0, 0.9),
         }
-        # A resumption carries the paused trial's checkpoint key; a new trial takes its number.
-        key = checkpoint_key(trial)
-        trial.set_user_attr(CHECKPOINT_ATTR, key)
-        path = folder / f"trial-{key}.pt"
-        model, optimizer = build(params, seed=key)
+        # The checkpoint hook: a resumption carries the paused trial's key, a new trial takes its number.
+        checkpoint = TrialCheckpoint(trial, folder)
+        model, optimizer = build(params, seed=checkpoint.key)
         curve: list[float] = []
-        if trial.user_attrs.get(RESUME_OF_ATTR) is not None:
-            state = torch.load(path, weights_only=True)  # tensors and numbers only: no code is run
+        if checkpoint.resumes:
+            state = torch.load(checkpoint.path, weights_only=True)  # tensors and numbers only: no code is run
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             curve = list(state["curve"])
-            for epoch, value in enumerate(curve, start=1):  # the epochs before the pause, as they were
-                trial.report(value, epoch)
+            checkpoint.report_again(curve)  # the epochs before the pause, as they were
         for epoch in range(len(curve) + 1, epochs + 1):
-            train_epoch(model, optimizer, train, seed=key, epoch=epoch)
+            train_epoch(model, optimizer, train, seed=checkpoint.key, epoch=epoch)
             curve.append(accuracy(model, val))
-            save_checkpoint(path, model, optimizer, curve)
+            save_checkpoint(checkpoint.path, model, optimizer, curve)
             trial.report(curve[-1], epoch)
             if trial.should_prune():
-                if not trial.study.pruner.paused(trial):
-                    path.unlink(missing_ok=True)  # stopped for good; a paused trial keeps its checkpoint
+                checkpoint.pruned()  # a stopped trial's checkpoint goes, a paused trial keeps it
                 raise optuna.TrialPruned()
         trial.study.pruner.flush()  # decision records are written in the background
         return curve[-1]
@@ -116,7 +115,12 @@ def search(configurations: int, epochs: int, storage: str | None, folder: Path, 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # background=False: each decision waits for the predictor's refit, so a run is the same every time.
     pruner = PredictivePruner(
-        "qhpo", "svr", max_epochs=epochs, random_state=seed, policy_options={"min_completed": 4, "background": False}
+        "qhpo",
+        "svr",
+        freeze_thaw=True,
+        max_epochs=epochs,
+        random_state=seed,
+        policy_options={"min_completed": 4, "background": False},
     )
     study = optuna.create_study(
         study_name="resume-example",
@@ -127,19 +131,9 @@ def search(configurations: int, epochs: int, storage: str | None, folder: Path, 
         load_if_exists=True,
     )
     objective = make_objective(*load_digits_split(seed), epochs, folder)
-    started = sum(RESUME_OF_ATTR not in t.user_attrs for t in study.trials)
-    while True:
-        # A free worker first asks whether a paused trial is worth resuming now ...
-        resumable = resumable_trials(study, limit=1)
-        if resumable:
-            paused = resumable[0]
-            print(f"resuming trial {paused.number} after epoch {paused.epoch}: {paused.resumption.reason}")
-            paused.enqueue(study)
-        elif started < configurations:  # ... and only then starts a new configuration.
-            started += 1
-        else:
-            break  # nothing new to start, nothing to resume (and nothing running)
-        study.optimize(objective, n_trials=1)
+    # After each trial the callback enqueues the paused trial worth resuming now, if any; once
+    # `configurations` configurations have finished and none is left to resume, it stops the study.
+    study.optimize(objective, n_trials=None, callbacks=[ResumePausedTrials(n_configurations=configurations)])
     return study
 
 

@@ -169,3 +169,22 @@ def test_bad_arguments_name_the_argument(argument, value):
     bqm = _random_dense(4, "SPIN", 0)
     with pytest.raises(ValueError, match=argument):
         DenseSimulatedAnnealingSampler().sample(bqm, **{argument: value})
+
+
+def test_annealing_from_hot_to_cold_beats_a_fixed_hot_or_cold_temperature():
+    # a 100-spin +-1 spin glass: the final descent alone leaves reads in poor local minima, so
+    # what the schedule does before it shows; the heat-bath step must read the temperature and
+    # the schedule must end cold
+    rng = np.random.default_rng(0)
+    bqm = dimod.BQM.from_ising(
+        {}, {(i, j): float(rng.choice([-1.0, 1.0])) for i in range(100) for j in range(i + 1, 100)}
+    )
+    sampler = DenseSimulatedAnnealingSampler()
+
+    def mean_energy(**kwargs):
+        return float(sampler.sample(bqm, num_reads=100, num_sweeps=100, seed=1, **kwargs).record.energy.mean())
+
+    annealed = mean_energy()
+    hot = mean_energy(beta_range=(1e-4, 1e-4))
+    quenched = mean_energy(beta_range=(5.0, 5.0))
+    assert annealed < hot - 20 and annealed < quenched - 20, (annealed, hot, quenched)

@@ -83,7 +83,18 @@ def check_decisions(study):
         assert trial.user_attrs[DECISIONS_ATTR][-1] == stop
     for trial in study.trials:
         for record in trial.user_attrs.get(DECISIONS_ATTR, []):
-            assert set(record) == {"epoch", "decision", "predicted_final", "std", "threshold", "reason"}
+            assert set(record) == {
+                "epoch",
+                "decision",
+                "predicted_final",
+                "std",
+                "threshold",
+                "reason",
+                "step",
+                "max_epochs",
+                "max_epochs_from",
+            }
+            assert record["step"] >= record["epoch"] and record["max_epochs"] >= 1 and record["max_epochs_from"]
             assert record["decision"] in {d.value for d in Decision}
     return pruned
 
@@ -376,7 +387,7 @@ def test_pause_ends_pruned_with_its_record_and_a_resumption_continues_from_the_c
         assert record["decision"] == "pause" and record["epoch"] == 2 and "paused by policy" in record["reason"]
         assert trial.user_attrs[STOP_ATTR] == record == trial.user_attrs[DECISIONS_ATTR][-1]
         assert (tmp_path / f"trial-{trial.number}.json").exists()  # checkpoint kept
-    assert [v.status for v in pruner._views.views(study)] == [
+    assert [v.status for v in pruner.trial_views(study)] == [
         TrialStatus.COMPLETE,
         TrialStatus.PAUSED,
         TrialStatus.COMPLETE,
@@ -401,7 +412,7 @@ def test_pause_ends_pruned_with_its_record_and_a_resumption_continues_from_the_c
     # Epochs 1..2 are the paused trial's, epochs 3..4 follow on.
     assert [resumption.intermediate_values[e] for e in (1, 2, 3, 4)] == list(curves[1])
     assert configuration_counts(study.trials) == (5, 0)
-    views = pruner._views.views(study)
+    views = pruner.trial_views(study)
     assert [v.key for v in views] == [0, 5, 2, 3, 4]  # trial 5 continues trial 1, in its place
     assert views[1].status == TrialStatus.COMPLETE and list(views[1].curve) == list(curves[1])
     assert pruner.paused(study.trials[3]) and not pruner.paused(study.trials[5])
@@ -421,7 +432,7 @@ def test_a_resumption_that_fails_leaves_its_paused_trial_stopped(tmp_path):
     assert trial.user_attrs[OF] == 3
     study.tell(trial, state=optuna.trial.TrialState.FAIL)  # diverged on resumption: not retried
     assert resumable_trials(study) == []  # never resumed again
-    assert [v.status for v in pruner._views.views(study) if v.key == 3] == [TrialStatus.STOPPED]
+    assert [v.status for v in pruner.trial_views(study) if v.key == 3] == [TrialStatus.STOPPED]
     assert configuration_counts(study.trials) == (4, 0)  # still one finished configuration
 
 
@@ -496,7 +507,7 @@ def test_a_trial_held_by_the_start_up_rule_is_marked_in_the_storage_for_every_pr
     # another process's pruner reads the mark from the storage
     elsewhere = PredictivePruner("qhpo", max_epochs=8, policy_options=options)
     other = optuna.load_study(study_name="s", storage=storage, pruner=elsewhere)
-    (view,) = elsewhere._views.views(other)
+    (view,) = elsewhere.trial_views(other)
     assert view.unranked == frozenset({2, 4})
     # a resumption carries it over
     resumption = ResumableTrial(0, {}, 0, 4, Resumption(0, 4), unranked=(2, 4))

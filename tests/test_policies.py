@@ -18,8 +18,10 @@ from qhpo.policies import (
     NoStopping,
     PredictionService,
     PredictiveHalving,
+    StoppingPolicy,
     TrialStatus,
     TrialView,
+    Verdict,
     make_policy,
     rung_epochs,
 )
@@ -52,7 +54,7 @@ class RaisingSampler(dimod.Sampler):
 
 
 def test_registry_names_and_errors():
-    assert POLICY_NAMES == ("none", "baker", "poster", "qhpo", "qhpo-stop")
+    assert POLICY_NAMES == ("none", "one-epoch", "baker", "poster", "qhpo", "qhpo-stop")
     assert isinstance(make_policy("none", max_epochs=5), NoStopping)
     stop = make_policy("qhpo-stop", max_epochs=200)
     assert isinstance(stop, PredictiveHalving) and stop.name == "qhpo-stop" and not stop.resumes
@@ -575,3 +577,49 @@ def test_a_trial_held_by_the_start_up_rule_is_marked_in_its_verdict_and_takes_no
     for policy in (make_policy("qhpo", **options), make_policy("qhpo", **options)):
         assert [r.key for r in policy.promote(marked, limit=4)] == [13]
         assert policy.promote(unmarked, limit=4) == []
+
+
+def test_a_late_riser_on_a_min_table_resumes_on_its_prediction_as_on_a_max_table():
+    # the same study as a loss (1 - value, lower is better): the predictor must learn from the
+    # negated curves, or it predicts the late riser's loss to rise and leaves it paused
+    options = dict(max_epochs=8, min_resource=2, first_predicted_rung=0, min_horizon_trials=3, random_state=0)
+    views = [TrialView(v.key, [1.0 - c for c in v.curve], v.params, v.status, v.unranked) for v in _late_riser_views()]
+    (resumed,) = make_policy("qhpo", mode="min", **options).promote(views, limit=4)
+    assert resumed.key == 13 and "predicted value at epoch 4" in resumed.reason
+    assert resumed.predicted < 0.4 and resumed.predicted <= resumed.threshold  # a loss: lower is better
+    (on_max,) = make_policy("qhpo", **options).promote(_late_riser_views(), limit=4)
+    assert on_max.key == 13 and abs((1.0 - resumed.predicted) - on_max.predicted) < 1e-9
+
+
+def test_places_at_a_rung_floor_m_over_eta_and_a_running_trial_at_the_rung_takes_one():
+    from qhpo.policies._rungs import RungGroup
+
+    at = [TrialView(i, [0.5, 0.5], status=TrialStatus.PAUSED) for i in range(5)]
+    assert RungGroup(2, tuple(at), 2.0).places() == 2  # floor(5 / 2), not 3
+    assert RungGroup(2, tuple(at[:1]), 2.0).places() == 1  # never fewer than one
+    running = TrialView(9, [0.5, 0.5], status=TrialStatus.RUNNING)  # exactly at the rung, going on
+    group = RungGroup(2, (*at, running), 2.0)
+    assert group.gone_on() == 1 and group.free_places() == 2
+    held = TrialView(9, [0.5, 0.5], status=TrialStatus.RUNNING, unranked=frozenset({2}))
+    assert RungGroup(2, (*at, held), 2.0).gone_on() == 0
+    assert RungGroup(2, (*at, running), 4.0, "unjudged").places() == 1  # eta**2 = 4 for the unjudged
+
+
+def test_trials_that_passed_the_first_rung_unjudged_share_two_rungs_worth_at_the_second():
+    curves, params = _noisy_first_epoch(n=40, informative=True)
+    policy = make_policy("qhpo", max_epochs=16, min_resource=1, first_rung_test=12, random_state=0)
+    r1 = policy.rungs[1]
+    testers = [TrialView(i, curves[i, :r1], params[i], TrialStatus.PAUSED) for i in range(12)]
+    assert policy.first_rung_on(testers) is True  # an informative first epoch: the rung stays
+    # 12 testers paused at the second rung, none gone on: floor(12 / eta**2) = 3 resume, not 12 / eta = 6
+    assert len(policy.promote(testers, limit=12)) == 3
+
+
+class _PausesAlways(StoppingPolicy):
+    def decide(self, trial, trials):
+        return Verdict(Decision.PAUSE, trial.epochs, "always")
+
+
+def test_a_pause_from_a_policy_that_does_not_resume_is_a_stop():
+    view = TrialView(0, [0.1])
+    assert _PausesAlways(max_epochs=4).verdict(view, [view]).decision == Decision.STOP

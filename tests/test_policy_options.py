@@ -51,13 +51,22 @@ def test_each_rule_names_its_own_options_and_none_the_command_sets():
     for rule in ("qhpo", "poster", "baker", "sha"):
         assert not {"max_epochs", "predictor", "sampler", "random_state", "mode"} & set(option_names(rule))
     assert option_names("none") == () and option_names("swift-hyperband") == ()
+    assert option_names("one-epoch") == ("decision_epoch", "share")
 
 
 def test_unknown_names_and_refused_values_get_one_sentence():
     check_policy_options("qhpo", {"reduction_factor": 3, "min_resource": 2}, epochs=50)  # accepted
     cases = [
         ("qhpo", {"bogus": 1}, "has no option 'bogus'; its options are anchor_window"),
-        ("qhpo", {"reduction_factor": 1}, "refuses reduction_factor=1 for 50 epochs: reduction_factor must be greater"),
+        (
+            "qhpo",
+            {"reduction_factor": 1},
+            "refuses reduction_factor=1 for 50 epochs: reduction_factor must be a number > 1",
+        ),
+        # no silent truncation: a fractional epoch count or a flag is refused, not rounded
+        ("qhpo", {"min_resource": 2.7}, "min_resource must be an integer >= 1 or None, got 2.7"),
+        ("qhpo", {"min_completed": True}, "min_completed must be an integer >= 0, got True"),
+        ("qhpo", {"floor_quantile": 1}, "floor_quantile must be a number in .0, 1., got 1"),
         ("qhpo", {"reduction_factor": "fast"}, "refuses reduction_factor=fast"),
         ("sha", {"reduction_factor": 1}, "refuses reduction_factor=1"),
         ("none", {"a": 1}, "takes no --policy-option"),

@@ -382,3 +382,65 @@ def test_bench_replays_on_ray(curve_table_path, tmp_path):
     assert none["cost_fraction_mean"] == 1.0
     # Three trials of 200 epochs on three workers: measured on Ray, never faster than the ideal 200 epochs.
     assert none["wallclock_mean"] >= 200
+
+
+def _train_function(config):
+    """Ray Tune's function-trainable pattern: restore from ``tune.get_checkpoint()``, report
+    the metric with a checkpoint after every epoch (the epoch count is ``training_iteration``)."""
+    import json
+    import tempfile
+
+    from ray import tune
+
+    epoch = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            epoch = json.loads((Path(folder) / "state.json").read_text())["epoch"]
+    while epoch < 6:
+        epoch += 1
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
+            accuracy = config["x"] * (1 - 0.7**epoch)
+            tune.report({"accuracy": accuracy, "epoch": epoch}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def test_ray_tunes_own_pattern_with_the_default_search_and_the_running_trial_limit(tmp_path):
+    # Ray Tune's default search (param_space sampled by its BasicVariantGenerator) under
+    # RunningTrialLimiter: "The ConcurrencyLimiter only works with Searcher objects" no more.
+    from ray import tune
+
+    scheduler = PredictiveScheduler("qhpo", max_epochs=6, predictor="svr", random_state=0, explain=True)
+    running = _MostRunning()
+    reports = _EpochReports()
+    tuner = tune.Tuner(
+        tune.with_resources(_train_function, {"cpu": 0.5}),
+        param_space={"x": tune.grid_search([0.3, 0.9, 0.4, 0.8, 0.5, 0.7])},
+        tune_config=tune.TuneConfig(
+            metric="accuracy",
+            mode="max",
+            scheduler=scheduler,
+            search_alg=RunningTrialLimiter(None, 2, scheduler),
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, callbacks=[running, reports]),
+    )
+    results = tuner.fit()
+    assert len(results) == 6 and not results.errors and running.most <= 2
+    views = scheduler.trial_views()
+    assert len(views) == 6 and {v.status for v in views} <= {TrialStatus.COMPLETE, TrialStatus.STOPPED}
+    assert max(views, key=lambda v: v.params["x"]).status == TrialStatus.COMPLETE
+    for view in views:  # a curve is the trainable's, epoch by epoch, across any pause
+        np.testing.assert_allclose(view.curve, [view.params["x"] * (1 - 0.7**e) for e in range(1, view.epochs + 1)])
+    assert any(decision == "pause" for _, _, decision in scheduler.decisions_)  # freeze-thaw on Ray
+    resumed = [key for key, epoch, decision in scheduler.decisions_ if decision == "resume"]
+    for key in resumed:  # a resumed trial restarted from its checkpoint: no epoch reported twice
+        epochs = [e for k, e in reports.seen if k == key]
+        assert epochs == sorted(set(epochs)) == list(range(1, max(epochs) + 1))
+
+
+class _EpochReports(Callback):
+    def __init__(self):
+        self.seen: list[tuple[str, int]] = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.seen.append((trial.trial_id, int(result["epoch"])))

@@ -216,6 +216,7 @@ def one_sentence(capsys) -> str:
         (lambda tmp, args: args + ["--policy", "sometimes"], "unknown policy 'sometimes'"),
         (lambda tmp, args: args + ["--annealer", "quantum-magic"], "unknown annealer 'quantum-magic'"),
         (lambda tmp, args: args + ["--predictor", "gp"], "unknown predictor 'gp'"),
+        (lambda tmp, args: args + ["--predictor", "oracle"], "reads the recorded curves of a replay"),
         (lambda tmp, args: args + ["--trials", "-3"], "positive whole number"),
         (lambda tmp, args: args + ["--device", "tpu"], "unknown device 'tpu'"),
         (lambda tmp, args: args + ["--val-size", "50000"], "--val-size must leave training images"),

@@ -59,7 +59,10 @@ def test_default_sampler_can_be_changed_at_runtime(monkeypatch):
 
 def test_pegasus_sampler_embeds_a_qsvr_qubo_as_a_clique_and_unembeds_it():
     import networkx as nx
-    from dwave.embedding import is_valid_embedding
+
+    is_valid_embedding = pytest.importorskip(
+        "dwave.embedding", reason="the qpu extra (dwave-system) is not installed"
+    ).is_valid_embedding
 
     from qhpo.qsvr import build_svr_qubo
 
@@ -89,6 +92,7 @@ def test_pegasus_sampler_has_an_advantage_size_clique_for_the_full_qsvr_qubo():
 
 
 def test_qsvr_reports_the_chain_break_fraction_of_the_pegasus_path():
+    pytest.importorskip("dwave.embedding", reason="the qpu extra (dwave-system) is not installed")
     from qhpo.qsvr import QSVR
 
     X = np.linspace(0, 1, 4)[:, None]
@@ -107,6 +111,7 @@ def test_pegasus_sampler_rejects_bad_arguments():
 @pytest.fixture(scope="module")
 def advantage_mock():
     """dwave-system's MockDWaveSampler with the qubit graph of an Advantage QPU (Pegasus P16)."""
+    pytest.importorskip("dwave.system", reason="the qpu extra (dwave-system) is not installed")
     from dwave.system.testing import MockDWaveSampler
 
     return MockDWaveSampler(topology_type="pegasus", topology_shape=[16])

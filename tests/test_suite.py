@@ -252,3 +252,36 @@ def test_suite_and_seed_errors_are_one_sentence(tmp_path, capsys, args, fragment
     assert main(["bench", "--predictor", "svr", "--seeds", "1"] + args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("qhpo: error: ") and len(err.splitlines()) == 1 and fragment in err
+
+
+def test_the_verdict_bar_is_the_best_pruners_mean_regret_plus_its_standard_error():
+    from qhpo.replay import verdict
+
+    def rule(cost, regret, sd=0.0):
+        return {"cost_fraction_mean": cost, "regret_mean": regret, "regret_sd": sd}
+
+    # median is the best pruner (lowest regret); its standard error over 16 seeds is 0.4 / 4 = 0.1
+    base = {"median": rule(0.3, 1.0, 0.4), "sha": rule(0.2, 3.0), "hyperband": rule(0.35, 2.0)}
+    within = verdict({"seeds": 16, "policies": {**base, "qhpo": rule(0.2, 1.09)}})
+    assert within["best"] == "median" and within["pass"]
+    above = verdict({"seeds": 16, "policies": {**base, "qhpo": rule(0.2, 1.11)}})
+    assert not above["pass"] and "above median's 1 + 0.1 (its standard error)" in above["why"]  # not + 0.4, the sd
+    dear = verdict({"seeds": 16, "policies": {**base, "qhpo": rule(0.2251, 1.0)}})
+    assert not dear["pass"] and "above 0.75 x median's" in dear["why"]
+    assert verdict({"seeds": 16, "policies": base}) is None  # no qhpo result
+
+
+def test_the_replay_leaves_the_callers_optuna_logging_as_it_was(tmp_path):
+    import optuna
+
+    from qhpo.curves import read_curve_table
+    from qhpo.replay import run_benchmark
+
+    table = read_curve_table(write_table(tmp_path, "t", n=12, epochs=6))
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    try:
+        run_benchmark(table, policies=["median"], trials=6, seeds=1)
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    finally:
+        optuna.logging.set_verbosity(before)

@@ -42,3 +42,77 @@ def check_int(name: str, value, *, least: int | None = None, most: int | None = 
             bounds = ""
         raise ValueError(f"{name} must be an integer{bounds}, got {value!r}")
     return int(value)
+
+
+class Interval:
+    """Numbers of ``kind`` (``Integral`` or ``Real``) between ``low`` and ``high`` (None:
+    unbounded), ``closed`` on ``"both"`` ends, ``"left"``, ``"right"`` or ``"neither"``.
+    Booleans, and non-finite reals, are never numbers here.
+
+    Example:
+        >>> from numbers import Real
+        >>> Interval(Real, 0, 1, closed="left").describe()
+        'a number in [0, 1)'
+    """
+
+    def __init__(self, kind: type, low: float | None, high: float | None, *, closed: str = "both"):
+        from numbers import Real
+
+        if kind not in (Integral, Real) or closed not in ("both", "left", "right", "neither"):
+            raise ValueError(f"an Interval takes Integral or Real and a closed side, got {kind!r}, {closed!r}")
+        self.kind, self.low, self.high, self.closed = kind, low, high, closed
+
+    def accepts(self, value) -> bool:
+        import math
+
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            return False
+        if not math.isfinite(value):
+            return False
+        left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
+        if self.low is not None and (value < self.low or (value == self.low and not left)):
+            return False
+        return not (self.high is not None and (value > self.high or (value == self.high and not right)))
+
+    def describe(self) -> str:
+        what = "an integer" if self.kind is Integral else "a number"
+        if self.low is not None and self.high is not None:
+            left = "[" if self.closed in ("both", "left") else "("
+            right = "]" if self.closed in ("both", "right") else ")"
+            return f"{what} in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{what} {'>=' if self.closed in ('both', 'left') else '>'} {self.low:g}"
+        if self.high is not None:
+            return f"{what} {'<=' if self.closed in ('both', 'right') else '<'} {self.high:g}"
+        return what
+
+
+class Boolean:
+    """``True`` or ``False`` (not 0 or 1)."""
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, bool)
+
+    def describe(self) -> str:
+        return "True or False"
+
+
+def validate_parameters(constraints: dict, values: dict) -> None:
+    """Raise ``ValueError`` naming the first of ``values`` that none of its constraints accept.
+
+    ``constraints`` maps each name to a list of :class:`Interval`, :class:`Boolean` or None
+    (None accepts None), as scikit-learn's ``_parameter_constraints`` do; a policy declares
+    one such table and checks its arguments against it in one place.
+
+    Example:
+        >>> validate_parameters({"min_resource": [Interval(Integral, 1, None), None]}, {"min_resource": 2.7})
+        Traceback (most recent call last):
+        ...
+        ValueError: min_resource must be an integer >= 1 or None, got 2.7
+    """
+    for name, value in values.items():
+        allowed = constraints[name]
+        if any(value is None if c is None else c.accepts(value) for c in allowed):
+            continue
+        described = [c.describe() for c in allowed if c is not None] + (["None"] if None in allowed else [])
+        raise ValueError(f"{name} must be {' or '.join(described)}, got {value!r}")

@@ -33,11 +33,13 @@ class RuleKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Rule:
-    """A stopping rule: its name, its kind and where it comes from."""
+    """A stopping rule: its name, its kind, where it comes from, and whether it reads
+    qhpo's predictor (``--predictor`` and ``--annealer`` choose it)."""
 
     name: str
     kind: RuleKind
     source: str
+    predictive: bool = False
 
 
 #: Every rule, in the order results list them.
@@ -46,18 +48,33 @@ RULES: tuple[Rule, ...] = (
     Rule("median", RuleKind.OPTUNA, "optuna.pruners.MedianPruner"),
     Rule("sha", RuleKind.OPTUNA, "optuna.pruners.SuccessiveHalvingPruner (asynchronous successive halving)"),
     Rule("hyperband", RuleKind.OPTUNA, "optuna.pruners.HyperbandPruner"),
+    Rule(
+        "one-epoch",
+        RuleKind.POLICY,
+        "one epoch for every configuration, the best tenth finish (Egele et al. 2023, arXiv 2307.15422)",
+    ),
     Rule("conformal", RuleKind.OPTUNA, "surestop.ConformalPruner: conformal kill rule (surestop package, MIT)"),
     Rule("baker", RuleKind.POLICY, "Baker, Gupta, Raskar, Naik, ICLR workshop 2018 (arXiv 1705.10823)"),
-    Rule("poster", RuleKind.POLICY, "one decision at mid-training (the hybrid quantum-classical HPO poster)"),
-    Rule("swift-hyperband", RuleKind.BRACKETS, "Swift-Hyperband (Wulff et al. 2024)"),
-    Rule("qhpo", RuleKind.POLICY, "qhpo's default: successive halving on predicted values, pausing and resuming"),
-    Rule("qhpo-stop", RuleKind.POLICY, "qhpo's default with resumption off: the trials it does not keep stop"),
+    Rule("poster", RuleKind.POLICY, "one decision at mid-training (the hybrid quantum-classical HPO poster)", True),
+    Rule("swift-hyperband", RuleKind.BRACKETS, "Swift-Hyperband (Wulff et al. 2024)", True),
+    Rule("qhpo", RuleKind.POLICY, "qhpo's default: successive halving on predicted values, pausing and resuming", True),
+    Rule("qhpo-stop", RuleKind.POLICY, "qhpo's default with resumption off: the trials it does not keep stop", True),
 )
 
 
 def rule_names(*kinds: RuleKind) -> tuple[str, ...]:
     """Names of the rules of ``kinds`` (every rule when none is given), in listing order."""
     return tuple(r.name for r in RULES if not kinds or r.kind in kinds)
+
+
+def predictive_rule_names() -> tuple[str, ...]:
+    """Names of the rules that read qhpo's predictor, in listing order.
+
+    Example:
+        >>> predictive_rule_names()
+        ('poster', 'swift-hyperband', 'qhpo', 'qhpo-stop')
+    """
+    return tuple(r.name for r in RULES if r.predictive)
 
 
 def rule(name: str) -> Rule:

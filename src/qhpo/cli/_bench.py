@@ -11,7 +11,7 @@ from qhpo._errors import QhpoError
 
 
 def register(subparsers) -> None:
-    from qhpo.predictors import MODEL_NAMES
+    from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL
     from qhpo.replay import BENCH_POLICIES
 
     parser = subparsers.add_parser(
@@ -45,7 +45,12 @@ def register(subparsers) -> None:
         help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)})",
     )
     parser.add_argument(
-        "--predictor", default="qsvr", choices=MODEL_NAMES, help="predictor of the predictive policies (default: qsvr)"
+        "--predictor",
+        default="qsvr",
+        choices=(*MODEL_NAMES, ORACLE, ORACLE_FINAL),
+        help="predictor of the predictive policies (default: qsvr); oracle: the recorded value at the epoch the "
+        "rule asks about, a perfect predictor that shows what better prediction could win; oracle-final: the "
+        "recorded final value whatever the epoch asked about",
     )
     parser.add_argument(
         "--sampler", default=None, help="annealer of the qsvr predictors (default: qhpo.samplers.DEFAULT_SAMPLER)"
@@ -382,7 +387,7 @@ def cmd_bench(args) -> int:
         tables = [shorten(table, args.budget_fraction) for table in tables]
     options = _rule_options(args.policy_option, policies, tables)
     sampler = args.sampler
-    if sampler is None and args.predictor != "svr":
+    if sampler is None and args.predictor not in ("svr", "oracle", "oracle-final"):
         from qhpo.samplers import DEFAULT_SAMPLER
 
         sampler = DEFAULT_SAMPLER

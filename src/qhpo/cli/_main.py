@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
+    _quiet_optuna()
     try:
         return int(args.handler(args) or 0)
     except QhpoError as error:
@@ -69,6 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qhpo: interrupted; completed trials are kept in the study storage.", file=sys.stderr)
         return 130
+
+
+def _quiet_optuna() -> None:
+    """The command prints its own progress: Optuna's per-trial INFO lines would drown it.
+
+    Only the command sets this, for its own process; qhpo's library functions leave a
+    user's logging settings alone.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 if __name__ == "__main__":  # pragma: no cover

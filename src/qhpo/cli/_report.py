@@ -29,12 +29,10 @@ def register(subparsers) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import optuna
     from rich.console import Console
 
     from qhpo.runner import draw_plots, load_study, print_summary, resolve_storage, summarize
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     location = resolve_storage(args.storage, create=False)
     study = load_study(location, args.study)
     print_summary(summarize(study, top=args.top), Console(width=None if sys.stdout.isatty() else 120, highlight=False))

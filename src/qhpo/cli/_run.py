@@ -51,6 +51,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _subset(text: str) -> int | None:
     if text.lower() in ("all", "none", "0"):
         return None
@@ -58,6 +68,8 @@ def _subset(text: str) -> int | None:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    from qhpo.runner import GRACE_PERIOD, HEARTBEAT_INTERVAL
+
     what = parser.add_argument_group("what to search")
     what.add_argument(
         "--preset",
@@ -154,7 +166,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--storage",
         metavar="URL",
-        help="SQLite file or URL, or journal:PATH for an Optuna journal file (default qhpo-runs/qhpo.db)",
+        help="SQLite file or URL, a database URL (postgresql://USER:PASSWORD@HOST/DB uses psycopg 3; several "
+        "nodes on one database: docs/multinode.md), or journal:PATH for an Optuna journal file "
+        "(default qhpo-runs/qhpo.db)",
     )
     where.add_argument("--study", metavar="NAME", help="study name (default cifar10-<preset>)")
     where.add_argument(
@@ -185,6 +199,26 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: only the best trial's; with --backend ray, Ray Tune keeps each trial's last "
         "checkpoint in its experiment folder either way)",
     )
+    where.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder for the checkpoints, in DIR/<study>/: one that every node of the search shares, so a "
+        "trial retried or resumed on another node continues there (default: <run-dir>/<study>/checkpoints)",
+    )
+    where.add_argument(
+        "--heartbeat-interval",
+        type=_positive_seconds,
+        metavar="S",
+        help=f"seconds between a running trial's heartbeats in the storage (default {HEARTBEAT_INTERVAL:g})",
+    )
+    where.add_argument(
+        "--grace-period",
+        type=_positive_seconds,
+        metavar="S",
+        help="seconds without a heartbeat after which a process on another host takes a trial's process "
+        f"as dead and retries the trial (default {GRACE_PERIOD:g}; at least twice --heartbeat-interval)",
+    )
     where.add_argument("--quiet", action="store_true", help="print no progress and no report")
 
     ray = parser.add_argument_group("backend")
@@ -202,7 +236,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """Merge the preset with the flags given."""
-    from qhpo.runner import RunConfig, default_workers, preset
+    from qhpo.runner import GRACE_PERIOD, HEARTBEAT_INTERVAL, RunConfig, default_workers, preset
 
     base = preset(args.preset)
     device = args.device or base.device
@@ -240,6 +274,9 @@ def config_from_args(args: argparse.Namespace):
         cpus_per_trial=args.cpus_per_trial,
         resume=args.resume,
         keep_checkpoints=args.keep_checkpoints,
+        checkpoint_dir=args.checkpoint_dir,
+        heartbeat_interval=args.heartbeat_interval or HEARTBEAT_INTERVAL,
+        grace_period=args.grace_period or GRACE_PERIOD,
     )
 
 
@@ -267,6 +304,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.backend not in BACKENDS:
         raise QhpoError(f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}.")
     if config.backend == "ray":
+        optuna_only = [
+            flag
+            for flag, given in (
+                ("--checkpoint-dir", args.checkpoint_dir),
+                ("--heartbeat-interval", args.heartbeat_interval),
+                ("--grace-period", args.grace_period),
+            )
+            if given is not None
+        ]
+        if optuna_only:
+            raise QhpoError(
+                f"{', '.join(optuna_only)} apply to --backend optuna only; Ray Tune keeps its own checkpoints "
+                "and tells dead trials by its cluster."
+            )
         return _run_on_ray(config)
     ray_only = [
         flag

@@ -1,15 +1,23 @@
-"""The Optuna adapter: :class:`PredictivePruner`, a drop-in ``optuna.pruners.BasePruner``,
-:func:`resumable_trials` for objectives that resume paused trials, and Optuna's own pruners
-with the defaults qhpo compares against (:func:`optuna_pruner`)."""
+"""The Optuna adapter: :class:`PredictivePruner`, a drop-in ``optuna.pruners.BasePruner``;
+freeze-thaw in ``study.optimize`` (:class:`ResumePausedTrials`, :class:`TrialCheckpoint`,
+:func:`resumable_trials`); and Optuna's own pruners with the defaults qhpo compares against
+(:func:`optuna_pruner`)."""
 
 from qhpo.optuna._baselines import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
-from qhpo.optuna._pruner import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner
-from qhpo.optuna._resume import ResumableTrial, checkpoint_key, resumable_trials
+from qhpo.optuna._pruner import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner, can_freeze_thaw
+from qhpo.optuna._resume import (
+    ResumableTrial,
+    ResumePausedTrials,
+    TrialCheckpoint,
+    checkpoint_key,
+    resumable_trials,
+)
 from qhpo.optuna._trial_views import (
     CHECKPOINT_ATTR,
     PAUSED_ATTR,
     RESUME_ATTR,
     RESUME_OF_ATTR,
+    RETRY_OF_ATTR,
     UNRANKED_ATTR,
     configuration_counts,
     continuations,
@@ -26,10 +34,14 @@ __all__ = [
     "PAUSED_ATTR",
     "RESUME_ATTR",
     "RESUME_OF_ATTR",
+    "RETRY_OF_ATTR",
     "STOP_ATTR",
     "UNRANKED_ATTR",
     "PredictivePruner",
     "ResumableTrial",
+    "ResumePausedTrials",
+    "TrialCheckpoint",
+    "can_freeze_thaw",
     "checkpoint_key",
     "configuration_counts",
     "continuations",

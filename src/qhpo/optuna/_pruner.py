@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import inspect
 import math
 import threading
 import time
@@ -15,12 +17,12 @@ from typing import Any
 import optuna
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from qhpo._checks import check_int
-from qhpo.optuna._trial_views import PAUSED_ATTR, UNRANKED_ATTR, TrialViewCache, trial_curve
-from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, Verdict
-from qhpo.predictors import MODEL_NAMES
+from qhpo.optuna._trial_views import PAUSED_ATTR, RETRY_OF_ATTR, UNRANKED_ATTR, TrialViewCache, resumed_after
+from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 
 #: Trial user attribute holding the list of decision records (see :class:`PredictivePruner`).
 DECISIONS_ATTR = "qhpo.decisions"
@@ -30,21 +32,69 @@ STOP_ATTR = "qhpo.stop"
 #: Study user attribute from which a pruner built without ``max_epochs`` reads it.
 MAX_EPOCHS_ATTR = "qhpo.max_epochs"
 
+#: The rule a policy name runs without freeze-thaw (the same rule that stops what it does not keep).
+_WITHOUT_FREEZE_THAW = {"qhpo": "qhpo-stop"}
+
+
+def can_freeze_thaw(policy: str) -> bool:
+    """Whether the policy called ``policy`` can pause trials and resume them (freeze-thaw).
+
+    Example:
+        >>> can_freeze_thaw("qhpo"), can_freeze_thaw("qhpo-stop"), can_freeze_thaw("poster")
+        (True, False, False)
+    """
+    from qhpo.policies import policy_class
+
+    return "resume" in inspect.signature(policy_class(policy).__init__).parameters
+
 
 class PredictivePruner(BasePruner):
     """Prunes a trial when a stopping policy, fed with the study's learning curves, says STOP or PAUSE.
 
-    After every reported epoch the pruner turns the study into policy views (each trial's
-    intermediate values in step order as its curve; COMPLETE -> complete, PRUNED -> stopped,
-    or paused when it carries ``qhpo.paused``, RUNNING -> running, FAIL -> failed) and asks
-    the policy about the reporting trial. ``prune`` returns True when the answer is STOP or
-    PAUSE. An Optuna trial cannot be resumed, so a paused trial ends as PRUNED with the
-    verdict record in ``qhpo.paused``; a later trial carrying ``qhpo.resume_of = N``
-    continues paused trial ``N`` from its checkpoint (:func:`qhpo.optuna.resumable_trials`
-    lists the paused trials the policy resumes now, :meth:`paused` tells an objective to keep
-    the checkpoint of the trial it just pruned). Predictive policies predict each
-    trial's final value :math:`\\hat y_E` from its first :math:`t` epochs with a
-    :class:`~qhpo.predictors.FinalValuePredictor` refitted on the completed curves in a
+    **Steps are epochs.** ``trial.report(value, step)`` gives the value after ``step``
+    epochs; a trial's curve is indexed by step (:func:`qhpo.optuna.trial_curve`: a step
+    left out carries the value reported before it forward). The policy decides at its
+    decision epochs (the rungs of ``qhpo``): a rung ``r`` is reached when a step ``>= r``
+    is reported, and the policy then judges the trial on its curve up to ``r``. A trial
+    that reports every 5th epoch with ``step=epoch`` is thus judged at the rungs by step,
+    once per rung, whenever ``should_prune()`` is next called; a trial whose largest step
+    has reached ``max_epochs`` is never pruned. Steps that arrive out of order, or beyond
+    ``max_epochs``, are not epochs: the pruner says so once (a ``RuntimeWarning``) and goes
+    on reading them as epochs.
+
+    **The rule that runs.** ``PredictivePruner()`` in a plain
+    ``study.optimize(objective, n_trials=...)`` loop runs the default rule without
+    freeze-thaw: ``qhpo-stop``, the replay's rule of that name (at each rung a trial goes
+    on when its observed or its predicted value ranks among the best ``1 / eta`` there, and
+    stops for good otherwise). ``freeze_thaw=True`` runs ``qhpo``: at the rung the observed
+    rank alone decides and a trial it does not keep is paused (it ends PRUNED with the
+    verdict in ``qhpo.paused``); the refitted predictor later resumes the paused trials
+    that rank among the best. Optuna cannot resume a trial, so freeze-thaw needs the study
+    to enqueue resumptions (:class:`qhpo.optuna.ResumePausedTrials` as a callback of
+    ``study.optimize``, or :func:`qhpo.optuna.resumable_trials`) and an objective that
+    loads a resumption's checkpoint (:class:`qhpo.optuna.TrialCheckpoint`); a pruner whose
+    paused trials nobody asks to resume warns once, since its rule is then successive
+    halving. Every record names the rule (``"stopped by policy 'qhpo-stop' ..."``).
+
+    **Several studies.** One pruner may serve several studies (and ``n_jobs`` threads):
+    each study (keyed on its storage and id) gets its own policy, direction, epoch budget,
+    curves and records. A pruner built around a policy *object* serves the first study it
+    sees and lets the trials of any other continue, with one warning.
+
+    **The epoch budget.** ``max_epochs`` given is used as is. Without it the pruner reads
+    the study's user attribute ``qhpo.max_epochs``, else takes the largest step any trial
+    has reported so far, read again at every decision (the policy is rebuilt when it
+    grows); until some trial has reported a step the pruner lets every trial continue.
+    Each record states the budget and where it came from (``max_epochs`` and
+    ``max_epochs_from``).
+
+    **Pickling.** The pruner pickles, deep-copies and goes through ``joblib.dump(study)``:
+    its lock, writer thread and per-study policies are left out and rebuilt on first use
+    (a policy keeps no state that the study's trials do not hold, so the copy decides
+    from the storage alone, refitting its predictor).
+
+    Predictive policies predict each trial's later value from its first epochs with a
+    :class:`~qhpo.predictors.FinalValuePredictor` refitted on the study's curves in a
     background thread; ``prune`` always answers with the last fitted model, so it costs
     milliseconds even with hundreds of trials. Every process that shares the storage
     (several workers on one SQLite or journal file) refits its own predictor from the
@@ -52,15 +102,19 @@ class PredictivePruner(BasePruner):
 
     The pruner never fails a trial: a failing or unavailable annealer makes the policy fall
     back to the classical SVR with one warning, and any other error in the policy is
-    reported once as a warning and answered with "continue". A non-finite reported value
-    (a diverged loss) prunes the trial at once, as Optuna's own pruners do.
+    reported once as a warning and answered with "continue". **NaN**: a reported value
+    that is NaN or infinite (a diverged loss) prunes the trial at once, as Optuna's own
+    pruners prune a NaN, with a record that says so; a trial that reported nothing is
+    never pruned.
 
     Each decision that rests on a prediction, or that stops the trial, is stored in the
     trial's user attribute ``qhpo.decisions`` as a list of records
-    ``{"epoch", "decision", "predicted_final", "std", "threshold", "reason"}``: the
-    :meth:`qhpo.policies.Verdict.record` of the policy's verdict, so the record shows the
-    very prediction the decision read. The record that ended the trial is also stored alone
-    as ``qhpo.stop``, and for a pause as ``qhpo.paused``.
+    ``{"epoch", "decision", "predicted_final", "std", "threshold", "reason", "step",
+    "max_epochs", "max_epochs_from"}``: the :meth:`qhpo.policies.Verdict.record` of the
+    policy's verdict (``epoch`` is the rung judged, ``step`` the largest step reported
+    then), so the record shows the very prediction the decision read. The record that
+    ended the trial is also stored alone as ``qhpo.stop``, and for a pause as
+    ``qhpo.paused``.
 
     Example:
         >>> import optuna
@@ -78,17 +132,21 @@ class PredictivePruner(BasePruner):
 
     Args:
         policy: A policy name of :data:`qhpo.policies.POLICY_NAMES` (built by
-            :func:`qhpo.policies.make_policy` on the first call, when the study's direction
-            and the epoch budget are known) or a ready :class:`~qhpo.policies.StoppingPolicy`.
+            :func:`qhpo.policies.make_policy` for each study on its first decision, when
+            the study's direction and the epoch budget are known) or a ready
+            :class:`~qhpo.policies.StoppingPolicy`.
         predictor: ``"svr"``, ``"qsvr"`` or ``"qsvr-ensemble"``, or an estimator object;
             ignored when ``policy`` is an object.
         sampler: The dimod sampler (or :func:`qhpo.samplers.make_sampler` name) that trains
             the QSVR; None for the package default.
-        max_epochs: Epochs of a trial that is never stopped. None reads the study's user
-            attribute ``qhpo.max_epochs``, else the longest completed curve; until one of
-            these exists the pruner lets every trial continue.
+        max_epochs: Epochs of a trial that is never stopped (the largest step). None: the
+            study's user attribute ``qhpo.max_epochs``, else the largest step reported so far.
         random_state: Seed of the policy's predictor.
-        policy_options: Further keyword arguments of :func:`qhpo.policies.make_policy`.
+        policy_options: Further keyword arguments of :func:`qhpo.policies.make_policy`
+            (``resume`` is set by ``freeze_thaw``).
+        freeze_thaw: Pause the trials the rule does not keep and resume them later
+            (``"qhpo"`` only; the study must enqueue the resumptions, see above). None:
+            off for a policy name, the policy's own for a policy object.
     """
 
     def __init__(
@@ -100,6 +158,7 @@ class PredictivePruner(BasePruner):
         max_epochs: int | None = None,
         random_state: int | None = None,
         policy_options: Mapping[str, Any] | None = None,
+        freeze_thaw: bool | None = None,
     ) -> None:
         if isinstance(policy, str):
             from qhpo.policies import POLICY_NAMES
@@ -108,69 +167,182 @@ class PredictivePruner(BasePruner):
                 raise ValueError(f"policy must be one of {', '.join(POLICY_NAMES)} or a StoppingPolicy, got {policy!r}")
         elif not isinstance(policy, StoppingPolicy):
             raise ValueError(f"policy must be a policy name or a StoppingPolicy, got {policy!r}")
+        if isinstance(predictor, str) and predictor in (ORACLE, ORACLE_FINAL):
+            raise ValueError(ORACLE_REFUSAL)
         if isinstance(predictor, str) and predictor not in MODEL_NAMES:
             raise ValueError(f"predictor must be one of {', '.join(MODEL_NAMES)} or an estimator, got {predictor!r}")
+        if freeze_thaw is not None and not isinstance(freeze_thaw, bool):
+            raise ValueError(f"freeze_thaw must be True, False or None, got {freeze_thaw!r}")
+        options = dict(policy_options or {})
+        if "resume" in options:
+            raise ValueError(
+                f"policy_options 'resume' ({options['resume']!r}) is set by the freeze_thaw argument; "
+                "pass freeze_thaw=True or False instead"
+            )
+        if isinstance(policy, StoppingPolicy):
+            if freeze_thaw is not None and freeze_thaw != policy.resumes:
+                raise ValueError(
+                    f"freeze_thaw={freeze_thaw} disagrees with the policy object, whose resumes is {policy.resumes}"
+                )
+            freeze_thaw = policy.resumes
+        else:
+            freeze_thaw = bool(freeze_thaw)
+            if freeze_thaw and not can_freeze_thaw(policy):
+                raise ValueError(f"freeze_thaw=True needs a policy that pauses trials ('qhpo'), not {policy!r}")
         self.policy = policy
         self.predictor = predictor
         self.sampler = sampler
         self.max_epochs = None if max_epochs is None else check_int("max_epochs", max_epochs, least=1)
         self.random_state = random_state
-        self.policy_options = dict(policy_options or {})
-        self._policy: StoppingPolicy | None = None
-        self._decision_epochs: frozenset[int] | None = None
-        if isinstance(policy, StoppingPolicy):
-            self._use_policy(policy)
-        self._views = TrialViewCache()
-        self._records: dict[int, list[dict[str, Any]]] = {}
-        self._lock = threading.RLock()
-        self._warned = False
-        self._writer = _AttributeWriter()
-        self._paused: set[int] = set()  # ids of trials whose last verdict here was PAUSE
-        self._unranked: dict[int, set[int]] = {}  # per trial id: the epochs stored in qhpo.unranked
+        self.policy_options = options
+        self.freeze_thaw = freeze_thaw
         #: Seconds spent in the last ``prune`` call (for benchmarks and the progress display).
         self.last_prune_seconds_: float = 0.0
+        self._setup()
+
+    def _setup(self) -> None:
+        """The parts that do not pickle, made anew after unpickling."""
+        self._lock = threading.RLock()
+        self._writer = _AttributeWriter()
+        self._studies: dict[tuple[int, int], _StudyState] = {}
+        self._warned: set[str] = set()
+        self._paused: set[int] = set()  # trial ids whose last verdict here was PAUSE
+        self._object_study: tuple[int, int] | None = None  # the study a policy object serves
+        self._last_key: tuple[int, int] | None = None  # the study of the last call
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k in _ARGUMENTS}
+        if isinstance(self.policy, StoppingPolicy):
+            import pickle
+
+            try:
+                pickle.dumps(self.policy)
+            except Exception as error:
+                raise TypeError(
+                    f"a PredictivePruner built around a {type(self.policy).__name__} object cannot be pickled "
+                    f"({type(error).__name__}: {error}); build it from a policy name to pickle it"
+                ) from None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.last_prune_seconds_ = 0.0
+        self._setup()
+
+    @property
+    def rule(self) -> str:
+        """The name of the rule this pruner runs (``"qhpo-stop"`` for ``"qhpo"`` without freeze-thaw)."""
+        if isinstance(self.policy, StoppingPolicy):
+            return self.policy.label
+        return self.policy if self.freeze_thaw else _WITHOUT_FREEZE_THAW.get(self.policy, self.policy)
 
     @property
     def policy_(self) -> StoppingPolicy | None:
-        """The policy in use; None until the first decision that could build it."""
-        return self._policy
+        """The policy of the study this pruner last decided for; None until it has one.
+
+        With several studies, :meth:`policy_for` names the study. A pruner built around a
+        policy object always answers that object.
+        """
+        if isinstance(self.policy, StoppingPolicy):
+            return self.policy
+        with self._lock:
+            state = self._studies.get(self._last_key) if self._last_key is not None else None
+        return None if state is None else state.policy
+
+    def policy_for(self, study: optuna.Study) -> StoppingPolicy | None:
+        """The policy deciding for ``study`` (None until its epoch budget is known)."""
+        with self._lock:
+            state = self._state(study)
+            return None if state is None else self._ensure_policy(study, state)
+
+    def trial_views(self, study: optuna.Study) -> list[TrialView]:
+        """The study's trials as the policy sees them now (curves by step, paused trials as paused)."""
+        with self._lock:
+            state = self._state(study)
+            return [] if state is None else state.views.views(study)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         start = time.perf_counter()
         try:
             return self._prune(study, trial)
         except Exception as error:  # never crash a trial because of its pruner
-            self._warn_once(f"qhpo pruner error ({type(error).__name__}: {error}); trials continue unpruned")
+            self._warn_once("error", f"qhpo pruner error ({type(error).__name__}: {error}); trials continue unpruned")
             return False
         finally:
             self.last_prune_seconds_ = time.perf_counter() - start
 
     def _prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        curve = trial_curve(trial)
-        if not curve:
+        values = trial.intermediate_values
+        if not values:
             return False
-        if not math.isfinite(curve[-1]):  # as Optuna's own pruners do: a NaN or infinite value ends the trial
-            with self._lock:
-                verdict = Verdict(Decision.STOP, len(curve), f"the reported value {curve[-1]} is not finite")
-                self._store(study, trial, verdict.record(), verdict.decision)
-            return True
         with self._lock:
-            policy = self._ensure_policy(study)
-            if policy is None or len(curve) >= policy.max_epochs:
+            state = self._state(study)
+            if state is None:
+                return False  # a policy object serving another study
+            last = max(values)
+            progress = state.trials.get(trial._trial_id)
+            if progress is None:
+                progress = state.trials[trial._trial_id] = _TrialProgress(judged=_judged_before(trial, last))
+            new = sorted(set(values) - progress.steps)
+            if not new:
+                return progress.answer  # asked again after the same reports
+            if progress.steps and new[0] < max(progress.steps):
+                self._warn_once(
+                    "order",
+                    f"trial {trial.number} reported step {new[0]} after step {max(progress.steps)}: "
+                    "qhpo reads Optuna steps as epochs, in increasing order; the values are placed by step",
+                )
+            progress.steps.update(new)
+            self._check_resumers(state, trial)
+            value = float(values[last])
+            if not math.isfinite(value):  # as Optuna's own pruners do: a NaN or infinite value ends the trial
+                verdict = Verdict(Decision.STOP, last, f"the reported value {value} at step {last} is not finite")
+                self._store(study, trial, state, self._record(verdict, state, last, self.rule), verdict.decision)
+                progress.answer = True
+                return True
+            policy = self._ensure_policy(study, state, last)
+            if policy is None:
                 return False
-            if self._decision_epochs is not None and len(curve) not in self._decision_epochs:
-                return False  # the policy answers CONTINUE between its decision epochs
-            views = self._views.views(study, current=trial)
-            view = next(v for v in views if v.key == trial.number)
-            verdict = policy.verdict(view, views)
-            held = self._unranked.setdefault(trial._trial_id, set(view.unranked))
-            if not verdict.ranked and len(curve) not in held:
-                # every process reads it back from the storage: the trial takes no place at this rung
-                held.add(len(curve))
-                study._storage.set_trial_user_attr(trial._trial_id, UNRANKED_ATTR, sorted(held))
-            if verdict.predictive or verdict.decision != Decision.CONTINUE:
-                self._store(study, trial, verdict.record(policy.label), verdict.decision)
-        return verdict.decision in (Decision.STOP, Decision.PAUSE)
+            if last > policy.max_epochs:
+                self._warn_once(
+                    "beyond",
+                    f"trial {trial.number} reported step {last}, beyond max_epochs={policy.max_epochs}: "
+                    "qhpo reads Optuna steps as epochs; steps that count something else are read as epochs too",
+                )
+            if last >= policy.max_epochs:
+                progress.judged = last
+                return False
+            if state.decision_epochs is None:
+                epochs = [last]  # a policy that may decide at any epoch decides at the last step
+            else:
+                epochs = [e for e in state.decision_epochs if progress.judged < e <= last]
+            progress.judged = last
+            if not epochs:
+                return False
+            views = state.views.views(study, current=trial)
+            index = next(i for i, v in enumerate(views) if v.key == trial.number)
+            current = views[index]
+            held = state.unranked.setdefault(trial._trial_id, set(current.unranked))
+            for epoch in epochs:  # each rung reached since the last call, in order; the first that ends it decides
+                view = dataclasses.replace(current, curve=tuple(current.curve[:epoch]))
+                views[index] = view
+                verdict = policy.verdict(view, views)
+                if not verdict.ranked and epoch not in held:
+                    # every process reads it back from the storage: the trial takes no place at this rung
+                    held.add(epoch)
+                    study._storage.set_trial_user_attr(trial._trial_id, UNRANKED_ATTR, sorted(held))
+                if verdict.predictive or verdict.decision != Decision.CONTINUE:
+                    record = self._record(verdict, state, last, policy.label)
+                    self._store(study, trial, state, record, verdict.decision)
+                if verdict.decision != Decision.CONTINUE:
+                    progress.answer = True
+                    return True
+        return False
+
+    def _record(self, verdict: Verdict, state: _StudyState, step: int, rule: str) -> dict[str, Any]:
+        record = verdict.record(rule)
+        record.update(step=int(step), max_epochs=state.max_epochs, max_epochs_from=state.max_epochs_from)
+        return record
 
     def paused(self, trial: optuna.Trial | FrozenTrial) -> bool:
         """Whether this pruner's last answer for ``trial`` was a PAUSE (keep its checkpoint).
@@ -195,12 +367,17 @@ class PredictivePruner(BasePruner):
         """
         limit = check_int("limit", limit, least=0)
         with self._lock:
-            policy = self._ensure_policy(study)
+            state = self._state(study)
+            if state is None:
+                return []
+            state.asked = datetime.datetime.now()
+            state.unanswered = None
+            policy = self._ensure_policy(study, state)
             if policy is None or not policy.resumes or limit == 0:
                 return []
             trials = study.get_trials(deepcopy=False)
             by_number = {t.number: t for t in trials}
-            views = self._views.views(study, trials=trials)
+            views = state.views.views(study, trials=trials)
             if can_resume is not None:
                 views = [
                     dataclasses.replace(v, status=TrialStatus.STOPPED)
@@ -221,46 +398,112 @@ class PredictivePruner(BasePruner):
                 chosen.append((by_number[resumption.key], resumption))
             return chosen
 
-    def _use_policy(self, policy: StoppingPolicy) -> None:
-        epochs = policy.decision_epochs()
-        self._decision_epochs = None if epochs is None else frozenset(int(e) for e in epochs)
-        self._policy = policy
+    # -- per-study state ------------------------------------------------------------------
 
-    def _ensure_policy(self, study: optuna.Study) -> StoppingPolicy | None:
-        if self._policy is not None:
-            return self._policy
-        max_epochs = self.max_epochs or _study_max_epochs(study)
+    def _state(self, study: optuna.Study) -> _StudyState | None:
+        """The state of ``study``, made on first sight; None for a second study of a policy object."""
+        key = (id(study._storage), study._study_id)
+        state = self._studies.get(key)
+        if state is not None:
+            self._last_key = key
+            return state
+        if isinstance(self.policy, StoppingPolicy):
+            if self._object_study is not None and self._object_study != key:
+                self._warn_once(
+                    "object",
+                    f"this PredictivePruner was built around a {type(self.policy).__name__} object, which serves "
+                    f"one study; the trials of study {study.study_name!r} continue unpruned (build the pruner from "
+                    "a policy name to serve several studies)",
+                )
+                return None
+            self._object_study = key
+        state = self._studies[key] = _StudyState(key=key, storage=study._storage)
+        self._last_key = key
+        return state
+
+    def _ensure_policy(self, study: optuna.Study, state: _StudyState, step: int = 0) -> StoppingPolicy | None:
+        if isinstance(self.policy, StoppingPolicy):
+            if state.policy is None:
+                state.use(self.policy, self.policy.max_epochs, "the policy object")
+            return state.policy
+        max_epochs, source = self._budget(study, state, step)
         if max_epochs is None:
             return None
+        if state.policy is not None and state.max_epochs == max_epochs:
+            return state.policy
         from qhpo.policies import make_policy
 
         mode = "max" if study.direction == StudyDirection.MAXIMIZE else "min"
         options = {"background": True, **self.policy_options}
-        self._use_policy(
+        name = self.rule
+        if can_freeze_thaw(name):
+            options["resume"] = self.freeze_thaw
+        state.use(
             make_policy(
-                self.policy,
+                name,
                 max_epochs=max_epochs,
                 mode=mode,
                 predictor=self.predictor,
                 sampler=self.sampler,
                 random_state=self.random_state,
                 **options,
-            )
+            ),
+            max_epochs,
+            source,
         )
-        return self._policy
+        return state.policy
 
-    def _store(self, study: optuna.Study, trial: FrozenTrial, record: dict[str, Any], decision: Decision) -> None:
+    def _budget(self, study: optuna.Study, state: _StudyState, step: int) -> tuple[int | None, str]:
+        """``(max_epochs, where it came from)``: the argument, the study's attribute (read once),
+        else the largest step reported so far (``step``: the asking trial's), which never shrinks."""
+        if self.max_epochs is not None:
+            return self.max_epochs, "max_epochs argument"
+        if state.max_epochs_from == "study user attribute":
+            return state.max_epochs, state.max_epochs_from
+        value = study.user_attrs.get(MAX_EPOCHS_ATTR)
+        if value is not None:
+            return check_int(f"the study user attribute {MAX_EPOCHS_ATTR}", value, least=1), "study user attribute"
+        trials = study.get_trials(deepcopy=False)
+        longest = max((max(t.intermediate_values) for t in trials if t.intermediate_values), default=0)
+        longest = max(longest, step, state.max_epochs or 0)
+        return (longest or None), "largest step reported so far"
+
+    def _check_resumers(self, state: _StudyState, trial: FrozenTrial) -> None:
+        """Warn once when freeze-thaw is on but trials start after a pause without anyone asking
+        which paused trials to resume (the rule is then successive halving)."""
+        if state.unanswered is None or not self.freeze_thaw:
+            return
+        started = trial.datetime_start
+        if started is None or started <= state.unanswered or trial._trial_id in state.counted:
+            return
+        if "fixed_params" in trial.system_attrs:
+            return  # an enqueued trial (a retry, a resumption, the user's) rightly goes before any resumption
+        state.counted.add(trial._trial_id)
+        if len(state.counted) >= 2:
+            self._warn_once(
+                "resume",
+                "freeze-thaw is on but no one asks which paused trials to resume, so none ever is and the rule "
+                "is plain successive halving: pass callbacks=[qhpo.optuna.ResumePausedTrials()] to study.optimize "
+                "(or call qhpo.optuna.resumable_trials), or build the pruner with freeze_thaw=False",
+            )
+
+    def _store(
+        self, study: optuna.Study, trial: FrozenTrial, state: _StudyState, record: dict[str, Any], decision: Decision
+    ) -> None:
         """Store the record: a stop at once, other records by the writer thread (off the trial's path)."""
-        records = self._records.setdefault(trial._trial_id, [])
+        records = state.records.setdefault(trial._trial_id, [])
         records.append(record)
         storage = study._storage
         if decision in (Decision.STOP, Decision.PAUSE):  # the trial ends now: write before it does
-            self._records.pop(trial._trial_id, None)
+            state.records.pop(trial._trial_id, None)
             self._writer.flush()
             storage.set_trial_user_attr(trial._trial_id, DECISIONS_ATTR, records)
             if decision == Decision.PAUSE:
                 storage.set_trial_user_attr(trial._trial_id, PAUSED_ATTR, record)
                 self._paused.add(trial._trial_id)
+                if state.unanswered is None:
+                    state.unanswered = datetime.datetime.now()
+                    state.counted = set()
             else:
                 self._paused.discard(trial._trial_id)
             storage.set_trial_user_attr(trial._trial_id, STOP_ATTR, record)
@@ -276,18 +519,62 @@ class PredictivePruner(BasePruner):
         """
         return self._writer.flush(timeout)
 
-    def _warn_once(self, message: str) -> None:
-        if not self._warned:
-            self._warned = True
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
+    def _warn_once(self, topic: str, message: str) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
-def _study_max_epochs(study: optuna.Study) -> int | None:
-    value = study.user_attrs.get(MAX_EPOCHS_ATTR)
-    if value is not None:
-        return int(value)
-    lengths = [len(t.intermediate_values) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    return max(lengths) if lengths else None
+def _judged_before(trial: FrozenTrial, last: int) -> int:
+    """The last step judged before ``trial`` first asks: a resumption was judged up to its
+    pause by the trial it continues; a retry reports its checkpoint's epochs again, and the
+    trial it retries was judged up to the epoch before its last one (it may have died before
+    that decision); any other trial has been judged nowhere."""
+    resumed = resumed_after(trial) or 0
+    if trial.user_attrs.get(RETRY_OF_ATTR) is not None:
+        return max(last - 1, resumed)  # the retry of a resumption keeps the resumption's point
+    return resumed
+
+
+#: The constructor's arguments: what a pickled pruner keeps.
+_ARGUMENTS = ("policy", "predictor", "sampler", "max_epochs", "random_state", "policy_options", "freeze_thaw")
+
+
+@dataclasses.dataclass
+class _TrialProgress:
+    """What the pruner has seen of one trial: its steps, the last step judged, its last answer."""
+
+    steps: set[int] = dataclasses.field(default_factory=set)
+    judged: int = 0
+    answer: bool = False
+
+
+@dataclasses.dataclass
+class _StudyState:
+    """Everything the pruner keeps for one study."""
+
+    key: tuple[int, int]
+    storage: Any  # held so that the id in ``key`` cannot be reused by another storage
+    policy: StoppingPolicy | None = None
+    decision_epochs: tuple[int, ...] | None = None  # sorted
+    max_epochs: int | None = None
+    max_epochs_from: str = ""
+    views: TrialViewCache = dataclasses.field(default_factory=TrialViewCache)
+    records: dict[int, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    unranked: dict[int, set[int]] = dataclasses.field(default_factory=dict)  # per trial id: qhpo.unranked
+    trials: dict[int, _TrialProgress] = dataclasses.field(default_factory=dict)
+    asked: datetime.datetime | None = None  # the last promote() call
+    unanswered: datetime.datetime | None = None  # the first pause since then
+    counted: set[int] = dataclasses.field(default_factory=set)  # trials started after it
+
+    def use(self, policy: StoppingPolicy, max_epochs: int, source: str) -> None:
+        epochs = policy.decision_epochs()
+        self.decision_epochs = None if epochs is None else tuple(sorted({int(e) for e in epochs}))
+        if self.policy is not None and self.policy is not policy:
+            service = self.policy.prediction_service
+            if service is not None:
+                service.close()  # the policy for the shorter budget is done
+        self.policy, self.max_epochs, self.max_epochs_from = policy, int(max_epochs), source
 
 
 class _AttributeWriter:

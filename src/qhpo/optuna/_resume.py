@@ -7,8 +7,11 @@ objective loads that checkpoint, reports the epochs it recorded again and trains
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -86,7 +89,7 @@ def resumable_trials(
     Example:
         >>> import optuna
         >>> from qhpo.optuna import PredictivePruner, resumable_trials
-        >>> pruner = PredictivePruner("qhpo", "svr", max_epochs=20)
+        >>> pruner = PredictivePruner("qhpo", "svr", freeze_thaw=True, max_epochs=20)
         >>> study = optuna.create_study(direction="maximize", pruner=pruner)
         >>> resumable_trials(study)  # nothing paused yet
         []
@@ -107,7 +110,8 @@ def resumable_trials(
 
     Returns:
         At most ``limit`` :class:`ResumableTrial` records; none when the pruner is not a
-        :class:`~qhpo.optuna.PredictivePruner` or its policy never resumes.
+        :class:`~qhpo.optuna.PredictivePruner` or its policy never resumes (a pruner built
+        without ``freeze_thaw=True``).
 
     Several processes on one study should call this and ``enqueue`` under one lock (as
     ``qhpo run`` does), or two of them may resume the same trial.
@@ -132,3 +136,152 @@ def resumable_trials(
         )
         for trial, resumption in chosen
     ]
+
+
+class ResumePausedTrials:
+    """An Optuna callback that resumes paused trials: freeze-thaw in ``study.optimize``.
+
+    After each trial ends (a worker falls free) it asks the study's
+    :class:`~qhpo.optuna.PredictivePruner` which paused trials its policy resumes now
+    (:func:`resumable_trials`, at most one per trial that ended) and enqueues the
+    resumption, so the next trial ``study.optimize`` starts continues that trial from its
+    checkpoint (the objective loads it: :class:`TrialCheckpoint`). This is when the replay
+    asks its policy, so with ``PredictivePruner("qhpo", freeze_thaw=True)`` the study runs
+    the rule the replay measured as ``qhpo``.
+
+    With ``n_configurations`` the callback also ends the search the replay's way: once
+    that many configurations have finished (a paused and resumed one counts once), no new
+    one starts; the paused trials the policy still resumes are run (after the predictor's
+    pending refit has landed) and then ``study.stop()`` is called. Pass ``n_trials=None``
+    to ``study.optimize`` then: resumptions are trials too. Without it, ``n_trials`` counts
+    resumptions and new configurations alike.
+
+    Example:
+        >>> import optuna
+        >>> from qhpo.optuna import PredictivePruner, ResumePausedTrials
+        >>> study = optuna.create_study(direction="maximize",
+        ...                             pruner=PredictivePruner("qhpo", freeze_thaw=True, max_epochs=20))
+        >>> study.optimize(objective, callbacks=[ResumePausedTrials(n_configurations=40)])  # doctest: +SKIP
+
+    Args:
+        n_configurations: Configurations to finish before the search ends; None: the
+            callback only enqueues resumptions.
+        can_resume: Optional filter (see :func:`resumable_trials`), e.g. whether the
+            paused trial's checkpoint still exists.
+        settle_seconds: At the end of the search, how long to wait for the predictor's
+            pending refit before the last question (0: do not wait).
+
+    Several processes on one study should not share this callback's decisions: each
+    process's callback holds its own lock (``qhpo run`` locks across processes).
+    """
+
+    def __init__(
+        self,
+        n_configurations: int | None = None,
+        *,
+        can_resume: Callable[[FrozenTrial], bool] | None = None,
+        settle_seconds: float = 60.0,
+    ) -> None:
+        from qhpo._checks import check_int
+
+        self.n_configurations = (
+            None if n_configurations is None else check_int("n_configurations", n_configurations, least=1)
+        )
+        if not float(settle_seconds) >= 0:
+            raise ValueError(f"settle_seconds must be at least 0, got {settle_seconds!r}")
+        self.can_resume = can_resume
+        self.settle_seconds = float(settle_seconds)
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        from optuna.trial import TrialState
+
+        from qhpo.optuna._trial_views import configuration_counts
+
+        with self._lock:
+            trials = study.get_trials(deepcopy=False)
+            if any(t.state == TrialState.WAITING for t in trials):
+                return  # a resumption (or an enqueued trial) waits to start: it goes first
+            resumable = resumable_trials(study, limit=1, can_resume=self.can_resume)
+            if resumable:
+                resumable[0].enqueue(study)
+                return
+            if self.n_configurations is None:
+                return
+            finished, running = configuration_counts(trials)
+            if finished + running < self.n_configurations:
+                return
+            if running == 0 and self.settle_seconds and _settle(study, self.settle_seconds):
+                resumable = resumable_trials(study, limit=1, can_resume=self.can_resume)
+                if resumable:
+                    resumable[0].enqueue(study)
+                    return
+            study.stop()  # running trials end in the other threads; their callbacks may still resume
+
+
+def _settle(study: optuna.Study, timeout: float) -> bool:
+    """Wait for the pruner's pending predictor fits; True when the predictor may have changed."""
+    policy = getattr(study.pruner, "policy_", None)
+    service = None if policy is None else policy.prediction_service
+    if service is None:
+        return False
+    version = service.version
+    service.wait(timeout)
+    return service.version != version
+
+
+class TrialCheckpoint:
+    """The checkpoint hook of an objective under freeze-thaw: where a trial saves, and what a
+    resumption loads.
+
+    A trial and every trial that continues it share one checkpoint key
+    (:func:`checkpoint_key`), stored as the user attribute ``qhpo.checkpoint``; the
+    checkpoint file is ``folder / f"trial-{key}{suffix}"``. The objective
+
+    1. builds ``TrialCheckpoint(trial, folder)``;
+    2. when :attr:`resumes`, loads :attr:`path` (the paused trial's last save), reports the
+       epochs it recorded again with :meth:`report_again` and trains on from
+       ``len(curve) + 1``;
+    3. saves to :attr:`path` after every epoch it reports (a pause keeps the last save);
+    4. when ``trial.should_prune()`` is True, calls :meth:`pruned` (which removes the file
+       unless the pruner paused the trial) and raises ``optuna.TrialPruned``.
+
+    ``examples/resume_paused_trials.py`` is a complete objective with PyTorch.
+
+    Args:
+        trial: The trial the objective runs.
+        folder: The folder of the checkpoints (made if missing).
+        suffix: The file name's ending.
+    """
+
+    def __init__(self, trial: optuna.Trial, folder: str | os.PathLike, suffix: str = ".pt") -> None:
+        self.trial = trial
+        self.key = checkpoint_key(trial)
+        trial.set_user_attr(CHECKPOINT_ATTR, self.key)
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"trial-{self.key}{suffix}"
+
+    @property
+    def resumes(self) -> bool:
+        """Whether the trial continues a paused trial (load :attr:`path` first)."""
+        return self.trial.user_attrs.get(RESUME_OF_ATTR) is not None
+
+    def report_again(self, curve) -> None:
+        """Report the recorded values ``curve[e - 1]`` at steps ``e = 1, 2, ...`` again."""
+        for epoch, value in enumerate(curve, start=1):
+            self.trial.report(float(value), epoch)
+
+    def pruned(self) -> None:
+        """After ``should_prune()`` said True: keep the file of a paused trial, remove a stopped one's."""
+        pruner = self.trial.study.pruner
+        paused = getattr(pruner, "paused", None)
+        if paused is None or not paused(self.trial):
+            self.path.unlink(missing_ok=True)

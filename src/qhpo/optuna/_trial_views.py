@@ -1,6 +1,10 @@
 """Optuna trials seen as :class:`qhpo.policies.TrialView` records.
 
-A trial's curve is its intermediate values in the order of their steps (a step is an epoch).
+A trial's curve is indexed by step: Optuna's ``trial.report(value, step)`` says the value
+after ``step`` epochs, so ``curve[e - 1]`` is the value reported at the largest step ``<= e``
+(steps left out between two reports carry the earlier value forward; epochs before the
+first reported step take its value), and the curve is as long as the largest step. A
+trial that reports every epoch from 1 has its reports as its curve.
 Optuna states map to policy states as COMPLETE -> complete, PRUNED -> stopped,
 RUNNING -> running, FAIL -> failed; WAITING trials have no curve yet and are left out.
 
@@ -40,6 +44,9 @@ RESUME_OF_ATTR = "qhpo.resume_of"
 RESUME_ATTR = "qhpo.resume"
 #: Trial user attribute: the checkpoint key, shared by a trial and every trial that continues it.
 CHECKPOINT_ATTR = "qhpo.checkpoint"
+#: Trial user attribute: the number of the interrupted trial this trial retries from its
+#: checkpoint (``qhpo run``); it reports the checkpoint's epochs again.
+RETRY_OF_ATTR = "qhpo.retry_of"
 #: Trial user attribute: the decision epochs at which the policy let the trial go on unranked
 #: (:attr:`qhpo.policies.Verdict.ranked` False), read back into :attr:`TrialView.unranked`.
 UNRANKED_ATTR = "qhpo.unranked"
@@ -54,9 +61,32 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def trial_curve(trial: FrozenTrial) -> list[float]:
-    """Intermediate values of ``trial`` ordered by step."""
-    values = trial.intermediate_values
-    return [float(values[step]) for step in sorted(values)]
+    """The curve of ``trial`` by epoch: ``curve[e - 1]`` is the value reported at the largest
+    step ``<= e`` (the first reported value before it), ``len(curve)`` the largest step.
+
+    Example:
+        >>> import optuna
+        >>> trial = optuna.trial.create_trial(value=0.6, intermediate_values={2: 0.3, 5: 0.5, 6: 0.6})
+        >>> trial_curve(trial)
+        [0.3, 0.3, 0.3, 0.3, 0.5, 0.6]
+    """
+    return curve_by_step(trial.intermediate_values)
+
+
+def curve_by_step(values: dict[int, float]) -> list[float]:
+    """:func:`trial_curve` of intermediate values ``{step: value}``."""
+    if not values:
+        return []
+    steps = sorted(values)
+    curve: list[float] = []
+    current = float(values[steps[0]])
+    k = 0
+    for epoch in range(1, max(steps[-1], 1) + 1):
+        while k < len(steps) and steps[k] <= epoch:
+            current = float(values[steps[k]])
+            k += 1
+        curve.append(current)
+    return curve
 
 
 def is_paused(trial: FrozenTrial) -> bool:

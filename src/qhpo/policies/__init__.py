@@ -3,6 +3,7 @@
 from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._none import NoStopping
+from qhpo.policies._one_epoch import OneEpoch
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._prediction import PredictionService
 from qhpo.policies._predictive import PredictivePolicy
@@ -15,6 +16,7 @@ __all__ = [
     "Decision",
     "DecisionPointPolicy",
     "NoStopping",
+    "OneEpoch",
     "POLICY_NAMES",
     "PredictionService",
     "PredictiveHalving",

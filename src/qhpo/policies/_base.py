@@ -247,6 +247,12 @@ class StoppingPolicy(ABC):
         """Whether the policy pauses trials (answers PAUSE) and may resume them later."""
         return False
 
+    @property
+    def prediction_service(self) -> Any:
+        """The :class:`qhpo.policies.PredictionService` whose models the decisions read, or
+        None for a policy that predicts nothing (an adapter may wait for its fits)."""
+        return None
+
     def promote(self, trials: Sequence[TrialView], *, limit: int = 1) -> list[Resumption]:
         """The paused trials to resume now, best first, at most ``limit`` of them.
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from qhpo._checks import check_int
 from qhpo._seeds import derived_seed
-from qhpo.predictors import MODEL_NAMES
+from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 
 _log = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ class PredictionService:
         step: int = 10,
         error_estimate: bool = True,
     ):
+        if isinstance(model, str) and model in (ORACLE, ORACLE_FINAL):
+            raise ValueError(ORACLE_REFUSAL)
         if isinstance(model, str) and model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {', '.join(MODEL_NAMES)} or an estimator, got {model!r}")
         if not float(growth) > 1.0:
@@ -189,7 +191,7 @@ class PredictionService:
         """Whether a model for ``(t, target)`` has been fitted."""
         return (int(t), self._target(target)) in self._models
 
-    def predict(self, t: int, curves, params=None, *, target: int | None = None):
+    def predict(self, t: int, curves, params=None, *, target: int | None = None, keys=None):
         """Mean and standard deviation of the value at ``target`` for each prefix.
 
         Args:
@@ -198,6 +200,8 @@ class PredictionService:
             params: Hyperparameters (m, H) when the service uses them.
             target: Epoch whose value is predicted (``None``: the last epoch of the
                 training curves).
+            keys: The trials' keys, one per prefix (unused by a learned model; the
+                replay's oracle reads the recorded curves of these rows).
 
         Returns:
             ``(mean, std)`` arrays of shape (m,) in the metric's units, or ``None`` while

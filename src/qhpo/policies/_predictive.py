@@ -18,6 +18,55 @@ def finite_prefix(trial: TrialView, t: int) -> bool:
     return trial.finite_epochs >= min(t, trial.epochs)
 
 
+def completed_trials(trials: Sequence[TrialView], max_epochs: int) -> list[TrialView]:
+    """Trials trained to ``max_epochs`` with finite values (a predictor's training data)."""
+    return [
+        t
+        for t in trials
+        if t.status == TrialStatus.COMPLETE and t.epochs >= max_epochs and finite_prefix(t, max_epochs)
+    ]
+
+
+def _number(value) -> float:
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return float(value)
+    return float("nan")
+
+
+class NumericHyperparameters:
+    """The numeric hyperparameters of trial views as a matrix, in one column order for good.
+
+    The columns are the sorted names of the numeric values of the first view that has
+    parameters, fixed at the first call that sees one; a missing or non-numeric value takes
+    its column's median over the views encoded together.
+
+    Example:
+        >>> encode = NumericHyperparameters()
+        >>> encode([TrialView(0, [], {"lr": 0.1, "opt": "sgd"}), TrialView(1, [], {"lr": 0.3})]).tolist()
+        [[0.1], [0.3]]
+        >>> encode.names
+        ['lr']
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] | None = None
+
+    def __call__(self, views: Sequence[TrialView]) -> np.ndarray:
+        if self.names is None:
+            first = next((v.params for v in views if v.params), None)
+            if first is None:
+                return np.zeros((len(views), 0))
+            self.names = sorted(
+                k for k, v in first.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            )
+        x = np.array([[_number(v.params.get(k)) for k in self.names] for v in views], dtype=float)
+        x = x.reshape(len(views), len(self.names))
+        if x.size and not np.all(np.isfinite(x)):
+            fill = np.nan_to_num(np.nanmedian(np.where(np.isfinite(x), x, np.nan), axis=0))
+            x = np.where(np.isfinite(x), x, fill)
+        return x
+
+
 class PredictivePolicy(StoppingPolicy):
     """A stopping policy whose decisions read predicted final values.
 
@@ -74,16 +123,16 @@ class PredictivePolicy(StoppingPolicy):
             )
         )
         self._synced_count = -1
-        self._param_names: list[str] | None = None
+        self._encode = NumericHyperparameters()
 
     # -- views -> arrays -------------------------------------------------------------------
     def completed(self, trials: Sequence[TrialView]) -> list[TrialView]:
         """Trials trained to ``max_epochs`` with finite values (the predictor's training data)."""
-        return [
-            t
-            for t in trials
-            if t.status == TrialStatus.COMPLETE and t.epochs >= self.max_epochs and finite_prefix(t, self.max_epochs)
-        ]
+        return completed_trials(trials, self.max_epochs)
+
+    @property
+    def prediction_service(self) -> PredictionService:
+        return self.service
 
     @staticmethod
     def rivals(trial: TrialView, trials: Sequence[TrialView], t: int) -> list[TrialView]:
@@ -129,17 +178,8 @@ class PredictivePolicy(StoppingPolicy):
         return done
 
     def param_matrix(self, trials: Sequence[TrialView]) -> np.ndarray:
-        """Numeric hyperparameters of ``trials`` in a fixed column order."""
-        if self._param_names is None:
-            if not trials:
-                return np.zeros((0, 0))
-            first = trials[0].params
-            self._param_names = sorted(
-                k for k, v in first.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-            )
-        return np.array([[float(t.params[k]) for k in self._param_names] for t in trials]).reshape(
-            len(trials), len(self._param_names)
-        )
+        """Numeric hyperparameters of ``trials`` in a fixed column order (:class:`NumericHyperparameters`)."""
+        return self._encode(trials)
 
     def predict_final(self, t: int, trials: Sequence[TrialView]):
         """Predicted final ``(mean, std)`` of each trial from its first ``t`` epochs, or None."""
@@ -147,4 +187,4 @@ class PredictivePolicy(StoppingPolicy):
             return np.zeros(0), np.zeros(0)
         prefixes = np.array([np.asarray(tr.curve[:t], dtype=float) for tr in trials])
         params = self.param_matrix(trials) if self.service.hyperparameters else None
-        return self.service.predict(t, prefixes, params, target=self.max_epochs)
+        return self.service.predict(t, prefixes, params, target=self.max_epochs, keys=[tr.key for tr in trials])

@@ -3,33 +3,23 @@ the predicted value."""
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
-from qhpo._checks import check_int
-from qhpo.policies._base import Decision, Resumption, TrialStatus, TrialView, Verdict
+from qhpo._checks import Boolean, Interval, check_int, validate_parameters
+from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.policies._first_rung_test import FirstRungTest
 from qhpo.policies._prediction import PredictionService
-from qhpo.policies._predictive import PredictivePolicy, finite_prefix
+from qhpo.policies._predictive import NumericHyperparameters, completed_trials, finite_prefix
+from qhpo.policies._rungs import RungGroup, RungStanding, peers_at, rung_epochs
+
+__all__ = ["PredictiveHalving", "PredictiveHalvingStop", "rung_epochs"]
 
 
-def rung_epochs(max_epochs: int, min_resource: int, reduction_factor: float) -> tuple[int, ...]:
-    """Rungs ``r_k = round(min_resource * reduction_factor**k) < max_epochs``, k = 0, 1, ..."""
-    rungs: list[int] = []
-    k = 0
-    while True:
-        r = int(round(min_resource * reduction_factor**k))
-        if r >= max_epochs:
-            return tuple(rungs)
-        if not rungs or r > rungs[-1]:
-            rungs.append(r)
-        k += 1
-
-
-class PredictiveHalving(PredictivePolicy):
+class PredictiveHalving(StoppingPolicy):
     """Asynchronous successive halving that promotes a trial on its observed *or* its
     predicted value.
 
@@ -104,11 +94,26 @@ class PredictiveHalving(PredictivePolicy):
         first_rung_test: Trials that pass the first rung unjudged to test whether its
             ranking agrees with the second rung's (default 0: no test, the first rung
             always decides).
-        **kwargs: ``predictor``, ``sampler``, ``random_state``, ``background`` (see
-            :class:`qhpo.policies.PredictivePolicy`).
+        predictor, sampler, random_state, background: The predictor's model, annealer,
+            seed, and whether it fits in a worker thread (see
+            :class:`qhpo.policies.PredictionService`).
+        service: A ready :class:`~qhpo.policies.PredictionService` to use instead.
     """
 
     name = "qhpo"
+
+    _parameter_constraints: dict = {
+        "min_resource": [Interval(Integral, 1, None), None],
+        "reduction_factor": [Interval(Real, 1, None, closed="neither")],
+        "first_predicted_rung": [Interval(Integral, 0, None)],
+        "min_horizon_trials": [Interval(Integral, 3, None)],
+        "floor_quantile": [Interval(Real, 0, 1, closed="left")],
+        "anchor_window": [Interval(Integral, 1, None), None],
+        "hyperparameters": [Boolean()],
+        "min_completed": [Interval(Integral, 0, None)],
+        "resume": [Boolean()],
+        "first_rung_test": [Interval(Integral, 0, None)],
+    }
 
     def __init__(
         self,
@@ -131,155 +136,120 @@ class PredictiveHalving(PredictivePolicy):
         background: bool = False,
         service: PredictionService | None = None,
     ):
-        if min_resource is None:
-            min_resource = max(1, round(int(max_epochs) / 20))
-        if int(min_resource) < 1:
-            raise ValueError(f"min_resource must be at least 1 epoch, got {min_resource}")
-        if anchor_window is None:
-            anchor_window = max(1, round(int(min_resource) / 2))
-        if int(anchor_window) < 1:
-            raise ValueError(f"anchor_window must be at least 1 epoch, got {anchor_window}")
-        if not float(reduction_factor) > 1.0:
-            raise ValueError(f"reduction_factor must be greater than 1, got {reduction_factor}")
-        if int(first_predicted_rung) < 0:
-            raise ValueError(f"first_predicted_rung must be at least 0, got {first_predicted_rung}")
-        if int(min_horizon_trials) < 3:
-            raise ValueError(f"min_horizon_trials must be at least 3 trials, got {min_horizon_trials}")
-        if not 0.0 <= float(floor_quantile) < 1.0:
-            raise ValueError(f"floor_quantile must be in [0, 1), got {floor_quantile}")
-        if int(min_completed) < 0:
-            raise ValueError(f"min_completed must be at least 0 trials, got {min_completed}")
-        if int(first_rung_test) < 0:
-            raise ValueError(f"first_rung_test must be at least 0 trials, got {first_rung_test}")
-        if service is None:
-            service = PredictionService(
+        super().__init__(max_epochs=max_epochs, mode=mode)
+        options = {k: v for k, v in locals().items() if k in self._parameter_constraints}
+        validate_parameters(self._parameter_constraints, options)
+        self.min_resource = int(min_resource or max(1, round(self.max_epochs / 20)))
+        self.anchor_window = int(anchor_window or max(1, round(self.min_resource / 2)))
+        self.reduction_factor = float(reduction_factor)
+        self.first_predicted_rung = int(first_predicted_rung)
+        self.min_horizon_trials = int(min_horizon_trials)
+        self.floor_quantile = float(floor_quantile)
+        self.min_completed = int(min_completed)
+        self.resume = bool(resume)
+        self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
+        self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
+        self._test = (
+            FirstRungTest(self.first_rung_test, self.rungs[:2], self.anchor_window) if self.first_rung_test else None
+        )
+        self.service = (
+            service
+            if service is not None
+            else PredictionService(
                 predictor,
                 sampler=sampler,
                 background=background,
                 random_state=random_state,
-                hyperparameters=hyperparameters,
+                hyperparameters=bool(hyperparameters),
                 relative=True,
-                anchor_window=int(anchor_window),
-                min_curves=int(min_horizon_trials),
+                anchor_window=self.anchor_window,
+                min_curves=self.min_horizon_trials,
                 step=5,
                 error_estimate=False,
             )
-        super().__init__(max_epochs=max_epochs, mode=mode, service=service)
-        self.min_completed = int(min_completed)
-        self.resume = bool(resume)
-        # per rung: what promote() last read there (the model version included) when it resumed no one
-        self._unchanged: dict[int, tuple] = {}
-        self.min_resource = int(min_resource)
-        self.reduction_factor = float(reduction_factor)
-        self.min_horizon_trials = int(min_horizon_trials)
-        self.first_predicted_rung = int(first_predicted_rung)
-        self.floor_quantile = float(floor_quantile)
-        self.anchor_window = int(anchor_window)
-        self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
-        self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
-        self.first_rung_correlation: float | None = None  # of the test, once it has ended
-        self._first_rung: bool | None = None if self.first_rung_test else True
-        self._testers: frozenset = frozenset()  # their keys, fixed when the test ends
-
-    def first_rung_on(self, trials: Sequence[TrialView]) -> bool | None:
-        """Whether the first rung decides: True or False once the test has ended (always
-        True without a test), None while a tester has yet to reach the second rung."""
-        if self._first_rung is not None:
-            return self._first_rung
-        r0, r1 = self.rungs[0], self.rungs[1]
-        testers = trials[: self.first_rung_test]
-        if len(testers) < self.first_rung_test:
-            return None
-        reached = []
-        for o in testers:
-            if o.epochs >= r1 and finite_prefix(o, r1):
-                reached.append(o)
-            elif o.status in (TrialStatus.RUNNING, TrialStatus.PAUSED) and finite_prefix(o, o.epochs):
-                return None  # still on its way to the second rung
-        self._testers = frozenset(o.key for o in testers)
-        if len(reached) < 3:
-            self._first_rung = True
-            return True
-        w = self.anchor_window
-        a = [float(np.mean(np.asarray(o.curve[max(0, r0 - w) : r0], dtype=float))) for o in reached]
-        b = [float(np.mean(np.asarray(o.curve[max(0, r1 - w) : r1], dtype=float))) for o in reached]
-        from scipy.stats import spearmanr
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a constant side: NaN, taken as 0 below
-            rho = float(spearmanr(a, b).statistic)
-        rho = rho if np.isfinite(rho) else 0.0  # a constant side says nothing about the ranking
-        self.first_rung_correlation = rho
-        self._first_rung = bool(rho >= 0.5)
-        return self._first_rung
-
-    def _unjudged(self, view: TrialView, trials: Sequence[TrialView], index: int | None = None) -> bool:
-        """Whether ``view`` passed the first rung without a judgement (a tester, or the
-        first rung is off)."""
-        if not self.first_rung_test:
-            return False
-        on = self.first_rung_on(trials)
-        if on is False:
-            return True
-        if on is True:
-            return view.key in self._testers
-        if index is None:
-            index = next((i for i, o in enumerate(trials) if o.key == view.key), len(trials))
-        return index < self.first_rung_test
+        )
+        self._encode = NumericHyperparameters()
+        # per rung and group: what promote() last read there (the model version included) when it resumed no one
+        self._unchanged: dict[tuple[int, str], tuple] = {}
 
     @property
     def resumes(self) -> bool:
         return self.resume
 
+    @property
+    def prediction_service(self) -> PredictionService:
+        return self.service
+
+    @property
+    def first_rung_correlation(self) -> float | None:
+        """The Spearman correlation the first-rung test measured, once it has ended (else None)."""
+        return None if self._test is None else self._test.correlation
+
+    def first_rung_on(self, trials: Sequence[TrialView]) -> bool | None:
+        """Whether the first rung decides: True or False once the test has ended (always
+        True without a test), None while a tester has yet to reach the second rung."""
+        return True if self._test is None else self._test.is_on(trials)
+
     def decision_epochs(self) -> Sequence[int]:
         return self.rungs
 
+    # -- decide ------------------------------------------------------------------------------
     def decide(self, trial: TrialView, trials: Sequence[TrialView]) -> Verdict:
         t = trial.epochs
         if t not in self.rungs:
             return Verdict(Decision.CONTINUE, t, f"epoch {t} is not a rung")
         if not finite_prefix(trial, t):
             return Verdict(Decision.STOP, t, f"the curve is not finite within its first {t} epochs")
-        if self.min_completed:
-            done = len(self.completed(trials))
-            if done < self.min_completed:
-                # held running by the start-up rule: the adapter keeps the epoch in the trial's view
-                # (TrialView.unranked), and the trial takes no place at this rung
-                return Verdict(
-                    Decision.CONTINUE,
-                    t,
-                    f"{done} of the {self.min_completed} trials that must complete before any stop have completed",
-                    ranked=False,
-                )
-        share = self.reduction_factor
-        peers = [trial] + self.rivals(trial, trials, t)
-        if self.first_rung_test and t in self.rungs[:2] and self._unjudged(trial, trials):
-            if t == self.rungs[0]:
-                on = self.first_rung_on(trials)
-                why = "tests the first rung" if on is not False else "the first rung is off"
-                if on is False:
-                    why += f" (Spearman {self.first_rung_correlation:.2f} with the second rung over the tests)"
-                return Verdict(Decision.CONTINUE, t, f"passes rung {t} unjudged: it {why}")
-            index = {o.key: i for i, o in enumerate(trials)}
-            peers = [trial] + [o for o in peers[1:] if self._unjudged(o, trials, index.get(o.key, len(trials)))]
-            share = self.reduction_factor**2
+        done = len(completed_trials(trials, self.max_epochs)) if self.min_completed else 0
+        if done < self.min_completed:
+            # held running by the start-up rule: the adapter keeps the epoch in the trial's view
+            # (TrialView.unranked), and the trial takes no place at this rung
+            why = f"{done} of the {self.min_completed} trials that must complete before any stop have completed"
+            return Verdict(Decision.CONTINUE, t, why, ranked=False)
+        group = self._group_of(trial, trials, t)
+        if group is None:
+            return self._passes_unjudged(t, trials)
         # with resumption on, the predicted rule waits for promote(): a paused trial costs nothing
         # until a place at the rung falls free, and by then more trials show where the rung stands
-        standing = self._standing(t, peers, trials, predict=[] if self.resume else [0], share=share)
-        keep, reason, predicted, std, threshold, _ = standing.judge(0)
-        if keep:
-            return Verdict(Decision.CONTINUE, t, reason, predicted=predicted, std=std, threshold=threshold)
-        if self.resume:
-            return Verdict(
-                Decision.PAUSE,
-                t,
-                f"observed value {self.sign * standing.anchors[0]:.4g} ranks outside the best {standing.keep} of "
-                f"{standing.m} at rung {t} (cut-off {self.sign * standing.cut:.4g}); paused until a place there "
-                "falls free",
-                threshold=self.sign * standing.cut,
-            )
-        return Verdict(Decision.STOP, t, reason, predicted=predicted, std=std, threshold=threshold)
+        standing = self._standing(group, trials, predict=[] if self.resume else [0])
+        judgement = standing.judge(0, predicted_rule=self._predicts_at(t))
+        made = dict(predicted=judgement.predicted, std=judgement.std, threshold=judgement.threshold)
+        if judgement.keep:
+            return Verdict(Decision.CONTINUE, t, judgement.reason, **made)
+        if not self.resume:
+            return Verdict(Decision.STOP, t, judgement.reason, **made)
+        return Verdict(
+            Decision.PAUSE,
+            t,
+            f"observed value {self.sign * standing.anchors[0]:.4g} ranks outside the best {standing.keep} of "
+            f"{standing.m} at rung {t} (cut-off {self.sign * standing.cut:.4g}); paused until a place there "
+            "falls free",
+            threshold=self.sign * standing.cut,
+        )
 
+    def _group_of(self, trial: TrialView, trials: Sequence[TrialView], t: int) -> RungGroup | None:
+        """The trials ``trial`` is judged among at rung ``t``; None when it passes unjudged."""
+        peers = [trial] + [o for o in peers_at(t, trials) if o.key != trial.key]
+        if self._test is None or t not in self.rungs[:2] or not self._test.passed_unjudged(trial, trials):
+            return RungGroup(t, tuple(peers), self.reduction_factor)
+        if t == self.rungs[0]:
+            return None
+        index = {o.key: i for i, o in enumerate(trials)}
+        unjudged = [o for o in peers[1:] if self._test.passed_unjudged(o, trials, index.get(o.key, len(trials)))]
+        return RungGroup(t, (trial, *unjudged), self.reduction_factor**2, "unjudged")
+
+    def _passes_unjudged(self, t: int, trials: Sequence[TrialView]) -> Verdict:
+        on = self.first_rung_on(trials)
+        why = "tests the first rung"
+        if on is False:
+            why = f"the first rung is off (Spearman {self.first_rung_correlation:.2f} with the second rung over the tests)"
+        return Verdict(Decision.CONTINUE, t, f"passes rung {t} unjudged: it {why}")
+
+    def _predicts_at(self, t: int) -> bool:
+        """Whether the predicted rule may keep trials at rung ``t``."""
+        return t not in self.rungs or self.rungs.index(t) >= self.first_predicted_rung
+
+    # -- promote -----------------------------------------------------------------------------
     def promote(self, trials: Sequence[TrialView], *, limit: int = 1) -> list[Resumption]:
         """The paused trials to resume now: at each rung, while fewer trials have gone on
         from it than its share, the best of those it paused that rank within that share.
@@ -297,45 +267,48 @@ class PredictiveHalving(PredictivePolicy):
         limit = check_int("limit", limit, least=0)
         if not self.resume or limit == 0:
             return []
-        paused: dict[int, list[int]] = {}
-        for i, view in enumerate(trials):
-            if view.status == TrialStatus.PAUSED and 0 < view.epochs < self.max_epochs:
-                if finite_prefix(view, view.epochs):
-                    paused.setdefault(view.epochs, []).append(i)
+        paused = self._paused_by_rung(trials)
         found: list[tuple[int, float, int, Resumption]] = []
         for t in sorted(paused, reverse=True):
-            peers = [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= t and finite_prefix(o, t)]
-            groups = [(t, paused[t], peers, self.reduction_factor)]
-            if self.first_rung_test and t == self.rungs[1]:
-                # the trials that passed the first rung unjudged are ranked among themselves, with two rungs' share
-                index = {o.key: i for i, o in enumerate(trials)}
-                unjudged = {o.key for o in peers if self._unjudged(o, trials, index[o.key])}
-                groups = [
-                    (t, [i for i in paused[t] if trials[i].key not in unjudged], peers, self.reduction_factor),
-                    (
-                        -t,
-                        [i for i in paused[t] if trials[i].key in unjudged],
-                        [o for o in peers if o.key in unjudged],
-                        self.reduction_factor**2,
-                    ),
-                ]
-            for tag, members_at, group, share in groups:
-                if members_at:
-                    found.extend(self._resumable(t, tag, members_at, group, share, trials))
+            for group, members in self._groups_at(t, paused[t], trials):
+                if members:
+                    found.extend(self._resumable(group, members, trials))
             if len(found) >= limit:
                 break
         found.sort(key=lambda item: item[:3])
         return [item[3] for item in found[:limit]]
 
-    def _resumable(self, t, tag, members_at, peers, share, trials) -> list:
+    def _paused_by_rung(self, trials: Sequence[TrialView]) -> dict[int, list[int]]:
+        """Indices in ``trials`` of the paused trials with finite curves, by the epoch they paused at."""
+        paused: dict[int, list[int]] = {}
+        for i, view in enumerate(trials):
+            if (
+                view.status == TrialStatus.PAUSED
+                and 0 < view.epochs < self.max_epochs
+                and finite_prefix(view, view.epochs)
+            ):
+                paused.setdefault(view.epochs, []).append(i)
+        return paused
+
+    def _groups_at(self, t: int, paused: list[int], trials: Sequence[TrialView]) -> list[tuple[RungGroup, list[int]]]:
+        """The groups ranked at rung ``t`` with the paused trials (indices) of each."""
+        peers = peers_at(t, trials)
+        if self._test is None or t != self.rungs[1]:
+            return [(RungGroup(t, tuple(peers), self.reduction_factor), paused)]
+        # the trials that passed the first rung unjudged are ranked among themselves, with two rungs' share
+        index = {o.key: i for i, o in enumerate(trials)}
+        unjudged = {o.key for o in peers if self._test.passed_unjudged(o, trials, index[o.key])}
+        judged = RungGroup(t, tuple(peers), self.reduction_factor)
+        skipped = RungGroup(t, tuple(o for o in peers if o.key in unjudged), self.reduction_factor**2, "unjudged")
+        return [
+            (judged, [i for i in paused if trials[i].key not in unjudged]),
+            (skipped, [i for i in paused if trials[i].key in unjudged]),
+        ]
+
+    def _resumable(self, group: RungGroup, members_at: list[int], trials: Sequence[TrialView]) -> list:
         """``(-t, -value, i, Resumption)`` of the paused trials ``members_at`` (indices in
-        ``trials``) to resume from rung ``t``, ranked among ``peers`` with ``share``."""
-        gone_on = sum(
-            1
-            for o in peers
-            if t not in o.unranked and (o.epochs > t or o.status in (TrialStatus.RUNNING, TrialStatus.COMPLETE))
-        )
-        places = max(1, math.floor(len(peers) / share)) - gone_on
+        ``trials``) that resume into the free places of ``group``."""
+        places, t = group.free_places(), group.epoch
         if places <= 0:
             return []
         # skip the ranking when nothing it reads has changed since it resumed no one here: the
@@ -343,46 +316,37 @@ class PredictiveHalving(PredictivePolicy):
         # reached it, and the predictor's model (a background fit that landed since is read)
         horizon = self._horizon(t, trials)
         reached = 0 if horizon is None else sum(1 for o in trials if o.epochs >= horizon)
-        state = (
-            frozenset(o.key for o in peers),
-            frozenset(trials[i].key for i in members_at),
-            places,
-            horizon,
-            reached,
-        )
-        if self._unchanged.get(tag) == (state, self.service.version):
+        paused_keys = frozenset(trials[i].key for i in members_at)
+        state = (frozenset(o.key for o in group.peers), paused_keys, places, horizon, reached)
+        if self._unchanged.get((t, group.name)) == (state, self.service.version):
             return []
-        index = {id(o): k for k, o in enumerate(peers)}
-        members = [index[id(trials[i])] for i in members_at]
-        standing = self._standing(t, peers, trials, predict=members, share=share)
+        position = {id(o): k for k, o in enumerate(group.peers)}
+        members = [position[id(trials[i])] for i in members_at]
+        standing = self._standing(group, trials, predict=members)
         here = []
         for i, k in zip(members_at, members, strict=True):
-            keep, reason, predicted, std, threshold, value = standing.judge(k)
-            if keep:
-                reason += f"; {places} of the {standing.keep} places at rung {t} are free"
-                resumption = Resumption(trials[i].key, t, reason, predicted=predicted, std=std, threshold=threshold)
-                here.append((-t, -value, i, resumption))
+            judgement = standing.judge(k, predicted_rule=self._predicts_at(t))
+            if judgement.keep:
+                reason = f"{judgement.reason}; {places} of the {standing.keep} places at rung {t} are free"
+                made = dict(predicted=judgement.predicted, std=judgement.std, threshold=judgement.threshold)
+                here.append((-t, -judgement.value, i, Resumption(trials[i].key, t, reason, **made)))
         if not here:
-            self._unchanged[tag] = (state, self.service.version)
+            self._unchanged[(t, group.name)] = (state, self.service.version)
         here.sort(key=lambda item: item[:3])
         return here[:places]
 
-    def _standing(
-        self, t: int, peers: Sequence[TrialView], trials: Sequence[TrialView], *, predict, share: float | None = None
-    ) -> _Standing:
-        """The ranking of ``peers`` (the trials at rung ``t`` judged together) by anchor
-        and, for the members listed in ``predict`` that rank outside on their anchor, by
-        prediction; the best ``max(1, floor(m / share))`` are kept (``share``: eta)."""
-        values = self.sign * np.array([np.asarray(p.curve[:t], dtype=float) for p in peers])
-        floor = float(np.quantile(values, self.floor_quantile))
-        anchors = np.maximum(values, floor)[:, max(0, t - self.anchor_window) :].mean(axis=1)
-        keep = max(1, math.floor(len(peers) / (share or self.reduction_factor)))
-        cut = float(np.sort(anchors)[::-1][keep - 1])
-        standing = _Standing(self, t, len(peers), keep, anchors, cut)
-        if standing.first_predicted and any(anchors[k] < cut for k in predict):
+    # -- ranking and prediction ----------------------------------------------------------------
+    def _standing(self, group: RungGroup, trials: Sequence[TrialView], *, predict: Sequence[int]) -> RungStanding:
+        """The ranking of ``group`` by anchor and, when a member listed in ``predict`` ranks
+        outside on its anchor, by prediction."""
+        standing = RungStanding(
+            group, sign=self.sign, floor_quantile=self.floor_quantile, anchor_window=self.anchor_window
+        )
+        t = group.epoch
+        if self._predicts_at(t) and any(standing.ranks_outside(k) for k in predict):
             standing.horizon = self._horizon(t, trials)
             if standing.horizon is not None:
-                standing.prediction = self._predict(t, standing.horizon, peers, trials, floor)
+                standing.prediction = self._predict(t, standing.horizon, group.peers, trials, standing.floor)
         return standing
 
     def _horizon(self, t: int, trials: Sequence[TrialView]) -> int | None:
@@ -399,23 +363,11 @@ class PredictiveHalving(PredictivePolicy):
             c = self.sign * np.asarray(o.curve[: self.max_epochs], dtype=float)
             pool[i, : len(c)] = np.where(np.isfinite(c), np.maximum(c, floor), np.nan)
         hyper = self.service.hyperparameters
-        self.service.update(pool, self._hyperparameters(trials) if hyper else None)
+        self.service.update(pool, self._encode(trials) if hyper else None)
         prefixes = np.maximum(self.sign * np.array([np.asarray(p.curve[:t], dtype=float) for p in peers]), floor)
-        return self.service.predict(t, prefixes, self._hyperparameters(peers) if hyper else None, target=horizon)
-
-    def _hyperparameters(self, views: Sequence[TrialView]) -> np.ndarray:
-        """Numeric hyperparameters in a fixed column order; a missing value takes its column's median."""
-        if self._param_names is None:
-            first = next((v.params for v in views if v.params), {})
-            self._param_names = sorted(
-                k for k, v in first.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-            )
-        x = np.array([[_number(v.params.get(k)) for k in self._param_names] for v in views], dtype=float)
-        x = x.reshape(len(views), len(self._param_names))
-        if x.size and not np.all(np.isfinite(x)):
-            fill = np.nan_to_num(np.nanmedian(np.where(np.isfinite(x), x, np.nan), axis=0)) if len(x) else 0.0
-            x = np.where(np.isfinite(x), x, fill)
-        return x
+        return self.service.predict(
+            t, prefixes, self._encode(peers) if hyper else None, target=horizon, keys=[p.key for p in peers]
+        )
 
 
 class PredictiveHalvingStop(PredictiveHalving):
@@ -428,49 +380,3 @@ class PredictiveHalvingStop(PredictiveHalving):
         if kwargs.pop("resume", False):
             raise ValueError("policy 'qhpo-stop' never resumes a trial; use policy 'qhpo' to resume")
         super().__init__(resume=False, **kwargs)
-
-
-class _Standing:
-    """Where the trials at one rung stand: anchors, the cut-off, and predictions if made."""
-
-    def __init__(self, policy: PredictiveHalving, t: int, m: int, keep: int, anchors: np.ndarray, cut: float):
-        self.policy, self.t, self.m, self.keep, self.anchors, self.cut = policy, t, m, keep, anchors, cut
-        self.horizon: int | None = None
-        self.prediction = None
-        self.first_predicted = t not in policy.rungs or policy.rungs.index(t) >= policy.first_predicted_rung
-
-    def judge(self, k: int):
-        """``(keep, reason, predicted, std, threshold, value)`` of peer ``k``; ``value`` is
-        the anchor or prediction it was kept on ("higher is better" units)."""
-        sign, anchor, t = self.policy.sign, float(self.anchors[k]), self.t
-        ranked = f"the best {self.keep} of {self.m} at rung {t}"
-        if anchor >= self.cut:
-            reason = f"observed value {sign * anchor:.4g} ranks within {ranked}"
-            return True, reason, None, None, sign * self.cut, anchor
-        outside = f"observed value {sign * anchor:.4g} ranks outside {ranked}"
-        if not self.first_predicted:
-            return False, f"{outside} (cut-off {sign * self.cut:.4g})", None, None, sign * self.cut, anchor
-        if self.prediction is None:
-            return (
-                False,
-                f"{outside} (cut-off {sign * self.cut:.4g}); no predictor is fitted yet",
-                None,
-                None,
-                sign * self.cut,
-                anchor,
-            )
-        mu, std = self.prediction
-        mu_cut = float(np.sort(mu)[::-1][self.keep - 1])
-        keep = bool(mu[k] >= mu_cut)
-        where = "within" if keep else "outside"
-        reason = (
-            f"{outside}; predicted value at epoch {self.horizon} {sign * mu[k]:.4g} ranks {where} {ranked} "
-            f"(cut-off {sign * mu_cut:.4g})"
-        )
-        return keep, reason, sign * float(mu[k]), float(std[k]), sign * mu_cut, float(mu[k])
-
-
-def _number(value) -> float:
-    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        return float(value)
-    return float("nan")

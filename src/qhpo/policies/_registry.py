@@ -8,11 +8,14 @@ from qhpo._rules import RuleKind, rule_names
 from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import StoppingPolicy
 from qhpo.policies._none import NoStopping
+from qhpo.policies._one_epoch import OneEpoch
 from qhpo.policies._poster import DecisionPointPolicy
 from qhpo.policies._predictive_halving import PredictiveHalving, PredictiveHalvingStop
+from qhpo.predictors import ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 
 _POLICIES = {
     "none": NoStopping,
+    "one-epoch": OneEpoch,
     "baker": BakerEarlyStopping,
     "poster": DecisionPointPolicy,
     "qhpo": PredictiveHalving,
@@ -73,9 +76,14 @@ def make_policy(
         )
     if name not in _POLICIES:
         raise ValueError(f"name must be one of {', '.join(POLICY_NAMES)}, got {name!r}")
+    if isinstance(predictor, str) and predictor in (ORACLE, ORACLE_FINAL):
+        raise ValueError(ORACLE_REFUSAL)
     cls = _POLICIES[name]
     if cls is NoStopping:
         return NoStopping(max_epochs=max_epochs, mode=mode)
+    if cls is OneEpoch:  # reads no prediction and waits for no completed trial
+        dropped = ("background", "service", "min_completed")
+        return OneEpoch(max_epochs=max_epochs, mode=mode, **{k: v for k, v in options.items() if k not in dropped})
     return cls(
         max_epochs=max_epochs, mode=mode, predictor=predictor, sampler=sampler, random_state=random_state, **options
     )

@@ -98,6 +98,13 @@ class QSVR(RegressorMixin, BaseEstimator):
     ``"heldout"`` weights come from the training points left out of the QUBO; when every
     point is in the QUBO there are none, and the rule used (``combination_``) is ``"mean"``.
 
+    **The model is trained on at most** ``max_points`` **(20) points.** One QUBO holds ``2 K N``
+    binary variables, so ``fit`` on 200 points solves the dual on a seeded subsample of 20
+    of them, ``X[train_indices_]``, and uses the other 180 only to weight the annealer's
+    samples; the fitted model is a 20-point SVR. Pass ``train_indices`` to choose the
+    points, or use :class:`qhpo.qsvr.QSVREnsemble`, which trains QSVRs on disjoint subsets
+    so that every point is used.
+
     Example:
         >>> import numpy as np
         >>> X = np.linspace(0, 1, 12)[:, None]
@@ -119,6 +126,14 @@ class QSVR(RegressorMixin, BaseEstimator):
         num_solutions: Unique lowest-energy samples kept (``S``).
         combination: ``"heldout"``, ``"mean"`` or ``"best"``.
         random_state: Seed of the subsample and of samplers that take a seed.
+
+    Attributes:
+        train_indices_: Rows of ``X`` in the QUBO (at most ``max_points``), sorted.
+        X_fit_: Those rows.
+        dual_coef_: ``alpha_n - alpha_hat_n`` of the combined model, one per row of ``X_fit_``.
+        intercept_: Its bias on the scaled targets.
+        heldout_residuals_: ``y - predict(X)`` on the rows left out of the QUBO (None when none was).
+        combination_: The rule that combined the samples.
     """
 
     _parameter_constraints: dict = {

@@ -15,7 +15,6 @@ scheduler, so the scheduler's state (curves, statuses, decisions) travels inside
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import pickle
@@ -29,7 +28,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import SearchAlgorithm, Searcher
 
 from qhpo._checks import check_int
 from qhpo._errors import QhpoError
@@ -275,7 +274,7 @@ class PredictiveScheduler(TrialScheduler):
 
     def choose_trial_to_run(self, tune_controller) -> Trial | None:
         trials = tune_controller.get_trials()
-        limiter = getattr(getattr(tune_controller, "search_alg", None), "searcher", None)
+        limiter = getattr(tune_controller, "search_alg", None)
         if isinstance(limiter, RunningTrialLimiter):
             limiter.scheduler = self  # a restored experiment's limiter follows this scheduler
         busy = sum(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials)
@@ -494,41 +493,108 @@ def _plain_params(config: dict) -> dict[str, Any]:
     }
 
 
-class RunningTrialLimiter(ConcurrencyLimiter):
-    """Ray Tune's :class:`~ray.tune.search.ConcurrencyLimiter` that leaves paused trials out.
+class RunningTrialLimiter(SearchAlgorithm):
+    """Limits the trials running at once, leaving paused trials out; works with any search.
 
     At most ``max_concurrent`` trials run or wait to run; a trial that ``scheduler`` holds
     paused takes no place, and takes one again once it is resumed. Pass it as the
     ``search_alg`` of a search whose :class:`PredictiveScheduler` pauses trials, with
-    ``max_concurrent_trials`` unset (Ray Tune's own limit counts paused trials as running).
+    ``max_concurrent_trials`` unset (Ray Tune's own limit, and its ``ConcurrencyLimiter``,
+    count paused trials as running, so paused trials would fill every place).
+
+    ``searcher`` is a Ray Tune ``Searcher`` (for example ``OptunaSearch``), a
+    ``SearchAlgorithm``, or None for Ray Tune's default search (a
+    ``BasicVariantGenerator``, which samples ``param_space`` and expands its grid searches).
+
+    Example:
+        >>> from ray import tune
+        >>> from qhpo.ray import PredictiveScheduler, RunningTrialLimiter
+        >>> scheduler = PredictiveScheduler("qhpo", max_epochs=20)
+        >>> config = tune.TuneConfig(metric="accuracy", mode="max", scheduler=scheduler, num_samples=30,
+        ...                          search_alg=RunningTrialLimiter(None, 4, scheduler))
 
     Args:
-        searcher: The search algorithm to limit (for example ``OptunaSearch``).
+        searcher: The search to limit; None for Ray Tune's default.
         max_concurrent: The most trials running at once (at least 1).
         scheduler: The scheduler that pauses and resumes the trials.
     """
 
-    def __init__(self, searcher: Searcher, max_concurrent: int, scheduler: PredictiveScheduler):
-        super().__init__(searcher, max_concurrent=check_int("max_concurrent", max_concurrent, least=1))
-        self.scheduler = scheduler
+    CKPT_FILE_TMPL = "running-trial-limiter-{}.json"
 
-    def suggest(self, trial_id: str) -> dict | None:
-        if not self._limit_concurrency:
-            return self.searcher.suggest(trial_id)
+    def __init__(
+        self, searcher: Searcher | SearchAlgorithm | None, max_concurrent: int, scheduler: PredictiveScheduler
+    ):
+        from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, SearchGenerator
+
+        self.max_concurrent = check_int("max_concurrent", max_concurrent, least=1)
+        if searcher is None:
+            searcher = BasicVariantGenerator()
+        if isinstance(searcher, Searcher):
+            self.searcher: Searcher | SearchAlgorithm = searcher
+            self._search = SearchGenerator(searcher)
+        elif isinstance(searcher, SearchAlgorithm):
+            self.searcher = self._search = searcher
+        else:
+            raise ValueError(f"searcher must be a Ray Tune Searcher, a SearchAlgorithm or None, got {searcher!r}")
+        self.scheduler = scheduler
+        self.live_trials: set[str] = set()
+
+    # -- the limit --------------------------------------------------------------------
+
+    def next_trial(self):
         paused = self.scheduler.paused_trial_ids() if self.scheduler is not None else set()
         if len(self.live_trials - paused) >= self.max_concurrent:
             return None
-        suggestion = self.searcher.suggest(trial_id)
-        if suggestion not in (None, Searcher.FINISHED):
-            self.live_trials.add(trial_id)
-            self.num_unfinished_live_trials += 1
-        return suggestion
+        trial = self._search.next_trial()
+        if trial is not None:
+            self.live_trials.add(trial.trial_id)
+        return trial
 
-    def get_state(self) -> dict:
-        # The scheduler is saved with the experiment, not with the search algorithm's state.
-        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in ("searcher", "scheduler")})
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        self.live_trials.discard(trial_id)
+        self._search.on_trial_complete(trial_id, result=result, error=error)
 
-    def set_state(self, state: dict) -> None:
-        scheduler = self.__dict__.get("scheduler")
-        self.__dict__.update(state)
-        self.scheduler = scheduler
+    # -- everything else is the wrapped search's --------------------------------------
+
+    @property
+    def metric(self):
+        return self._search.metric
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
+        from ray.tune.search.util import _set_search_properties_backwards_compatible
+
+        return _set_search_properties_backwards_compatible(
+            self._search.set_search_properties, metric, mode, config, **spec
+        )
+
+    @property
+    def total_samples(self):
+        return self._search.total_samples
+
+    def add_configurations(self, experiments):
+        self._search.add_configurations(experiments)
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        self._search.on_trial_result(trial_id, result)
+
+    def is_finished(self) -> bool:
+        return self._search.is_finished()
+
+    def set_finished(self):
+        self._search.set_finished()
+
+    def has_checkpoint(self, dirpath: str) -> bool:
+        return self._search.has_checkpoint(dirpath)
+
+    def save_to_dir(self, dirpath: str, session_str: str = "default", **kwargs):
+        self._search.save_to_dir(dirpath, session_str=session_str, **kwargs)
+        path = Path(dirpath) / self.CKPT_FILE_TMPL.format(session_str)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps({"live_trials": sorted(self.live_trials)}), encoding="utf-8")
+        temporary.replace(path)
+
+    def restore_from_dir(self, dirpath: str):
+        self._search.restore_from_dir(dirpath)
+        saved = sorted(Path(dirpath).glob(self.CKPT_FILE_TMPL.format("*")), key=lambda p: p.stat().st_mtime)
+        if saved:
+            self.live_trials = set(json.loads(saved[-1].read_text(encoding="utf-8"))["live_trials"])

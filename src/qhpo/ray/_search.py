@@ -375,7 +375,6 @@ def run_search(config) -> int:
     space = search_space(config.space)
     config = config.with_(data_dir=prepare_data(config))
     location = resolve_storage(config.storage, config.run_dir)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(config, location, space)
     folder = location.run_dir / config.study
     experiment = folder / EXPERIMENT_NAME

@@ -16,6 +16,7 @@ from qhpo.replay._benchmark import (
     verdict,
 )
 from qhpo.replay._live import LIVE_RULES, LIVE_STORAGES, LiveSettings, replay_live, run_live_benchmark, run_live_suite
+from qhpo.replay._oracle import OracleService
 from qhpo.replay._plot import plot_benchmark, plot_suite
 from qhpo.replay._simulator import ReplayAgent, ReplayOutcome, simulate
 from qhpo.replay._suite import run_suite, suite_tables
@@ -29,6 +30,7 @@ __all__ = [
     "LiveSettings",
     "OPTUNA_PRUNERS",
     "OptunaPrunerAgent",
+    "OracleService",
     "PolicyAgent",
     "ReplayAgent",
     "ReplayOutcome",

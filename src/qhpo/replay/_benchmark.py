@@ -39,6 +39,7 @@ drawn rows are used up.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -53,7 +54,9 @@ from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner
 from qhpo.policies import make_policy
+from qhpo.predictors import ORACLE, ORACLE_FINAL
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
+from qhpo.replay._oracle import OracleService
 from qhpo.replay._simulator import simulate
 from qhpo.replay._swift_hyperband import replay_swift_hyperband
 
@@ -64,6 +67,10 @@ TARGET_BASELINES = ("median", "sha", "hyperband")
 TARGET_RULE = "qhpo"
 #: The target's cost ratio: the judged rule may spend at most this share of ``best``'s epochs.
 TARGET_COST_RATIO = 0.75
+#: The policies whose predictions ``--predictor oracle`` (or ``oracle-final``) replaces by
+#: the recorded values; Swift-Hyperband reads them too (:func:`replay_swift_hyperband`), and
+#: ``baker`` keeps its own ν-SVR (the model is part of that published rule).
+ORACLE_POLICIES = ("poster", "qhpo", "qhpo-stop")
 SPREAD_DEFINITION = "best minus median of the table's finite final values (metric units)"
 
 #: Settings of each rule's aggressiveness traced as a line in the plot (the middle one is
@@ -131,6 +138,11 @@ def replay_rule(
         )
     if name not in rule_names(RuleKind.POLICY):
         raise ValueError(f"name must be one of {', '.join(BENCH_POLICIES)}, got {name!r}")
+    if isinstance(predictor, str) and predictor in (ORACLE, ORACLE_FINAL):
+        final = predictor == ORACLE_FINAL
+        predictor, sampler = "svr", None  # stands for nothing: the oracle service replaces the predictor
+        if name in ORACLE_POLICIES:
+            options["service"] = OracleService(table.curves, mode=table.mode, final=final)
     policy = make_policy(
         name,
         max_epochs=table.epochs,
@@ -144,12 +156,23 @@ def replay_rule(
 
 
 def _replay_optuna(name: str, table: CurveTable, *, seed: int, workers: int, options: dict) -> SeedResult:
+    with _optuna_logs_quiet():  # one INFO line per replayed trial otherwise; restored afterwards
+        agent = OptunaPrunerAgent(optuna_pruner(name, table.epochs, **options), table.mode, table.epochs, seed=seed)
+        out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
+    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
+
+
+@contextlib.contextmanager
+def _optuna_logs_quiet():
+    """Optuna's logging at WARNING while the block runs, then as the caller had it."""
     import optuna
 
+    before = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    agent = OptunaPrunerAgent(optuna_pruner(name, table.epochs, **options), table.mode, table.epochs, seed=seed)
-    out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
-    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def _replay_brackets(

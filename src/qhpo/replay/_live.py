@@ -252,7 +252,7 @@ def _worker_main(spec: _Study, index: int) -> None:
 
 def _pruner(spec: _Study):
     """The rule's pruner, built afresh in each worker."""
-    from qhpo.optuna import OPTUNA_PRUNERS, PredictivePruner, optuna_pruner
+    from qhpo.optuna import OPTUNA_PRUNERS, PredictivePruner, can_freeze_thaw, optuna_pruner
 
     epochs = spec.curves.shape[1]
     if spec.rule in OPTUNA_PRUNERS:
@@ -267,6 +267,7 @@ def _pruner(spec: _Study):
         max_epochs=epochs,
         random_state=spec.seed,
         policy_options=options,
+        freeze_thaw=can_freeze_thaw(spec.rule),  # qhpo pauses and resumes, as in the local replay
     )
 
 
@@ -295,7 +296,7 @@ def _work(spec: _Study, index: int) -> None:
             _train(study, trial, spec, pruner, index)
     finally:
         if isinstance(pruner, PredictivePruner):
-            service = getattr(pruner.policy_, "service", None)
+            service = getattr(pruner.policy_, "prediction_service", None)
             if service is not None:
                 service.close()
                 seconds = float(service.fit_seconds + service.predict_seconds)
@@ -329,7 +330,7 @@ def _claim(study, spec: _Study, pruner):
 
 def _settle(pruner) -> bool:
     """Wait for the policy's pending background fits; True when a fit landed meanwhile."""
-    service = getattr(getattr(pruner, "policy_", None), "service", None)
+    service = getattr(getattr(pruner, "policy_", None), "prediction_service", None)
     if service is None or not getattr(service, "background", False):
         return False
     fits = service.n_fits

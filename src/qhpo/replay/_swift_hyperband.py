@@ -36,6 +36,8 @@ import numpy as np
 
 from qhpo._seeds import derived_seed
 from qhpo.policies import PredictionService, SwiftHyperband
+from qhpo.predictors import ORACLE, ORACLE_FINAL
+from qhpo.replay._oracle import OracleService
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,9 @@ def replay_swift_hyperband(
         reduction_factor: ``eta``.
         min_resource: ``r_min`` (1 in the reference runs).
         predictive: Add the in-rung decision point (False: plain Hyperband).
-        predictor: ``"svr"``, ``"qsvr"``, ``"qsvr-ensemble"`` or an estimator object.
+        predictor: ``"svr"``, ``"qsvr"``, ``"qsvr-ensemble"``, an estimator object, or
+            ``"oracle"`` (the recorded value at the rung end: :class:`OracleService`), or
+            ``"oracle-final"`` (the recorded final value).
         sampler: Sampler (object or name) of the annealer predictors.
         random_state: Seed of the predictors.
         d: Minimum curves before a predictor is used.
@@ -258,7 +262,11 @@ class _Replay:
         service = self.service_for(r_i)
         service.update(self.values[pool, :r_i], None if self.params is None else self.params[pool])
         prediction = service.predict(
-            t_d, self.values[parked, :t_d], None if self.params is None else self.params[parked], target=r_i
+            t_d,
+            self.values[parked, :t_d],
+            None if self.params is None else self.params[parked],
+            target=r_i,
+            keys=parked,
         )
         if prediction is None:  # fewer than d curves: nothing to predict with
             return list(parked)
@@ -283,6 +291,9 @@ class _Replay:
 
     # -- predictors and result -----------------------------------------------------------
     def service_for(self, rung: int) -> PredictionService:
+        if rung not in self.services and isinstance(self.predictor, str) and self.predictor in (ORACLE, ORACLE_FINAL):
+            # the values are "higher is better"
+            self.services[rung] = OracleService(self.values, mode="max", final=self.predictor == ORACLE_FINAL)
         if rung not in self.services:
             self.services[rung] = PredictionService(
                 self.predictor,

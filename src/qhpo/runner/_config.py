@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from qhpo._errors import QhpoError
+from qhpo._rules import predictive_rule_names
 from qhpo.optuna import OPTUNA_PRUNERS
+from qhpo.runner._storage import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
 OPTUNA_BASELINES = OPTUNA_PRUNERS  # ``--policy`` values that are Optuna's pruners
 HPO_SAMPLERS = ("random", "tpe")
@@ -76,7 +78,10 @@ class RunConfig:
     The settings that define the study's results (``epochs``, ``subset``, ``val_size``,
     ``split_seed``, ``space``, ``policy``, ``predictor``, ``policy_options``) are stored in the study and must
     match when a run resumes; ``trials``, ``workers``, ``device``, ``precision`` and
-    ``keep_checkpoints`` (keep every checkpoint when the search ends) may change.
+    ``keep_checkpoints`` (keep every checkpoint when the search ends) may change, and so may
+    ``checkpoint_dir`` (a folder every host shares; None: the run folder), ``heartbeat_interval``
+    and ``grace_period`` (seconds between a running trial's heartbeats, and without one before
+    a process on another host takes the trial's process as dead).
     ``trials_per_gpu`` trials share each GPU: worker processes per GPU on the Optuna backend,
     ``1 / trials_per_gpu`` of a GPU per trial on Ray.
     """
@@ -111,7 +116,9 @@ class RunConfig:
     cpus_per_trial: float | None = None
     resume: bool = False
     keep_checkpoints: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    checkpoint_dir: Path | None = None
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    grace_period: float = GRACE_PERIOD
 
     def with_(self, **changes: Any) -> RunConfig:
         return replace(self, **changes)
@@ -139,7 +146,7 @@ class RunConfig:
 
 
 #: Policies whose decisions read predictions (they use --predictor and --annealer).
-PREDICTIVE_POLICIES = ("qhpo", "qhpo-stop", "poster", "swift-hyperband")
+PREDICTIVE_POLICIES = predictive_rule_names()  # the policies --predictor and --annealer apply to
 
 
 def preset(name: str) -> Preset:
@@ -152,7 +159,7 @@ def preset(name: str) -> Preset:
 def config_from_dict(values: dict[str, Any]) -> RunConfig:
     """Inverse of :meth:`RunConfig.as_dict` (how worker processes receive their settings)."""
     values = dict(values)
-    for name in ("run_dir", "data_dir", "space"):
+    for name in ("run_dir", "data_dir", "space", "checkpoint_dir"):
         if values.get(name) is not None:
             values[name] = Path(values[name])
     return RunConfig(**values)

@@ -18,14 +18,21 @@ from qhpo._environment import module_command
 from qhpo._errors import QhpoError
 from qhpo._policy_options import check_policy_options
 from qhpo.optuna import checkpoint_key
-from qhpo.predictors import MODEL_NAMES
+from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
 from qhpo.runner._plots import draw_plots
 from qhpo.runner._progress import SearchProgress
-from qhpo.runner._storage import CHECKPOINT_ATTR, StorageLocation, recover_interrupted_trials, resolve_storage
+from qhpo.runner._storage import (
+    CHECKPOINT_ATTR,
+    StorageLocation,
+    checkpoint_folder,
+    connection_errors,
+    recover_interrupted_trials,
+    resolve_storage,
+)
 from qhpo.runner._study import create_study, policy_names, search_space
 from qhpo.runner._summary import TEST_ATTR, SearchSummary, print_summary, summarize
-from qhpo.runner._trial import CHECKPOINT_SCRATCH, checkpoint_path, trial_config
+from qhpo.runner._trial import checkpoint_path, remove_scratch_checkpoints, trial_config
 from qhpo.runner._worker import count_states, run_worker
 
 #: Largest --seed and --split-seed: numpy's seeds are 32-bit.
@@ -38,6 +45,8 @@ def check_config(config: RunConfig) -> None:
     names = policy_names()
     if config.policy not in names:
         raise QhpoError(f"unknown policy {config.policy!r}; choose one of {', '.join(names)}.")
+    if config.predictor in (ORACLE, ORACLE_FINAL):
+        raise QhpoError(ORACLE_REFUSAL)
     if config.predictor not in MODEL_NAMES:
         raise QhpoError(f"unknown predictor {config.predictor!r}; choose one of {', '.join(MODEL_NAMES)}.")
     if config.hpo_sampler not in HPO_SAMPLERS:
@@ -54,6 +63,15 @@ def check_config(config: RunConfig) -> None:
         raise QhpoError(
             f"--val-size must leave training images: at most {CIFAR10_TRAIN_IMAGES - 1} of the "
             f"{CIFAR10_TRAIN_IMAGES} CIFAR-10 training images, not {config.val_size}."
+        )
+    for name in ("heartbeat_interval", "grace_period"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise QhpoError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {value!r}.")
+    if config.grace_period < 2 * config.heartbeat_interval:
+        raise QhpoError(
+            f"--grace-period ({config.grace_period:g} s) must be at least twice --heartbeat-interval "
+            f"({config.heartbeat_interval:g} s), or a trial whose heartbeat comes late is taken as dead."
         )
     if config.min_completed is not None and config.min_completed < 2:
         raise QhpoError(f"--min-completed must be at least 2 trials, not {config.min_completed}.")
@@ -117,9 +135,18 @@ def run_optuna_search(config: RunConfig) -> SearchSummary:
     data = load_cifar10(
         config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
     )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with connection_errors(location):
+        return _search(config, location, space, data)
+
+
+def _search(config: RunConfig, location: StorageLocation, space, data) -> SearchSummary:
     study = create_study(config, location, space)
-    remove_orphan_files(location.run_dir / config.study)
+    remove_orphan_files(
+        location.run_dir / config.study,
+        checkpoint_folder(location, config.study, config.checkpoint_dir),
+        shared=config.checkpoint_dir is not None,
+        grace_period=config.grace_period,
+    )
     recovered = recover_interrupted_trials(study, location)
     finished, _ = count_states(study)
     console = _console(config)
@@ -162,12 +189,23 @@ def run_optuna_search(config: RunConfig) -> SearchSummary:
     return summary
 
 
-def remove_orphan_files(study_dir: Path) -> list[Path]:
-    """Remove the checkpoints being written and worker settings files of processes that are gone."""
+def remove_orphan_files(
+    study_dir: Path, checkpoint_dir: Path | None = None, *, shared: bool = False, grace_period: float = 0.0
+) -> list[Path]:
+    """Remove the checkpoints being written and worker settings files of processes that are gone.
+
+    Args:
+        checkpoint_dir: The study's checkpoint folder (default ``study_dir/checkpoints``).
+        shared: Other hosts write there too (see :func:`remove_scratch_checkpoints`).
+    """
     from qhpo._files import remove_orphans
 
     return [
-        *remove_orphans(study_dir / "checkpoints", CHECKPOINT_SCRATCH),
+        *remove_scratch_checkpoints(
+            study_dir / "checkpoints" if checkpoint_dir is None else checkpoint_dir,
+            shared=shared,
+            grace_period=grace_period,
+        ),
         *remove_orphans(study_dir, r"\.workers-(\d+)-.*\.json"),
     ]
 
@@ -193,7 +231,7 @@ def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: Stor
         return stored
     from qhpo.workload import TrialTrainer, load_cifar10, resolve_device
 
-    path = checkpoint_path(location.run_dir / config.study / "checkpoints", checkpoint_key(best))
+    path = checkpoint_path(checkpoint_folder(location, config.study, config.checkpoint_dir), checkpoint_key(best))
     if not path.exists():
         return stored
     device = resolve_device(config.device)
@@ -221,7 +259,7 @@ def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: Ru
     finished, running = count_states(study)
     if finished < config.trials or running or config.keep_checkpoints:
         return
-    folder = location.run_dir / config.study / "checkpoints"
+    folder = checkpoint_folder(location, config.study, config.checkpoint_dir)
     keep = {
         checkpoint_path(folder, t.user_attrs[CHECKPOINT_ATTR]).name
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from qhpo._errors import QhpoError
-from qhpo.optuna import MAX_EPOCHS_ATTR, OPTUNA_PRUNERS, PredictivePruner, optuna_pruner
+from qhpo.optuna import MAX_EPOCHS_ATTR, OPTUNA_PRUNERS, PredictivePruner, can_freeze_thaw, optuna_pruner
 from qhpo.runner._config import HPO_SAMPLERS, RunConfig
 from qhpo.runner._storage import StorageLocation
 
@@ -55,6 +55,9 @@ def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
     if config.policy in OPTUNA_PRUNERS:
         return optuna_pruner(config.policy, config.epochs, **config.policy_options)
     options = config.stopping_options()
+    # qhpo run resumes paused trials itself (its workers ask promote before each new trial), so a
+    # policy that can pause runs with freeze-thaw on unless --policy-option resume=false says otherwise
+    freeze_thaw = bool(options.pop("resume", True)) and can_freeze_thaw(config.policy)
     return PredictivePruner(
         config.policy,
         config.predictor,
@@ -62,6 +65,7 @@ def make_pruner(config: RunConfig) -> optuna.pruners.BasePruner:
         max_epochs=config.epochs,
         random_state=config.seed,
         policy_options=options,
+        freeze_thaw=freeze_thaw,
     )
 
 
@@ -75,10 +79,17 @@ def create_study(config: RunConfig, location: StorageLocation, space) -> optuna.
     """Create the study, or load it and check that it was created with the same settings.
 
     Runs once in the launching process, before any worker starts: several processes that
-    create one SQLite study at the same moment race.
+    create one SQLite study at the same moment race. On PostgreSQL the database serialises
+    it (:meth:`StorageLocation.creation_lock`), so any number of ``qhpo run`` processes on
+    any hosts may start on one fresh database at once.
     """
-    settings = config.study_settings(space_table(space))
     storage = location.open()
+    with location.creation_lock():
+        return _create_or_check(config, location, space, storage)
+
+
+def _create_or_check(config: RunConfig, location: StorageLocation, space, storage) -> optuna.Study:
+    settings = config.study_settings(space_table(space))
     study = optuna.create_study(study_name=config.study, storage=storage, direction="maximize", load_if_exists=True)
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:

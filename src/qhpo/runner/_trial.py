@@ -12,6 +12,7 @@ one it pauses keeps it, to be resumed.
 from __future__ import annotations
 
 import errno
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,12 +24,14 @@ from optuna.trial import TrialState
 from qhpo._errors import QhpoError
 from qhpo._seeds import derived_seed
 from qhpo.optuna import RESUME_OF_ATTR, PredictivePruner, resumed_after
-from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, RETRY_OF_ATTR
+from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, RETRY_OF_ATTR, signals_deferred
 
 #: Trial user attribute with the epoch at which a trial resumed from a checkpoint.
 RESUMED_AT_ATTR = "qhpo.resumed_at_epoch"
 #: Trial user attribute with the mean wall-clock seconds of its epochs.
 EPOCH_SECONDS_ATTR = "qhpo.epoch_seconds"
+#: Trial user attribute of a configuration started afresh: the checkpoint key it could not continue.
+RESTART_OF_ATTR = "qhpo.restart_of"
 
 
 class DiskFull(QhpoError):
@@ -41,6 +44,35 @@ CHECKPOINT_SCRATCH = r"\.trial-.+\.pt\.(\d+)\.tmp"
 
 def checkpoint_path(checkpoint_dir: Path, key: Any) -> Path:
     return Path(checkpoint_dir) / f"trial-{key}.pt"
+
+
+def remove_scratch_checkpoints(checkpoint_dir: Path, *, shared: bool = False, grace_period: float = 0.0) -> list[Path]:
+    """Remove the checkpoints that dead writers were writing (:data:`CHECKPOINT_SCRATCH`).
+
+    A scratch file names its writer's pid, which says nothing about a writer on another
+    host: in a folder that other hosts share (``shared``), a scratch file is removed only
+    once it is also untouched for ``grace_period`` seconds.
+    """
+    import re
+
+    from qhpo._files import process_alive, remove_orphans
+
+    if not shared:
+        return remove_orphans(checkpoint_dir, CHECKPOINT_SCRATCH)
+    pattern = re.compile(CHECKPOINT_SCRATCH)
+    folder = Path(checkpoint_dir)
+    removed = []
+    for path in folder.iterdir() if folder.is_dir() else ():
+        match = pattern.fullmatch(path.name)
+        if match is None or process_alive(int(match.group(1))):
+            continue
+        try:
+            if time.time() - path.stat().st_mtime > grace_period:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
 
 
 def trial_seed(seed: int, key: Any) -> int:
@@ -64,8 +96,10 @@ def run_trial(
     """Train ``trial`` to ``max_epochs`` or until pruned; tell the study how it ended.
 
     A diverging trial (:class:`qhpo.workload.TrialDiverged`) is told FAIL with its reason in
-    the user attribute ``qhpo.failure``. Other exceptions propagate with the trial still
-    RUNNING, so that the caller decides whether it is retried; a full disk raises
+    the user attribute ``qhpo.failure``, and so is a trial that continues recorded epochs
+    whose checkpoint is missing or unreadable (never trained again from epoch 0 under the
+    old trial's name; see :func:`_checkpoint_lost`). Other exceptions propagate with the
+    trial still RUNNING, so that the caller decides whether it is retried; a full disk raises
     :class:`DiskFull`. The caller has named this process the trial's owner already.
     """
     from qhpo.workload import TrialDiverged, TrialTrainer
@@ -79,11 +113,17 @@ def run_trial(
 
     continues = trial.user_attrs.get(RETRY_OF_ATTR) is not None or trial.user_attrs.get(RESUME_OF_ATTR) is not None
     trainer = None
+    unreadable = None
     if continues and path.exists():
         try:
             trainer = TrialTrainer.from_checkpoint(path, config, data, device=device, precision=precision)
-        except QhpoError:
-            path.unlink(missing_ok=True)  # unreadable or foreign: the retry starts from epoch 0
+        except QhpoError as error:
+            unreadable = str(error)
+            path.unlink(missing_ok=True)  # unreadable or foreign: nothing can continue it
+    if trainer is None and continues:
+        recorded = _recorded_epochs(study, trial)
+        if recorded:  # epochs were trained and recorded under this key: never start again under its name
+            return _checkpoint_lost(study, trial, path, recorded, unreadable)
     if trainer is None:
         trainer = TrialTrainer(config, data, device=device, seed=trial_seed(seed, key), precision=precision)
     elif trainer.epoch:
@@ -118,6 +158,50 @@ def run_trial(
     _set_epoch_seconds(trial, seconds)
     _tell(study, trial, value)
     return TrialState.COMPLETE
+
+
+def _recorded_epochs(study: optuna.Study, trial: optuna.Trial) -> int:
+    """Epochs recorded by the trial that ``trial`` continues (an interrupted or a paused one)."""
+    number = trial.user_attrs.get(RETRY_OF_ATTR)
+    if number is None:
+        number = trial.user_attrs.get(RESUME_OF_ATTR)
+    storage = study._storage
+    try:
+        origin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number)))
+    except (KeyError, ValueError, TypeError):
+        return 0
+    return len(origin.intermediate_values)
+
+
+def _checkpoint_lost(
+    study: optuna.Study, trial: optuna.Trial, path: Path, recorded: int, unreadable: str | None
+) -> TrialState:
+    """Fail a continuation whose checkpoint is missing or unreadable, saying so.
+
+    The retry of an interrupted configuration starts it afresh as a new trial (same
+    parameters, its own checkpoint and seed, ``qhpo.restart_of`` naming the lost key),
+    enqueued once per lost key; a paused configuration stays stopped where it paused.
+    """
+    key = trial.user_attrs.get(CHECKPOINT_ATTR)
+    what = f"could not be read ({unreadable})" if unreadable else "is missing"
+    reason = (
+        f"checkpoint lost: {path} {what}, so the {recorded} epoch(s) recorded under checkpoint {key} cannot be "
+        "continued"
+    )
+    paused = trial.user_attrs.get(RESUME_OF_ATTR)
+    with signals_deferred():
+        if paused is not None:
+            reason += f"; trial {paused} stays stopped where it paused"
+        else:
+            reason += "; the configuration starts afresh as a new trial"
+            if not any(t.user_attrs.get(RESTART_OF_ATTR) == key for t in study.get_trials(deepcopy=False)):
+                params = {**dict(study._storage.get_trial(trial._trial_id).system_attrs.get("fixed_params") or {})}
+                params.update(trial.params)
+                study.enqueue_trial(params, user_attrs={RESTART_OF_ATTR: key}, skip_if_exists=False)
+        trial.set_user_attr(FAILURE_ATTR, reason)
+        _tell(study, trial, state=TrialState.FAIL)
+    print(f"qhpo: trial {trial.number}: {reason}.", file=sys.stderr)
+    return TrialState.FAIL
 
 
 def _pruned(study: optuna.Study, trial: optuna.Trial, path: Path, seconds: list[float]) -> TrialState:

@@ -34,27 +34,33 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
-from qhpo._files import remove_orphans
 from qhpo.optuna import PredictivePruner, checkpoint_key, configuration_counts, resumable_trials
-from qhpo.policies import PredictivePolicy, StoppingPolicy
+from qhpo.policies import StoppingPolicy
 from qhpo.runner._config import RunConfig
+from qhpo.runner._heartbeat import TrialHeartbeat
 from qhpo.runner._storage import (
     FAILURE_ATTR,
+    GRACE_PERIOD,
     OWNER_ATTR,
     PREDICTOR_ATTR_PREFIX,
     StorageLocation,
     _recover,
+    checkpoint_folder,
+    connection_errors,
+    connection_lost,
     enqueue_retry,
     owner_record,
     signals_deferred,
 )
-from qhpo.runner._trial import CHECKPOINT_SCRATCH, DiskFull, checkpoint_path, run_trial
+from qhpo.runner._trial import DiskFull, checkpoint_path, remove_scratch_checkpoints, run_trial
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _MAX_CRASHES_IN_A_ROW = 3
 _MAX_FAILURES_IN_A_ROW = 10  # diverged or crashed: a space where every trial fails would loop forever
 _WAIT_SECONDS = 2.0
 _SAMPLER_STREAM = 1  # the HPO sampler's streams among the run seed's (see qhpo._seeds)
+#: Study user attribute: worker processes that joined the study on a database server.
+JOINED_ATTR = "qhpo.joined"
 
 
 def count_states(study: optuna.Study) -> tuple[int, int]:
@@ -68,6 +74,7 @@ def claim_trial(
     target: int,
     *,
     can_resume: Callable[[optuna.trial.FrozenTrial], bool] | None = None,
+    grace_period: float = GRACE_PERIOD,
 ) -> optuna.Trial | bool:
     """Start a trial of ``study``: a waiting retry, a resumption, or a new configuration.
 
@@ -79,6 +86,8 @@ def claim_trial(
 
     Args:
         can_resume: Which paused trials can be resumed (their checkpoint exists); None: all.
+        grace_period: Seconds without a heartbeat after which a process on another host
+            takes this one's trial as dead (stored in the trial's owner record).
 
     Returns:
         The new trial (RUNNING, owned by this process); True when the study is done
@@ -102,7 +111,7 @@ def claim_trial(
         if not free:
             return finished >= target and (running == 0 or not _resumes(study))
         trial = study.ask()  # a waiting retry or resumption first, else a new configuration
-        trial.set_user_attr(OWNER_ATTR, owner_record())
+        trial.set_user_attr(OWNER_ATTR, owner_record(grace_period))
         return trial
 
 
@@ -121,18 +130,38 @@ def _resumes(study: optuna.Study) -> bool:
 def _settle_predictor(study: optuna.Study, timeout: float = 120.0) -> bool:
     """Wait for the policy's background fits to land; True when it has a predictor that may have changed."""
     policy = _resuming_policy(study)
-    if not isinstance(policy, PredictivePolicy):
+    service = None if policy is None else policy.prediction_service
+    if service is None:
         return False
-    fits = policy.service.n_fits
-    policy.service.wait(timeout)
-    return policy.service.n_fits != fits
+    version = service.version
+    service.wait(timeout)
+    return service.version != version
 
 
-def sampler_seed(seed: int, worker_index: int, offset: int) -> int:
-    """The HPO sampler's seed of one worker: distinct per run seed, worker and trials already there."""
+def sampler_seed(seed: int, worker_index: int, offset: int, joined: int | None = None) -> int:
+    """The HPO sampler's seed of one worker: distinct per run seed, worker and trials already there,
+    and on a database server per process (``joined``: the order in which it joined the study)."""
     from qhpo._seeds import derived_seed
 
-    return derived_seed(seed, _SAMPLER_STREAM, worker_index, offset)
+    if joined is None:
+        return derived_seed(seed, _SAMPLER_STREAM, worker_index, offset)
+    return derived_seed(seed, _SAMPLER_STREAM, worker_index, offset, joined)
+
+
+def _join_order(study: optuna.Study, location: StorageLocation) -> int | None:
+    """On PostgreSQL: how many worker processes joined ``study`` before this one (None elsewhere).
+
+    Processes on several nodes that start at once see the same trials and may share a
+    ``--seed``; the order, counted under the database's creation lock in the study user
+    attribute :data:`JOINED_ATTR`, gives each its own sampler stream, so that they do not
+    propose the same configurations.
+    """
+    if not location.database_locks:
+        return None
+    with location.creation_lock():
+        joined = int(study._storage.get_study_user_attrs(study._study_id).get(JOINED_ATTR, 0))
+        study._storage.set_study_user_attr(study._study_id, JOINED_ATTR, joined + 1)
+    return joined
 
 
 def run_worker(
@@ -150,7 +179,7 @@ def run_worker(
     """
     import torch
 
-    from qhpo.runner._study import hpo_sampler, make_pruner, search_space
+    from qhpo.runner._study import search_space
     from qhpo.workload import load_cifar10, resolve_device
 
     device = resolve_device(config.device)
@@ -162,18 +191,27 @@ def run_worker(
             config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
         )
     storage = location.open()
+    with connection_errors(location):
+        return _train_trials(config, location, storage, worker_index, space, data, device, on_change)
+
+
+def _train_trials(config, location, storage, worker_index, space, data, device, on_change) -> int:
+    from qhpo.runner._study import hpo_sampler, make_pruner
+
     # Seed the sampler by the trials already there, so a resumed or second worker does not
     # propose the configurations of the first one again.
-    offset = len(optuna.load_study(study_name=config.study, storage=storage).trials)
+    joining = optuna.load_study(study_name=config.study, storage=storage)
+    offset = len(joining.trials)
+    joined = _join_order(joining, location)
     study = optuna.load_study(
         study_name=config.study,
         storage=storage,
-        sampler=hpo_sampler(config.hpo_sampler, seed=sampler_seed(config.seed, worker_index, offset)),
+        sampler=hpo_sampler(config.hpo_sampler, seed=sampler_seed(config.seed, worker_index, offset, joined)),
         pruner=make_pruner(config),
     )
-    checkpoint_dir = location.run_dir / config.study / "checkpoints"
+    checkpoint_dir = checkpoint_folder(location, config.study, config.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    remove_orphans(checkpoint_dir, CHECKPOINT_SCRATCH)  # checkpoints being written by killed workers
+    remove_scratch_checkpoints(checkpoint_dir, shared=_shared(config), grace_period=config.grace_period)
 
     def changed() -> None:
         if on_change is not None:
@@ -185,7 +223,7 @@ def run_worker(
     done = 0
     crashes = failures = 0
     while True:
-        trial = claim_trial(study, location, config.trials, can_resume=can_resume)
+        trial = claim_trial(study, location, config.trials, can_resume=can_resume, grace_period=config.grace_period)
         if trial is True:
             return done
         if trial is False:
@@ -194,19 +232,30 @@ def run_worker(
             continue
         changed()
         try:
-            state = run_trial(
-                study,
-                trial,
-                space=space,
-                data=data,
-                device=device,
-                max_epochs=config.epochs,
-                checkpoint_dir=checkpoint_dir,
-                seed=config.seed,
-                precision=config.precision,
-                on_epoch=changed,
-            )
+            with TrialHeartbeat(study._storage, trial._trial_id, config.heartbeat_interval):
+                state = run_trial(
+                    study,
+                    trial,
+                    space=space,
+                    data=data,
+                    device=device,
+                    max_epochs=config.epochs,
+                    checkpoint_dir=checkpoint_dir,
+                    seed=config.seed,
+                    precision=config.precision,
+                    on_epoch=changed,
+                )
         except BaseException as error:
+            lost = connection_lost(location, error)
+            if lost is not None:
+                raise lost from None  # the trial stays RUNNING; recovery retries it
+            if isinstance(error, Exception) and _taken_over(study, trial):
+                print(
+                    f"qhpo: trial {trial.number} was taken as dead by another process (no heartbeat within "
+                    f"{config.grace_period:g} s) and is retried there; this process goes on with another trial.",
+                    file=sys.stderr,
+                )
+                continue
             _end_interrupted(study, trial, error)
             if not isinstance(error, Exception) or isinstance(error, DiskFull):
                 raise  # KeyboardInterrupt, SystemExit, a full disk: the trial is enqueued again for the next run
@@ -232,6 +281,20 @@ def run_worker(
         done += state in FINISHED
         publish_predictor_state(study)
         changed()
+
+
+def _shared(config: RunConfig) -> bool:
+    """Whether processes of other hosts may write into the checkpoint folder too (``--checkpoint-dir``)."""
+    return config.checkpoint_dir is not None
+
+
+def _taken_over(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Whether another process's recovery failed ``trial`` (and enqueued its retry) while this one trained it."""
+    try:
+        frozen = study._storage.get_trial(trial._trial_id)
+    except Exception:
+        return False
+    return frozen.state == TrialState.FAIL and str(frozen.user_attrs.get(FAILURE_ATTR, "")).startswith("interrupted")
 
 
 def publish_predictor_state(study: optuna.Study) -> None:

@@ -1,0 +1,235 @@
+"""How well each ranking signal orders the runs at each rung of the default rule.
+
+For every table of a folder and every rung ``r`` of the default rule (``qhpo``: rungs
+``round(E/20) * 2**k < E``, horizon ``h`` = the next rung, or ``E`` after the last), this
+replays the rule on the same draws as ``qhpo bench`` (``--trials`` rows per seed, seeds
+``--first-seed ..``) and ranks the drawn runs that have a finite final value by
+
+- ``observed``: the rule's anchor at ``r`` (the mean of the last ``w = round(round(E/20)/2)``
+  values up to ``r``, floored at the 10 % quantile of the runs' first ``r`` values, in
+  "higher is better" units), as the rule ranks at the rung;
+- ``predictor``: the value at ``h`` that the rule's in-study predictor (SVR, or
+  ``--predictor``) predicts from the floored prefix and the numeric hyperparameters, trained
+  as the rule trains it, on the runs of the same replayed study that reached ``h`` (counted
+  when the study has ended: the rule, deciding earlier, saw fewer);
+- ``oracle h``: the recorded value at ``h`` (what ``--predictor oracle`` hands the rule);
+- ``oracle E``: the recorded final value (1.0 by construction: a check of the scoring);
+- ``hp``: a model of the final value from the hyperparameters alone (an RBF SVR on the
+  min-max scaled hyperparameters, categories one-hot), trained on the runs that the
+  replayed study finished, as Bayesian optimisation keeps them (none below 3 finished runs);
+- ``hp+obs``: the mean of the ``hp`` rank and the ``observed`` rank;
+- ``observed*``, ``hp*``, ``hp+obs*``: the same three on the runs the study did *not*
+  finish only (the ``hp`` model was trained on the others' final values, which it recalls).
+
+Each cell is the mean over seeds of Spearman's correlation with the final value and, after
+the slash, the recall of the final top 10 % (of the ``ceil(m / 10)`` best final values, the
+share found among the ``ceil(m / 10)`` best scores). ``train`` is the mean number of runs
+the predictor was trained on, ``done`` the mean number of finished runs.
+
+Run (the 20 first design seeds, about 6 minutes on 2 cores):
+
+    python benchmarks/ranking.py --seeds 20 --first-seed 100 --json ranking.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata, spearmanr
+
+from qhpo.curves import CurveTable, builtin_tables_folder, read_curve_table
+from qhpo.policies import PredictionService, rung_epochs
+from qhpo.predictors import classical_svr
+from qhpo.replay import draw_order, replay_rule
+
+METHODS = ("observed", "predictor", "oracle h", "oracle E", "hp", "hp+obs", "observed*", "hp*", "hp+obs*")
+TOP = 0.1
+FLOOR_QUANTILE = 0.1  # the default rule's floor_quantile
+ETA = 2.0  # the default rule's reduction factor
+MIN_HORIZON_TRIALS = 6  # the default rule's min_horizon_trials
+
+
+def spearman_recall(score, final, top: float = TOP) -> tuple[float, float]:
+    """Spearman's correlation of ``score`` with ``final`` and the recall of ``final``'s best
+    ``ceil(top * m)`` among ``score``'s best ``ceil(top * m)`` (higher is better in both).
+
+    Example:
+        >>> spearman_recall([1, 2, 3, 4], [10, 20, 30, 40], top=0.25)
+        (1.0, 1.0)
+    """
+    score, final = np.asarray(score, dtype=float), np.asarray(final, dtype=float)
+    m = len(final)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant score has no correlation: NaN
+        rho = float(spearmanr(score, final).statistic)
+    n_top = max(1, math.ceil(top * m))
+    best = set(np.argsort(-final, kind="stable")[:n_top].tolist())
+    chosen = set(np.argsort(-score, kind="stable")[:n_top].tolist())
+    return rho, len(best & chosen) / n_top
+
+
+def default_rungs(epochs: int) -> tuple[tuple[int, ...], int]:
+    """The default rule's rungs and anchor window for ``epochs``."""
+    min_resource = max(1, round(epochs / 20))
+    return rung_epochs(epochs, min_resource, ETA), max(1, round(min_resource / 2))
+
+
+def _scaled(x: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    low, span = fit.min(axis=0), np.ptp(fit, axis=0)
+    return (x - low) / np.where(span > 0, span, 1.0)
+
+
+def hyperparameter_model(params: np.ndarray, final: np.ndarray, train: np.ndarray) -> np.ndarray | None:
+    """Predicted final values of every row from its hyperparameters alone, fitted on ``train``."""
+    if train.sum() < 3 or params.shape[1] == 0:
+        return None
+    y = final[train]
+    span = float(np.ptp(y)) or 1.0
+    model = classical_svr().fit(_scaled(params[train], params[train]), (y - y.min()) / span)
+    return model.predict(_scaled(params, params[train]))
+
+
+def seed_ranking(table: CurveTable, seed: int, trials: int, predictor: str = "svr") -> dict:
+    """Per rung: each method's ``(spearman, recall)`` on one seed's draw, with the training sizes."""
+    drawn = table.take(draw_order(table.n_trials, trials, seed))
+    study = replay_rule("qhpo", drawn, seed=seed, predictor=predictor)
+    v = drawn.sign * drawn.curves
+    final = v[:, -1]
+    rows = np.flatnonzero(np.isfinite(final))  # a diverged run has no final value to rank
+    numeric, onehot = drawn.numeric_params(), drawn.hyperparameter_matrix()
+    finished = study.complete & np.isfinite(final)
+    hp = hyperparameter_model(onehot, final, finished)
+    rungs, w = default_rungs(drawn.epochs)
+    out = {"done": int(finished.sum()), "rungs": {}}
+    for k, r in enumerate(rungs):
+        h = rungs[k + 1] if k + 1 < len(rungs) else drawn.epochs
+        prefix = v[rows, :r]
+        floor = float(np.quantile(prefix, FLOOR_QUANTILE))
+        anchors = np.maximum(prefix, floor)[:, r - w :].mean(axis=1)
+        scores = {"observed": anchors, "oracle h": v[rows, h - 1], "oracle E": final[rows]}
+        reached = np.flatnonzero((study.epochs_trained >= h) & np.all(np.isfinite(v[:, :h]), axis=1))
+        if len(reached) >= MIN_HORIZON_TRIALS:
+            service = PredictionService(
+                predictor,
+                random_state=seed,
+                hyperparameters=True,
+                relative=True,
+                anchor_window=w,
+                min_curves=MIN_HORIZON_TRIALS,
+                error_estimate=False,
+            )
+            service.update(np.maximum(v[reached, :h], floor), numeric[reached])
+            scores["predictor"] = service.predict(r, np.maximum(prefix, floor), numeric[rows], target=h)[0]
+        if hp is not None:
+            scores["hp"] = hp[rows]
+            scores["hp+obs"] = (rankdata(hp[rows]) + rankdata(anchors)) / 2
+        cells = {name: spearman_recall(score, final[rows]) for name, score in scores.items()}
+        unseen = ~finished[rows]  # the runs the study did not finish: the model of hp never saw their final
+        if hp is not None and unseen.sum() >= 10:
+            for name in ("observed", "hp", "hp+obs"):
+                cells[name + "*"] = spearman_recall(scores[name][unseen], final[rows][unseen])
+        out["rungs"][r] = {"horizon": h, "train": len(reached), **cells}
+    return out
+
+
+def _job(args):
+    return args[0].name, args[1], seed_ranking(*args)
+
+
+def ranking(tables, *, trials: int, seeds: int, first_seed: int, jobs: int, predictor: str = "svr") -> dict:
+    """Means over seeds, per table and rung, of each method's Spearman and top-10 % recall."""
+    work = [(t, s, trials, predictor) for t in tables for s in range(first_seed, first_seed + seeds)]
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            done = list(pool.map(_job, work))
+    else:
+        done = [_job(w) for w in work]
+    result = {"trials": trials, "seeds": seeds, "first_seed": first_seed, "predictor": predictor, "tables": {}}
+    for table in tables:
+        per_seed = [r for name, _, r in done if name == table.name]
+        rungs = {}
+        for r in per_seed[0]["rungs"]:
+            cells = [s["rungs"][r] for s in per_seed]
+            row = {"horizon": cells[0]["horizon"], "train": float(np.mean([c["train"] for c in cells]))}
+            for name in METHODS:
+                got = [c[name] for c in cells if name in c]
+                row[name] = (
+                    None
+                    if not got
+                    else {
+                        "spearman": float(np.nanmean([g[0] for g in got]))
+                        if any(np.isfinite(g[0]) for g in got)
+                        else None,
+                        "recall": float(np.mean([g[1] for g in got])),
+                        "seeds": len(got),
+                    }
+                )
+            rungs[str(r)] = row
+        result["tables"][table.name] = {
+            "epochs": table.epochs,
+            "done": float(np.mean([s["done"] for s in per_seed])),
+            "rungs": rungs,
+        }
+    return result
+
+
+def format_ranking(result: dict) -> str:
+    lines = [
+        f"{len(result['tables'])} tables, {result['trials']} trials x seeds {result['first_seed']}-"
+        f"{result['first_seed'] + result['seeds'] - 1}, predictor {result['predictor']}; "
+        f"each cell: Spearman with the final value / recall of the final top {TOP:.0%}",
+        f"{'table':<22}{'rung':>5}{'h':>5}{'train':>7}{'done':>6}" + "".join(f"{m:>14}" for m in METHODS),
+    ]
+    for name, t in result["tables"].items():
+        for r, row in t["rungs"].items():
+            cells = ""
+            for m in METHODS:
+                c = row[m]
+                if c is None:
+                    cells += f"{'-':>14}"
+                else:
+                    rho = "nan" if c["spearman"] is None else f"{c['spearman']:.2f}"
+                    cells += f"{rho + ' / ' + format(c['recall'], '.2f'):>14}"
+            lines.append(f"{name:<22}{r:>5}{row['horizon']:>5}{row['train']:>7.1f}{t['done']:>6.1f}{cells}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", default=None, help="folder of curve tables (*.csv; default: the built-in tables)")
+    parser.add_argument("--curves", default=None, help="one curve table (CSV with its JSON sidecar) instead")
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=100)
+    parser.add_argument("--predictor", default="svr", help="the rule's predictor: svr (default) or qsvr")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="write the result here")
+    args = parser.parse_args(argv)
+    if args.curves:
+        paths = [Path(args.curves)]
+    else:
+        paths = sorted((Path(args.suite) if args.suite else builtin_tables_folder()).glob("*.csv"))
+    tables = [read_curve_table(p) for p in paths]
+    result = ranking(
+        tables,
+        trials=args.trials,
+        seeds=args.seeds,
+        first_seed=args.first_seed,
+        jobs=args.jobs,
+        predictor=args.predictor,
+    )
+    print(format_ranking(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""benchmarks/ranking.py scores rankings right on tables whose ranking is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from tests.repo_scripts import load_script
+
+from qhpo.curves import CurveTable
+
+ranking = load_script("benchmarks/ranking.py", "ranking_benchmark")
+
+
+def test_spearman_and_recall_of_known_orders():
+    final = np.arange(20.0)
+    assert ranking.spearman_recall(final, final) == (1.0, 1.0)
+    rho, recall = ranking.spearman_recall(-final, final)
+    assert rho == pytest.approx(-1.0) and recall == 0.0
+    # swap the best with the 11th: d = 9 twice, rho = 1 - 6 * 162 / (20 * 399); one of the best two found
+    score = final.copy()
+    score[[19, 10]] = score[[10, 19]]
+    rho, recall = ranking.spearman_recall(score, final)
+    assert rho == pytest.approx(1 - 6 * 162 / (20 * 399))
+    assert recall == 0.5
+
+
+def _crossing_table(n: int = 30, epochs: int = 20) -> CurveTable:
+    """Curves a_i (10 - e) / 10: ranked by a_i before epoch 10, in reverse after it."""
+    a = np.linspace(0.1, 1.0, n)
+    e = np.arange(1, epochs + 1)
+    curves = a[:, None] * (10 - e)[None, :] / 10
+    return CurveTable("crossing", "metric", "max", np.arange(n), {"a": a}, curves)
+
+
+def test_the_rungs_before_the_crossing_rank_in_reverse_and_the_later_ones_right():
+    table = _crossing_table()
+    out = ranking.seed_ranking(table, seed=100, trials=30)
+    assert list(out["rungs"]) == [1, 2, 4, 8, 16]  # round(20 / 20) * 2**k
+    for r, row in out["rungs"].items():
+        assert row["oracle E"] == (1.0, 1.0)
+        assert row["observed"][1] == (1.0 if r > 10 else 0.0)  # the final top 3 are the lowest a_i
+        # the anchor is the value at r (window 1) floored at the 10 % quantile of the first r values
+        anchor = np.maximum(table.curves[:, r - 1], np.quantile(table.curves[:, :r], 0.1))
+        assert row["observed"][0] == pytest.approx(spearmanr(anchor, table.curves[:, -1]).statistic)
+        assert (row["observed"][0] > 0.85) if r > 10 else (row["observed"][0] < -0.95)
+        assert row["horizon"] == {1: 2, 2: 4, 4: 8, 8: 16, 16: 20}[r]
+        assert row["oracle h"][0] == pytest.approx(1.0 if row["horizon"] > 10 else -1.0)
