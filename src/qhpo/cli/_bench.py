@@ -182,8 +182,14 @@ def _check_live(args) -> None:
         if given:
             raise QhpoError(f"{given[0]} applies to the live replay only; add --backend optuna or leave it out.")
         return
+    from qhpo.predictors import ORACLE, ORACLE_FINAL
     from qhpo.replay import LIVE_STORAGES
 
+    if args.predictor in (ORACLE, ORACLE_FINAL):
+        raise QhpoError(
+            f"--predictor {args.predictor} reads the recorded curves and exists in the local replay only; "
+            "choose svr, qsvr or qsvr-ensemble for --backend optuna."
+        )
     if args.storage is not None and args.storage not in LIVE_STORAGES:
         raise QhpoError(f"--storage must be sqlite or journal for the live replay, got {args.storage!r}.")
     if args.epoch_seconds is not None and not (math.isfinite(args.epoch_seconds) and args.epoch_seconds >= 0):
