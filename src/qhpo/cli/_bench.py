@@ -91,9 +91,36 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("local", "ray"),
+        choices=("local", "ray", "optuna"),
         default="local",
-        help="replay qhpo's policies in-process (local) or as real Ray Tune trials (ray)",
+        help="replay qhpo's policies in-process (local), as real Ray Tune trials (ray), or every rule but "
+        "swift-hyperband in a live Optuna study with real storage and worker processes (optuna)",
+    )
+    live = parser.add_argument_group("live replay (--backend optuna)")
+    live.add_argument(
+        "--storage",
+        default=None,
+        metavar="sqlite|journal",
+        help="storage of each live study: a SQLite file (sqlite, the default) or an Optuna journal file (journal)",
+    )
+    live.add_argument(
+        "--storage-dir",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="keep each live study's storage file in FOLDER (default: a temporary folder, removed at the end)",
+    )
+    live.add_argument(
+        "--epoch-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="real seconds each replayed epoch takes (default 0.005; 0: no wait)",
+    )
+    live.add_argument(
+        "--settle",
+        action="store_true",
+        help="each decision waits for the predictor's fit (one worker then decides as the local replay)",
     )
     parser.set_defaults(handler=cmd_bench)
 
@@ -135,13 +162,68 @@ def _check(args) -> list[str]:
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:
             check_writable(path, flag)  # before the replay, not after it
+    _check_live(args)
     return policies
+
+
+def _check_live(args) -> None:
+    """The live replay's options: only with ``--backend optuna``, each one sensible."""
+    given = [
+        flag
+        for flag, value in (
+            ("--storage", args.storage),
+            ("--storage-dir", args.storage_dir),
+            ("--epoch-seconds", args.epoch_seconds),
+            ("--settle", args.settle or None),
+        )
+        if value is not None
+    ]
+    if args.backend != "optuna":
+        if given:
+            raise QhpoError(f"{given[0]} applies to the live replay only; add --backend optuna or leave it out.")
+        return
+    from qhpo.predictors import ORACLE, ORACLE_FINAL
+    from qhpo.replay import LIVE_STORAGES
+
+    if args.predictor in (ORACLE, ORACLE_FINAL):
+        raise QhpoError(
+            f"--predictor {args.predictor} reads the recorded curves and exists in the local replay only; "
+            "choose svr, qsvr or qsvr-ensemble for --backend optuna."
+        )
+    if args.storage is not None and args.storage not in LIVE_STORAGES:
+        raise QhpoError(f"--storage must be sqlite or journal for the live replay, got {args.storage!r}.")
+    if args.epoch_seconds is not None and not (math.isfinite(args.epoch_seconds) and args.epoch_seconds >= 0):
+        raise QhpoError(f"--epoch-seconds must be a number of seconds, 0 or more, got {args.epoch_seconds}.")
+    if args.jobs is not None and args.jobs > 1:
+        raise QhpoError(
+            "--jobs applies to the local backend; the live replay runs its --workers as processes, one seed at a time."
+        )
+    if args.sweep_seeds:
+        raise QhpoError("--sweep-seeds is not replayed live; leave it out (the figure then draws no sweep lines).")
+    if args.storage_dir is not None:
+        _check_folder(args.storage_dir)
+
+
+def _check_folder(folder: Path) -> None:
+    """``--storage-dir`` exists (or can be made) and takes new files."""
+    import os
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".qhpo-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise QhpoError(
+            f"--storage-dir {folder} is not a writable folder ({error.strerror or error}); pass a folder qhpo can "
+            "write in."
+        ) from None
 
 
 def _format(result: dict) -> str:
     lines = [
         f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, {result['workers']} worker(s), "
-        f"predictor {result['predictor']}, {result['seconds']:.0f} s{_budget_note(result)}",
+        f"predictor {result['predictor']}, {result['seconds']:.0f} s{_budget_note(result)}{_backend_note(result)}",
         f"{'policy':<16}{'cost':>7}{'regret mean':>13}{'median':>9}{'max':>9}{'top1 kept':>11}"
         f"{'wallclock':>11}{'predictor s':>13}",
     ]
@@ -177,6 +259,20 @@ def _verdict_line(verdict: dict) -> str:
     )
 
 
+def _backend_note(result: dict) -> str:
+    backend = result.get("backend")
+    if not backend:
+        return ""
+    fits = "settled fits" if backend["settle"] else "background fits"
+    note = (
+        f"; live Optuna study ({backend['storage']}, {backend['worker_processes']} worker process(es), "
+        f"{backend['epoch_seconds']:g} s per epoch, {fits})"
+    )
+    if backend["in_process"]:
+        note += f"; in-process: {', '.join(backend['in_process'])}"
+    return note
+
+
 def _budget_note(result: dict) -> str:
     fraction = result.get("budget_fraction")
     if fraction is None:
@@ -190,7 +286,8 @@ def _format_suite(result: dict) -> str:
     width = max(len(stem) for stem in tables) + 2
     lines = [
         f"{result['suite']}: {len(tables)} tables, {result['trials']} trials x {result['seeds']} seeds, "
-        f"predictor {result['predictor']}{_budget_note(result)}; each cell: cost / mean regret (metric units)",
+        f"predictor {result['predictor']}{_budget_note(result)}{_backend_note(result)}; each cell: cost / mean "
+        "regret (metric units)",
         f"{'table':<{width}}" + "".join(f"{name:>19}" for name in names) + "  target",
     ]
     for stem, r in tables.items():
@@ -301,6 +398,8 @@ def cmd_bench(args) -> int:
 
         sampler = DEFAULT_SAMPLER
     sweep_seeds = args.sweep_seeds if args.sweep_seeds is not None else (5 if args.plot else 0)
+    if args.backend == "optuna":
+        sweep_seeds = 0  # the sweep stays a local replay's business
     runner = _ray_runner() if args.backend == "ray" else None
     common = dict(
         policies=policies,
@@ -316,7 +415,20 @@ def cmd_bench(args) -> int:
         policy_runner=runner,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    if args.suite is not None:
+    if args.backend == "optuna":
+        from qhpo.replay import LiveSettings, run_live_benchmark, run_live_suite
+
+        live = LiveSettings(
+            storage=args.storage or "sqlite",
+            folder=args.storage_dir,
+            epoch_seconds=0.005 if args.epoch_seconds is None else args.epoch_seconds,
+            settle=args.settle,
+        )
+        if args.suite is not None:
+            result = run_live_suite(tables, name=suite_name, live=live, **common)
+        else:
+            result = run_live_benchmark(tables[0], live=live, **common)
+    elif args.suite is not None:
         result = run_suite(tables, name=suite_name, **common)
     else:
         result = run_benchmark(tables[0], **common)

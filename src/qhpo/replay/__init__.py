@@ -15,6 +15,7 @@ from qhpo.replay._benchmark import (
     table_spread,
     verdict,
 )
+from qhpo.replay._live import LIVE_RULES, LIVE_STORAGES, LiveSettings, replay_live, run_live_benchmark, run_live_suite
 from qhpo.replay._oracle import OracleService
 from qhpo.replay._plot import plot_benchmark, plot_suite
 from qhpo.replay._simulator import ReplayAgent, ReplayOutcome, simulate
@@ -24,6 +25,9 @@ from qhpo.replay._swift_hyperband import SwiftHyperbandOutcome, replay_swift_hyp
 __all__ = [
     "BENCH_POLICIES",
     "BenchmarkSettings",
+    "LIVE_RULES",
+    "LIVE_STORAGES",
+    "LiveSettings",
     "OPTUNA_PRUNERS",
     "OptunaPrunerAgent",
     "OracleService",
@@ -37,9 +41,12 @@ __all__ = [
     "optuna_pruner",
     "plot_benchmark",
     "plot_suite",
+    "replay_live",
     "replay_rule",
     "replay_swift_hyperband",
     "run_benchmark",
+    "run_live_benchmark",
+    "run_live_suite",
     "run_suite",
     "score",
     "simulate",
