@@ -11,6 +11,7 @@ from qhpo.optuna._resume import (
     TrialCheckpoint,
     checkpoint_key,
     resumable_trials,
+    settle_predictor,
 )
 from qhpo.optuna._trial_views import (
     CHECKPOINT_ATTR,
@@ -49,6 +50,7 @@ __all__ = [
     "optuna_pruner",
     "pruner_defaults",
     "resumable_trials",
+    "settle_predictor",
     "resumed_after",
     "trial_curve",
 ]

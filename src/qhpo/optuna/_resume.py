@@ -218,7 +218,7 @@ class ResumePausedTrials:
             finished, running = configuration_counts(trials)
             if finished + running < self.n_configurations:
                 return
-            if running == 0 and self.settle_seconds and _settle(study, self.settle_seconds):
+            if running == 0 and self.settle_seconds and settle_predictor(study, self.settle_seconds):
                 resumable = resumable_trials(study, limit=1, can_resume=self.can_resume)
                 if resumable:
                     resumable[0].enqueue(study)
@@ -226,8 +226,12 @@ class ResumePausedTrials:
             study.stop()  # running trials end in the other threads; their callbacks may still resume
 
 
-def _settle(study: optuna.Study, timeout: float) -> bool:
-    """Wait for the pruner's pending predictor fits; True when the predictor may have changed."""
+def settle_predictor(study: optuna.Study, timeout: float = 120.0) -> bool:
+    """Wait for the pruner's pending predictor fits; True when the predictor may have changed.
+
+    A search that finds nothing to resume while nothing runs asks once more after this: a
+    fit that lands may rank a paused trial among the best.
+    """
     policy = getattr(study.pruner, "policy_", None)
     service = None if policy is None else policy.prediction_service
     if service is None:

@@ -350,12 +350,10 @@ class SeedOutcome:
 
 def replay_seed(job: SeedJob) -> SeedOutcome:
     """Draw the seed's rows and replay every run of the job on them."""
-    started = time.perf_counter()
     settings = job.settings
-    drawn = job.table.take(draw_order(job.table.n_trials, settings.trials, job.seed))
-    scores, epochs, complete, pauses, resumptions = [], [], [], [], []
-    for run in job.runs:
-        result = replay_rule(
+
+    def replay(run: RuleRun, drawn: CurveTable) -> SeedResult:
+        return replay_rule(
             run.name,
             drawn,
             seed=job.seed,
@@ -365,6 +363,17 @@ def replay_seed(job: SeedJob) -> SeedOutcome:
             options=dict(run.options),
             policy_runner=settings.policy_runner,
         )
+
+    return seed_outcome(job, replay)
+
+
+def seed_outcome(job: SeedJob, replay: Callable[[RuleRun, CurveTable], SeedResult]) -> SeedOutcome:
+    """Draw the seed's rows, ``replay(run, drawn)`` every run of the job on them, and score each."""
+    started = time.perf_counter()
+    drawn = job.table.take(draw_order(job.table.n_trials, job.settings.trials, job.seed))
+    scores, epochs, complete, pauses, resumptions = [], [], [], [], []
+    for run in job.runs:
+        result = replay(run, drawn)
         scores.append(score(drawn, result))
         epochs.append(result.epochs_trained.tolist())
         complete.append(result.complete.tolist())

@@ -57,10 +57,9 @@ from qhpo.replay._benchmark import (
     SeedJob,
     SeedOutcome,
     SeedResult,
-    draw_order,
     replay_rule,
-    score,
     seed_jobs,
+    seed_outcome,
     summarise,
 )
 
@@ -419,31 +418,15 @@ def _outcome(spec: _Study, wallclock: float) -> SeedResult:
 def live_seed(job: SeedJob, live: LiveSettings) -> SeedOutcome:
     """The live counterpart of the in-process replay of one seed: every run of the job on
     the seed's drawn rows (swift-hyperband, which no live study can run, in-process)."""
-    started = time.perf_counter()
     settings = job.settings
-    drawn = job.table.take(draw_order(job.table.n_trials, settings.trials, job.seed))
-    scores, epochs, complete, pauses, resumptions = [], [], [], [], []
-    for run in job.runs:
+
+    def replay(run, drawn):
         common = dict(seed=job.seed, predictor=settings.predictor, sampler=settings.sampler, options=dict(run.options))
         if run.name in LIVE_RULES:
-            result = replay_live(run.name, drawn, live=live, workers=settings.workers, **common)
-        else:
-            result = replay_rule(run.name, drawn, workers=settings.workers, **common)
-        scores.append(score(drawn, result))
-        epochs.append(result.epochs_trained.tolist())
-        complete.append(result.complete.tolist())
-        pauses.append([[int(i), int(e)] for i, e in result.pauses])
-        resumptions.append([[int(i), int(e)] for i, e in result.resumptions])
-    return SeedOutcome(
-        job.table.name,
-        job.seed,
-        tuple(scores),
-        tuple(epochs),
-        tuple(complete),
-        time.perf_counter() - started,
-        tuple(pauses),
-        tuple(resumptions),
-    )
+            return replay_live(run.name, drawn, live=live, workers=settings.workers, **common)
+        return replay_rule(run.name, drawn, workers=settings.workers, **common)
+
+    return seed_outcome(job, replay)
 
 
 def live_outcomes(

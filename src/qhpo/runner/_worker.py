@@ -34,7 +34,7 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
-from qhpo.optuna import PredictivePruner, checkpoint_key, configuration_counts, resumable_trials
+from qhpo.optuna import PredictivePruner, checkpoint_key, configuration_counts, resumable_trials, settle_predictor
 from qhpo.policies import StoppingPolicy
 from qhpo.runner._config import RunConfig
 from qhpo.runner._heartbeat import TrialHeartbeat
@@ -102,7 +102,7 @@ def claim_trial(
         free = finished + running < target
         if not any(t.state == TrialState.WAITING for t in trials):
             resumable = resumable_trials(study, limit=1, can_resume=can_resume)
-            if not resumable and not free and running == 0 and _settle_predictor(study):
+            if not resumable and not free and running == 0 and _resumes(study) and settle_predictor(study):
                 # The last promote before the search ends reads the predictor fitted on every curve.
                 resumable = resumable_trials(study, limit=1, can_resume=can_resume)
             if resumable:
@@ -125,17 +125,6 @@ def _resuming_policy(study: optuna.Study) -> StoppingPolicy | None:
 def _resumes(study: optuna.Study) -> bool:
     """Whether the study's pruner may resume paused trials (then the search ends only when nothing runs)."""
     return _resuming_policy(study) is not None
-
-
-def _settle_predictor(study: optuna.Study, timeout: float = 120.0) -> bool:
-    """Wait for the policy's background fits to land; True when it has a predictor that may have changed."""
-    policy = _resuming_policy(study)
-    service = None if policy is None else policy.prediction_service
-    if service is None:
-        return False
-    version = service.version
-    service.wait(timeout)
-    return service.version != version
 
 
 def sampler_seed(seed: int, worker_index: int, offset: int, joined: int | None = None) -> int:
