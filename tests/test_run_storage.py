@@ -557,3 +557,34 @@ def test_qhpo_stop_is_a_predictive_policy_of_qhpo_run(tmp_path):
     pruner = make_pruner(config)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     assert pruner.promote(study) == [] and pruner.policy_.name == "qhpo-stop" and not pruner.policy_.resumes
+
+
+def _open_at_once(url: str, barrier, answers) -> None:
+    from pathlib import Path
+
+    from qhpo.runner._storage import StorageLocation
+
+    location = StorageLocation(url=url, run_dir=Path(url[len("sqlite:///") :]).parent, kind="sqlite")
+    barrier.wait()
+    try:
+        location.open()
+        answers.put("ok")
+    except Exception as error:  # the answer the test reports
+        answers.put(f"{type(error).__name__}: {error}")
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_processes_opening_one_fresh_sqlite_file_at_once_all_open_it(tmp_path, round_):
+    # Optuna creates its tables on first open; six processes doing so at once raced (table
+    # already exists, UNIQUE constraint failed) before the creation lock beside the file
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, answers = context.Barrier(6), context.Queue()
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    processes = [context.Process(target=_open_at_once, args=(url, barrier, answers)) for _ in range(6)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [answers.get(timeout=5) for _ in processes] == ["ok"] * 6

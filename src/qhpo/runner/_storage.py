@@ -104,7 +104,7 @@ class StorageLocation:
         try:
             # Processes that open one fresh database at once would race to create Optuna's tables.
             with self.creation_lock():
-                storage = optuna.storages.RDBStorage(self.url, **kwargs)
+                storage = self._rdb_storage(kwargs)
             if self.kind == "sqlite":
                 _write_ahead_log(storage)
             return storage
@@ -112,6 +112,21 @@ class StorageLocation:
             raise
         except Exception as error:  # SQLAlchemy raises many types for a bad URL or server
             raise self.open_error(error) from None
+
+    def _rdb_storage(self, kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+        """Optuna's RDB storage; on a SQLite file that another program (a second run, ``qhpo
+        report``, optuna-dashboard) is creating the tables of at this moment, tried again
+        once those exist (SQLite has no lock that every opener takes)."""
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(self.url, **kwargs)
+            except Exception as error:
+                text = str(error)
+                racing = "already exists" in text or "UNIQUE constraint failed: alembic_version" in text
+                if self.kind != "sqlite" or not racing or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def open_error(self, error: BaseException) -> QhpoError:
         """The one sentence for a storage that cannot be opened (or reached) because of ``error``."""
@@ -150,8 +165,14 @@ class StorageLocation:
     def creation_lock(self):
         """Serialise creating Optuna's tables and studies in one database (PostgreSQL); nothing elsewhere.
 
-        SQLite and journal files are created by one process at a time already (file locks).
+        A SQLite file's tables are created under an ``flock`` beside it, and tried again
+        while a program that takes no such lock creates them (:meth:`_rdb_storage`); a
+        journal file is created under its own file lock.
         """
+        if self.kind == "sqlite":
+            with _file_lock(Path(self.url.split(":///", 1)[1]).with_name(f".{Path(self.url).name}.create.lock")):
+                yield
+            return
         if not self.database_locks:
             yield
             return
@@ -179,16 +200,8 @@ class StorageLocation:
             with _thread_lock(f"{self.url}#{study}"), _advisory_lock(self.url, f"qhpo.claim.{study}"):
                 yield
             return
-        import fcntl
-
-        path = self.lock_path(study)
-        with _thread_lock(str(path)):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing releases the lock
+        with _file_lock(self.lock_path(study)):
+            yield
 
     def describe(self) -> str:
         """The URL as it may be shown: a password in it is masked."""
@@ -205,6 +218,21 @@ class StorageLocation:
 def _thread_lock(name: str) -> threading.Lock:
     with _THREAD_LOCKS_GUARD:
         return _THREAD_LOCKS.setdefault(name, threading.Lock())
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """Hold an exclusive ``flock`` on ``path`` (created if missing), one thread of this process
+    at a time; the kernel releases it when the holder dies."""
+    import fcntl
+
+    with _thread_lock(str(path)):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
 
 @contextlib.contextmanager
