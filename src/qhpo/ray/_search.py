@@ -428,5 +428,13 @@ def _keep_best_checkpoint(study: optuna.Study, results, checkpoint_dir: Path) ->
             target = checkpoint_path(checkpoint_dir, best.user_attrs[CHECKPOINT_ATTR])
             target.parent.mkdir(parents=True, exist_ok=True)
             with result.checkpoint.as_directory() as source:
-                shutil.copyfile(Path(source) / CHECKPOINT_FILE, target)
+                saved = Path(source) / CHECKPOINT_FILE
+                if not saved.is_file():
+                    # Ray lost it (a driver killed while it was being written): the search's
+                    # results stand, only the test evaluation of the best trial is skipped
+                    print(
+                        f"qhpo: the checkpoint of the best trial {best.number} is gone; its test accuracy is not measured."
+                    )
+                    return
+                shutil.copyfile(saved, target)
             return
