@@ -64,6 +64,15 @@ def register(subparsers) -> None:
         "NAME=VALUE for qhpo and qhpo-stop (e.g. reduction_factor=3)",
     )
     parser.add_argument(
+        "--prior-tables",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="rank at qhpo's first rungs with a curve prior built from the tables (*.csv) of FOLDER, each "
+        "replayed table (and any table sharing its curves, whatever its name) left out of it; the same as "
+        "--policy-option prior=FOLDER",
+    )
+    parser.add_argument(
         "--budget-fraction",
         type=float,
         default=None,
@@ -392,6 +401,8 @@ def cmd_bench(args) -> int:
     if args.budget_fraction is not None:
         tables = [shorten(table, args.budget_fraction) for table in tables]
     options = _rule_options(args.policy_option, policies, tables)
+    if args.prior_tables is not None:
+        _add_prior_tables(options, args.prior_tables, policies)
     sampler = args.sampler
     if sampler is None and args.predictor not in ("svr", "oracle", "oracle-final"):
         from qhpo.samplers import DEFAULT_SAMPLER
@@ -491,6 +502,23 @@ def _rule_options(items: list[str], policies: list[str], tables) -> dict[str, di
         for epochs in sorted({table.epochs for table in tables}):
             check_policy_options(rule, values, epochs=epochs)
     return options
+
+
+def _add_prior_tables(options: dict[str, dict], folder: Path, policies: list[str]) -> None:
+    """``--prior-tables FOLDER`` as the option ``prior=FOLDER`` of qhpo and qhpo-stop (the
+    replay leaves each replayed table out of it)."""
+    from qhpo.priors import load_prior
+
+    targets = [p for p in ("qhpo", "qhpo-stop") if p in policies]
+    if not targets:
+        raise QhpoError("--prior-tables acts on qhpo and qhpo-stop, and --policies names neither; add qhpo.")
+    if not folder.is_dir():
+        raise QhpoError(f"--prior-tables {folder} is not a folder; pass a folder of curve tables (*.csv).")
+    load_prior(folder)  # one sentence now for a folder without tables or with a malformed one
+    for target in targets:
+        if "prior" in options.get(target, {}):
+            raise QhpoError("--prior-tables and --policy-option prior=... both set the prior; give one.")
+        options.setdefault(target, {})["prior"] = str(folder)
 
 
 def _ray_runner():

@@ -2,6 +2,7 @@
 
 from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.policies._curve_prior import PriorStanding
 from qhpo.policies._none import NoStopping
 from qhpo.policies._one_epoch import OneEpoch
 from qhpo.policies._poster import DecisionPointPolicy
@@ -22,6 +23,7 @@ __all__ = [
     "PredictiveHalving",
     "PredictiveHalvingStop",
     "PredictivePolicy",
+    "PriorStanding",
     "Resumption",
     "StoppingPolicy",
     "SwiftHyperband",

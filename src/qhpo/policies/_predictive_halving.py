@@ -12,6 +12,7 @@ import numpy as np
 from qhpo._checks import Boolean, Interval, Options, check_int, validate_parameters
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._configuration_model import ConfigurationModel
+from qhpo.policies._curve_prior import PriorRanking, fitted_prior
 from qhpo.policies._first_rung_test import FirstRungTest
 from qhpo.policies._prediction import PredictionService
 from qhpo.policies._predictive import NumericHyperparameters, completed_trials, finite_prefix
@@ -124,6 +125,13 @@ class PredictiveHalving(StoppingPolicy):
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
+        prior: None (default), ``"builtin"``, a prior file, a folder of curve tables, or a
+            :class:`qhpo.priors.FittedPrior`: at the rungs up to 30 % of training the
+            trials rank by ``(1 - prior_weight) * Q(a) + prior_weight * q_hat``, the
+            quantile of their anchor among the peers and the final quantile the curve prior
+            predicts from their prefix (:class:`qhpo.policies.PriorStanding`; a replay
+            leaves the replayed table out of the prior, see :mod:`qhpo.priors`).
+        prior_weight: ``alpha``, the prior's share of that score.
         service: A ready :class:`~qhpo.policies.PredictionService` to use instead.
     """
 
@@ -142,6 +150,7 @@ class PredictiveHalving(StoppingPolicy):
         "first_rung_test": [Interval(Integral, 0, None)],
         "configuration_rule": [Options("rank", "average"), None],
         "configuration_budget": [Options("final", "deepest")],
+        "prior_weight": [Interval(Real, 0, 1)],
     }
 
     def __init__(
@@ -161,6 +170,8 @@ class PredictiveHalving(StoppingPolicy):
         first_rung_test: int = 0,
         configuration_rule: str | None = None,
         configuration_budget: str = "final",
+        prior: Any = None,
+        prior_weight: float = 0.5,
         predictor: Any = "svr",
         sampler: Any = None,
         random_state: int | None = None,
@@ -216,6 +227,8 @@ class PredictiveHalving(StoppingPolicy):
             if configuration_rule is not None
             else None
         )
+        self.prior = prior
+        self._prior = None if prior is None else PriorRanking(fitted_prior(prior), prior_weight, self.max_epochs)
 
     @property
     def resumes(self) -> bool:
@@ -400,9 +413,8 @@ class PredictiveHalving(StoppingPolicy):
     def _standing(self, group: RungGroup, trials: Sequence[TrialView], *, predict: Sequence[int]) -> RungStanding:
         """The ranking of ``group`` by anchor and, when a member listed in ``predict`` ranks
         outside on its anchor, by prediction."""
-        standing = RungStanding(
-            group, sign=self.sign, floor_quantile=self.floor_quantile, anchor_window=self.anchor_window
-        )
+        ranking = RungStanding if self._prior is None else self._prior.standing
+        standing = ranking(group, sign=self.sign, floor_quantile=self.floor_quantile, anchor_window=self.anchor_window)
         t = group.epoch
         if self._predicts_at(t) and any(standing.ranks_outside(k) for k in predict):
             standing.horizon = self._horizon(t, trials)

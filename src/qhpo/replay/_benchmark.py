@@ -129,7 +129,7 @@ def replay_rule(
     :func:`qhpo.ray.replay_on_ray`); Optuna's pruners and Swift-Hyperband always replay
     in-process.
     """
-    options = dict(options or {})
+    options = leave_out_of_prior(options, table)
     if name in OPTUNA_PRUNERS:
         return _replay_optuna(name, table, seed=seed, workers=workers, options=options)
     if name in rule_names(RuleKind.BRACKETS):
@@ -153,6 +153,18 @@ def replay_rule(
         **options,
     )
     return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner)
+
+
+def leave_out_of_prior(options: dict | None, table: CurveTable) -> dict:
+    """``options`` with the ``prior`` option (a name, path or prior) replaced by that prior
+    fitted without any table that shares content with ``table``: a replay never ranks a
+    table's runs with a prior that saw them, whatever the table's file is called."""
+    options = dict(options or {})
+    if options.get("prior") is not None:
+        from qhpo.priors import prior_for_table
+
+        options["prior"] = prior_for_table(options["prior"], table.curves)
+    return options
 
 
 def _replay_optuna(name: str, table: CurveTable, *, seed: int, workers: int, options: dict) -> SeedResult:

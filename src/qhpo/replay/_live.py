@@ -57,6 +57,7 @@ from qhpo.replay._benchmark import (
     SeedJob,
     SeedOutcome,
     SeedResult,
+    leave_out_of_prior,
     replay_rule,
     seed_jobs,
     seed_outcome,
@@ -181,7 +182,7 @@ def replay_live(
             seed=int(seed),
             predictor=predictor,
             sampler=sampler,
-            options=dict(options or {}),
+            options=leave_out_of_prior(options, table),
             settle=bool(live.settle),
             poll_seconds=float(live.poll_seconds),
         )
