@@ -12,6 +12,13 @@ replays the rule on the same draws as ``qhpo bench`` (``--trials`` rows per seed
   ``--predictor``) predicts from the floored prefix and the numeric hyperparameters, trained
   as the rule trains it, on the runs of the same replayed study that reached ``h`` (counted
   when the study has ended: the rule, deciding earlier, saw fewer);
+- ``best``: the best value so far at ``r`` (a smoothing of noisy curves);
+- ``prior``: the final quantile the curve prior (:mod:`qhpo.priors`) predicts from the
+  prefix, the prior built from the tables of ``--prior-tables`` (default: the ranked
+  folder) less any that shares a row with the ranked table (leave-one-table-out; rungs up
+  to 30 % of training only);
+- ``obs+prior``: ``(1 - alpha) * Q(observed) + alpha * prior`` (``alpha`` =
+  ``--prior-weight``, default 0.5): what the option ``prior`` of the rule ranks by;
 - ``oracle h``: the recorded value at ``h`` (what ``--predictor oracle`` hands the rule);
 - ``oracle E``: the recorded final value (1.0 by construction: a check of the scoring);
 - ``hp``: a model of the final value from the hyperparameters alone (an RBF SVR on the
@@ -47,9 +54,23 @@ from scipy.stats import rankdata, spearmanr
 from qhpo.curves import CurveTable, builtin_tables_folder, read_curve_table
 from qhpo.policies import PredictionService, rung_epochs
 from qhpo.predictors import classical_svr
+from qhpo.priors import prior_for_table, quantiles
 from qhpo.replay import draw_order, replay_rule
 
-METHODS = ("observed", "predictor", "oracle h", "oracle E", "hp", "hp+obs", "observed*", "hp*", "hp+obs*")
+METHODS = (
+    "observed",
+    "best",
+    "predictor",
+    "prior",
+    "obs+prior",
+    "oracle h",
+    "oracle E",
+    "hp",
+    "hp+obs",
+    "observed*",
+    "hp*",
+    "hp+obs*",
+)
 TOP = 0.1
 FLOOR_QUANTILE = 0.1  # the default rule's floor_quantile
 ETA = 2.0  # the default rule's reduction factor
@@ -96,9 +117,12 @@ def hyperparameter_model(params: np.ndarray, final: np.ndarray, train: np.ndarra
     return model.predict(_scaled(params, params[train]))
 
 
-def seed_ranking(table: CurveTable, seed: int, trials: int, predictor: str = "svr") -> dict:
+def seed_ranking(
+    table: CurveTable, seed: int, trials: int, predictor: str = "svr", prior=None, prior_weight: float = 0.5
+) -> dict:
     """Per rung: each method's ``(spearman, recall)`` on one seed's draw, with the training sizes."""
     drawn = table.take(draw_order(table.n_trials, trials, seed))
+    fitted = None if prior is None else prior_for_table(prior, drawn.curves)
     study = replay_rule("qhpo", drawn, seed=seed, predictor=predictor)
     v = drawn.sign * drawn.curves
     final = v[:, -1]
@@ -113,7 +137,11 @@ def seed_ranking(table: CurveTable, seed: int, trials: int, predictor: str = "sv
         prefix = v[rows, :r]
         floor = float(np.quantile(prefix, FLOOR_QUANTILE))
         anchors = np.maximum(prefix, floor)[:, r - w :].mean(axis=1)
-        scores = {"observed": anchors, "oracle h": v[rows, h - 1], "oracle E": final[rows]}
+        scores = {"observed": anchors, "best": prefix.max(axis=1), "oracle h": v[rows, h - 1], "oracle E": final[rows]}
+        q_hat = None if fitted is None else fitted.predict(prefix, drawn.epochs)
+        if q_hat is not None:
+            scores["prior"] = q_hat
+            scores["obs+prior"] = (1 - prior_weight) * quantiles(anchors) + prior_weight * q_hat
         reached = np.flatnonzero((study.epochs_trained >= h) & np.all(np.isfinite(v[:, :h]), axis=1))
         if len(reached) >= MIN_HORIZON_TRIALS:
             service = PredictionService(
@@ -143,15 +171,34 @@ def _job(args):
     return args[0].name, args[1], seed_ranking(*args)
 
 
-def ranking(tables, *, trials: int, seeds: int, first_seed: int, jobs: int, predictor: str = "svr") -> dict:
+def ranking(
+    tables,
+    *,
+    trials: int,
+    seeds: int,
+    first_seed: int,
+    jobs: int,
+    predictor: str = "svr",
+    prior=None,
+    prior_weight: float = 0.5,
+) -> dict:
     """Means over seeds, per table and rung, of each method's Spearman and top-10 % recall."""
-    work = [(t, s, trials, predictor) for t in tables for s in range(first_seed, first_seed + seeds)]
+    work = [
+        (t, s, trials, predictor, prior, prior_weight) for t in tables for s in range(first_seed, first_seed + seeds)
+    ]
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             done = list(pool.map(_job, work))
     else:
         done = [_job(w) for w in work]
-    result = {"trials": trials, "seeds": seeds, "first_seed": first_seed, "predictor": predictor, "tables": {}}
+    result = {
+        "trials": trials,
+        "seeds": seeds,
+        "first_seed": first_seed,
+        "predictor": predictor,
+        "prior_weight": prior_weight,
+        "tables": {},
+    }
     for table in tables:
         per_seed = [r for name, _, r in done if name == table.name]
         rungs = {}
@@ -209,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=100)
     parser.add_argument("--predictor", default="svr", help="the rule's predictor: svr (default) or qsvr")
+    parser.add_argument(
+        "--prior-tables", default=None, help="folder of the tables the prior learns from (default: the ranked ones)"
+    )
+    parser.add_argument("--prior-weight", type=float, default=0.5, help="alpha of obs+prior (default 0.5)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args(argv)
@@ -217,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         paths = sorted((Path(args.suite) if args.suite else builtin_tables_folder()).glob("*.csv"))
     tables = [read_curve_table(p) for p in paths]
+    prior = args.prior_tables or str(paths[0].parent)
     result = ranking(
         tables,
         trials=args.trials,
@@ -224,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         first_seed=args.first_seed,
         jobs=args.jobs,
         predictor=args.predictor,
+        prior=prior,
+        prior_weight=args.prior_weight,
     )
     print(format_ranking(result))
     if args.json:

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             prior = load_prior(args.prior)
         print("\n".join(describe(prior)))
     except QhpoError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"python -m qhpo.priors: error: {error}", file=sys.stderr)
         return 2
     return 0
 
