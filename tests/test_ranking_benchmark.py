@@ -46,3 +46,24 @@ def test_the_rungs_before_the_crossing_rank_in_reverse_and_the_later_ones_right(
         assert (row["observed"][0] > 0.85) if r > 10 else (row["observed"][0] < -0.95)
         assert row["horizon"] == {1: 2, 2: 4, 4: 8, 8: 16, 16: 20}[r]
         assert row["oracle h"][0] == pytest.approx(1.0 if row["horizon"] > 10 else -1.0)
+
+
+def test_the_prior_columns_appear_at_the_rungs_where_the_prior_acts_and_leave_the_table_out():
+    from qhpo.priors import build_prior
+
+    table = _crossing_table()
+    other = CurveTable(
+        "rising",
+        "metric",
+        "max",
+        np.arange(30),
+        {"a": np.arange(30.0)},
+        np.cumsum(np.random.default_rng(0).uniform(0, 1, (30, 20)), axis=1),
+    )
+    prior = build_prior([table, other])  # the ranked table is in it: the benchmark must leave it out
+    out = ranking.seed_ranking(table, seed=100, trials=30, prior=prior)
+    for r, row in out["rungs"].items():
+        assert ("prior" in row) == (r / 20 <= 0.3) and ("obs+prior" in row) == (r / 20 <= 0.3)
+        # the curves fall from epoch 1 on: the best so far is the first value, ranked by a, the reverse of the final
+        assert row["best"][0] == pytest.approx(-1.0)
+    assert ranking.prior_for_table(prior, table.curves).tables == ("rising",)

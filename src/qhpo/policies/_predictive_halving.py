@@ -227,7 +227,7 @@ class PredictiveHalving(StoppingPolicy):
             if configuration_rule is not None
             else None
         )
-        self.prior = prior
+        self.prior, self.prior_weight = prior, float(prior_weight)
         self._prior = None if prior is None else PriorRanking(fitted_prior(prior), prior_weight, self.max_epochs)
 
     @property
