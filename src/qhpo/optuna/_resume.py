@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from qhpo.optuna._trial_views import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, UNRANKED_ATTR
+from qhpo._optuna_schema import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, UNRANKED_ATTR
 from qhpo.policies import Resumption
 
 

@@ -3,7 +3,7 @@
 Per epoch ``e`` the trial trains, saves its checkpoint (model, optimiser and the curve so
 far, written atomically), reports the validation accuracy as the
 intermediate value of step ``e`` and asks the pruner. A trial that continues an
-interrupted one (:data:`~qhpo.runner._storage.RETRY_OF_ATTR`) or a paused one
+interrupted one (``qhpo.retry_of``) or a paused one
 (``qhpo.resume_of``) starts from the shared checkpoint and reports the epochs it recorded
 before training on, so its curve is whole. A trial the pruner stops loses its checkpoint;
 one it pauses keeps it, to be resumed.
@@ -22,16 +22,22 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
+from qhpo._optuna_schema import (
+    CHECKPOINT_ATTR,
+    EPOCH_SECONDS_ATTR,
+    FAILURE_ATTR,
+    HEARTBEAT_ATTR,
+    RESTART_OF_ATTR,
+    RESUME_OF_ATTR,
+    RESUMED_AT_ATTR,
+    RETRY_OF_ATTR,
+    enqueued_params,
+    stored_trial,
+    trial_by_number,
+)
 from qhpo._seeds import derived_seed
-from qhpo.optuna import RESUME_OF_ATTR, PredictivePruner, resumed_after
-from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, RETRY_OF_ATTR, signals_deferred
-
-#: Trial user attribute with the epoch at which a trial resumed from a checkpoint.
-RESUMED_AT_ATTR = "qhpo.resumed_at_epoch"
-#: Trial user attribute with the mean wall-clock seconds of its epochs.
-EPOCH_SECONDS_ATTR = "qhpo.epoch_seconds"
-#: Trial user attribute of a configuration started afresh: the checkpoint key it could not continue.
-RESTART_OF_ATTR = "qhpo.restart_of"
+from qhpo.optuna import PredictivePruner, resumed_after
+from qhpo.runner._signals import signals_deferred
 
 
 class DiskFull(QhpoError):
@@ -165,9 +171,8 @@ def _recorded_epochs(study: optuna.Study, trial: optuna.Trial) -> int:
     number = trial.user_attrs.get(RETRY_OF_ATTR)
     if number is None:
         number = trial.user_attrs.get(RESUME_OF_ATTR)
-    storage = study._storage
     try:
-        origin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number)))
+        origin = trial_by_number(study, number)
     except (KeyError, ValueError, TypeError):
         return 0
     return len(origin.intermediate_values)
@@ -195,8 +200,7 @@ def _checkpoint_lost(
         else:
             reason += "; the configuration starts afresh as a new trial"
             if not any(t.user_attrs.get(RESTART_OF_ATTR) == key for t in study.get_trials(deepcopy=False)):
-                params = {**dict(study._storage.get_trial(trial._trial_id).system_attrs.get("fixed_params") or {})}
-                params.update(trial.params)
+                params = {**enqueued_params(stored_trial(study, trial)), **trial.params}
                 study.enqueue_trial(params, user_attrs={RESTART_OF_ATTR: key}, skip_if_exists=False)
         trial.set_user_attr(FAILURE_ATTR, reason)
         _tell(study, trial, state=TrialState.FAIL)
