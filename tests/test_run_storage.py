@@ -590,3 +590,21 @@ def test_processes_opening_one_fresh_sqlite_file_at_once_all_open_it(tmp_path, r
     for process in processes:
         process.join(60)
     assert [answers.get(timeout=5) for _ in processes] == ["ok"] * 6
+
+
+def test_a_crashed_trial_fails_saying_why_and_the_third_crash_in_a_row_stops_the_worker(tmp_path):
+    from qhpo._errors import QhpoError
+    from qhpo.runner._config import RunConfig
+    from qhpo.runner._worker import _crashed
+
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    config = RunConfig(study="s", trials=4)
+    first = claim_trial(study, location, 4).trial
+    assert _crashed(study, first, RuntimeError("bad batch"), location, config, 0) == 1
+    assert study.trials[first.number].state == TrialState.FAIL
+    assert study.trials[first.number].user_attrs[FAILURE_ATTR] == "crashed: RuntimeError: bad batch"
+    third = claim_trial(study, location, 4).trial
+    with pytest.raises(QhpoError, match="^3 trials in a row crashed, the last with RuntimeError: bad batch; fix"):
+        _crashed(study, third, RuntimeError("bad batch"), location, config, 2)
+    assert study.trials[third.number].state == TrialState.FAIL  # failed before the run stops

@@ -63,6 +63,19 @@ class ResumableTrial:
             attrs[UNRANKED_ATTR] = list(self.unranked)
         return attrs
 
+    @classmethod
+    def of(cls, trial: FrozenTrial, resumption: Resumption, policy: str) -> ResumableTrial:
+        """The record of paused ``trial`` that ``policy`` resumes with ``resumption``."""
+        return cls(
+            number=trial.number,
+            params=dict(trial.params),
+            checkpoint=checkpoint_key(trial),
+            epoch=int(resumption.epoch),
+            resumption=resumption,
+            policy=policy,
+            unranked=tuple(sorted(int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())),
+        )
+
     def enqueue(self, study: optuna.Study) -> None:
         """Enqueue the resumption: the next trial ``study`` starts continues the paused one.
 
@@ -124,18 +137,7 @@ def resumable_trials(
     chosen = pruner.promote(study, limit=limit, can_resume=can_resume)
     policy = pruner.policy_
     name = policy.label if policy is not None else ""
-    return [
-        ResumableTrial(
-            number=trial.number,
-            params=dict(trial.params),
-            checkpoint=checkpoint_key(trial),
-            epoch=int(resumption.epoch),
-            resumption=resumption,
-            policy=name,
-            unranked=tuple(sorted(int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())),
-        )
-        for trial, resumption in chosen
-    ]
+    return [ResumableTrial.of(trial, resumption, name) for trial, resumption in chosen]
 
 
 class ResumePausedTrials:

@@ -111,35 +111,16 @@ def run_trial(
     from qhpo.workload import TrialDiverged, TrialTrainer
 
     config = space.suggest(trial)
-    key = trial.user_attrs.get(CHECKPOINT_ATTR)
-    if key is None:
-        key = trial.number
-        trial.set_user_attr(CHECKPOINT_ATTR, key)
+    key = trial.user_attrs.get(CHECKPOINT_ATTR, trial.number)
+    trial.set_user_attr(CHECKPOINT_ATTR, key)  # shared with every trial that continues this one
     path = checkpoint_path(checkpoint_dir, key)
-
-    continues = trial.user_attrs.get(RETRY_OF_ATTR) is not None or trial.user_attrs.get(RESUME_OF_ATTR) is not None
-    trainer = None
-    unreadable = None
-    if continues and path.exists():
-        try:
-            trainer = TrialTrainer.from_checkpoint(path, config, data, device=device, precision=precision)
-        except QhpoError as error:
-            unreadable = str(error)
-            path.unlink(missing_ok=True)  # unreadable or foreign: nothing can continue it
-    if trainer is None and continues:
-        recorded = _recorded_epochs(study, trial)
-        if recorded:  # epochs were trained and recorded under this key: never start again under its name
-            return _checkpoint_lost(study, trial, path, recorded, unreadable)
+    trainer = _continued(study, trial, path, config, data, device, precision)
+    if isinstance(trainer, TrialState):
+        return trainer  # its checkpoint is lost
     if trainer is None:
         trainer = TrialTrainer(config, data, device=device, seed=trial_seed(seed, key), precision=precision)
-    elif trainer.epoch:
-        trial.set_user_attr(RESUMED_AT_ATTR, trainer.epoch)
-        for epoch, value in enumerate(trainer.curve[:max_epochs], start=1):
-            trial.report(value, epoch)
-        # The interrupted trial may have died between its checkpoint and the decision on it;
-        # a resumption starts where the policy decided last (it resumed the trial there).
-        if trainer.epoch < max_epochs and trainer.epoch != resumed_after(trial) and trial.should_prune():
-            return _pruned(study, trial, path, [])
+    elif trainer.epoch and _report_recorded(trial, trainer, max_epochs):
+        return _pruned(study, trial, path, [])
 
     value = trainer.curve[-1] if trainer.curve else float("nan")
     seconds: list[float] = []
@@ -164,6 +145,40 @@ def run_trial(
     _set_epoch_seconds(trial, seconds)
     _tell(study, trial, value)
     return TrialState.COMPLETE
+
+
+def _continued(study: optuna.Study, trial: optuna.Trial, path: Path, config, data, device, precision: str):
+    """The trainer of a trial that continues recorded epochs (a retry, a resumption), loaded
+    from its checkpoint; None for a trial that starts afresh; the state it was told when
+    epochs were recorded but the checkpoint is lost."""
+    from qhpo.workload import TrialTrainer
+
+    if trial.user_attrs.get(RETRY_OF_ATTR) is None and trial.user_attrs.get(RESUME_OF_ATTR) is None:
+        return None
+    if path.exists():
+        try:
+            return TrialTrainer.from_checkpoint(path, config, data, device=device, precision=precision)
+        except QhpoError as error:
+            unreadable = str(error)
+            path.unlink(missing_ok=True)  # unreadable or foreign: nothing can continue it
+    else:
+        unreadable = None
+    recorded = _recorded_epochs(study, trial)
+    if recorded:  # epochs were trained and recorded under this key: never start again under its name
+        return _checkpoint_lost(study, trial, path, recorded, unreadable)
+    return None
+
+
+def _report_recorded(trial: optuna.Trial, trainer, max_epochs: int) -> bool:
+    """Report the epochs a continued trial's checkpoint holds; True when the pruner then ends it.
+
+    The interrupted trial may have died between its checkpoint and the decision on it; a
+    resumption starts where the policy decided last (it resumed the trial there).
+    """
+    trial.set_user_attr(RESUMED_AT_ATTR, trainer.epoch)
+    for epoch, value in enumerate(trainer.curve[:max_epochs], start=1):
+        trial.report(value, epoch)
+    return trainer.epoch < max_epochs and trainer.epoch != resumed_after(trial) and trial.should_prune()
 
 
 def _recorded_epochs(study: optuna.Study, trial: optuna.Trial) -> int:

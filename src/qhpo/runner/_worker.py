@@ -241,12 +241,7 @@ def _train_trials(config, location, storage, worker_index, space, data, device, 
         try:
             state = train(trial)
         except BaseException as error:
-            crashes += _crashed(study, trial, error, location, config)
-            if crashes >= _MAX_CRASHES_IN_A_ROW:
-                raise QhpoError(
-                    f"{crashes} trials in a row crashed, the last with {type(error).__name__}: {error}; "
-                    "fix that and run the same command again to resume."
-                ) from None
+            crashes = _crashed(study, trial, error, location, config, crashes)
             continue
         crashes = 0
         failures = 0 if state in FINISHED else failures + 1
@@ -279,11 +274,16 @@ def _worker_study(config: RunConfig, location: StorageLocation, storage, worker_
 
 
 def _crashed(
-    study: optuna.Study, trial: optuna.Trial, error: BaseException, location: StorageLocation, config: RunConfig
+    study: optuna.Study,
+    trial: optuna.Trial,
+    error: BaseException,
+    location: StorageLocation,
+    config: RunConfig,
+    crashes: int,
 ) -> int:
-    """Deal with a trial that ended in ``error``: 1 when it counts as a crash, 0 when another
-    process took it over; raise when the run must stop (a lost server, Ctrl-C, a full disk,
-    too many crashes in a row)."""
+    """Deal with a trial that ended in ``error``; return the crashes in a row counting it (not
+    when another process took it over); raise when the run must stop (a lost server, Ctrl-C,
+    a full disk, too many crashes in a row)."""
     lost = connection_lost(location, error)
     if lost is not None:
         raise lost from None  # the trial stays RUNNING; recovery retries it
@@ -293,7 +293,7 @@ def _crashed(
             f"{config.grace_period:g} s) and is retried there; this process goes on with another trial.",
             file=sys.stderr,
         )
-        return 0
+        return crashes
     _end_interrupted(study, trial, error)
     if not isinstance(error, Exception) or isinstance(error, DiskFull):
         raise error  # KeyboardInterrupt, SystemExit, a full disk: the trial is enqueued again for the next run
@@ -301,7 +301,12 @@ def _crashed(
         f"qhpo: trial {trial.number} crashed ({type(error).__name__}: {error}); the search goes on.",
         file=sys.stderr,
     )
-    return 1
+    if crashes + 1 >= _MAX_CRASHES_IN_A_ROW:
+        raise QhpoError(
+            f"{crashes + 1} trials in a row crashed, the last with {type(error).__name__}: {error}; "
+            "fix that and run the same command again to resume."
+        ) from None
+    return crashes + 1
 
 
 def _shared(config: RunConfig) -> bool:
