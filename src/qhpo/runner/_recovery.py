@@ -19,15 +19,17 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._optuna_schema import (
-    ALIVE_ATTR,
+    ALIVE,
     CHECKPOINT_ATTR,
     FAILURE_ATTR,
-    HEARTBEAT_ATTR,
+    HEARTBEAT,
+    KILLS,
     KILLS_ATTR,
-    OWNER_ATTR,
+    OWNER,
     RESUME_ATTR,
     RESUME_OF_ATTR,
-    RESUMED_AT_ATTR,
+    RESUMED_AT,
+    RETRY_OF,
     RETRY_OF_ATTR,
     UNRANKED_ATTR,
     enqueued_params,
@@ -113,7 +115,7 @@ def _process_alive(pid: int, start: int | None) -> bool:
 
 
 def _is_interrupted(trial: optuna.trial.FrozenTrial, now: float, *, claimed: bool = False) -> bool:
-    owner = trial.user_attrs.get(OWNER_ATTR)
+    owner = OWNER.get(trial)
     if not owner:
         if claimed:  # qhpo names the owner while holding the claim lock: this process died in between
             return True
@@ -123,8 +125,8 @@ def _is_interrupted(trial: optuna.trial.FrozenTrial, now: float, *, claimed: boo
         return owner.get("pid") != os.getpid() and not _process_alive(int(owner.get("pid", -1)), owner.get("start"))
     # Another host's process: dead once its last sign of life is older than its grace period.
     last = max(
-        float(trial.user_attrs.get(ALIVE_ATTR, 0.0)),
-        float(trial.user_attrs.get(HEARTBEAT_ATTR, 0.0)),
+        float(ALIVE.get(trial, 0.0)),
+        float(HEARTBEAT.get(trial, 0.0)),
         trial.datetime_start.timestamp() if trial.datetime_start else now,
     )
     return now - last > float(owner.get("grace") or STALE_SECONDS)
@@ -189,11 +191,11 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, *, kille
         Whether a retry is (now or already) enqueued; False when the configuration has
         been killed too often.
     """
-    if any(t.user_attrs.get(RETRY_OF_ATTR) == trial.number for t in study.get_trials(deepcopy=False)):
+    if any(RETRY_OF.get(t) == trial.number for t in study.get_trials(deepcopy=False)):
         return True
-    kills = int(trial.user_attrs.get(KILLS_ATTR, 0))
+    kills = int(KILLS.get(trial, 0))
     if killed:
-        progressed = len(trial.intermediate_values) > int(trial.user_attrs.get(RESUMED_AT_ATTR, 0))
+        progressed = len(trial.intermediate_values) > int(RESUMED_AT.get(trial, 0))
         kills = 0 if progressed else kills + 1
         if kills >= MAX_KILLS:
             return False
