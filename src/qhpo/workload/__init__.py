@@ -4,8 +4,9 @@ from qhpo.workload._data import BATCHES_FOLDER, CifarData, ImageSplit, load_cifa
 from qhpo.workload._device import resolve_device
 from qhpo.workload._download import CIFAR10_MD5, CIFAR10_URL, download_cifar10, remove_partial_downloads
 from qhpo.workload._model import CifarCNN
+from qhpo.workload._precision import PRECISIONS, resolve_precision
 from qhpo.workload._space import TRAINER_PARAMETERS, Parameter, SearchSpace, default_search_space
-from qhpo.workload._trainer import PRECISIONS, TrialDiverged, TrialTrainer, resolve_precision
+from qhpo.workload._trainer import TrialDiverged, TrialTrainer
 
 __all__ = [
     "BATCHES_FOLDER",
