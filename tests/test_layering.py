@@ -60,7 +60,8 @@ def test_the_check_sees_a_foreign_private_import():
 SHIM = SOURCE / "_optuna_schema.py"
 #: Private names of Optuna's study, trial and storage objects that qhpo has ever needed.
 OPTUNA_PRIVATE = {"_storage", "_study_id", "_trial_id", "system_attrs", "set_system_attr", "_thread_local"}
-#: Files not yet on the shim, with the private names they still read.
+#: Files that read one of these names directly, with the names they read (the live replay
+#: closes the database connections behind each study it ran).
 NOT_YET_ON_THE_SHIM = {"qhpo/replay/_live.py": {"_storage"}}
 
 
