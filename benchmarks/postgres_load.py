@@ -51,13 +51,14 @@ study = optuna.load_study(study_name="load", storage=location.open(), pruner=pru
 decisions, claims, trained = [], [], 0
 while True:
     start = time.perf_counter()
-    trial = claim_trial(study, location, target)
+    claim = claim_trial(study, location, target)
     claims.append(time.perf_counter() - start)
-    if trial is True:
+    if claim.done:
         break
-    if trial is False:
+    if claim.wait:
         time.sleep(0.05)
         continue
+    trial = claim.trial
     curve = table.curves[trial.suggest_int("row", 0, table.n_trials - 1)]
     decision_epochs = set(pruner.policy_.decision_epochs()) if pruner.policy_ is not None else set()
     for epoch, value in enumerate(curve, start=1):

@@ -31,7 +31,8 @@ from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
 from qhpo.workload import TrialTrainer, load_cifar10, resolve_device
-from qhpo.workload._trainer import _MEAN, _STD, cpu_has_native_bf16
+from qhpo.workload._precision import cpu_has_native_bf16
+from qhpo.workload._trainer import _MEAN, _STD
 
 # (num_layers, num_filters, batch_size): the smallest, a middle and the largest network.
 CORNERS = ((2, 16, 512), (3, 32, 128), (4, 64, 64))

@@ -206,6 +206,12 @@ def test_qhpo_run_and_the_adapters_take_the_option():
     assert {"prior", "prior_weight"} <= set(option_names("qhpo"))
     check_policy_options("qhpo", {"prior": "builtin", "prior_weight": 0.3}, epochs=50)
     policy = make_policy("qhpo", max_epochs=50, prior="builtin")
-    assert policy._prior is not None and len(policy._prior.prior.tables) == 7
+    from qhpo.policies._base import TrialStatus, TrialView
+    from qhpo.policies._rungs import RungGroup
+
+    curves = np.cumsum(np.random.default_rng(0).uniform(0, 0.1, (12, 5)), axis=1)
+    peers = tuple(TrialView(i, tuple(c), {}, TrialStatus.RUNNING) for i, c in enumerate(curves))
+    standing = policy._ranking.standing(RungGroup(5, peers, 2.0), list(peers), predict=[])
+    assert isinstance(standing, PriorStanding)
     with pytest.raises(QhpoError, match="prior_weight"):
         check_policy_options("qhpo", {"prior": "builtin", "prior_weight": 2}, epochs=50)

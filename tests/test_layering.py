@@ -54,3 +54,84 @@ def test_the_check_sees_a_foreign_private_import():
         "qhpo.optuna._pruner",
     ]
     assert foreign_private_imports(module) == []  # the scheduler itself reads only public names
+
+
+# -- Optuna's private API: only qhpo._optuna_schema touches it --------------------------------
+SHIM = SOURCE / "_optuna_schema.py"
+#: Private names of Optuna's study, trial and storage objects that qhpo has ever needed.
+OPTUNA_PRIVATE = {"_storage", "_study_id", "_trial_id", "system_attrs", "set_system_attr", "_thread_local"}
+#: Files that read one of these names directly, with the names they read (the live replay
+#: closes the database connections behind each study it ran).
+DIRECT_READERS = {"qhpo/replay/_live.py": {"_storage"}}
+
+
+def optuna_private_uses(path: Path) -> list[str]:
+    """``line name`` of each use in ``path`` of a private Optuna attribute (not on ``self``) or
+    of an import from a private Optuna module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in OPTUNA_PRIVATE:
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                found.append(f"{node.lineno} {node.attr}")
+        elif isinstance(node, ast.Constant) and node.value in OPTUNA_PRIVATE | {"fixed_params"}:
+            found.append(f"{node.lineno} {node.value}")
+    for line, name in _imported_modules(tree):
+        if name.split(".")[0] == "optuna" and any(piece.startswith("_") for piece in name.split(".")[1:]):
+            found.append(f"{line} {name}")
+    return found
+
+
+def test_only_the_schema_module_uses_optunas_private_api():
+    problems = {}
+    for path in sorted(SOURCE.rglob("*.py")):
+        if path == SHIM:
+            continue
+        uses = optuna_private_uses(path)
+        if uses:
+            problems[str(path.relative_to(SOURCE.parent))] = uses
+    names = {where: {use.split()[1] for use in uses} for where, uses in problems.items()}
+    assert names == DIRECT_READERS, "\n".join(f"{where}: {uses}" for where, uses in problems.items())
+
+
+def test_the_private_api_check_sees_each_kind_of_use(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from optuna.storages._heartbeat import BaseHeartbeat\n"
+        "def f(study, trial):\n"
+        "    self._storage = 1\n"  # a qhpo object's own attribute of that name is fine
+        "    study._storage.get_trial(trial._trial_id)\n"
+        "    return getattr(trial, 'system_attrs')['fixed_params']\n"
+    )
+    assert sorted(optuna_private_uses(module)) == [
+        "1 optuna.storages._heartbeat",
+        "4 _storage",
+        "4 _trial_id",
+        "5 fixed_params",
+        "5 system_attrs",
+    ]
+    assert optuna_private_uses(SHIM)  # the shim itself does use them
+
+
+def test_every_qhpo_attribute_key_is_listed_in_the_schema():
+    from qhpo._optuna_schema import ATTRIBUTES
+
+    keys = set()
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in (
+                "set_user_attr",
+                "set_trial_user_attr",
+            ):
+                key = node.args[-2] if len(node.args) >= 2 else None
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    keys.add(key.value)
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                target = node.targets[0]
+                if isinstance(target, ast.Name) and target.id.endswith("_ATTR"):
+                    keys.add(node.value.value)
+    assert keys, "the scan found no key"
+    unlisted = {k for k in keys if k not in ATTRIBUTES}
+    assert not unlisted, f"keys missing from qhpo._optuna_schema.ATTRIBUTES: {sorted(unlisted)}"
+    for attribute in ATTRIBUTES.values():
+        assert attribute.key.startswith("qhpo.") and attribute.on in ("trial", "study") and attribute.meaning

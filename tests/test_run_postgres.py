@@ -173,12 +173,12 @@ with location.creation_lock():
 def work(index):
     study = optuna.load_study(study_name="s", storage=location.open())
     rng = random.Random(index)
-    while (trial := claim_trial(study, location, 10)) is not True:
-        if trial is False:
+    while not (claim := claim_trial(study, location, 10)).done:
+        if claim.wait:
             time.sleep(0.01)
             continue
         time.sleep(rng.random() * 0.02)
-        study.tell(trial, trial.suggest_float("x", 0, 1))
+        study.tell(claim.trial, claim.trial.suggest_float("x", 0, 1))
 
 threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
 [t.start() for t in threads]
@@ -473,8 +473,8 @@ def _continuation(tmp_path, attr: str):
         first.set_user_attr("qhpo.paused", {"epoch": 2})
         study.tell(first, state=TrialState.PRUNED)
     study.enqueue_trial(first.params, user_attrs={attr: 0, CHECKPOINT_ATTR: 0})
-    trial = claim_trial(study, location, 2)
-    assert trial is not True and trial is not False
+    trial = claim_trial(study, location, 2).trial
+    assert trial is not None
     return study, trial
 
 

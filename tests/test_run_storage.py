@@ -61,12 +61,13 @@ _CLAIMER = textwrap.dedent("""
         study = optuna.load_study(study_name="s", storage=location.open())
         rng = random.Random(index)
         while True:
-            trial = claim_trial(study, location, target)
-            if trial is True:
+            claim = claim_trial(study, location, target)
+            if claim.done:
                 return
-            if trial is False:
+            if claim.wait:
                 time.sleep(0.01)
                 continue
+            trial = claim.trial
             x = trial.suggest_float("x", 0, 1)
             time.sleep(rng.random() * 0.02)
             if rng.random() < 0.2:
@@ -109,9 +110,9 @@ def test_trials_is_exact_with_threads_on_an_in_memory_study(tmp_path):
     location = StorageLocation(url="memory", run_dir=tmp_path, kind="memory")
 
     def work():
-        while (trial := claim_trial(study, location, 10)) is not True:
-            if trial is not False:
-                study.tell(trial, trial.suggest_float("x", 0, 1))
+        while not (claim := claim_trial(study, location, 10)).done:
+            if claim.trial is not None:
+                study.tell(claim.trial, claim.trial.suggest_float("x", 0, 1))
 
     workers = [threading.Thread(target=work) for _ in range(8)]
     [w.start() for w in workers]
@@ -252,10 +253,10 @@ def test_claim_recovers_a_trial_whose_process_died_before_naming_itself(tmp_path
     location = _location(tmp_path, "sqlite")
     study = _new_study(location)
     study.ask()  # RUNNING without an owner: only a process that died inside the claim leaves this
-    retry = claim_trial(study, location, 1)
+    retry = claim_trial(study, location, 1).trial
     assert study.trials[0].state == TrialState.FAIL
     assert retry.number == 1 and retry.user_attrs[RETRY_OF_ATTR] == 0  # the freed place goes to its retry
-    assert claim_trial(study, location, 1) is False  # the one place is taken
+    assert claim_trial(study, location, 1).wait  # the one place is taken
 
 
 def test_the_end_of_a_search_keeps_the_checkpoint_of_a_waiting_retry(tmp_path):
@@ -378,11 +379,12 @@ _RESUMING = textwrap.dedent("""
     def work(study, location, target, on_trial=None):
         # Trains (reports) trials until the search is done; a resumption reports its paused trial's epochs first.
         while True:
-            trial = claim_trial(study, location, target)
-            if trial is True:
+            claim = claim_trial(study, location, target)
+            if claim.done:
                 return
-            if trial is False:
+            if claim.wait:
                 continue
+            trial = claim.trial
             x = trial.suggest_float("x", 0, 1)
             start = 1
             of = trial.user_attrs.get(RESUME_OF_ATTR)
@@ -454,7 +456,7 @@ def test_claims_resume_paused_trials_and_trials_counts_configurations(tmp_path):
     paused = [t for t in study.trials if t.user_attrs.get("qhpo.paused")]
     assert len(paused) == len(resumptions)
     assert all(finished + running <= 8 for finished, running in seen)  # never more places than asked for
-    assert claim_trial(study, location, 8) is True  # done: nothing runs, nothing to resume
+    assert claim_trial(study, location, 8).done  # done: nothing runs, nothing to resume
 
     # The summary counts configurations and lists each resumption; the plots draw them.
     import io
@@ -503,7 +505,7 @@ def test_a_paused_trial_whose_checkpoint_is_gone_is_not_resumed(tmp_path):
     finally:
         module.claim_trial = real_claim
     assert [t.state for t in study.trials] == [TrialState.PRUNED] + [TrialState.COMPLETE] * 3
-    assert claim_trial(study, location, 4) is not True  # with its checkpoint there, the rule would resume it
+    assert not claim_trial(study, location, 4).done  # with its checkpoint there, the rule would resume it
 
 
 _RESUMING_CLAIMER = textwrap.dedent("""
@@ -588,3 +590,21 @@ def test_processes_opening_one_fresh_sqlite_file_at_once_all_open_it(tmp_path, r
     for process in processes:
         process.join(60)
     assert [answers.get(timeout=5) for _ in processes] == ["ok"] * 6
+
+
+def test_a_crashed_trial_fails_saying_why_and_the_third_crash_in_a_row_stops_the_worker(tmp_path):
+    from qhpo._errors import QhpoError
+    from qhpo.runner._config import RunConfig
+    from qhpo.runner._worker import _crashed
+
+    location = _location(tmp_path, "sqlite")
+    study = _new_study(location)
+    config = RunConfig(study="s", trials=4)
+    first = claim_trial(study, location, 4).trial
+    assert _crashed(study, first, RuntimeError("bad batch"), location, config, 0) == 1
+    assert study.trials[first.number].state == TrialState.FAIL
+    assert study.trials[first.number].user_attrs[FAILURE_ATTR] == "crashed: RuntimeError: bad batch"
+    third = claim_trial(study, location, 4).trial
+    with pytest.raises(QhpoError, match="^3 trials in a row crashed, the last with RuntimeError: bad batch; fix"):
+        _crashed(study, third, RuntimeError("bad batch"), location, config, 2)
+    assert study.trials[third.number].state == TrialState.FAIL  # failed before the run stops

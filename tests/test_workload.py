@@ -238,7 +238,7 @@ def test_checkpoint_of_another_configuration_or_split_is_refused(small, cifar_di
 
 
 def test_auto_precision_follows_the_cpu(small):
-    from qhpo.workload._trainer import cpu_has_native_bf16
+    from qhpo.workload._precision import cpu_has_native_bf16
 
     assert TrialTrainer(SMALL, small).arithmetic == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert TrialTrainer(SMALL, small, precision="fp32")._bf16 is False

@@ -11,7 +11,8 @@ import pytest
 
 from qhpo._errors import QhpoError
 from qhpo.workload import download_cifar10, load_cifar10
-from qhpo.workload._data import BATCHES_FOLDER, remove_partial_downloads
+from qhpo.workload._data import BATCHES_FOLDER
+from qhpo.workload._download import remove_partial_downloads
 
 
 class _RunsCommand:

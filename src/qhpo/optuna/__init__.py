@@ -3,8 +3,19 @@ freeze-thaw in ``study.optimize`` (:class:`ResumePausedTrials`, :class:`TrialChe
 :func:`resumable_trials`); and Optuna's own pruners with the defaults qhpo compares against
 (:func:`optuna_pruner`)."""
 
+from qhpo._optuna_schema import (
+    CHECKPOINT_ATTR,
+    DECISIONS_ATTR,
+    MAX_EPOCHS_ATTR,
+    PAUSED_ATTR,
+    RESUME_ATTR,
+    RESUME_OF_ATTR,
+    RETRY_OF_ATTR,
+    STOP_ATTR,
+    UNRANKED_ATTR,
+)
 from qhpo.optuna._baselines import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
-from qhpo.optuna._pruner import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner, can_freeze_thaw
+from qhpo.optuna._pruner import PredictivePruner, can_freeze_thaw
 from qhpo.optuna._resume import (
     ResumableTrial,
     ResumePausedTrials,
@@ -14,12 +25,6 @@ from qhpo.optuna._resume import (
     settle_predictor,
 )
 from qhpo.optuna._trial_views import (
-    CHECKPOINT_ATTR,
-    PAUSED_ATTR,
-    RESUME_ATTR,
-    RESUME_OF_ATTR,
-    RETRY_OF_ATTR,
-    UNRANKED_ATTR,
     configuration_counts,
     continuations,
     is_paused,

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from qhpo.optuna._trial_views import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, UNRANKED_ATTR
+from qhpo._optuna_schema import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR, UNRANKED_ATTR
 from qhpo.policies import Resumption
 
 
@@ -62,6 +62,19 @@ class ResumableTrial:
         if self.unranked:
             attrs[UNRANKED_ATTR] = list(self.unranked)
         return attrs
+
+    @classmethod
+    def of(cls, trial: FrozenTrial, resumption: Resumption, policy: str) -> ResumableTrial:
+        """The record of paused ``trial`` that ``policy`` resumes with ``resumption``."""
+        return cls(
+            number=trial.number,
+            params=dict(trial.params),
+            checkpoint=checkpoint_key(trial),
+            epoch=int(resumption.epoch),
+            resumption=resumption,
+            policy=policy,
+            unranked=tuple(sorted(int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())),
+        )
 
     def enqueue(self, study: optuna.Study) -> None:
         """Enqueue the resumption: the next trial ``study`` starts continues the paused one.
@@ -124,18 +137,7 @@ def resumable_trials(
     chosen = pruner.promote(study, limit=limit, can_resume=can_resume)
     policy = pruner.policy_
     name = policy.label if policy is not None else ""
-    return [
-        ResumableTrial(
-            number=trial.number,
-            params=dict(trial.params),
-            checkpoint=checkpoint_key(trial),
-            epoch=int(resumption.epoch),
-            resumption=resumption,
-            policy=name,
-            unranked=tuple(sorted(int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())),
-        )
-        for trial, resumption in chosen
-    ]
+    return [ResumableTrial.of(trial, resumption, name) for trial, resumption in chosen]
 
 
 class ResumePausedTrials:

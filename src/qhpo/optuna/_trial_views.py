@@ -34,22 +34,13 @@ from collections.abc import Iterable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from qhpo._optuna_schema import (
+    PAUSED_ATTR,
+    RESUME_ATTR,
+    RESUME_OF_ATTR,
+    UNRANKED_ATTR,
+)
 from qhpo.policies import TrialStatus, TrialView
-
-#: Trial user attribute: the verdict record of the PAUSE that ended the trial (its checkpoint is kept).
-PAUSED_ATTR = "qhpo.paused"
-#: Trial user attribute: the number of the paused trial this trial continues.
-RESUME_OF_ATTR = "qhpo.resume_of"
-#: Trial user attribute: the record of the policy's resumption (``Resumption.record()``).
-RESUME_ATTR = "qhpo.resume"
-#: Trial user attribute: the checkpoint key, shared by a trial and every trial that continues it.
-CHECKPOINT_ATTR = "qhpo.checkpoint"
-#: Trial user attribute: the number of the interrupted trial this trial retries from its
-#: checkpoint (``qhpo run``); it reports the checkpoint's epochs again.
-RETRY_OF_ATTR = "qhpo.retry_of"
-#: Trial user attribute: the decision epochs at which the policy let the trial go on unranked
-#: (:attr:`qhpo.policies.Verdict.ranked` False), read back into :attr:`TrialView.unranked`.
-UNRANKED_ATTR = "qhpo.unranked"
 
 _STATUS = {
     TrialState.COMPLETE: TrialStatus.COMPLETE,

@@ -12,7 +12,7 @@ from scipy.stats import rankdata
 
 from qhpo.policies._base import TrialStatus, TrialView
 from qhpo.policies._predictive import completed_trials, finite_prefix
-from qhpo.policies._rungs import RungStanding
+from qhpo.policies._rungs import Judgement, RungStanding
 from qhpo.predictors import classical_svr
 
 
@@ -56,6 +56,15 @@ class ConfigurationModel:
         if self.rule == "rank":
             return rankdata(q)
         return (rankdata(q) + rankdata(standing.anchors)) / 2
+
+    def amend(self, judgement: Judgement, score: np.ndarray, k: int, keep: int) -> Judgement:
+        """``judgement`` of member ``k``, kept too when its ``score`` ranks within the best ``keep``."""
+        if judgement.keep or not bool(score[k] >= np.sort(score)[::-1][keep - 1]):
+            return judgement
+        what = "final value predicted from its hyperparameters"
+        if self.rule == "average":
+            what = "mean rank of its observed value and its " + what
+        return judgement._replace(keep=True, reason=f"{judgement.reason}; the {what} ranks within the best {keep}")
 
     def values(self, peers: Sequence[TrialView], trials: Sequence[TrialView]) -> np.ndarray | None:
         """``q(x)`` of ``peers`` (higher is better), from the model fitted on the trials of

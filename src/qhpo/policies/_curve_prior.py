@@ -4,6 +4,8 @@ predicts for them (an option of :class:`qhpo.policies.PredictiveHalving`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from qhpo.policies._rungs import Judgement, RungGroup, RungStanding
@@ -22,6 +24,14 @@ def fitted_prior(prior):
     if isinstance(prior, str):
         return load_prior(prior).fit()
     raise ValueError(f"prior must be 'builtin', a prior file, a folder of curve tables or a prior, got {prior!r}")
+
+
+def rung_ranking(prior, weight: float, max_epochs: int) -> Callable[..., RungStanding]:
+    """What builds a rung's standing: :class:`RungStanding` without a prior (``None``),
+    else :meth:`PriorRanking.standing` of the fitted ``prior``."""
+    if prior is None:
+        return RungStanding
+    return PriorRanking(fitted_prior(prior), weight, max_epochs).standing
 
 
 class PriorRanking:

@@ -7,16 +7,15 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
-import numpy as np
-
 from qhpo._checks import Boolean, Interval, Options, check_int, validate_parameters
-from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialView, Verdict
 from qhpo.policies._configuration_model import ConfigurationModel
-from qhpo.policies._curve_prior import PriorRanking, fitted_prior
+from qhpo.policies._curve_prior import rung_ranking
 from qhpo.policies._first_rung_test import FirstRungTest
 from qhpo.policies._prediction import PredictionService
-from qhpo.policies._predictive import NumericHyperparameters, completed_trials, finite_prefix
-from qhpo.policies._rungs import RungGroup, RungStanding, peers_at, rung_epochs
+from qhpo.policies._predictive import completed_trials, finite_prefix
+from qhpo.policies._rung_prediction import RungPrediction, rung_prediction_service
+from qhpo.policies._rungs import RungGroup, paused_by_rung, peers_at, rung_epochs
 
 __all__ = ["PredictiveHalving", "PredictiveHalvingStop", "rung_epochs"]
 
@@ -63,22 +62,11 @@ class PredictiveHalving(StoppingPolicy):
     others that did, with the share of two rungs, ``max(1, floor(m / eta**2))``, so that
     skipping a rung does not let more trials through the later ones.
 
-    With ``configuration_rule`` set (off by default) :meth:`promote` reads one more signal:
-    a model of the final value from the hyperparameters alone, ``q(x)``, an RBF SVR
-    (:func:`qhpo.predictors.classical_svr`) on the min-max scaled hyperparameters (numbers
-    as they are, categories one-hot) with the final values of the completed trials as
-    target, as Bayesian optimisation keeps one; it exists once ``min_horizon_trials`` trials
-    have completed and is refitted as more complete (with ``configuration_budget =
-    "deepest"``: the values at the deepest rung, or ``E``, that ``min_horizon_trials``
-    trials have reached, from those trials). A paused trial at any rung then also
-    resumes into a free place when ``q(x)`` (``"rank"``), or the mean of its rank by
-    ``q(x)`` and its rank by anchor (``"average"``), ranks within the best ``n`` of the
-    ``m`` at the rung, and the paused trials that may resume at a rung take its free places
-    in the order of that score (best first) instead of their anchor's or prediction's:
-    a run that starts slowly but whose configuration resembles the completed winners comes
-    back first. On the built-in tables it changes next to nothing (see "Late risers" in
-    docs/policies.md): it acts only on the few resumptions of a study (5 to 8 per 100
-    trials there), not on the places the observed rule fills at the rung.
+    With ``configuration_rule`` set (off by default) :meth:`promote` also reads a model of
+    the final value from the hyperparameters alone (:class:`ConfigurationModel`): a paused
+    trial resumes into a free place when that model's rank (``"rank"``), or its mean with
+    the anchor's rank (``"average"``), is within the best ``n`` at the rung; see "Late
+    risers" in docs/policies.md.
 
     A trial whose curve holds NaN or inf stops at its next rung (never paused). While no model exists
     for ``h`` (too few trials there, or the first background fit still running) the
@@ -125,13 +113,9 @@ class PredictiveHalving(StoppingPolicy):
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
-        prior: None (default), ``"builtin"``, a prior file, a folder of curve tables, or a
-            :class:`qhpo.priors.FittedPrior`: at the rungs up to 30 % of training the
-            trials rank by ``(1 - prior_weight) * Q(a) + prior_weight * q_hat``, the
-            quantile of their anchor among the peers and the final quantile the curve prior
-            predicts from their prefix (:class:`qhpo.policies.PriorStanding`; a replay
-            leaves the replayed table out of the prior, see :mod:`qhpo.priors`).
-        prior_weight: ``alpha``, the prior's share of that score.
+        prior, prior_weight: None (default), ``"builtin"``, a prior file, a folder of
+            curve tables or a :class:`qhpo.priors.FittedPrior`, and its weight ``alpha``:
+            see :class:`qhpo.policies.PriorStanding` (a replay leaves its table out).
         service: A ready :class:`~qhpo.policies.PredictionService` to use instead.
     """
 
@@ -189,8 +173,7 @@ class PredictiveHalving(StoppingPolicy):
         self.floor_quantile = float(floor_quantile)
         self.min_completed = int(min_completed)
         self.resume = bool(resume)
-        self.configuration_rule = configuration_rule
-        self.configuration_budget = configuration_budget
+        self.configuration_rule, self.configuration_budget = configuration_rule, configuration_budget
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
         self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
         self._test = (
@@ -199,36 +182,46 @@ class PredictiveHalving(StoppingPolicy):
         self.service = (
             service
             if service is not None
-            else PredictionService(
+            else rung_prediction_service(
                 predictor,
                 sampler=sampler,
                 background=background,
                 random_state=random_state,
                 hyperparameters=bool(hyperparameters),
-                relative=True,
                 anchor_window=self.anchor_window,
                 min_curves=self.min_horizon_trials,
-                step=5,
-                error_estimate=False,
             )
-        )
-        self._encode = NumericHyperparameters()
-        # per rung and group: what promote() last read there (the model version included) when it resumed no one
-        self._unchanged: dict[tuple[int, str], tuple] = {}
-        self._configuration = (
-            ConfigurationModel(
-                configuration_rule,
-                configuration_budget,
-                max_epochs=self.max_epochs,
-                rungs=self.rungs,
-                min_trials=self.min_horizon_trials,
-                sign=self.sign,
-            )
-            if configuration_rule is not None
-            else None
         )
         self.prior, self.prior_weight = prior, float(prior_weight)
-        self._prior = None if prior is None else PriorRanking(fitted_prior(prior), prior_weight, self.max_epochs)
+        self._ranking = self._rung_prediction()
+        # per rung and group: what promote() last read there (the model version included) when it resumed no one
+        self._unchanged: dict[tuple[int, str], tuple] = {}
+        self._configuration = self._configuration_model()
+
+    def _rung_prediction(self) -> RungPrediction:
+        return RungPrediction(
+            self.service,
+            rungs=self.rungs,
+            max_epochs=self.max_epochs,
+            sign=self.sign,
+            floor_quantile=self.floor_quantile,
+            anchor_window=self.anchor_window,
+            min_horizon_trials=self.min_horizon_trials,
+            first_predicted_rung=self.first_predicted_rung,
+            ranking=rung_ranking(self.prior, self.prior_weight, self.max_epochs),
+        )
+
+    def _configuration_model(self) -> ConfigurationModel | None:
+        if self.configuration_rule is None:
+            return None
+        return ConfigurationModel(
+            self.configuration_rule,
+            self.configuration_budget,
+            max_epochs=self.max_epochs,
+            rungs=self.rungs,
+            min_trials=self.min_horizon_trials,
+            sign=self.sign,
+        )
 
     @property
     def resumes(self) -> bool:
@@ -269,8 +262,8 @@ class PredictiveHalving(StoppingPolicy):
             return self._passes_unjudged(t, trials)
         # with resumption on, the predicted rule waits for promote(): a paused trial costs nothing
         # until a place at the rung falls free, and by then more trials show where the rung stands
-        standing = self._standing(group, trials, predict=[] if self.resume else [0])
-        judgement = standing.judge(0, predicted_rule=self._predicts_at(t))
+        standing = self._ranking.standing(group, trials, predict=[] if self.resume else [0])
+        judgement = standing.judge(0, predicted_rule=self._ranking.predicts_at(t))
         made = dict(predicted=judgement.predicted, std=judgement.std, threshold=judgement.threshold)
         if judgement.keep:
             return Verdict(Decision.CONTINUE, t, judgement.reason, **made)
@@ -303,10 +296,6 @@ class PredictiveHalving(StoppingPolicy):
             why = f"the first rung is off (Spearman {self.first_rung_correlation:.2f} with the second rung over the tests)"
         return Verdict(Decision.CONTINUE, t, f"passes rung {t} unjudged: it {why}")
 
-    def _predicts_at(self, t: int) -> bool:
-        """Whether the predicted rule may keep trials at rung ``t``."""
-        return t not in self.rungs or self.rungs.index(t) >= self.first_predicted_rung
-
     # -- promote -----------------------------------------------------------------------------
     def promote(self, trials: Sequence[TrialView], *, limit: int = 1) -> list[Resumption]:
         """The paused trials to resume now: at each rung, while fewer trials have gone on
@@ -325,7 +314,7 @@ class PredictiveHalving(StoppingPolicy):
         limit = check_int("limit", limit, least=0)
         if not self.resume or limit == 0:
             return []
-        paused = self._paused_by_rung(trials)
+        paused = paused_by_rung(trials, self.max_epochs)
         found: list[tuple[int, float, int, Resumption]] = []
         for t in sorted(paused, reverse=True):
             for group, members in self._groups_at(t, paused[t], trials):
@@ -335,18 +324,6 @@ class PredictiveHalving(StoppingPolicy):
                 break
         found.sort(key=lambda item: item[:3])
         return [item[3] for item in found[:limit]]
-
-    def _paused_by_rung(self, trials: Sequence[TrialView]) -> dict[int, list[int]]:
-        """Indices in ``trials`` of the paused trials with finite curves, by the epoch they paused at."""
-        paused: dict[int, list[int]] = {}
-        for i, view in enumerate(trials):
-            if (
-                view.status == TrialStatus.PAUSED
-                and 0 < view.epochs < self.max_epochs
-                and finite_prefix(view, view.epochs)
-            ):
-                paused.setdefault(view.epochs, []).append(i)
-        return paused
 
     def _groups_at(self, t: int, paused: list[int], trials: Sequence[TrialView]) -> list[tuple[RungGroup, list[int]]]:
         """The groups ranked at rung ``t`` with the paused trials (indices) of each."""
@@ -372,7 +349,7 @@ class PredictiveHalving(StoppingPolicy):
         # skip the ranking when nothing it reads has changed since it resumed no one here: the
         # trials at the rung, the paused ones, the free places, the horizon, the curves that
         # reached it, and the predictor's model (a background fit that landed since is read)
-        horizon = self._horizon(t, trials)
+        horizon = self._ranking.horizon(t, trials)
         reached = 0 if horizon is None else sum(1 for o in trials if o.epochs >= horizon)
         paused_keys = frozenset(trials[i].key for i in members_at)
         state = (frozenset(o.key for o in group.peers), paused_keys, places, horizon, reached)
@@ -383,23 +360,16 @@ class PredictiveHalving(StoppingPolicy):
             return []
         position = {id(o): k for k, o in enumerate(group.peers)}
         members = [position[id(trials[i])] for i in members_at]
-        standing = self._standing(group, trials, predict=members)
+        standing = self._ranking.standing(group, trials, predict=members)
         score = self._configuration.score(standing, trials) if self._configuration is not None else None
         here = []
         for i, k in zip(members_at, members, strict=True):
-            judgement = standing.judge(k, predicted_rule=self._predicts_at(t))
+            judgement = standing.judge(k, predicted_rule=self._ranking.predicts_at(t))
             order = judgement.value
             if score is not None:
                 # the configuration rule keeps a trial too, and orders every candidate of the rung by its score
                 order = float(score[k])
-                ranked = bool(score[k] >= np.sort(score)[::-1][standing.keep - 1])
-                if not judgement.keep and ranked:
-                    what = "final value predicted from its hyperparameters"
-                    if self.configuration_rule == "average":
-                        what = "mean rank of its observed value and its " + what
-                    judgement = judgement._replace(
-                        keep=True, reason=f"{judgement.reason}; the {what} ranks within the best {standing.keep}"
-                    )
+                judgement = self._configuration.amend(judgement, score, k, standing.keep)
             if judgement.keep:
                 reason = f"{judgement.reason}; {places} of the {standing.keep} places at rung {t} are free"
                 made = dict(predicted=judgement.predicted, std=judgement.std, threshold=judgement.threshold)
@@ -408,39 +378,6 @@ class PredictiveHalving(StoppingPolicy):
             self._unchanged[(t, group.name)] = (state, self.service.version)
         here.sort(key=lambda item: item[:3])
         return here[:places]
-
-    # -- ranking and prediction ----------------------------------------------------------------
-    def _standing(self, group: RungGroup, trials: Sequence[TrialView], *, predict: Sequence[int]) -> RungStanding:
-        """The ranking of ``group`` by anchor and, when a member listed in ``predict`` ranks
-        outside on its anchor, by prediction."""
-        ranking = RungStanding if self._prior is None else self._prior.standing
-        standing = ranking(group, sign=self.sign, floor_quantile=self.floor_quantile, anchor_window=self.anchor_window)
-        t = group.epoch
-        if self._predicts_at(t) and any(standing.ranks_outside(k) for k in predict):
-            standing.horizon = self._horizon(t, trials)
-            if standing.horizon is not None:
-                standing.prediction = self._predict(t, standing.horizon, group.peers, trials, standing.floor)
-        return standing
-
-    def _horizon(self, t: int, trials: Sequence[TrialView]) -> int | None:
-        """The first rung after ``t`` (or ``E``) that ``min_horizon_trials`` trials reached."""
-        for h in [r for r in self.rungs if r > t] + [self.max_epochs]:
-            if sum(1 for o in trials if o.epochs >= h and finite_prefix(o, h)) >= self.min_horizon_trials:
-                return h
-        return None
-
-    def _predict(self, t, horizon, peers, trials, floor):
-        """Predicted floored values at ``horizon`` of ``peers`` (higher is better), or None."""
-        pool = np.full((len(trials), self.max_epochs), np.nan)
-        for i, o in enumerate(trials):
-            c = self.sign * np.asarray(o.curve[: self.max_epochs], dtype=float)
-            pool[i, : len(c)] = np.where(np.isfinite(c), np.maximum(c, floor), np.nan)
-        hyper = self.service.hyperparameters
-        self.service.update(pool, self._encode(trials) if hyper else None)
-        prefixes = np.maximum(self.sign * np.array([np.asarray(p.curve[:t], dtype=float) for p in peers]), floor)
-        return self.service.predict(
-            t, prefixes, self._encode(peers) if hyper else None, target=horizon, keys=[p.key for p in peers]
-        )
 
 
 class PredictiveHalvingStop(PredictiveHalving):

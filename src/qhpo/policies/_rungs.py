@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from qhpo.policies._base import TrialStatus, TrialView
+from qhpo.policies._predictive import finite_prefix
 
 
 def rung_epochs(max_epochs: int, min_resource: int, reduction_factor: float) -> tuple[int, ...]:
@@ -133,6 +134,13 @@ class RungStanding:
 
 def peers_at(t: int, trials: Sequence[TrialView]) -> list[TrialView]:
     """Every trial that reached epoch ``t`` with finite values (failed ones excluded)."""
-    from qhpo.policies._predictive import finite_prefix
-
     return [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= t and finite_prefix(o, t)]
+
+
+def paused_by_rung(trials: Sequence[TrialView], max_epochs: int) -> dict[int, list[int]]:
+    """Indices in ``trials`` of the paused trials with finite curves, by the epoch they paused at."""
+    paused: dict[int, list[int]] = {}
+    for i, view in enumerate(trials):
+        if view.status == TrialStatus.PAUSED and 0 < view.epochs < max_epochs and finite_prefix(view, view.epochs):
+            paused.setdefault(view.epochs, []).append(i)
+    return paused

@@ -18,6 +18,19 @@ def decision_epoch(at: float, epochs: int) -> int:
     return max(1, int(round(at * epochs)))
 
 
+def _split_scores(predictor: FinalValuePredictor, table, params, fit_idx, test_idx) -> dict[str, float]:
+    """Fit ``predictor`` on the trials ``fit_idx`` and score its predictions of the others' final values."""
+    y = table.final_values
+    predictor.fit(table.curves[fit_idx], y[fit_idx], None if params is None else params[fit_idx])
+    predicted = predictor.predict(table.curves[test_idx], None if params is None else params[test_idx])
+    return {
+        "r2": float(r2_score(y[test_idx], predicted)),
+        "spearman": float(spearmanr(predicted, y[test_idx])[0]),
+        "mae": float(mean_absolute_error(y[test_idx], predicted)),
+        "fit_seconds": float(predictor.fit_seconds_),
+    }
+
+
 def evaluate_predictor(
     table,
     *,
@@ -47,11 +60,9 @@ def evaluate_predictor(
     train = check_int("train", train, least=2, most=n - 2)
     splits = check_int("splits", splits, least=1)
     params = table.hyperparameter_matrix() if hyperparameters else None  # categories one-hot
-    y = table.final_values
     per_split = {"r2": [], "spearman": [], "mae": [], "fit_seconds": []}
     for split in range(int(splits)):
         order = np.random.default_rng([int(seed), split]).permutation(n)
-        fit_idx, test_idx = order[: int(train)], order[int(train) :]
         predictor = FinalValuePredictor(
             model,
             t=t,
@@ -62,12 +73,8 @@ def evaluate_predictor(
             random_state=derived_seed(seed, split),
             error_estimate=False,
         )
-        predictor.fit(table.curves[fit_idx], y[fit_idx], None if params is None else params[fit_idx])
-        predicted = predictor.predict(table.curves[test_idx], None if params is None else params[test_idx])
-        per_split["r2"].append(float(r2_score(y[test_idx], predicted)))
-        per_split["spearman"].append(float(spearmanr(predicted, y[test_idx])[0]))
-        per_split["mae"].append(float(mean_absolute_error(y[test_idx], predicted)))
-        per_split["fit_seconds"].append(float(predictor.fit_seconds_))
+        for key, value in _split_scores(predictor, table, params, order[: int(train)], order[int(train) :]).items():
+            per_split[key].append(value)
     result = {
         "table": table.name,
         "model": model if isinstance(model, str) else type(model).__name__,
@@ -80,8 +87,6 @@ def evaluate_predictor(
         "sampler": sampler if sampler is None or isinstance(sampler, str) else type(sampler).__name__,
         "num_reads": num_reads,
     }
-    for key, values in per_split.items():
-        result[f"{key}_median"] = float(np.median(values))
-    for key, values in per_split.items():
-        result[key] = values
+    result.update({f"{key}_median": float(np.median(values)) for key, values in per_split.items()})
+    result.update(per_split)
     return result

@@ -1,23 +1,15 @@
 """Searches of the CNN on CIFAR-10 with predictive early stopping: what ``qhpo run`` and
 ``qhpo report`` do, usable from Python as well."""
 
+from qhpo._optuna_schema import CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR
 from qhpo.runner._config import BACKENDS, OPTUNA_BASELINES, PRESETS, Preset, RunConfig, preset
 from qhpo.runner._plots import draw_plots
+from qhpo.runner._recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL, recover_interrupted_trials
 from qhpo.runner._search import check_config, default_workers, evaluate_best_on_test, prepare_data, run_optuna_search
-from qhpo.runner._storage import (
-    CHECKPOINT_ATTR,
-    FAILURE_ATTR,
-    GRACE_PERIOD,
-    HEARTBEAT_INTERVAL,
-    StorageLocation,
-    checkpoint_folder,
-    load_study,
-    recover_interrupted_trials,
-    resolve_storage,
-)
+from qhpo.runner._storage import StorageLocation, checkpoint_folder, load_study, resolve_storage
 from qhpo.runner._study import create_study, hpo_sampler, make_pruner, search_space
 from qhpo.runner._summary import SearchSummary, print_summary, summarize
-from qhpo.runner._trial import EPOCH_SECONDS_ATTR, checkpoint_path, trial_seed
+from qhpo.runner._trial import checkpoint_path, trial_seed
 
 __all__ = [
     "BACKENDS",

@@ -9,7 +9,7 @@ from typing import Any
 from qhpo._errors import QhpoError
 from qhpo._rules import predictive_rule_names
 from qhpo.optuna import OPTUNA_PRUNERS
-from qhpo.runner._storage import GRACE_PERIOD, HEARTBEAT_INTERVAL
+from qhpo.runner._recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
 OPTUNA_BASELINES = OPTUNA_PRUNERS  # ``--policy`` values that are Optuna's pruners
 HPO_SAMPLERS = ("random", "tpe")

@@ -3,7 +3,7 @@
 While a worker trains a trial, a background thread writes the time into the trial's user
 attribute ``qhpo.alive`` every ``interval`` seconds. A process on another host takes the
 trial's process as dead once neither that time nor its last finished epoch is younger than
-the owner's grace period (``qhpo.runner._storage._is_interrupted``), fails it and enqueues
+the owner's grace period (``qhpo.runner._recovery``), fails it and enqueues
 its retry. A process on the trial's own host reads ``/proc`` instead and needs no heartbeat.
 """
 
@@ -14,7 +14,7 @@ import time
 
 import optuna
 
-from qhpo.runner._storage import ALIVE_ATTR
+from qhpo._optuna_schema import ALIVE_ATTR
 
 
 class TrialHeartbeat:
@@ -28,7 +28,7 @@ class TrialHeartbeat:
 
     Args:
         storage: The study's storage.
-        trial_id: The trial's storage id (``trial._trial_id``).
+        trial_id: The trial's storage id (:func:`qhpo._optuna_schema.trial_id`).
         interval: Seconds between beats.
     """
 

@@ -14,12 +14,12 @@ from typing import Any
 import optuna
 
 from qhpo._errors import QhpoError
+from qhpo._optuna_schema import METRIC_ATTR, SETTINGS_ATTR
 from qhpo.optuna import MAX_EPOCHS_ATTR, OPTUNA_PRUNERS, PredictivePruner, can_freeze_thaw, optuna_pruner
 from qhpo.runner._config import HPO_SAMPLERS, RunConfig
 from qhpo.runner._storage import StorageLocation
 
 #: Study user attribute with the settings a resumed run must share.
-SETTINGS_ATTR = "qhpo.settings"
 
 
 def search_space(path: Path | None):
@@ -99,7 +99,7 @@ def _create_or_check(config: RunConfig, location: StorageLocation, space, storag
             )
         study.set_user_attr(SETTINGS_ATTR, settings)
         study.set_user_attr(MAX_EPOCHS_ATTR, config.epochs)
-        study.set_user_attr("qhpo.metric", "validation accuracy")
+        study.set_user_attr(METRIC_ATTR, "validation accuracy")
         return study
     stored_json = _normalise(stored)
     stored_json.setdefault("policy_options", {})  # a study made before the flag existed was made without options

@@ -20,11 +20,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from qhpo._optuna_schema import FAILURE_ATTR, PREDICTOR_ATTR_PREFIX, RETRY_OF_ATTR, TEST_ATTR
 from qhpo.optuna import RESUME_ATTR, RESUME_OF_ATTR, STOP_ATTR, continuations, is_paused, resumed_after
-from qhpo.runner._storage import FAILURE_ATTR, PREDICTOR_ATTR_PREFIX, RETRY_OF_ATTR
-
-#: Study user attribute with the test accuracy of the best configuration.
-TEST_ATTR = "qhpo.test"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Per epoch ``e`` the trial trains, saves its checkpoint (model, optimiser and the curve so
 far, written atomically), reports the validation accuracy as the
 intermediate value of step ``e`` and asks the pruner. A trial that continues an
-interrupted one (:data:`~qhpo.runner._storage.RETRY_OF_ATTR`) or a paused one
+interrupted one (``qhpo.retry_of``) or a paused one
 (``qhpo.resume_of``) starts from the shared checkpoint and reports the epochs it recorded
 before training on, so its curve is whole. A trial the pruner stops loses its checkpoint;
 one it pauses keeps it, to be resumed.
@@ -22,16 +22,22 @@ import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
+from qhpo._optuna_schema import (
+    CHECKPOINT_ATTR,
+    EPOCH_SECONDS_ATTR,
+    FAILURE_ATTR,
+    HEARTBEAT_ATTR,
+    RESTART_OF_ATTR,
+    RESUME_OF_ATTR,
+    RESUMED_AT_ATTR,
+    RETRY_OF_ATTR,
+    enqueued_params,
+    stored_trial,
+    trial_by_number,
+)
 from qhpo._seeds import derived_seed
-from qhpo.optuna import RESUME_OF_ATTR, PredictivePruner, resumed_after
-from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, RETRY_OF_ATTR, signals_deferred
-
-#: Trial user attribute with the epoch at which a trial resumed from a checkpoint.
-RESUMED_AT_ATTR = "qhpo.resumed_at_epoch"
-#: Trial user attribute with the mean wall-clock seconds of its epochs.
-EPOCH_SECONDS_ATTR = "qhpo.epoch_seconds"
-#: Trial user attribute of a configuration started afresh: the checkpoint key it could not continue.
-RESTART_OF_ATTR = "qhpo.restart_of"
+from qhpo.optuna import PredictivePruner, resumed_after
+from qhpo.runner._signals import signals_deferred
 
 
 class DiskFull(QhpoError):
@@ -105,35 +111,16 @@ def run_trial(
     from qhpo.workload import TrialDiverged, TrialTrainer
 
     config = space.suggest(trial)
-    key = trial.user_attrs.get(CHECKPOINT_ATTR)
-    if key is None:
-        key = trial.number
-        trial.set_user_attr(CHECKPOINT_ATTR, key)
+    key = trial.user_attrs.get(CHECKPOINT_ATTR, trial.number)
+    trial.set_user_attr(CHECKPOINT_ATTR, key)  # shared with every trial that continues this one
     path = checkpoint_path(checkpoint_dir, key)
-
-    continues = trial.user_attrs.get(RETRY_OF_ATTR) is not None or trial.user_attrs.get(RESUME_OF_ATTR) is not None
-    trainer = None
-    unreadable = None
-    if continues and path.exists():
-        try:
-            trainer = TrialTrainer.from_checkpoint(path, config, data, device=device, precision=precision)
-        except QhpoError as error:
-            unreadable = str(error)
-            path.unlink(missing_ok=True)  # unreadable or foreign: nothing can continue it
-    if trainer is None and continues:
-        recorded = _recorded_epochs(study, trial)
-        if recorded:  # epochs were trained and recorded under this key: never start again under its name
-            return _checkpoint_lost(study, trial, path, recorded, unreadable)
+    trainer = _continued(study, trial, path, config, data, device, precision)
+    if isinstance(trainer, TrialState):
+        return trainer  # its checkpoint is lost
     if trainer is None:
         trainer = TrialTrainer(config, data, device=device, seed=trial_seed(seed, key), precision=precision)
-    elif trainer.epoch:
-        trial.set_user_attr(RESUMED_AT_ATTR, trainer.epoch)
-        for epoch, value in enumerate(trainer.curve[:max_epochs], start=1):
-            trial.report(value, epoch)
-        # The interrupted trial may have died between its checkpoint and the decision on it;
-        # a resumption starts where the policy decided last (it resumed the trial there).
-        if trainer.epoch < max_epochs and trainer.epoch != resumed_after(trial) and trial.should_prune():
-            return _pruned(study, trial, path, [])
+    elif trainer.epoch and _report_recorded(trial, trainer, max_epochs):
+        return _pruned(study, trial, path, [])
 
     value = trainer.curve[-1] if trainer.curve else float("nan")
     seconds: list[float] = []
@@ -160,14 +147,47 @@ def run_trial(
     return TrialState.COMPLETE
 
 
+def _continued(study: optuna.Study, trial: optuna.Trial, path: Path, config, data, device, precision: str):
+    """The trainer of a trial that continues recorded epochs (a retry, a resumption), loaded
+    from its checkpoint; None for a trial that starts afresh; the state it was told when
+    epochs were recorded but the checkpoint is lost."""
+    from qhpo.workload import TrialTrainer
+
+    if trial.user_attrs.get(RETRY_OF_ATTR) is None and trial.user_attrs.get(RESUME_OF_ATTR) is None:
+        return None
+    if path.exists():
+        try:
+            return TrialTrainer.from_checkpoint(path, config, data, device=device, precision=precision)
+        except QhpoError as error:
+            unreadable = str(error)
+            path.unlink(missing_ok=True)  # unreadable or foreign: nothing can continue it
+    else:
+        unreadable = None
+    recorded = _recorded_epochs(study, trial)
+    if recorded:  # epochs were trained and recorded under this key: never start again under its name
+        return _checkpoint_lost(study, trial, path, recorded, unreadable)
+    return None
+
+
+def _report_recorded(trial: optuna.Trial, trainer, max_epochs: int) -> bool:
+    """Report the epochs a continued trial's checkpoint holds; True when the pruner then ends it.
+
+    The interrupted trial may have died between its checkpoint and the decision on it; a
+    resumption starts where the policy decided last (it resumed the trial there).
+    """
+    trial.set_user_attr(RESUMED_AT_ATTR, trainer.epoch)
+    for epoch, value in enumerate(trainer.curve[:max_epochs], start=1):
+        trial.report(value, epoch)
+    return trainer.epoch < max_epochs and trainer.epoch != resumed_after(trial) and trial.should_prune()
+
+
 def _recorded_epochs(study: optuna.Study, trial: optuna.Trial) -> int:
     """Epochs recorded by the trial that ``trial`` continues (an interrupted or a paused one)."""
     number = trial.user_attrs.get(RETRY_OF_ATTR)
     if number is None:
         number = trial.user_attrs.get(RESUME_OF_ATTR)
-    storage = study._storage
     try:
-        origin = storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number)))
+        origin = trial_by_number(study, number)
     except (KeyError, ValueError, TypeError):
         return 0
     return len(origin.intermediate_values)
@@ -195,8 +215,7 @@ def _checkpoint_lost(
         else:
             reason += "; the configuration starts afresh as a new trial"
             if not any(t.user_attrs.get(RESTART_OF_ATTR) == key for t in study.get_trials(deepcopy=False)):
-                params = {**dict(study._storage.get_trial(trial._trial_id).system_attrs.get("fixed_params") or {})}
-                params.update(trial.params)
+                params = {**enqueued_params(stored_trial(study, trial)), **trial.params}
                 study.enqueue_trial(params, user_attrs={RESTART_OF_ATTR: key}, skip_if_exists=False)
         trial.set_user_attr(FAILURE_ATTR, reason)
         _tell(study, trial, state=TrialState.FAIL)

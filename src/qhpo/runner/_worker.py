@@ -28,30 +28,29 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
+from qhpo._optuna_schema import (
+    FAILURE_ATTR,
+    JOINED_ATTR,
+    OWNER_ATTR,
+    PREDICTOR_ATTR_PREFIX,
+    storage_of,
+    stored_trial,
+    trial_id,
+)
 from qhpo.optuna import PredictivePruner, checkpoint_key, configuration_counts, resumable_trials, settle_predictor
 from qhpo.policies import StoppingPolicy
 from qhpo.runner._config import RunConfig
 from qhpo.runner._heartbeat import TrialHeartbeat
-from qhpo.runner._storage import (
-    FAILURE_ATTR,
-    GRACE_PERIOD,
-    OWNER_ATTR,
-    PREDICTOR_ATTR_PREFIX,
-    StorageLocation,
-    _recover,
-    checkpoint_folder,
-    connection_errors,
-    connection_lost,
-    enqueue_retry,
-    owner_record,
-    signals_deferred,
-)
+from qhpo.runner._recovery import GRACE_PERIOD, enqueue_retry, owner_record, recover
+from qhpo.runner._signals import signals_deferred
+from qhpo.runner._storage import StorageLocation, checkpoint_folder, connection_errors, connection_lost
 from qhpo.runner._trial import DiskFull, checkpoint_path, remove_scratch_checkpoints, run_trial
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -59,13 +58,30 @@ _MAX_CRASHES_IN_A_ROW = 3
 _MAX_FAILURES_IN_A_ROW = 10  # diverged or crashed: a space where every trial fails would loop forever
 _WAIT_SECONDS = 2.0
 _SAMPLER_STREAM = 1  # the HPO sampler's streams among the run seed's (see qhpo._seeds)
-#: Study user attribute: worker processes that joined the study on a database server.
-JOINED_ATTR = "qhpo.joined"
 
 
 def count_states(study: optuna.Study) -> tuple[int, int]:
     """(finished, running) configurations of ``study`` (a paused and resumed one counts once)."""
     return configuration_counts(study.get_trials(deepcopy=False))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What :func:`claim_trial` got: a trial to train, or none.
+
+    Attributes:
+        trial: The started trial; None when every place is taken.
+        done: No trial and none will come: the study holds its finished configurations and
+            nothing runs that could change what the policy resumes.
+    """
+
+    trial: optuna.Trial | None = None
+    done: bool = False
+
+    @property
+    def wait(self) -> bool:
+        """No trial now, but a running trial may fail, pause or change what the policy resumes: ask again."""
+        return self.trial is None and not self.done
 
 
 def claim_trial(
@@ -75,7 +91,7 @@ def claim_trial(
     *,
     can_resume: Callable[[optuna.trial.FrozenTrial], bool] | None = None,
     grace_period: float = GRACE_PERIOD,
-) -> optuna.Trial | bool:
+) -> Claim:
     """Start a trial of ``study``: a waiting retry, a resumption, or a new configuration.
 
     A waiting retry comes first. Then, when the study's pruner resumes paused trials, its
@@ -90,13 +106,12 @@ def claim_trial(
             takes this one's trial as dead (stored in the trial's owner record).
 
     Returns:
-        The new trial (RUNNING, owned by this process); True when the study is done
-        (``target`` finished configurations, nothing running and nothing to resume); False
-        when every place is taken (wait and ask again: a running trial may fail, pause or
-        change what the policy resumes).
+        A :class:`Claim`: the new trial (RUNNING, owned by this process); else ``done``
+        when the study is done (``target`` finished configurations, nothing running and
+        nothing to resume), or ``wait`` when every place is taken.
     """
     with location.claim(study.study_name), signals_deferred():
-        _recover(study, claimed=True)  # a worker elsewhere may have died
+        recover(study, claimed=True)  # a worker elsewhere may have died
         trials = study.get_trials(deepcopy=False)
         finished, running = configuration_counts(trials)
         free = finished + running < target
@@ -109,10 +124,10 @@ def claim_trial(
                 resumable[0].enqueue(study)
                 free = True  # its configuration is counted already
         if not free:
-            return finished >= target and (running == 0 or not _resumes(study))
+            return Claim(done=finished >= target and (running == 0 or not _resumes(study)))
         trial = study.ask()  # a waiting retry or resumption first, else a new configuration
         trial.set_user_attr(OWNER_ATTR, owner_record(grace_period))
-        return trial
+        return Claim(trial)
 
 
 def _resuming_policy(study: optuna.Study) -> StoppingPolicy | None:
@@ -148,8 +163,8 @@ def _join_order(study: optuna.Study, location: StorageLocation) -> int | None:
     if not location.database_locks:
         return None
     with location.creation_lock():
-        joined = int(study._storage.get_study_user_attrs(study._study_id).get(JOINED_ATTR, 0))
-        study._storage.set_study_user_attr(study._study_id, JOINED_ATTR, joined + 1)
+        joined = int(study.user_attrs.get(JOINED_ATTR, 0))  # read from the storage, under the lock
+        study.set_user_attr(JOINED_ATTR, joined + 1)
     return joined
 
 
@@ -185,19 +200,7 @@ def run_worker(
 
 
 def _train_trials(config, location, storage, worker_index, space, data, device, on_change) -> int:
-    from qhpo.runner._study import hpo_sampler, make_pruner
-
-    # Seed the sampler by the trials already there, so a resumed or second worker does not
-    # propose the configurations of the first one again.
-    joining = optuna.load_study(study_name=config.study, storage=storage)
-    offset = len(joining.trials)
-    joined = _join_order(joining, location)
-    study = optuna.load_study(
-        study_name=config.study,
-        storage=storage,
-        sampler=hpo_sampler(config.hpo_sampler, seed=sampler_seed(config.seed, worker_index, offset, joined)),
-        pruner=make_pruner(config),
-    )
+    study = _worker_study(config, location, storage, worker_index)
     checkpoint_dir = checkpoint_folder(location, config.study, config.checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     remove_scratch_checkpoints(checkpoint_dir, shared=_shared(config), grace_period=config.grace_period)
@@ -209,60 +212,41 @@ def _train_trials(config, location, storage, worker_index, space, data, device, 
     def can_resume(paused: optuna.trial.FrozenTrial) -> bool:
         return checkpoint_path(checkpoint_dir, checkpoint_key(paused)).exists()
 
+    def train(trial: optuna.Trial) -> TrialState:
+        with TrialHeartbeat(storage_of(study), trial_id(trial), config.heartbeat_interval):
+            return run_trial(
+                study,
+                trial,
+                space=space,
+                data=data,
+                device=device,
+                max_epochs=config.epochs,
+                checkpoint_dir=checkpoint_dir,
+                seed=config.seed,
+                precision=config.precision,
+                on_epoch=changed,
+            )
+
     done = 0
     crashes = failures = 0
     while True:
-        trial = claim_trial(study, location, config.trials, can_resume=can_resume, grace_period=config.grace_period)
-        if trial is True:
+        claim = claim_trial(study, location, config.trials, can_resume=can_resume, grace_period=config.grace_period)
+        if claim.done:
             return done
-        if trial is False:
-            changed()
+        changed()
+        if claim.wait:
             time.sleep(_WAIT_SECONDS)
             continue
-        changed()
+        trial = claim.trial
         try:
-            with TrialHeartbeat(study._storage, trial._trial_id, config.heartbeat_interval):
-                state = run_trial(
-                    study,
-                    trial,
-                    space=space,
-                    data=data,
-                    device=device,
-                    max_epochs=config.epochs,
-                    checkpoint_dir=checkpoint_dir,
-                    seed=config.seed,
-                    precision=config.precision,
-                    on_epoch=changed,
-                )
+            state = train(trial)
         except BaseException as error:
-            lost = connection_lost(location, error)
-            if lost is not None:
-                raise lost from None  # the trial stays RUNNING; recovery retries it
-            if isinstance(error, Exception) and _taken_over(study, trial):
-                print(
-                    f"qhpo: trial {trial.number} was taken as dead by another process (no heartbeat within "
-                    f"{config.grace_period:g} s) and is retried there; this process goes on with another trial.",
-                    file=sys.stderr,
-                )
-                continue
-            _end_interrupted(study, trial, error)
-            if not isinstance(error, Exception) or isinstance(error, DiskFull):
-                raise  # KeyboardInterrupt, SystemExit, a full disk: the trial is enqueued again for the next run
-            crashes += 1
-            print(
-                f"qhpo: trial {trial.number} crashed ({type(error).__name__}: {error}); the search goes on.",
-                file=sys.stderr,
-            )
-            if crashes >= _MAX_CRASHES_IN_A_ROW:
-                raise QhpoError(
-                    f"{crashes} trials in a row crashed, the last with {type(error).__name__}: {error}; "
-                    "fix that and run the same command again to resume."
-                ) from None
+            crashes = _crashed(study, trial, error, location, config, crashes)
             continue
         crashes = 0
         failures = 0 if state in FINISHED else failures + 1
         if failures >= _MAX_FAILURES_IN_A_ROW:
-            reason = study._storage.get_trial(trial._trial_id).user_attrs.get(FAILURE_ATTR, "failed")
+            reason = stored_trial(study, trial).user_attrs.get(FAILURE_ATTR, "failed")
             raise QhpoError(
                 f"the last {failures} trials all failed (the last one {reason}); check the search space "
                 "(--space), then run the same command again to resume."
@@ -270,6 +254,59 @@ def _train_trials(config, location, storage, worker_index, space, data, device, 
         done += state in FINISHED
         publish_predictor_state(study)
         changed()
+
+
+def _worker_study(config: RunConfig, location: StorageLocation, storage, worker_index: int) -> optuna.Study:
+    """The study as this worker sees it: its own sampler stream, the run's pruner."""
+    from qhpo.runner._study import hpo_sampler, make_pruner
+
+    # Seed the sampler by the trials already there, so a resumed or second worker does not
+    # propose the configurations of the first one again.
+    joining = optuna.load_study(study_name=config.study, storage=storage)
+    offset = len(joining.trials)
+    joined = _join_order(joining, location)
+    return optuna.load_study(
+        study_name=config.study,
+        storage=storage,
+        sampler=hpo_sampler(config.hpo_sampler, seed=sampler_seed(config.seed, worker_index, offset, joined)),
+        pruner=make_pruner(config),
+    )
+
+
+def _crashed(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    error: BaseException,
+    location: StorageLocation,
+    config: RunConfig,
+    crashes: int,
+) -> int:
+    """Deal with a trial that ended in ``error``; return the crashes in a row counting it (not
+    when another process took it over); raise when the run must stop (a lost server, Ctrl-C,
+    a full disk, too many crashes in a row)."""
+    lost = connection_lost(location, error)
+    if lost is not None:
+        raise lost from None  # the trial stays RUNNING; recovery retries it
+    if isinstance(error, Exception) and _taken_over(study, trial):
+        print(
+            f"qhpo: trial {trial.number} was taken as dead by another process (no heartbeat within "
+            f"{config.grace_period:g} s) and is retried there; this process goes on with another trial.",
+            file=sys.stderr,
+        )
+        return crashes
+    _end_interrupted(study, trial, error)
+    if not isinstance(error, Exception) or isinstance(error, DiskFull):
+        raise error  # KeyboardInterrupt, SystemExit, a full disk: the trial is enqueued again for the next run
+    print(
+        f"qhpo: trial {trial.number} crashed ({type(error).__name__}: {error}); the search goes on.",
+        file=sys.stderr,
+    )
+    if crashes + 1 >= _MAX_CRASHES_IN_A_ROW:
+        raise QhpoError(
+            f"{crashes + 1} trials in a row crashed, the last with {type(error).__name__}: {error}; "
+            "fix that and run the same command again to resume."
+        ) from None
+    return crashes + 1
 
 
 def _shared(config: RunConfig) -> bool:
@@ -280,7 +317,7 @@ def _shared(config: RunConfig) -> bool:
 def _taken_over(study: optuna.Study, trial: optuna.Trial) -> bool:
     """Whether another process's recovery failed ``trial`` (and enqueued its retry) while this one trained it."""
     try:
-        frozen = study._storage.get_trial(trial._trial_id)
+        frozen = stored_trial(study, trial)
     except Exception:
         return False
     return frozen.state == TrialState.FAIL and str(frozen.user_attrs.get(FAILURE_ATTR, "")).startswith("interrupted")
@@ -323,7 +360,7 @@ def _end_interrupted(study: optuna.Study, trial: optuna.Trial, error: BaseExcept
         reason = f"crashed: {type(error).__name__}: {error}"
     with signals_deferred():
         try:
-            frozen = study._storage.get_trial(trial._trial_id)
+            frozen = stored_trial(study, trial)
             if frozen.state != TrialState.RUNNING:
                 return  # already told
             if interrupted:

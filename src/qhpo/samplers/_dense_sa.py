@@ -123,6 +123,22 @@ def _lower_hull(s: np.ndarray, u: np.ndarray) -> list[int]:
     return hull
 
 
+def _levels(h: np.ndarray, J: np.ndarray, block: list[int], factor: np.ndarray):
+    """``(s, u, pattern)`` of the levels of one block: each distinct value ``s(c)`` of its bit
+    patterns with the lowest in-block energy ``u(c)`` among the patterns of that value."""
+    g = len(block)
+    patterns = np.arange(1 << g)
+    bits = ((patterns[:, None] >> np.arange(g)[None, :]) & 1).astype(float)
+    values = bits @ factor
+    energies = bits @ h[block] + np.einsum("ck,km,cm->c", bits, np.triu(J[np.ix_(block, block)], k=1), bits)
+    # equal values up to round-off are one level; keep its lowest-energy pattern
+    scale = float(np.max(np.abs(values))) or 1.0
+    keys = np.round(values / scale, 9)
+    order = np.lexsort((energies, keys))
+    keep = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]
+    return values[keep], energies[keep], patterns[keep]
+
+
 def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
     """The problem over the levels of ``blocks`` (see :mod:`qhpo.samplers._dense_sweeps`).
 
@@ -154,22 +170,13 @@ def block_levels(h: np.ndarray, J: np.ndarray, blocks: list[list[int]]):
         reference[b] = block[p0]
         if norms2[p0] > 0.0:
             factor[block] = rows @ rows[p0] / norms2[p0]
-        g = len(block)
-        patterns = np.arange(1 << g)
-        bits = ((patterns[:, None] >> np.arange(g)[None, :]) & 1).astype(float)
-        values = bits @ factor[block]
-        energies = bits @ h[block] + np.einsum("ck,km,cm->c", bits, np.triu(J[np.ix_(block, block)], k=1), bits)
-        # equal values up to round-off are one level; keep its lowest-energy pattern
-        scale = float(np.max(np.abs(values))) or 1.0
-        keys = np.round(values / scale, 9)
-        order = np.lexsort((energies, keys))
-        keep = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]
-        level_s.append(values[keep])
-        level_u.append(energies[keep])
-        level_pattern.append(patterns[keep])
-        hull.extend(level_start[-1] + i for i in _lower_hull(values[keep], energies[keep]))
+        values, energies, patterns = _levels(h, J, block, factor[block])
+        level_s.append(values)
+        level_u.append(energies)
+        level_pattern.append(patterns)
+        hull.extend(level_start[-1] + i for i in _lower_hull(values, energies))
         hull_start.append(len(hull))
-        level_start.append(level_start[-1] + len(keep))
+        level_start.append(level_start[-1] + len(values))
     kappa = J[np.ix_(reference, reference)].copy()
     np.fill_diagonal(kappa, 0.0)
     rebuilt = np.outer(factor, factor) * kappa[np.ix_(block_of, block_of)]
@@ -243,12 +250,7 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
         if seed is not None:
             seed = check_int("seed", seed, least=0, most=2**64 - 1)
         if beta_range is not None:
-            try:
-                beta_hot, beta_cold = (float(b) for b in beta_range)
-            except (TypeError, ValueError):
-                raise ValueError(f"beta_range must be a pair (beta_hot, beta_cold), got {beta_range!r}") from None
-            if not (0.0 < beta_hot <= beta_cold < math.inf):
-                raise ValueError(f"beta_range must satisfy 0 < beta_hot <= beta_cold < inf, got {beta_range!r}")
+            beta_hot, beta_cold = _checked_beta_range(beta_range)
 
         variables = list(bqm.variables)
         n = len(variables)
@@ -276,10 +278,7 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
         else:
             betas = np.geomspace(beta_hot, beta_cold, num_replicas)
             temper(*problem, betas, num_sweeps, streams, tol, True, levels)
-        bits = np.empty((num_reads, n), dtype=np.int8)
-        for b, block in enumerate(blocks):
-            pattern = level_pattern[levels[:, b]]
-            bits[:, block] = (pattern[:, None] >> np.arange(len(block))[None, :]) & 1
+        bits = _bits(levels, blocks, level_pattern, n)
         samples = bits if bqm.vartype is dimod.BINARY else (2 * bits - 1).astype(np.int8)
         info = {
             "beta_range": (float(beta_hot), float(beta_cold)),
@@ -289,3 +288,23 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
             "seed": int(seed),
         }
         return dimod.SampleSet.from_samples_bqm((samples, variables), bqm, info=info)
+
+
+def _checked_beta_range(beta_range) -> tuple[float, float]:
+    """``(beta_hot, beta_cold)`` of a ``beta_range`` argument; ``ValueError`` naming a bad one."""
+    try:
+        beta_hot, beta_cold = (float(b) for b in beta_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"beta_range must be a pair (beta_hot, beta_cold), got {beta_range!r}") from None
+    if not (0.0 < beta_hot <= beta_cold < math.inf):
+        raise ValueError(f"beta_range must satisfy 0 < beta_hot <= beta_cold < inf, got {beta_range!r}")
+    return beta_hot, beta_cold
+
+
+def _bits(levels: np.ndarray, blocks: list[list[int]], level_pattern: np.ndarray, n: int) -> np.ndarray:
+    """The bits of each read from the level of each of its blocks."""
+    bits = np.empty((len(levels), n), dtype=np.int8)
+    for b, block in enumerate(blocks):
+        pattern = level_pattern[levels[:, b]]
+        bits[:, block] = (pattern[:, None] >> np.arange(len(block))[None, :]) & 1
+    return bits
