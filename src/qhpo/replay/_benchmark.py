@@ -52,7 +52,7 @@ import numpy as np
 
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
-from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner
+from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
 from qhpo.policies import make_policy
 from qhpo.predictors import ORACLE, ORACLE_FINAL
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
@@ -109,6 +109,7 @@ class SeedResult:
     predictor_seconds: float
     pauses: tuple[tuple[int, int], ...] = ()
     resumptions: tuple[tuple[int, int], ...] = ()
+    completed_at: np.ndarray | None = None
 
 
 def replay_rule(
@@ -121,17 +122,22 @@ def replay_rule(
     workers: int = 1,
     options: dict | None = None,
     policy_runner: Callable | None = None,
+    budget: int | None = None,
 ) -> SeedResult:
     """Replay rule ``name`` on ``table`` (already drawn and ordered) for one seed.
 
     ``policy_runner(curves, policy, params=, workers=, seconds_per_epoch=) -> ReplayOutcome``
     replaces the in-process simulation for qhpo's own policies (for example
     :func:`qhpo.ray.replay_on_ray`); Optuna's pruners and Swift-Hyperband always replay
-    in-process.
+    in-process. ``budget`` (epochs) replays under a budget (:func:`qhpo.replay.simulate`),
+    in-process only, where a new trial starts only when the rule's first rung
+    (:func:`first_rung`) fits in what is left; Swift-Hyperband has no budget mode.
     """
     options = dict(options or {})
+    if budget is not None and (name in rule_names(RuleKind.BRACKETS) or policy_runner is not None):
+        raise ValueError(f"a budget is replayed in-process for rules other than swift-hyperband, got {name!r}")
     if name in OPTUNA_PRUNERS:
-        return _replay_optuna(name, table, seed=seed, workers=workers, options=options)
+        return _replay_optuna(name, table, seed=seed, workers=workers, options=options, budget=budget)
     if name in rule_names(RuleKind.BRACKETS):
         return _replay_brackets(
             table, seed=seed, predictor=predictor, sampler=sampler, workers=workers, options=options
@@ -152,14 +158,53 @@ def replay_rule(
         random_state=seed,
         **options,
     )
-    return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner)
+    return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner, budget=budget)
 
 
-def _replay_optuna(name: str, table: CurveTable, *, seed: int, workers: int, options: dict) -> SeedResult:
+def first_rung(name: str, epochs: int, options: Mapping[str, Any] | None = None, policy: Any = None) -> int:
+    """The first epoch at which rule ``name`` may stop a trial of ``epochs`` epochs.
+
+    For an Optuna pruner: ``n_warmup_steps`` of ``median``, ``min_resource`` of ``sha`` and
+    ``hyperband``, 1 for ``conformal``; for a policy: its first decision epoch (1 when it may
+    decide at any epoch, ``epochs`` when it never decides, as ``none``).
+
+    Example:
+        >>> first_rung("sha", 200), first_rung("median", 200)
+        (10, 20)
+    """
+    if name in OPTUNA_PRUNERS:
+        kwargs = dict(pruner_defaults(name, epochs), **dict(options or {}))
+        if name == "median":
+            return max(1, int(kwargs["n_warmup_steps"]))
+        if name in ("sha", "hyperband"):
+            return max(1, int(kwargs["min_resource"]))
+        return 1
+    built = policy is None
+    if built:
+        policy = make_policy(name, max_epochs=epochs, **dict(options or {}))
+    decided = policy.decision_epochs()
+    if built and getattr(policy, "service", None) is not None:
+        policy.service.close()
+    if decided is None:
+        return 1
+    decided = [int(e) for e in decided if 1 <= int(e) < epochs]
+    return min(decided) if decided else int(epochs)
+
+
+def _replay_optuna(
+    name: str, table: CurveTable, *, seed: int, workers: int, options: dict, budget: int | None = None
+) -> SeedResult:
     with _optuna_logs_quiet():  # one INFO line per replayed trial otherwise; restored afterwards
         agent = OptunaPrunerAgent(optuna_pruner(name, table.epochs, **options), table.mode, table.epochs, seed=seed)
-        out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
-    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
+        out = simulate(
+            table.curves,
+            agent,
+            workers=workers,
+            seconds_per_epoch=table.seconds_per_epoch,
+            budget=budget,
+            first_rung=first_rung(name, table.epochs, options),
+        )
+    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0, completed_at=out.completed_at)
 
 
 @contextlib.contextmanager
@@ -194,10 +239,19 @@ def _replay_brackets(
     return SeedResult(out.epochs_trained, out.complete, out.wallclock, out.predictor_seconds)
 
 
-def _replay_policy(policy, table: CurveTable, *, workers: int, policy_runner: Callable | None) -> SeedResult:
+def _replay_policy(
+    policy, table: CurveTable, *, workers: int, policy_runner: Callable | None, budget: int | None = None
+) -> SeedResult:
     if policy_runner is None:
         agent = PolicyAgent(policy, table.curves, table.param_rows())
-        out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
+        out = simulate(
+            table.curves,
+            agent,
+            workers=workers,
+            seconds_per_epoch=table.seconds_per_epoch,
+            budget=budget,
+            first_rung=first_rung("", table.epochs, policy=policy),
+        )
     else:
         out = policy_runner(
             table.curves, policy, params=table.param_rows(), workers=workers, seconds_per_epoch=table.seconds_per_epoch
@@ -213,6 +267,7 @@ def _replay_policy(policy, table: CurveTable, *, workers: int, policy_runner: Ca
         seconds,
         tuple(out.pauses),
         tuple(out.resumptions),
+        out.completed_at,
     )
 
 
