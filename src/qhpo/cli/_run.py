@@ -85,6 +85,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="finished (complete or pruned) configurations the study must hold, counted across resumes "
         "(a paused and resumed configuration counts once)",
     )
+    what.add_argument(
+        "--budget",
+        metavar="EPOCHS|DURATION",
+        help="bound the search by epochs trained (400) or by time (24h, 90m, 3600s), every trial's included "
+        "and counted across resumes; new configurations start while what is left holds a first rung, and a "
+        "trial still training when it runs out is cut; with --trials too, whichever ends first (without "
+        "--trials the budget alone bounds the search)",
+    )
     what.add_argument("--epochs", type=_positive_int, metavar="E", help="epochs of a trial that is never stopped")
     what.add_argument("--space", type=Path, metavar="FILE.toml", help="search space file (default: the poster's space)")
     what.add_argument("--hpo-sampler", default="tpe", metavar="NAME", help="Optuna sampler: random or tpe (default)")
@@ -248,7 +256,8 @@ def config_from_args(args: argparse.Namespace):
         storage=args.storage,
         run_dir=args.run_dir,
         preset=args.preset,
-        trials=args.trials or base.trials,
+        trials=args.trials or (None if args.budget is not None else base.trials),
+        budget=args.budget,
         epochs=args.epochs or base.epochs,
         subset=args.subset if hasattr(args, "subset") else base.subset,
         val_size=args.val_size or base.val_size,
@@ -304,6 +313,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.backend not in BACKENDS:
         raise QhpoError(f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}.")
     if config.backend == "ray":
+        if config.budget is not None:
+            raise QhpoError(
+                "--budget runs on the Optuna backend only; with --backend ray, bound the search with --trials."
+            )
         optuna_only = [
             flag
             for flag, given in (
@@ -337,6 +350,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from qhpo.runner import run_optuna_search
 
     summary = run_optuna_search(config)
+    if config.budget is not None:
+        return 0 if summary.running == 0 else 1
     return 0 if summary.finished >= config.trials else 1
 
 

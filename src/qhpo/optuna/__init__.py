@@ -4,6 +4,7 @@ freeze-thaw in ``study.optimize`` (:class:`ResumePausedTrials`, :class:`TrialChe
 (:func:`optuna_pruner`)."""
 
 from qhpo.optuna._baselines import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
+from qhpo.optuna._first_rung import first_rung
 from qhpo.optuna._pruner import DECISIONS_ATTR, MAX_EPOCHS_ATTR, STOP_ATTR, PredictivePruner, can_freeze_thaw
 from qhpo.optuna._resume import (
     ResumableTrial,
@@ -46,6 +47,7 @@ __all__ = [
     "checkpoint_key",
     "configuration_counts",
     "continuations",
+    "first_rung",
     "is_paused",
     "optuna_pruner",
     "pruner_defaults",

@@ -1,5 +1,6 @@
 """Replaying recorded learning curves through stopping rules: the benchmark behind ``qhpo bench``."""
 
+from qhpo.optuna import first_rung
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
 from qhpo.replay._benchmark import (
     BENCH_POLICIES,
@@ -8,7 +9,6 @@ from qhpo.replay._benchmark import (
     BenchmarkSettings,
     default_jobs,
     draw_order,
-    first_rung,
     optuna_pruner,
     replay_rule,
     run_benchmark,

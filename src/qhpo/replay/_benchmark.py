@@ -52,7 +52,7 @@ import numpy as np
 
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
-from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
+from qhpo.optuna import OPTUNA_PRUNERS, first_rung, optuna_pruner
 from qhpo.policies import make_policy
 from qhpo.predictors import ORACLE, ORACLE_FINAL
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
@@ -159,36 +159,6 @@ def replay_rule(
         **options,
     )
     return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner, budget=budget)
-
-
-def first_rung(name: str, epochs: int, options: Mapping[str, Any] | None = None, policy: Any = None) -> int:
-    """The first epoch at which rule ``name`` may stop a trial of ``epochs`` epochs.
-
-    For an Optuna pruner: ``n_warmup_steps`` of ``median``, ``min_resource`` of ``sha`` and
-    ``hyperband``, 1 for ``conformal``; for a policy: its first decision epoch (1 when it may
-    decide at any epoch, ``epochs`` when it never decides, as ``none``).
-
-    Example:
-        >>> first_rung("sha", 200), first_rung("median", 200)
-        (10, 20)
-    """
-    if name in OPTUNA_PRUNERS:
-        kwargs = dict(pruner_defaults(name, epochs), **dict(options or {}))
-        if name == "median":
-            return max(1, int(kwargs["n_warmup_steps"]))
-        if name in ("sha", "hyperband"):
-            return max(1, int(kwargs["min_resource"]))
-        return 1
-    built = policy is None
-    if built:
-        policy = make_policy(name, max_epochs=epochs, **dict(options or {}))
-    decided = policy.decision_epochs()
-    if built and getattr(policy, "service", None) is not None:
-        policy.service.close()
-    if decided is None:
-        return 1
-    decided = [int(e) for e in decided if 1 <= int(e) < epochs]
-    return min(decided) if decided else int(epochs)
 
 
 def _replay_optuna(

@@ -7,7 +7,7 @@ the permutation of all ``n`` rows that :func:`qhpo.replay.draw_order` draws (its
 ``trials`` rows are those ``qhpo bench`` replays without a budget), followed, when a rule
 starts more than ``n`` configurations, by further permutations from the same generator (a
 row then comes back as a new trial with the same curve). A new configuration starts only
-while the rule's first rung (:func:`qhpo.replay.first_rung`) fits in what is left; the
+while the rule's first rung (:func:`qhpo.optuna.first_rung`) fits in what is left; the
 trials running when the ``B``-th epoch ends are cut there.
 
 Regret over time, normalised by the whole table, with ``y`` the final values in "higher is
@@ -38,7 +38,8 @@ import numpy as np
 
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
-from qhpo.replay._benchmark import BENCH_POLICIES, first_rung, replay_rule
+from qhpo.optuna import first_rung
+from qhpo.replay._benchmark import BENCH_POLICIES, replay_rule
 
 #: The rules budget mode replays by default: every rule but the bracket searches, which
 #: choose their own configurations in brackets and have no budget mode.

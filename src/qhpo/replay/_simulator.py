@@ -11,8 +11,12 @@ sequential study in which trial ``i`` starts when trial ``i - 1`` ends.
 Under a budget of ``B`` epochs (``budget``) the replay counts every epoch trained, a
 resumed trial's included, and ends the moment the ``B``-th epoch ends: the trials running
 then are cut there (neither complete nor told anything). A new trial starts only while its
-first rung fits in what is left (``spent + first_rung <= B``); a paused trial may resume
-while any epoch is left.
+first rung fits in what is left once the running trials have reached theirs,
+
+    spent + sum_{j running} max(0, first_rung - trained_j) + first_rung <= B,
+
+(with one worker, ``spent + first_rung <= B``); a paused trial may resume while any epoch
+is left.
 
 A diverged trial (a NaN at epoch ``d``) ends at epoch ``d`` whatever the rule: it has
 trained ``d`` epochs, which count as its cost, and the agent is told that it failed
@@ -132,6 +136,7 @@ def simulate(
     idle = list(range(int(workers)))  # free workers, lowest number first
     next_trial = 0
     clock = 0.0
+    active: set[int] = set()  # trials training now
 
     def dispatch(now: float) -> None:
         nonlocal next_trial
@@ -143,11 +148,19 @@ def simulate(
                 resumptions.append((i, int(trained[i])))
                 agent.resume(i)
                 heapq.heappush(events, (now + duration[i], idle.pop(0), i))
-        while idle and next_trial < n and spent + int(first_rung) <= limit:
+                active.add(i)
+        while idle and next_trial < n and spent + reserved() + int(first_rung) <= limit:
             i = next_trial
             next_trial += 1
             agent.start(i)
             heapq.heappush(events, (now + duration[i], idle.pop(0), i))
+            active.add(i)
+
+    def reserved() -> int:
+        """Epochs the running trials still train to reach the first rung (0 without a budget)."""
+        if budget is None:
+            return 0
+        return sum(max(0, int(first_rung) - int(trained[j])) for j in active)
 
     def free(worker: int) -> None:
         idle.append(worker)
@@ -181,6 +194,7 @@ def simulate(
         if spent >= limit:
             break  # the budget is spent: the trials still running are cut here
         if worker >= 0:
+            active.discard(i)
             free(worker)
         if not idle:
             continue

@@ -30,6 +30,8 @@ from qhpo.runner._storage import CHECKPOINT_ATTR, FAILURE_ATTR, HEARTBEAT_ATTR, 
 RESUMED_AT_ATTR = "qhpo.resumed_at_epoch"
 #: Trial user attribute with the mean wall-clock seconds of its epochs.
 EPOCH_SECONDS_ATTR = "qhpo.epoch_seconds"
+#: Trial user attribute of a trial cut because the search's budget ran out: the epoch it was cut after.
+BUDGET_CUT_ATTR = "qhpo.budget_cut"
 #: Trial user attribute of a configuration started afresh: the checkpoint key it could not continue.
 RESTART_OF_ATTR = "qhpo.restart_of"
 
@@ -92,6 +94,7 @@ def run_trial(
     seed: int,
     precision: str = "auto",
     on_epoch: Callable[[], None] | None = None,
+    over_budget: Callable[[], bool] | None = None,
 ) -> TrialState:
     """Train ``trial`` to ``max_epochs`` or until pruned; tell the study how it ended.
 
@@ -101,6 +104,8 @@ def run_trial(
     old trial's name; see :func:`_checkpoint_lost`). Other exceptions propagate with the
     trial still RUNNING, so that the caller decides whether it is retried; a full disk raises
     :class:`DiskFull`. The caller has named this process the trial's owner already.
+    ``over_budget()`` is asked after each epoch short of the last: when it says the search's
+    budget is spent, the trial is cut there (told PRUNED, :data:`BUDGET_CUT_ATTR`).
     """
     from qhpo.workload import TrialDiverged, TrialTrainer
 
@@ -147,6 +152,9 @@ def run_trial(
             trial.set_user_attr(HEARTBEAT_ATTR, time.time())
             if on_epoch is not None:
                 on_epoch()
+            if trainer.epoch < max_epochs and over_budget is not None and over_budget():
+                trial.set_user_attr(BUDGET_CUT_ATTR, trainer.epoch)
+                return _pruned(study, trial, path, seconds)
             if trainer.epoch < max_epochs and trial.should_prune():
                 return _pruned(study, trial, path, seconds)
     except TrialDiverged as error:
