@@ -541,7 +541,7 @@ def _bench_budget(args, policies, tables, options, sampler, suite_name) -> int:
 
 
 def _regret_cell(rule: dict, readings: list[str]) -> str:
-    return f"{' / '.join(format(rule['regret'][x], '.3f') for x in readings):>24}"
+    return f"{' / '.join(format(rule['regret'][x], '.4f') for x in readings):>27}"
 
 
 def _format_budget(result: dict) -> str:
@@ -567,7 +567,7 @@ def _format_budget(result: dict) -> str:
             f"{result['suite']}: {len(tables)} tables, budget {result['budget_trainings']:g} full trainings x "
             f"{result['seeds']} seeds, predictor {result['predictor']}{_budget_note(result)}; each cell: mean "
             "normalised regret at " + " / ".join(readings) + " full trainings",
-            f"{'table':<{width}}" + "".join(f"{name:>24}" for name in rules),
+            f"{'table':<{width}}" + "".join(f"{name:>27}" for name in rules),
         ]
         for stem, r in tables.items():
             lines.append(f"{stem:<{width}}" + "".join(_regret_cell(r["policies"][n], readings) for n in rules))

@@ -272,7 +272,9 @@ def config_from_args(args: argparse.Namespace):
         predictor=args.predictor,
         annealer=args.annealer,
         min_completed=args.min_completed or base.min_completed,
-        policy_options=_policy_options(args.policy_option, args.policy or base.policy),
+        policy_options=_policy_options(
+            args.policy_option, args.policy or base.policy, budget=args.budget, epochs=args.epochs or base.epochs
+        ),
         workers=workers,
         seed=args.seed,
         progress=not args.quiet,
@@ -289,8 +291,12 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
-def _policy_options(items: list[str], policy: str) -> dict:
-    from qhpo._policy_options import parse_policy_option
+def _policy_options(items: list[str], policy: str, *, budget: str | None = None, epochs: int = 1) -> dict:
+    """``--policy-option`` values; under ``--budget``, over the rule's budget defaults
+    (``qhpo._policy_options.budget_defaults``: qhpo's first rung at E/10), stored only where
+    they change the rule (not for the presets' 8 epochs), so that such a study resumes with
+    or without ``--budget`` alike."""
+    from qhpo._policy_options import budget_defaults, parse_policy_option
 
     options: dict = {}
     for item in items:
@@ -303,6 +309,12 @@ def _policy_options(items: list[str], policy: str) -> dict:
         if name in options:
             raise QhpoError(f"--policy-option sets {name!r} twice; give it once.")
         options[name] = value
+    defaults = budget_defaults(policy, epochs) if budget is not None else {}
+    if defaults:
+        from qhpo.optuna import first_rung
+
+        if first_rung(policy, epochs, defaults) != first_rung(policy, epochs):
+            options = {**defaults, **options}
     return options
 
 

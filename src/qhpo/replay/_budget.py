@@ -8,7 +8,9 @@ the permutation of all ``n`` rows that :func:`qhpo.replay.draw_order` draws (its
 starts more than ``n`` configurations, by further permutations from the same generator (a
 row then comes back as a new trial with the same curve). A new configuration starts only
 while the rule's first rung (:func:`qhpo.optuna.first_rung`) fits in what is left; the
-trials running when the ``B``-th epoch ends are cut there.
+trials running when the ``B``-th epoch ends are cut there. ``qhpo`` and ``qhpo-stop`` take
+their budget defaults (:func:`qhpo._policy_options.budget_defaults`: first rung ``E/10``)
+unless the options say otherwise.
 
 Regret over time, normalised by the whole table, with ``y`` the final values in "higher is
 better" units (``sign * value``), ``best`` and ``worst`` the largest and smallest finite
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from qhpo._policy_options import budget_defaults
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.optuna import first_rung
@@ -105,7 +108,8 @@ def found_over_time(finals: np.ndarray, completed_at: np.ndarray, points: Sequen
 
 @dataclass(frozen=True)
 class BudgetSettings:
-    """What a budget replay runs, whatever the table: ``trainings`` full trainings per seed."""
+    """What a budget replay runs, whatever the table: ``trainings`` full trainings per seed
+    (``rule_defaults``: the rules take their budget defaults, False: their usual ones)."""
 
     trainings: float
     policies: tuple[str, ...] = BUDGET_POLICIES
@@ -115,6 +119,7 @@ class BudgetSettings:
     first_seed: int = 0
     workers: int = 1
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    rule_defaults: bool = True
 
     def __post_init__(self):
         if not (isinstance(self.trainings, (int, float)) and math.isfinite(self.trainings) and self.trainings > 0):
@@ -132,6 +137,13 @@ class BudgetSettings:
         """The budgets (full trainings) regret is reported at: :data:`READINGS` up to ``trainings``, and it."""
         points = [float(k) for k in READINGS if k < self.trainings]
         return points + [float(self.trainings)]
+
+    def rule_options(self, name: str, table: CurveTable) -> dict[str, Any]:
+        """Rule ``name``'s options on ``table``: its budget defaults
+        (:func:`qhpo._policy_options.budget_defaults`; none when ``rule_defaults`` is False)
+        updated by ``options``."""
+        defaults = budget_defaults(name, table.epochs) if self.rule_defaults else {}
+        return {**defaults, **dict(self.options.get(name, {}))}
 
     def epochs(self, table: CurveTable) -> int:
         """The budget in epochs for ``table``: ``round(trainings * E)``, at least 1."""
@@ -184,7 +196,7 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
             predictor=settings.predictor,
             sampler=settings.sampler,
             workers=settings.workers,
-            options=dict(settings.options.get(name, {})),
+            options=settings.rule_options(name, table),
             budget=budget,
         )
         regret = normalised_regret(table, found_over_time(finals, result.completed_at, points))
@@ -248,7 +260,7 @@ def summarise_budget(table: CurveTable, settings: BudgetSettings, outcomes: Mapp
         curves = np.array([o.curves[k] for o in seeds])  # (seeds, grid)
         sd = curves.std(axis=0, ddof=1) if len(seeds) > 1 else np.zeros(len(grid))
         policies[name] = {
-            "first_rung": first_rung(name, table.epochs, settings.options.get(name, {})),
+            "first_rung": first_rung(name, table.epochs, settings.rule_options(name, table)),
             "regret": {_key(x): round(_at(grid, curves.mean(axis=0), x), 8) for x in settings.readings},
             "regret_sd": {_key(x): round(_at(grid, sd, x), 8) for x in settings.readings},
             "configurations_mean": round(float(np.mean([o.configurations[k] for o in seeds])), 4),
@@ -279,8 +291,9 @@ def summarise_budget(table: CurveTable, settings: BudgetSettings, outcomes: Mapp
         "grid": grid,
         "policies": policies,
     }
-    if settings.options:
-        result["options"] = {name: dict(opts) for name, opts in settings.options.items() if opts}
+    options = {name: settings.rule_options(name, table) for name in settings.policies}
+    if any(options.values()):
+        result["options"] = {name: opts for name, opts in options.items() if opts}
     result["lowest"] = _lowest(policies, result["readings"])
     return result
 

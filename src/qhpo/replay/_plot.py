@@ -195,7 +195,8 @@ def plot_budget(result: dict, path: str | Path) -> Path:
         ax.plot(grid, curve, style, color=plt.get_cmap("tab10")(i % 10), lw=2 if name == "qhpo" else 1.2, label=name)
     for x in result["readings"]:
         ax.axvline(float(x), color="0.6", lw=0.6, ls=":")
-    ax.set_yscale("symlog", linthresh=1e-3)  # regret reaches 0 on some tables
+    ax.set_yscale("symlog", linthresh=1e-3)  # log above 0.001, linear below: regret reaches 0 on some tables
+    ax.set_ylim(0, 1.2)
     ax.set_xlim(grid[0], grid[-1])
     ax.set_xlabel("epochs spent, in full trainings")
     ax.set_ylabel("normalised regret (best - found) / (best - worst)")
