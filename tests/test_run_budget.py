@@ -39,6 +39,25 @@ def test_bad_budgets_give_one_sentence_and_status_2(text, tmp_path, cifar_dir, c
     assert not (tmp_path / "q.db").exists()
 
 
+@pytest.mark.parametrize(
+    "extra, options",
+    [
+        (["--budget", "100", "--epochs", "50"], {"min_resource": 5}),  # qhpo's first rung under a budget: E/10
+        (["--budget", "100", "--epochs", "8"], {}),  # the same rung as without a budget: nothing stored
+        (["--budget", "100", "--epochs", "50", "--policy-option", "min_resource=3"], {"min_resource": 3}),
+        (["--trials", "10", "--epochs", "50"], {}),
+        (["--budget", "100", "--epochs", "50", "--policy", "sha"], {}),
+    ],
+)
+def test_under_a_budget_qhpo_judges_first_at_a_tenth_of_the_epochs(extra, options, tmp_path, cifar_dir):
+    from qhpo.cli._main import build_parser
+    from qhpo.cli._run import config_from_args
+
+    args = tiny_run(cifar_dir, tmp_path / "q.db", *extra)  # the last --epochs given counts
+    config = config_from_args(build_parser().parse_args(args))
+    assert config.policy_options == options and config.trials == (10 if "--trials" in extra else None)
+
+
 def test_the_ray_backend_refuses_a_budget_in_one_sentence(tmp_path, cifar_dir, capsys):
     assert main(tiny_run(cifar_dir, tmp_path / "q.db", "--budget", "10", "--backend", "ray")) == 2
     assert "--budget runs on the Optuna backend only" in one_sentence(capsys)
