@@ -325,10 +325,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.backend not in BACKENDS:
         raise QhpoError(f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}.")
     if config.backend == "ray":
-        if config.budget is not None:
-            raise QhpoError(
-                "--budget runs on the Optuna backend only; with --backend ray, bound the search with --trials."
-            )
         optuna_only = [
             flag
             for flag, given in (

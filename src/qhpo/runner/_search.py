@@ -175,7 +175,7 @@ def _search(config: RunConfig, location: StorageLocation, space, data) -> Search
         target_trials=config.trials, max_epochs=config.epochs, enabled=config.progress, console=console
     ) as progress:
         progress.skip_existing(study)
-        if config.trials is None or finished < config.trials or config.budget is not None:
+        if config.trials is None or finished < config.trials:  # a budget's end is the workers' to find
             if config.workers == 1:
                 run_worker(config, location, on_change=progress.update, data=data)
             else:
