@@ -13,15 +13,15 @@ Variants (``E`` the table's epochs, each value rounded, at least 1):
 
     default:     min_resource = E/20, reduction_factor = 2   (qhpo's usual defaults)
     eta3:        reduction_factor = 3
-    r40:         min_resource = E/40
+    r40:         min_resource = E/40                          (the winner on seeds 100-199: qhpo's
+                                                              default under a budget)
     r40-eta3:    min_resource = E/40, reduction_factor = 3
-    r10:         min_resource = E/10                          (less aggressive; the winner, now
-                                                              qhpo's default under a budget)
+    r10:         min_resource = E/10                          (less aggressive)
 
 Run (the design seeds; the reported seeds are 0-9):
 
     nice -n 10 python benchmarks/budget_policy.py --seeds 10 --first-seed 100 --json budget-policy-100.json
-    nice -n 10 python benchmarks/budget_policy.py --seeds 10 --first-seed 0 --variants default,r40
+    nice -n 10 python benchmarks/budget_policy.py --seeds 90 --first-seed 110 --variants default,r10,r40
 """
 
 from __future__ import annotations

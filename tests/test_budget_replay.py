@@ -132,14 +132,14 @@ def test_bench_budget_cli_writes_regret_per_seed_and_a_figure(tmp_path, capsys):
     assert result["budget_epochs"] == 120 and result["readings"] == ["5", "6"]
     assert len(result["policies"]["qhpo"]["per_seed"]["5"]) == 2
     assert result["policies"]["none"]["first_rung"] == 20 and result["policies"]["none"]["completed_mean"] == 6
-    # qhpo's first rung under a budget is E/10, not E/20, and the JSON says so
-    assert result["policies"]["qhpo"]["first_rung"] == 2 and result["options"] == {"qhpo": {"min_resource": 2}}
+    # qhpo's first rung under a budget is E/40 (at least 1), not E/20, and the JSON says so
+    assert result["policies"]["qhpo"]["first_rung"] == 1 and result["options"] == {"qhpo": {"min_resource": 1}}
     assert out_png.stat().st_size > 10_000
 
 
 def test_budget_defaults_give_way_to_the_users_options():
     table = builtin("cifar10_cnn")
-    assert BudgetSettings(5).rule_options("qhpo", table) == {"min_resource": 20}
+    assert BudgetSettings(5).rule_options("qhpo", table) == {"min_resource": 5}
     assert BudgetSettings(5, rule_defaults=False).rule_options("qhpo", table) == {}
     assert BudgetSettings(5, options={"qhpo": {"min_resource": 4}}).rule_options("qhpo", table) == {"min_resource": 4}
     assert BudgetSettings(5).rule_options("sha", table) == {}

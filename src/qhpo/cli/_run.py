@@ -293,7 +293,7 @@ def config_from_args(args: argparse.Namespace):
 
 def _policy_options(items: list[str], policy: str, *, budget: str | None = None, epochs: int = 1) -> dict:
     """``--policy-option`` values; under ``--budget``, over the rule's budget defaults
-    (``qhpo._policy_options.budget_defaults``: qhpo's first rung at E/10), stored only where
+    (``qhpo._policy_options.budget_defaults``: qhpo's first rung at E/40), stored only where
     they change the rule (not for the presets' 8 epochs), so that such a study resumes with
     or without ``--budget`` alike."""
     from qhpo._policy_options import budget_defaults, parse_policy_option

@@ -9,7 +9,7 @@ starts more than ``n`` configurations, by further permutations from the same gen
 row then comes back as a new trial with the same curve). A new configuration starts only
 while the rule's first rung (:func:`qhpo.optuna.first_rung`) fits in what is left; the
 trials running when the ``B``-th epoch ends are cut there. ``qhpo`` and ``qhpo-stop`` take
-their budget defaults (:func:`qhpo._policy_options.budget_defaults`: first rung ``E/10``)
+their budget defaults (:func:`qhpo._policy_options.budget_defaults`: first rung ``E/40``)
 unless the options say otherwise.
 
 Regret over time, normalised by the whole table, with ``y`` the final values in "higher is
