@@ -6,7 +6,7 @@ epochs trained (and the share of the epochs a search without stopping would trai
 configurations paused and resumed, the best validation accuracy and the test accuracy of
 that configuration (measured once by ``qhpo run`` at the end). It then replays the
 recorded table ``cifar10_cnn`` cut to the same number of epochs (``qhpo bench
---budget-fraction``) with the same number of trials and rules, and prints the replay's
+--epochs-fraction``) with the same number of trials and rules, and prints the replay's
 share of epochs and regret beside the real runs' figures, so that what the replay
 measured can be checked against real training.
 

@@ -84,6 +84,9 @@ EPOCH_SECONDS: Attribute[float] = Attribute(
 RESTART_OF: Attribute[Any] = Attribute(
     "qhpo.restart_of", "trial", object, "a configuration started afresh: the checkpoint key it could not continue"
 )
+BUDGET_CUT: Attribute[int] = Attribute(
+    "qhpo.budget_cut", "trial", int, "a trial cut because the search's budget ran out: the epoch it was cut after"
+)
 RAY_TRIAL: Attribute[str] = Attribute(
     "qhpo.ray_trial", "trial", str, "the Ray Tune trial id a trial was recorded from (qhpo run --backend ray)"
 )
@@ -120,6 +123,13 @@ TEST: Attribute[dict] = Attribute("qhpo.test", "study", dict, "the test accuracy
 PREDICTOR: Attribute[dict] = Attribute(
     "qhpo.predictor.", "study", dict, "per HOST:PID: the process's predictor fit counts", prefix=True
 )
+BUDGET_CLOCK: Attribute[list] = Attribute(
+    "qhpo.budget.clock:",
+    "study",
+    list,
+    "per HOST:PID:START of a worker process of qhpo run --budget: [start, last] UNIX times it was active",
+    prefix=True,
+)
 REPLAY_PREDICTOR_SECONDS: Attribute[float] = Attribute(
     "qhpo.replay.predictor_seconds.", "study", float, "per live-replay worker: its predictor's seconds", prefix=True
 )
@@ -138,6 +148,7 @@ ATTRIBUTES: dict[str, Attribute] = {
         RESUMED_AT,
         EPOCH_SECONDS,
         RESTART_OF,
+        BUDGET_CUT,
         RAY_TRIAL,
         DECISIONS,
         STOP,
@@ -152,6 +163,7 @@ ATTRIBUTES: dict[str, Attribute] = {
         JOINED,
         TEST,
         PREDICTOR,
+        BUDGET_CLOCK,
         REPLAY_PREDICTOR_SECONDS,
     )
 }
@@ -166,6 +178,8 @@ CHECKPOINT_ATTR = CHECKPOINT.key
 RESUMED_AT_ATTR = RESUMED_AT.key
 EPOCH_SECONDS_ATTR = EPOCH_SECONDS.key
 RESTART_OF_ATTR = RESTART_OF.key
+BUDGET_CUT_ATTR = BUDGET_CUT.key
+BUDGET_CLOCK_PREFIX = BUDGET_CLOCK.key
 DECISIONS_ATTR = DECISIONS.key
 STOP_ATTR = STOP.key
 PAUSED_ATTR = PAUSED.key

@@ -33,6 +33,25 @@ SET_BY_THE_COMMAND = frozenset(
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+#: The rules whose first rung differs in a search bounded by a budget (``qhpo run --budget``,
+#: ``qhpo bench --budget``), as the share ``1/k`` of the epochs ``E``: ``min_resource =
+#: max(1, round(E / k))`` instead of ``E / 20``: saved epochs buy more configurations, and an
+#: earlier first rung spends fewer on each. Chosen on the design seeds 100-199 of the built-in
+#: tables at 20 full trainings (``benchmarks/budget_policy.py``; docs/replay.md, "Budget mode").
+BUDGET_FIRST_RUNG_SHARE: dict[str, int] = {"qhpo": 40, "qhpo-stop": 40}
+
+
+def budget_defaults(name: str, epochs: int) -> dict[str, Any]:
+    """The options rule ``name`` takes by default under a budget, for trials of ``epochs`` epochs
+    (an option the user gives replaces its default).
+
+    Example:
+        >>> budget_defaults("qhpo", 200), budget_defaults("qhpo", 8), budget_defaults("sha", 200)
+        ({'min_resource': 5}, {'min_resource': 1}, {})
+    """
+    share = BUDGET_FIRST_RUNG_SHARE.get(name)
+    return {} if share is None else {"min_resource": max(1, round(int(epochs) / share))}
+
 
 def parse_option_value(text: str) -> bool | int | float | str:
     """``true``/``false`` (any case), a whole number, a finite number, or the text itself."""

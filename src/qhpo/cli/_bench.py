@@ -41,8 +41,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--policies",
-        default=",".join(BENCH_POLICIES),
-        help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)})",
+        default=None,
+        help=f"comma-separated rules (default: {','.join(BENCH_POLICIES)}; with --budget, all but swift-hyperband)",
     )
     parser.add_argument(
         "--predictor",
@@ -73,14 +73,26 @@ def register(subparsers) -> None:
         "--policy-option prior=FOLDER",
     )
     parser.add_argument(
+        "--epochs-fraction",
         "--budget-fraction",
+        dest="budget_fraction",
         type=float,
         default=None,
         metavar="F",
         help="replay each table as a workload trained for only the first F of its epochs (0 < F <= 1; "
-        "at least 2 epochs): the value after that epoch is the final one",
+        "at least 2 epochs): the value after that epoch is the final one (--budget-fraction is the former name)",
     )
-    parser.add_argument("--trials", type=int, default=100, help="trials drawn per seed (default: 100)")
+    parser.add_argument(
+        "--budget",
+        default=None,
+        metavar="K",
+        help="budget mode: each rule may train K full trainings' worth of epochs per seed (K x the table's "
+        "epochs, resumptions included), taking configurations in the seed's order until they are spent; "
+        "reports normalised regret over time at 5, 10 and 20 full trainings (those up to K, and K)",
+    )
+    parser.add_argument(
+        "--trials", type=int, default=None, help="trials drawn per seed (default: 100; not with --budget)"
+    )
     parser.add_argument("--seeds", type=int, default=20, help="number of seeds (default: 20)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--workers", type=int, default=1, help="simulated parallel workers (default: 1)")
@@ -144,6 +156,12 @@ def _check(args) -> list[str]:
         )
     if args.curves is not None and args.suite is not None:
         raise QhpoError("--curves and --suite exclude each other; pass one table or one folder.")
+    if args.budget is not None:
+        _check_budget(args)
+    if args.trials is None:
+        args.trials = 100
+    if args.policies is None:
+        args.policies = ",".join(BENCH_POLICIES)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     if not policies:
         raise QhpoError("--policies is empty; name at least one of " + ", ".join(BENCH_POLICIES) + ".")
@@ -161,7 +179,7 @@ def _check(args) -> list[str]:
         if value < least:
             raise QhpoError(f"{flag} must be at least {least}, got {value}.")
     if args.budget_fraction is not None and not 0.0 < args.budget_fraction <= 1.0:
-        raise QhpoError(f"--budget-fraction must be in (0, 1], got {args.budget_fraction}.")
+        raise QhpoError(f"--epochs-fraction (--budget-fraction) must be in (0, 1], got {args.budget_fraction}.")
     if args.sweep_seeds is not None and args.sweep_seeds < 0:
         raise QhpoError(f"--sweep-seeds must be 0 or more, got {args.sweep_seeds}.")
     if args.jobs is not None and args.jobs < 1:
@@ -173,6 +191,36 @@ def _check(args) -> list[str]:
             check_writable(path, flag)  # before the replay, not after it
     _check_live(args)
     return policies
+
+
+def _check_budget(args) -> None:
+    """Budget mode's options: a positive K, the local backend, rules that run under a budget
+    (``args.budget`` becomes the number, ``args.policies`` defaults to those rules)."""
+    from qhpo._rules import RuleKind, rule_names
+    from qhpo.replay import BUDGET_POLICIES
+
+    try:
+        trainings = float(args.budget)
+    except ValueError:
+        trainings = math.nan
+    if not (math.isfinite(trainings) and trainings > 0):
+        raise QhpoError(f"--budget must be a positive number of full trainings (for example 20), got {args.budget!r}.")
+    args.budget = int(trainings) if trainings == int(trainings) else trainings
+    for flag, given in (
+        ("--trials", args.trials is not None),
+        ("--sweep-seeds", args.sweep_seeds is not None),
+        ("--backend " + args.backend, args.backend != "local"),
+    ):
+        if given:
+            raise QhpoError(f"{flag} does not apply in budget mode (--budget); leave it out.")
+    if args.policies is None:
+        args.policies = ",".join(BUDGET_POLICIES)
+    brackets = [p for p in args.policies.split(",") if p.strip() in rule_names(RuleKind.BRACKETS)]
+    if brackets:
+        raise QhpoError(
+            f"{brackets[0].strip()} chooses its own configurations in brackets and has no budget mode; "
+            "leave it out of --policies."
+        )
 
 
 def _check_live(args) -> None:
@@ -408,6 +456,8 @@ def cmd_bench(args) -> int:
         from qhpo.samplers import DEFAULT_SAMPLER
 
         sampler = DEFAULT_SAMPLER
+    if args.budget is not None:
+        return _bench_budget(args, policies, tables, options, sampler, suite_name if args.suite is not None else None)
     sweep_seeds = args.sweep_seeds if args.sweep_seeds is not None else (5 if args.plot else 0)
     if args.backend == "optuna":
         sweep_seeds = 0  # the sweep stays a local replay's business
@@ -446,22 +496,100 @@ def cmd_bench(args) -> int:
     if args.budget_fraction is not None:
         result["budget_fraction"] = args.budget_fraction
     print(_format_suite(result) if args.suite is not None else _format(result))
+    plot = None
+    if args.plot is not None:
+        plot = (
+            (lambda path: plot_suite(result, path))
+            if args.suite is not None
+            else (lambda path: plot_benchmark(result, tables[0], path))
+        )
+    _write(args, result, plot)
+    return 0
+
+
+def _write(args, result: dict, plot) -> None:
+    """``--json`` and ``--plot`` (``plot(path)`` draws the figure), one sentence when a path fails."""
     try:
         if args.json is not None:
             text = json.dumps(_json_ready(result), indent=2, allow_nan=False)
             args.json.write_text(text + "\n", encoding="utf-8")
             print(f"results written to {args.json}")
-        if args.plot is not None:
-            if args.suite is not None:
-                plot_suite(result, args.plot)
-            else:
-                plot_benchmark(result, tables[0], args.plot)
+        if plot is not None:
+            plot(args.plot)
             print(f"figure written to {args.plot}")
     except OSError as error:
         raise QhpoError(
             f"cannot write the output ({error.strerror}: {error.filename}); choose a writable path."
         ) from None
+
+
+def _bench_budget(args, policies, tables, options, sampler, suite_name) -> int:
+    """Budget mode: every rule under ``--budget`` full trainings per seed, regret over time."""
+    from qhpo.replay import BudgetSettings, default_jobs, plot_budget, run_budget
+
+    settings = BudgetSettings(
+        args.budget,
+        policies=tuple(policies),
+        predictor=args.predictor,
+        sampler=sampler,
+        seeds=args.seeds,
+        first_seed=args.first_seed,
+        workers=args.workers,
+        options=options,
+    )
+    result = run_budget(
+        tables,
+        settings,
+        name=suite_name,
+        jobs=args.jobs if args.jobs is not None else default_jobs(),
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    if args.budget_fraction is not None:
+        result["budget_fraction"] = args.budget_fraction
+    print(_format_budget(result))
+    _write(args, result, None if args.plot is None else (lambda path: plot_budget(result, path)))
     return 0
+
+
+def _regret_cell(rule: dict, readings: list[str]) -> str:
+    return f"{' / '.join(format(rule['regret'][x], '.4f') for x in readings):>27}"
+
+
+def _format_budget(result: dict) -> str:
+    readings = result["readings"]
+    head = f"{'':<4}" + "".join(f"{'regret @' + x:>12}" for x in readings)
+    if "tables" not in result:
+        lines = [
+            f"{result['table']}: budget {result['budget_trainings']:g} full trainings ({result['budget_epochs']} "
+            f"epochs) x {result['seeds']} seeds, {result['workers']} worker(s), predictor {result['predictor']}, "
+            f"{result['seconds']:.0f} s{_budget_note(result)}",
+            f"{'policy':<12}{'first rung':>11}{'configs':>9}{'complete':>10}{'resumed':>9}" + head[4:],
+        ]
+        for name, p in result["policies"].items():
+            lines.append(
+                f"{name:<12}{p['first_rung']:>11}{p['configurations_mean']:>9.1f}{p['completed_mean']:>10.1f}"
+                f"{p['resumed_mean']:>9.1f}" + "".join(f"{p['regret'][x]:>12.4f}" for x in readings)
+            )
+    else:
+        tables = result["tables"]
+        rules = list(result["summary"]["rules"])
+        width = max(len(stem) for stem in tables) + 2
+        lines = [
+            f"{result['suite']}: {len(tables)} tables, budget {result['budget_trainings']:g} full trainings x "
+            f"{result['seeds']} seeds, predictor {result['predictor']}{_budget_note(result)}; each cell: mean "
+            "normalised regret at " + " / ".join(readings) + " full trainings",
+            f"{'table':<{width}}" + "".join(f"{name:>27}" for name in rules),
+        ]
+        for stem, r in tables.items():
+            lines.append(f"{stem:<{width}}" + "".join(_regret_cell(r["policies"][n], readings) for n in rules))
+        summary = result["summary"]["rules"]
+        lines.append(f"{'mean over tables':<{width}}" + "".join(_regret_cell(summary[n], readings) for n in rules))
+    lowest = result["lowest"] if "tables" not in result else result["summary"]["lowest"]
+    lines.append("lowest regret: " + "; ".join(f"at {x}: {', '.join(lowest[x])}" for x in readings))
+    lines.append(f"regret = {result['regret_definition']}")
+    if "tables" in result:
+        lines.append(f"suite wall time: {result['seconds']:.0f} s ({result['seconds'] / 60:.1f} min)")
+    return "\n".join(lines)
 
 
 def shorten(table, fraction: float):

@@ -85,6 +85,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="finished (complete or pruned) configurations the study must hold, counted across resumes "
         "(a paused and resumed configuration counts once)",
     )
+    what.add_argument(
+        "--budget",
+        metavar="EPOCHS|DURATION",
+        help="bound the search by epochs trained (400) or by time (24h, 90m, 3600s), every trial's included "
+        "and counted across resumes; new configurations start while what is left holds a first rung, and a "
+        "trial still training when it runs out is cut; with --trials too, whichever ends first (without "
+        "--trials the budget alone bounds the search)",
+    )
     what.add_argument("--epochs", type=_positive_int, metavar="E", help="epochs of a trial that is never stopped")
     what.add_argument("--space", type=Path, metavar="FILE.toml", help="search space file (default: the poster's space)")
     what.add_argument("--hpo-sampler", default="tpe", metavar="NAME", help="Optuna sampler: random or tpe (default)")
@@ -248,7 +256,8 @@ def config_from_args(args: argparse.Namespace):
         storage=args.storage,
         run_dir=args.run_dir,
         preset=args.preset,
-        trials=args.trials or base.trials,
+        trials=args.trials or (None if args.budget is not None else base.trials),
+        budget=args.budget,
         epochs=args.epochs or base.epochs,
         subset=args.subset if hasattr(args, "subset") else base.subset,
         val_size=args.val_size or base.val_size,
@@ -263,7 +272,9 @@ def config_from_args(args: argparse.Namespace):
         predictor=args.predictor,
         annealer=args.annealer,
         min_completed=args.min_completed or base.min_completed,
-        policy_options=_policy_options(args.policy_option, args.policy or base.policy),
+        policy_options=_policy_options(
+            args.policy_option, args.policy or base.policy, budget=args.budget, epochs=args.epochs or base.epochs
+        ),
         workers=workers,
         seed=args.seed,
         progress=not args.quiet,
@@ -280,8 +291,12 @@ def config_from_args(args: argparse.Namespace):
     )
 
 
-def _policy_options(items: list[str], policy: str) -> dict:
-    from qhpo._policy_options import parse_policy_option
+def _policy_options(items: list[str], policy: str, *, budget: str | None = None, epochs: int = 1) -> dict:
+    """``--policy-option`` values; under ``--budget``, over the rule's budget defaults
+    (``qhpo._policy_options.budget_defaults``: qhpo's first rung at E/40), stored only where
+    they change the rule (not for the presets' 8 epochs), so that such a study resumes with
+    or without ``--budget`` alike."""
+    from qhpo._policy_options import budget_defaults, parse_policy_option
 
     options: dict = {}
     for item in items:
@@ -294,6 +309,12 @@ def _policy_options(items: list[str], policy: str) -> dict:
         if name in options:
             raise QhpoError(f"--policy-option sets {name!r} twice; give it once.")
         options[name] = value
+    defaults = budget_defaults(policy, epochs) if budget is not None else {}
+    if defaults:
+        from qhpo.optuna import first_rung
+
+        if first_rung(policy, epochs, defaults) != first_rung(policy, epochs):
+            options = {**defaults, **options}
     return options
 
 
@@ -337,6 +358,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from qhpo.runner import run_optuna_search
 
     summary = run_optuna_search(config)
+    if config.budget is not None:
+        return 0 if summary.running == 0 else 1
     return 0 if summary.finished >= config.trials else 1
 
 

@@ -15,6 +15,7 @@ from qhpo._optuna_schema import (
     UNRANKED_ATTR,
 )
 from qhpo.optuna._baselines import OPTUNA_PRUNERS, optuna_pruner, pruner_defaults
+from qhpo.optuna._first_rung import first_rung
 from qhpo.optuna._pruner import PredictivePruner, can_freeze_thaw
 from qhpo.optuna._resume import (
     ResumableTrial,
@@ -51,6 +52,7 @@ __all__ = [
     "checkpoint_key",
     "configuration_counts",
     "continuations",
+    "first_rung",
     "is_paused",
     "optuna_pruner",
     "pruner_defaults",

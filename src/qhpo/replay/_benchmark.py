@@ -52,7 +52,7 @@ import numpy as np
 
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
-from qhpo.optuna import OPTUNA_PRUNERS, optuna_pruner
+from qhpo.optuna import OPTUNA_PRUNERS, first_rung, optuna_pruner
 from qhpo.policies import make_policy
 from qhpo.predictors import ORACLE, ORACLE_FINAL
 from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
@@ -109,6 +109,7 @@ class SeedResult:
     predictor_seconds: float
     pauses: tuple[tuple[int, int], ...] = ()
     resumptions: tuple[tuple[int, int], ...] = ()
+    completed_at: np.ndarray | None = None
 
 
 def replay_rule(
@@ -121,17 +122,22 @@ def replay_rule(
     workers: int = 1,
     options: dict | None = None,
     policy_runner: Callable | None = None,
+    budget: int | None = None,
 ) -> SeedResult:
     """Replay rule ``name`` on ``table`` (already drawn and ordered) for one seed.
 
     ``policy_runner(curves, policy, params=, workers=, seconds_per_epoch=) -> ReplayOutcome``
     replaces the in-process simulation for qhpo's own policies (for example
     :func:`qhpo.ray.replay_on_ray`); Optuna's pruners and Swift-Hyperband always replay
-    in-process.
+    in-process. ``budget`` (epochs) replays under a budget (:func:`qhpo.replay.simulate`),
+    in-process only, where a new trial starts only when the rule's first rung
+    (:func:`first_rung`) fits in what is left; Swift-Hyperband has no budget mode.
     """
     options = leave_out_of_prior(options, table)
+    if budget is not None and (name in rule_names(RuleKind.BRACKETS) or policy_runner is not None):
+        raise ValueError(f"a budget is replayed in-process for rules other than swift-hyperband, got {name!r}")
     if name in OPTUNA_PRUNERS:
-        return _replay_optuna(name, table, seed=seed, workers=workers, options=options)
+        return _replay_optuna(name, table, seed=seed, workers=workers, options=options, budget=budget)
     if name in rule_names(RuleKind.BRACKETS):
         return _replay_brackets(
             table, seed=seed, predictor=predictor, sampler=sampler, workers=workers, options=options
@@ -152,7 +158,7 @@ def replay_rule(
         random_state=seed,
         **options,
     )
-    return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner)
+    return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner, budget=budget)
 
 
 def leave_out_of_prior(options: dict | None, table: CurveTable) -> dict:
@@ -167,11 +173,20 @@ def leave_out_of_prior(options: dict | None, table: CurveTable) -> dict:
     return options
 
 
-def _replay_optuna(name: str, table: CurveTable, *, seed: int, workers: int, options: dict) -> SeedResult:
+def _replay_optuna(
+    name: str, table: CurveTable, *, seed: int, workers: int, options: dict, budget: int | None = None
+) -> SeedResult:
     with _optuna_logs_quiet():  # one INFO line per replayed trial otherwise; restored afterwards
         agent = OptunaPrunerAgent(optuna_pruner(name, table.epochs, **options), table.mode, table.epochs, seed=seed)
-        out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
-    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0)
+        out = simulate(
+            table.curves,
+            agent,
+            workers=workers,
+            seconds_per_epoch=table.seconds_per_epoch,
+            budget=budget,
+            first_rung=first_rung(name, table.epochs, options),
+        )
+    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0, completed_at=out.completed_at)
 
 
 @contextlib.contextmanager
@@ -206,10 +221,19 @@ def _replay_brackets(
     return SeedResult(out.epochs_trained, out.complete, out.wallclock, out.predictor_seconds)
 
 
-def _replay_policy(policy, table: CurveTable, *, workers: int, policy_runner: Callable | None) -> SeedResult:
+def _replay_policy(
+    policy, table: CurveTable, *, workers: int, policy_runner: Callable | None, budget: int | None = None
+) -> SeedResult:
     if policy_runner is None:
         agent = PolicyAgent(policy, table.curves, table.param_rows())
-        out = simulate(table.curves, agent, workers=workers, seconds_per_epoch=table.seconds_per_epoch)
+        out = simulate(
+            table.curves,
+            agent,
+            workers=workers,
+            seconds_per_epoch=table.seconds_per_epoch,
+            budget=budget,
+            first_rung=first_rung("", table.epochs, policy=policy),
+        )
     else:
         out = policy_runner(
             table.curves, policy, params=table.param_rows(), workers=workers, seconds_per_epoch=table.seconds_per_epoch
@@ -225,6 +249,7 @@ def _replay_policy(policy, table: CurveTable, *, workers: int, policy_runner: Ca
         seconds,
         tuple(out.pauses),
         tuple(out.resumptions),
+        out.completed_at,
     )
 
 

@@ -171,3 +171,43 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
     )
     fig.suptitle(f"seed {example['seed']} curves (dashed: best drawn trial; {marks})", fontsize=9, x=0.75)
     return _save(fig, path)
+
+
+def plot_budget(result: dict, path: str | Path) -> Path:
+    """Write the figure of a :func:`qhpo.replay.run_budget` result to ``path`` (PNG).
+
+    Normalised regret over the epochs spent (in full trainings), the mean over seeds (and,
+    for a suite, over tables), one line per rule, with the budgets it is reported at marked.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suite = "tables" in result
+    curves = {
+        name: rule["curve"] for name, rule in (result["summary"]["rules"] if suite else result["policies"]).items()
+    }
+    grid = np.asarray(result["grid"], dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    for i, (name, curve) in enumerate(curves.items()):
+        style = "-" if name.startswith("qhpo") else "--"
+        ax.plot(grid, curve, style, color=plt.get_cmap("tab10")(i % 10), lw=2 if name == "qhpo" else 1.2, label=name)
+    for x in result["readings"]:
+        ax.axvline(float(x), color="0.6", lw=0.6, ls=":")
+    ax.set_yscale("symlog", linthresh=1e-3)  # log above 0.001, linear below: regret reaches 0 on some tables
+    ax.set_ylim(0, 1.2)
+    ax.set_xlim(grid[0], grid[-1])
+    ax.set_xlabel("epochs spent, in full trainings")
+    ax.set_ylabel("normalised regret (best - found) / (best - worst)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    what = (
+        f"{result['suite']}: mean over {len(result['tables'])} tables and" if suite else f"{result['table']}: mean over"
+    )
+    ax.set_title(
+        f"{what} {result['seeds']} seeds, budget {result['budget_trainings']:g} full trainings, "
+        f"predictor {result['predictor']}",
+        fontsize=9,
+    )
+    return _save(fig, path)

@@ -8,6 +8,16 @@ pruner) sees ``c_e`` and answers continue or stop. Events are processed in time 
 ties by worker number, so the outcome is deterministic. With one worker this is the
 sequential study in which trial ``i`` starts when trial ``i - 1`` ends.
 
+Under a budget of ``B`` epochs (``budget``) the replay counts every epoch trained, a
+resumed trial's included, and ends the moment the ``B``-th epoch ends: the trials running
+then are cut there (neither complete nor told anything). A new trial starts only while its
+first rung fits in what is left once the running trials have reached theirs,
+
+    spent + sum_{j running} max(0, first_rung - trained_j) + first_rung <= B,
+
+(with one worker, ``spent + first_rung <= B``); a paused trial may resume while any epoch
+is left.
+
 A diverged trial (a NaN at epoch ``d``) ends at epoch ``d`` whatever the rule: it has
 trained ``d`` epochs, which count as its cost, and the agent is told that it failed
 (:attr:`qhpo.policies.TrialStatus.FAILED`) without seeing the NaN, as a training loop
@@ -59,6 +69,8 @@ class ReplayOutcome:
             curves came with seconds per epoch).
         pauses: ``(trial, epoch)`` of every pause, in the order they happened.
         resumptions: ``(trial, epoch)`` of every resumption (the epoch it resumed after).
+        completed_at: Epochs spent in all (every trial's, in time order) when each trial
+            completed, shape (n,); -1 for a trial that did not complete.
     """
 
     epochs_trained: np.ndarray
@@ -66,6 +78,7 @@ class ReplayOutcome:
     wallclock: float
     pauses: tuple[tuple[int, int], ...] = ()
     resumptions: tuple[tuple[int, int], ...] = ()
+    completed_at: np.ndarray | None = None
 
     @property
     def cost(self) -> int:
@@ -79,7 +92,13 @@ def _decision(answer: bool | Decision) -> Decision:
 
 
 def simulate(
-    curves: np.ndarray, agent: ReplayAgent, *, workers: int = 1, seconds_per_epoch: np.ndarray | None = None
+    curves: np.ndarray,
+    agent: ReplayAgent,
+    *,
+    workers: int = 1,
+    seconds_per_epoch: np.ndarray | None = None,
+    budget: int | None = None,
+    first_rung: int = 1,
 ) -> ReplayOutcome:
     """Replay ``curves`` (n, E), in row order, through ``agent`` on ``workers`` workers.
 
@@ -93,13 +112,20 @@ def simulate(
         agent: The stopping rule.
         workers: Number of simulated workers training trials at the same time.
         seconds_per_epoch: Per-row epoch duration; ``None`` counts time in epochs.
+        budget: Epochs the whole replay may train (None: no limit; see the module docstring).
+        first_rung: Epochs a new trial must be able to train within the budget to start.
     """
     curves = np.asarray(curves, dtype=float)
     if curves.ndim != 2 or curves.shape[0] == 0:
         raise ValueError(f"curves must be a non-empty 2-d array, got shape {curves.shape}")
     if int(workers) < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if budget is not None and int(budget) < 1:
+        raise ValueError(f"budget must be at least 1 epoch, got {budget}")
     n, epochs = curves.shape
+    limit = math.inf if budget is None else int(budget)
+    spent = 0
+    completed_at = np.full(n, -1, dtype=int)
     duration = np.ones(n) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
     trained = np.zeros(n, dtype=int)
     complete = np.zeros(n, dtype=bool)
@@ -110,10 +136,11 @@ def simulate(
     idle = list(range(int(workers)))  # free workers, lowest number first
     next_trial = 0
     clock = 0.0
+    active: set[int] = set()  # trials training now
 
     def dispatch(now: float) -> None:
         nonlocal next_trial
-        if paused and idle:
+        if paused and idle and spent < limit:
             for i in agent.promote(len(idle))[: len(idle)]:
                 if i not in paused:
                     raise ValueError(f"the agent resumed trial {i}, which is not paused")
@@ -121,11 +148,19 @@ def simulate(
                 resumptions.append((i, int(trained[i])))
                 agent.resume(i)
                 heapq.heappush(events, (now + duration[i], idle.pop(0), i))
-        while idle and next_trial < n:
+                active.add(i)
+        while idle and next_trial < n and spent + reserved() + int(first_rung) <= limit:
             i = next_trial
             next_trial += 1
             agent.start(i)
             heapq.heappush(events, (now + duration[i], idle.pop(0), i))
+            active.add(i)
+
+    def reserved() -> int:
+        """Epochs the running trials still train to reach the first rung (0 without a budget)."""
+        if budget is None:
+            return 0
+        return sum(max(0, int(first_rung) - int(trained[j])) for j in active)
 
     def free(worker: int) -> None:
         idle.append(worker)
@@ -136,6 +171,7 @@ def simulate(
         now, worker, i = heapq.heappop(events)
         clock = now
         trained[i] += 1
+        spent += 1
         e = int(trained[i])
         value = float(curves[i, e - 1])
         if not math.isfinite(value):
@@ -144,6 +180,7 @@ def simulate(
             decision = _decision(agent.report(i, e, value))
             if e >= epochs:
                 complete[i] = True
+                completed_at[i] = spent
                 agent.finish(i, TrialStatus.COMPLETE)
             elif decision == Decision.CONTINUE:
                 heapq.heappush(events, (now + duration[i], worker, i))
@@ -154,11 +191,14 @@ def simulate(
                 agent.finish(i, TrialStatus.PAUSED)
             else:
                 agent.finish(i, TrialStatus.STOPPED)
+        if spent >= limit:
+            break  # the budget is spent: the trials still running are cut here
         if worker >= 0:
+            active.discard(i)
             free(worker)
         if not idle:
             continue
         if events and events[0][0] == now:
             continue  # workers falling free at the same moment are served together
         dispatch(now)
-    return ReplayOutcome(trained, complete, clock, tuple(pauses), tuple(resumptions))
+    return ReplayOutcome(trained, complete, clock, tuple(pauses), tuple(resumptions), completed_at)

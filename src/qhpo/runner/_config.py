@@ -77,7 +77,8 @@ class RunConfig:
 
     The settings that define the study's results (``epochs``, ``subset``, ``val_size``,
     ``split_seed``, ``space``, ``policy``, ``predictor``, ``policy_options``) are stored in the study and must
-    match when a run resumes; ``trials``, ``workers``, ``device``, ``precision`` and
+    match when a run resumes; ``trials`` (None: no limit, with a ``budget``), ``budget`` (epochs
+    or a duration such as ``24h``, see :mod:`qhpo.runner._budget`), ``workers``, ``device``, ``precision`` and
     ``keep_checkpoints`` (keep every checkpoint when the search ends) may change, and so may
     ``checkpoint_dir`` (a folder every host shares; None: the run folder), ``heartbeat_interval``
     and ``grace_period`` (seconds between a running trial's heartbeats, and without one before
@@ -90,7 +91,8 @@ class RunConfig:
     storage: str | None = None
     run_dir: Path | None = None
     preset: str = "default"
-    trials: int = 32
+    trials: int | None = 32
+    budget: str | None = None
     epochs: int = 8
     subset: int | None = 10000
     val_size: int = 2000
@@ -140,6 +142,15 @@ class RunConfig:
         """Keyword arguments of the stopping rule: ``--min-completed`` and every ``--policy-option``."""
         options = {} if self.min_completed is None else {"min_completed": self.min_completed}
         return {**options, **self.policy_options}
+
+    def first_rung(self) -> int:
+        """The first epoch at which the search's stopping rule may stop a trial."""
+        from qhpo.optuna import OPTUNA_PRUNERS, first_rung
+
+        if self.policy == "none":
+            return self.epochs
+        options = self.policy_options if self.policy in OPTUNA_PRUNERS else self.stopping_options()
+        return first_rung(self.policy, self.epochs, options)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -22,12 +22,12 @@ class SearchProgress:
     """Live view of a study; call :meth:`update` whenever something may have changed.
 
     Args:
-        target_trials: Finished trials the search aims for.
+        target_trials: Finished trials the search aims for (None: a budget alone bounds it).
         max_epochs: Epochs of a trial that is never stopped.
         enabled: False prints nothing (``--quiet``).
     """
 
-    def __init__(self, *, target_trials: int, max_epochs: int, enabled: bool = True, console=None):
+    def __init__(self, *, target_trials: int | None, max_epochs: int, enabled: bool = True, console=None):
         from rich.console import Console
 
         self.target_trials = target_trials
@@ -81,9 +81,13 @@ class SearchProgress:
         for trial in new:
             self._reported.add(trial.number)
             self.console.print(
-                f"[{summary.finished}/{self.target_trials}] {self._describe(trial)}; {best_text}; {saved_text}",
+                f"[{self._count(summary)}] {self._describe(trial)}; {best_text}; {saved_text}",
                 highlight=False,
             )
+
+    def _count(self, summary) -> str:
+        """``finished/target``, or ``finished`` when a budget alone bounds the search."""
+        return f"{summary.finished}" if self.target_trials is None else f"{summary.finished}/{self.target_trials}"
 
     def _describe(self, trial: optuna.trial.FrozenTrial) -> str:
         from qhpo.runner._summary import trial_row
@@ -104,7 +108,7 @@ class SearchProgress:
         from rich.table import Table
 
         table = Table(
-            title=f"{summary.finished}/{self.target_trials} trials finished "
+            title=f"{self._count(summary)} trials finished "
             f"({summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed); "
             f"{best_text}; {saved_text}",
             title_justify="left",

@@ -17,8 +17,9 @@ import optuna
 from qhpo._environment import module_command
 from qhpo._errors import QhpoError
 from qhpo._policy_options import check_policy_options
-from qhpo.optuna import checkpoint_key
+from qhpo.optuna import checkpoint_key, configuration_counts
 from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
+from qhpo.runner._budget import Budget, BudgetTracker, budget_summary
 from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
 from qhpo.runner._plots import draw_plots
 from qhpo.runner._progress import SearchProgress
@@ -51,8 +52,16 @@ def check_config(config: RunConfig) -> None:
         raise QhpoError(f"unknown predictor {config.predictor!r}; choose one of {', '.join(MODEL_NAMES)}.")
     if config.hpo_sampler not in HPO_SAMPLERS:
         raise QhpoError(f"unknown HPO sampler {config.hpo_sampler!r}; choose one of {', '.join(HPO_SAMPLERS)}.")
+    if config.budget is not None:
+        Budget.parse(config.budget)  # one sentence for a malformed value
+        if config.backend != "optuna":
+            raise QhpoError(
+                "--budget runs on the Optuna backend only; with --backend ray, bound the search with --trials."
+            )
     for name in ("trials", "epochs", "workers", "val_size"):
         value = getattr(config, name)
+        if name == "trials" and value is None and config.budget is not None:
+            continue  # the budget alone bounds the search
         if not isinstance(value, int) or value < 1:
             raise QhpoError(f"--{name.replace('_', '-')} must be a positive whole number, not {value!r}.")
     for name in ("seed", "split_seed"):
@@ -157,15 +166,16 @@ def _search(config: RunConfig, location: StorageLocation, space, data) -> Search
             highlight=False,
         )
     elif finished:
-        console.print(
-            f"resuming study {config.study!r}: {finished} of {config.trials} trials already finished", highlight=False
-        )
+        of = "" if config.trials is None else f" of {config.trials}"
+        console.print(f"resuming study {config.study!r}: {finished}{of} trials already finished", highlight=False)
+    if config.budget is not None and finished:
+        console.print(budget_summary(study, Budget.parse(config.budget)), highlight=False)
 
     with SearchProgress(
         target_trials=config.trials, max_epochs=config.epochs, enabled=config.progress, console=console
     ) as progress:
         progress.skip_existing(study)
-        if finished < config.trials:
+        if config.trials is None or finished < config.trials:  # a budget's end is the workers' to find
             if config.workers == 1:
                 run_worker(config, location, on_change=progress.update, data=data)
             else:
@@ -182,6 +192,8 @@ def _search(config: RunConfig, location: StorageLocation, space, data) -> Search
         from rich.console import Console
 
         print_summary(summary, Console(width=None if sys.stdout.isatty() else 120, highlight=False))
+        if config.budget is not None:
+            print(budget_summary(study, Budget.parse(config.budget)))
     paths = draw_plots(study, location.run_dir / config.study, max_epochs=config.epochs)
     if config.progress:
         print(f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}")
@@ -256,8 +268,8 @@ def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: Ru
     retries continue from; paused trials that were never resumed lose theirs too, unless
     ``--keep-checkpoints`` keeps every checkpoint (a later run with more ``--trials`` can then
     still resume them)."""
-    finished, running = count_states(study)
-    if finished < config.trials or running or config.keep_checkpoints:
+    _, running = count_states(study)
+    if not search_ended(study, config) or running or config.keep_checkpoints:
         return
     folder = checkpoint_folder(location, config.study, config.checkpoint_dir)
     keep = {
@@ -271,6 +283,19 @@ def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: Ru
     for path in folder.glob("trial-*.pt"):
         if path.name not in keep:
             path.unlink(missing_ok=True)
+
+
+def search_ended(study: optuna.Study, config: RunConfig) -> bool:
+    """Whether the study holds ``config.trials`` finished configurations, or its budget
+    leaves no room for a new one (a run with a larger budget or more trials goes on)."""
+    trials = study.get_trials(deepcopy=False)
+    finished, _ = configuration_counts(trials)
+    if config.trials is not None and finished >= config.trials:
+        return True
+    if config.budget is None:
+        return False
+    tracker = BudgetTracker(Budget.parse(config.budget), config.first_rung())
+    return not tracker.room_for_new(tracker.left(study, trials), trials)
 
 
 def _set_parent_death_signal() -> None:

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from qhpo._errors import QhpoError
 from qhpo._optuna_schema import (
+    BUDGET_CUT_ATTR,
     CHECKPOINT_ATTR,
     EPOCH_SECONDS_ATTR,
     FAILURE_ATTR,
@@ -98,6 +99,7 @@ def run_trial(
     seed: int,
     precision: str = "auto",
     on_epoch: Callable[[], None] | None = None,
+    over_budget: Callable[[], bool] | None = None,
 ) -> TrialState:
     """Train ``trial`` to ``max_epochs`` or until pruned; tell the study how it ended.
 
@@ -107,6 +109,8 @@ def run_trial(
     old trial's name; see :func:`_checkpoint_lost`). Other exceptions propagate with the
     trial still RUNNING, so that the caller decides whether it is retried; a full disk raises
     :class:`DiskFull`. The caller has named this process the trial's owner already.
+    ``over_budget()`` is asked after each epoch short of the last: when it says the search's
+    budget is spent, the trial is cut there (told PRUNED, :data:`BUDGET_CUT_ATTR`).
     """
     from qhpo.workload import TrialDiverged, TrialTrainer
 
@@ -134,6 +138,9 @@ def run_trial(
             trial.set_user_attr(HEARTBEAT_ATTR, time.time())
             if on_epoch is not None:
                 on_epoch()
+            if trainer.epoch < max_epochs and over_budget is not None and over_budget():
+                trial.set_user_attr(BUDGET_CUT_ATTR, trainer.epoch)
+                return _pruned(study, trial, path, seconds)
             if trainer.epoch < max_epochs and trial.should_prune():
                 return _pruned(study, trial, path, seconds)
     except TrialDiverged as error:

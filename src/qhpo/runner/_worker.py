@@ -13,6 +13,10 @@ or jobs on several nodes) share one storage. Each loops
         else stop when nothing runs (or the policy never resumes and finished >= N); wait otherwise
     train it
 
+Under a budget (``--budget``, :mod:`qhpo.runner._budget`) a retry or a resumption starts
+only while something is left, a new configuration only while what is left holds its first
+rung, and a search whose budget stops new configurations ends as one that holds N.
+
 Every finished configuration was RUNNING first and only a lock holder adds a RUNNING trial;
 a resumption turns a finished (paused) configuration into a running one. So
 ``finished + running <= N`` always holds: the study never holds more than ``N`` finished
@@ -46,6 +50,7 @@ from qhpo._optuna_schema import (
 )
 from qhpo.optuna import PredictivePruner, checkpoint_key, configuration_counts, resumable_trials, settle_predictor
 from qhpo.policies import StoppingPolicy
+from qhpo.runner._budget import Budget, BudgetTracker
 from qhpo.runner._config import RunConfig
 from qhpo.runner._heartbeat import TrialHeartbeat
 from qhpo.runner._recovery import GRACE_PERIOD, enqueue_retry, owner_record, recover
@@ -87,10 +92,11 @@ class Claim:
 def claim_trial(
     study: optuna.Study,
     location: StorageLocation,
-    target: int,
+    target: int | None,
     *,
     can_resume: Callable[[optuna.trial.FrozenTrial], bool] | None = None,
     grace_period: float = GRACE_PERIOD,
+    budget: BudgetTracker | None = None,
 ) -> Claim:
     """Start a trial of ``study``: a waiting retry, a resumption, or a new configuration.
 
@@ -98,24 +104,35 @@ def claim_trial(
     policy's ``promote`` is asked (a resumption needs no free place: its configuration is
     counted already); its resumption is enqueued and started at once. A new configuration
     starts only while the study holds fewer than ``target`` finished and running
-    configurations. All of it under the study's claim lock.
+    configurations (None: no such limit), and under a ``budget`` only while what is left
+    holds its first rung; a retry or a resumption only while something is left. All of it
+    under the study's claim lock.
 
     Args:
         can_resume: Which paused trials can be resumed (their checkpoint exists); None: all.
         grace_period: Seconds without a heartbeat after which a process on another host
             takes this one's trial as dead (stored in the trial's owner record).
+        budget: The search's budget (:class:`qhpo.runner._budget.BudgetTracker`), or None.
 
     Returns:
         A :class:`Claim`: the new trial (RUNNING, owned by this process); else ``done``
-        when the study is done (``target`` finished configurations, nothing running and
-        nothing to resume), or ``wait`` when every place is taken.
+        when the study is done (``target`` finished configurations or the budget spent,
+        nothing running and nothing to resume), or ``wait`` when every place is taken.
     """
     with location.claim(study.study_name), signals_deferred():
         recover(study, claimed=True)  # a worker elsewhere may have died
         trials = study.get_trials(deepcopy=False)
         finished, running = configuration_counts(trials)
-        free = finished + running < target
-        if not any(t.state == TrialState.WAITING for t in trials):
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        free = target is None or finished + running < target
+        continues, blocked = True, False  # whether a retry or resumption fits; whether the budget stops new ones
+        if budget is not None:
+            budget.touch(study)
+            left = budget.left(study, trials)
+            continues = left > 0
+            blocked = not (continues if waiting else budget.room_for_new(left, trials))
+            free = free and not blocked
+        if not waiting and continues:
             resumable = resumable_trials(study, limit=1, can_resume=can_resume)
             if not resumable and not free and running == 0 and _resumes(study) and settle_predictor(study):
                 # The last promote before the search ends reads the predictor fitted on every curve.
@@ -124,7 +141,8 @@ def claim_trial(
                 resumable[0].enqueue(study)
                 free = True  # its configuration is counted already
         if not free:
-            return Claim(done=finished >= target and (running == 0 or not _resumes(study)))
+            ended = blocked or (target is not None and finished >= target)
+            return Claim(done=ended and (running == 0 or not _resumes(study) or not continues))
         trial = study.ask()  # a waiting retry or resumption first, else a new configuration
         trial.set_user_attr(OWNER_ATTR, owner_record(grace_period))
         return Claim(trial)
@@ -176,7 +194,8 @@ def run_worker(
     on_change: Callable[[optuna.Study], None] | None = None,
     data=None,
 ) -> int:
-    """Train trials of ``config.study`` until it holds ``config.trials`` finished ones.
+    """Train trials of ``config.study`` until it holds ``config.trials`` finished ones, or
+    its ``config.budget`` is spent.
 
     Returns:
         Number of trials this worker finished.
@@ -225,12 +244,21 @@ def _train_trials(config, location, storage, worker_index, space, data, device, 
                 seed=config.seed,
                 precision=config.precision,
                 on_epoch=changed,
+                over_budget=None if budget is None else (lambda: budget.exhausted(study)),
             )
 
+    budget = None if config.budget is None else BudgetTracker(Budget.parse(config.budget), config.first_rung())
     done = 0
     crashes = failures = 0
     while True:
-        claim = claim_trial(study, location, config.trials, can_resume=can_resume, grace_period=config.grace_period)
+        claim = claim_trial(
+            study,
+            location,
+            config.trials,
+            can_resume=can_resume,
+            grace_period=config.grace_period,
+            budget=budget,
+        )
         if claim.done:
             return done
         changed()

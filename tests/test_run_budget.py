@@ -1,0 +1,170 @@
+"""``qhpo run --budget``: a search bounded by epochs or time, shared by processes and re-runs."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from qhpo.cli import main
+from qhpo.optuna import CHECKPOINT_ATTR
+from qhpo.runner._budget import (
+    CLOCK_ATTR_PREFIX,
+    Budget,
+    BudgetTracker,
+    epochs_spent,
+    seconds_spent,
+    union_length,
+)
+from qhpo.runner._storage import OWNER_ATTR, owner_record, resolve_storage
+from qhpo.runner._trial import BUDGET_CUT_ATTR, RESUMED_AT_ATTR
+from qhpo.runner._worker import claim_trial
+from run_killer import kill_run_during
+from test_run import load, one_sentence, tiny_run
+
+
+@pytest.mark.parametrize(
+    "text, amount, unit",
+    [("400", 400, "epochs"), ("24h", 86400.0, "seconds"), ("90m", 5400.0, "seconds"), ("3600s", 3600.0, "seconds")],
+)
+def test_a_budget_is_epochs_or_a_duration(text, amount, unit):
+    assert Budget.parse(text) == Budget(amount, unit)
+
+
+@pytest.mark.parametrize("text", ["0", "5x", "-3", "0h", "h", "1e3", "2.5", "24 hours", ""])
+def test_bad_budgets_give_one_sentence_and_status_2(text, tmp_path, cifar_dir, capsys):
+    args = tiny_run(cifar_dir, tmp_path / "q.db", "--budget", text)
+    assert main(args) == 2
+    assert "--budget must be a positive whole number of epochs (400) or a duration" in one_sentence(capsys)
+    assert not (tmp_path / "q.db").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, options",
+    [
+        (["--budget", "100", "--epochs", "200"], {"min_resource": 5}),  # qhpo's first rung under a budget: E/40
+        (["--budget", "100", "--epochs", "50"], {"min_resource": 1}),  # round(50/40), not round(50/20) = 2
+        (["--budget", "100", "--epochs", "8"], {}),  # the same rung as without a budget: nothing stored
+        (["--budget", "100", "--epochs", "200", "--policy-option", "min_resource=3"], {"min_resource": 3}),
+        (["--trials", "10", "--epochs", "50"], {}),
+        (["--budget", "100", "--epochs", "50", "--policy", "sha"], {}),
+    ],
+)
+def test_under_a_budget_qhpo_judges_first_at_a_fortieth_of_the_epochs(extra, options, tmp_path, cifar_dir):
+    from qhpo.cli._main import build_parser
+    from qhpo.cli._run import config_from_args
+
+    args = tiny_run(cifar_dir, tmp_path / "q.db", *extra)  # the last --epochs given counts
+    config = config_from_args(build_parser().parse_args(args))
+    assert config.policy_options == options and config.trials == (10 if "--trials" in extra else None)
+
+
+def test_the_ray_backend_refuses_a_budget_in_one_sentence(tmp_path, cifar_dir, capsys):
+    assert main(tiny_run(cifar_dir, tmp_path / "q.db", "--budget", "10", "--backend", "ray")) == 2
+    assert "--budget runs on the Optuna backend only" in one_sentence(capsys)
+
+
+def test_time_spent_is_the_union_of_the_workers_intervals():
+    assert union_length([[0, 10], [5, 12], [20, 21], [30, 30]]) == 13.0
+    study = optuna.create_study()
+    study.set_user_attr(f"{CLOCK_ATTR_PREFIX}a:1:0", [100.0, 160.0])  # two workers at once count once
+    study.set_user_attr(f"{CLOCK_ATTR_PREFIX}b:2:0", [130.0, 170.0])
+    study.set_user_attr(f"{CLOCK_ATTR_PREFIX}a:9:0", [1000.0, 1010.0])  # a re-run after a gap adds only its own
+    study.set_user_attr("qhpo.settings", {"epochs": 3})
+    assert seconds_spent(study) == 80.0
+
+
+def _trial(study, epochs, resumed_at=None, state=TrialState.PRUNED, key=None):
+    trial = study.ask()
+    trial.set_user_attr(OWNER_ATTR, owner_record())  # this process trains it: no recovery takes it as dead
+    if resumed_at is not None:
+        trial.set_user_attr(RESUMED_AT_ATTR, resumed_at)
+    trial.set_user_attr(CHECKPOINT_ATTR, trial.number if key is None else key)
+    for epoch in range(1, epochs + 1):
+        trial.report(0.1 * epoch, epoch)
+    if state != TrialState.RUNNING:
+        study.tell(trial, 0.1 * epochs if state == TrialState.COMPLETE else None, state=state)
+    return trial
+
+
+def test_epochs_spent_counts_a_resumed_configurations_epochs_once(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'q.db'}", study_name="s", direction="maximize")
+    _trial(study, 4, state=TrialState.COMPLETE)
+    _trial(study, 2)  # paused at epoch 2 ...
+    _trial(study, 5, resumed_at=2, state=TrialState.COMPLETE, key=1)  # ... and resumed: epochs 3-5 are new
+    _trial(study, 1, state=TrialState.RUNNING)
+    assert epochs_spent(study.get_trials(deepcopy=False)) == 4 + 2 + 3 + 1
+
+
+def test_claims_stop_when_what_is_left_cannot_hold_a_first_rung(tmp_path):
+    """A new configuration only while the budget, less what the running trials need to reach
+    their first rung, holds one more first rung; the search is done once nothing fits."""
+    location = resolve_storage(str(tmp_path / "q.db"))
+    study = optuna.create_study(storage=location.url, study_name="s", direction="maximize")
+    tracker = BudgetTracker(Budget(10, "epochs"), first_rung=3)
+    _trial(study, 5, state=TrialState.COMPLETE)
+    running = _trial(study, 1, state=TrialState.RUNNING)  # needs 2 more epochs to reach its first rung
+    # spent 6, left 4, of which 2 are reserved for the running trial: no room for 3 more, so this
+    # worker is done (a policy that never resumes gives it nothing else to wait for)
+    assert claim_trial(study, location, None, budget=tracker).done
+    assert len(study.trials) == 2
+    study.tell(running, state=TrialState.PRUNED)  # it stopped after 1 epoch: left 4 holds a first rung
+    claimed = claim_trial(study, location, None, budget=tracker).trial
+    assert isinstance(claimed, optuna.Trial)
+    for epoch in (1, 2):
+        claimed.report(0.5, epoch)
+    study.tell(claimed, state=TrialState.PRUNED)  # spent 8: 2 left, fewer than a first rung
+    assert claim_trial(study, location, None, budget=tracker).done
+    assert claim_trial(study, location, 2, budget=None).done  # the trial count alone: 3 finished >= 2
+
+
+def _distinct_epochs(trials) -> int:
+    """Epochs trained, each (configuration, epoch) once however many trials reported it."""
+    return len({(t.user_attrs.get(CHECKPOINT_ATTR, t.number), step) for t in trials for step in t.intermediate_values})
+
+
+@pytest.mark.slow
+def test_budget_run_stops_at_the_budget_and_a_killed_rerun_does_not_spend_it_twice(tmp_path, cifar_dir, capsys):
+    storage = tmp_path / "q.db"
+    args = tiny_run(cifar_dir, storage, "--min-completed", "2", "--quiet")
+    args[args.index("--subset") + 1] = "512"  # epochs long enough to be caught mid-trial
+
+    # a first run with part of the budget stops exactly there (first rung 1: nothing is left over)
+    assert main(args + ["--budget", "3"]) == 0
+    assert epochs_spent(load(storage).trials) == 3
+
+    # the same study with a larger budget, killed while a trial trains, then run again
+    def choose(trials):
+        running = [t for t in trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
+        return running[0].number if running else None
+
+    victim, stderr = kill_run_during(
+        args + ["--budget", "7"], storage, lambda s: load(s).trials, choose, deadline=240, poll=0.3
+    )
+    assert victim is not None, f"the run ended before it could be killed: {stderr}"
+    assert 3 < epochs_spent(load(storage).trials) < 7
+    assert main(args + ["--budget", "7"]) == 0
+    trials = load(storage).trials
+    assert epochs_spent(trials) == 7
+    # an epoch checkpointed but not yet reported when the run was killed is counted by neither run
+    assert 7 <= _distinct_epochs(trials) <= 7 + 1
+    assert all(t.state != TrialState.RUNNING for t in trials)
+    cut = [t for t in trials if BUDGET_CUT_ATTR in t.user_attrs]
+    assert all(t.state == TrialState.PRUNED and t.user_attrs[BUDGET_CUT_ATTR] < 3 for t in cut)
+
+    # run again with the same budget: nothing more is trained, and the search ends cleanly
+    assert main(args + ["--budget", "7", "--trials", "100"]) == 0
+    assert len(load(storage).trials) == len(trials)
+
+
+@pytest.mark.slow
+def test_a_time_budget_ends_the_search_within_an_epoch_of_it(tmp_path, cifar_dir, capsys):
+    storage = tmp_path / "q.db"
+    args = tiny_run(cifar_dir, storage, "--min-completed", "2", "--budget", "10s", "--trials", "50")
+    assert main(args) == 0
+    assert "budget: " in capsys.readouterr().out
+    study = load(storage)
+    trials = study.trials
+    longest_epoch = max(t.user_attrs.get("qhpo.epoch_seconds", 0.0) for t in trials)
+    assert 0 < seconds_spent(study) <= 10 + 2 * longest_epoch + 5  # the epoch under way, and a claim
+    assert len(trials) < 50 and all(t.state != TrialState.RUNNING for t in trials)
