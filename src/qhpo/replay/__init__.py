@@ -6,6 +6,7 @@ from qhpo.replay._benchmark import (
     OPTUNA_PRUNERS,
     SWEEPS,
     BenchmarkSettings,
+    SeedResult,
     default_jobs,
     draw_order,
     optuna_pruner,
@@ -15,7 +16,19 @@ from qhpo.replay._benchmark import (
     table_spread,
     verdict,
 )
-from qhpo.replay._live import LIVE_RULES, LIVE_STORAGES, LiveSettings, replay_live, run_live_benchmark, run_live_suite
+from qhpo.replay._live import (
+    LIVE_BACKENDS,
+    LIVE_RULES,
+    LIVE_STORAGES,
+    EpochClock,
+    LiveSettings,
+    check_workers,
+    live_rules,
+    live_stem,
+    replay_live,
+    run_live_benchmark,
+    run_live_suite,
+)
 from qhpo.replay._oracle import OracleService
 from qhpo.replay._plot import plot_benchmark, plot_suite
 from qhpo.replay._simulator import ReplayAgent, ReplayOutcome, simulate
@@ -25,6 +38,8 @@ from qhpo.replay._swift_hyperband import SwiftHyperbandOutcome, replay_swift_hyp
 __all__ = [
     "BENCH_POLICIES",
     "BenchmarkSettings",
+    "EpochClock",
+    "LIVE_BACKENDS",
     "LIVE_RULES",
     "LIVE_STORAGES",
     "LiveSettings",
@@ -35,9 +50,13 @@ __all__ = [
     "ReplayAgent",
     "ReplayOutcome",
     "SWEEPS",
+    "SeedResult",
     "SwiftHyperbandOutcome",
+    "check_workers",
     "default_jobs",
     "draw_order",
+    "live_rules",
+    "live_stem",
     "optuna_pruner",
     "plot_benchmark",
     "plot_suite",
