@@ -14,11 +14,11 @@ that differ with the rows that trained differently. Run:
 
 ``--jsonl OUT`` appends one record per table, rule and seed.
 
-With ``--compare LOCAL.json LIVE.json`` (two ``qhpo bench --suite ... --json`` documents of
-the same seeds, the second one live), it prints instead, per table and rule, the mean cost
-and regret of both, twice the standard error of their difference
-(``sqrt(sd_local^2 / n + sd_live^2 / n)``), whether the difference is within it, and on how
-many seeds both are the same.
+With ``--compare LOCAL.json LIVE.json [LIVE.json ...]`` (``qhpo bench --suite ... --json``
+documents: the local replay, then live replays of consecutive seeds that together cover
+the local one's), it prints instead, per table and rule, the mean cost and regret of both,
+twice the standard error of their difference (``sqrt(sd_local^2 / n + sd_live^2 / n)``),
+whether the difference is within it, and on how many seeds both are the same.
 """
 
 from __future__ import annotations
@@ -67,10 +67,22 @@ def two_standard_errors(local: dict, live: dict, key: str) -> tuple[float, float
     return float(a.mean()), float(b.mean()), float(2 * se), int(np.sum(a == b))
 
 
-def compare_documents(local_path: Path, live_path: Path) -> None:
-    """Print the local and live means of every table and rule of two suite documents, with 2 SE."""
+def joined(paths: list[Path]) -> dict:
+    """Suite documents of consecutive seeds as one: each rule's per-seed values one after the other."""
+    documents = sorted((json.loads(p.read_text(encoding="utf-8")) for p in paths), key=lambda d: d["first_seed"])
+    out = documents[0]
+    for document in documents[1:]:
+        for name, table in document["tables"].items():
+            for rule, summary in table["policies"].items():
+                for key, values in summary["per_seed"].items():
+                    out["tables"][name]["policies"][rule]["per_seed"][key] += values
+    return out
+
+
+def compare_documents(local_path: Path, *live_paths: Path) -> None:
+    """Print the local and live means of every table and rule of suite documents, with 2 SE."""
     local = json.loads(local_path.read_text(encoding="utf-8"))
-    live = json.loads(live_path.read_text(encoding="utf-8"))
+    live = joined(list(live_paths))
     print(
         f"{'table':<22}{'rule':<11}{'cost local':>11}{'live':>8}{'2 SE':>7}  {'regret local':>13}{'live':>10}"
         f"{'2 SE':>10}  within  same seeds"
@@ -79,6 +91,7 @@ def compare_documents(local_path: Path, live_path: Path) -> None:
     for name, table in live["tables"].items():
         for rule, summary in table["policies"].items():
             reference = local["tables"][name]["policies"][rule]
+            assert len(reference["per_seed"]["regret"]) == len(summary["per_seed"]["regret"]), "not the same seeds"
             c0, c1, c2, cs = two_standard_errors(reference, summary, "cost_fraction")
             r0, r1, r2, rs = two_standard_errors(reference, summary, "regret")
             inside = abs(c1 - c0) <= c2 and abs(r1 - r0) <= r2
@@ -103,7 +116,9 @@ def main() -> None:
     parser.add_argument("--storage-dir", type=Path, default=None, help="keep the studies here (default: temporary)")
     parser.add_argument("--epoch-seconds", type=float, default=0.0, help="real seconds per epoch (default 0)")
     parser.add_argument("--jsonl", type=Path, default=None, metavar="OUT", help="append one record per seed here")
-    parser.add_argument("--compare", type=Path, nargs=2, default=None, metavar=("LOCAL.json", "LIVE.json"))
+    parser.add_argument(
+        "--compare", type=Path, nargs="+", default=None, metavar="JSON", help="LOCAL.json LIVE.json ..."
+    )
     args = parser.parse_args()
     if args.compare is not None:
         compare_documents(*args.compare)
