@@ -1,4 +1,7 @@
-"""Replaying recorded learning curves as real Ray Tune trials.
+"""Replaying recorded learning curves as real Ray Tune trials on the simulated clock.
+
+This is ``qhpo bench --backend ray-clock``; the live replay, in which Ray Tune runs the
+trials as in a real search, is :func:`qhpo.ray.replay_live_on_ray` (``--backend ray``).
 
 Each row of a curve table becomes one Ray trial that sleeps ``time_scale * d_i`` seconds
 per epoch (``d_i`` the row's seconds per epoch, or 1 when the table has none) and then
