@@ -62,7 +62,7 @@ SHIM = SOURCE / "_optuna_schema.py"
 OPTUNA_PRIVATE = {"_storage", "_study_id", "_trial_id", "system_attrs", "set_system_attr", "_thread_local"}
 #: Files that read one of these names directly, with the names they read (the live replay
 #: closes the database connections behind each study it ran).
-DIRECT_READERS = {"qhpo/replay/_live.py": {"_storage"}}
+DIRECT_READERS: dict = {}
 
 
 def optuna_private_uses(path: Path) -> list[str]:

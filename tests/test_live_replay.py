@@ -48,6 +48,21 @@ def _keys(document, prefix=""):
     return paths
 
 
+def assert_same_decisions(local: dict, live: dict, rules) -> None:
+    """The live document scores every rule as the local one, seed by seed, and adds only its backend block."""
+    assert list(live["policies"]) == list(rules)
+    for rule in rules:
+        for key in ("cost_fraction", "regret"):
+            assert live["policies"][rule]["per_seed"][key] == local["policies"][rule]["per_seed"][key], (rule, key)
+        for key in ("paused_mean", "resumed_mean", "top1_kept_rate", "winner_resumed_rate"):
+            assert live["policies"][rule][key] == local["policies"][rule][key], (rule, key)
+    example = ("epochs_trained", "complete", "pauses", "resumptions")
+    assert {k: live["example"][k] for k in example} == {k: local["example"][k] for k in example}
+    # the same document, plus what says how it ran
+    assert _keys(local) <= _keys(live)
+    assert _keys(live) - _keys(local) == {f"backend.{k}" for k in live["backend"]} | {"backend"}
+
+
 # a new SQLite file costs a second (its schema), a journal file nothing: SQLite replays qhpo alone
 @pytest.mark.parametrize(
     "storage, rules, seeds", [("sqlite", ("qhpo",), 1), ("journal", ("none", "median", "sha", "qhpo"), 1)]
@@ -65,17 +80,7 @@ def test_one_settled_worker_decides_as_the_local_replay(storage, rules, seeds, t
     printed = capsys.readouterr().out
     assert "live Optuna study" in printed and "qhpo" in printed
     assert local["policies"]["qhpo"]["resumed_mean"] > 0  # the comparison covers freeze-thaw
-    assert list(live["policies"]) == list(rules)
-    for rule in rules:
-        for key in ("cost_fraction", "regret"):
-            assert live["policies"][rule]["per_seed"][key] == local["policies"][rule]["per_seed"][key], (rule, key)
-        for key in ("paused_mean", "resumed_mean", "top1_kept_rate", "winner_resumed_rate"):
-            assert live["policies"][rule][key] == local["policies"][rule][key], (rule, key)
-    example = ("epochs_trained", "complete", "pauses", "resumptions")
-    assert {k: live["example"][k] for k in example} == {k: local["example"][k] for k in example}
-    # the same document, plus what says how it ran
-    assert _keys(local) <= _keys(live)
-    assert _keys(live) - _keys(local) == {f"backend.{k}" for k in live["backend"]} | {"backend"}
+    assert_same_decisions(local, live, rules)
     assert live["backend"] == {
         "name": "optuna",
         "storage": storage,

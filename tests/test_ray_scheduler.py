@@ -352,7 +352,7 @@ def test_a_failing_policy_continues_and_curves_follow_epochs():
     assert list(view.curve[:2]) == [0.3, 0.45] and view.status == TrialStatus.FAILED
 
 
-def test_bench_replays_on_ray(curve_table_path, tmp_path):
+def test_bench_replays_on_ray_by_the_simulated_clock(curve_table_path, tmp_path):
     import json
 
     from qhpo.cli import main
@@ -372,7 +372,7 @@ def test_bench_replays_on_ray(curve_table_path, tmp_path):
             "--workers",
             "3",
             "--backend",
-            "ray",
+            "ray-clock",
             "--json",
             str(out),
         ]

@@ -112,24 +112,27 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("local", "ray", "optuna"),
+        choices=("local", "optuna", "ray", "ray-clock"),
         default="local",
-        help="replay qhpo's policies in-process (local), as real Ray Tune trials (ray), or every rule but "
-        "swift-hyperband in a live Optuna study with real storage and worker processes (optuna)",
+        help="replay in-process (local); every rule but swift-hyperband in a live Optuna study with real storage "
+        "and worker processes (optuna); qhpo's policies as live Ray Tune trials on a local Ray cluster (ray); "
+        "or as Ray Tune trials whose epochs follow the local replay's simulated clock (ray-clock)",
     )
-    live = parser.add_argument_group("live replay (--backend optuna)")
+    live = parser.add_argument_group("live replay (--backend optuna or ray)")
     live.add_argument(
         "--storage",
         default=None,
         metavar="sqlite|journal",
-        help="storage of each live study: a SQLite file (sqlite, the default) or an Optuna journal file (journal)",
+        help="storage of each live Optuna study: a SQLite file (sqlite, the default) or an Optuna journal file "
+        "(journal); --backend optuna only",
     )
     live.add_argument(
         "--storage-dir",
         type=Path,
         default=None,
         metavar="FOLDER",
-        help="keep each live study's storage file in FOLDER (default: a temporary folder, removed at the end)",
+        help="keep each live study's storage file (optuna) or Ray Tune experiment (ray) in FOLDER (default: a "
+        "temporary folder, removed at the end)",
     )
     live.add_argument(
         "--epoch-seconds",
@@ -224,7 +227,7 @@ def _check_budget(args) -> None:
 
 
 def _check_live(args) -> None:
-    """The live replay's options: only with ``--backend optuna``, each one sensible."""
+    """The live replay's options: only with ``--backend optuna`` or ``ray``, each one sensible."""
     given = [
         flag
         for flag, value in (
@@ -235,25 +238,31 @@ def _check_live(args) -> None:
         )
         if value is not None
     ]
-    if args.backend != "optuna":
+    from qhpo.replay import LIVE_BACKENDS, LIVE_STORAGES
+
+    if args.backend not in LIVE_BACKENDS:
         if given:
-            raise QhpoError(f"{given[0]} applies to the live replay only; add --backend optuna or leave it out.")
+            raise QhpoError(
+                f"{given[0]} applies to the live replay only; add --backend optuna or --backend ray, or leave it out."
+            )
         return
     from qhpo.predictors import ORACLE, ORACLE_FINAL
-    from qhpo.replay import LIVE_STORAGES
 
     if args.predictor in (ORACLE, ORACLE_FINAL):
         raise QhpoError(
             f"--predictor {args.predictor} reads the recorded curves and exists in the local replay only; "
-            "choose svr, qsvr or qsvr-ensemble for --backend optuna."
+            f"choose svr, qsvr or qsvr-ensemble for --backend {args.backend}."
         )
+    if args.storage is not None and args.backend != "optuna":
+        raise QhpoError("--storage chooses the live Optuna study's storage; leave it out with --backend ray.")
     if args.storage is not None and args.storage not in LIVE_STORAGES:
         raise QhpoError(f"--storage must be sqlite or journal for the live replay, got {args.storage!r}.")
     if args.epoch_seconds is not None and not (math.isfinite(args.epoch_seconds) and args.epoch_seconds >= 0):
         raise QhpoError(f"--epoch-seconds must be a number of seconds, 0 or more, got {args.epoch_seconds}.")
     if args.jobs is not None and args.jobs > 1:
         raise QhpoError(
-            "--jobs applies to the local backend; the live replay runs its --workers as processes, one seed at a time."
+            "--jobs applies to the local backend; the live replay runs one seed at a time, its --workers as "
+            "processes (optuna) or concurrent Ray trials (ray)."
         )
     if args.sweep_seeds:
         raise QhpoError("--sweep-seeds is not replayed live; leave it out (the figure then draws no sweep lines).")
@@ -321,10 +330,15 @@ def _backend_note(result: dict) -> str:
     if not backend:
         return ""
     fits = "settled fits" if backend["settle"] else "background fits"
-    note = (
-        f"; live Optuna study ({backend['storage']}, {backend['worker_processes']} worker process(es), "
-        f"{backend['epoch_seconds']:g} s per epoch, {fits})"
-    )
+    if backend["name"] == "ray":
+        note = (
+            f"; live Ray Tune trials ({backend['workers']} at a time, {backend['epoch_seconds']:g} s per epoch, {fits})"
+        )
+    else:
+        note = (
+            f"; live Optuna study ({backend['storage']}, {backend['worker_processes']} worker process(es), "
+            f"{backend['epoch_seconds']:g} s per epoch, {fits})"
+        )
     if backend["in_process"]:
         note += f"; in-process: {', '.join(backend['in_process'])}"
     return note
@@ -459,9 +473,12 @@ def cmd_bench(args) -> int:
     if args.budget is not None:
         return _bench_budget(args, policies, tables, options, sampler, suite_name if args.suite is not None else None)
     sweep_seeds = args.sweep_seeds if args.sweep_seeds is not None else (5 if args.plot else 0)
-    if args.backend == "optuna":
+    live_backend = args.backend in ("optuna", "ray")
+    if live_backend:
         sweep_seeds = 0  # the sweep stays a local replay's business
-    runner = _ray_runner() if args.backend == "ray" else None
+    if args.backend == "ray":
+        import qhpo.ray  # noqa: F401  (without Ray Tune: one sentence naming the extra, before any replay)
+    runner = _ray_runner() if args.backend == "ray-clock" else None
     common = dict(
         policies=policies,
         predictor=args.predictor,
@@ -476,7 +493,7 @@ def cmd_bench(args) -> int:
         policy_runner=runner,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    if args.backend == "optuna":
+    if live_backend:
         from qhpo.replay import LiveSettings, run_live_benchmark, run_live_suite
 
         live = LiveSettings(
@@ -484,6 +501,7 @@ def cmd_bench(args) -> int:
             folder=args.storage_dir,
             epoch_seconds=0.005 if args.epoch_seconds is None else args.epoch_seconds,
             settle=args.settle,
+            backend=args.backend,
         )
         if args.suite is not None:
             result = run_live_suite(tables, name=suite_name, live=live, **common)
@@ -650,7 +668,7 @@ def _add_prior_tables(options: dict[str, dict], folder: Path, policies: list[str
 
 
 def _ray_runner():
-    """The replay of qhpo's policies on real Ray Tune trials (``qhpo.ray.replay_on_ray``).
+    """The replay of qhpo's policies on Ray Tune trials ordered by the simulated clock (``qhpo.ray.replay_on_ray``).
 
     Without Ray Tune, importing :mod:`qhpo.ray` raises qhpo's one-sentence error naming the extra.
     """

@@ -1,4 +1,4 @@
-"""Ray Tune backend: the predictive scheduler, the CIFAR-10 search and the replay on Ray."""
+"""Ray Tune backend: the predictive scheduler, the CIFAR-10 search and the replays on Ray."""
 
 try:
     import ray as _ray  # noqa: F401
@@ -9,6 +9,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     raise QhpoError("Ray Tune is not installed; install it with pip install 'qhpo[ray]'.") from None
 
 from qhpo.ray._cluster import connect_ray
+from qhpo.ray._live import RAY_LIVE_RULES, replay_live_on_ray
 from qhpo.ray._replay import RayReplayOutcome, replay_on_ray
 from qhpo.ray._scheduler import (
     BOOKKEEPING_PREFIX,
@@ -24,12 +25,14 @@ __all__ = [
     "BOOKKEEPING_PREFIX",
     "DIVERGED_KEY",
     "PredictiveScheduler",
+    "RAY_LIVE_RULES",
     "RayReplayOutcome",
     "RunningTrialLimiter",
     "SchedulerStateCallback",
     "StudyRecorder",
     "TrialSettings",
     "connect_ray",
+    "replay_live_on_ray",
     "replay_on_ray",
     "run_search",
     "train_cifar_trial",

@@ -1,4 +1,7 @@
-"""Replaying recorded learning curves as real Ray Tune trials.
+"""Replaying recorded learning curves as real Ray Tune trials on the simulated clock.
+
+This is ``qhpo bench --backend ray-clock``; the live replay, in which Ray Tune runs the
+trials as in a real search, is :func:`qhpo.ray.replay_live_on_ray` (``--backend ray``).
 
 Each row of a curve table becomes one Ray trial that sleeps ``time_scale * d_i`` seconds
 per epoch (``d_i`` the row's seconds per epoch, or 1 when the table has none) and then
@@ -24,6 +27,7 @@ result delivery, pausing and resuming, the scheduler's decisions).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import tempfile
@@ -132,9 +136,14 @@ def _replay_trainable(
             with open(f"{folder}/epoch") as handle:
                 start = int(handle.read())
     for epoch in range(start + 1, epochs + 1):
-        time.sleep(time_scale * seconds_per_epoch[row])
+        if time_scale > 0:
+            time.sleep(time_scale * seconds_per_epoch[row])
         value = float(curves[row, epoch - 1])
-        if _is_sync_epoch(epoch, value, epochs, decision_epochs) and not ray.get(turns.wait.remote(row, epoch)):
+        if (
+            turns is not None
+            and _is_sync_epoch(epoch, value, epochs, decision_epochs)
+            and not ray.get(turns.wait.remote(row, epoch))
+        ):
             return  # the replay was aborted
         metrics = {_METRIC: value, "epoch": epoch, "started_at": started_at, "reported_at": time.time()}
         if not np.isfinite(value):
@@ -195,7 +204,6 @@ class _ReplayScheduler(PredictiveScheduler):
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self.row_of: dict[str, int] = {}
-        self.reports: dict[int, int] = {}  # results each row reported
         self.last_epoch: dict[int, int] = {}  # the epoch of each row's latest result
         self.clock_epochs: dict[int, int] = {}  # epochs each row has trained on the replay's clock
         self.granted: dict[int, int] = {}  # each row's latest epoch granted a turn
@@ -249,7 +257,6 @@ class _ReplayScheduler(PredictiveScheduler):
                     f"the Ray trial of row {row} reported epoch {epoch} after epoch {self.last_epoch.get(row, 0)}; "
                     "a resumed trial must go on from its checkpoint"
                 )
-            self.reports[row] = self.reports.get(row, 0) + 1
             self.last_epoch[row] = epoch
             self.first_start = min(self.first_start, float(result.get("started_at", math.inf)))
             self.last_report = max(self.last_report, float(result.get("reported_at", -math.inf)))
@@ -431,15 +438,10 @@ def replay_on_ray(
         )
         thread = threading.Thread(target=run_clock, name="qhpo-replay-clock", daemon=True)
         thread.start()
-        # Ray Tune creates one trial of a custom searcher at a time unless told otherwise,
-        # and so would start the replay's first workers one after the other.
-        pending = os.environ.get(_MAX_PENDING)
-        os.environ[_MAX_PENDING] = pending or str(workers)
         try:
-            results = tuner.fit()
+            with pending_trials(workers):
+                results = tuner.fit()
         finally:
-            if pending is None:
-                os.environ.pop(_MAX_PENDING, None)
             aborted.set()
             with scheduler._changed:
                 scheduler._changed.notify_all()
@@ -454,6 +456,22 @@ def replay_on_ray(
         why = f": {failed[0].error}" if failed else ""
         raise RuntimeError(f"the Ray replay ended before its last trial{why}")
     return _outcome(scheduler, len(curves), workers=workers, time_scale=time_scale)
+
+
+@contextlib.contextmanager
+def pending_trials(workers: int):
+    """Let Ray Tune create ``workers`` trials of a custom searcher before the first one starts.
+
+    Ray Tune creates one such trial at a time unless told otherwise, and so would start a
+    replay's first workers one after the other.
+    """
+    pending = os.environ.get(_MAX_PENDING)
+    os.environ[_MAX_PENDING] = pending or str(workers)
+    try:
+        yield
+    finally:
+        if pending is None:
+            os.environ.pop(_MAX_PENDING, None)
 
 
 def _checked_inputs(curves, policy: StoppingPolicy, params, seconds_per_epoch):
@@ -476,14 +494,17 @@ def _replay_tuner(
     duration: np.ndarray,
     policy: StoppingPolicy,
     scheduler: PredictiveScheduler,
-    searcher: _RowSearcher,
+    searcher,
     turns,
     *,
     workers: int,
     time_scale: float,
     storage_path: str,
+    name: str = "replay",
+    callbacks: Sequence = (),
 ) -> tune.Tuner:
-    """A Tuner whose trials are the rows the searcher is allowed to start, each on ``1/workers`` of the CPUs."""
+    """A Tuner whose trials are the rows the searcher (a Searcher or a SearchAlgorithm) starts, each on
+    ``1/workers`` of the CPUs; ``turns`` None lets every trial report as soon as its epoch is slept."""
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     decision_epochs = policy.decision_epochs()
     decision_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
@@ -505,37 +526,72 @@ def _replay_tuner(
             mode=policy.mode,
             scheduler=scheduler,
             num_samples=len(curves),
-            # The replay's clock decides which row starts when; no concurrency cap (one
-            # would count paused trials as busy and starve the trials waiting behind them).
+            # The search decides which row starts when; no max_concurrent_trials (it would
+            # count paused trials as busy and starve the trials waiting behind them).
             search_alg=searcher,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            storage_path=storage_path, name="replay", verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1)
+            storage_path=storage_path,
+            name=name,
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=list(callbacks),
         ),
     )
 
 
 def _outcome(scheduler: _ReplayScheduler, n: int, *, workers: int, time_scale: float) -> RayReplayOutcome:
     """Epochs, completions, pauses and resumptions per row as the Ray trials reported them."""
-    trained = np.zeros(n, dtype=int)
-    complete = np.zeros(n, dtype=bool)
-    for trial_id, record in scheduler._records.items():
-        row = scheduler.row_of[trial_id]
-        trained[row] = scheduler.reports.get(row, 0)
-        complete[row] = record.status == TrialStatus.COMPLETE
-    decisions = tuple((scheduler.row_of[key], int(epoch), decision) for key, epoch, decision in scheduler.decisions_)
+    rows = scheduler_rows(scheduler, scheduler.row_of, n)
     measured = scheduler.last_report - scheduler.first_start
     measured = float(measured) if math.isfinite(measured) and measured > 0 else 0.0
     return RayReplayOutcome(
-        epochs_trained=trained,
-        complete=complete,
+        epochs_trained=rows.epochs_trained,
+        complete=rows.complete,
         wallclock=measured / time_scale,
-        pauses=tuple((row, epoch) for row, epoch, decision in decisions if decision == "pause"),
-        resumptions=tuple((row, epoch) for row, epoch, decision in decisions if decision == "resume"),
+        pauses=rows.pauses,
+        resumptions=rows.resumptions,
         measured_seconds=measured,
         time_scale=time_scale,
         workers=workers,
         decide_seconds=tuple(scheduler.decide_seconds_),
-        decisions=decisions,
+        decisions=rows.decisions,
+    )
+
+
+@dataclass(frozen=True)
+class SchedulerRows:
+    """What a :class:`PredictiveScheduler` did to each row of a replay.
+
+    Attributes:
+        epochs_trained: Epochs each row's Ray trial reported (a resumed trial goes on from
+            its checkpoint, so its epochs count once; a diverged epoch counts).
+        complete: Whether each row was trained to the last epoch.
+        pauses, resumptions: ``(row, epoch)`` of each pause and resumption, in the order made.
+        decisions: ``(row, epoch, decision)`` of every policy decision and resumption.
+    """
+
+    epochs_trained: np.ndarray
+    complete: np.ndarray
+    pauses: tuple[tuple[int, int], ...]
+    resumptions: tuple[tuple[int, int], ...]
+    decisions: tuple[tuple[int, int, str], ...]
+
+
+def scheduler_rows(scheduler: PredictiveScheduler, row_of: Mapping[str, int], n: int) -> SchedulerRows:
+    """The rows' outcome from ``scheduler``'s records, ``row_of`` mapping each Ray trial id to its row."""
+    trained = np.zeros(n, dtype=int)
+    complete = np.zeros(n, dtype=bool)
+    for trial_id, record in scheduler._records.items():
+        row = row_of[trial_id]
+        trained[row] = len(record.curve)
+        complete[row] = record.status == TrialStatus.COMPLETE
+    decisions = tuple((row_of[key], int(epoch), decision) for key, epoch, decision in scheduler.decisions_)
+    return SchedulerRows(
+        trained,
+        complete,
+        tuple((row, epoch) for row, epoch, decision in decisions if decision == "pause"),
+        tuple((row, epoch) for row, epoch, decision in decisions if decision == "resume"),
+        decisions,
     )

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from qhpo._optuna_schema import storage_of
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.replay._benchmark import (
@@ -64,7 +65,9 @@ from qhpo.replay._benchmark import (
     summarise,
 )
 
-#: Storage kinds of the live replay.
+#: Where the live replay runs: a live Optuna study, or real Ray Tune trials (:mod:`qhpo.ray`).
+LIVE_BACKENDS = ("optuna", "ray")
+#: Storage kinds of the live Optuna replay.
 LIVE_STORAGES = ("sqlite", "journal")
 #: Rules the live replay runs in a live study (swift-hyperband makes its own configurations
 #: and is replayed in-process).
@@ -80,12 +83,16 @@ class LiveSettings:
     """How the live replay runs, whatever the rule.
 
     Attributes:
-        storage: ``"sqlite"`` or ``"journal"``.
-        folder: Where each study's storage file is written (kept); None: a temporary
-            folder, removed when the replay ends.
+        storage: ``"sqlite"`` or ``"journal"`` (backend ``"optuna"``).
+        folder: Where each study's storage file (backend ``"optuna"``) or each Ray Tune
+            experiment (backend ``"ray"``) is written and kept; None: a temporary folder,
+            removed when the replay ends.
         epoch_seconds: Real seconds each epoch takes (0: no wait).
         settle: Each decision waits for the predictor's fit (inline fits).
-        poll_seconds: How long a worker with nothing to start waits before asking again.
+        poll_seconds: How long a worker with nothing to start waits before asking again
+            (backend ``"optuna"``).
+        backend: ``"optuna"`` (:func:`replay_live`) or ``"ray"``
+            (:func:`qhpo.ray.replay_live_on_ray`).
     """
 
     storage: str = "sqlite"
@@ -93,14 +100,65 @@ class LiveSettings:
     epoch_seconds: float = 0.005
     settle: bool = False
     poll_seconds: float = 0.005
+    backend: str = "optuna"
 
     def __post_init__(self):
+        if self.backend not in LIVE_BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(LIVE_BACKENDS)}, got {self.backend!r}")
         if self.storage not in LIVE_STORAGES:
             raise ValueError(f"storage must be one of {', '.join(LIVE_STORAGES)}, got {self.storage!r}")
         for name in ("epoch_seconds", "poll_seconds"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number of seconds, 0 or more, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EpochClock:
+    """Real time of the replayed epochs: row ``j`` sleeps ``epoch_seconds * d_j / mean(d)`` per epoch.
+
+    ``d`` is the table's seconds per epoch (1 for every row when it records none), so the
+    mean epoch takes ``epoch_seconds`` and ``scale = epoch_seconds / mean(d)`` real seconds
+    stand for one of the table's time units.
+
+    Example:
+        >>> import numpy as np
+        >>> from qhpo.curves import CurveTable
+        >>> table = CurveTable("t", "accuracy", "max", np.arange(2), {}, np.ones((2, 3)), np.array([1.0, 3.0]))
+        >>> clock = EpochClock.of(table, 0.01)
+        >>> clock.sleep.tolist(), clock.units(0.5)
+        ([0.005, 0.015], 100.0)
+    """
+
+    duration: np.ndarray  # d_j, in the table's units
+    scale: float  # real seconds per table unit
+
+    @classmethod
+    def of(cls, table: CurveTable, epoch_seconds: float) -> EpochClock:
+        duration = np.ones(table.n_trials) if table.seconds_per_epoch is None else table.seconds_per_epoch
+        duration = np.asarray(duration, dtype=float)
+        return cls(duration, float(epoch_seconds) / float(np.mean(duration)))
+
+    @property
+    def sleep(self) -> np.ndarray:
+        """Real seconds per epoch of each row."""
+        return self.duration * self.scale
+
+    def units(self, elapsed: float) -> float:
+        """``elapsed`` real seconds in the table's units (seconds when epochs take no time)."""
+        return elapsed / self.scale if self.scale > 0 else elapsed
+
+
+def live_stem(table: CurveTable, name: str, seed: int, workers: int) -> str:
+    """The name of one live run's files: ``TABLE-RULE-seedS-Kw``."""
+    return f"{table.name}-{name}-seed{seed}-{workers}w"
+
+
+def check_workers(workers) -> int:
+    """``workers`` as an int of at least 1 (ValueError otherwise)."""
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be an integer of at least 1, got {workers!r}")
+    return int(workers)
 
 
 @dataclass(frozen=True)
@@ -156,20 +214,17 @@ def replay_live(
 
     if name not in LIVE_RULES:
         raise ValueError(f"name must be one of {', '.join(LIVE_RULES)}, got {name!r}")
-    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
-        raise ValueError(f"workers must be an integer of at least 1, got {workers!r}")
+    workers = check_workers(workers)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = Path(tempfile.mkdtemp(prefix="qhpo-live-")) if live.folder is None else Path(live.folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{table.name}-{name}-seed{seed}-{workers}w"
+        stem = live_stem(table, name, seed, workers)
         path = folder / (f"{stem}.db" if live.storage == "sqlite" else f"{stem}.log")
         for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             old.unlink(missing_ok=True)  # a rerun into the same folder starts afresh
         location = resolve_storage(str(path) if live.storage == "sqlite" else f"journal:{path}")
-        duration = np.ones(table.n_trials) if table.seconds_per_epoch is None else table.seconds_per_epoch
-        duration = np.asarray(duration, dtype=float)
-        scale = float(live.epoch_seconds) / float(np.mean(duration))
+        clock = EpochClock.of(table, live.epoch_seconds)
         spec = _Study(
             rule=name,
             location=location,
@@ -177,7 +232,7 @@ def replay_live(
             curves=np.asarray(table.curves, dtype=float),
             rows=table.param_rows(),
             distributions=_distributions(table),
-            sleep=duration * scale,
+            sleep=clock.sleep,
             mode=table.mode,
             seed=int(seed),
             predictor=predictor,
@@ -188,10 +243,8 @@ def replay_live(
         )
         _create_study(spec)
         started = time.perf_counter()
-        _run_workers(spec, int(workers))
-        elapsed = time.perf_counter() - started
-        wallclock = elapsed / scale if scale > 0 else elapsed
-        return _outcome(spec, wallclock)
+        _run_workers(spec, workers)
+        return _outcome(spec, clock.units(time.perf_counter() - started))
     finally:
         if live.folder is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -403,7 +456,7 @@ def _outcome(spec: _Study, wallclock: float) -> SeedResult:
     if unfinished or len({int(t.user_attrs[CHECKPOINT_ATTR]) for t in trials}) != n:
         raise RuntimeError(f"the live study of {spec.rule} on seed {spec.seed} ended with rows left unreplayed")
     seconds = sum(float(v) for k, v in study.user_attrs.items() if k.startswith(_SECONDS_ATTR))
-    engine = getattr(study._storage, "engine", None)
+    engine = getattr(storage_of(study), "engine", None)
     if engine is not None:
         engine.dispose()
     return SeedResult(
@@ -416,15 +469,25 @@ def _outcome(spec: _Study, wallclock: float) -> SeedResult:
     )
 
 
+def live_rules(live: LiveSettings) -> tuple[tuple[str, ...], Callable[..., SeedResult]]:
+    """The rules ``live.backend`` replays live, and its replay of one rule on one seed."""
+    if live.backend == "ray":
+        from qhpo.ray import RAY_LIVE_RULES, replay_live_on_ray  # needs the ray extra
+
+        return RAY_LIVE_RULES, replay_live_on_ray
+    return LIVE_RULES, replay_live
+
+
 def live_seed(job: SeedJob, live: LiveSettings) -> SeedOutcome:
     """The live counterpart of the in-process replay of one seed: every run of the job on
-    the seed's drawn rows (swift-hyperband, which no live study can run, in-process)."""
+    the seed's drawn rows (the rules the backend cannot run live, in-process)."""
     settings = job.settings
+    rules, replay_one = live_rules(live)
 
     def replay(run, drawn):
         common = dict(seed=job.seed, predictor=settings.predictor, sampler=settings.sampler, options=dict(run.options))
-        if run.name in LIVE_RULES:
-            return replay_live(run.name, drawn, live=live, workers=settings.workers, **common)
+        if run.name in rules:
+            return replay_one(run.name, drawn, live=live, workers=settings.workers, **common)
         return replay_rule(run.name, drawn, workers=settings.workers, **common)
 
     return seed_outcome(job, replay)
@@ -456,13 +519,24 @@ def live_document(table: CurveTable, settings: BenchmarkSettings, live: LiveSett
 
 def live_record(live: LiveSettings, settings: BenchmarkSettings) -> dict:
     """What the JSON says about the live replay."""
+    rules, _ = live_rules(live)
+    in_process = [p for p in settings.policies if p not in rules]
+    if live.backend == "ray":
+        return {
+            "name": "ray",
+            "mode": "live",
+            "epoch_seconds": float(live.epoch_seconds),
+            "settle": bool(live.settle),
+            "workers": int(settings.workers),
+            "in_process": in_process,
+        }
     return {
         "name": "optuna",
         "storage": live.storage,
         "epoch_seconds": float(live.epoch_seconds),
         "settle": bool(live.settle),
         "worker_processes": int(settings.workers),
-        "in_process": [p for p in settings.policies if p not in LIVE_RULES],
+        "in_process": in_process,
     }
 
 
