@@ -54,3 +54,16 @@ def test_the_check_sees_a_foreign_private_import():
         "qhpo.optuna._pruner",
     ]
     assert foreign_private_imports(module) == []  # the scheduler itself reads only public names
+
+
+def test_the_package_never_imports_syne_tune():
+    """Syne Tune (the ``peers`` extra) serves benchmarks/peers.py only; the runtime stays free of it."""
+    importers = [
+        f"{path.relative_to(SOURCE.parent)}:{line}"
+        for path in sorted(SOURCE.rglob("*.py"))
+        for line, name in _imported_modules(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        if name.split(".")[0] == "syne_tune"
+    ]
+    assert not importers, "\n".join(importers)
+    tree = ast.parse("def f():\n    import syne_tune.optimizer\n")
+    assert [name for _, name in _imported_modules(tree)] == ["syne_tune.optimizer"]  # the check would see one
