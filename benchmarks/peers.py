@@ -83,7 +83,29 @@ def syne_tune():
         sys.exit(f"benchmarks/peers.py needs Syne Tune {SYNE_TUNE_VERSION} (MOBSTER and DyHPO), found {st.__version__}")
     for name in ("syne_tune", "root"):
         logging.getLogger(None if name == "root" else name).setLevel(logging.ERROR)
+    _empty_pool_gives_no_candidates()
     return st
+
+
+def _empty_pool_gives_no_candidates() -> None:
+    """Workaround 3: once every row of ``restrict_configurations`` is taken, Syne Tune's
+    ``RandomFromSetCandidateGenerator.generate_candidates_en_bulk`` unpacks an empty ``zip``
+    and raises ``ValueError`` (MOBSTER, DyHPO); it returns no candidates instead, so that the
+    searcher has no new configuration (DyHPO can still resume a paused trial)."""
+    from syne_tune.optimizer.schedulers.searchers.bayesopt.tuning_algorithms import bo_algorithm_components as c
+
+    generator = c.RandomFromSetCandidateGenerator
+    if getattr(generator, "_qhpo_patched", False):
+        return
+    original = generator.generate_candidates_en_bulk
+
+    def generate_candidates_en_bulk(self, num_cands, exclusion_list=None):
+        if exclusion_list is not None and all(exclusion_list.contains(config) for config in self.base_set):
+            return []
+        return original(self, num_cands, exclusion_list=exclusion_list)
+
+    generator.generate_candidates_en_bulk = generate_candidates_en_bulk
+    generator._qhpo_patched = True
 
 
 # ---------------------------------------------------------------- the search space and the pool
