@@ -38,6 +38,7 @@ started, and a searcher with no row left ends the search cleanly (Syne Tune's
         [--methods asha-stop-3,asha-stop-2,asha-promote,hyperband,bohb] [--seeds 10]
         [--first-seed 0] [--trials 100] [--qhpo-json bench.json] [--predictor svr]
         [--mode both|equal] [--json OUT.json]
+    python benchmarks/peers.py --report OUT.json [MORE.json ...]     (markdown tables of the results)
 
 ``--mode equal`` stops each run once it has spent ``B_s`` (cheaper for MOBSTER and DyHPO;
 no same-trials numbers then).
@@ -597,8 +598,94 @@ def tables_from(args) -> list[CurveTable]:
         raise SystemExit(str(error)) from None
 
 
+def collect(paths: list[Path]) -> dict:
+    """Per table, method and seed, the values of several ``--json`` files (later files win)."""
+    seeds: dict = {}
+    for path in paths:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        first = int(document["first_seed"])
+        for name, result in document["tables"].items():
+            for method, r in result["policies"].items():
+                per = r["per_seed"]
+                for k in range(len(per["seconds"])):
+                    record = {"seconds": per["seconds"][k], "eq": per["equal_compute_regret"][k]}
+                    record["budget_share"] = per["epochs"][k] / per["budget"][k] if per["budget"][k] else 1.0
+                    if "cost_fraction" in per:
+                        record.update(cost=per["cost_fraction"][k], regret=per["regret"][k])
+                    entry = seeds.setdefault(name, {}).setdefault(method, {}).setdefault(first + k, {})
+                    entry.update(record)
+    return seeds
+
+
+def _fmt(x: float) -> str:
+    return "0" if x == 0 else f"{x:.2g}" if abs(x) < 0.01 else f"{x:.3g}"
+
+
+def _span(seeds: list[int]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+
+
+def report(paths: list[Path]) -> str:
+    """Markdown tables of the same-trials and equal-compute results in ``paths``, and the tally."""
+    data = collect(paths)
+    tables = sorted(data)
+    methods = ["qhpo", *[m for m in METHODS if any(m in data[t] for t in tables)]]
+    lines = ["**Same trials** (cost = share of the epochs of full training / mean regret, metric units)", ""]
+    lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
+    for method in methods:
+        cells = []
+        for t in tables:
+            runs = {s: r for s, r in data[t].get(method, {}).items() if "cost" in r}
+            if not runs:
+                cells.append("–")
+                continue
+            cost = np.mean([r["cost"] for r in runs.values()])
+            cells.append(f"{cost:.1%} / {_fmt(np.mean([r['regret'] for r in runs.values()]))}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "**Equal compute** (mean regret with qhpo's epochs per seed; [seeds] where not all)", ""]
+    lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
+    verdict = {t: [] for t in tables}
+    for method in methods:
+        cells = []
+        for t in tables:
+            runs = data[t].get(method, {})
+            if not runs:
+                cells.append("–")
+                continue
+            seeds = sorted(runs)
+            ours = np.mean([data[t]["qhpo"][s]["eq"] for s in seeds])
+            theirs = np.mean([runs[s]["eq"] for s in seeds])
+            cell = _fmt(theirs)
+            if seeds != sorted(data[t]["qhpo"]):
+                cell += f" [{_span(seeds)}; qhpo {_fmt(ours)}]"
+            cells.append(cell)
+            if method != "qhpo" and ours > theirs + 1e-12:
+                verdict[t].append(f"{method} {_fmt(theirs)} < qhpo {_fmt(ours)} (seeds {_span(seeds)})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "**Seconds per seed** (mean)", ""]
+    lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
+    for method in methods:
+        cells = [
+            f"{np.mean([r['seconds'] for r in data[t][method].values()]):.1f}" if method in data[t] else "–"
+            for t in tables
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    met = [t for t in tables if not verdict[t]]
+    lines += ["", f"qhpo's equal-compute mean regret at most every peer's on {len(met)} of {len(tables)} tables."]
+    lines += [f"- {t}: " + "; ".join(verdict[t]) for t in tables if verdict[t]]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "--report":  # python benchmarks/peers.py --report A.json [B.json ...]
+        try:
+            print(report([Path(p) for p in argv[1:]]))
+        except (OSError, ValueError, KeyError) as error:
+            parser.exit(2, f"--report: the files are not peers.py --json results ({error})\n")
+        return
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--curves", help="a curve table (path or built-in name)")
     where.add_argument("--suite", help="a folder of curve tables, or 'builtin'")

@@ -49,7 +49,7 @@ def test_asha_replays_qhpo_bench_rows_in_order_and_stops_early():
     assert 0 < score(drawn, run)["cost_fraction"] < 1
 
 
-def test_the_command_writes_both_modes(tmp_path):
+def test_the_command_writes_both_modes(tmp_path, capsys):
     peers = _peers()
     out = tmp_path / "peers.json"
     peers.main(
@@ -62,3 +62,7 @@ def test_the_command_writes_both_modes(tmp_path):
     assert 0 < theirs["cost_fraction_mean"] < 1
     assert theirs["equal_compute"]["regret_mean"] >= 0
     assert list(theirs["equal_compute"]["regret_at_budget_share"]) == ["0.25", "0.5", "0.75", "1.0"]
+    capsys.readouterr()
+    peers.main(["--report", str(out)])
+    printed = capsys.readouterr().out
+    assert "| asha-promote | " in printed and "of 1 tables" in printed
