@@ -609,12 +609,25 @@ def collect(paths: list[Path]) -> dict:
                 per = r["per_seed"]
                 for k in range(len(per["seconds"])):
                     record = {"seconds": per["seconds"][k], "eq": per["equal_compute_regret"][k]}
+                    record.update(trajectory=per["trajectory"][k], budget=per["budget"][k], trials=document["trials"])
                     record["budget_share"] = per["epochs"][k] / per["budget"][k] if per["budget"][k] else 1.0
                     if "cost_fraction" in per:
                         record.update(cost=per["cost_fraction"][k], regret=per["regret"][k])
                     entry = seeds.setdefault(name, {}).setdefault(method, {}).setdefault(first + k, {})
                     entry.update(record)
     return seeds
+
+
+def _regret_at_half(table_name: str, seed: int, record: dict) -> float | None:
+    """Regret after half the seed's budget, from its trajectory (a built-in table's rows give the
+    regret before any completion); ``None`` for a table that is not built in."""
+    try:
+        table = read_curve_table(resolve_curve_table(table_name))
+    except Exception:
+        return None
+    drawn = table.take(draw_order(table.n_trials, record["trials"], seed))
+    steps = [regret for spent, regret in record["trajectory"] if spent <= record["budget"] / 2]
+    return steps[-1] if steps else regret_within(drawn, [], 0)
 
 
 def _fmt(x: float) -> str:
@@ -661,6 +674,20 @@ def report(paths: list[Path]) -> str:
             cells.append(cell)
             if method != "qhpo" and ours > theirs + 1e-12:
                 verdict[t].append(f"{method} {_fmt(theirs)} < qhpo {_fmt(ours)} (seeds {_span(seeds)})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "**Half the budget** (mean regret after `B_s / 2` epochs; [seeds] where not all)", ""]
+    lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
+    for method in methods:
+        cells = []
+        for t in tables:
+            runs = data[t].get(method, {})
+            if not runs:
+                cells.append("–")
+                continue
+            seeds = sorted(runs)
+            half = [_regret_at_half(t, s, runs[s]) for s in seeds]
+            cell = "–" if None in half else _fmt(np.mean(half))
+            cells.append(cell + ("" if seeds == sorted(data[t]["qhpo"]) else f" [{_span(seeds)}]"))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "**Seconds per seed** (mean)", ""]
     lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
