@@ -60,8 +60,7 @@ def test_the_check_sees_a_foreign_private_import():
 SHIM = SOURCE / "_optuna_schema.py"
 #: Private names of Optuna's study, trial and storage objects that qhpo has ever needed.
 OPTUNA_PRIVATE = {"_storage", "_study_id", "_trial_id", "system_attrs", "set_system_attr", "_thread_local"}
-#: Files that read one of these names directly, with the names they read (the live replay
-#: closes the database connections behind each study it ran).
+#: Files other than the shim that read one of these names directly (none).
 DIRECT_READERS: dict = {}
 
 
@@ -135,3 +134,16 @@ def test_every_qhpo_attribute_key_is_listed_in_the_schema():
     assert not unlisted, f"keys missing from qhpo._optuna_schema.ATTRIBUTES: {sorted(unlisted)}"
     for attribute in ATTRIBUTES.values():
         assert attribute.key.startswith("qhpo.") and attribute.on in ("trial", "study") and attribute.meaning
+
+
+def test_the_package_never_imports_syne_tune():
+    """Syne Tune (the ``peers`` extra) serves benchmarks/peers.py only; the runtime stays free of it."""
+    importers = [
+        f"{path.relative_to(SOURCE.parent)}:{line}"
+        for path in sorted(SOURCE.rglob("*.py"))
+        for line, name in _imported_modules(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        if name.split(".")[0] == "syne_tune"
+    ]
+    assert not importers, "\n".join(importers)
+    tree = ast.parse("def f():\n    import syne_tune.optimizer\n")
+    assert [name for _, name in _imported_modules(tree)] == ["syne_tune.optimizer"]  # the check would see one
