@@ -7,11 +7,11 @@ import sys
 
 from repo_scripts import REPO
 
-_OPENING = "As a library:\n\n```python\n"
+_OPENING = "## Example\n\n```python\n"
 
 
 def readme_library_block() -> str:
-    """The ```python block under "As a library:" in README.md."""
+    """The ```python block under "## Example" in README.md."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     start = text.index(_OPENING) + len(_OPENING)
     return text[start : text.index("```", start)]
