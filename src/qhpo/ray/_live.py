@@ -35,7 +35,7 @@ from ray.tune import Callback
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.ray._cluster import connect_ray
-from qhpo.ray._replay import _METRIC, _ROW_KEY, _replay_tuner, _RowSearcher, pending_trials, scheduler_rows
+from qhpo.ray._replay_trials import _METRIC, _ROW_KEY, _replay_tuner, _RowSearcher, pending_trials, scheduler_rows
 from qhpo.ray._scheduler import PredictiveScheduler, RunningTrialLimiter
 from qhpo.replay import EpochClock, LiveSettings, SeedResult, check_workers, leave_out_of_prior, live_stem
 
