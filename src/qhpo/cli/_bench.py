@@ -203,11 +203,7 @@ def cmd_bench(args) -> int:
     options = _rule_options(args.policy_option, policies, tables)
     if args.prior_tables is not None:
         _add_prior_tables(options, args.prior_tables, policies)
-    sampler = args.sampler
-    if sampler is None and args.predictor not in ("svr", "oracle", "oracle-final"):
-        from qhpo.samplers import DEFAULT_SAMPLER
-
-        sampler = DEFAULT_SAMPLER
+    sampler = _sampler(args)
     if args.budget is not None:
         return _bench_budget(args, policies, tables, options, sampler, suite_name if args.suite is not None else None)
     sweep_seeds = args.sweep_seeds if args.sweep_seeds is not None else (5 if args.plot else 0)
@@ -232,19 +228,7 @@ def cmd_bench(args) -> int:
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     if live_backend:
-        from qhpo.replay import LiveSettings, run_live_benchmark, run_live_suite
-
-        live = LiveSettings(
-            storage=args.storage or "sqlite",
-            folder=args.storage_dir,
-            epoch_seconds=0.005 if args.epoch_seconds is None else args.epoch_seconds,
-            settle=args.settle,
-            backend=args.backend,
-        )
-        if args.suite is not None:
-            result = run_live_suite(tables, name=suite_name, live=live, **common)
-        else:
-            result = run_live_benchmark(tables[0], live=live, **common)
+        result = _replay_live(args, tables, suite_name if args.suite is not None else None, common)
     elif args.suite is not None:
         result = run_suite(tables, name=suite_name, **common)
     else:
@@ -261,6 +245,32 @@ def cmd_bench(args) -> int:
         )
     _write(args, result, plot)
     return 0
+
+
+def _sampler(args):
+    """The annealer of the annealer predictors: ``--sampler``, else the default one."""
+    sampler = args.sampler
+    if sampler is None and args.predictor not in ("svr", "oracle", "oracle-final"):
+        from qhpo.samplers import DEFAULT_SAMPLER
+
+        sampler = DEFAULT_SAMPLER
+    return sampler
+
+
+def _replay_live(args, tables, suite_name: str | None, common: dict) -> dict:
+    """The live replay (``--backend optuna`` or ``ray``) of one table, or of the suite when named."""
+    from qhpo.replay import LiveSettings, run_live_benchmark, run_live_suite
+
+    live = LiveSettings(
+        storage=args.storage or "sqlite",
+        folder=args.storage_dir,
+        epoch_seconds=0.005 if args.epoch_seconds is None else args.epoch_seconds,
+        settle=args.settle,
+        backend=args.backend,
+    )
+    if suite_name is not None:
+        return run_live_suite(tables, name=suite_name, live=live, **common)
+    return run_live_benchmark(tables[0], live=live, **common)
 
 
 def _write(args, result: dict, plot) -> None:

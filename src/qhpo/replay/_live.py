@@ -206,22 +206,7 @@ def replay_live(
             old.unlink(missing_ok=True)  # a rerun into the same folder starts afresh
         location = resolve_storage(str(path) if live.storage == "sqlite" else f"journal:{path}")
         clock = EpochClock.of(table, live.epoch_seconds)
-        spec = LiveStudy(
-            rule=name,
-            location=location,
-            name=f"qhpo-replay-{seed}",  # as the in-process replay: HyperbandPruner hashes the name
-            curves=np.asarray(table.curves, dtype=float),
-            rows=table.param_rows(),
-            distributions=distributions_of(table),
-            sleep=clock.sleep,
-            mode=table.mode,
-            seed=int(seed),
-            predictor=predictor,
-            sampler=sampler,
-            options=leave_out_of_prior(options, table),
-            settle=bool(live.settle),
-            poll_seconds=float(live.poll_seconds),
-        )
+        spec = _study_spec(name, table, seed, location, clock, live, predictor, sampler, options)
         create_study(spec)
         started = time.perf_counter()
         run_workers(spec, workers)
@@ -229,6 +214,26 @@ def replay_live(
     finally:
         if live.folder is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _study_spec(name, table, seed, location, clock, live, predictor, sampler, options) -> LiveStudy:
+    """What every worker of the live study of rule ``name`` on ``table`` needs."""
+    return LiveStudy(
+        rule=name,
+        location=location,
+        name=f"qhpo-replay-{seed}",  # as the in-process replay: HyperbandPruner hashes the name
+        curves=np.asarray(table.curves, dtype=float),
+        rows=table.param_rows(),
+        distributions=distributions_of(table),
+        sleep=clock.sleep,
+        mode=table.mode,
+        seed=int(seed),
+        predictor=predictor,
+        sampler=sampler,
+        options=leave_out_of_prior(options, table),
+        settle=bool(live.settle),
+        poll_seconds=float(live.poll_seconds),
+    )
 
 
 def live_rules(live: LiveSettings) -> tuple[tuple[str, ...], Callable[..., SeedResult]]:

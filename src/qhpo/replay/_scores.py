@@ -9,10 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qhpo.curves import CurveTable
-from qhpo.replay._rule_replay import (
-    SeedResult,
-    draw_order,
-)
+from qhpo.replay._rule_replay import SeedResult, draw_order
 from qhpo.replay._target import verdict
 
 if TYPE_CHECKING:
