@@ -120,60 +120,78 @@ def replay_on_ray(
         raise ValueError(f"time_scale must be positive, got {time_scale}")
     time_scale = float(time_scale)
     connect_ray(address, quiet=True)
-    scheduler = _ReplayScheduler(policy)
-    searcher = _RowSearcher(params, _METRIC, policy.mode)
-    turns = _Turns.remote()
-    aborted = threading.Event()
-    decision_epochs = policy.decision_epochs()
-    decision_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
-    agent = _RayAgent(scheduler, searcher, turns, curves, decision_epochs, aborted)
-    clock: dict[str, Any] = {}
-
-    def run_clock() -> None:
-        try:
-            clock["outcome"] = simulate(curves, agent, workers=workers, seconds_per_epoch=duration)
-        except _Aborted:
-            pass
-        except BaseException as error:  # reported by the driver once Ray Tune has ended
-            clock["error"] = error
-        finally:
-            scheduler.ended = True
-            searcher.finish()
-            if "outcome" not in clock:
-                turns.abort.remote()  # trials waiting for an epoch end now
-
+    run = _ClockedReplay(policy, params, curves, duration, workers)
     with tempfile.TemporaryDirectory(prefix="qhpo-ray-replay-") as scratch:
         tuner = _replay_tuner(
             curves,
             duration,
             policy,
-            scheduler,
-            searcher,
-            turns,
+            run.scheduler,
+            run.searcher,
+            run.turns,
             workers=workers,
             time_scale=time_scale,
             storage_path=storage_path or scratch,
         )
-        thread = threading.Thread(target=run_clock, name="qhpo-replay-clock", daemon=True)
+        results = run.fit(tuner)
+    run.raise_failure(results)
+    return _outcome(run.scheduler, len(curves), workers=workers, time_scale=time_scale)
+
+
+class _ClockedReplay:
+    """One clock-ordered replay: the simulated clock's thread, which drives the Ray trials
+    through :class:`_RayAgent`, and Ray Tune's run beside it."""
+
+    def __init__(self, policy: StoppingPolicy, params: list[dict], curves: np.ndarray, duration, workers: int):
+        self.scheduler = _ReplayScheduler(policy)
+        self.searcher = _RowSearcher(params, _METRIC, policy.mode)
+        self.turns = _Turns.remote()
+        self.aborted = threading.Event()
+        decision_epochs = policy.decision_epochs()
+        decision_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
+        self.agent = _RayAgent(self.scheduler, self.searcher, self.turns, curves, decision_epochs, self.aborted)
+        self.curves, self.duration, self.workers = curves, duration, workers
+        self.clock: dict[str, Any] = {}
+
+    def run_clock(self) -> None:
+        try:
+            self.clock["outcome"] = simulate(
+                self.curves, self.agent, workers=self.workers, seconds_per_epoch=self.duration
+            )
+        except _Aborted:
+            pass
+        except BaseException as error:  # reported by the driver once Ray Tune has ended
+            self.clock["error"] = error
+        finally:
+            self.scheduler.ended = True
+            self.searcher.finish()
+            if "outcome" not in self.clock:
+                self.turns.abort.remote()  # trials waiting for an epoch end now
+
+    def fit(self, tuner):
+        """Ray Tune's results, the clock running in its own thread meanwhile."""
+        thread = threading.Thread(target=self.run_clock, name="qhpo-replay-clock", daemon=True)
         thread.start()
         try:
-            with pending_trials(workers):
-                results = tuner.fit()
+            with pending_trials(self.workers):
+                return tuner.fit()
         finally:
-            aborted.set()
-            with scheduler._changed:
-                scheduler._changed.notify_all()
+            self.aborted.set()
+            with self.scheduler._changed:
+                self.scheduler._changed.notify_all()
             thread.join()
-            ray.kill(turns)
-    if "error" in clock:
-        raise clock["error"]
-    if scheduler.error is not None:
-        raise scheduler.error
-    if "outcome" not in clock:
-        failed = [r for r in results if r.error is not None]
-        why = f": {failed[0].error}" if failed else ""
-        raise RuntimeError(f"the Ray replay ended before its last trial{why}")
-    return _outcome(scheduler, len(curves), workers=workers, time_scale=time_scale)
+            ray.kill(self.turns)
+
+    def raise_failure(self, results) -> None:
+        """Raise what ended the replay early: the clock's error, the scheduler's, or a trial's."""
+        if "error" in self.clock:
+            raise self.clock["error"]
+        if self.scheduler.error is not None:
+            raise self.scheduler.error
+        if "outcome" not in self.clock:
+            failed = [r for r in results if r.error is not None]
+            why = f": {failed[0].error}" if failed else ""
+            raise RuntimeError(f"the Ray replay ended before its last trial{why}")
 
 
 def _checked_inputs(curves, policy: StoppingPolicy, params, seconds_per_epoch):
