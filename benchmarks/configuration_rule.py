@@ -32,7 +32,7 @@ import numpy as np
 
 from qhpo.curves import builtin_tables_folder, read_curve_table
 from qhpo.replay import run_suite, verdict
-from qhpo.replay._benchmark import TARGET_BASELINES
+from qhpo.replay._target import TARGET_BASELINES
 
 #: Each variant's options of ``qhpo``.
 VARIANTS = {

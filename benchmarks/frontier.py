@@ -47,7 +47,7 @@ from pathlib import Path
 from qhpo import QhpoError
 from qhpo.curves import builtin_tables_folder, read_curve_table
 from qhpo.replay import run_suite, verdict
-from qhpo.replay._benchmark import TARGET_BASELINES, TARGET_COST_RATIO
+from qhpo.replay._target import TARGET_BASELINES, TARGET_COST_RATIO
 
 DEFAULT_ETA = 2.0
 DEFAULT_MULTIPLIER = 1.0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from qhpo.curves import builtin_tables_folder, read_curve_table
 from qhpo.replay import run_suite, verdict
-from qhpo.replay._benchmark import TARGET_BASELINES
+from qhpo.replay._target import TARGET_BASELINES
 
 ORACLES = ("oracle", "oracle-final")
 

@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 from qhpo._errors import QhpoError
+from qhpo.cli._bench_checks import _check
+from qhpo.cli._bench_format import (
+    _format,
+    _format_budget,
+    _format_builtin_tables,
+    _format_suite,
+)
 
 
 def register(subparsers) -> None:
@@ -149,275 +156,6 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=cmd_bench)
 
 
-def _check(args) -> list[str]:
-    from qhpo.replay import BENCH_POLICIES
-
-    if args.curves is None and args.suite is None:
-        raise QhpoError(
-            "--curves is missing; pass a curve table's path or a built-in name from qhpo bench --list, "
-            "or --suite FOLDER for every table of a folder."
-        )
-    if args.curves is not None and args.suite is not None:
-        raise QhpoError("--curves and --suite exclude each other; pass one table or one folder.")
-    if args.budget is not None:
-        _check_budget(args)
-    if args.trials is None:
-        args.trials = 100
-    if args.policies is None:
-        args.policies = ",".join(BENCH_POLICIES)
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    if not policies:
-        raise QhpoError("--policies is empty; name at least one of " + ", ".join(BENCH_POLICIES) + ".")
-    unknown = [p for p in policies if p not in BENCH_POLICIES]
-    if unknown:
-        raise QhpoError(f"unknown policy {unknown[0]!r} in --policies; choose from {', '.join(BENCH_POLICIES)}.")
-    if len(set(policies)) != len(policies):
-        raise QhpoError("--policies names a policy twice; name each once.")
-    for flag, value, least in (
-        ("--trials", args.trials, 2),
-        ("--seeds", args.seeds, 1),
-        ("--workers", args.workers, 1),
-        ("--first-seed", args.first_seed, 0),
-    ):
-        if value < least:
-            raise QhpoError(f"{flag} must be at least {least}, got {value}.")
-    if args.budget_fraction is not None and not 0.0 < args.budget_fraction <= 1.0:
-        raise QhpoError(f"--epochs-fraction (--budget-fraction) must be in (0, 1], got {args.budget_fraction}.")
-    if args.sweep_seeds is not None and args.sweep_seeds < 0:
-        raise QhpoError(f"--sweep-seeds must be 0 or more, got {args.sweep_seeds}.")
-    if args.jobs is not None and args.jobs < 1:
-        raise QhpoError(f"--jobs must be at least 1, got {args.jobs}.")
-    from qhpo._files import check_writable
-
-    for flag, path in (("--json", args.json), ("--plot", args.plot)):
-        if path is not None:
-            check_writable(path, flag)  # before the replay, not after it
-    _check_live(args)
-    return policies
-
-
-def _check_budget(args) -> None:
-    """Budget mode's options: a positive K, the local backend, rules that run under a budget
-    (``args.budget`` becomes the number, ``args.policies`` defaults to those rules)."""
-    from qhpo._rules import RuleKind, rule_names
-    from qhpo.replay import BUDGET_POLICIES
-
-    try:
-        trainings = float(args.budget)
-    except ValueError:
-        trainings = math.nan
-    if not (math.isfinite(trainings) and trainings > 0):
-        raise QhpoError(f"--budget must be a positive number of full trainings (for example 20), got {args.budget!r}.")
-    args.budget = int(trainings) if trainings == int(trainings) else trainings
-    for flag, given in (
-        ("--trials", args.trials is not None),
-        ("--sweep-seeds", args.sweep_seeds is not None),
-        ("--backend " + args.backend, args.backend != "local"),
-    ):
-        if given:
-            raise QhpoError(f"{flag} does not apply in budget mode (--budget); leave it out.")
-    if args.policies is None:
-        args.policies = ",".join(BUDGET_POLICIES)
-    brackets = [p for p in args.policies.split(",") if p.strip() in rule_names(RuleKind.BRACKETS)]
-    if brackets:
-        raise QhpoError(
-            f"{brackets[0].strip()} chooses its own configurations in brackets and has no budget mode; "
-            "leave it out of --policies."
-        )
-
-
-def _check_live(args) -> None:
-    """The live replay's options: only with ``--backend optuna`` or ``ray``, each one sensible."""
-    given = [
-        flag
-        for flag, value in (
-            ("--storage", args.storage),
-            ("--storage-dir", args.storage_dir),
-            ("--epoch-seconds", args.epoch_seconds),
-            ("--settle", args.settle or None),
-        )
-        if value is not None
-    ]
-    from qhpo.replay import LIVE_BACKENDS, LIVE_STORAGES
-
-    if args.backend not in LIVE_BACKENDS:
-        if given:
-            raise QhpoError(
-                f"{given[0]} applies to the live replay only; add --backend optuna or --backend ray, or leave it out."
-            )
-        return
-    from qhpo.predictors import ORACLE, ORACLE_FINAL
-
-    if args.predictor in (ORACLE, ORACLE_FINAL):
-        raise QhpoError(
-            f"--predictor {args.predictor} reads the recorded curves and exists in the local replay only; "
-            f"choose svr, qsvr or qsvr-ensemble for --backend {args.backend}."
-        )
-    if args.storage is not None and args.backend != "optuna":
-        raise QhpoError("--storage chooses the live Optuna study's storage; leave it out with --backend ray.")
-    if args.storage is not None and args.storage not in LIVE_STORAGES:
-        raise QhpoError(f"--storage must be sqlite or journal for the live replay, got {args.storage!r}.")
-    if args.epoch_seconds is not None and not (math.isfinite(args.epoch_seconds) and args.epoch_seconds >= 0):
-        raise QhpoError(f"--epoch-seconds must be a number of seconds, 0 or more, got {args.epoch_seconds}.")
-    if args.jobs is not None and args.jobs > 1:
-        raise QhpoError(
-            "--jobs applies to the local backend; the live replay runs one seed at a time, its --workers as "
-            "processes (optuna) or concurrent Ray trials (ray)."
-        )
-    if args.sweep_seeds:
-        raise QhpoError("--sweep-seeds is not replayed live; leave it out (the figure then draws no sweep lines).")
-    if args.storage_dir is not None:
-        _check_folder(args.storage_dir)
-
-
-def _check_folder(folder: Path) -> None:
-    """``--storage-dir`` exists (or can be made) and takes new files."""
-    import os
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".qhpo-write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as error:
-        raise QhpoError(
-            f"--storage-dir {folder} is not a writable folder ({error.strerror or error}); pass a folder qhpo can "
-            "write in."
-        ) from None
-
-
-def _format(result: dict) -> str:
-    lines = [
-        f"{result['table']}: {result['trials']} trials x {result['seeds']} seeds, {result['workers']} worker(s), "
-        f"predictor {result['predictor']}, {result['seconds']:.0f} s{_budget_note(result)}{_backend_note(result)}",
-        f"{'policy':<16}{'cost':>7}{'regret mean':>13}{'median':>9}{'max':>9}{'top1 kept':>11}"
-        f"{'wallclock':>11}{'predictor s':>13}",
-    ]
-    thaw = any(p.get("resumed_mean") for p in result["policies"].values())
-    if thaw:
-        lines[-1] += f"{'resumed':>9}{'winner resumed':>16}"
-    for name, p in result["policies"].items():
-        lines.append(
-            f"{name:<16}{p['cost_fraction_mean']:>7.1%}{p['regret_mean']:>13.5f}{p['regret_median']:>9.5f}"
-            f"{p['regret_max']:>9.5f}{p['top1_kept_rate']:>11.0%}{p['wallclock_mean']:>11.0f}"
-            f"{p['predictor_seconds_mean']:>13.2f}"
-            + (f"{p['resumed_mean']:>9.1f}{p['winner_resumed_rate']:>16.0%}" if thaw else "")
-        )
-    lines.append(
-        f"regret in {result['metric']} units ({result['mode']}); cost = epochs / (trials x {result['epochs']})"
-    )
-    if result.get("options"):
-        lines.append(_options_line(result["options"]))
-    if result.get("verdict"):
-        lines.append(_verdict_line(result["verdict"]))
-    return "\n".join(lines)
-
-
-def _options_line(options: dict) -> str:
-    shown = "; ".join(f"{rule} " + " ".join(f"{k}={v}" for k, v in opts.items()) for rule, opts in options.items())
-    return f"options beyond the defaults: {shown}"
-
-
-def _verdict_line(verdict: dict) -> str:
-    return (
-        f"target ({verdict['rule']} against {verdict['best']}): {'pass' if verdict['pass'] else 'fail'}, "
-        f"{verdict['why']}"
-    )
-
-
-def _backend_note(result: dict) -> str:
-    backend = result.get("backend")
-    if not backend:
-        return ""
-    fits = "settled fits" if backend["settle"] else "background fits"
-    if backend["name"] == "ray":
-        note = (
-            f"; live Ray Tune trials ({backend['workers']} at a time, {backend['epoch_seconds']:g} s per epoch, {fits})"
-        )
-    else:
-        note = (
-            f"; live Optuna study ({backend['storage']}, {backend['worker_processes']} worker process(es), "
-            f"{backend['epoch_seconds']:g} s per epoch, {fits})"
-        )
-    if backend["in_process"]:
-        note += f"; in-process: {', '.join(backend['in_process'])}"
-    return note
-
-
-def _budget_note(result: dict) -> str:
-    fraction = result.get("budget_fraction")
-    if fraction is None:
-        return ""
-    return f", {'each table' if 'tables' in result else 'the table'} cut to the first {fraction:g} of its epochs"
-
-
-def _format_suite(result: dict) -> str:
-    tables = result["tables"]
-    names = list(next(iter(tables.values()))["policies"])
-    width = max(len(stem) for stem in tables) + 2
-    lines = [
-        f"{result['suite']}: {len(tables)} tables, {result['trials']} trials x {result['seeds']} seeds, "
-        f"predictor {result['predictor']}{_budget_note(result)}{_backend_note(result)}; each cell: cost / mean "
-        "regret (metric units)",
-        f"{'table':<{width}}" + "".join(f"{name:>19}" for name in names) + "  target",
-    ]
-    for stem, r in tables.items():
-        cells = "".join(
-            f"{r['policies'][n]['cost_fraction_mean']:>8.1%} / {r['policies'][n]['regret_mean']:<8.3g}" for n in names
-        )
-        verdict = r.get("verdict")
-        lines.append(
-            f"{stem:<{width}}{cells}  "
-            + ("-" if verdict is None else ("pass" if verdict["pass"] else "fail") + f": {verdict['why']}")
-        )
-    rules = result["summary"]["rules"]
-    lines.append(
-        f"{'mean over tables':<{width}}"
-        + "".join(
-            f"{rules[n]['cost_fraction_mean']:>8.1%} / "
-            + (
-                f"{rules[n]['regret_normalised_mean']:<8.3f}"
-                if rules[n]["regret_normalised_mean"] is not None
-                else f"{'-':<8}"
-            )
-            for n in names
-        )
-        + "  (regret / spread)"
-    )
-    thaw = [n for n in names if rules[n].get("resumed_mean")]
-    for n in thaw:
-        lines.append(
-            f"{n}: {rules[n]['resumed_mean']:.1f} resumptions per seed, winner paused and resumed on "
-            f"{rules[n]['winner_resumed_rate']:.0%} of seeds (means over tables)"
-        )
-    options = next(iter(tables.values())).get("options")
-    if options:
-        lines.append(_options_line(options))
-    lines.append(f"spread: {result['summary']['spread']}")
-    target = result["summary"]["target"]
-    if target:
-        lines.append(
-            f"target met by {target['rule']} on {len(target['passed'])} of "
-            f"{len(target['passed']) + len(target['failed'])} tables"
-        )
-    lines.append(f"suite wall time: {result['seconds']:.0f} s ({result['seconds'] / 60:.1f} min)")
-    return "\n".join(lines)
-
-
-def _format_builtin_tables() -> str:
-    from qhpo.curves import builtin_tables, builtin_tables_folder
-
-    lines = []
-    for table in builtin_tables():
-        lines.append(
-            f"{table.name:<22}{table.trials} trials x {table.epochs} epochs, "
-            f"{table.metric} ({table.mode}), {table.license}: {table.workload}"
-        )
-        lines.append(f"{'':<22}source: {table.source}")
-    lines.append(f"licences and attributions: {builtin_tables_folder() / 'NOTICE'}")
-    return "\n".join(lines)
-
-
 def _suite_tables(spec: str) -> tuple[str, list]:
     """The suite's name and its tables, read (one sentence for a missing or empty folder)."""
     from qhpo.curves import builtin_table_paths, read_curve_table
@@ -465,11 +203,7 @@ def cmd_bench(args) -> int:
     options = _rule_options(args.policy_option, policies, tables)
     if args.prior_tables is not None:
         _add_prior_tables(options, args.prior_tables, policies)
-    sampler = args.sampler
-    if sampler is None and args.predictor not in ("svr", "oracle", "oracle-final"):
-        from qhpo.samplers import DEFAULT_SAMPLER
-
-        sampler = DEFAULT_SAMPLER
+    sampler = _sampler(args)
     if args.budget is not None:
         return _bench_budget(args, policies, tables, options, sampler, suite_name if args.suite is not None else None)
     sweep_seeds = args.sweep_seeds if args.sweep_seeds is not None else (5 if args.plot else 0)
@@ -494,19 +228,7 @@ def cmd_bench(args) -> int:
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     if live_backend:
-        from qhpo.replay import LiveSettings, run_live_benchmark, run_live_suite
-
-        live = LiveSettings(
-            storage=args.storage or "sqlite",
-            folder=args.storage_dir,
-            epoch_seconds=0.005 if args.epoch_seconds is None else args.epoch_seconds,
-            settle=args.settle,
-            backend=args.backend,
-        )
-        if args.suite is not None:
-            result = run_live_suite(tables, name=suite_name, live=live, **common)
-        else:
-            result = run_live_benchmark(tables[0], live=live, **common)
+        result = _replay_live(args, tables, suite_name if args.suite is not None else None, common)
     elif args.suite is not None:
         result = run_suite(tables, name=suite_name, **common)
     else:
@@ -523,6 +245,32 @@ def cmd_bench(args) -> int:
         )
     _write(args, result, plot)
     return 0
+
+
+def _sampler(args):
+    """The annealer of the annealer predictors: ``--sampler``, else the default one."""
+    sampler = args.sampler
+    if sampler is None and args.predictor not in ("svr", "oracle", "oracle-final"):
+        from qhpo.samplers import DEFAULT_SAMPLER
+
+        sampler = DEFAULT_SAMPLER
+    return sampler
+
+
+def _replay_live(args, tables, suite_name: str | None, common: dict) -> dict:
+    """The live replay (``--backend optuna`` or ``ray``) of one table, or of the suite when named."""
+    from qhpo.replay import LiveSettings, run_live_benchmark, run_live_suite
+
+    live = LiveSettings(
+        storage=args.storage or "sqlite",
+        folder=args.storage_dir,
+        epoch_seconds=0.005 if args.epoch_seconds is None else args.epoch_seconds,
+        settle=args.settle,
+        backend=args.backend,
+    )
+    if suite_name is not None:
+        return run_live_suite(tables, name=suite_name, live=live, **common)
+    return run_live_benchmark(tables[0], live=live, **common)
 
 
 def _write(args, result: dict, plot) -> None:
@@ -567,47 +315,6 @@ def _bench_budget(args, policies, tables, options, sampler, suite_name) -> int:
     print(_format_budget(result))
     _write(args, result, None if args.plot is None else (lambda path: plot_budget(result, path)))
     return 0
-
-
-def _regret_cell(rule: dict, readings: list[str]) -> str:
-    return f"{' / '.join(format(rule['regret'][x], '.4f') for x in readings):>27}"
-
-
-def _format_budget(result: dict) -> str:
-    readings = result["readings"]
-    head = f"{'':<4}" + "".join(f"{'regret @' + x:>12}" for x in readings)
-    if "tables" not in result:
-        lines = [
-            f"{result['table']}: budget {result['budget_trainings']:g} full trainings ({result['budget_epochs']} "
-            f"epochs) x {result['seeds']} seeds, {result['workers']} worker(s), predictor {result['predictor']}, "
-            f"{result['seconds']:.0f} s{_budget_note(result)}",
-            f"{'policy':<12}{'first rung':>11}{'configs':>9}{'complete':>10}{'resumed':>9}" + head[4:],
-        ]
-        for name, p in result["policies"].items():
-            lines.append(
-                f"{name:<12}{p['first_rung']:>11}{p['configurations_mean']:>9.1f}{p['completed_mean']:>10.1f}"
-                f"{p['resumed_mean']:>9.1f}" + "".join(f"{p['regret'][x]:>12.4f}" for x in readings)
-            )
-    else:
-        tables = result["tables"]
-        rules = list(result["summary"]["rules"])
-        width = max(len(stem) for stem in tables) + 2
-        lines = [
-            f"{result['suite']}: {len(tables)} tables, budget {result['budget_trainings']:g} full trainings x "
-            f"{result['seeds']} seeds, predictor {result['predictor']}{_budget_note(result)}; each cell: mean "
-            "normalised regret at " + " / ".join(readings) + " full trainings",
-            f"{'table':<{width}}" + "".join(f"{name:>27}" for name in rules),
-        ]
-        for stem, r in tables.items():
-            lines.append(f"{stem:<{width}}" + "".join(_regret_cell(r["policies"][n], readings) for n in rules))
-        summary = result["summary"]["rules"]
-        lines.append(f"{'mean over tables':<{width}}" + "".join(_regret_cell(summary[n], readings) for n in rules))
-    lowest = result["lowest"] if "tables" not in result else result["summary"]["lowest"]
-    lines.append("lowest regret: " + "; ".join(f"at {x}: {', '.join(lowest[x])}" for x in readings))
-    lines.append(f"regret = {result['regret_definition']}")
-    if "tables" in result:
-        lines.append(f"suite wall time: {result['seconds']:.0f} s ({result['seconds'] / 60:.1f} min)")
-    return "\n".join(lines)
 
 
 def shorten(table, fraction: float):

@@ -35,7 +35,7 @@ from ray.tune import Callback
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.ray._cluster import connect_ray
-from qhpo.ray._replay import _METRIC, _ROW_KEY, _replay_tuner, _RowSearcher, pending_trials, scheduler_rows
+from qhpo.ray._replay_trials import _METRIC, _ROW_KEY, _replay_tuner, _RowSearcher, pending_trials, scheduler_rows
 from qhpo.ray._scheduler import PredictiveScheduler, RunningTrialLimiter
 from qhpo.replay import EpochClock, LiveSettings, SeedResult, check_workers, leave_out_of_prior, live_stem
 
@@ -105,9 +105,32 @@ def replay_live_on_ray(
         raise ValueError(f"name must be one of {', '.join(RAY_LIVE_RULES)}, got {name!r}")
     workers = check_workers(workers)
     connect_ray(None, quiet=True)
+    scheduler = _live_scheduler(name, table, seed, live, predictor, sampler, options)
+    policy = scheduler.stopping_policy
+    searcher = _searcher_of_every_row(table)
+    clock = EpochClock.of(table, live.epoch_seconds)
+    timeline = _Timeline()
+    folder = Path(tempfile.mkdtemp(prefix="qhpo-ray-live-")) if live.folder is None else Path(live.folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = live_stem(table, name, seed, workers)
+        shutil.rmtree(folder / stem, ignore_errors=True)  # a rerun into the same folder starts afresh
+        tuner = _live_tuner(table, clock, scheduler, searcher, timeline, workers, folder, stem)
+        with pending_trials(workers):
+            results = tuner.fit()
+    finally:
+        service = _closed_service(policy)
+        if live.folder is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    _check_every_row_ran(results, timeline, table, f"the live Ray replay of {name} on seed {seed}")
+    return _seed_result(scheduler, timeline, clock, service, table.n_trials)
+
+
+def _live_scheduler(name, table, seed, live, predictor, sampler, options) -> PredictiveScheduler:
+    """The scheduler of rule ``name``; its options' prior fitted without ``table``."""
     options = leave_out_of_prior(options, table)  # a copy, its prior fitted without this table
     options["background"] = not live.settle and options.get("background", True)
-    scheduler = PredictiveScheduler(
+    return PredictiveScheduler(
         name,
         max_epochs=table.epochs,
         mode=table.mode,
@@ -118,45 +141,54 @@ def replay_live_on_ray(
         random_state=seed,
         **options,
     )
-    policy = scheduler.stopping_policy
+
+
+def _searcher_of_every_row(table: CurveTable) -> _RowSearcher:
+    """A searcher that starts every row of ``table`` once, in the seed's order."""
     searcher = _RowSearcher(table.param_rows(), _METRIC, table.mode)
     for row in range(table.n_trials):  # rows start in the seed's order, each once
         searcher.allow(row)
     searcher.finish()
-    clock = EpochClock.of(table, live.epoch_seconds)
-    timeline = _Timeline()
-    folder = Path(tempfile.mkdtemp(prefix="qhpo-ray-live-")) if live.folder is None else Path(live.folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = live_stem(table, name, seed, workers)
-        shutil.rmtree(folder / stem, ignore_errors=True)  # a rerun into the same folder starts afresh
-        tuner = _replay_tuner(
-            np.asarray(table.curves, dtype=float),
-            clock.duration,
-            policy,
-            scheduler,
-            RunningTrialLimiter(searcher, workers, scheduler),
-            None,
-            workers=workers,
-            time_scale=clock.scale,
-            storage_path=str(folder.resolve()),
-            name=stem,
-            callbacks=[timeline],
-        )
-        with pending_trials(workers):
-            results = tuner.fit()
-    finally:
-        service = policy.prediction_service
-        if service is not None:
-            service.close()
-        if live.folder is None:
-            shutil.rmtree(folder, ignore_errors=True)
+    return searcher
+
+
+def _live_tuner(table, clock, scheduler, searcher, timeline, workers: int, folder: Path, stem: str):
+    """Ray Tune's run of every row, at most ``workers`` trials running (paused ones aside)."""
+    return _replay_tuner(
+        np.asarray(table.curves, dtype=float),
+        clock.duration,
+        scheduler.stopping_policy,
+        scheduler,
+        RunningTrialLimiter(searcher, workers, scheduler),
+        None,
+        workers=workers,
+        time_scale=clock.scale,
+        storage_path=str(folder.resolve()),
+        name=stem,
+        callbacks=[timeline],
+    )
+
+
+def _closed_service(policy):
+    """The policy's prediction service, closed (None for a policy without one)."""
+    service = policy.prediction_service
+    if service is not None:
+        service.close()
+    return service
+
+
+def _check_every_row_ran(results, timeline, table: CurveTable, what: str) -> None:
+    """RuntimeError when a trial failed or a row never started."""
     failed = [r.error for r in results if r.error is not None]
     started = set(timeline.row_of.values())
     if failed or started != set(range(table.n_trials)):
         why = f": {failed[0]}" if failed else f"; {table.n_trials - len(started)} rows never started"
-        raise RuntimeError(f"the live Ray replay of {name} on seed {seed} failed{why}")
-    rows = scheduler_rows(scheduler, timeline.row_of, table.n_trials)
+        raise RuntimeError(f"{what} failed{why}")
+
+
+def _seed_result(scheduler, timeline, clock, service, n_rows: int) -> SeedResult:
+    """The seed's result read back from the scheduler's records and the trials' timeline."""
+    rows = scheduler_rows(scheduler, timeline.row_of, n_rows)
     seconds = 0.0 if service is None else float(service.fit_seconds + service.predict_seconds)
     return SeedResult(
         rows.epochs_trained,

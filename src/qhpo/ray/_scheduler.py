@@ -15,30 +15,25 @@ scheduler, so the scheduler's state (curves, statuses, decisions) travels inside
 
 from __future__ import annotations
 
-import json
 import math
-import pickle
 import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers import TrialScheduler
-from ray.tune.search import SearchAlgorithm, Searcher
 
 from qhpo._checks import check_int
 from qhpo._errors import QhpoError
-from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus
+from qhpo.ray._bookkeeping import BOOKKEEPING_PREFIX as BOOKKEEPING_PREFIX  # public: the trainable's config keys
+from qhpo.ray._bookkeeping import SchedulerBookkeeping, _TrialRecord, plain_params
+from qhpo.ray._limiter import RunningTrialLimiter
 
 #: Result key a trainable sets (to a reason) when its training diverged.
 DIVERGED_KEY = "diverged"
-#: Config keys starting with this are bookkeeping of the trainable, not hyperparameters.
-BOOKKEEPING_PREFIX = "__qhpo_"
-_STATE_VERSION = 1
 _RAY_DECISION = {
     Decision.CONTINUE: TrialScheduler.CONTINUE,
     Decision.STOP: TrialScheduler.STOP,
@@ -47,19 +42,7 @@ _RAY_DECISION = {
 _STATUS_AFTER = {Decision.STOP: TrialStatus.STOPPED, Decision.PAUSE: TrialStatus.PAUSED}
 
 
-@dataclass
-class _TrialRecord:
-    curve: list[float] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
-    status: TrialStatus = TrialStatus.RUNNING
-    # The verdict of each decision that rested on a prediction or stopped the trial, as
-    # Verdict.record() data: {"epoch", "decision", "predicted_final", "std", "threshold", "reason"}.
-    records: list[dict[str, Any]] = field(default_factory=list)
-    # Decision epochs at which the policy let the trial go on unranked (Verdict.ranked False).
-    unranked: list[int] = field(default_factory=list)
-
-
-class PredictiveScheduler(TrialScheduler):
+class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
     """Stops (or pauses) Ray Tune trials when a qhpo stopping policy says so.
 
     After trial ``i`` reports its metric ``y_i(t)`` for epoch ``t`` the scheduler sets
@@ -203,10 +186,10 @@ class PredictiveScheduler(TrialScheduler):
 
     def on_trial_add(self, tune_controller, trial: Trial):
         record = self._records.setdefault(trial.trial_id, _TrialRecord())
-        record.params = _plain_params(trial.config)
+        record.params = plain_params(trial.config)
 
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
-        record = self._records.setdefault(trial.trial_id, _TrialRecord(params=_plain_params(trial.config)))
+        record = self._records.setdefault(trial.trial_id, _TrialRecord(params=plain_params(trial.config)))
         if self._metric not in result:
             return TrialScheduler.CONTINUE
         epoch = int(result.get(self.epoch_attr, len(record.curve) + 1))
@@ -375,93 +358,6 @@ class PredictiveScheduler(TrialScheduler):
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials yet"
         return f"PredictiveScheduler(policy={policy}): {summary}."
 
-    # -- views and state --------------------------------------------------------------
-
-    def decision_records(self, key: str) -> list[dict[str, Any]]:
-        """What the policy predicted at the decisions about trial ``key`` (with ``explain=True``)."""
-        record = self._records.get(key)
-        return list(record.records) if record is not None else []
-
-    def trial_views(self) -> list[TrialView]:
-        """Every trial that reported at least one epoch, in the order trials were added.
-
-        A failed trial's curve ends before its first non-finite value (the epoch it diverged
-        at counts as trained, but its value is no measurement).
-        """
-        return [self._view(key, r) for key, r in self._records.items() if r.curve]
-
-    def _view(self, trial_id: str, record: _TrialRecord) -> TrialView:
-        curve = tuple(record.curve)
-        if record.status == TrialStatus.FAILED:
-            curve = curve[: next((e for e, v in enumerate(curve) if not math.isfinite(v)), len(curve))]
-        return TrialView(
-            key=self._key(trial_id),
-            curve=curve,
-            params=dict(record.params),
-            status=record.status,
-            unranked=frozenset(record.unranked),
-        )
-
-    def _key(self, trial_id: str):
-        """The key a trial's view carries (its Ray trial id)."""
-        return trial_id
-
-    def get_state(self) -> dict[str, Any]:
-        """The scheduler's state as plain JSON-ready data."""
-        return {
-            "version": _STATE_VERSION,
-            "metric": self._metric,
-            "mode": self.mode,
-            "trials": [
-                {
-                    "key": key,
-                    "curve": list(r.curve),
-                    "params": dict(r.params),
-                    "status": r.status.value,
-                    "records": list(r.records),
-                    "unranked": list(r.unranked),
-                }
-                for key, r in self._records.items()
-            ],
-            "decisions": [list(d) for d in self.decisions_],
-            "to_resume": list(self._to_resume),
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` returned."""
-        if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"state version must be {_STATE_VERSION}, got {state.get('version')!r}")
-        self._metric = state.get("metric") or self._metric
-        self.mode = state.get("mode") or self.mode
-        self._records = {
-            t["key"]: _TrialRecord(
-                list(t["curve"]),
-                dict(t["params"]),
-                TrialStatus(t["status"]),
-                list(t.get("records", [])),
-                [int(e) for e in t.get("unranked", [])],
-            )
-            for t in state["trials"]
-        }
-        self.decisions_ = [tuple(d) for d in state["decisions"]]
-        self._to_resume = [key for key in state.get("to_resume", []) if key in self._records]
-
-    def save(self, checkpoint_path: str):
-        Path(checkpoint_path).write_text(json.dumps(self.get_state()), encoding="utf-8")
-
-    def restore(self, checkpoint_path: str):
-        self.set_state(json.loads(Path(checkpoint_path).read_text(encoding="utf-8")))
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_policy"] = None  # rebuilt from its name; a live policy may hold a thread
-        if not isinstance(self.policy, str):
-            try:
-                pickle.dumps(self.policy)
-            except (TypeError, pickle.PicklingError, AttributeError):
-                state["policy"] = type(self.policy).__name__  # not restorable, see stopping_policy
-        return state
-
 
 class SchedulerStateCallback(Callback):
     """Carries a :class:`PredictiveScheduler`'s state through Ray Tune's experiment checkpoints.
@@ -482,119 +378,3 @@ class SchedulerStateCallback(Callback):
 
     def set_state(self, state: dict):
         self.scheduler.set_state(state)
-
-
-def _plain_params(config: dict) -> dict[str, Any]:
-    """Trial hyperparameters with numpy scalars turned into Python values (JSON-ready)."""
-    return {
-        k: (v.item() if hasattr(v, "item") else v)
-        for k, v in dict(config).items()
-        if not str(k).startswith(BOOKKEEPING_PREFIX)
-    }
-
-
-class RunningTrialLimiter(SearchAlgorithm):
-    """Limits the trials running at once, leaving paused trials out; works with any search.
-
-    At most ``max_concurrent`` trials run or wait to run; a trial that ``scheduler`` holds
-    paused takes no place, and takes one again once it is resumed. Pass it as the
-    ``search_alg`` of a search whose :class:`PredictiveScheduler` pauses trials, with
-    ``max_concurrent_trials`` unset (Ray Tune's own limit, and its ``ConcurrencyLimiter``,
-    count paused trials as running, so paused trials would fill every place).
-
-    ``searcher`` is a Ray Tune ``Searcher`` (for example ``OptunaSearch``), a
-    ``SearchAlgorithm``, or None for Ray Tune's default search (a
-    ``BasicVariantGenerator``, which samples ``param_space`` and expands its grid searches).
-
-    Example:
-        >>> from ray import tune
-        >>> from qhpo.ray import PredictiveScheduler, RunningTrialLimiter
-        >>> scheduler = PredictiveScheduler("qhpo", max_epochs=20)
-        >>> config = tune.TuneConfig(metric="accuracy", mode="max", scheduler=scheduler, num_samples=30,
-        ...                          search_alg=RunningTrialLimiter(None, 4, scheduler))
-
-    Args:
-        searcher: The search to limit; None for Ray Tune's default.
-        max_concurrent: The most trials running at once (at least 1).
-        scheduler: The scheduler that pauses and resumes the trials.
-    """
-
-    CKPT_FILE_TMPL = "running-trial-limiter-{}.json"
-
-    def __init__(
-        self, searcher: Searcher | SearchAlgorithm | None, max_concurrent: int, scheduler: PredictiveScheduler
-    ):
-        from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, SearchGenerator
-
-        self.max_concurrent = check_int("max_concurrent", max_concurrent, least=1)
-        if searcher is None:
-            searcher = BasicVariantGenerator()
-        if isinstance(searcher, Searcher):
-            self.searcher: Searcher | SearchAlgorithm = searcher
-            self._search = SearchGenerator(searcher)
-        elif isinstance(searcher, SearchAlgorithm):
-            self.searcher = self._search = searcher
-        else:
-            raise ValueError(f"searcher must be a Ray Tune Searcher, a SearchAlgorithm or None, got {searcher!r}")
-        self.scheduler = scheduler
-        self.live_trials: set[str] = set()
-
-    # -- the limit --------------------------------------------------------------------
-
-    def next_trial(self):
-        paused = self.scheduler.paused_trial_ids() if self.scheduler is not None else set()
-        if len(self.live_trials - paused) >= self.max_concurrent:
-            return None
-        trial = self._search.next_trial()
-        if trial is not None:
-            self.live_trials.add(trial.trial_id)
-        return trial
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        self.live_trials.discard(trial_id)
-        self._search.on_trial_complete(trial_id, result=result, error=error)
-
-    # -- everything else is the wrapped search's --------------------------------------
-
-    @property
-    def metric(self):
-        return self._search.metric
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec) -> bool:
-        from ray.tune.search.util import _set_search_properties_backwards_compatible
-
-        return _set_search_properties_backwards_compatible(
-            self._search.set_search_properties, metric, mode, config, **spec
-        )
-
-    @property
-    def total_samples(self):
-        return self._search.total_samples
-
-    def add_configurations(self, experiments):
-        self._search.add_configurations(experiments)
-
-    def on_trial_result(self, trial_id: str, result: dict):
-        self._search.on_trial_result(trial_id, result)
-
-    def is_finished(self) -> bool:
-        return self._search.is_finished()
-
-    def set_finished(self):
-        self._search.set_finished()
-
-    def has_checkpoint(self, dirpath: str) -> bool:
-        return self._search.has_checkpoint(dirpath)
-
-    def save_to_dir(self, dirpath: str, session_str: str = "default", **kwargs):
-        self._search.save_to_dir(dirpath, session_str=session_str, **kwargs)
-        path = Path(dirpath) / self.CKPT_FILE_TMPL.format(session_str)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps({"live_trials": sorted(self.live_trials)}), encoding="utf-8")
-        temporary.replace(path)
-
-    def restore_from_dir(self, dirpath: str):
-        self._search.restore_from_dir(dirpath)
-        saved = sorted(Path(dirpath).glob(self.CKPT_FILE_TMPL.format("*")), key=lambda p: p.stat().st_mtime)
-        if saved:
-            self.live_trials = set(json.loads(saved[-1].read_text(encoding="utf-8"))["live_trials"])

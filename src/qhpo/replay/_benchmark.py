@@ -39,8 +39,6 @@ drawn rows are used up.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -48,30 +46,52 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.optuna import OPTUNA_PRUNERS, first_rung, optuna_pruner
-from qhpo.policies import make_policy
-from qhpo.predictors import ORACLE, ORACLE_FINAL
-from qhpo.replay._agents import OptunaPrunerAgent, PolicyAgent
-from qhpo.replay._oracle import OracleService
-from qhpo.replay._simulator import simulate
-from qhpo.replay._swift_hyperband import replay_swift_hyperband
+from qhpo.replay._rule_replay import (
+    BENCH_POLICIES,
+    ORACLE_POLICIES,
+    SeedResult,
+    draw_order,
+    leave_out_of_prior,
+    replay_rule,
+)
+from qhpo.replay._scores import SPREAD_DEFINITION, score, summarise, table_spread
+from qhpo.replay._target import TARGET_BASELINES, TARGET_COST_RATIO, TARGET_RULE, verdict
 
-#: Every rule ``qhpo bench --policies`` accepts, in the order results are listed (the default).
-BENCH_POLICIES: tuple[str, ...] = rule_names()
-#: The baselines among which the target's ``best`` is chosen, and the rule judged against them.
-TARGET_BASELINES = ("median", "sha", "hyperband")
-TARGET_RULE = "qhpo"
-#: The target's cost ratio: the judged rule may spend at most this share of ``best``'s epochs.
-TARGET_COST_RATIO = 0.75
-#: The policies whose predictions ``--predictor oracle`` (or ``oracle-final``) replaces by
-#: the recorded values; Swift-Hyperband reads them too (:func:`replay_swift_hyperband`), and
-#: ``baker`` keeps its own ν-SVR (the model is part of that published rule).
-ORACLE_POLICIES = ("poster", "qhpo", "qhpo-stop")
-SPREAD_DEFINITION = "best minus median of the table's finite final values (metric units)"
+#: This module's names, with those it gathers from the modules of one rule's replay, of the
+#: scores and of the target.
+__all__ = [
+    "BENCH_POLICIES",
+    "BenchmarkSettings",
+    "OPTUNA_PRUNERS",
+    "ORACLE_POLICIES",
+    "RuleRun",
+    "SPREAD_DEFINITION",
+    "SWEEPS",
+    "SeedJob",
+    "SeedOutcome",
+    "SeedResult",
+    "TARGET_BASELINES",
+    "TARGET_COST_RATIO",
+    "TARGET_RULE",
+    "default_jobs",
+    "draw_order",
+    "first_rung",
+    "leave_out_of_prior",
+    "optuna_pruner",
+    "replay_jobs",
+    "replay_rule",
+    "replay_seed",
+    "run_benchmark",
+    "score",
+    "seed_jobs",
+    "seed_outcome",
+    "summarise",
+    "table_spread",
+    "verdict",
+]
+
 
 #: Settings of each rule's aggressiveness traced as a line in the plot (the middle one is
 #: the rule's default point).
@@ -85,209 +105,6 @@ SWEEPS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "swift-hyperband": (("quantile", (0.5, 0.25, 0.1)),),
     "qhpo": (("reduction_factor", (1.5, 2, 3)),),
 }
-
-
-def _rounded(x: float) -> int:
-    return max(1, int(round(x)))
-
-
-def draw_order(n_rows: int, trials: int, seed: int) -> np.ndarray:
-    """The rows a seed replays, in order: a permutation prefix, or draws with replacement."""
-    rng = np.random.default_rng(seed)
-    if trials <= n_rows:
-        return rng.permutation(n_rows)[:trials]
-    return rng.choice(n_rows, size=trials, replace=True)
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    """One rule on one seed."""
-
-    epochs_trained: np.ndarray
-    complete: np.ndarray
-    wallclock: float
-    predictor_seconds: float
-    pauses: tuple[tuple[int, int], ...] = ()
-    resumptions: tuple[tuple[int, int], ...] = ()
-    completed_at: np.ndarray | None = None
-
-
-def replay_rule(
-    name: str,
-    table: CurveTable,
-    *,
-    seed: int,
-    predictor: Any = "svr",
-    sampler: Any = None,
-    workers: int = 1,
-    options: dict | None = None,
-    policy_runner: Callable | None = None,
-    budget: int | None = None,
-) -> SeedResult:
-    """Replay rule ``name`` on ``table`` (already drawn and ordered) for one seed.
-
-    ``policy_runner(curves, policy, params=, workers=, seconds_per_epoch=) -> ReplayOutcome``
-    replaces the in-process simulation for qhpo's own policies (for example
-    :func:`qhpo.ray.replay_on_ray`); Optuna's pruners and Swift-Hyperband always replay
-    in-process. ``budget`` (epochs) replays under a budget (:func:`qhpo.replay.simulate`),
-    in-process only, where a new trial starts only when the rule's first rung
-    (:func:`first_rung`) fits in what is left; Swift-Hyperband has no budget mode.
-    """
-    options = leave_out_of_prior(options, table)
-    if budget is not None and (name in rule_names(RuleKind.BRACKETS) or policy_runner is not None):
-        raise ValueError(f"a budget is replayed in-process for rules other than swift-hyperband, got {name!r}")
-    if name in OPTUNA_PRUNERS:
-        return _replay_optuna(name, table, seed=seed, workers=workers, options=options, budget=budget)
-    if name in rule_names(RuleKind.BRACKETS):
-        return _replay_brackets(
-            table, seed=seed, predictor=predictor, sampler=sampler, workers=workers, options=options
-        )
-    if name not in rule_names(RuleKind.POLICY):
-        raise ValueError(f"name must be one of {', '.join(BENCH_POLICIES)}, got {name!r}")
-    if isinstance(predictor, str) and predictor in (ORACLE, ORACLE_FINAL):
-        final = predictor == ORACLE_FINAL
-        predictor, sampler = "svr", None  # stands for nothing: the oracle service replaces the predictor
-        if name in ORACLE_POLICIES:
-            options["service"] = OracleService(table.curves, mode=table.mode, final=final)
-    policy = make_policy(
-        name,
-        max_epochs=table.epochs,
-        mode=table.mode,
-        predictor=predictor,
-        sampler=sampler,
-        random_state=seed,
-        **options,
-    )
-    return _replay_policy(policy, table, workers=workers, policy_runner=policy_runner, budget=budget)
-
-
-def leave_out_of_prior(options: dict | None, table: CurveTable) -> dict:
-    """``options`` with the ``prior`` option (a name, path or prior) replaced by that prior
-    fitted without any table that shares content with ``table``: a replay never ranks a
-    table's runs with a prior that saw them, whatever the table's file is called."""
-    options = dict(options or {})
-    if options.get("prior") is not None:
-        from qhpo.priors import prior_for_table
-
-        options["prior"] = prior_for_table(options["prior"], table.curves)
-    return options
-
-
-def _replay_optuna(
-    name: str, table: CurveTable, *, seed: int, workers: int, options: dict, budget: int | None = None
-) -> SeedResult:
-    with _optuna_logs_quiet():  # one INFO line per replayed trial otherwise; restored afterwards
-        agent = OptunaPrunerAgent(optuna_pruner(name, table.epochs, **options), table.mode, table.epochs, seed=seed)
-        out = simulate(
-            table.curves,
-            agent,
-            workers=workers,
-            seconds_per_epoch=table.seconds_per_epoch,
-            budget=budget,
-            first_rung=first_rung(name, table.epochs, options),
-        )
-    return SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0, completed_at=out.completed_at)
-
-
-@contextlib.contextmanager
-def _optuna_logs_quiet():
-    """Optuna's logging at WARNING while the block runs, then as the caller had it."""
-    import optuna
-
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(before)
-
-
-def _replay_brackets(
-    table: CurveTable, *, seed: int, predictor: Any, sampler: Any, workers: int, options: dict
-) -> SeedResult:
-    E = table.epochs
-    kwargs = dict(max_resource=E, reduction_factor=3, min_resource=_rounded(E / 20))
-    kwargs.update(options)
-    out = replay_swift_hyperband(
-        table.curves,
-        mode=table.mode,
-        seconds_per_epoch=table.seconds_per_epoch,
-        predictor=predictor,
-        sampler=sampler,
-        random_state=seed,
-        workers=workers,
-        **kwargs,
-    )
-    return SeedResult(out.epochs_trained, out.complete, out.wallclock, out.predictor_seconds)
-
-
-def _replay_policy(
-    policy, table: CurveTable, *, workers: int, policy_runner: Callable | None, budget: int | None = None
-) -> SeedResult:
-    if policy_runner is None:
-        agent = PolicyAgent(policy, table.curves, table.param_rows())
-        out = simulate(
-            table.curves,
-            agent,
-            workers=workers,
-            seconds_per_epoch=table.seconds_per_epoch,
-            budget=budget,
-            first_rung=first_rung("", table.epochs, policy=policy),
-        )
-    else:
-        out = policy_runner(
-            table.curves, policy, params=table.param_rows(), workers=workers, seconds_per_epoch=table.seconds_per_epoch
-        )
-    service = getattr(policy, "service", None)
-    seconds = 0.0 if service is None else service.fit_seconds + service.predict_seconds
-    if service is not None:
-        service.close()
-    return SeedResult(
-        out.epochs_trained,
-        out.complete,
-        out.wallclock,
-        seconds,
-        tuple(out.pauses),
-        tuple(out.resumptions),
-        out.completed_at,
-    )
-
-
-def table_spread(table: CurveTable) -> float:
-    """The table's spread: best minus median of its finite final values ("higher is better" units)."""
-    finals = table.sign * table.final_values
-    finals = finals[np.isfinite(finals)]
-    if finals.size == 0:
-        return 0.0
-    return float(finals.max() - np.median(finals))
-
-
-def score(table: CurveTable, result: SeedResult) -> dict[str, float]:
-    """cost_fraction, regret, top1_kept, resumed and winner_resumed of one replay (see module docstring)."""
-    finals = table.sign * table.final_values
-    finite = np.isfinite(finals)
-    kept = result.complete & finite
-    paused = {int(i) for i, _ in result.pauses}
-    winner_resumed = False
-    if kept.any():
-        winner = int(np.flatnonzero(kept & (finals == finals[kept].max()))[0])
-        winner_resumed = winner in paused
-    if finite.any():
-        best = float(finals[finite].max())
-        regret = best - float(finals[kept].max()) if kept.any() else best - float(finals[finite].min())
-        top1 = bool(np.any(kept & (finals == best)))
-    else:  # every drawn trial diverged: there was nothing to find
-        regret, top1 = 0.0, True
-    return {
-        "cost_fraction": float(result.epochs_trained.sum()) / (table.n_trials * table.epochs),
-        "regret": regret,
-        "top1_kept": float(top1),
-        "wallclock": float(result.wallclock),
-        "predictor_seconds": float(result.predictor_seconds),
-        "paused": float(len(result.pauses)),
-        "resumed": float(len(result.resumptions)),
-        "winner_resumed": float(winner_resumed),
-    }
 
 
 @dataclass(frozen=True)
@@ -452,133 +269,6 @@ def replay_jobs(
         for job in jobs:
             done(replay_seed(job))
     return outcomes
-
-
-def _statistics(scores: list[dict], spread: float) -> dict:
-    """Means, spreads and extremes over seeds of one run's scores."""
-    col = {k: np.array([sc[k] for sc in scores]) for k in scores[0]}
-    sd = (lambda x: float(x.std(ddof=1))) if len(scores) > 1 else (lambda x: 0.0)
-    values = {
-        "cost_fraction_mean": col["cost_fraction"].mean(),
-        "regret_mean": col["regret"].mean(),
-        "regret_median": np.median(col["regret"]),
-        "regret_max": col["regret"].max(),
-        "top1_kept_rate": col["top1_kept"].mean(),
-        "wallclock_mean": col["wallclock"].mean(),
-        "predictor_seconds_mean": col["predictor_seconds"].mean(),
-        "cost_fraction_sd": sd(col["cost_fraction"]),
-        "regret_sd": sd(col["regret"]),
-        "regret_normalised_mean": col["regret"].mean() / spread if spread > 0 else math.nan,
-        "paused_mean": col["paused"].mean(),
-        "resumed_mean": col["resumed"].mean(),
-        "winner_resumed_rate": col["winner_resumed"].mean(),
-    }
-    return {k: _finite_or_none(round(float(v), 8)) for k, v in values.items()}
-
-
-def _finite_or_none(value: float) -> float | None:
-    """A float for JSON: NaN and infinities become ``None`` (JSON null)."""
-    return value if math.isfinite(value) else None
-
-
-def summarise(
-    table: CurveTable, settings: BenchmarkSettings, outcomes: Mapping[tuple[str, int], SeedOutcome], seconds: float
-) -> dict:
-    """The JSON document of one table (see ``docs/replay.md``) from its seeds' outcomes."""
-    seeds = [outcomes[(table.name, s)] for s in settings.seed_list]
-    spread = table_spread(table)
-    base = settings.rule_runs()
-    result = {
-        "table": table.name,
-        "trials": int(settings.trials),
-        "seeds": int(settings.seeds),
-        "workers": int(settings.workers),
-        "predictor": settings.predictor_name,
-        "metric": table.metric,
-        "mode": table.mode,
-        "epochs": table.epochs,
-        "first_seed": int(settings.first_seed),
-        "seconds": round(seconds, 3),
-        "spread": round(spread, 10),
-        "spread_definition": SPREAD_DEFINITION,
-        "policies": {run.name: _statistics([o.scores[k] for o in seeds], spread) for k, run in enumerate(base)},
-    }
-    for k, run in enumerate(base):  # the raw values, in seed order, for paired comparisons between rules
-        result["policies"][run.name]["per_seed"] = {
-            key: [_finite_or_none(round(float(o.scores[k][key]), 8)) for o in seeds]
-            for key in ("cost_fraction", "regret")
-        }
-    if settings.options:  # the keyword arguments given to rules beyond their defaults
-        result["options"] = {name: dict(opts) for name, opts in settings.options.items() if opts}
-    result["verdict"] = verdict(result)
-    sweep_seeds = seeds[: settings.sweep_seeds]
-    if sweep_seeds:
-        lines: dict[str, list] = {}
-        for k, run in enumerate(settings.sweep_runs(), start=len(base)):
-            point = _statistics([o.scores[k] for o in sweep_seeds], spread)
-            lines.setdefault(run.name, []).append(
-                {
-                    "parameter": run.sweep[0],
-                    "value": run.sweep[1],
-                    "cost_fraction_mean": point["cost_fraction_mean"],
-                    "regret_mean": point["regret_mean"],
-                }
-            )
-        result["sweeps"] = {"seeds": len(sweep_seeds), "lines": lines}
-    example = seeds[0]
-    result["example"] = {
-        "seed": example.seed,
-        "rows": draw_order(table.n_trials, int(settings.trials), example.seed).tolist(),
-        "epochs_trained": {run.name: example.epochs_trained[k] for k, run in enumerate(base)},
-        "complete": {run.name: example.complete[k] for k, run in enumerate(base)},
-        "pauses": {run.name: example.pauses[k] for k, run in enumerate(base) if example.pauses[k]},
-        "resumptions": {run.name: example.resumptions[k] for k, run in enumerate(base) if example.resumptions[k]},
-    }
-    return result
-
-
-def verdict(result: dict, rule: str = TARGET_RULE) -> dict | None:
-    """Whether ``rule`` meets the target on one table's result (None without the rules it needs).
-
-    With ``best`` the one of :data:`TARGET_BASELINES` with the lowest mean regret (ties:
-    lower cost), the rule passes when its mean regret is at most ``best``'s mean regret plus
-    ``best``'s standard error (``regret_sd / sqrt(seeds)``), its cost is at most
-    :data:`TARGET_COST_RATIO` times ``best``'s, and no other rule has both a lower mean
-    regret and a lower cost.
-    """
-    policies = result["policies"]
-    if rule not in policies or not all(b in policies for b in TARGET_BASELINES):
-        return None
-    best = min(TARGET_BASELINES, key=lambda b: (policies[b]["regret_mean"], policies[b]["cost_fraction_mean"]))
-    ours, theirs = policies[rule], policies[best]
-    bar = theirs["regret_mean"] + theirs["regret_sd"] / math.sqrt(result["seeds"])
-    reasons = []
-    if ours["regret_mean"] > bar:
-        reasons.append(
-            f"regret {ours['regret_mean']:.4g} above {best}'s {theirs['regret_mean']:.4g} + "
-            f"{bar - theirs['regret_mean']:.2g} (its standard error)"
-        )
-    if ours["cost_fraction_mean"] > TARGET_COST_RATIO * theirs["cost_fraction_mean"]:
-        reasons.append(
-            f"cost {ours['cost_fraction_mean']:.1%} above {TARGET_COST_RATIO:g} x {best}'s "
-            f"{theirs['cost_fraction_mean']:.1%}"
-        )
-    for name, other in policies.items():
-        if (
-            name != rule
-            and other["regret_mean"] < ours["regret_mean"]
-            and other["cost_fraction_mean"] < ours["cost_fraction_mean"]
-        ):
-            reasons.append(f"{name} has both lower regret and lower cost")
-    why = (
-        "; ".join(reasons)
-        if reasons
-        else (
-            f"regret {ours['regret_mean']:.4g} within {best}'s {theirs['regret_mean']:.4g} + standard error at "
-            f"{ours['cost_fraction_mean'] / max(theirs['cost_fraction_mean'], 1e-12):.2f} x its cost"
-        )
-    )
-    return {"rule": rule, "best": best, "pass": not reasons, "why": why}
 
 
 def run_benchmark(

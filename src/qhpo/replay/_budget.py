@@ -307,6 +307,22 @@ def _lowest(policies: Mapping[str, dict], readings: Sequence[str]) -> dict[str, 
     return lowest
 
 
+def _means_over_tables(results: dict[str, dict], policies: Sequence[str], readings: Sequence[str]) -> dict:
+    """Per rule, its mean regret at each reading and its mean curve over the tables' documents."""
+    rules = {}
+    for rule in policies:
+        rules[rule] = {
+            "regret": {
+                x: round(float(np.mean([r["policies"][rule]["regret"][x] for r in results.values()])), 8)
+                for x in readings
+            },
+            "curve": [
+                round(float(v), 8) for v in np.mean([r["policies"][rule]["curve"] for r in results.values()], axis=0)
+            ],
+        }
+    return rules
+
+
 def run_budget(
     tables: Sequence[CurveTable],
     settings: BudgetSettings,
@@ -349,17 +365,7 @@ def run_budget(
     if name is None:
         return results[names[0]]
     first = results[names[0]]
-    rules = {}
-    for rule in settings.policies:
-        rules[rule] = {
-            "regret": {
-                x: round(float(np.mean([r["policies"][rule]["regret"][x] for r in results.values()])), 8)
-                for x in first["readings"]
-            },
-            "curve": [
-                round(float(v), 8) for v in np.mean([r["policies"][rule]["curve"] for r in results.values()], axis=0)
-            ],
-        }
+    rules = _means_over_tables(results, settings.policies, first["readings"])
     return {
         "suite": name,
         "budget_trainings": settings.trainings,

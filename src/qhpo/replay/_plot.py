@@ -135,42 +135,48 @@ def plot_benchmark(result: dict, table: CurveTable, path: str | Path) -> Path:
 
     example = result["example"]
     curves = table.curves[np.asarray(example["rows"], dtype=int)]
-    epochs = np.arange(1, curves.shape[1] + 1)
     for k, name in enumerate(names):
         axk = fig.add_subplot(grid[k // columns, 1 + k % columns])
-        trained = np.asarray(example["epochs_trained"][name], dtype=int)
-        complete = np.asarray(example["complete"][name], dtype=bool)
-        resumed = {(int(j), int(e)) for j, e in example.get("resumptions", {}).get(name, [])}
-        paused = [(int(j), int(e)) for j, e in example.get("pauses", {}).get(name, [])]
-        for j, curve in enumerate(curves):
-            axk.plot(epochs, curve, color="0.85", lw=0.5)
-            if trained[j] > 0:
-                axk.plot(epochs[: trained[j]], curve[: trained[j]], color=colours[name], lw=0.7, alpha=0.8)
-            if 0 < trained[j] < curves.shape[1] and not complete[j] and (j, int(trained[j])) not in paused:
-                axk.plot(trained[j], curve[trained[j] - 1], "x", color="k", ms=3)
-        for j, e in paused:
-            if (j, e) in resumed:  # paused here and resumed later: the curve goes on from this point
-                axk.plot(e, curves[j, e - 1], "^", color="tab:green", ms=6, mec="k", mew=0.5, zorder=5)
-            else:
-                axk.plot(e, curves[j, e - 1], "o", mfc="none", color="k", ms=4, mew=0.6)
-        finals = table.sign * curves[:, -1]
-        if np.isfinite(finals).any():
-            axk.plot(epochs, curves[int(np.nanargmax(finals))], color="k", lw=0.8, ls="--")
-        low, high = np.nanquantile(curves, [0.01, 0.99])  # a diverging loss of 1e16 would flatten the rest
-        if high > low:
-            axk.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
-        thawed = len(example.get("resumptions", {}).get(name, []))
-        axk.set_title(
-            f"{name}: {int(complete.sum())} completed, cost {trained.sum() / curves.size:.0%}"
-            + (f", {thawed} resumed" if thawed else ""),
-            fontsize=8,
-        )
-        axk.tick_params(labelsize=7)
+        _draw_rule_curves(axk, name, colours[name], example, curves, table)
     marks = "x: stopped" + (
         "; o: paused, never resumed; green ^: paused, then resumed" if example.get("pauses") else ""
     )
     fig.suptitle(f"seed {example['seed']} curves (dashed: best drawn trial; {marks})", fontsize=9, x=0.75)
     return _save(fig, path)
+
+
+def _draw_rule_curves(axk, name: str, colour, example: dict, curves: np.ndarray, table: CurveTable) -> None:
+    """One rule's panel: every drawn curve, the part the rule trained in colour, its stops,
+    pauses and resumptions, and the best drawn trial dashed."""
+    epochs = np.arange(1, curves.shape[1] + 1)
+    trained = np.asarray(example["epochs_trained"][name], dtype=int)
+    complete = np.asarray(example["complete"][name], dtype=bool)
+    resumed = {(int(j), int(e)) for j, e in example.get("resumptions", {}).get(name, [])}
+    paused = [(int(j), int(e)) for j, e in example.get("pauses", {}).get(name, [])]
+    for j, curve in enumerate(curves):
+        axk.plot(epochs, curve, color="0.85", lw=0.5)
+        if trained[j] > 0:
+            axk.plot(epochs[: trained[j]], curve[: trained[j]], color=colour, lw=0.7, alpha=0.8)
+        if 0 < trained[j] < curves.shape[1] and not complete[j] and (j, int(trained[j])) not in paused:
+            axk.plot(trained[j], curve[trained[j] - 1], "x", color="k", ms=3)
+    for j, e in paused:
+        if (j, e) in resumed:  # paused here and resumed later: the curve goes on from this point
+            axk.plot(e, curves[j, e - 1], "^", color="tab:green", ms=6, mec="k", mew=0.5, zorder=5)
+        else:
+            axk.plot(e, curves[j, e - 1], "o", mfc="none", color="k", ms=4, mew=0.6)
+    finals = table.sign * curves[:, -1]
+    if np.isfinite(finals).any():
+        axk.plot(epochs, curves[int(np.nanargmax(finals))], color="k", lw=0.8, ls="--")
+    low, high = np.nanquantile(curves, [0.01, 0.99])  # a diverging loss of 1e16 would flatten the rest
+    if high > low:
+        axk.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+    thawed = len(example.get("resumptions", {}).get(name, []))
+    axk.set_title(
+        f"{name}: {int(complete.sum())} completed, cost {trained.sum() / curves.size:.0%}"
+        + (f", {thawed} resumed" if thawed else ""),
+        fontsize=8,
+    )
+    axk.tick_params(labelsize=7)
 
 
 def plot_budget(result: dict, path: str | Path) -> Path:

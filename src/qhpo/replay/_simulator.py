@@ -122,83 +122,102 @@ def simulate(
         raise ValueError(f"workers must be at least 1, got {workers}")
     if budget is not None and int(budget) < 1:
         raise ValueError(f"budget must be at least 1 epoch, got {budget}")
-    n, epochs = curves.shape
-    limit = math.inf if budget is None else int(budget)
-    spent = 0
-    completed_at = np.full(n, -1, dtype=int)
-    duration = np.ones(n) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
-    trained = np.zeros(n, dtype=int)
-    complete = np.zeros(n, dtype=bool)
-    paused: set[int] = set()
-    pauses: list[tuple[int, int]] = []
-    resumptions: list[tuple[int, int]] = []
-    events: list[tuple[float, int, int]] = []  # (time the epoch ends, worker, trial)
-    idle = list(range(int(workers)))  # free workers, lowest number first
-    next_trial = 0
-    clock = 0.0
-    active: set[int] = set()  # trials training now
+    replay = _Simulation(curves, agent, int(workers), seconds_per_epoch, budget, int(first_rung))
+    replay.dispatch(0.0)
+    while replay.events and replay.step():
+        pass
+    return replay.outcome()
 
-    def dispatch(now: float) -> None:
-        nonlocal next_trial
-        if paused and idle and spent < limit:
-            for i in agent.promote(len(idle))[: len(idle)]:
-                if i not in paused:
+
+class _Simulation:
+    """The state of one :func:`simulate` run: the workers, the trials' epochs, the events."""
+
+    def __init__(
+        self, curves: np.ndarray, agent: ReplayAgent, workers: int, seconds_per_epoch, budget, first_rung: int
+    ):
+        n, epochs = curves.shape
+        self.curves, self.agent, self.n, self.epochs = curves, agent, n, epochs
+        self.budget, self.first_rung = budget, first_rung
+        self.limit = math.inf if budget is None else int(budget)
+        self.spent = 0
+        self.completed_at = np.full(n, -1, dtype=int)
+        self.duration = np.ones(n) if seconds_per_epoch is None else np.asarray(seconds_per_epoch, dtype=float)
+        self.trained = np.zeros(n, dtype=int)
+        self.complete = np.zeros(n, dtype=bool)
+        self.paused: set[int] = set()
+        self.pauses: list[tuple[int, int]] = []
+        self.resumptions: list[tuple[int, int]] = []
+        self.events: list[tuple[float, int, int]] = []  # (time the epoch ends, worker, trial)
+        self.idle = list(range(workers))  # free workers, lowest number first
+        self.next_trial = 0
+        self.clock = 0.0
+        self.active: set[int] = set()  # trials training now
+
+    def dispatch(self, now: float) -> None:
+        """Free workers resume the paused trials the agent promotes, then start new trials."""
+        if self.paused and self.idle and self.spent < self.limit:
+            for i in self.agent.promote(len(self.idle))[: len(self.idle)]:
+                if i not in self.paused:
                     raise ValueError(f"the agent resumed trial {i}, which is not paused")
-                paused.discard(i)
-                resumptions.append((i, int(trained[i])))
-                agent.resume(i)
-                heapq.heappush(events, (now + duration[i], idle.pop(0), i))
-                active.add(i)
-        while idle and next_trial < n and spent + reserved() + int(first_rung) <= limit:
-            i = next_trial
-            next_trial += 1
-            agent.start(i)
-            heapq.heappush(events, (now + duration[i], idle.pop(0), i))
-            active.add(i)
+                self.paused.discard(i)
+                self.resumptions.append((i, int(self.trained[i])))
+                self.agent.resume(i)
+                heapq.heappush(self.events, (now + self.duration[i], self.idle.pop(0), i))
+                self.active.add(i)
+        while self.idle and self.next_trial < self.n and self.spent + self.reserved() + self.first_rung <= self.limit:
+            i = self.next_trial
+            self.next_trial += 1
+            self.agent.start(i)
+            heapq.heappush(self.events, (now + self.duration[i], self.idle.pop(0), i))
+            self.active.add(i)
 
-    def reserved() -> int:
+    def reserved(self) -> int:
         """Epochs the running trials still train to reach the first rung (0 without a budget)."""
-        if budget is None:
+        if self.budget is None:
             return 0
-        return sum(max(0, int(first_rung) - int(trained[j])) for j in active)
+        return sum(max(0, self.first_rung - int(self.trained[j])) for j in self.active)
 
-    def free(worker: int) -> None:
-        idle.append(worker)
-        idle.sort()
-
-    dispatch(0.0)
-    while events:
-        now, worker, i = heapq.heappop(events)
-        clock = now
-        trained[i] += 1
-        spent += 1
-        e = int(trained[i])
-        value = float(curves[i, e - 1])
-        if not math.isfinite(value):
-            agent.finish(i, TrialStatus.FAILED)
-        else:
-            decision = _decision(agent.report(i, e, value))
-            if e >= epochs:
-                complete[i] = True
-                completed_at[i] = spent
-                agent.finish(i, TrialStatus.COMPLETE)
-            elif decision == Decision.CONTINUE:
-                heapq.heappush(events, (now + duration[i], worker, i))
-                worker = -1  # the worker stays busy
-            elif decision == Decision.PAUSE:
-                paused.add(i)
-                pauses.append((i, e))
-                agent.finish(i, TrialStatus.PAUSED)
-            else:
-                agent.finish(i, TrialStatus.STOPPED)
-        if spent >= limit:
-            break  # the budget is spent: the trials still running are cut here
+    def step(self) -> bool:
+        """End the next epoch and serve the workers it frees; False once the budget is spent."""
+        now, worker, i = heapq.heappop(self.events)
+        self.clock = now
+        worker = self.epoch_end(now, worker, i)
+        if self.spent >= self.limit:
+            return False  # the budget is spent: the trials still running are cut here
         if worker >= 0:
-            active.discard(i)
-            free(worker)
-        if not idle:
-            continue
-        if events and events[0][0] == now:
-            continue  # workers falling free at the same moment are served together
-        dispatch(now)
-    return ReplayOutcome(trained, complete, clock, tuple(pauses), tuple(resumptions), completed_at)
+            self.active.discard(i)
+            self.idle.append(worker)
+            self.idle.sort()
+        if self.idle and not (self.events and self.events[0][0] == now):
+            self.dispatch(now)  # workers falling free at the same moment are served together
+        return True
+
+    def epoch_end(self, now: float, worker: int, i: int) -> int:
+        """Trial ``i``'s epoch ends: the agent's decision on it; the worker it frees (-1: none)."""
+        self.trained[i] += 1
+        self.spent += 1
+        e = int(self.trained[i])
+        value = float(self.curves[i, e - 1])
+        if not math.isfinite(value):
+            self.agent.finish(i, TrialStatus.FAILED)
+            return worker
+        decision = _decision(self.agent.report(i, e, value))
+        if e >= self.epochs:
+            self.complete[i] = True
+            self.completed_at[i] = self.spent
+            self.agent.finish(i, TrialStatus.COMPLETE)
+        elif decision == Decision.CONTINUE:
+            heapq.heappush(self.events, (now + self.duration[i], worker, i))
+            return -1  # the worker stays busy
+        elif decision == Decision.PAUSE:
+            self.paused.add(i)
+            self.pauses.append((i, e))
+            self.agent.finish(i, TrialStatus.PAUSED)
+        else:
+            self.agent.finish(i, TrialStatus.STOPPED)
+        return worker
+
+    def outcome(self) -> ReplayOutcome:
+        return ReplayOutcome(
+            self.trained, self.complete, self.clock, tuple(self.pauses), tuple(self.resumptions), self.completed_at
+        )

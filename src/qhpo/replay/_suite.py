@@ -62,12 +62,7 @@ def run_suite(
         ``{"suite", "trials", "seeds", "first_seed", "workers", "predictor", "seconds",
         "tables": {NAME: <run_benchmark's document>}, "summary": {...}}`` (see ``docs/replay.md``).
     """
-    tables = list(tables)
-    if not tables:
-        raise ValueError("tables must hold at least one curve table")
-    names = [t.name for t in tables]
-    if len(set(names)) != len(names):
-        raise ValueError(f"table names must be distinct, got {names}")
+    tables = _distinct_tables(tables)
     settings = BenchmarkSettings(
         tuple(policies),
         predictor,
@@ -80,18 +75,10 @@ def run_suite(
         dict(options or {}),
         policy_runner,
     )
-    # the longest replays first, so that no process idles at the end
-    jobs_list = sorted(
-        (job for table in tables for job in seed_jobs(table, settings)),
-        key=lambda job: -job.table.epochs * len(job.runs),
-    )
     started = time.perf_counter()
-    outcomes = replay_jobs(jobs_list, processes=jobs, progress=progress)
+    outcomes = replay_jobs(_longest_first(tables, settings), processes=jobs, progress=progress)
     seconds = time.perf_counter() - started
-    results = {}
-    for table in tables:
-        replay_seconds = sum(o.seconds for (stem, _), o in outcomes.items() if stem == table.name)
-        results[table.name] = summarise(table, settings, outcomes, replay_seconds)
+    results = _table_documents(tables, settings, outcomes)
     return {
         "suite": name,
         "trials": int(trials),
@@ -103,6 +90,34 @@ def run_suite(
         "tables": results,
         "summary": suite_summary(results),
     }
+
+
+def _distinct_tables(tables: Sequence[CurveTable]) -> list[CurveTable]:
+    """The tables as a list; ValueError when there is none or two share a name."""
+    tables = list(tables)
+    if not tables:
+        raise ValueError("tables must hold at least one curve table")
+    names = [t.name for t in tables]
+    if len(set(names)) != len(names):
+        raise ValueError(f"table names must be distinct, got {names}")
+    return tables
+
+
+def _longest_first(tables: list[CurveTable], settings: BenchmarkSettings) -> list:
+    """Every table's seed jobs, the longest replays first, so that no process idles at the end."""
+    return sorted(
+        (job for table in tables for job in seed_jobs(table, settings)),
+        key=lambda job: -job.table.epochs * len(job.runs),
+    )
+
+
+def _table_documents(tables: list[CurveTable], settings: BenchmarkSettings, outcomes) -> dict[str, dict]:
+    """Each table's JSON document, its seconds the sum of its own seeds' replays."""
+    results = {}
+    for table in tables:
+        replay_seconds = sum(o.seconds for (stem, _), o in outcomes.items() if stem == table.name)
+        results[table.name] = summarise(table, settings, outcomes, replay_seconds)
+    return results
 
 
 def suite_summary(results: dict[str, dict]) -> dict:

@@ -131,6 +131,24 @@ def replay_swift_hyperband(
         repeat: Repeat Hyperband iterations until the rows run out (False: one iteration).
         background: Fit predictors in threads (only for timing studies; not deterministic).
     """
+    curves, rule = _rule_for(curves, max_resource, reduction_factor, min_resource, d, k, known_curve, quantile)
+    return _Replay(
+        rule,
+        curves,
+        mode=mode,
+        params=params,
+        seconds_per_epoch=seconds_per_epoch,
+        predictive=predictive,
+        predictor=predictor,
+        sampler=sampler,
+        random_state=random_state,
+        workers=workers,
+        background=background,
+    ).outcome_of_run(repeat)
+
+
+def _rule_for(curves, max_resource, reduction_factor, min_resource, d, k, known_curve, quantile):
+    """The curves as an array and the rule replayed over them (``max_resource``: their epochs by default)."""
     curves = np.asarray(curves, dtype=float)
     epochs = curves.shape[1]
     R = epochs if max_resource is None else int(max_resource)
@@ -145,24 +163,7 @@ def replay_swift_hyperband(
         known_curve=known_curve,
         quantile=quantile,
     )
-    replay = _Replay(
-        rule,
-        curves,
-        mode=mode,
-        params=params,
-        seconds_per_epoch=seconds_per_epoch,
-        predictive=predictive,
-        predictor=predictor,
-        sampler=sampler,
-        random_state=random_state,
-        workers=workers,
-        background=background,
-    )
-    try:
-        replay.run(repeat=repeat)
-    finally:
-        replay.close()
-    return replay.outcome()
+    return curves, rule
 
 
 class _Replay:
@@ -209,6 +210,14 @@ class _Replay:
         self.wallclock = 0.0
         self.next_row = 0
         self.rung_log: list[tuple[int, int, int, int, int, int]] = []
+
+    def outcome_of_run(self, repeat: bool) -> SwiftHyperbandOutcome:
+        """Run the schedule, close the predictors, and say what happened."""
+        try:
+            self.run(repeat=repeat)
+        finally:
+            self.close()
+        return self.outcome()
 
     # -- the schedule --------------------------------------------------------------------
     def run(self, *, repeat: bool) -> None:

@@ -138,20 +138,33 @@ def run_trial(
             trial.set_user_attr(HEARTBEAT_ATTR, time.time())
             if on_epoch is not None:
                 on_epoch()
-            if trainer.epoch < max_epochs and over_budget is not None and over_budget():
-                trial.set_user_attr(BUDGET_CUT_ATTR, trainer.epoch)
-                return _pruned(study, trial, path, seconds)
-            if trainer.epoch < max_epochs and trial.should_prune():
+            if _ends_after_epoch(trial, trainer.epoch, max_epochs, over_budget):
                 return _pruned(study, trial, path, seconds)
     except TrialDiverged as error:
-        trial.set_user_attr(FAILURE_ATTR, f"diverged: {error.reason}")
-        _set_epoch_seconds(trial, seconds)
-        _tell(study, trial, state=TrialState.FAIL)
-        path.unlink(missing_ok=True)
-        return TrialState.FAIL
+        return _diverged(study, trial, path, seconds, error.reason)
     _set_epoch_seconds(trial, seconds)
     _tell(study, trial, value)
     return TrialState.COMPLETE
+
+
+def _ends_after_epoch(trial: optuna.Trial, epoch: int, max_epochs: int, over_budget) -> bool:
+    """Whether the trial is cut after ``epoch`` (short of the last): the search's budget is
+    spent (recorded in :data:`BUDGET_CUT_ATTR`), or the pruner stops it."""
+    if epoch >= max_epochs:
+        return False
+    if over_budget is not None and over_budget():
+        trial.set_user_attr(BUDGET_CUT_ATTR, epoch)
+        return True
+    return trial.should_prune()
+
+
+def _diverged(study: optuna.Study, trial: optuna.Trial, path: Path, seconds: list[float], reason: str) -> TrialState:
+    """Tell a trial whose training diverged FAIL, with its reason, and drop its checkpoint."""
+    trial.set_user_attr(FAILURE_ATTR, f"diverged: {reason}")
+    _set_epoch_seconds(trial, seconds)
+    _tell(study, trial, state=TrialState.FAIL)
+    path.unlink(missing_ok=True)
+    return TrialState.FAIL
 
 
 def _continued(study: optuna.Study, trial: optuna.Trial, path: Path, config, data, device, precision: str):

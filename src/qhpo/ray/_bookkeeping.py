@@ -1,0 +1,127 @@
+"""The bookkeeping of :class:`qhpo.ray.PredictiveScheduler`: each trial's record, the views
+the policy reads, and the scheduler's JSON state that Ray Tune's checkpoints carry."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qhpo.policies import TrialStatus, TrialView
+
+#: Config keys starting with this are bookkeeping of the trainable, not hyperparameters.
+BOOKKEEPING_PREFIX = "__qhpo_"
+_STATE_VERSION = 1
+
+
+@dataclass
+class _TrialRecord:
+    curve: list[float] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    status: TrialStatus = TrialStatus.RUNNING
+    # The verdict of each decision that rested on a prediction or stopped the trial, as
+    # Verdict.record() data: {"epoch", "decision", "predicted_final", "std", "threshold", "reason"}.
+    records: list[dict[str, Any]] = field(default_factory=list)
+    # Decision epochs at which the policy let the trial go on unranked (Verdict.ranked False).
+    unranked: list[int] = field(default_factory=list)
+
+
+def plain_params(config: dict) -> dict[str, Any]:
+    """Trial hyperparameters with numpy scalars turned into Python values (JSON-ready)."""
+    return {
+        k: (v.item() if hasattr(v, "item") else v)
+        for k, v in dict(config).items()
+        if not str(k).startswith(BOOKKEEPING_PREFIX)
+    }
+
+
+class SchedulerBookkeeping:
+    """The trial records of a scheduler (``_records``), their views, and its saved state."""
+
+    def decision_records(self, key: str) -> list[dict[str, Any]]:
+        """What the policy predicted at the decisions about trial ``key`` (with ``explain=True``)."""
+        record = self._records.get(key)
+        return list(record.records) if record is not None else []
+
+    def trial_views(self) -> list[TrialView]:
+        """Every trial that reported at least one epoch, in the order trials were added.
+
+        A failed trial's curve ends before its first non-finite value (the epoch it diverged
+        at counts as trained, but its value is no measurement).
+        """
+        return [self._view(key, r) for key, r in self._records.items() if r.curve]
+
+    def _view(self, trial_id: str, record: _TrialRecord) -> TrialView:
+        curve = tuple(record.curve)
+        if record.status == TrialStatus.FAILED:
+            curve = curve[: next((e for e, v in enumerate(curve) if not math.isfinite(v)), len(curve))]
+        return TrialView(
+            key=self._key(trial_id),
+            curve=curve,
+            params=dict(record.params),
+            status=record.status,
+            unranked=frozenset(record.unranked),
+        )
+
+    def _key(self, trial_id: str):
+        """The key a trial's view carries (its Ray trial id)."""
+        return trial_id
+
+    def get_state(self) -> dict[str, Any]:
+        """The scheduler's state as plain JSON-ready data."""
+        return {
+            "version": _STATE_VERSION,
+            "metric": self._metric,
+            "mode": self.mode,
+            "trials": [
+                {
+                    "key": key,
+                    "curve": list(r.curve),
+                    "params": dict(r.params),
+                    "status": r.status.value,
+                    "records": list(r.records),
+                    "unranked": list(r.unranked),
+                }
+                for key, r in self._records.items()
+            ],
+            "decisions": [list(d) for d in self.decisions_],
+            "to_resume": list(self._to_resume),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"state version must be {_STATE_VERSION}, got {state.get('version')!r}")
+        self._metric = state.get("metric") or self._metric
+        self.mode = state.get("mode") or self.mode
+        self._records = {
+            t["key"]: _TrialRecord(
+                list(t["curve"]),
+                dict(t["params"]),
+                TrialStatus(t["status"]),
+                list(t.get("records", [])),
+                [int(e) for e in t.get("unranked", [])],
+            )
+            for t in state["trials"]
+        }
+        self.decisions_ = [tuple(d) for d in state["decisions"]]
+        self._to_resume = [key for key in state.get("to_resume", []) if key in self._records]
+
+    def save(self, checkpoint_path: str):
+        Path(checkpoint_path).write_text(json.dumps(self.get_state()), encoding="utf-8")
+
+    def restore(self, checkpoint_path: str):
+        self.set_state(json.loads(Path(checkpoint_path).read_text(encoding="utf-8")))
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_policy"] = None  # rebuilt from its name; a live policy may hold a thread
+        if not isinstance(self.policy, str):
+            try:
+                pickle.dumps(self.policy)
+            except (TypeError, pickle.PicklingError, AttributeError):
+                state["policy"] = type(self.policy).__name__  # not restorable, see stopping_policy
+        return state
