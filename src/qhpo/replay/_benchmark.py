@@ -246,9 +246,15 @@ def seed_outcome(job: SeedJob, replay: Callable[[RuleRun, CurveTable], SeedResul
 
 
 def replay_jobs(
-    jobs: Iterable[SeedJob], *, processes: int = 1, progress: Callable[[str], None] | None = None
+    jobs: Iterable[SeedJob],
+    *,
+    processes: int = 1,
+    progress: Callable[[str], None] | None = None,
+    replay: Callable[[Any], Any] = replay_seed,
 ) -> dict[tuple[str, int], SeedOutcome]:
-    """Replay ``jobs`` in ``processes`` processes; outcomes keyed by ``(table name, seed)``."""
+    """Replay ``jobs`` in ``processes`` processes with ``replay`` (a module-level function of
+    one job returning an outcome with ``table`` and ``seed``); outcomes keyed by ``(table
+    name, seed)``."""
     jobs = list(jobs)
     outcomes: dict[tuple[str, int], SeedOutcome] = {}
     started = time.perf_counter()
@@ -263,11 +269,11 @@ def replay_jobs(
 
     if int(processes) > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=int(processes)) as pool:
-            for future in as_completed([pool.submit(replay_seed, job) for job in jobs]):
+            for future in as_completed([pool.submit(replay, job) for job in jobs]):
                 done(future.result())
     else:
         for job in jobs:
-            done(replay_seed(job))
+            done(replay(job))
     return outcomes
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +41,7 @@ from qhpo._policy_options import budget_defaults
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.optuna import first_rung
-from qhpo.replay._benchmark import BENCH_POLICIES, replay_rule
+from qhpo.replay._benchmark import BENCH_POLICIES, replay_jobs, replay_rule
 
 #: The rules budget mode replays by default: every rule but the bracket searches, which
 #: choose their own configurations in brackets and have no budget mode.
@@ -217,30 +216,6 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
     )
 
 
-def _replay_jobs(
-    jobs: list[BudgetJob], processes: int, progress: Callable[[str], None] | None
-) -> dict[tuple[str, int], BudgetOutcome]:
-    outcomes: dict[tuple[str, int], BudgetOutcome] = {}
-    started = time.perf_counter()
-
-    def done(outcome: BudgetOutcome) -> None:
-        outcomes[(outcome.table, outcome.seed)] = outcome
-        if progress:
-            progress(
-                f"{outcome.table} seed {outcome.seed} done ({len(outcomes)}/{len(jobs)}, "
-                f"{time.perf_counter() - started:.0f} s)"
-            )
-
-    if int(processes) > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=int(processes)) as pool:
-            for future in as_completed([pool.submit(replay_budget_seed, job) for job in jobs]):
-                done(future.result())
-    else:
-        for job in jobs:
-            done(replay_budget_seed(job))
-    return outcomes
-
-
 def _key(x: float) -> str:
     return f"{x:g}"
 
@@ -356,7 +331,7 @@ def run_budget(
         key=lambda job: -job.table.epochs,  # the longest replays first, so that no process idles at the end
     )
     started = time.perf_counter()
-    outcomes = _replay_jobs(job_list, jobs, progress)
+    outcomes = replay_jobs(job_list, processes=jobs, progress=progress, replay=replay_budget_seed)
     seconds = time.perf_counter() - started
     results = {}
     for table in tables:
