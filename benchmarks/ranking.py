@@ -26,7 +26,13 @@ replays the rule on the same draws as ``qhpo bench`` (``--trials`` rows per seed
   replayed study finished, as Bayesian optimisation keeps them (none below 3 finished runs);
 - ``hp+obs``: the mean of the ``hp`` rank and the ``observed`` rank;
 - ``observed*``, ``hp*``, ``hp+obs*``: the same three on the runs the study did *not*
-  finish only (the ``hp`` model was trained on the others' final values, which it recalls).
+  finish only (the ``hp`` model was trained on the others' final values, which it recalls);
+- ``random``: the survivorship check: the same predictor trained on as many runs as
+  ``predictor``, drawn at random among all the drawn runs (what it would learn if the study
+  had trained a random sample to ``h`` instead of the survivors of ``r``);
+- ``predictor-``, ``random-``: both predictors on the runs that did not reach ``h`` in the
+  replayed study (the late curves the in-study predictor never saw) and that ``random``
+  was not trained on; ``random-`` above ``predictor-`` measures the survivorship bias.
 
 Each cell is the mean over seeds of Spearman's correlation with the final value and, after
 the slash, the recall of the final top 10 % (of the ``ceil(m / 10)`` best final values, the
@@ -70,6 +76,9 @@ METHODS = (
     "observed*",
     "hp*",
     "hp+obs*",
+    "random",
+    "predictor-",
+    "random-",
 )
 TOP = 0.1
 FLOOR_QUANTILE = 0.1  # the default rule's floor_quantile
@@ -155,15 +164,51 @@ def seed_ranking(
             )
             service.update(np.maximum(v[reached, :h], floor), numeric[reached])
             scores["predictor"] = service.predict(r, np.maximum(prefix, floor), numeric[rows], target=h)[0]
+            survivorship = _survivorship(
+                service, predictor, v, numeric, rows, reached, final, r=r, h=h, w=w, floor=floor, seed=seed
+            )
         if hp is not None:
             scores["hp"] = hp[rows]
             scores["hp+obs"] = (rankdata(hp[rows]) + rankdata(anchors)) / 2
+        else:
+            survivorship = {}
+        scores.update(survivorship.pop("scores", {}))
         cells = {name: spearman_recall(score, final[rows]) for name, score in scores.items()}
+        cells.update(survivorship)
         unseen = ~finished[rows]  # the runs the study did not finish: the model of hp never saw their final
         if hp is not None and unseen.sum() >= 10:
             for name in ("observed", "hp", "hp+obs"):
                 cells[name + "*"] = spearman_recall(scores[name][unseen], final[rows][unseen])
         out["rungs"][r] = {"horizon": h, "train": len(reached), **cells}
+    return out
+
+
+def _survivorship(
+    trained, predictor, v, numeric, rows, reached, final, *, r: int, h: int, w: int, floor: float, seed: int
+) -> dict:
+    """The in-study predictor ``trained`` (on the runs that reached ``h``) beside the same
+    predictor trained on as many runs drawn at random among ``rows``: scores on every row,
+    and cells on the rows that neither saw to ``h`` (none below 10 such rows)."""
+    rng = np.random.default_rng([seed, r])
+    sample = np.sort(rng.choice(rows, size=len(reached), replace=False))
+    service = PredictionService(
+        predictor,
+        random_state=seed,
+        hyperparameters=True,
+        relative=True,
+        anchor_window=w,
+        min_curves=MIN_HORIZON_TRIALS,
+        error_estimate=False,
+    )
+    service.update(np.maximum(v[sample, :h], floor), numeric[sample])
+    prefix = np.maximum(v[rows, :r], floor)
+    random_scores = service.predict(r, prefix, numeric[rows], target=h)[0]
+    out: dict = {"scores": {"random": random_scores}}
+    unseen = ~np.isin(rows, reached) & ~np.isin(rows, sample)
+    if unseen.sum() >= 10:
+        in_study = trained.predict(r, prefix[unseen], numeric[rows][unseen], target=h)[0]
+        out["predictor-"] = spearman_recall(in_study, final[rows][unseen])
+        out["random-"] = spearman_recall(random_scores[unseen], final[rows][unseen])
     return out
 
 

@@ -67,3 +67,43 @@ def test_the_prior_columns_appear_at_the_rungs_where_the_prior_acts_and_leave_th
         # the curves fall from epoch 1 on: the best so far is the first value, ranked by a, the reverse of the final
         assert row["best"][0] == pytest.approx(-1.0)
     assert ranking.prior_for_table(prior, table.curves).tables == ("rising",)
+
+
+def test_the_survivorship_check_trains_as_many_runs_at_random_and_scores_both_on_runs_neither_saw():
+    table = _crossing_table(n=60)
+    drawn_rows = np.arange(60)
+    v = table.curves
+    reached = np.arange(40, 52)  # the survivors: the highest a_i, what the rule keeps before the crossing
+    from qhpo.policies import PredictionService
+
+    trained = PredictionService("svr", random_state=0, hyperparameters=True, relative=True, min_curves=6)
+    numeric = table.numeric_params()
+    trained.update(v[reached, :8], numeric[reached])
+    out = ranking._survivorship(
+        trained, "svr", v, numeric, drawn_rows, reached, v[:, -1], r=4, h=8, w=1, floor=-np.inf, seed=3
+    )
+    assert out["scores"]["random"].shape == (60,)
+    # 60 rows, 12 seen by each predictor at most: at least 36 rows that neither saw
+    assert set(out) == {"scores", "predictor-", "random-"}
+    for name in ("predictor-", "random-"):
+        rho, recall = out[name]
+        assert -1.0 <= rho <= 1.0 and 0.0 <= recall <= 1.0
+    again = ranking._survivorship(
+        trained, "svr", v, numeric, drawn_rows, reached, v[:, -1], r=4, h=8, w=1, floor=-np.inf, seed=3
+    )
+    np.testing.assert_array_equal(again["scores"]["random"], out["scores"]["random"])  # seeded draw
+    too_few = ranking._survivorship(
+        trained,
+        "svr",
+        v[:15],
+        numeric[:15],
+        np.arange(15),
+        np.arange(8, 14),
+        v[:15, -1],
+        r=4,
+        h=8,
+        w=1,
+        floor=-np.inf,
+        seed=3,
+    )
+    assert set(too_few) == {"scores"}  # 15 rows less the 6 survivors leave 9 unseen at most: no cells
