@@ -549,8 +549,8 @@ def test_trials_counts_configurations_exactly_when_several_processes_resume_tria
 
 
 def test_qhpo_stop_is_a_predictive_policy_of_qhpo_run(tmp_path):
+    from qhpo.runner import check_config
     from qhpo.runner._config import RunConfig
-    from qhpo.runner._search import check_config
     from qhpo.runner._study import make_pruner
 
     config = RunConfig(study="s", policy="qhpo-stop", predictor="svr", epochs=4)

@@ -319,11 +319,18 @@ def _policy_options(items: list[str], policy: str, *, budget: str | None = None,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from qhpo.runner import BACKENDS
+    from qhpo.runner import BACKENDS, run_search
 
     config = config_from_args(args)
     if config.backend not in BACKENDS:
         raise QhpoError(f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}.")
+    _refuse_other_backends_flags(args, config)
+    backend = _backend(config)
+    return backend.exit_status(run_search(config, backend), config)
+
+
+def _refuse_other_backends_flags(args: argparse.Namespace, config) -> None:
+    """Flags that apply to the other backend only: one sentence naming them."""
     if config.backend == "ray":
         optuna_only = [
             flag
@@ -339,7 +346,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{', '.join(optuna_only)} apply to --backend optuna only; Ray Tune keeps its own checkpoints "
                 "and tells dead trials by its cluster."
             )
-        return _run_on_ray(config)
+        return
     ray_only = [
         flag
         for flag, value in (
@@ -355,19 +362,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{', '.join(ray_only)} apply to --backend ray only; the Optuna backend resumes by running "
             "the same command again."
         )
-    from qhpo.runner import run_optuna_search
-
-    summary = run_optuna_search(config)
-    if config.budget is not None:
-        return 0 if summary.running == 0 else 1
-    return 0 if summary.finished >= config.trials else 1
 
 
-def _run_on_ray(config) -> int:
-    """Hand the search to ``qhpo.ray.run_search(config) -> int`` (the Ray Tune backend).
+def _backend(config):
+    """The :class:`qhpo.runner.SearchBackend` that ``--backend`` names.
 
     Without Ray Tune, importing :mod:`qhpo.ray` raises qhpo's one-sentence error naming the extra.
     """
-    from qhpo.ray import run_search
+    if config.backend == "ray":
+        from qhpo.ray import RayBackend
 
-    return int(run_search(config) or 0)
+        return RayBackend()
+    from qhpo.runner import OptunaBackend
+
+    return OptunaBackend()

@@ -18,7 +18,7 @@ from qhpo.ray._scheduler import (
     RunningTrialLimiter,
     SchedulerStateCallback,
 )
-from qhpo.ray._search import StudyRecorder, run_search
+from qhpo.ray._search import RayBackend, StudyRecorder, run_search
 from qhpo.ray._trainable import TrialSettings, train_cifar_trial
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "DIVERGED_KEY",
     "PredictiveScheduler",
     "RAY_LIVE_RULES",
+    "RayBackend",
     "RayReplayOutcome",
     "RunningTrialLimiter",
     "SchedulerStateCallback",

@@ -7,6 +7,8 @@ the cluster (``--gpus-per-trial 0.5`` puts two trials on each GPU) and the
 study of the run as it ends, so ``qhpo report``, the summary and the plots read a Ray
 search exactly as an Optuna one; a run whose driver was killed continues with ``--resume``
 (``Tuner.restore``), its scheduler state restored from Ray Tune's experiment checkpoint.
+The steps every backend shares (data, study, test of the best configuration, summary,
+plots) are :func:`qhpo.runner.run_search`'s; :class:`RayBackend` runs the trials.
 """
 
 from __future__ import annotations
@@ -33,19 +35,15 @@ from qhpo.ray._trainable import (
 )
 from qhpo.runner import (
     CHECKPOINT_ATTR,
-    OPTUNA_BASELINES,
-    check_config,
+    RunConfig,
+    SearchRun,
+    SearchSummary,
+    StorageLocation,
     checkpoint_path,
-    create_study,
-    draw_plots,
-    evaluate_best_on_test,
     hpo_sampler,
-    prepare_data,
-    print_summary,
-    resolve_storage,
     search_space,
-    summarize,
 )
+from qhpo.runner import run_search as run_lifecycle
 
 #: Folder (inside ``<run dir>/<study>``) of Ray Tune's experiment.
 EXPERIMENT_NAME = "ray"
@@ -107,26 +105,6 @@ def trial_resources(config, cluster_gpus: float) -> tuple[dict[str, float], str]
             f"{cluster_gpus:g}; lower --gpus-per-trial, pass --device cpu, or add GPU nodes to the cluster."
         )
     return {"cpu": cpus, "gpu": gpus}, ("cuda" if gpus > 0 else "cpu")
-
-
-def _check_ray_config(config) -> None:
-    """The settings a Ray search needs beyond :func:`qhpo.runner.check_config`, before Ray starts."""
-    check_config(config)
-    if config.policy in OPTUNA_BASELINES:
-        raise QhpoError(
-            f"--policy {config.policy} is an Optuna pruner and runs with --backend optuna; "
-            "on Ray choose qhpo, poster or none."
-        )
-    from qhpo.workload import resolve_device
-
-    try:
-        resolve_device(config.device)
-    except ValueError:
-        raise QhpoError(f"unknown device {config.device!r}; choose auto, cpu, cuda or cuda:N.") from None
-    except QhpoError:
-        if not config.address:
-            raise  # a local Ray trains on this machine: a GPU torch cannot see here, no trial can use
-        # On a cluster the GPUs may sit on other nodes: trial_resources checks the cluster's.
 
 
 def _experiment_to_run(config, study: optuna.Study, experiment: Path):
@@ -228,8 +206,47 @@ def _new_tuner(config, trainable, scheduler: PredictiveScheduler, location, spac
     )
 
 
-def run_search(config) -> int:
-    """Run (or with ``config.resume`` continue) the search ``config`` describes on Ray Tune.
+class RayBackend:
+    """Runs the trials on a Ray cluster through Ray Tune (:class:`PredictiveScheduler` stops
+    them, :class:`StudyRecorder` writes each into the study as it ends); a driver that was
+    killed continues with ``config.resume`` (``Tuner.restore``)."""
+
+    def prepare(self, config: RunConfig, location: StorageLocation) -> None:
+        """Nothing to read before the study exists: each Ray worker reads the data itself."""
+
+    def run(self, config: RunConfig, location: StorageLocation, study: optuna.Study) -> SearchRun:
+        """Start or restore the Ray Tune experiment, run it to its end, keep the best trial's checkpoint."""
+        folder = location.run_dir / config.study
+        experiment = folder / EXPERIMENT_NAME
+        config = _experiment_to_run(config, study, experiment)
+        connect_ray(config.address, quiet=not config.progress)
+        import ray
+
+        resources, device = trial_resources(config, float(ray.cluster_resources().get("GPU", 0.0)))
+        scheduler = None if config.resume else _scheduler(config)  # a resumed one comes from the experiment
+        trainable = _trainable(config, _decision_epochs(config, scheduler), resources, device)
+        if scheduler is None:
+            # Errored trials were retried once and recorded as FAIL: they stay ended.
+            tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=False)
+        else:
+            tuner = _new_tuner(config, trainable, scheduler, location, search_space(config.space), folder)
+        results = tuner.fit()
+        study = optuna.load_study(study_name=config.study, storage=location.open())  # as the recorder wrote it
+        _keep_best_checkpoint(study, results, folder / "checkpoints")
+        # The driver tests the best trial on its own GPU, or on its CPU when it has none:
+        # checkpoints restore on any device.
+        return SearchRun(study, test_device="auto", records=f"Ray experiment in {experiment}")
+
+    def exit_status(self, summary: SearchSummary, config: RunConfig) -> int:
+        """0 when every trial of the search ended (complete, stopped or failed: Ray Tune retried
+        a failed one once), 1 otherwise."""
+        ended = summary.complete + summary.pruned + summary.failed
+        return 0 if ended >= config.trials else 1
+
+
+def run_search(config: RunConfig) -> int:
+    """Run (or with ``config.resume`` continue) the search ``config`` describes on Ray Tune:
+    :func:`qhpo.runner.run_search` with the :class:`RayBackend`.
 
     Args:
         config: A :class:`qhpo.runner.RunConfig` (``backend="ray"``; ``address``,
@@ -239,50 +256,9 @@ def run_search(config) -> int:
     Returns:
         0 when every trial of the search ended (complete, stopped or failed), 1 otherwise.
     """
-    _check_ray_config(config)
-    space = search_space(config.space)
-    config = config.with_(data_dir=prepare_data(config))
-    location = resolve_storage(config.storage, config.run_dir)
-    study = create_study(config, location, space)
-    folder = location.run_dir / config.study
-    experiment = folder / EXPERIMENT_NAME
-    config = _experiment_to_run(config, study, experiment)
-
-    connect_ray(config.address, quiet=not config.progress)
-    import ray
-
-    resources, device = trial_resources(config, float(ray.cluster_resources().get("GPU", 0.0)))
-    scheduler = None if config.resume else _scheduler(config)  # a resumed one comes from the experiment
-    trainable = _trainable(config, _decision_epochs(config, scheduler), resources, device)
-    if scheduler is None:
-        # Errored trials were retried once and recorded as FAIL: they stay ended.
-        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=False)
-    else:
-        tuner = _new_tuner(config, trainable, scheduler, location, space, folder)
-    results = tuner.fit()
-    return _report(config, location, results, folder)
-
-
-def _report(config, location, results, folder: Path) -> int:
-    """Record the best trial's checkpoint, test it once, summarise, plot; the exit status."""
-    study = optuna.load_study(study_name=config.study, storage=location.open())
-    _keep_best_checkpoint(study, results, folder / "checkpoints")
-    # The driver tests the best trial on its own GPU, or on its CPU when it has none:
-    # checkpoints restore on any device.
-    evaluate_best_on_test(study, config.with_(device="auto"), location)
-    summary = summarize(study, max_epochs=config.epochs, target_trials=config.trials)
-    if config.progress:
-        from rich.console import Console
-
-        print_summary(summary, Console())
-    paths = draw_plots(study, folder, max_epochs=config.epochs)
-    if config.progress:
-        print(
-            f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}; "
-            f"Ray experiment in {folder / EXPERIMENT_NAME}"
-        )
-    ended = summary.complete + summary.pruned + summary.failed
-    return 0 if ended >= config.trials else 1
+    config = config.with_(backend="ray")  # the settings are checked as a Ray search's
+    backend = RayBackend()
+    return backend.exit_status(run_lifecycle(config, backend), config)
 
 
 def _keep_best_checkpoint(study: optuna.Study, results, checkpoint_dir: Path) -> None:

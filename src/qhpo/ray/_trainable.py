@@ -102,7 +102,7 @@ def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     import torch
 
     from qhpo.runner import trial_seed
-    from qhpo.workload import TrialDiverged, TrialTrainer, resolve_device
+    from qhpo.workload import TrialTrainer, resolve_device, train_epochs
 
     torch.set_num_threads(max(1, settings.threads))
     device = resolve_device(settings.device)
@@ -119,24 +119,27 @@ def train_cifar_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         trainer = TrialTrainer(
             config, data, device=device, seed=trial_seed(settings.seed, number), precision=settings.precision
         )
+    end = train_epochs(trainer, settings.max_epochs, _epoch_reporter(trainer, settings))
+    if end.diverged is not None:
+        tune.report({METRIC: math.nan, EPOCH_KEY: trainer.epoch + 1, DIVERGED_KEY: end.diverged})
+
+
+def _epoch_reporter(trainer, settings: TrialSettings):
+    """What the trial does after each epoch (``after_epoch`` of :func:`qhpo.workload.train_epochs`):
+    report the epoch to Ray Tune, with the trainer's checkpoint when
+    :meth:`TrialSettings.wants_checkpoint`; the scheduler, not the trial, stops it."""
     last_checkpoint = time.monotonic()
-    while trainer.epoch < settings.max_epochs:
-        start = time.perf_counter()
-        try:
-            value = trainer.train_epoch()
-        except TrialDiverged as error:
-            tune.report({METRIC: math.nan, EPOCH_KEY: trainer.epoch + 1, DIVERGED_KEY: error.reason})
-            return
-        metrics = {
-            METRIC: value,
-            EPOCH_KEY: trainer.epoch,
-            "train_loss": trainer.train_loss,
-            "epoch_seconds": time.perf_counter() - start,
-        }
-        if not settings.wants_checkpoint(trainer.epoch, time.monotonic() - last_checkpoint):
+
+    def after_epoch(value: float, epoch: int, seconds: float) -> bool:
+        nonlocal last_checkpoint
+        metrics = {METRIC: value, EPOCH_KEY: epoch, "train_loss": trainer.train_loss, "epoch_seconds": seconds}
+        if not settings.wants_checkpoint(epoch, time.monotonic() - last_checkpoint):
             tune.report(metrics)
-            continue
+            return False
         with tempfile.TemporaryDirectory(prefix="qhpo-trial-") as folder:
             trainer.save_checkpoint(Path(folder) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         last_checkpoint = time.monotonic()
+        return False
+
+    return after_epoch

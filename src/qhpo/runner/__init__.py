@@ -3,9 +3,11 @@
 
 from qhpo._optuna_schema import CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR
 from qhpo.runner._config import BACKENDS, OPTUNA_BASELINES, PRESETS, Preset, RunConfig, preset
+from qhpo.runner._lifecycle import SearchBackend, SearchRun, evaluate_best_on_test, prepare_data, run_search
 from qhpo.runner._plots import draw_plots
 from qhpo.runner._recovery import GRACE_PERIOD, HEARTBEAT_INTERVAL, recover_interrupted_trials
-from qhpo.runner._search import check_config, default_workers, evaluate_best_on_test, prepare_data, run_optuna_search
+from qhpo.runner._search import OptunaBackend, default_workers, run_optuna_search
+from qhpo.runner._settings_checks import check_config
 from qhpo.runner._storage import StorageLocation, checkpoint_folder, load_study, resolve_storage
 from qhpo.runner._study import create_study, hpo_sampler, make_pruner, search_space
 from qhpo.runner._summary import SearchSummary, print_summary, summarize
@@ -19,9 +21,12 @@ __all__ = [
     "GRACE_PERIOD",
     "HEARTBEAT_INTERVAL",
     "OPTUNA_BASELINES",
+    "OptunaBackend",
     "PRESETS",
     "Preset",
     "RunConfig",
+    "SearchBackend",
+    "SearchRun",
     "SearchSummary",
     "StorageLocation",
     "check_config",
@@ -40,6 +45,7 @@ __all__ = [
     "recover_interrupted_trials",
     "resolve_storage",
     "run_optuna_search",
+    "run_search",
     "search_space",
     "summarize",
     "trial_seed",

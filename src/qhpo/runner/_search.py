@@ -1,5 +1,6 @@
-"""``qhpo run`` from start to end: check the inputs, create the study, run the workers,
-report, test the best configuration once, draw the plots."""
+"""The Optuna backend of ``qhpo run``: worker threads or processes that claim trials on the
+Optuna storage, clean up after dead processes and resume interrupted runs; the steps every
+backend shares are :func:`qhpo.runner.run_search`'s."""
 
 from __future__ import annotations
 
@@ -19,64 +20,73 @@ from qhpo._errors import QhpoError
 from qhpo.optuna import checkpoint_key, configuration_counts
 from qhpo.runner._budget import Budget, BudgetTracker, budget_summary
 from qhpo.runner._config import RunConfig
-from qhpo.runner._plots import draw_plots
+from qhpo.runner._lifecycle import SearchRun, run_search, status_console
 from qhpo.runner._progress import SearchProgress
 from qhpo.runner._settings_checks import CIFAR10_TRAIN_IMAGES as CIFAR10_TRAIN_IMAGES  # public: the training images
 from qhpo.runner._settings_checks import MAX_SEED as MAX_SEED  # public: the largest seed
-from qhpo.runner._settings_checks import check_config
-from qhpo.runner._storage import (
-    CHECKPOINT_ATTR,
-    StorageLocation,
-    checkpoint_folder,
-    connection_errors,
-    recover_interrupted_trials,
-    resolve_storage,
-)
-from qhpo.runner._study import create_study, search_space
-from qhpo.runner._summary import TEST_ATTR, SearchSummary, print_summary, summarize
-from qhpo.runner._trial import checkpoint_path, remove_scratch_checkpoints, trial_config
+from qhpo.runner._storage import CHECKPOINT_ATTR, StorageLocation, checkpoint_folder, recover_interrupted_trials
+from qhpo.runner._summary import SearchSummary
+from qhpo.runner._trial import checkpoint_path, remove_scratch_checkpoints
 from qhpo.runner._worker import count_states, run_worker
 
 
-def prepare_data(config: RunConfig) -> Path:
-    """The data folder, fetched first with ``--download``; one sentence when it is missing."""
-    from qhpo.workload import BATCHES_FOLDER, download_cifar10, remove_partial_downloads, resolve_data_dir
+class OptunaBackend:
+    """Runs the trials on the Optuna storage: in this process, or in ``config.workers`` worker
+    processes spread over the visible GPUs; a run that was interrupted resumes when the same
+    command runs again (its trials retried from their checkpoints)."""
 
-    root = resolve_data_dir(config.data_dir)
-    remove_partial_downloads(root)
-    if config.download:
-        download_cifar10(root, progress=config.progress)
-    if not (root / BATCHES_FOLDER).is_dir():
-        raise QhpoError(
-            f"CIFAR-10 was not found: {root} has no {BATCHES_FOLDER} folder; pass --data-dir with the folder that "
-            f"contains {BATCHES_FOLDER}, or --download to fetch it there."
+    def __init__(self) -> None:
+        self._data = None
+
+    def prepare(self, config: RunConfig, location: StorageLocation) -> None:
+        """Read the data before the study exists: a broken or hostile batch leaves no study behind."""
+        from qhpo.workload import load_cifar10, resolve_device
+
+        device = resolve_device(config.device) if config.workers == 1 else "cpu"
+        self._data = load_cifar10(
+            config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
         )
-    return root
+
+    def run(self, config: RunConfig, location: StorageLocation, study: optuna.Study) -> SearchRun:
+        """Clean up after dead processes, announce a resumption, train until the search ends,
+        then drop the checkpoints nothing will continue from."""
+        data, self._data = self._data, None
+        console = status_console(config)
+        finished = _resume(config, location, study, console)
+        with SearchProgress(
+            target_trials=config.trials, max_epochs=config.epochs, enabled=config.progress, console=console
+        ) as progress:
+            progress.skip_existing(study)
+            if config.trials is None or finished < config.trials:  # a budget's end is the workers' to find
+                if config.workers == 1:
+                    run_worker(config, location, on_change=progress.update, data=data)
+                else:
+                    del data  # each worker process reads its own copy
+                    _run_worker_processes(config, location, study, progress)
+            progress.update(study, force=True)
+        _drop_checkpoints(study, location, config)  # the best trial's stays, to be tested
+        return SearchRun(study, test_device=config.device)
+
+    def exit_status(self, summary: SearchSummary, config: RunConfig) -> int:
+        """0 when the study holds ``--trials`` finished configurations, or nothing runs when
+        the ``--budget`` ended it; failed trials were retried and do not count."""
+        if config.budget is not None:
+            return 0 if summary.running == 0 else 1
+        return 0 if summary.finished >= config.trials else 1
 
 
 def run_optuna_search(config: RunConfig) -> SearchSummary:
-    """Run (or resume) the search that ``config`` describes and report it.
+    """Run (or resume) the search that ``config`` describes on the Optuna backend and report it.
 
     Returns:
         The summary of the study at the end.
     """
-    check_config(config)
-    space = search_space(config.space)
-    config = config.with_(data_dir=prepare_data(config))
-    location = resolve_storage(config.storage, config.run_dir)
-    # Read the data before the study exists: a broken or hostile batch leaves no study behind.
-    from qhpo.workload import load_cifar10, resolve_device
-
-    device = resolve_device(config.device) if config.workers == 1 else "cpu"
-    data = load_cifar10(
-        config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
-    )
-    with connection_errors(location):
-        return _search(config, location, space, data)
+    return run_search(config.with_(backend="optuna"), OptunaBackend())
 
 
-def _search(config: RunConfig, location: StorageLocation, space, data) -> SearchSummary:
-    study = create_study(config, location, space)
+def _resume(config: RunConfig, location: StorageLocation, study: optuna.Study, console) -> int:
+    """Remove what dead processes left, retry their trials, say what the study holds; the
+    finished configurations."""
     remove_orphan_files(
         location.run_dir / config.study,
         checkpoint_folder(location, config.study, config.checkpoint_dir),
@@ -85,7 +95,6 @@ def _search(config: RunConfig, location: StorageLocation, space, data) -> Search
     )
     recovered = recover_interrupted_trials(study, location)
     finished, _ = count_states(study)
-    console = _console(config)
     if recovered:
         console.print(
             f"resuming study {config.study!r}: trial(s) {', '.join(map(str, recovered))} of an interrupted run "
@@ -97,35 +106,7 @@ def _search(config: RunConfig, location: StorageLocation, space, data) -> Search
         console.print(f"resuming study {config.study!r}: {finished}{of} trials already finished", highlight=False)
     if config.budget is not None and finished:
         console.print(budget_summary(study, Budget.parse(config.budget)), highlight=False)
-
-    with SearchProgress(
-        target_trials=config.trials, max_epochs=config.epochs, enabled=config.progress, console=console
-    ) as progress:
-        progress.skip_existing(study)
-        if config.trials is None or finished < config.trials:  # a budget's end is the workers' to find
-            if config.workers == 1:
-                run_worker(config, location, on_change=progress.update, data=data)
-            else:
-                del data  # each worker process reads its own copy
-                _run_worker_processes(config, location, study, progress)
-        progress.update(study, force=True)
-
-    try:
-        evaluate_best_on_test(study, config, location)
-    except QhpoError as error:  # the search's results stand without the test figure
-        console.print(f"qhpo: the best configuration was not tested: {error}", highlight=False)
-    summary = summarize(study, max_epochs=config.epochs, target_trials=config.trials)
-    if config.progress:
-        from rich.console import Console
-
-        print_summary(summary, Console(width=None if sys.stdout.isatty() else 120, highlight=False))
-        if config.budget is not None:
-            print(budget_summary(study, Budget.parse(config.budget)))
-    paths = draw_plots(study, location.run_dir / config.study, max_epochs=config.epochs)
-    if config.progress:
-        print(f"plots: {paths[0]} and {paths[1]}; study {config.study!r} in {location.describe()}")
-    _drop_checkpoints(study, location, config)
-    return summary
+    return finished
 
 
 def remove_orphan_files(
@@ -147,47 +128,6 @@ def remove_orphan_files(
         ),
         *remove_orphans(study_dir, r"\.workers-(\d+)-.*\.json"),
     ]
-
-
-def _console(config: RunConfig):
-    from rich.console import Console
-
-    return Console(stderr=True, quiet=not config.progress, soft_wrap=True)
-
-
-def evaluate_best_on_test(study: optuna.Study, config: RunConfig, location: StorageLocation) -> dict | None:
-    """Test accuracy of the best complete trial, measured once and stored in the study.
-
-    The test split is read here only: never by a decision. A resumed run that finds the same
-    best trial reuses the stored figure.
-    """
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if not complete:
-        return None
-    best = study.best_trial
-    stored = study.user_attrs.get(TEST_ATTR)
-    if stored and stored.get("trial") == best.number:
-        return stored
-    from qhpo.workload import TrialTrainer, load_cifar10, resolve_device
-
-    path = checkpoint_path(checkpoint_folder(location, config.study, config.checkpoint_dir), checkpoint_key(best))
-    if not path.exists():
-        return stored
-    device = resolve_device(config.device)
-    data = load_cifar10(
-        config.data_dir, subset=config.subset, val_size=config.val_size, split_seed=config.split_seed, device=device
-    )
-    trainer = TrialTrainer.from_checkpoint(
-        path, trial_config(best, search_space(config.space)), data, device=device, precision=config.precision
-    )
-    result = {
-        "trial": best.number,
-        "accuracy": float(trainer.test_accuracy()),
-        "images": len(data.test),
-        "validation_accuracy": float(best.value),
-    }
-    study.set_user_attr(TEST_ATTR, result)
-    return result
 
 
 def _drop_checkpoints(study: optuna.Study, location: StorageLocation, config: RunConfig) -> None:

@@ -7,7 +7,7 @@ from qhpo._errors import QhpoError
 from qhpo._policy_options import check_policy_options
 from qhpo.predictors import MODEL_NAMES, ORACLE, ORACLE_FINAL, ORACLE_REFUSAL
 from qhpo.runner._budget import Budget
-from qhpo.runner._config import HPO_SAMPLERS, PREDICTIVE_POLICIES, RunConfig
+from qhpo.runner._config import HPO_SAMPLERS, OPTUNA_BASELINES, PREDICTIVE_POLICIES, RunConfig
 from qhpo.runner._study import policy_names
 
 #: Largest --seed and --split-seed: numpy's seeds are 32-bit.
@@ -40,6 +40,11 @@ def _check_choices(config: RunConfig) -> None:
             raise QhpoError(
                 "--budget runs on the Optuna backend only; with --backend ray, bound the search with --trials."
             )
+    if config.backend == "ray" and config.policy in OPTUNA_BASELINES:
+        raise QhpoError(
+            f"--policy {config.policy} is an Optuna pruner and runs with --backend optuna; "
+            "on Ray choose qhpo, poster or none."
+        )
 
 
 def _check_numbers(config: RunConfig) -> None:
@@ -89,13 +94,16 @@ def _check_policy_settings(config: RunConfig) -> None:
 
 def _check_devices(config: RunConfig) -> None:
     """The training device and the annealer: usable on this machine."""
-    if config.backend == "optuna":
-        from qhpo.workload import resolve_device
+    from qhpo.workload import resolve_device
 
-        try:
-            resolve_device(config.device)  # --device cuda without a visible GPU: one sentence, before any study exists
-        except ValueError:
-            raise QhpoError(f"unknown device {config.device!r}; choose auto, cpu, cuda or cuda:N.") from None
+    try:
+        resolve_device(config.device)  # --device cuda without a visible GPU: one sentence, before any study exists
+    except ValueError:
+        raise QhpoError(f"unknown device {config.device!r}; choose auto, cpu, cuda or cuda:N.") from None
+    except QhpoError:
+        if config.backend != "ray" or not config.address:
+            raise  # a local Ray cluster trains on this machine: a GPU torch cannot see here, no trial can use
+        # On a Ray cluster the GPUs may sit on other nodes: qhpo.ray checks the cluster's.
     if config.annealer is not None:
         from qhpo.samplers import SAMPLER_NAMES, make_sampler
 

@@ -112,7 +112,7 @@ def run_trial(
     ``over_budget()`` is asked after each epoch short of the last: when it says the search's
     budget is spent, the trial is cut there (told PRUNED, :data:`BUDGET_CUT_ATTR`).
     """
-    from qhpo.workload import TrialDiverged, TrialTrainer
+    from qhpo.workload import TrialTrainer, train_epochs
 
     config = space.suggest(trial)
     key = trial.user_attrs.get(CHECKPOINT_ATTR, trial.number)
@@ -126,25 +126,36 @@ def run_trial(
     elif trainer.epoch and _report_recorded(trial, trainer, max_epochs):
         return _pruned(study, trial, path, [])
 
-    value = trainer.curve[-1] if trainer.curve else float("nan")
     seconds: list[float] = []
-    try:
-        while trainer.epoch < max_epochs:
-            start = time.perf_counter()
-            value = trainer.train_epoch()
-            _save(trainer, path)
-            seconds.append(time.perf_counter() - start)
-            trial.report(value, trainer.epoch)
-            trial.set_user_attr(HEARTBEAT_ATTR, time.time())
-            if on_epoch is not None:
-                on_epoch()
-            if _ends_after_epoch(trial, trainer.epoch, max_epochs, over_budget):
-                return _pruned(study, trial, path, seconds)
-    except TrialDiverged as error:
-        return _diverged(study, trial, path, seconds, error.reason)
+    after_epoch = _epoch_reporter(trial, trainer, path, max_epochs, seconds, on_epoch, over_budget)
+    end = train_epochs(trainer, max_epochs, after_epoch)
+    if end.diverged is not None:
+        return _diverged(study, trial, path, seconds, end.diverged)
+    if end.stopped:
+        return _pruned(study, trial, path, seconds)
     _set_epoch_seconds(trial, seconds)
-    _tell(study, trial, value)
+    _tell(study, trial, end.value)
     return TrialState.COMPLETE
+
+
+def _epoch_reporter(
+    trial: optuna.Trial, trainer, path: Path, max_epochs: int, seconds: list[float], on_epoch, over_budget
+):
+    """What the trial does after each epoch (``after_epoch`` of :func:`qhpo.workload.train_epochs`):
+    save the checkpoint, report the value as step ``epoch``, beat, and say whether the trial
+    ends there. ``seconds`` collects each epoch's training and checkpoint time."""
+
+    def after_epoch(value: float, epoch: int, trained: float) -> bool:
+        start = time.perf_counter()
+        _save(trainer, path)
+        seconds.append(trained + time.perf_counter() - start)
+        trial.report(value, epoch)
+        trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+        if on_epoch is not None:
+            on_epoch()
+        return _ends_after_epoch(trial, epoch, max_epochs, over_budget)
+
+    return after_epoch
 
 
 def _ends_after_epoch(trial: optuna.Trial, epoch: int, max_epochs: int, over_budget) -> bool:

@@ -3,6 +3,7 @@
 from qhpo.workload._data import BATCHES_FOLDER, CifarData, ImageSplit, load_cifar10, resolve_data_dir
 from qhpo.workload._device import resolve_device
 from qhpo.workload._download import CIFAR10_MD5, CIFAR10_URL, download_cifar10, remove_partial_downloads
+from qhpo.workload._epochs import TrainingEnd, train_epochs
 from qhpo.workload._model import CifarCNN
 from qhpo.workload._precision import PRECISIONS, resolve_precision
 from qhpo.workload._space import TRAINER_PARAMETERS, Parameter, SearchSpace, default_search_space
@@ -19,6 +20,7 @@ __all__ = [
     "Parameter",
     "SearchSpace",
     "TRAINER_PARAMETERS",
+    "TrainingEnd",
     "TrialDiverged",
     "TrialTrainer",
     "default_search_space",
@@ -28,4 +30,5 @@ __all__ = [
     "resolve_data_dir",
     "resolve_device",
     "resolve_precision",
+    "train_epochs",
 ]
