@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from qhpo.optuna._baselines import OPTUNA_PRUNERS, pruner_defaults
+from qhpo.policies import DecisionEpochs
 
 #: Options of ``qhpo run`` that configure the adapter, not the policy.
 _ADAPTER_OPTIONS = ("resume",)
@@ -42,12 +43,8 @@ def first_rung(name: str, epochs: int, options: Mapping[str, Any] | None = None,
 
         policy = make_policy(name, max_epochs=epochs, **options)
     try:
-        decided = policy.decision_epochs()
+        return DecisionEpochs.of(policy).first(below=int(epochs))
     finally:
         service = getattr(policy, "service", None) if built else None
         if service is not None:
             service.close()
-    if decided is None:
-        return 1
-    decided = [int(e) for e in decided if 1 <= int(e) < epochs]
-    return min(decided) if decided else int(epochs)

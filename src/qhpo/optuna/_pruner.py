@@ -7,7 +7,6 @@ import datetime
 import math
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,7 +27,16 @@ from qhpo._optuna_schema import (
 from qhpo.optuna._decision_records import DecisionRecords
 from qhpo.optuna._pruner_arguments import ARGUMENTS, build_policy, can_freeze_thaw, checked_arguments, rule_name
 from qhpo.optuna._pruner_state import StudyState, TrialProgress
-from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
+from qhpo.policies import (
+    Decision,
+    PolicyDriver,
+    Resumption,
+    StoppingPolicy,
+    TopicWarnings,
+    TrialStatus,
+    TrialView,
+    Verdict,
+)
 
 __all__ = ["DECISIONS_ATTR", "MAX_EPOCHS_ATTR", "STOP_ATTR", "PredictivePruner", "can_freeze_thaw"]
 
@@ -127,7 +135,7 @@ class PredictivePruner(BasePruner):
         self._lock = threading.RLock()
         self._records = DecisionRecords()
         self._studies: dict[tuple[int, int], StudyState] = {}
-        self._warned: set[str] = set()
+        self._warnings = TopicWarnings()
         self._object_study: tuple[int, int] | None = None  # the study a policy object serves
         self._last_key: tuple[int, int] | None = None  # the study of the last call
 
@@ -185,7 +193,9 @@ class PredictivePruner(BasePruner):
         try:
             return self._prune(study, trial)
         except Exception as error:  # never crash a trial because of its pruner
-            self._warn_once("error", f"qhpo pruner error ({type(error).__name__}: {error}); trials continue unpruned")
+            self._warnings.warn(
+                "error", f"qhpo pruner error ({type(error).__name__}: {error}); trials continue unpruned"
+            )
             return False
         finally:
             self.last_prune_seconds_ = time.perf_counter() - start
@@ -208,14 +218,14 @@ class PredictivePruner(BasePruner):
             value = float(values[last])
             if not math.isfinite(value):  # as Optuna's own pruners do: a NaN or infinite value ends the trial
                 verdict = Verdict(Decision.STOP, last, f"the reported value {value} at step {last} is not finite")
-                self._store(study, trial, state, state.record(verdict, last, self.rule), verdict.decision)
+                self._store(study, trial, state, state.stamped(verdict.record(self.rule), last), verdict.decision)
                 progress.answer = True
                 return True
             policy = self._ensure_policy(study, state, last)
             if policy is None:
                 return False
             if last > policy.max_epochs:
-                self._warn_once(
+                self._warnings.warn(
                     "beyond",
                     f"trial {trial.number} reported step {last}, beyond max_epochs={policy.max_epochs}: "
                     "qhpo reads Optuna steps as epochs; steps that count something else are read as epochs too",
@@ -224,7 +234,7 @@ class PredictivePruner(BasePruner):
                 progress.judged = last
                 return False
             epochs = state.epochs_to_judge(progress, last)
-            if epochs and self._judge(study, trial, state, policy, epochs, last):
+            if epochs and self._judge(study, trial, state, epochs, last):
                 progress.answer = True
                 return True
         return False
@@ -235,7 +245,7 @@ class PredictivePruner(BasePruner):
         if not new:
             return False
         if progress.steps and new[0] < max(progress.steps):
-            self._warn_once(
+            self._warnings.warn(
                 "order",
                 f"trial {trial.number} reported step {new[0]} after step {max(progress.steps)}: "
                 "qhpo reads Optuna steps as epochs, in increasing order; the values are placed by step",
@@ -248,7 +258,6 @@ class PredictivePruner(BasePruner):
         study: optuna.Study,
         trial: FrozenTrial,
         state: StudyState,
-        policy: StoppingPolicy,
         epochs: list[int],
         last: int,
     ) -> bool:
@@ -257,18 +266,21 @@ class PredictivePruner(BasePruner):
         views = state.views.views(study, current=trial)
         index = next(i for i, v in enumerate(views) if v.key == trial.number)
         current = views[index]
-        held = state.unranked.setdefault(trial_id(trial), set(current.unranked))
+        key = trial_id(trial)
+        state.unranked.setdefault(key, current.unranked)
         for epoch in epochs:
-            view = dataclasses.replace(current, curve=tuple(current.curve[:epoch]))
-            views[index] = view
-            verdict = policy.verdict(view, views)
-            if not verdict.ranked and epoch not in held:
+            views[index] = view = dataclasses.replace(current, curve=tuple(current.curve[:epoch]))
+            ruling = state.driver.judge(view, views)
+            if ruling is None:
+                return False  # the policy failed: warned once, the trial continues
+            unranked = ruling.unranked_after(state.unranked[key])
+            if unranked is not None:
                 # every process reads it back from the storage: the trial takes no place at this rung
-                held.add(epoch)
-                UNRANKED.write(study, trial, sorted(held))
-            if verdict.predictive or verdict.decision != Decision.CONTINUE:
-                self._store(study, trial, state, state.record(verdict, last, policy.label), verdict.decision)
-            if verdict.decision != Decision.CONTINUE:
+                state.unranked[key] = unranked
+                UNRANKED.write(study, trial, sorted(unranked))
+            if ruling.record is not None:
+                self._store(study, trial, state, state.stamped(ruling.record, last), ruling.decision)
+            if ruling.ends_training:
                 return True
         return False
 
@@ -291,7 +303,9 @@ class PredictivePruner(BasePruner):
 
         Asks the policy's :meth:`~qhpo.policies.StoppingPolicy.promote` with the study's
         views. ``can_resume(trial)`` False (say, its checkpoint is gone) shows a paused trial
-        to the policy as stopped. Empty for a policy that does not resume.
+        to the policy as stopped. Empty for a policy that does not resume. A policy that
+        fails, or names a trial that is not paused, is warned about once and resumes nothing
+        (that trial).
         """
         limit = check_int("limit", limit, least=0)
         with self._lock:
@@ -313,18 +327,7 @@ class PredictivePruner(BasePruner):
                     else v
                     for v in views
                 ]
-            paused = {v.key for v in views if v.status == TrialStatus.PAUSED}
-            if not paused:
-                return []
-            chosen: list[tuple[FrozenTrial, Resumption]] = []
-            for resumption in policy.promote(views, limit=limit)[:limit]:
-                if resumption.key not in paused:
-                    raise ValueError(
-                        f"{type(policy).__name__}.promote named trial {resumption.key!r}, which is not paused"
-                    )
-                paused.discard(resumption.key)
-                chosen.append((by_number[resumption.key], resumption))
-            return chosen
+            return [(by_number[r.key], r) for r in state.driver.promote(views, limit)]
 
     # -- per-study state ------------------------------------------------------------------
 
@@ -337,7 +340,7 @@ class PredictivePruner(BasePruner):
             return state
         if isinstance(self.policy, StoppingPolicy):
             if self._object_study is not None and self._object_study != key:
-                self._warn_once(
+                self._warnings.warn(
                     "object",
                     f"this PredictivePruner was built around a {type(self.policy).__name__} object, which serves "
                     f"one study; the trials of study {study.study_name!r} continue unpruned (build the pruner from "
@@ -352,21 +355,25 @@ class PredictivePruner(BasePruner):
     def _ensure_policy(self, study: optuna.Study, state: StudyState, step: int = 0) -> StoppingPolicy | None:
         if isinstance(self.policy, StoppingPolicy):
             if state.policy is None:
-                state.use(self.policy, self.policy.max_epochs, "the policy object")
+                state.use(self._driver(self.policy), self.policy.max_epochs, "the policy object")
             return state.policy
         max_epochs, source = state.budget(study, self.max_epochs, step)
         if max_epochs is None:
             return None
         if state.policy is not None and state.max_epochs == max_epochs:
             return state.policy
-        state.use(build_policy(self, study, max_epochs), max_epochs, source)
+        state.use(self._driver(build_policy(self, study, max_epochs)), max_epochs, source)
         return state.policy
+
+    def _driver(self, policy: StoppingPolicy) -> PolicyDriver:
+        """The driver that asks ``policy``, warning through this pruner (a topic once for all studies)."""
+        return PolicyDriver(policy, warnings=self._warnings)
 
     def _check_resumers(self, state: StudyState, trial: FrozenTrial) -> None:
         """Warn once when freeze-thaw is on but trials start after a pause without anyone asking
         which paused trials to resume (the rule is then successive halving)."""
         if self.freeze_thaw and state.counts_unasked_start(trial):
-            self._warn_once(
+            self._warnings.warn(
                 "resume",
                 "freeze-thaw is on but no one asks which paused trials to resume, so none ever is and the rule "
                 "is plain successive halving: pass callbacks=[qhpo.optuna.ResumePausedTrials()] to study.optimize "
@@ -389,8 +396,3 @@ class PredictivePruner(BasePruner):
         tells its own trials calls this first (``qhpo run`` does).
         """
         return self._records.flush(timeout)
-
-    def _warn_once(self, topic: str, message: str) -> None:
-        if topic not in self._warned:
-            self._warned.add(topic)
-            warnings.warn(message, RuntimeWarning, stacklevel=4)

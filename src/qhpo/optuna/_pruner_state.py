@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial
 from qhpo._checks import check_int
 from qhpo._optuna_schema import MAX_EPOCHS_ATTR, RETRY_OF_ATTR, trial_id, was_enqueued
 from qhpo.optuna._trial_views import TrialViewCache, resumed_after
-from qhpo.policies import StoppingPolicy, Verdict
+from qhpo.policies import PolicyDriver, StoppingPolicy
 
 
 @dataclasses.dataclass
@@ -46,32 +46,32 @@ class StudyState:
 
     key: tuple[int, int]
     storage: Any  # held so that the id in ``key`` cannot be reused by another storage
-    policy: StoppingPolicy | None = None
-    decision_epochs: tuple[int, ...] | None = None  # sorted
+    driver: PolicyDriver | None = None  # asks the study's policy
     max_epochs: int | None = None
     max_epochs_from: str = ""
     views: TrialViewCache = dataclasses.field(default_factory=TrialViewCache)
-    unranked: dict[int, set[int]] = dataclasses.field(default_factory=dict)  # per trial id: qhpo.unranked
+    unranked: dict[int, frozenset[int]] = dataclasses.field(default_factory=dict)  # per trial id: qhpo.unranked
     trials: dict[int, TrialProgress] = dataclasses.field(default_factory=dict)
     asked: datetime.datetime | None = None  # the last promote() call
     unanswered: datetime.datetime | None = None  # the first pause since then
     counted: set[int] = dataclasses.field(default_factory=set)  # trials started after it
 
-    def use(self, policy: StoppingPolicy, max_epochs: int, source: str) -> None:
-        """Decide with ``policy`` from now on, for the epoch budget ``max_epochs`` (read from ``source``)."""
-        epochs = policy.decision_epochs()
-        self.decision_epochs = None if epochs is None else tuple(sorted({int(e) for e in epochs}))
-        if self.policy is not None and self.policy is not policy:
+    @property
+    def policy(self) -> StoppingPolicy | None:
+        """The policy deciding for the study (None until its epoch budget is known)."""
+        return None if self.driver is None else self.driver.policy
+
+    def use(self, driver: PolicyDriver, max_epochs: int, source: str) -> None:
+        """Decide through ``driver`` from now on, for the epoch budget ``max_epochs`` (read from ``source``)."""
+        if self.policy is not None and self.policy is not driver.policy:
             service = self.policy.prediction_service
             if service is not None:
                 service.close()  # the policy for the shorter budget is done
-        self.policy, self.max_epochs, self.max_epochs_from = policy, int(max_epochs), source
+        self.driver, self.max_epochs, self.max_epochs_from = driver, int(max_epochs), source
 
-    def record(self, verdict: Verdict, step: int, rule: str) -> dict[str, Any]:
-        """The stored record of ``verdict`` by ``rule``, asked at ``step``, with the epoch budget it read."""
-        record = verdict.record(rule)
-        record.update(step=int(step), max_epochs=self.max_epochs, max_epochs_from=self.max_epochs_from)
-        return record
+    def stamped(self, record: dict[str, Any], step: int) -> dict[str, Any]:
+        """A decision ``record`` as stored: with the ``step`` it was asked at and the epoch budget it read."""
+        return {**record, "step": int(step), "max_epochs": self.max_epochs, "max_epochs_from": self.max_epochs_from}
 
     def budget(self, study: optuna.Study, fixed: int | None, step: int) -> tuple[int | None, str]:
         """``(max_epochs, where it came from)``: ``fixed`` (the pruner's argument), the study's
@@ -91,10 +91,7 @@ class StudyState:
 
     def epochs_to_judge(self, progress: TrialProgress, last: int) -> list[int]:
         """The decision epochs a trial reached since it was last judged, now that it reported step ``last``."""
-        if self.decision_epochs is None:
-            epochs = [last]  # a policy that may decide at any epoch decides at the last step
-        else:
-            epochs = [e for e in self.decision_epochs if progress.judged < e <= last]
+        epochs = self.driver.epochs.reached(progress.judged, last)
         progress.judged = last
         return epochs
 

@@ -6,7 +6,9 @@ after ``step`` epochs, so ``curve[e - 1]`` is the value reported at the largest 
 first reported step take its value), and the curve is as long as the largest step. A
 trial that reports every epoch from 1 has its reports as its curve.
 Optuna states map to policy states as COMPLETE -> complete, PRUNED -> stopped,
-RUNNING -> running, FAIL -> failed; WAITING trials have no curve yet and are left out.
+RUNNING -> running, FAIL -> failed (its curve ends before its first non-finite value, as in
+every adapter: :meth:`qhpo.policies.TrialView.of`); WAITING trials have no curve yet and are
+left out.
 
 Freeze-thaw: a PRUNED trial that carries the user attribute ``qhpo.paused`` (the policy
 answered PAUSE) is *paused*. A later trial with ``qhpo.resume_of = N`` continues paused
@@ -102,10 +104,8 @@ def trial_view(trial: FrozenTrial) -> TrialView | None:
         return None
     if status == TrialStatus.STOPPED and is_paused(trial):
         status = TrialStatus.PAUSED
-    unranked = frozenset(int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())
-    return TrialView(
-        key=trial.number, curve=tuple(trial_curve(trial)), params=dict(trial.params), status=status, unranked=unranked
-    )
+    unranked = (int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())
+    return TrialView.of(trial.number, tuple(trial_curve(trial)), dict(trial.params), status, unranked)
 
 
 def continuations(trials: Iterable[FrozenTrial]) -> tuple[set[int], set[int]]:

@@ -3,6 +3,7 @@
 from qhpo.policies._baker import BakerEarlyStopping
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._curve_prior import PriorStanding
+from qhpo.policies._driver import DecisionEpochs, PolicyDriver, Ruling, TopicWarnings
 from qhpo.policies._none import NoStopping
 from qhpo.policies._one_epoch import OneEpoch
 from qhpo.policies._poster import DecisionPointPolicy
@@ -15,18 +16,22 @@ from qhpo.policies._swift_hyperband import SwiftHyperband
 __all__ = [
     "BakerEarlyStopping",
     "Decision",
+    "DecisionEpochs",
     "DecisionPointPolicy",
     "NoStopping",
     "OneEpoch",
     "POLICY_NAMES",
+    "PolicyDriver",
     "PredictionService",
     "PredictiveHalving",
     "PredictiveHalvingStop",
     "PredictivePolicy",
     "PriorStanding",
     "Resumption",
+    "Ruling",
     "StoppingPolicy",
     "SwiftHyperband",
+    "TopicWarnings",
     "TrialStatus",
     "TrialView",
     "Verdict",

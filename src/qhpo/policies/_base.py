@@ -18,7 +18,7 @@ import enum
 import functools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +165,27 @@ class TrialView:
     status: TrialStatus = TrialStatus.RUNNING
     unranked: frozenset[int] = frozenset()
 
+    @classmethod
+    def of(
+        cls,
+        key: Hashable,
+        curve: Sequence[float],
+        params: Mapping[str, Any] | None = None,
+        status: TrialStatus = TrialStatus.RUNNING,
+        unranked: Iterable[int] = (),
+    ) -> TrialView:
+        """The view an adapter builds from its bookkeeping, with the one rule for failed curves:
+        a FAILED trial's curve ends before its first non-finite value (the epoch it diverged
+        at counts as trained, but its value is no measurement).
+
+        Example:
+            >>> TrialView.of(3, [0.2, 0.4, float("nan")], status=TrialStatus.FAILED).curve
+            [0.2, 0.4]
+        """
+        if status == TrialStatus.FAILED:
+            curve = curve[: _finite_length(curve)]
+        return cls(key, curve, {} if params is None else params, status, frozenset(unranked))
+
     @property
     def epochs(self) -> int:
         return len(self.curve)
@@ -172,10 +193,15 @@ class TrialView:
     @functools.cached_property
     def finite_epochs(self) -> int:
         """Leading epochs with finite values, counted once per view (adapters reuse views)."""
-        for count, value in enumerate(self.curve):
-            if not math.isfinite(float(value)):
-                return count
-        return len(self.curve)
+        return _finite_length(self.curve)
+
+
+def _finite_length(curve: Sequence[float]) -> int:
+    """The number of leading finite values of ``curve``."""
+    for count, value in enumerate(curve):
+        if not math.isfinite(float(value)):
+            return count
+    return len(curve)
 
 
 class StoppingPolicy(ABC):
@@ -239,7 +265,8 @@ class StoppingPolicy(ABC):
         return self.name or type(self).__name__
 
     def decision_epochs(self) -> Sequence[int] | None:
-        """Epochs after which :meth:`decide` may answer other than CONTINUE (None: any)."""
+        """Epochs after which :meth:`decide` may answer other than CONTINUE (None: any); the
+        adapters read them once (:class:`qhpo.policies.PolicyDriver`), so they never change."""
         return None
 
     @property

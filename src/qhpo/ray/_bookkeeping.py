@@ -4,13 +4,12 @@ the policy reads, and the scheduler's JSON state that Ray Tune's checkpoints car
 from __future__ import annotations
 
 import json
-import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qhpo.policies import TrialStatus, TrialView
+from qhpo.policies import TopicWarnings, TrialStatus, TrialView
 
 #: Config keys starting with this are bookkeeping of the trainable, not hyperparameters.
 BOOKKEEPING_PREFIX = "__qhpo_"
@@ -50,20 +49,13 @@ class SchedulerBookkeeping:
         """Every trial that reported at least one epoch, in the order trials were added.
 
         A failed trial's curve ends before its first non-finite value (the epoch it diverged
-        at counts as trained, but its value is no measurement).
+        at counts as trained, but its value is no measurement: :meth:`qhpo.policies.TrialView.of`).
         """
         return [self._view(key, r) for key, r in self._records.items() if r.curve]
 
     def _view(self, trial_id: str, record: _TrialRecord) -> TrialView:
-        curve = tuple(record.curve)
-        if record.status == TrialStatus.FAILED:
-            curve = curve[: next((e for e, v in enumerate(curve) if not math.isfinite(v)), len(curve))]
-        return TrialView(
-            key=self._key(trial_id),
-            curve=curve,
-            params=dict(record.params),
-            status=record.status,
-            unranked=frozenset(record.unranked),
+        return TrialView.of(
+            self._key(trial_id), tuple(record.curve), dict(record.params), record.status, record.unranked
         )
 
     def _key(self, trial_id: str):
@@ -118,10 +110,15 @@ class SchedulerBookkeeping:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_policy"] = None  # rebuilt from its name; a live policy may hold a thread
+        state["_policy"] = state["_driver"] = None  # rebuilt from its name; a live policy may hold a thread
         if not isinstance(self.policy, str):
             try:
                 pickle.dumps(self.policy)
             except (TypeError, pickle.PicklingError, AttributeError):
                 state["policy"] = type(self.policy).__name__  # not restorable, see stopping_policy
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_driver", None)  # a scheduler pickled before it had a driver
+        self.__dict__.setdefault("_warnings", TopicWarnings())

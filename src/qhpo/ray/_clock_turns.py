@@ -4,6 +4,7 @@ its turn, the scheduler that waits for the clock's decisions, and the agent the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 import time
@@ -79,7 +80,7 @@ class _ReplayScheduler(PredictiveScheduler):
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        super().__setstate__(state)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
 
@@ -92,9 +93,7 @@ class _ReplayScheduler(PredictiveScheduler):
             for trial_id, record in self._records.items():
                 view = self._view(trial_id, record)
                 cut = self.clock_epochs.get(view.key, 0)
-                views.append(
-                    view if view.epochs <= cut else TrialView(view.key, view.curve[:cut], view.params, view.status)
-                )
+                views.append(view if view.epochs <= cut else dataclasses.replace(view, curve=view.curve[:cut]))
             return views
 
     def _promotes_on_free(self) -> bool:
@@ -172,12 +171,11 @@ class _RayAgent:
     to unpause.
     """
 
-    def __init__(self, scheduler: _ReplayScheduler, searcher: _RowSearcher, turns, curves, decision_epochs, aborted):
+    def __init__(self, scheduler: _ReplayScheduler, searcher: _RowSearcher, turns, curves, aborted):
         self.scheduler = scheduler
         self.searcher = searcher
         self.turns = turns
         self.curves = curves
-        self.decision_epochs = decision_epochs
         self.aborted = aborted
 
     def _wait(self, ready, what: str):
@@ -202,7 +200,7 @@ class _RayAgent:
         return self._wait(lambda: scheduler._answers.get((index, epoch)), f"epoch {epoch} of row {index}")
 
     def report(self, index: int, epoch: int, value: float) -> Decision:
-        if _is_sync_epoch(epoch, value, self.curves.shape[1], self.decision_epochs):
+        if _is_sync_epoch(epoch, value, self.curves.shape[1], self.scheduler.driver.epochs):
             return _DECISION[self._turn(index, epoch, trained=True)]
         with self.scheduler._lock:
             self.scheduler.clock_epochs[index] = epoch

@@ -147,9 +147,7 @@ class _ClockedReplay:
         self.searcher = _RowSearcher(params, _METRIC, policy.mode)
         self.turns = _Turns.remote()
         self.aborted = threading.Event()
-        decision_epochs = policy.decision_epochs()
-        decision_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
-        self.agent = _RayAgent(self.scheduler, self.searcher, self.turns, curves, decision_epochs, self.aborted)
+        self.agent = _RayAgent(self.scheduler, self.searcher, self.turns, curves, self.aborted)
         self.curves, self.duration, self.workers = curves, duration, workers
         self.clock: dict[str, Any] = {}
 

@@ -16,7 +16,7 @@ import ray
 from ray import tune
 from ray.tune.search import Searcher
 
-from qhpo.policies import StoppingPolicy, TrialStatus
+from qhpo.policies import DecisionEpochs, StoppingPolicy, TrialStatus
 from qhpo.ray._scheduler import BOOKKEEPING_PREFIX, DIVERGED_KEY, PredictiveScheduler
 
 _ROW_KEY = f"{BOOKKEEPING_PREFIX}row"
@@ -24,9 +24,9 @@ _METRIC = "value"
 _MAX_PENDING = "TUNE_MAX_PENDING_TRIALS_PG"
 
 
-def _is_sync_epoch(epoch: int, value: float, epochs: int, decision_epochs: frozenset[int] | None) -> bool:
+def _is_sync_epoch(epoch: int, value: float, epochs: int, decision_epochs: DecisionEpochs) -> bool:
     """Whether the replay's clock orders this report: where a decision reads the other trials."""
-    return decision_epochs is None or epoch in decision_epochs or epoch >= epochs or not np.isfinite(value)
+    return decision_epochs.decides_at(epoch) or epoch >= epochs or not np.isfinite(value)
 
 
 def _replay_trainable(
@@ -34,7 +34,7 @@ def _replay_trainable(
     curves: np.ndarray,
     seconds_per_epoch: np.ndarray,
     time_scale: float,
-    decision_epochs: frozenset[int] | None,
+    decision_epochs: DecisionEpochs,
     turns,
 ):
     started_at = time.time()
@@ -62,7 +62,7 @@ def _replay_trainable(
             # training loop that checks its loss ends it.
             tune.report({**metrics, DIVERGED_KEY: "non-finite value"})
             return
-        if decision_epochs is not None and epoch not in decision_epochs:
+        if not decision_epochs.decides_at(epoch):
             tune.report(metrics)
             continue
         # Only a decision epoch can pause the trial, so only there a checkpoint is needed.
@@ -133,15 +133,13 @@ def _replay_tuner(
     """A Tuner whose trials are the rows the searcher (a Searcher or a SearchAlgorithm) starts, each on
     ``1/workers`` of the CPUs; ``turns`` None lets every trial report as soon as its epoch is slept."""
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    decision_epochs = policy.decision_epochs()
-    decision_epochs = None if decision_epochs is None else frozenset(int(e) for e in decision_epochs)
     trainable = tune.with_resources(
         tune.with_parameters(
             _replay_trainable,
             curves=curves,
             seconds_per_epoch=duration,
             time_scale=time_scale,
-            decision_epochs=decision_epochs,
+            decision_epochs=scheduler.driver.epochs,
             turns=turns,
         ),
         {"cpu": cpus / workers},

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from typing import Any
 
 from ray.tune import Callback
@@ -27,7 +26,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from qhpo._checks import check_int
 from qhpo._errors import QhpoError
-from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus
+from qhpo.policies import Decision, PolicyDriver, StoppingPolicy, TopicWarnings, TrialStatus
 from qhpo.ray._bookkeeping import BOOKKEEPING_PREFIX as BOOKKEEPING_PREFIX  # public: the trainable's config keys
 from qhpo.ray._bookkeeping import SchedulerBookkeeping, _TrialRecord, plain_params
 from qhpo.ray._limiter import RunningTrialLimiter
@@ -152,7 +151,8 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         self._free_workers = 0  # workers freed since the policy was last asked to promote
         self._most_running = 1  # the most trials seen running at once
         self.decide_seconds_: list[float] = []
-        self._warned = False
+        self._warnings = TopicWarnings()
+        self._driver: PolicyDriver | None = None
 
     # -- the policy -------------------------------------------------------------------
 
@@ -174,6 +174,13 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
                 self.policy, max_epochs=self.max_epochs, mode=self.mode or "max", **self.policy_options
             )
         return self._policy
+
+    @property
+    def driver(self) -> PolicyDriver:
+        """The :class:`qhpo.policies.PolicyDriver` that asks :attr:`stopping_policy` (made on first use)."""
+        if self._driver is None:
+            self._driver = PolicyDriver(self.stopping_policy, warnings=self._warnings)
+        return self._driver
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
         if (self._metric and metric and metric != self._metric) or (self.mode and mode and mode != self.mode):
@@ -206,27 +213,28 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
             record.status = TrialStatus.COMPLETE
             self._free_workers += 1
             return TrialScheduler.STOP
-        epochs = self.stopping_policy.decision_epochs()
-        if epochs is not None and epoch not in epochs:
+        if not self.driver.epochs.decides_at(epoch):
             return TrialScheduler.CONTINUE
+        return self._judge(trial.trial_id, record, epoch)
+
+    def _judge(self, trial_id: str, record: _TrialRecord, epoch: int) -> str:
+        """The policy's decision on the trial after ``epoch``, kept in its record, as Ray Tune's value."""
         views = self.trial_views()
-        key = self._key(trial.trial_id)
+        key = self._key(trial_id)
         view = next(v for v in views if v.key == key)
         started = time.perf_counter()
-        try:
-            verdict = self.stopping_policy.verdict(view, views)
-        except Exception as error:  # a policy error must not end the whole experiment
-            self._warn(error, "trials continue unstopped")
+        ruling = self.driver.judge(view, views)
+        self.decide_seconds_.append(time.perf_counter() - started)
+        if ruling is None:  # the policy failed: warned once, and a policy error never ends the experiment
             return TrialScheduler.CONTINUE
-        finally:
-            self.decide_seconds_.append(time.perf_counter() - started)
-        decision = verdict.decision
-        if not verdict.ranked and epoch not in record.unranked:
-            record.unranked.append(epoch)
-        if self.explain and (verdict.predictive or decision != Decision.CONTINUE):
-            record.records.append(verdict.record(self.stopping_policy.label))
+        unranked = ruling.unranked_after(record.unranked)
+        if unranked is not None:
+            record.unranked = sorted(unranked)
+        if self.explain and ruling.record is not None:
+            record.records.append(ruling.record)
+        decision = ruling.decision
         record.status = _STATUS_AFTER.get(decision, TrialStatus.RUNNING)
-        self.decisions_.append((trial.trial_id, epoch, decision.value))
+        self.decisions_.append((trial_id, epoch, decision.value))
         if decision != Decision.CONTINUE:
             self._free_workers += 1
         return _RAY_DECISION[decision]
@@ -292,26 +300,14 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         checkpoint the next time it asks which trial to run. With ``explain=True`` the
         resumption's record joins the trial's decision records.
         """
-        policy = self.stopping_policy
-        if not policy.resumes or limit < 1:
-            return []
-        views = self.trial_views()
         by_key = {self._key(trial_id): trial_id for trial_id in self._records}
-        try:
-            resumptions = list(policy.promote(views, limit=int(limit)))
-        except Exception as error:  # a policy error must not end the whole experiment
-            self._warn(error, "paused trials stay paused")
-            return []
         promoted: list[str] = []
-        for resumption in resumptions[: int(limit)]:
-            trial_id = by_key.get(resumption.key) if isinstance(resumption, Resumption) else None
-            record = self._records.get(trial_id) if trial_id is not None else None
-            if record is None or record.status != TrialStatus.PAUSED:
-                self._warn(ValueError(f"promote() named {resumption!r}, not a paused trial"), "it is ignored")
-                continue
+        for resumption in self.driver.promote(self.trial_views(), int(limit)):
+            trial_id = by_key[resumption.key]
+            record = self._records[trial_id]
             record.status = TrialStatus.RUNNING
             if self.explain:
-                record.records.append(resumption.record(policy.label))
+                record.records.append(resumption.record(self.driver.label))
             self.decisions_.append((trial_id, int(resumption.epoch), "resume"))
             self._to_resume.append(trial_id)
             promoted.append(trial_id)
@@ -342,13 +338,6 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         search = getattr(tune_controller, "search_alg", None)
         searching = search is not None and not search.is_finished()
         return not searching and not any(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials)
-
-    def _warn(self, error: Exception, consequence: str) -> None:
-        if not self._warned:
-            self._warned = True
-            warnings.warn(
-                f"qhpo policy error ({type(error).__name__}: {error}); {consequence}", RuntimeWarning, stacklevel=3
-            )
 
     def debug_string(self) -> str:
         counts: dict[str, int] = {}

@@ -22,6 +22,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from qhpo._errors import QhpoError
+from qhpo.policies import DecisionEpochs
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._recorder import RAY_TRIAL_ATTR, StudyRecorder, _SuggestFromSpace
 from qhpo.ray._recorder import SCHEDULER_STATE_FILE as SCHEDULER_STATE_FILE  # public: the state file
@@ -145,19 +146,19 @@ def _scheduler(config) -> PredictiveScheduler:
     )
 
 
-def _decision_epochs(config, scheduler: PredictiveScheduler | None):
+def _decision_epochs(config, scheduler: PredictiveScheduler | None) -> DecisionEpochs:
     """The policy's decision epochs; on a resume (no new scheduler) from a policy built for that alone."""
     if scheduler is not None:
-        return scheduler.stopping_policy.decision_epochs()
+        return scheduler.driver.epochs
     from qhpo.policies import make_policy
 
     # The decision epochs depend on the rule, not on the predictor: no annealer, no thread.
-    return make_policy(
-        config.policy, max_epochs=config.epochs, predictor="svr", **config.stopping_options()
-    ).decision_epochs()
+    return DecisionEpochs.of(
+        make_policy(config.policy, max_epochs=config.epochs, predictor="svr", **config.stopping_options())
+    )
 
 
-def _trainable(config, decision_epochs, resources: dict[str, float], device: str):
+def _trainable(config, decision_epochs: DecisionEpochs, resources: dict[str, float], device: str):
     """The trial function with its shared settings and resources attached."""
     settings = TrialSettings(
         data_dir=str(config.data_dir),
@@ -169,7 +170,7 @@ def _trainable(config, decision_epochs, resources: dict[str, float], device: str
         seed=config.seed,
         threads=max(1, int(resources["cpu"])),
         precision=config.precision,
-        checkpoint_epochs=None if decision_epochs is None else frozenset(int(e) for e in decision_epochs),
+        checkpoint_epochs=decision_epochs.epochs,
     )
     return tune.with_resources(tune.with_parameters(train_cifar_trial, settings=settings), resources)
 

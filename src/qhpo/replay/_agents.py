@@ -7,17 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView
+from qhpo.policies import Decision, PolicyDriver, Resumption, StoppingPolicy, TrialStatus, TrialView
 
 
 class PolicyAgent:
     """Feeds replayed epochs to a :class:`qhpo.policies.StoppingPolicy`.
 
-    The policy is asked only at its :meth:`~qhpo.policies.StoppingPolicy.decision_epochs`
-    (every epoch when it returns None); it sees every trial started so far, each curve cut
-    at the epochs that trial has trained. A PAUSE from a resuming policy pauses the trial;
-    :meth:`promote` asks the policy's :meth:`~qhpo.policies.StoppingPolicy.promote` which
-    paused trials resume (a PAUSE from a policy that does not resume counts as STOP).
+    The policy is asked, through a :class:`qhpo.policies.PolicyDriver`, only at its
+    :meth:`~qhpo.policies.StoppingPolicy.decision_epochs` (every epoch when it returns None);
+    it sees every trial started so far, each curve cut at the epochs that trial has trained.
+    A PAUSE from a resuming policy pauses the trial; :meth:`promote` asks the policy's
+    :meth:`~qhpo.policies.StoppingPolicy.promote` which paused trials resume (a PAUSE from a
+    policy that does not resume counts as STOP). A benchmark's numbers must not come from a
+    failing policy, so its errors are raised, not warned.
 
     Attributes:
         stop_epoch: Epoch at which each stopped or paused trial last ended.
@@ -26,19 +28,18 @@ class PolicyAgent:
 
     def __init__(self, policy: StoppingPolicy, curves: np.ndarray, params: Sequence[Mapping[str, Any]]):
         self.policy = policy
+        self.driver = PolicyDriver(policy, on_error="raise")
         self.curves = np.asarray(curves, dtype=float)
         self.params = list(params)
         self.epochs = np.zeros(len(self.curves), dtype=int)
         self.status: dict[int, TrialStatus] = {}
-        epochs = policy.decision_epochs()
-        self.decision_epochs = None if epochs is None else frozenset(int(e) for e in epochs)
         self.stop_epoch: dict[int, int] = {}
         self.resumptions: list[Resumption] = []
         self.unranked: dict[int, frozenset[int]] = {}  # decision epochs a trial went on unranked
 
     def _view(self, i: int) -> TrialView:
         unranked = self.unranked.get(i, frozenset())
-        return TrialView(i, self.curves[i, : self.epochs[i]], self.params[i], self.status[i], unranked)
+        return TrialView.of(i, self.curves[i, : self.epochs[i]], self.params[i], self.status[i], unranked)
 
     def _views(self) -> tuple[list[int], list[TrialView]]:
         keys = list(self.status)
@@ -49,15 +50,14 @@ class PolicyAgent:
 
     def report(self, index: int, epoch: int, value: float) -> Decision:
         self.epochs[index] = epoch
-        if epoch >= self.curves.shape[1]:
-            return Decision.CONTINUE
-        if self.decision_epochs is not None and epoch not in self.decision_epochs:
+        if epoch >= self.curves.shape[1] or not self.driver.epochs.decides_at(epoch):
             return Decision.CONTINUE
         keys, views = self._views()
-        verdict = self.policy.verdict(views[keys.index(index)], views)
-        if not verdict.ranked:
-            self.unranked[index] = self.unranked.get(index, frozenset()) | {epoch}
-        return verdict.decision
+        ruling = self.driver.judge(views[keys.index(index)], views)
+        unranked = ruling.unranked_after(self.unranked.get(index, ()))
+        if unranked is not None:
+            self.unranked[index] = unranked
+        return ruling.decision
 
     def finish(self, index: int, status: TrialStatus) -> None:
         self.status[index] = status
@@ -65,10 +65,10 @@ class PolicyAgent:
             self.stop_epoch[index] = int(self.epochs[index])
 
     def promote(self, limit: int) -> list[int]:
-        if not self.policy.resumes or TrialStatus.PAUSED not in self.status.values():
+        if TrialStatus.PAUSED not in self.status.values():
             return []
         _, views = self._views()
-        resumptions = self.policy.promote(views, limit=limit)[:limit]
+        resumptions = self.driver.promote(views, limit)
         self.resumptions.extend(resumptions)
         return [int(r.key) for r in resumptions]
 
