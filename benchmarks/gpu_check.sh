@@ -56,7 +56,7 @@ echo "data: $DATA; logs and figures: $OUT"
 
 echo "== 1/3 GPU tests"
 start=$SECONDS
-timeout -k 10 "$test_cap" "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py >"$OUT/tests.log" 2>&1
+timeout -k 10 "$test_cap" "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/workload/test_gpu.py >"$OUT/tests.log" 2>&1
 tests_rc=$?
 tests_line=$(grep -E "passed|failed|error|skipped|no tests ran" "$OUT/tests.log" | tail -1 | tr -d '=' | xargs)
 [ $tests_rc -eq 124 ] && tests_line="stopped after $test_cap s: ${tests_line:-no summary}"

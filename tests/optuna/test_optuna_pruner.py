@@ -223,7 +223,7 @@ WORKER = textwrap.dedent("""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sqlite"])  # journal files: tests/test_run.py runs two workers on one
+@pytest.mark.parametrize("kind", ["sqlite"])  # journal files: tests/runner/test_run.py runs two workers on one
 def test_two_worker_processes_share_one_storage(tmp_path, curves, kind):
     curves_path = tmp_path / "curves.npy"
     np.save(curves_path, curves)

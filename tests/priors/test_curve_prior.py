@@ -30,7 +30,7 @@ from qhpo.priors import (
 from qhpo.replay import draw_order, replay_rule
 from qhpo.replay._benchmark import leave_out_of_prior
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _write_table(folder: Path, name: str, seed: int, n: int = 60, epochs: int = 40) -> Path:

@@ -189,7 +189,7 @@ def test_policy_options_reach_the_scheduler_and_its_decision_epochs():
 def test_slurm_script_is_valid_bash():
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "docs" / "slurm" / "qhpo-ray.sbatch"
+    script = Path(__file__).resolve().parents[2] / "docs" / "slurm" / "qhpo-ray.sbatch"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
     assert "ray start --head" in text and "qhpo run --backend ray --address" in text and "--resume" in text
