@@ -864,73 +864,92 @@ def _cell(values: list[float]) -> str:
     return " / ".join(f"{v:.4f}" for v in values)
 
 
+MEAN = "mean over tables"
+
+
+@dataclass(frozen=True)
+class BudgetCell:
+    """One method on one table (or the mean over tables): its mean regret at each reading, qhpo's
+    on the same seeds, and whether those are fewer seeds than qhpo's."""
+
+    theirs: list
+    ours: list
+    seeds: list
+    partial: bool
+
+
+def budget_cells(data: dict, readings: list[str]) -> dict:
+    """Per (source, method), a :class:`BudgetCell` per table and, where it ran on every table, over them."""
+    ours = data[("qhpo bench", "qhpo")]
+    cells: dict = {}
+    for key, runs in data.items():
+        row = {}
+        for t in sorted(ours):
+            if t in runs:
+                seeds = sorted(runs[t])
+                theirs, mine = _seed_means(runs[t], readings, seeds), _seed_means(ours[t], readings, seeds)
+                row[t] = BudgetCell(theirs, mine, seeds, seeds != sorted(ours[t]))
+        if len(row) == len(ours):
+            theirs, mine = (np.mean([getattr(c, a) for c in row.values()], axis=0).tolist() for a in ("theirs", "ours"))
+            row[MEAN] = BudgetCell(theirs, mine, [], any(c.partial for c in row.values()))
+        cells[key] = row
+    return cells
+
+
 def report_budget(documents: list[dict]) -> str:
     """Markdown tables of budget-mode results beside ``qhpo bench --budget``'s, and where qhpo is not lowest."""
     data, readings, trainings = collect_budget(documents)
     if ("qhpo bench", "qhpo") not in data:
         raise ValueError("the budget report needs the JSON of 'qhpo bench --budget' with the rule qhpo")
-    ours = data[("qhpo bench", "qhpo")]
-    tables = sorted(ours)
+    tables = sorted(data[("qhpo bench", "qhpo")])
     keys = sorted(data, key=lambda k: (k[0] == "Syne Tune", METHODS.index(k[1]) if k[0] == "Syne Tune" else 0))
     sources: dict = {}
     for source, method in keys:
         sources.setdefault(method, set()).add(source)
-    reading_text = " / ".join(readings)
+    cells = budget_cells(data, readings)
     lines = [
-        f"**Budget mode, {trainings:g} full trainings** (mean normalised regret at {reading_text} full trainings; [seeds] where not all)",
+        f"**Budget mode, {trainings:g} full trainings** (mean normalised regret at {' / '.join(readings)} full "
+        "trainings; [seeds; qhpo on them] where not all)",
         "",
+        "| method | " + " | ".join([*tables, MEAN]) + " |",
+        "|---" * (len(tables) + 2) + "|",
     ]
-    lines += ["| method | " + " | ".join(tables) + " | mean over tables |", "|---" * (len(tables) + 2) + "|"]
-    below: list[str] = []
     for key in keys:
-        label, runs = _label(*key, sources), data[key]
-        cells, theirs_all, ours_all = [], [], []
-        for t in tables:
-            if t not in runs:
-                cells.append("–")
-                continue
-            seeds = sorted(runs[t])
-            theirs, mine = _seed_means(runs[t], readings, seeds), _seed_means(ours[t], readings, seeds)
-            theirs_all.append(theirs)
-            ours_all.append(mine)
-            partial = seeds != sorted(ours[t])
-            cells.append(_cell(theirs) + (f" [{_span(seeds)}; qhpo {_cell(mine)}]" if partial else ""))
-            if key != ("qhpo bench", "qhpo"):
-                below += [
-                    f"- {t}, {k} full trainings: {label} {a:.4f} < qhpo {b:.4f} (by {b - a:.4f}; seeds {_span(seeds)})"
-                    for k, a, b in zip(readings, theirs, mine, strict=True)
-                    if a < b - 1e-12
-                ]
-        if len(theirs_all) == len(tables):
-            theirs, mine = np.mean(theirs_all, axis=0).tolist(), np.mean(ours_all, axis=0).tolist()
-            partial = any(sorted(data[key][t]) != sorted(ours[t]) for t in tables)
-            cells.append(f"**{_cell(theirs)}**" + (f" [qhpo on the same seeds {_cell(mine)}]" if partial else ""))
-            if key != ("qhpo bench", "qhpo"):
-                below += [
-                    f"- mean over tables, {k} full trainings: {label} {a:.4f} < qhpo {b:.4f} (by {b - a:.4f})"
-                    for k, a, b in zip(readings, theirs, mine, strict=True)
-                    if a < b - 1e-12
-                ]
-        else:
-            cells.append("–")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        row = []
+        for t in [*tables, MEAN]:
+            c = cells[key].get(t)
+            text = "–" if c is None else f"**{_cell(c.theirs)}**" if t == MEAN else _cell(c.theirs)
+            if c is not None and c.partial:
+                text += f" [{_span(c.seeds) + '; ' if c.seeds else ''}qhpo {_cell(c.ours)}]"
+            row.append(text)
+        lines.append(f"| {_label(*key, sources)} | " + " | ".join(row) + " |")
     timed = [k for k in keys if k[0] == "Syne Tune"]
     if timed:
         lines += ["", "**Seconds per seed** (mean, Syne Tune methods)", ""]
         lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
         for key in timed:
-            cells = [
+            row = [
                 f"{np.mean([r['seconds'] for r in data[key][t].values()]):.1f}" if t in data[key] else "–"
                 for t in tables
             ]
-            lines.append(f"| {_label(*key, sources)} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Where a rule or peer has a lower mean normalised regret than qhpo (on the same seeds):"
-        if below
-        else "qhpo has the lowest mean normalised regret everywhere.",
-    ]
-    return "\n".join(lines + below)
+            lines.append(f"| {_label(*key, sources)} | " + " | ".join(row) + " |")
+    lines += ["", "Below qhpo's mean normalised regret (on the same seeds; qhpo's on them in brackets where fewer):"]
+    for t in [MEAN, *tables]:
+        parts = []
+        for k, reading in enumerate(readings):
+            lower = sorted(
+                (c.theirs[k], _label(*key, sources), c)
+                for key, row in cells.items()
+                if key != ("qhpo bench", "qhpo") and (c := row.get(t)) is not None and c.theirs[k] < c.ours[k] - 1e-12
+            )
+            if lower:
+                items = [
+                    f"{label} {v:.3g}" + (f" (qhpo {c.ours[k]:.3g})" if c.partial else "") for v, label, c in lower
+                ]
+                qhpo = cells[("qhpo bench", "qhpo")][t].theirs[k]
+                parts.append(f"at {reading}: " + ", ".join(items) + f" < qhpo {qhpo:.3g}")
+        lines.append(f"- {t}: " + ("; ".join(parts) if parts else "none"))
+    return "\n".join(lines)
 
 
 def report(paths: list[Path]) -> str:
