@@ -933,6 +933,19 @@ def report_budget(documents: list[dict]) -> str:
                 for t in tables
             ]
             lines.append(f"| {_label(*key, sources)} | " + " | ".join(row) + " |")
+
+    def tally(rivals) -> str:
+        counts = [
+            sum(all(c.theirs[k] >= c.ours[k] - 1e-12 for key in rivals if (c := cells[key].get(t))) for t in tables)
+            for k in range(len(readings))
+        ]
+        return f"{' / '.join(map(str, counts))} of {len(tables)} tables"
+
+    lines += [
+        "",
+        f"qhpo's mean at most every Syne Tune method's on {tally(timed)}, and every rule's and method's on "
+        f"{tally(keys)} (at {' / '.join(readings)} full trainings).",
+    ]
     lines += ["", "Below qhpo's mean normalised regret (on the same seeds; qhpo's on them in brackets where fewer):"]
     for t in [MEAN, *tables]:
         parts = []
