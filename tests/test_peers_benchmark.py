@@ -109,7 +109,7 @@ def test_the_budget_report_sets_the_peers_beside_qhpo_bench(tmp_path, capsys):
     peers.main(["--report", str(out), str(ours)])
     printed = capsys.readouterr().out
     assert "| hyperband (Syne Tune) | " in printed and "| hyperband (Optuna) | " in printed  # one name, two methods
-    assert "| qhpo | " in printed and "mean over tables" in printed
+    assert "| qhpo | " in printed and "mean over tables" in printed and "of 1 tables" in printed
     with pytest.raises(SystemExit) as ended:
         peers.main(["--curves", "cifar10_cnn", "--budget", "5", "--trials", "10"])
     assert ended.value.code == 2
