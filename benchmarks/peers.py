@@ -25,6 +25,11 @@ among the rows not yet started. Two measurements come from the same run:
   completed within ``B_s`` epochs; and the same at every epoch (``regret_at``: at a quarter,
   half, three quarters and all of ``B_s``; ``trajectory``: each seed's steps).
   A method that uses up the rows before ``B_s`` stops there.
+* **budget mode** (``--budget K``, a run of its own): as ``qhpo bench --budget K``, each
+  seed may spend ``K E`` epochs, on rows in the seed's order of that mode
+  (:func:`qhpo.replay.budget_order`, as many as the budget reaches); normalised regret
+  (:func:`qhpo.replay.normalised_regret` of the best trial completed by then,
+  :func:`qhpo.replay.found_over_time`) read at 5, 10 and 20 full trainings from one run.
 
 Two workarounds (see docs/peers.md): the simulator adds the real time spent outside it (the
 scheduler's decisions, the GP fits) to its clock, which here is zeroed, so time is epochs
@@ -38,7 +43,9 @@ started, and a searcher with no row left ends the search cleanly (Syne Tune's
         [--methods asha-stop-3,asha-stop-2,asha-promote,hyperband,bohb] [--seeds 10]
         [--first-seed 0] [--trials 100] [--qhpo-json bench.json] [--predictor svr]
         [--mode both|equal] [--json OUT.json]
-    python benchmarks/peers.py --report OUT.json [MORE.json ...]     (markdown tables of the results)
+    python benchmarks/peers.py (--curves TABLE | --suite builtin|FOLDER) --budget K [--methods ...]
+        [--seeds 10] [--first-seed 0] [--json OUT.json]
+    python benchmarks/peers.py --report OUT.json [MORE.json ...] [QHPO-BUDGET.json]   (markdown tables)
 
 ``--mode equal`` stops each run once it has spent ``B_s`` (cheaper for MOBSTER and DyHPO;
 no same-trials numbers then).
@@ -63,7 +70,21 @@ import numpy as np
 
 from qhpo.curves import CurveTable, builtin_table_paths, read_curve_table, resolve_curve_table
 from qhpo.policies import TrialStatus
-from qhpo.replay import PolicyAgent, ReplayOutcome, draw_order, replay_rule, score, simulate, suite_tables, table_spread
+from qhpo.replay import (
+    BudgetSettings,
+    PolicyAgent,
+    ReplayOutcome,
+    budget_order,
+    draw_order,
+    found_over_time,
+    normalised_regret,
+    replay_rule,
+    score,
+    simulate,
+    suite_tables,
+    table_spread,
+)
+from qhpo.replay._budget import REGRET_DEFINITION
 
 METHODS = ("asha-stop-3", "asha-stop-2", "asha-promote", "hyperband", "bohb", "mobster", "dyhpo")
 CHEAP_METHODS = ("asha-stop-3", "asha-stop-2", "asha-promote", "hyperband", "bohb")
@@ -145,14 +166,16 @@ def _unit(domain, value) -> float:
     return (value - lower) / (upper - lower) if upper > lower else 0.0
 
 
-def build_space(table: CurveTable, drawn: CurveTable) -> Space:
+def build_space(table: CurveTable, drawn: CurveTable, rounds: np.ndarray | None = None) -> Space:
     """Domains from the whole table, configs from the drawn rows.
 
     Numeric hyperparameters become ``randint``/``lograndint`` (whole numbers) or
     ``uniform``/``loguniform`` (log scale when positive and spanning a factor of 100 or
     more); a categorical one becomes ``choice`` when it has at most 50 levels (an identifier
     such as baker_metaqnn_svhn's architecture string, one level per row, is left out, as
-    qhpo's encoder leaves it out); a constant one is left out. If two drawn rows still look
+    qhpo's encoder leaves it out); a constant one is left out. In budget mode a row may come
+    back in a later round of the seed's order (``rounds``: each drawn row's round); a
+    ``copy`` index (the round) then tells the copies apart. If two drawn rows still look
     alike, a ``row`` index (``randint``) tells them apart.
     """
     from syne_tune.config_space import choice, lograndint, loguniform, randint, uniform
@@ -179,12 +202,21 @@ def build_space(table: CurveTable, drawn: CurveTable) -> Space:
             domains[name] = (loguniform if log else uniform)(lower, upper)
             columns[name] = [float(v) for v in drawn.params[name]]
     configs = [{name: columns[name][i] for name in domains} for i in range(drawn.n_trials)]
-    if len({tuple(c.values()) for c in configs}) < len(configs):
+    if rounds is not None and int(np.max(rounds)) > 0 and _alike(configs):
+        domains["copy"] = randint(0, int(np.max(rounds)))
+        for config, copy in zip(configs, rounds, strict=True):
+            config["copy"] = int(copy)
+    if _alike(configs):
         domains["row"] = randint(0, drawn.n_trials - 1)
         for i, config in enumerate(configs):
             config["row"] = i
     encoded = np.array([[_unit(domains[name], c[name]) for name in domains] for c in configs])
     return Space(domains, configs, encoded)
+
+
+def _alike(configs: list[dict]) -> bool:
+    """Whether two of ``configs`` are the same point."""
+    return len({tuple(c.values()) for c in configs}) < len(configs)
 
 
 def blackbox(space: Space, drawn: CurveTable):
@@ -560,6 +592,162 @@ def summarise(records: list[dict], spread: float, same: bool, equal: bool) -> di
     return out
 
 
+# ---------------------------------------------------------------- budget mode: qhpo bench --budget K
+
+
+def diverges_at(table: CurveTable) -> np.ndarray:
+    """Per row, the epoch (1-based) whose value is NaN first; ``E + 1`` for a row that never diverges."""
+    bad = ~np.isfinite(table.curves)
+    return np.where(bad.any(axis=1), bad.argmax(axis=1) + 1, table.epochs + 1)
+
+
+def budget_pool(table: CurveTable, budget: int, seed: int) -> tuple[CurveTable, np.ndarray]:
+    """The rows a peer may start under ``budget`` epochs, in the seed's order, and each row's round.
+
+    The order is qhpo's budget mode's (:func:`qhpo.replay.budget_order`: permutations of all
+    rows, one after the other). It is cut where the budget ends for every peer: each trial
+    trains at least ``min(r_min, d)`` epochs before a peer can stop or pause it (``r_min``
+    the first rung, ``d`` the epoch it diverges at), so once the first ``l`` trials' minimums
+    add up to ``budget`` no further trial starts within the budget; one more is kept.
+    """
+    order = budget_order(table.n_trials, budget, seed)
+    least = np.minimum(_rung(table.epochs), diverges_at(table))[order]
+    length = min(len(order), int(np.searchsorted(np.cumsum(least), budget)) + 2)
+    return table.take(order[:length]), np.arange(length) // table.n_trials
+
+
+@dataclass(frozen=True)
+class BudgetSeed:
+    """One method on one seed under the budget: regret on the grid, and what it spent."""
+
+    curve: list
+    configurations: int
+    completed: int
+    spent: int
+    pool: int
+    seconds: float
+
+
+def completion_epochs(run: PeerRun, rows: int) -> np.ndarray:
+    """Per row, the epochs spent in all when it completed (-1: never), as the budget replay's ``completed_at``."""
+    completed_at = np.full(rows, -1, dtype=int)
+    for spent, row in run.completions:
+        completed_at[row] = spent
+    return completed_at
+
+
+def run_budget_seed(method: str, table: CurveTable, settings: BudgetSettings, seed: int) -> BudgetSeed:
+    """``method`` on seed ``seed`` under ``settings.epochs(table)`` epochs, read as ``qhpo bench --budget``
+    reads its rules: normalised regret of the best trial completed by each point of the grid."""
+    budget = settings.epochs(table)
+    pool, rounds = budget_pool(table, budget, seed)
+    run = run_peer(method, pool, build_space(table, pool, rounds), seed, budget=budget)
+    completed_at = completion_epochs(run, pool.n_trials)
+    finals = pool.sign * pool.final_values
+    points = [x * table.epochs for x in settings.grid()]
+    regret = normalised_regret(table, found_over_time(finals, completed_at, points))
+    within = (completed_at >= 0) & (completed_at <= budget)
+    if run.spent < budget:
+        print(f"note: {table.name} seed {seed} {method}: ended after {run.spent} of {budget} epochs", flush=True)
+    return BudgetSeed(
+        [round(float(r), 8) for r in regret],
+        int((run.epochs_trained > 0).sum()),
+        int(within.sum()),
+        int(min(run.spent, budget)),
+        pool.n_trials,
+        run.seconds,
+    )
+
+
+def _key(x: float) -> str:
+    return f"{x:g}"  # as qhpo bench --budget names its readings
+
+
+def summarise_budget_seeds(settings: BudgetSettings, runs: list[BudgetSeed]) -> dict:
+    """One method's document on one table, in the shape of a rule's in ``qhpo bench --budget --json``."""
+    grid = settings.grid()
+    curves = np.array([r.curve for r in runs])  # (seeds, grid)
+    sd = curves.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(grid))
+    mean = curves.mean(axis=0)
+    return {
+        "regret": {_key(x): round(float(mean[grid.index(x)]), 8) for x in settings.readings},
+        "regret_sd": {_key(x): round(float(sd[grid.index(x)]), 8) for x in settings.readings},
+        "configurations_mean": round(float(np.mean([r.configurations for r in runs])), 4),
+        "completed_mean": round(float(np.mean([r.completed for r in runs])), 4),
+        "epochs_spent_mean": round(float(np.mean([r.spent for r in runs])), 4),
+        "seconds_mean": round(float(np.mean([r.seconds for r in runs])), 4),
+        "curve": [round(float(v), 8) for v in mean],
+        "per_seed": {_key(x): [r.curve[grid.index(x)] for r in runs] for x in settings.readings},
+        "seconds": [round(r.seconds, 3) for r in runs],
+        "pool_rows": [r.pool for r in runs],
+    }
+
+
+def run_budget_mode(tables: list[CurveTable], methods: list[str], settings: BudgetSettings, name: str) -> dict:
+    """Every method on every table and seed under the budget; the JSON document of ``--budget``."""
+    started = time.perf_counter()
+    results = {}
+    for table in tables:
+        runs: dict[str, list[BudgetSeed]] = {m: [] for m in methods}
+        for seed in settings.seed_list:
+            for method in methods:
+                run = run_budget_seed(method, table, settings, seed)
+                runs[method].append(run)
+                readings = " / ".join(f"{run.curve[settings.grid().index(x)]:.4g}" for x in settings.readings)
+                print(
+                    f"{table.name} seed {seed} {method}: {run.seconds:.1f} s, {run.configurations} configurations, "
+                    f"{run.completed} completed, regret at {' / '.join(_key(x) for x in settings.readings)}: {readings}",
+                    flush=True,
+                )
+        y = table.sign * table.final_values
+        y = y[np.isfinite(y)]
+        results[table.name] = {
+            "table": table.name,
+            "budget_trainings": settings.trainings,
+            "budget_epochs": settings.epochs(table),
+            "metric": table.metric,
+            "mode": table.mode,
+            "epochs": table.epochs,
+            "first_rung": _rung(table.epochs),
+            "best": round(float(table.sign * y.max()), 10) if y.size else None,
+            "worst": round(float(table.sign * y.min()), 10) if y.size else None,
+            "readings": [_key(x) for x in settings.readings],
+            "grid": settings.grid(),
+            "policies": {m: summarise_budget_seeds(settings, rs) for m, rs in runs.items()},
+        }
+    return {
+        "suite": name,
+        "budget_trainings": settings.trainings,
+        "seeds": int(settings.seeds),
+        "first_seed": int(settings.first_seed),
+        "workers": 1,
+        "syne_tune": SYNE_TUNE_VERSION,
+        "time": "epochs",
+        "seconds": round(time.perf_counter() - started, 3),
+        "regret_definition": REGRET_DEFINITION,
+        "readings": [_key(x) for x in settings.readings],
+        "grid": settings.grid(),
+        "tables": results,
+    }
+
+
+def report_budget_runs(document: dict) -> str:
+    """Per table, each method's mean normalised regret at the readings (what ``--budget`` prints)."""
+    seeds = _span(list(range(document["first_seed"], document["first_seed"] + document["seeds"])))
+    lines = []
+    for name, result in document["tables"].items():
+        lines.append(
+            f"\n{name} (mean normalised regret at {' / '.join(result['readings'])} full trainings, seeds {seeds})"
+        )
+        for method, r in result["policies"].items():
+            regret = " / ".join(f"{r['regret'][k]:.4f}" for k in result["readings"])
+            lines.append(
+                f"  {method:13s} {regret}   {r['configurations_mean']:.0f} configurations, "
+                f"{r['completed_mean']:.1f} completed, {r['seconds_mean']:.1f} s/seed"
+            )
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -638,7 +826,156 @@ def _span(seeds: list[int]) -> str:
     return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
 
 
+def collect_budget(documents: list[dict]) -> tuple[dict, list[str], float]:
+    """Per (source, method), table and seed, each reading's regret (and the seconds of a Syne Tune
+    method) from ``peers.py --budget`` and ``qhpo bench --budget`` files (later files win)."""
+    data: dict = {}
+    readings: list[str] = []
+    trainings = set()
+    for document in documents:
+        source = "Syne Tune" if "syne_tune" in document else "qhpo bench"
+        trainings.add(float(document["budget_trainings"]))
+        readings += [k for k in document["readings"] if k not in readings]
+        results = document["tables"] if "tables" in document else {document["table"]: document}
+        for name, result in results.items():
+            first = int(result.get("first_seed", document.get("first_seed", 0)))
+            for method, r in result["policies"].items():
+                seeds = data.setdefault((source, method), {}).setdefault(name, {})
+                for key, values in r["per_seed"].items():
+                    for k, value in enumerate(values):
+                        seeds.setdefault(first + k, {})[key] = value
+                for k, seconds in enumerate(r.get("seconds", [])):
+                    seeds[first + k]["seconds"] = seconds
+    if len(trainings) > 1:
+        raise ValueError(f"the budget files have different budgets: {sorted(trainings)} full trainings")
+    return data, readings, trainings.pop()
+
+
+def _label(source: str, method: str, sources: dict) -> str:
+    """A method's name, with its source where the other source has a method of the same name."""
+    return method if len(sources[method]) == 1 else f"{method} ({'Optuna' if source == 'qhpo bench' else source})"
+
+
+def _seed_means(seeds: dict, readings: list[str], chosen: list[int]) -> list[float]:
+    return [float(np.mean([seeds[s][k] for s in chosen])) for k in readings]
+
+
+def _cell(values: list[float]) -> str:
+    return " / ".join(f"{v:.4f}" for v in values)
+
+
+MEAN = "mean over tables"
+
+
+@dataclass(frozen=True)
+class BudgetCell:
+    """One method on one table (or the mean over tables): its mean regret at each reading, qhpo's
+    on the same seeds, and whether those are fewer seeds than qhpo's."""
+
+    theirs: list
+    ours: list
+    seeds: list
+    partial: bool
+
+
+def budget_cells(data: dict, readings: list[str]) -> dict:
+    """Per (source, method), a :class:`BudgetCell` per table and, where it ran on every table, over them."""
+    ours = data[("qhpo bench", "qhpo")]
+    cells: dict = {}
+    for key, runs in data.items():
+        row = {}
+        for t in sorted(ours):
+            if t in runs:
+                seeds = sorted(runs[t])
+                theirs, mine = _seed_means(runs[t], readings, seeds), _seed_means(ours[t], readings, seeds)
+                row[t] = BudgetCell(theirs, mine, seeds, seeds != sorted(ours[t]))
+        if len(row) == len(ours):
+            theirs, mine = (np.mean([getattr(c, a) for c in row.values()], axis=0).tolist() for a in ("theirs", "ours"))
+            row[MEAN] = BudgetCell(theirs, mine, [], any(c.partial for c in row.values()))
+        cells[key] = row
+    return cells
+
+
+def report_budget(documents: list[dict]) -> str:
+    """Markdown tables of budget-mode results beside ``qhpo bench --budget``'s, and where qhpo is not lowest."""
+    data, readings, trainings = collect_budget(documents)
+    if ("qhpo bench", "qhpo") not in data:
+        raise ValueError("the budget report needs the JSON of 'qhpo bench --budget' with the rule qhpo")
+    tables = sorted(data[("qhpo bench", "qhpo")])
+    keys = sorted(data, key=lambda k: (k[0] == "Syne Tune", METHODS.index(k[1]) if k[0] == "Syne Tune" else 0))
+    sources: dict = {}
+    for source, method in keys:
+        sources.setdefault(method, set()).add(source)
+    cells = budget_cells(data, readings)
+    lines = [
+        f"**Budget mode, {trainings:g} full trainings** (mean normalised regret at {' / '.join(readings)} full "
+        "trainings; [seeds; qhpo on them] where not all)",
+        "",
+        "| method | " + " | ".join([*tables, MEAN]) + " |",
+        "|---" * (len(tables) + 2) + "|",
+    ]
+    for key in keys:
+        row = []
+        for t in [*tables, MEAN]:
+            c = cells[key].get(t)
+            text = "–" if c is None else f"**{_cell(c.theirs)}**" if t == MEAN else _cell(c.theirs)
+            if c is not None and c.partial:
+                text += f" [{_span(c.seeds) + '; ' if c.seeds else ''}qhpo {_cell(c.ours)}]"
+            row.append(text)
+        lines.append(f"| {_label(*key, sources)} | " + " | ".join(row) + " |")
+    timed = [k for k in keys if k[0] == "Syne Tune"]
+    if timed:
+        lines += ["", "**Seconds per seed** (mean, Syne Tune methods)", ""]
+        lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
+        for key in timed:
+            row = [
+                f"{np.mean([r['seconds'] for r in data[key][t].values()]):.1f}" if t in data[key] else "–"
+                for t in tables
+            ]
+            lines.append(f"| {_label(*key, sources)} | " + " | ".join(row) + " |")
+
+    def tally(rivals) -> str:
+        counts = [
+            sum(all(c.theirs[k] >= c.ours[k] - 1e-12 for key in rivals if (c := cells[key].get(t))) for t in tables)
+            for k in range(len(readings))
+        ]
+        return f"{' / '.join(map(str, counts))} of {len(tables)} tables"
+
+    lines += [
+        "",
+        f"qhpo's mean at most every Syne Tune method's on {tally(timed)}, and every rule's and method's on "
+        f"{tally(keys)} (at {' / '.join(readings)} full trainings).",
+    ]
+    lines += ["", "Below qhpo's mean normalised regret (on the same seeds; qhpo's on them in brackets where fewer):"]
+    for t in [MEAN, *tables]:
+        parts = []
+        for k, reading in enumerate(readings):
+            lower = sorted(
+                (c.theirs[k], _label(*key, sources), c)
+                for key, row in cells.items()
+                if key != ("qhpo bench", "qhpo") and (c := row.get(t)) is not None and c.theirs[k] < c.ours[k] - 1e-12
+            )
+            if lower:
+                items = [
+                    f"{label} {v:.3g}" + (f" (qhpo {c.ours[k]:.3g})" if c.partial else "") for v, label, c in lower
+                ]
+                qhpo = cells[("qhpo bench", "qhpo")][t].theirs[k]
+                parts.append(f"at {reading}: " + ", ".join(items) + f" < qhpo {qhpo:.3g}")
+        lines.append(f"- {t}: " + ("; ".join(parts) if parts else "none"))
+    return "\n".join(lines)
+
+
 def report(paths: list[Path]) -> str:
+    """Markdown tables of the results in ``paths``: same trials and equal compute, and budget mode
+    (``peers.py --budget`` beside ``qhpo bench --budget``)."""
+    documents = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    budget = [d for d in documents if "budget_trainings" in d]
+    others = [path for path, d in zip(paths, documents, strict=True) if "budget_trainings" not in d]
+    parts = [report_equal_compute(others)] if others else []
+    return "\n\n".join(parts + ([report_budget(budget)] if budget else []))
+
+
+def report_equal_compute(paths: list[Path]) -> str:
     """Markdown tables of the same-trials and equal-compute results in ``paths``, and the tally."""
     data = collect(paths)
     tables = sorted(data)
@@ -710,8 +1047,8 @@ def main(argv=None) -> None:
     if argv and argv[0] == "--report":  # python benchmarks/peers.py --report A.json [B.json ...]
         try:
             print(report([Path(p) for p in argv[1:]]))
-        except (OSError, ValueError, KeyError) as error:
-            parser.exit(2, f"--report: the files are not peers.py --json results ({error})\n")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            parser.exit(2, f"--report: the files are not peers.py or qhpo bench --budget --json results ({error})\n")
         return
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--curves", help="a curve table (path or built-in name)")
@@ -719,24 +1056,45 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", default=",".join(CHEAP_METHODS), help=f"comma-separated, of {','.join(METHODS)}")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=int, help="configurations per seed (default 100; not with --budget)")
     parser.add_argument("--qhpo-json", type=Path, help="qhpo bench --json file giving qhpo's epochs per seed")
     parser.add_argument("--predictor", default="svr", help="predictor of qhpo's default rule when replayed here")
     parser.add_argument("--mode", choices=("both", "equal"), default="both")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--budget", type=float, help="budget mode: K full trainings' epochs per seed, as qhpo bench --budget K"
+    )
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         parser.exit(2, f"--methods: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}\n")
+    if args.budget is not None and (args.trials is not None or args.qhpo_json or args.mode != "both"):
+        parser.exit(
+            2, "--budget excludes --trials, --qhpo-json and --mode: it draws as many rows as the budget reaches\n"
+        )
+    args.trials = 100 if args.trials is None else args.trials
     if args.seeds < 1 or args.first_seed < 0 or args.trials < 2:
         parser.exit(2, "--seeds must be at least 1, --first-seed at least 0 and --trials at least 2\n")
     try:
+        settings = (
+            None
+            if args.budget is None
+            else BudgetSettings(args.budget, (), seeds=args.seeds, first_seed=args.first_seed)
+        )
         syne_tune()
         tables = tables_from(args)
         budgets = qhpo_budgets(args.qhpo_json) if args.qhpo_json else {}
+    except ValueError as error:
+        parser.exit(2, f"--budget: {error}\n")
     except SystemExit as error:
         parser.exit(2, f"{error}\n")
+    if settings is not None:
+        document = run_budget_mode(tables, methods, settings, args.suite or args.curves)
+        print(report_budget_runs(document))
+        if args.json:
+            args.json.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        return
     same = args.mode == "both"
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     document = {

@@ -66,3 +66,50 @@ def test_the_command_writes_both_modes(tmp_path, capsys):
     peers.main(["--report", str(out)])
     printed = capsys.readouterr().out
     assert "| asha-promote | " in printed and "of 1 tables" in printed
+
+
+def test_budget_mode_reads_regret_as_qhpo_bench_budget():
+    from qhpo.replay import BudgetSettings, budget_order, normalised_regret
+
+    peers = _peers()
+    peers.syne_tune()
+    table = _tiny_table()  # 60 rows of 20 epochs: 20 trainings start more than 60 trials
+    settings = BudgetSettings(20, (), seeds=1, first_seed=2)
+    budget = settings.epochs(table)
+    pool, rounds = peers.budget_pool(table, budget, 2)
+    assert np.array_equal(pool.curves, table.take(budget_order(60, pool.n_trials, 2)).curves, equal_nan=True)
+    assert rounds.max() >= 1
+    run = peers.run_peer("asha-stop-3", pool, peers.build_space(table, pool, rounds), seed=2, budget=budget)
+    assert run.started == list(range(len(run.started)))  # the seed's order, copies of a row included
+    assert len(run.started) > 60 and run.spent >= budget and not run.exhausted
+    seed = peers.run_budget_seed("asha-stop-3", table, settings, 2)
+    finals = pool.sign * pool.final_values
+    found = max(finals[row] for spent, row in run.completions if spent <= budget and np.isfinite(finals[row]))
+    assert seed.curve[-1] == pytest.approx(normalised_regret(table, np.array([found]))[0])
+    assert seed.curve[0] == 1.0 and np.all(np.diff(seed.curve) <= 0)  # nothing found yet; never rising
+    assert seed.spent == budget and seed.completed == sum(spent <= budget for spent, _ in run.completions)
+
+
+def test_the_budget_report_sets_the_peers_beside_qhpo_bench(tmp_path, capsys):
+    from qhpo.curves import read_curve_table, resolve_curve_table
+    from qhpo.replay import BudgetSettings, run_budget
+
+    peers = _peers()
+    out, ours = tmp_path / "peers.json", tmp_path / "qhpo.json"
+    peers.main(
+        ["--curves", "cifar10_cnn", "--budget", "5", "--seeds", "1", "--methods", "hyperband", "--json", str(out)]
+    )
+    result = json.loads(out.read_text())["tables"]["cifar10_cnn"]
+    assert result["budget_epochs"] == 1000 and result["readings"] == ["5"]
+    theirs = result["policies"]["hyperband"]
+    assert 0 <= theirs["regret"]["5"] <= 1 and theirs["per_seed"]["5"] == [theirs["regret"]["5"]]
+    table = read_curve_table(resolve_curve_table("cifar10_cnn"))
+    ours.write_text(json.dumps(run_budget([table], BudgetSettings(5, ("hyperband", "qhpo"), seeds=1), name="builtin")))
+    capsys.readouterr()
+    peers.main(["--report", str(out), str(ours)])
+    printed = capsys.readouterr().out
+    assert "| hyperband (Syne Tune) | " in printed and "| hyperband (Optuna) | " in printed  # one name, two methods
+    assert "| qhpo | " in printed and "mean over tables" in printed and "of 1 tables" in printed
+    with pytest.raises(SystemExit) as ended:
+        peers.main(["--curves", "cifar10_cnn", "--budget", "5", "--trials", "10"])
+    assert ended.value.code == 2
