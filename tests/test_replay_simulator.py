@@ -1,0 +1,221 @@
+"""The replay simulator driven by a scripted agent: every call the agent gets, in order, and
+the outcome it leads to (epochs, completions, clock, pauses, resumptions, budget); the scores
+of a replayed seed and their statistics over seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qhpo.curves import CurveTable
+from qhpo.policies import Decision, TrialStatus
+from qhpo.replay import simulate
+from qhpo.replay._rule_replay import SeedResult
+from qhpo.replay._scores import _statistics, score, table_spread
+
+
+class Script:
+    """An agent that answers from a script of ``(trial, epoch) -> answer`` (continue
+    otherwise), resumes the trials in ``resume`` in that order, and logs every call."""
+
+    def __init__(self, answers=None, resume=()):
+        self.answers, self.resume_queue, self.log = dict(answers or {}), list(resume), []
+
+    def start(self, index):
+        self.log.append(("start", index))
+
+    def report(self, index, epoch, value):
+        self.log.append(("report", index, epoch, value))
+        return self.answers.get((index, epoch), True)
+
+    def finish(self, index, status):
+        self.log.append(("finish", index, status))
+
+    def promote(self, limit):
+        self.log.append(("promote", limit))
+        chosen, self.resume_queue = self.resume_queue, []
+        return chosen
+
+    def resume(self, index):
+        self.log.append(("resume", index))
+
+
+def curves(n: int, epochs: int) -> np.ndarray:
+    """Row ``i``, epoch ``e``: ``0.1 (i + 1) + 0.01 e`` (every value tells its trial and epoch)."""
+    return np.round(0.1 * np.arange(1, n + 1)[:, None] + 0.01 * np.arange(1, epochs + 1)[None, :], 3)
+
+
+def reports(log, index):
+    return [(entry[2], entry[3]) for entry in log if entry[0] == "report" and entry[1] == index]
+
+
+def test_one_worker_pauses_resumes_stops_and_completes_in_this_order():
+    script = Script({(0, 1): Decision.PAUSE, (1, 2): False, (2, 3): Decision.STOP}, resume=[0])
+    out = simulate(curves(3, 3), script)
+    assert script.log == [
+        ("start", 0),
+        ("report", 0, 1, 0.11),
+        ("finish", 0, TrialStatus.PAUSED),
+        ("promote", 1),  # the free worker asks first, and resumes trial 0 from its epoch 1
+        ("resume", 0),
+        ("report", 0, 2, 0.12),
+        ("report", 0, 3, 0.13),
+        ("finish", 0, TrialStatus.COMPLETE),
+        ("start", 1),
+        ("report", 1, 1, 0.21),
+        ("report", 1, 2, 0.22),
+        ("finish", 1, TrialStatus.STOPPED),
+        ("start", 2),
+        ("report", 2, 1, 0.31),
+        ("report", 2, 2, 0.32),
+        ("report", 2, 3, 0.33),  # a stop after the last epoch: the trial has completed
+        ("finish", 2, TrialStatus.COMPLETE),
+    ]
+    assert out.epochs_trained.tolist() == [3, 2, 3] and out.complete.tolist() == [True, False, True]
+    assert out.pauses == ((0, 1),) and out.resumptions == ((0, 1),)
+    assert out.completed_at.tolist() == [3, -1, 8] and out.cost == 8 and out.wallclock == 8.0
+
+
+def test_two_workers_with_seconds_per_epoch_share_the_clock():
+    script = Script()
+    out = simulate(curves(3, 3), script, workers=2, seconds_per_epoch=np.array([2.0, 1.0, 1.0]))
+    # trial 1 completes at t = 3 and its worker takes trial 2 (t = 4, 5, 6); trial 0 ends at t = 6
+    assert [e for e in script.log if e[0] == "start"] == [("start", 0), ("start", 1), ("start", 2)]
+    assert out.wallclock == 6.0 and out.complete.all() and out.cost == 9
+    assert out.completed_at.tolist() == [8, 4, 9]  # epochs spent in all when each completed
+
+
+def test_a_diverged_epoch_ends_the_trial_unseen_and_counts_as_trained():
+    values = curves(2, 4)
+    values[0, 1] = np.nan
+    script = Script()
+    out = simulate(values, script)
+    assert reports(script.log, 0) == [(1, 0.11)]  # the NaN of epoch 2 is never reported
+    assert ("finish", 0, TrialStatus.FAILED) in script.log
+    assert out.epochs_trained.tolist() == [2, 4] and out.complete.tolist() == [False, True]
+    assert out.completed_at.tolist() == [-1, 6]
+
+
+def test_the_workers_that_are_free_bound_what_resumes():
+    # two workers free at t = 1 with two paused trials: the agent is asked for at most two and
+    # names three; the third (not even paused) is never resumed
+    script = Script({(0, 1): Decision.PAUSE, (1, 1): Decision.PAUSE}, resume=[1, 0, 2])
+    out = simulate(curves(3, 2), script, workers=2)
+    assert ("promote", 2) in script.log
+    assert out.resumptions == ((1, 1), (0, 1)) and out.complete.tolist() == [True, True, True]
+
+
+def test_an_agent_that_resumes_a_trial_that_is_not_paused_is_an_error():
+    script = Script({(0, 1): Decision.PAUSE}, resume=[1])
+    with pytest.raises(ValueError, match="the agent resumed trial 1, which is not paused"):
+        simulate(curves(2, 2), script)
+
+
+def test_a_new_trial_starts_only_when_its_first_rung_fits_beside_the_running_ones():
+    # budget 4, first rung 2: trials 0 and 1 start (0 + 2 reserved + 2 <= 4); after trial 0
+    # stops at t = 1, 2 spent + 1 still reserved by trial 1 + 2 > 4: trial 2 never starts
+    script = Script({(0, 1): False})
+    out = simulate(curves(3, 4), script, workers=2, budget=4, first_rung=2)
+    assert ("start", 2) not in script.log
+    assert out.epochs_trained.tolist() == [1, 3, 0] and out.cost == 4 and not out.complete.any()
+    # the budget ends the replay the moment its last epoch ends: the running trial is cut there
+    cut = simulate(curves(3, 4), Script(), workers=2, budget=5, first_rung=2)
+    assert cut.epochs_trained.tolist() == [3, 2, 0] and cut.wallclock == 3.0 and cut.cost == 5
+
+
+def test_without_a_budget_the_first_rung_reserves_nothing():
+    script = Script({(0, 1): False})
+    out = simulate(curves(3, 4), script, workers=2, first_rung=4)
+    assert out.epochs_trained.tolist() == [1, 4, 4] and out.complete.tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (dict(curves=np.zeros((0, 3))), "curves must be a non-empty 2-d array, got shape \\(0, 3\\)"),
+        (dict(curves=np.zeros(3)), "curves must be a non-empty 2-d array, got shape \\(3,\\)"),
+        (dict(workers=0), "workers must be at least 1, got 0"),
+        (dict(budget=0), "budget must be at least 1 epoch, got 0"),
+    ],
+)
+def test_bad_arguments_are_named(arguments, message):
+    arguments = {"curves": curves(2, 2), **arguments}
+    with pytest.raises(ValueError, match=message):
+        simulate(arguments.pop("curves"), Script(), **arguments)
+
+
+def _table(finals, mode="max"):
+    """A two-epoch table whose final values are ``finals``."""
+    finals = np.asarray(finals, dtype=float)
+    rows = np.column_stack([np.full(len(finals), 0.5), finals])
+    n = len(finals)
+    return CurveTable("t", "accuracy", mode, np.arange(n), {"x": np.arange(n, dtype=float)}, rows)
+
+
+def _result(complete, epochs, pauses=(), resumptions=(), wallclock=6.0, predictor_seconds=0.25):
+    return SeedResult(
+        np.asarray(epochs), np.asarray(complete, dtype=bool), wallclock, predictor_seconds, pauses, resumptions
+    )
+
+
+def test_a_replay_is_scored_on_the_best_trial_it_completed():
+    table = _table([0.5, 0.9, np.nan, 0.7])
+    result = _result([True, False, False, True], [2, 1, 1, 2], pauses=((3, 1),), resumptions=((3, 1),))
+    scores = score(table, result)
+    assert scores == {
+        "cost_fraction": 0.75,
+        "regret": pytest.approx(0.2),
+        "top1_kept": 0.0,
+        "wallclock": 6.0,
+        "predictor_seconds": 0.25,
+        "paused": 1.0,
+        "resumed": 1.0,
+        "winner_resumed": 1.0,  # trial 3, the best completed, had been paused
+    }
+    assert score(table, _result([False, True, False, True], [1, 2, 1, 2]))["top1_kept"] == 1.0
+    # on a loss table lower is better: 0.1 is the best, 0.3 the best completed
+    lossy = score(_table([0.5, 0.1, 0.3], "min"), _result([True, False, True], [2, 1, 2], pauses=((0, 1),)))
+    assert lossy["regret"] == pytest.approx(0.2) and lossy["winner_resumed"] == 0.0
+
+
+def test_without_a_completed_trial_the_regret_is_that_of_the_worst_and_ties_go_to_the_first():
+    assert score(_table([0.5, 0.9]), _result([False, False], [1, 1]))["regret"] == pytest.approx(0.4)
+    diverged = score(_table([np.nan, np.nan]), _result([False, True], [1, 2]))
+    assert diverged["regret"] == 0.0 and diverged["top1_kept"] == 1.0
+    # two completed trials tie for the best: the first is the winner, and it was not paused
+    tie = score(_table([0.7, 0.7]), _result([True, True], [2, 2], pauses=((1, 1),)))
+    assert tie["winner_resumed"] == 0.0 and tie["top1_kept"] == 1.0 and tie["regret"] == 0.0
+
+
+def test_the_spread_is_best_minus_median_of_the_finite_finals():
+    assert table_spread(_table([0.5, 0.9, np.nan, 0.7])) == pytest.approx(0.2)
+    assert table_spread(_table([0.5, 0.1, 0.3, 0.2], "min")) == pytest.approx(0.15)
+    assert table_spread(_table([np.nan])) == 0.0
+
+
+def test_statistics_over_seeds():
+    keys = ("cost_fraction", "regret", "top1_kept", "wallclock", "predictor_seconds", "paused", "resumed")
+    rows = [
+        (0.5, 0.1, 1.0, 10.0, 1.0, 2.0, 1.0),
+        (0.7, 0.3, 0.0, 20.0, 3.0, 4.0, 3.0),
+        (0.6, 0.8, 1.0, 30.0, 2.0, 0.0, 2.0),
+    ]
+    scores = [{**dict(zip(keys, row, strict=True)), "winner_resumed": float(i == 0)} for i, row in enumerate(rows)]
+    stats = _statistics(scores, 0.5)
+    assert stats == {
+        "cost_fraction_mean": 0.6,
+        "regret_mean": 0.4,
+        "regret_median": 0.3,
+        "regret_max": 0.8,
+        "top1_kept_rate": 0.66666667,
+        "wallclock_mean": 20.0,
+        "predictor_seconds_mean": 2.0,
+        "cost_fraction_sd": 0.1,
+        "regret_sd": 0.36055513,
+        "regret_normalised_mean": 0.8,
+        "paused_mean": 2.0,
+        "resumed_mean": 2.0,
+        "winner_resumed_rate": 0.33333333,
+    }
+    one = _statistics(scores[:1], 0.0)
+    assert one["regret_sd"] == 0.0 and one["cost_fraction_sd"] == 0.0 and one["regret_normalised_mean"] is None
