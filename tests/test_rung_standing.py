@@ -1,13 +1,16 @@
-"""The rungs of the default policy, where a trial stands at one, and the judgement it gets:
-each branch of ``RungStanding.judge`` with its exact reason, threshold and value, on a loss
-(``min``) so that every sign shows."""
+"""The default policy at its rungs: where a trial stands at one and the judgement it gets
+(each branch of ``RungStanding.judge`` with its exact reason, threshold and value, on a loss
+so that every sign shows), the horizon of the predicted rule, which paused trials resume and
+in what order, the first-rung test's unjudged trials, and when a cached empty promote is
+read again."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from qhpo.policies import TrialStatus, TrialView, rung_epochs
+from qhpo.policies import Decision, TrialStatus, TrialView, Verdict, make_policy, rung_epochs
+from qhpo.policies._rung_prediction import RungPrediction, rung_prediction_service
 from qhpo.policies._rungs import Judgement, RungGroup, RungStanding, paused_by_rung
 
 RANKED = "the best 2 of 5 at rung 2"
@@ -87,3 +90,135 @@ def test_only_paused_trials_between_the_first_and_the_last_epoch_with_finite_val
         TrialView(5, [0.3], status=TrialStatus.PAUSED),
     ]
     assert paused_by_rung(views, 4) == {2: [2], 1: [5]}
+
+
+def _late_riser(status_of_13=TrialStatus.PAUSED):
+    """Rung 2 of an 8-epoch rule (rungs 2 and 4): three flat complete trials (x = 0), three
+    that rise to 0.9 after epoch 2 (x = 1), four stopped at 0.6, three paused at 0.15 (x = 0)
+    and trial 13 at 0.2 (x = 1), a late riser: one free place of seven, which trial 13 takes
+    on its predicted value only."""
+    flat, riser = [0.5] * 8, [0.1, 0.2, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+    views = [TrialView(i, flat, {"x": 0.0}, TrialStatus.COMPLETE) for i in range(3)]
+    views += [TrialView(i, riser, {"x": 1.0}, TrialStatus.COMPLETE) for i in range(3, 6)]
+    views += [TrialView(i, [0.6, 0.6], {"x": 0.0}, TrialStatus.STOPPED) for i in range(6, 10)]
+    views += [TrialView(i, [0.15, 0.15], {"x": 0.0}, TrialStatus.PAUSED) for i in range(10, 13)]
+    return views + [TrialView(13, [0.1, 0.2], {"x": 1.0}, status_of_13)]
+
+
+LATE = dict(max_epochs=8, min_resource=2, min_horizon_trials=3, random_state=0)
+
+
+def test_the_predicted_rule_waits_for_its_first_rung_and_a_resumption_carries_its_spread():
+    assert make_policy("qhpo", first_predicted_rung=1, **LATE).promote(_late_riser(), limit=4) == []
+    (resumed,) = make_policy("qhpo", first_predicted_rung=0, **LATE).promote(_late_riser(), limit=4)
+    assert resumed.key == 13 and resumed.predicted is not None and resumed.std is not None and resumed.std >= 0
+
+
+def test_a_promote_that_resumed_no_one_is_not_reused_once_the_paused_trials_change():
+    # rung 2 of four trials, one gone on: one free place; the paused trial ranks outside, then the
+    # trial that ranks first (stopped until now) is paused too
+    def views(q_status):
+        return [
+            TrialView("C", [0.5] * 8, status=TrialStatus.COMPLETE),
+            TrialView("P", [0.1, 0.1], status=TrialStatus.PAUSED),
+            TrialView("Q", [0.7, 0.7], status=q_status),
+            TrialView("R", [0.2, 0.2], status=TrialStatus.STOPPED),
+        ]
+
+    policy = make_policy("qhpo", max_epochs=8, min_resource=2, random_state=0)
+    assert policy.promote(views(TrialStatus.STOPPED), limit=4) == []
+    assert [r.key for r in policy.promote(views(TrialStatus.PAUSED), limit=4)] == ["Q"]
+
+
+def test_a_promote_that_resumed_no_one_is_not_reused_once_more_trials_reach_the_horizon():
+    # first, five risers run at epoch 3 and the model learns from the three flat curves alone;
+    # then they reach the horizon and the refitted model ranks the late riser within
+    def views(risers_status, riser_curve):
+        flat = [TrialView(i, [0.5] * 8, {"x": 0.0}, TrialStatus.COMPLETE) for i in range(3)]
+        risers = [TrialView(i, riser_curve, {"x": 1.0}, risers_status) for i in range(3, 8)]
+        stopped = [TrialView(i, [0.6, 0.6], {"x": 0.0}, TrialStatus.STOPPED) for i in range(8, 12)]
+        paused = [TrialView(i, [0.15, 0.15], {"x": 0.0}, TrialStatus.PAUSED) for i in range(12, 17)]
+        return flat + risers + stopped + paused + [TrialView(17, [0.1, 0.2], {"x": 1.0}, TrialStatus.PAUSED)]
+
+    policy = make_policy("qhpo", first_predicted_rung=0, **LATE)
+    assert policy.promote(views(TrialStatus.RUNNING, [0.1, 0.25, 0.9]), limit=4) == []
+    (resumed,) = policy.promote(views(TrialStatus.COMPLETE, [0.1, 0.25] + [0.9] * 6), limit=4)
+    assert resumed.key == 17 and "predicted value at epoch 4" in resumed.reason
+
+
+def _two_rungs():
+    """One free place at rung 4 (trial "P4" paused there) and one at rung 2 ("P2"), both
+    within on their observed values."""
+    views = [
+        TrialView("C", [0.5] * 8, status=TrialStatus.COMPLETE),
+        TrialView("P4", [0.6] * 4, status=TrialStatus.PAUSED),
+        TrialView("S4a", [0.1] * 4, status=TrialStatus.STOPPED),
+        TrialView("S4b", [0.1] * 4, status=TrialStatus.STOPPED),
+        TrialView("P2", [0.7, 0.7], status=TrialStatus.PAUSED),
+    ]
+    return views + [TrialView(f"S2{i}", [0.1, 0.1], status=TrialStatus.STOPPED) for i in range(6)]
+
+
+def test_resumptions_are_listed_from_the_highest_rung_down_and_one_by_default():
+    policy = make_policy("qhpo", max_epochs=8, min_resource=2, random_state=0)
+    assert [(r.key, r.epoch) for r in policy.promote(_two_rungs(), limit=2)] == [("P4", 4), ("P2", 2)]
+    assert [r.key for r in policy.promote(_two_rungs())] == ["P4"]
+    with pytest.raises(ValueError, match="limit"):
+        policy.promote(_two_rungs(), limit=-1)
+
+
+def test_trials_that_passed_the_first_rung_unjudged_share_eta_squared_at_the_second():
+    # eta = 3, rungs 1, 3, 9: twelve testers paused at rung 3 share floor(12 / 9) = 1 place
+    policy = make_policy("qhpo", max_epochs=27, min_resource=1, reduction_factor=3, first_rung_test=12, random_state=0)
+    assert policy.rungs == (1, 3, 9)
+    quality = np.linspace(0.3, 0.9, 12)
+    testers = [TrialView(i, [q, q, q], {"x": q}, TrialStatus.PAUSED) for i, q in enumerate(quality)]
+    assert policy.first_rung_on(testers) is True
+    assert [r.key for r in policy.promote(testers, limit=12)] == [11]
+
+
+def test_a_tester_passes_the_first_rung_unjudged_and_says_why():
+    policy = make_policy("qhpo", max_epochs=16, first_rung_test=4, random_state=0)
+    assert policy.rungs[:2] == (1, 2)
+    first = TrialView(0, [0.1])
+    assert policy.decide(first, [first]) == Verdict(
+        Decision.CONTINUE, 1, "passes rung 1 unjudged: it tests the first rung"
+    )
+    # the four testers rank in reverse at the second rung: the first rung is switched off
+    testers = [TrialView(i, [0.1 * (i + 1), 0.9 - 0.1 * i], {"x": float(i)}) for i in range(4)]
+    later = TrialView(4, [0.2])
+    verdict = policy.decide(later, [*testers, later])
+    assert verdict == Verdict(
+        Decision.CONTINUE,
+        1,
+        "passes rung 1 unjudged: it the first rung is off (Spearman -1.00 with the second rung over the tests)",
+    )
+
+
+def test_qhpo_stop_refuses_to_resume():
+    with pytest.raises(ValueError, match="^policy 'qhpo-stop' never resumes a trial; use policy 'qhpo' to resume$"):
+        make_policy("qhpo-stop", max_epochs=8, resume=True)
+
+
+def test_the_horizon_is_the_first_later_rung_that_enough_finite_trials_reached():
+    service = rung_prediction_service(
+        "svr", sampler=None, background=False, random_state=0, hyperparameters=False, anchor_window=1, min_curves=3
+    )
+    ranking = RungPrediction(
+        service,
+        rungs=(2, 4),
+        max_epochs=8,
+        sign=1.0,
+        floor_quantile=0.1,
+        anchor_window=1,
+        min_horizon_trials=3,
+        first_predicted_rung=0,
+    )
+    at_4 = [TrialView(i, [0.5] * 4) for i in range(3)]
+    short = [TrialView(i, [0.5] * 2) for i in range(3, 9)]
+    broken = TrialView(9, [0.5, float("nan"), 0.5, 0.5])
+    assert ranking.horizon(2, at_4) == 4  # exactly three
+    assert ranking.horizon(2, at_4[:2] + short + [broken]) is None  # short or broken curves do not count
+    done = [TrialView(i, [0.5] * 8, status=TrialStatus.COMPLETE) for i in range(3)]
+    assert ranking.horizon(4, done) == 8 and ranking.horizon(2, done) == 4
+    assert not ranking.predicts_at(2) or ranking.predicts_at(4)
