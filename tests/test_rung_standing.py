@@ -222,3 +222,60 @@ def test_the_horizon_is_the_first_later_rung_that_enough_finite_trials_reached()
     done = [TrialView(i, [0.5] * 8, status=TrialStatus.COMPLETE) for i in range(3)]
     assert ranking.horizon(4, done) == 8 and ranking.horizon(2, done) == 4
     assert not ranking.predicts_at(2) or ranking.predicts_at(4)
+
+
+def test_decide_outside_a_rung_and_on_a_broken_curve():
+    policy = make_policy("qhpo", max_epochs=8, min_resource=2, random_state=0)
+    view = TrialView(0, [0.5, 0.5, 0.5])
+    assert policy.decide(view, [view]) == Verdict(Decision.CONTINUE, 3, "epoch 3 is not a rung")
+    broken = TrialView(1, [0.5, float("nan")])
+    assert policy.decide(broken, [broken]) == Verdict(
+        Decision.STOP, 2, "the curve is not finite within its first 2 epochs"
+    )
+    held = make_policy("qhpo", max_epochs=8, min_resource=2, min_completed=1).verdict(
+        view := TrialView(2, [0.5, 0.5]), [view]
+    )
+    assert held.ranked is False
+    with pytest.raises(ValueError, match="^limit must be an integer >= 0"):
+        policy.promote([view], limit=-1)
+
+
+def _flat_testers(qualities, epochs):
+    return [TrialView(i, [q] * epochs, {"x": q}) for i, q in enumerate(qualities)]
+
+
+def test_a_tester_at_the_third_rung_is_judged_among_every_trial_there():
+    # four testers and four others at rung 4: a tester second among the testers and second of
+    # all keeps a place of floor(8 / 2) = 4; among the testers alone it would be outside 4 / 4 = 1
+    policy = make_policy("qhpo", max_epochs=16, first_rung_test=4, random_state=0)
+    views = _flat_testers([0.9, 0.8, 0.3, 0.2, 0.1, 0.15, 0.25, 0.35], 4)
+    assert policy.first_rung_on(views) is True
+    assert policy.decide(views[1], views).decision == Decision.CONTINUE
+
+
+def test_a_tester_at_the_second_rung_is_judged_among_every_other_tester_there():
+    # eight testers at rung 2 share floor(8 / 4) = 2 places: the second best keeps one
+    policy = make_policy("qhpo", max_epochs=16, first_rung_test=8, random_state=0)
+    views = _flat_testers([0.1, 0.9, 0.8, 0.3, 0.2, 0.25, 0.35, 0.4], 2)
+    assert policy.first_rung_on(views) is True
+    assert policy.decide(views[2], views).decision == Decision.CONTINUE
+    assert policy.decide(views[7], views).decision == Decision.PAUSE
+
+
+def test_while_the_first_rung_test_runs_the_testers_at_the_second_rung_are_judged_together():
+    # testers 0 and 1 reached rung 2, testers 2 and 3 not yet: 0 ranks below 1 in a group of
+    # two with one place
+    policy = make_policy("qhpo", max_epochs=16, first_rung_test=4, random_state=0)
+    views = [TrialView(0, [0.3, 0.3]), TrialView(1, [0.6, 0.6]), TrialView(2, [0.5]), TrialView(3, [0.4])]
+    assert policy.first_rung_on(views) is None
+    assert policy.decide(views[0], views).decision == Decision.PAUSE
+    assert policy.decide(views[1], views).decision == Decision.CONTINUE
+
+
+def test_with_eta_3_the_unjudged_share_nine_at_the_second_rung():
+    # eighteen testers at rung 3: floor(18 / 9) = 2 places, so the second best keeps one, the third not
+    policy = make_policy("qhpo", max_epochs=27, min_resource=1, reduction_factor=3, first_rung_test=18, random_state=0)
+    views = _flat_testers(list(np.linspace(0.9, 0.05, 18)), 3)
+    assert policy.first_rung_on(views) is True
+    assert policy.decide(views[1], views).decision == Decision.CONTINUE
+    assert policy.decide(views[2], views).decision == Decision.PAUSE
