@@ -1,15 +1,17 @@
 """The replay simulator driven by a scripted agent: every call the agent gets, in order, and
 the outcome it leads to (epochs, completions, clock, pauses, resumptions, budget); the scores
-of a replayed seed and their statistics over seeds."""
+of a replayed seed and their statistics over seeds; the agents that feed a qhpo policy or an
+Optuna pruner."""
 
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pytest
 
 from qhpo.curves import CurveTable
-from qhpo.policies import Decision, TrialStatus
-from qhpo.replay import simulate
+from qhpo.policies import Decision, Resumption, StoppingPolicy, TrialStatus, Verdict
+from qhpo.replay import OptunaPrunerAgent, PolicyAgent, simulate
 from qhpo.replay._rule_replay import SeedResult
 from qhpo.replay._scores import _statistics, score, table_spread
 
@@ -219,3 +221,87 @@ def test_statistics_over_seeds():
     }
     one = _statistics(scores[:1], 0.0)
     assert one["regret_sd"] == 0.0 and one["cost_fraction_sd"] == 0.0 and one["regret_normalised_mean"] is None
+
+
+class Recorder(StoppingPolicy):
+    """A resuming policy that pauses trial 0 at epoch 2 (unranked at epoch 1), stops trial 1 at
+    epoch 2, resumes every paused trial it is asked about, and records what it saw."""
+
+    def __init__(self, epochs=None, resumes=True):
+        super().__init__(max_epochs=4)
+        self.epochs, self._resumes, self.seen, self.asked = epochs, resumes, [], []
+
+    def decision_epochs(self):
+        return self.epochs
+
+    @property
+    def resumes(self):
+        return self._resumes
+
+    def decide(self, trial, trials):
+        self.seen.append((trial.key, trial.epochs, tuple((o.key, o.status, len(o.curve), o.unranked) for o in trials)))
+        t = trial.epochs
+        if trial.key == 0 and t == 1:
+            return Verdict(Decision.CONTINUE, t, "held", ranked=False)
+        if t == 2 and trial.key in (0, 1):
+            return Verdict(Decision.PAUSE if trial.key == 0 else Decision.STOP, t)
+        return Verdict(Decision.CONTINUE, t)
+
+    def promote(self, trials, *, limit=1):
+        self.asked.append(limit)
+        return [Resumption(o.key, o.epochs) for o in trials if o.status == TrialStatus.PAUSED] * 2
+
+
+def test_the_policy_agent_shows_the_policy_every_trial_cut_at_its_epochs_and_keeps_what_it_said():
+    policy = Recorder()
+    values = curves(3, 4)
+    agent = PolicyAgent(policy, values, [{"x": float(i)} for i in range(3)])
+    out = simulate(values, agent)
+    assert out.pauses == ((0, 2),) and out.resumptions == ((0, 2),)
+    assert out.epochs_trained.tolist() == [4, 2, 4] and out.complete.tolist() == [True, False, True]
+    # trial 0 at epoch 2: itself only, marked unranked at epoch 1; the last epoch is never asked
+    assert policy.seen[1] == (0, 2, ((0, TrialStatus.RUNNING, 2, frozenset({1})),))
+    assert all(epoch < 4 for _, epoch, _ in policy.seen)
+    # trial 1 sees trial 0 resumed and complete
+    assert policy.seen[3][2] == ((0, TrialStatus.COMPLETE, 4, frozenset({1})), (1, TrialStatus.RUNNING, 1, frozenset()))
+    assert agent.stop_epoch == {0: 2, 1: 2} and [r.key for r in agent.resumptions] == [0]
+    assert agent.unranked == {0: frozenset({1})} and policy.asked == [1]
+    assert agent.status == {0: TrialStatus.COMPLETE, 1: TrialStatus.STOPPED, 2: TrialStatus.COMPLETE}
+
+
+def test_the_policy_agent_asks_only_at_decision_epochs_and_a_policy_that_never_resumes_is_not_asked_to():
+    policy = Recorder(epochs=(2, 3), resumes=False)
+    values = curves(2, 4)
+    agent = PolicyAgent(policy, values, [{}, {}])
+    assert agent.decision_epochs == frozenset({2, 3})
+    out = simulate(values, agent)
+    assert [(key, epoch) for key, epoch, _ in policy.seen] == [(0, 2), (1, 2)]
+    assert out.pauses == () and out.epochs_trained.tolist() == [2, 2]  # the PAUSE counts as STOP
+    assert policy.asked == []
+
+
+def test_the_optuna_agent_tells_the_study_how_each_trial_ended():
+    values = curves(3, 3)
+    values[2, 1] = np.nan
+    agent = OptunaPrunerAgent(optuna.pruners.NopPruner(), "min", 3, seed=5)
+    out = simulate(values, agent)
+    assert agent.study.study_name == "qhpo-replay-5" and agent.study.direction.name == "MINIMIZE"
+    states = [t.state.name for t in agent.study.trials]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"] and out.epochs_trained.tolist() == [3, 3, 2]
+    assert [t.value for t in agent.study.trials[:2]] == [0.13, 0.23]
+    assert agent.study.trials[0].intermediate_values == {1: 0.11, 2: 0.12, 3: 0.13}
+    assert agent.promote(2) == []
+    with pytest.raises(ValueError, match="an Optuna pruner never pauses a trial"):
+        agent.resume(0)
+
+
+def test_the_optuna_agent_never_prunes_the_last_epoch_and_marks_pruned_trials():
+    class PruneAfterOne(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return trial.last_step >= 1 and trial.number == 0 or trial.last_step >= 3
+
+    agent = OptunaPrunerAgent(PruneAfterOne(), "max", 3, seed=0)
+    out = simulate(curves(2, 3), agent)
+    assert agent.study.direction.name == "MAXIMIZE"
+    assert [t.state.name for t in agent.study.trials] == ["PRUNED", "COMPLETE"]
+    assert out.epochs_trained.tolist() == [1, 3] and agent.last_value == {0: 0.11, 1: 0.23}
