@@ -279,3 +279,21 @@ def test_with_eta_3_the_unjudged_share_nine_at_the_second_rung():
     assert policy.first_rung_on(views) is True
     assert policy.decide(views[1], views).decision == Decision.CONTINUE
     assert policy.decide(views[2], views).decision == Decision.PAUSE
+
+
+def test_qhpo_pauses_on_the_observed_value_and_qhpo_stop_reads_the_prediction_at_the_rung():
+    views = _late_riser(TrialStatus.RUNNING)
+    late = views[13]
+    paused = make_policy("qhpo", first_predicted_rung=0, **LATE).decide(late, views)
+    assert paused == Verdict(
+        Decision.PAUSE,
+        2,
+        "observed value 0.2 ranks outside the best 7 of 14 at rung 2 (cut-off 0.5); paused until a place there "
+        "falls free",
+        threshold=0.5,
+    )
+    kept = make_policy("qhpo-stop", first_predicted_rung=0, **LATE).decide(late, views)
+    assert kept.decision == Decision.CONTINUE and "predicted value at epoch 4" in kept.reason
+    assert kept.predicted > 0.5 and kept.std is not None and kept.threshold is not None
+    observed_only = make_policy("qhpo-stop", first_predicted_rung=1, **LATE).decide(late, views)
+    assert observed_only.decision == Decision.STOP and observed_only.predicted is None
