@@ -175,3 +175,31 @@ def test_the_ensemble_is_the_held_out_weighted_mixture_of_its_members():
     np.testing.assert_allclose(std, np.sqrt(weights @ (samples - mean) ** 2))
     assert model.__sklearn_tags__().regressor_tags.poor_score is False
     assert QSVR().__sklearn_tags__().regressor_tags.poor_score is True
+
+
+QUBO = dict(K=2, base=0.5, exponent_offset=0.0, epsilon=0.1, xi=0.01, gamma=0.1)
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (np.zeros(3), np.zeros(3), r"^X must be a 2-D array, got shape \(3,\)$"),
+        (np.zeros((3, 1)), np.zeros((3, 1)), r"^y must have shape \(3,\) to match X, got \(3, 1\)$"),
+        (np.zeros((1, 1)), np.zeros(1), "^the QUBO needs at least 2 training points, got 1$"),
+        (np.array([[0.0], [np.inf]]), np.zeros(2), r"^X and y must be finite \(no NaN or inf\)$"),
+        (np.zeros((2, 1)), np.array([0.0, np.nan]), r"^X and y must be finite \(no NaN or inf\)$"),
+    ],
+)
+def test_the_qubo_builder_names_what_is_wrong(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        build_svr_qubo(X, y, **QUBO)
+
+
+def test_the_qubo_is_binary_over_0_to_2kn_with_no_offset():
+    bqm = build_svr_qubo(np.array([[0.0], [1.0]]), np.array([0.0, 1.0]), **QUBO)
+    assert bqm.vartype is dimod.BINARY and bqm.offset == 0.0
+    assert sorted(bqm.variables) == list(range(8)) and bqm.num_interactions == 28
+    # alpha_0's first bit (weight 1): h = epsilon - y_0 + M_pp = 0.1 - 0 + (0.5 + 0.01)
+    assert bqm.get_linear(0) == pytest.approx(0.61)
+    # alpha_0's bit and alpha_hat_0's bit of weight 1: 2 M_pq = 2 * (1)(-1)(0.5 + 0.01)
+    assert bqm.get_quadratic(0, 4) == pytest.approx(-1.02)
