@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qhpo.policies import Decision, TrialStatus, TrialView, Verdict, make_policy, rung_epochs
+from qhpo.policies import Decision, PredictionService, TrialStatus, TrialView, Verdict, make_policy, rung_epochs
 from qhpo.policies._rung_prediction import RungPrediction, rung_prediction_service
 from qhpo.policies._rungs import Judgement, RungGroup, RungStanding, paused_by_rung
 
@@ -297,3 +297,21 @@ def test_qhpo_pauses_on_the_observed_value_and_qhpo_stop_reads_the_prediction_at
     assert kept.predicted > 0.5 and kept.std is not None and kept.threshold is not None
     observed_only = make_policy("qhpo-stop", first_predicted_rung=1, **LATE).decide(late, views)
     assert observed_only.decision == Decision.STOP and observed_only.predicted is None
+
+
+def test_the_defaults_follow_max_epochs_and_the_service_is_built_for_the_rungs():
+    policy = make_policy("qhpo", max_epochs=30, random_state=7)
+    assert policy.min_resource == 2 and policy.decision_epochs() == (2, 4, 8, 16)  # round(30 / 20) = 2
+    assert make_policy("qhpo", max_epochs=200).anchor_window == 5  # round(10 / 2)
+    service = policy.service
+    assert (service.relative, service.step, service.error_estimate, service.hyperparameters) == (True, 5, False, True)
+    assert (service.min_curves, service.anchor_window, service.random_state) == (6, 1, 7)
+    assert make_policy("qhpo", max_epochs=30, min_horizon_trials=4, anchor_window=2).service.min_curves == 4
+    assert make_policy("qhpo", max_epochs=30, min_horizon_trials=4, anchor_window=2).service.anchor_window == 2
+    assert make_policy("qhpo", max_epochs=30, hyperparameters=False).service.hyperparameters is False
+    given = PredictionService("svr", min_curves=3)
+    assert make_policy("qhpo", max_epochs=30, service=given).service is given
+    # two rungs are enough for the first-rung test
+    assert make_policy("qhpo", max_epochs=4, min_resource=1, first_rung_test=3).first_rung_test == 3
+    configured = make_policy("qhpo", max_epochs=30, configuration_rule="rank", configuration_budget="deepest")
+    assert (configured._configuration.rule, configured._configuration.budget) == ("rank", "deepest")
