@@ -305,3 +305,53 @@ def test_the_optuna_agent_never_prunes_the_last_epoch_and_marks_pruned_trials():
     assert agent.study.direction.name == "MAXIMIZE"
     assert [t.state.name for t in agent.study.trials] == ["PRUNED", "COMPLETE"]
     assert out.epochs_trained.tolist() == [1, 3] and agent.last_value == {0: 0.11, 1: 0.23}
+
+
+def test_two_seeds_with_a_sd_and_a_zero_spread_without_a_normalised_regret():
+    keys = ("cost_fraction", "regret", "top1_kept", "wallclock", "predictor_seconds", "paused", "resumed")
+    scores = [dict.fromkeys(keys, 0.0) | {"winner_resumed": 0.0, "regret": r} for r in (0.1, 0.3)]
+    stats = _statistics(scores, 0.0)
+    assert stats["regret_sd"] == pytest.approx(0.14142136) and stats["regret_normalised_mean"] is None
+    assert score(_table([0.5, 0.9]), _result([False, False], [1, 1]))["winner_resumed"] == 0.0
+
+
+def test_the_benchmark_document_of_one_table(curve_table_path):
+    from qhpo.curves import read_curve_table
+    from qhpo.replay import draw_order, run_benchmark
+    from qhpo.replay._scores import SPREAD_DEFINITION
+
+    table = read_curve_table(curve_table_path)
+    rules = ("none", "median", "sha", "hyperband", "qhpo")
+    doc = run_benchmark(
+        table, policies=rules, trials=12, seeds=2, first_seed=3, sweep_seeds=1, options={"sha": {"min_resource": 2}}
+    )
+    assert set(doc) == {
+        *("table", "trials", "seeds", "workers", "predictor", "metric", "mode", "epochs", "first_seed", "seconds"),
+        *("spread", "spread_definition", "policies", "options", "verdict", "sweeps", "example"),
+    }
+    assert (doc["table"], doc["trials"], doc["seeds"], doc["workers"], doc["first_seed"]) == (table.name, 12, 2, 1, 3)
+    assert (doc["predictor"], doc["metric"], doc["mode"], doc["epochs"]) == (
+        "svr",
+        table.metric,
+        table.mode,
+        table.epochs,
+    )
+    assert doc["spread"] == round(table_spread(table), 10) and doc["spread_definition"] == SPREAD_DEFINITION
+    assert doc["seconds"] >= 0 and round(doc["seconds"], 3) == doc["seconds"]
+    assert doc["options"] == {"sha": {"min_resource": 2}} and doc["verdict"]["rule"] == "qhpo"
+    for rule in rules:
+        per_seed = doc["policies"][rule]["per_seed"]
+        assert set(per_seed) == {"cost_fraction", "regret"} and len(per_seed["regret"]) == 2
+        assert np.mean(per_seed["regret"]) == pytest.approx(doc["policies"][rule]["regret_mean"], abs=1e-8)
+        assert all(round(r, 8) == r for r in per_seed["regret"])
+    assert doc["policies"]["none"]["per_seed"]["cost_fraction"] == [1.0, 1.0]
+    assert doc["sweeps"]["seeds"] == 1
+    for points in doc["sweeps"]["lines"].values():
+        assert all(set(p) == {"parameter", "value", "cost_fraction_mean", "regret_mean"} for p in points)
+        assert all(isinstance(p["parameter"], str) and not isinstance(p["value"], str) for p in points)
+    example = doc["example"]
+    assert set(example) == {"seed", "rows", "epochs_trained", "complete", "pauses", "resumptions"}
+    assert example["seed"] == 3 and example["rows"] == draw_order(table.n_trials, 12, 3).tolist()
+    assert set(example["epochs_trained"]) == set(rules) and sum(example["epochs_trained"]["none"]) == 12 * table.epochs
+    assert all(example["complete"]["none"]) and set(example["pauses"]) <= {"qhpo"}
+    assert set(example["resumptions"]) <= {"qhpo"} and "none" not in example["pauses"]
