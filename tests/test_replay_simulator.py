@@ -355,3 +355,14 @@ def test_the_benchmark_document_of_one_table(curve_table_path):
     assert set(example["epochs_trained"]) == set(rules) and sum(example["epochs_trained"]["none"]) == 12 * table.epochs
     assert all(example["complete"]["none"]) and set(example["pauses"]) <= {"qhpo"}
     assert set(example["resumptions"]) <= {"qhpo"} and "none" not in example["pauses"]
+
+
+def test_a_trial_past_its_first_rung_reserves_nothing_and_a_budget_below_it_starts_nothing():
+    # first rung 1, budget 5: at t = 2 trial 0 stops and trial 1, past its first rung, reserves
+    # nothing, so trial 2 starts (4 spent + 0 + 1 <= 5) and the budget ends with its first epoch
+    script = Script({(0, 2): False})
+    out = simulate(curves(3, 4), script, workers=2, budget=5, first_rung=1)
+    assert out.epochs_trained.tolist() == [2, 2, 1] and ("start", 2) in script.log
+    empty = Script()
+    nothing = simulate(curves(2, 4), empty, budget=1, first_rung=2)
+    assert empty.log == [] and nothing.cost == 0 and nothing.wallclock == 0.0
