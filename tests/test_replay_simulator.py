@@ -99,12 +99,12 @@ def test_a_diverged_epoch_ends_the_trial_unseen_and_counts_as_trained():
 
 
 def test_the_workers_that_are_free_bound_what_resumes():
-    # two workers free at t = 1 with two paused trials: the agent is asked for at most two and
-    # names three; the third (not even paused) is never resumed
-    script = Script({(0, 1): Decision.PAUSE, (1, 1): Decision.PAUSE}, resume=[1, 0, 2])
-    out = simulate(curves(3, 2), script, workers=2)
-    assert ("promote", 2) in script.log
-    assert out.resumptions == ((1, 1), (0, 1)) and out.complete.tolist() == [True, True, True]
+    # two workers fall free together at t = 2 with two paused trials: the agent is asked once,
+    # for at most two, and names three; the third (not even paused) is never resumed
+    script = Script({(0, 2): Decision.PAUSE, (1, 2): Decision.PAUSE}, resume=[1, 0, 2])
+    out = simulate(curves(3, 3), script, workers=2)
+    assert [e for e in script.log if e[0] == "promote"] == [("promote", 2)]
+    assert out.resumptions == ((1, 2), (0, 2)) and out.complete.tolist() == [True, True, True]
 
 
 def test_an_agent_that_resumes_a_trial_that_is_not_paused_is_an_error():
@@ -366,3 +366,11 @@ def test_a_trial_past_its_first_rung_reserves_nothing_and_a_budget_below_it_star
     empty = Script()
     nothing = simulate(curves(2, 4), empty, budget=1, first_rung=2)
     assert empty.log == [] and nothing.cost == 0 and nothing.wallclock == 0.0
+
+
+def test_the_first_rung_is_one_epoch_by_default_and_a_stopped_trial_reserves_nothing():
+    assert simulate(curves(2, 4), Script(), budget=1).cost == 1
+    # first rung 2, budget 5: trial 0 stops after one epoch; trial 1 alone reserves one more, so
+    # trial 2 starts at t = 1 (2 spent + 1 + 2 <= 5)
+    out = simulate(curves(3, 4), Script({(0, 1): False}), workers=2, budget=5, first_rung=2)
+    assert out.epochs_trained.tolist() == [1, 2, 2]
