@@ -240,8 +240,9 @@ class Recorder(StoppingPolicy):
 
     def decide(self, trial, trials):
         self.seen.append((trial.key, trial.epochs, tuple((o.key, o.status, len(o.curve), o.unranked) for o in trials)))
+        self.params = {o.key: o.params for o in trials}
         t = trial.epochs
-        if trial.key == 0 and t == 1:
+        if (trial.key == 0 and t == 1) or (trial.key == 2 and t < 3):
             return Verdict(Decision.CONTINUE, t, "held", ranked=False)
         if t == 2 and trial.key in (0, 1):
             return Verdict(Decision.PAUSE if trial.key == 0 else Decision.STOP, t)
@@ -265,8 +266,14 @@ def test_the_policy_agent_shows_the_policy_every_trial_cut_at_its_epochs_and_kee
     # trial 1 sees trial 0 resumed and complete
     assert policy.seen[3][2] == ((0, TrialStatus.COMPLETE, 4, frozenset({1})), (1, TrialStatus.RUNNING, 1, frozenset()))
     assert agent.stop_epoch == {0: 2, 1: 2} and [r.key for r in agent.resumptions] == [0]
-    assert agent.unranked == {0: frozenset({1})} and policy.asked == [1]
+    assert agent.unranked == {0: frozenset({1}), 2: frozenset({1, 2})} and policy.asked == [1]
     assert agent.status == {0: TrialStatus.COMPLETE, 1: TrialStatus.STOPPED, 2: TrialStatus.COMPLETE}
+    assert policy.params == {0: {"x": 0.0}, 1: {"x": 1.0}, 2: {"x": 2.0}}
+    # resumed, trial 0 is running again when it is judged at epoch 3
+    assert policy.seen[2] == (0, 3, ((0, TrialStatus.RUNNING, 3, frozenset({1})),))
+    agent.finish(2, TrialStatus.PAUSED)
+    agent.promote(3)
+    assert policy.asked == [1, 3]
 
 
 def test_the_policy_agent_asks_only_at_decision_epochs_and_a_policy_that_never_resumes_is_not_asked_to():
@@ -291,7 +298,7 @@ def test_the_optuna_agent_tells_the_study_how_each_trial_ended():
     assert [t.value for t in agent.study.trials[:2]] == [0.13, 0.23]
     assert agent.study.trials[0].intermediate_values == {1: 0.11, 2: 0.12, 3: 0.13}
     assert agent.promote(2) == []
-    with pytest.raises(ValueError, match="an Optuna pruner never pauses a trial"):
+    with pytest.raises(ValueError, match="^an Optuna pruner never pauses a trial, so none resumes$"):
         agent.resume(0)
 
 
