@@ -203,3 +203,12 @@ def test_the_qubo_is_binary_over_0_to_2kn_with_no_offset():
     assert bqm.get_linear(0) == pytest.approx(0.61)
     # alpha_0's bit and alpha_hat_0's bit of weight 1: 2 M_pq = 2 * (1)(-1)(0.5 + 0.01)
     assert bqm.get_quadratic(0, 4) == pytest.approx(-1.02)
+
+
+def test_predicting_with_the_wrong_number_of_features_leaves_the_ensemble_as_fitted():
+    X, y = _data()
+    model = QSVREnsemble(sampler="exact", num_solutions=2, random_state=0, **OPTIONS).fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :1])
+    assert model.n_features_in_ == 2
+    np.testing.assert_allclose(model.predict(X), model.predict(X.astype(np.float32)), rtol=1e-6)
