@@ -212,3 +212,29 @@ def test_predicting_with_the_wrong_number_of_features_leaves_the_ensemble_as_fit
         model.predict(X[:, :1])
     assert model.n_features_in_ == 2
     np.testing.assert_allclose(model.predict(X), model.predict(X.astype(np.float32)), rtol=1e-6)
+
+
+def test_any_object_with_a_sample_method_is_a_sampler_and_its_chain_breaks_are_kept():
+    class Plain:  # no dimod base class, no ``parameters``: nothing but sample()
+        def sample(self, bqm, **kwargs):
+            assert kwargs == {}
+            return dimod.ExactSolver().sample(bqm)
+
+    X, y = _data()
+    plain = QSVR(sampler=Plain(), num_solutions=2, random_state=0, **OPTIONS).fit(X, y)
+    exact = QSVR(sampler="exact", num_solutions=2, random_state=0, **OPTIONS).fit(X, y)
+    np.testing.assert_allclose(plain.predict(X), exact.predict(X))
+    logged = QSVR(sampler=LoggingExactSolver(), num_solutions=2, random_state=0, **OPTIONS).fit(X, y)
+    assert logged.chain_break_fraction_ == pytest.approx(0.5)
+
+
+def test_a_sampler_that_leaves_out_many_variables_is_told_the_first_five():
+    bqm = dimod.BinaryQuadraticModel({v: 1.0 for v in range(8)}, {}, 0.0, "BINARY")
+    only = dimod.BinaryQuadraticModel({0: 1.0}, {}, 0.0, "BINARY")
+
+    class KeepsOne(dimod.ExactSolver):
+        def sample(self, bqm, **kwargs):
+            return super().sample(only)
+
+    with pytest.raises(ValueError, match=r"variable\(s\) \[1, 2, 3, 4, 5\]$"):
+        sample_qubo(bqm, KeepsOne(), num_reads=1, seed=None)
