@@ -12,6 +12,7 @@ passes. Not part of CI. Run from the repository root:
     python benchmarks/mutation.py policy replay --children 1
     python benchmarks/mutation.py --score               # the score of what has run so far
     python benchmarks/mutation.py --survivors policy    # the surviving mutants, one per line
+    python benchmarks/mutation.py --rerun-survivors     # only the survivors again, after adding tests
 
 Groups: policy (policies/_rungs.py, _predictive_halving.py, _rung_prediction.py), replay
 (replay/_simulator.py, _scores.py), qsvr (qsvr/_estimator.py, _ensemble.py, _qubo.py),
@@ -63,18 +64,21 @@ def results(module: str) -> dict[str, str]:
     meta = REPO / "mutants" / "src" / (module.replace(".", "/") + ".py.meta")
     if not meta.exists():
         return {}
-    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    try:
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+    except json.JSONDecodeError:  # mutmut is writing it now
+        return {}
     return {name: status(code) for name, code in sorted(codes.items())}
 
 
-def run(modules: list[str], children: int) -> int:
-    """``mutmut run`` on the mutants of ``modules`` (nice 10, ``children`` at a time)."""
+def run(names: list[str], children: int) -> int:
+    """``mutmut run`` on the mutants named (patterns allowed), nice 10, ``children`` at a time."""
     mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or shutil.which("mutmut")
     if mutmut is None:
         print("mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
         return 2
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the tests import the mutated copy
-    command = ["nice", "-n", "10", mutmut, "run", "--max-children", str(children), *[m + ".*" for m in modules]]
+    command = ["nice", "-n", "10", mutmut, "run", "--max-children", str(children), *names]
     return subprocess.call(command, cwd=REPO, env=env)
 
 
@@ -104,6 +108,9 @@ def main() -> int:
     parser.add_argument("--children", type=int, default=2, help="mutants tested at the same time (default 2)")
     parser.add_argument("--score", action="store_true", help="print the score of what has run; run nothing")
     parser.add_argument("--survivors", action="store_true", help="print the surviving mutants; run nothing")
+    parser.add_argument(
+        "--rerun-survivors", action="store_true", help="run only the surviving mutants again (after adding tests)"
+    )
     args = parser.parse_args()
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
@@ -119,9 +126,14 @@ def main() -> int:
                 if state in ("survived", "no tests"):
                     print(f"{state:9} {name}")
         return 0
-    if not args.score:
+    if args.rerun_survivors:
+        names = [n for m in modules for n, state in results(m).items() if state in ("survived", "no tests")]
+        if names and (code := run(names, args.children)) != 0:
+            print(f"mutmut stopped with exit code {code}", file=sys.stderr)
+            return code
+    elif not args.score:
         for group in args.groups or GROUPS:  # group by group, so that a stopped run leaves whole groups scored
-            code = run(list(GROUPS[group]), args.children)
+            code = run([m + ".*" for m in GROUPS[group]], args.children)
             if code != 0:
                 print(f"mutmut stopped with exit code {code} on group {group}", file=sys.stderr)
                 return code
