@@ -10,10 +10,12 @@ import dimod
 import numpy as np
 import pytest
 
+from qhpo.qsvr import build_svr_qubo
 from qhpo.samplers._dense_sa import (
     DenseSimulatedAnnealingSampler,
     _levels,
     _lower_hull,
+    block_levels,
     collinear_blocks,
     default_beta_range,
     dense_qubo,
@@ -114,3 +116,36 @@ def test_each_level_of_a_block_keeps_its_lowest_energy_pattern():
     assert values.tolist() == sorted(best)
     np.testing.assert_allclose(energies, [best[v][0] for v in sorted(best)])
     assert patterns.tolist() == [best[v][1] for v in sorted(best)]
+
+
+def _svr_qubo(scale: float = 1.0) -> dimod.BinaryQuadraticModel:
+    rng = np.random.default_rng(4)
+    bqm = build_svr_qubo(
+        rng.random((3, 2)), rng.random(3), K=2, base=0.5, exponent_offset=0.005, epsilon=0.02, xi=0.01, gamma=0.1
+    )
+    bqm.scale(scale)
+    return bqm
+
+
+def test_each_block_lists_its_levels_and_their_lower_hull():
+    bqm = _svr_qubo()
+    h, J, _ = dense_qubo(bqm, list(range(12)))
+    blocks = collinear_blocks(J)
+    kappa, level_start, level_s, level_u, hull_start, hull, _ = block_levels(h, J, blocks)
+    assert level_start[0] == 0 and hull_start[0] == 0
+    assert level_start[-1] == len(level_s) == len(level_u) and hull_start[-1] == len(hull)
+    for b in range(len(blocks)):
+        s = level_s[level_start[b] : level_start[b + 1]]
+        u = level_u[level_start[b] : level_start[b + 1]]
+        expected = [level_start[b] + i for i in _lower_hull(s, u)]
+        assert hull[hull_start[b] : hull_start[b + 1]].tolist() == expected
+
+
+def test_blocks_are_kept_when_every_coupling_is_small():
+    # scaled by 1/1000 every row of couplings is far below 1 in norm: the blocks still
+    # reproduce the couplings, so the sampler keeps one block per training point
+    bqm = _svr_qubo(1e-3)
+    h, J, _ = dense_qubo(bqm, list(range(12)))
+    assert np.max(np.einsum("ij,ij->i", J, J)) < 1.0
+    assert block_levels(h, J, collinear_blocks(J)) is not None
+    assert DenseSimulatedAnnealingSampler().sample(bqm, num_reads=2, seed=0).info["num_blocks"] == 3
