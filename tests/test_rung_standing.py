@@ -297,6 +297,7 @@ def test_qhpo_pauses_on_the_observed_value_and_qhpo_stop_reads_the_prediction_at
     assert kept.predicted > 0.5 and kept.std is not None and kept.threshold is not None
     observed_only = make_policy("qhpo-stop", first_predicted_rung=1, **LATE).decide(late, views)
     assert observed_only.decision == Decision.STOP and observed_only.predicted is None
+    assert observed_only.reason == "observed value 0.2 ranks outside the best 7 of 14 at rung 2 (cut-off 0.5)"
 
 
 def test_the_defaults_follow_max_epochs_and_the_service_is_built_for_the_rungs():
@@ -315,3 +316,10 @@ def test_the_defaults_follow_max_epochs_and_the_service_is_built_for_the_rungs()
     assert make_policy("qhpo", max_epochs=4, min_resource=1, first_rung_test=3).first_rung_test == 3
     configured = make_policy("qhpo", max_epochs=30, configuration_rule="rank", configuration_budget="deepest")
     assert (configured._configuration.rule, configured._configuration.budget) == ("rank", "deepest")
+
+
+def test_a_prior_is_read_with_its_weight_and_horizon():
+    ranking = make_policy("qhpo", max_epochs=30, prior="builtin", prior_weight=0.3)._ranking._ranking
+    prior = ranking.__self__
+    assert prior.prior is not None and (prior.weight, prior.max_epochs) == (0.3, 30)
+    assert make_policy("qhpo", max_epochs=30)._ranking._ranking is RungStanding
