@@ -96,6 +96,7 @@ def test_the_lower_hull_drops_points_on_or_above_its_segments():
     u = np.array([0.0, -1.0, -1.5, -2.0, 0.0])  # (2, -1.5) lies on the segment from (1, -1) to (3, -2)
     assert _lower_hull(s, u) == [0, 1, 3, 4]
     assert _lower_hull(s + 10.0, u + 5.0) == [0, 1, 3, 4]  # the same points moved: the same hull
+    assert _lower_hull(2.0 * s, 2.0 * u) == [0, 1, 3, 4]  # and stretched
     assert _lower_hull(s + 10.0, u + 5.0 + np.array([0, 0, -1e-6, 0, 0])) == [0, 1, 2, 3, 4]
     assert _lower_hull(np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 0.0])) == [0, 2]
     assert _lower_hull(np.array([0.0]), np.array([3.0])) == [0]
