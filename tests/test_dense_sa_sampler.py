@@ -152,3 +152,22 @@ def test_blocks_are_kept_when_every_coupling_is_small():
     assert np.max(np.einsum("ij,ij->i", J, J)) < 1.0
     assert block_levels(h, J, collinear_blocks(J)) is not None
     assert DenseSimulatedAnnealingSampler().sample(bqm, num_reads=2, seed=0).info["num_blocks"] == 3
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("num_reads", "num_reads must be an integer >= 1, got 0"),
+        ("num_sweeps", "num_sweeps must be an integer >= 1, got 0"),
+        ("max_block_bits", "max_block_bits must be an integer in [1, 16], got 0"),
+        ("num_replicas", "num_replicas must be an integer >= 1, got 0"),
+    ],
+)
+def test_a_bad_count_is_named_word_for_word(argument, message):
+    with pytest.raises(ValueError) as error:
+        DenseSimulatedAnnealingSampler().sample(_bqm("BINARY"), **{argument: 0})
+    assert str(error.value) == message
+
+
+def test_thirty_sweeps_by_default():
+    assert DenseSimulatedAnnealingSampler().sample(_bqm("BINARY"), seed=0).info["num_sweeps"] == 30
