@@ -281,6 +281,7 @@ def test_the_policy_agent_asks_only_at_decision_epochs_and_a_policy_that_never_r
     policy = Recorder(epochs=(2, 3), resumes=False)
     values = curves(2, 4)
     agent = PolicyAgent(policy, values, [{}, {}])
+    assert agent.policy is policy and agent.driver.policy is policy
     assert agent.driver.epochs.epochs == frozenset({2, 3})
     out = simulate(values, agent)
     assert [(key, epoch) for key, epoch, _ in policy.seen] == [(0, 2), (1, 2)]
