@@ -152,6 +152,7 @@ def seed_ranking(
             scores["prior"] = q_hat
             scores["obs+prior"] = (1 - prior_weight) * quantiles(anchors) + prior_weight * q_hat
         reached = np.flatnonzero((study.epochs_trained >= h) & np.all(np.isfinite(v[:, :h]), axis=1))
+        survivorship: dict = {}
         if len(reached) >= MIN_HORIZON_TRIALS:
             service = PredictionService(
                 predictor,
@@ -170,8 +171,6 @@ def seed_ranking(
         if hp is not None:
             scores["hp"] = hp[rows]
             scores["hp+obs"] = (rankdata(hp[rows]) + rankdata(anchors)) / 2
-        else:
-            survivorship = {}
         scores.update(survivorship.pop("scores", {}))
         cells = {name: spearman_recall(score, final[rows]) for name, score in scores.items()}
         cells.update(survivorship)
