@@ -46,6 +46,9 @@ def test_the_rungs_before_the_crossing_rank_in_reverse_and_the_later_ones_right(
         assert (row["observed"][0] > 0.85) if r > 10 else (row["observed"][0] < -0.95)
         assert row["horizon"] == {1: 2, 2: 4, 4: 8, 8: 16, 16: 20}[r]
         assert row["oracle h"][0] == pytest.approx(1.0 if row["horizon"] > 10 else -1.0)
+        # the predictor and its survivorship check only where at least 6 runs reached the horizon
+        assert ("predictor" in row) == ("random" in row) == (row["train"] >= 6)
+        assert "predictor-" not in row or row["train"] >= 6
 
 
 def test_the_prior_columns_appear_at_the_rungs_where_the_prior_acts_and_leave_the_table_out():
