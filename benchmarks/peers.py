@@ -851,6 +851,15 @@ def collect_budget(documents: list[dict]) -> tuple[dict, list[str], float]:
     return data, readings, trainings.pop()
 
 
+def seconds_table(title: str, rows: dict[str, dict], tables: list[str]) -> list[str]:
+    """Markdown lines: ``title``, then per row label the mean ``seconds`` of its runs on each table."""
+    lines = ["", title, "", "| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
+    for label, runs in rows.items():
+        cells = [f"{np.mean([r['seconds'] for r in runs[t].values()]):.1f}" if t in runs else "–" for t in tables]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _label(source: str, method: str, sources: dict) -> str:
     """A method's name, with its source where the other source has a method of the same name."""
     return method if len(sources[method]) == 1 else f"{method} ({'Optuna' if source == 'qhpo bench' else source})"
@@ -925,14 +934,8 @@ def report_budget(documents: list[dict]) -> str:
         lines.append(f"| {_label(*key, sources)} | " + " | ".join(row) + " |")
     timed = [k for k in keys if k[0] == "Syne Tune"]
     if timed:
-        lines += ["", "**Seconds per seed** (mean, Syne Tune methods)", ""]
-        lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
-        for key in timed:
-            row = [
-                f"{np.mean([r['seconds'] for r in data[key][t].values()]):.1f}" if t in data[key] else "–"
-                for t in tables
-            ]
-            lines.append(f"| {_label(*key, sources)} | " + " | ".join(row) + " |")
+        rows = {_label(*key, sources): data[key] for key in timed}
+        lines += seconds_table("**Seconds per seed** (mean, Syne Tune methods)", rows, tables)
 
     def tally(rivals) -> str:
         counts = [
@@ -1026,14 +1029,8 @@ def report_equal_compute(paths: list[Path]) -> str:
             cell = "–" if None in half else _fmt(np.mean(half))
             cells.append(cell + ("" if seeds == sorted(data[t]["qhpo"]) else f" [{_span(seeds)}]"))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", "**Seconds per seed** (mean)", ""]
-    lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
-    for method in methods:
-        cells = [
-            f"{np.mean([r['seconds'] for r in data[t][method].values()]):.1f}" if method in data[t] else "–"
-            for t in tables
-        ]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    rows = {method: {t: data[t][method] for t in tables if method in data[t]} for method in methods}
+    lines += seconds_table("**Seconds per seed** (mean)", rows, tables)
     met = [t for t in tables if not verdict[t]]
     lines += ["", f"qhpo's equal-compute mean regret at most every peer's on {len(met)} of {len(tables)} tables."]
     lines += [f"- {t}: " + "; ".join(verdict[t]) for t in tables if verdict[t]]

@@ -154,19 +154,12 @@ def seed_ranking(
         reached = np.flatnonzero((study.epochs_trained >= h) & np.all(np.isfinite(v[:, :h]), axis=1))
         survivorship: dict = {}
         if len(reached) >= MIN_HORIZON_TRIALS:
-            service = PredictionService(
-                predictor,
-                random_state=seed,
-                hyperparameters=True,
-                relative=True,
-                anchor_window=w,
-                min_curves=MIN_HORIZON_TRIALS,
-                error_estimate=False,
-            )
+            service = in_study_service(predictor, seed, w)
             service.update(np.maximum(v[reached, :h], floor), numeric[reached])
-            scores["predictor"] = service.predict(r, np.maximum(prefix, floor), numeric[rows], target=h)[0]
+            floored = np.maximum(prefix, floor)
+            scores["predictor"] = service.predict(r, floored, numeric[rows], target=h)[0]
             survivorship = _survivorship(
-                service, predictor, v, numeric, rows, reached, final, r=r, h=h, w=w, floor=floor, seed=seed
+                service, predictor, v, floored, numeric, rows, reached, final, r=r, h=h, w=w, floor=floor, seed=seed
             )
         if hp is not None:
             scores["hp"] = hp[rows]
@@ -182,15 +175,9 @@ def seed_ranking(
     return out
 
 
-def _survivorship(
-    trained, predictor, v, numeric, rows, reached, final, *, r: int, h: int, w: int, floor: float, seed: int
-) -> dict:
-    """The in-study predictor ``trained`` (on the runs that reached ``h``) beside the same
-    predictor trained on as many runs drawn at random among ``rows``: scores on every row,
-    and cells on the rows that neither saw to ``h`` (none below 10 such rows)."""
-    rng = np.random.default_rng([seed, r])
-    sample = np.sort(rng.choice(rows, size=len(reached), replace=False))
-    service = PredictionService(
+def in_study_service(predictor: str, seed: int, w: int) -> PredictionService:
+    """The prediction service as the default rule builds it for its rungs (anchor window ``w``)."""
+    return PredictionService(
         predictor,
         random_state=seed,
         hyperparameters=True,
@@ -199,8 +186,19 @@ def _survivorship(
         min_curves=MIN_HORIZON_TRIALS,
         error_estimate=False,
     )
+
+
+def _survivorship(
+    trained, predictor, v, prefix, numeric, rows, reached, final, *, r: int, h: int, w: int, floor: float, seed: int
+) -> dict:
+    """The in-study predictor ``trained`` (on the runs that reached ``h``) beside the same
+    predictor trained on as many runs drawn at random among ``rows``: scores on every row
+    (``prefix``: their floored first ``r`` values), and cells on the rows that neither saw
+    to ``h`` (none below 10 such rows)."""
+    rng = np.random.default_rng([seed, r])
+    sample = np.sort(rng.choice(rows, size=len(reached), replace=False))
+    service = in_study_service(predictor, seed, w)
     service.update(np.maximum(v[sample, :h], floor), numeric[sample])
-    prefix = np.maximum(v[rows, :r], floor)
     random_scores = service.predict(r, prefix, numeric[rows], target=h)[0]
     out: dict = {"scores": {"random": random_scores}}
     unseen = ~np.isin(rows, reached) & ~np.isin(rows, sample)

@@ -83,7 +83,7 @@ def test_the_survivorship_check_trains_as_many_runs_at_random_and_scores_both_on
     numeric = table.numeric_params()
     trained.update(v[reached, :8], numeric[reached])
     out = ranking._survivorship(
-        trained, "svr", v, numeric, drawn_rows, reached, v[:, -1], r=4, h=8, w=1, floor=-np.inf, seed=3
+        trained, "svr", v, v[:, :4], numeric, drawn_rows, reached, v[:, -1], r=4, h=8, w=1, floor=-np.inf, seed=3
     )
     assert out["scores"]["random"].shape == (60,)
     # 60 rows, 12 seen by each predictor at most: at least 36 rows that neither saw
@@ -92,13 +92,14 @@ def test_the_survivorship_check_trains_as_many_runs_at_random_and_scores_both_on
         rho, recall = out[name]
         assert -1.0 <= rho <= 1.0 and 0.0 <= recall <= 1.0
     again = ranking._survivorship(
-        trained, "svr", v, numeric, drawn_rows, reached, v[:, -1], r=4, h=8, w=1, floor=-np.inf, seed=3
+        trained, "svr", v, v[:, :4], numeric, drawn_rows, reached, v[:, -1], r=4, h=8, w=1, floor=-np.inf, seed=3
     )
     np.testing.assert_array_equal(again["scores"]["random"], out["scores"]["random"])  # seeded draw
     too_few = ranking._survivorship(
         trained,
         "svr",
         v[:15],
+        v[:15, :4],
         numeric[:15],
         np.arange(15),
         np.arange(8, 14),

@@ -12,13 +12,7 @@ from qhpo.workload import TrainingEnd, TrialTrainer, load_cifar10, train_epochs
 SMALL = dict(num_layers=2, num_filters=16, batch_size=64, learning_rate=0.02, momentum=0.9)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads can be ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/workload/conftest.py
 
 
 @pytest.fixture(scope="module")
