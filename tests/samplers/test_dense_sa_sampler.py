@@ -171,3 +171,56 @@ def test_a_bad_count_is_named_word_for_word(argument, message):
 
 def test_thirty_sweeps_by_default():
     assert DenseSimulatedAnnealingSampler().sample(_bqm("BINARY"), seed=0).info["num_sweeps"] == 30
+
+
+def _exact_minimum(bqm: dimod.BinaryQuadraticModel) -> float:
+    return float(dimod.ExactSolver().sample(bqm).first.energy)
+
+
+def test_blocks_of_nearly_parallel_rows_fall_back_to_single_bits_and_keep_the_optimum():
+    # bits 0 and 1 have rows that are parallel to within the grouping tolerance (cosine
+    # 1 - 1e-13) but differ by 1e-6 in one coupling: far more than the rebuild's round-off
+    rng = np.random.default_rng(3)
+    n = 6
+    J = np.zeros((n, n))
+    row = rng.normal(size=n - 2)
+    J[0, 2:] = row
+    J[1, 2:] = 2.0 * row + np.r_[1e-6, np.zeros(n - 3)]
+    J[0, 1] = 0.7
+    J[2:, 2:] = np.triu(rng.normal(size=(n - 2, n - 2)), k=1)
+    J = np.triu(J, k=1)
+    J = J + J.T
+    h = rng.normal(size=n)
+    assert [0, 1] in collinear_blocks(J, 12)  # grouped by the cosine test ...
+    assert block_levels(h, J, collinear_blocks(J, 12)) is None  # ... but the blocks do not reproduce J
+    bqm = dimod.BinaryQuadraticModel.from_qubo({(i, j): J[i, j] for i in range(n) for j in range(i + 1, n)})
+    bqm.add_linear_from({i: h[i] for i in range(n)})
+    sampleset = DenseSimulatedAnnealingSampler().sample(bqm, num_reads=20, seed=4)
+    assert sampleset.info["num_blocks"] == n  # one bit per block
+    np.testing.assert_allclose(sampleset.record.energy, bqm.energies(sampleset))
+    assert sampleset.first.energy == pytest.approx(_exact_minimum(bqm), abs=1e-9)
+
+
+@pytest.mark.parametrize("num_replicas", [1, 3])
+def test_the_final_descent_moves_two_blocks_at_once_out_of_a_single_move_minimum(num_replicas):
+    # E = x0 + x1 - 3 x0 x1: (0, 0) is a minimum for every single flip (each costs 1), the
+    # ground state (1, 1) is -1. Annealed cold (no uphill move is ever taken), the reads that
+    # start at (0, 0) stay there unless the descent tries the joint move of both bits.
+    bqm = dimod.BinaryQuadraticModel({0: 1.0, 1: 1.0}, {(0, 1): -3.0}, 0.0, "BINARY")
+    sampler = DenseSimulatedAnnealingSampler()
+    sampleset = sampler.sample(
+        bqm, num_reads=200, num_sweeps=1, beta_range=(80.0, 80.0), seed=5, num_replicas=num_replicas
+    )
+    assert sampleset.info["num_blocks"] == 2  # the two bits are not grouped: no move of a block covers both
+    assert set(sampleset.record.energy.tolist()) == {-1.0}
+
+
+def test_tempering_spaces_its_ladder_geometrically_from_hot_to_cold():
+    bqm = _bqm("BINARY")
+    sampleset = DenseSimulatedAnnealingSampler().sample(bqm, beta_range=(0.1, 10.0), num_replicas=3, seed=2)
+    assert sampleset.info["beta_ladder"] == pytest.approx([0.1, 1.0, 10.0])
+    h, J, _ = dense_qubo(bqm, list(bqm.variables))
+    default = DenseSimulatedAnnealingSampler().sample(bqm, num_replicas=4, seed=2).info["beta_ladder"]
+    hot, cold = default_beta_range(h, J)
+    assert default == pytest.approx(list(np.geomspace(hot, cold, 4))) and default[0] == hot and default[-1] == cold
+    assert "beta_ladder" not in DenseSimulatedAnnealingSampler().sample(bqm, seed=2).info  # annealing has no ladder

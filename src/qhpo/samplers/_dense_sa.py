@@ -217,7 +217,8 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
         max_block_bits: Largest group of collinear bits updated together (default 12, the
             2K bits of one SVR coefficient pair up to K = 6; at most 16; 1 turns blocks off).
         num_replicas: 1 (default) anneals; more runs parallel tempering with this many
-            temperatures from ``beta_hot`` to ``beta_cold`` for every read.
+            temperatures from ``beta_hot`` to ``beta_cold`` (spaced geometrically, reported
+            as ``info["beta_ladder"]``) for every read.
     """
 
     parameters = {
@@ -276,7 +277,7 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
             betas = np.geomspace(beta_hot, beta_cold, num_sweeps)
             anneal(*problem, betas, streams, tol, True, levels)
         else:
-            betas = np.geomspace(beta_hot, beta_cold, num_replicas)
+            betas = np.geomspace(beta_hot, beta_cold, num_replicas)  # the ladder: one temperature per replica
             temper(*problem, betas, num_sweeps, streams, tol, True, levels)
         bits = _bits(levels, blocks, level_pattern, n)
         samples = bits if bqm.vartype is dimod.BINARY else (2 * bits - 1).astype(np.int8)
@@ -287,6 +288,8 @@ class DenseSimulatedAnnealingSampler(dimod.Sampler):
             "num_blocks": len(blocks),
             "seed": int(seed),
         }
+        if num_replicas > 1:
+            info["beta_ladder"] = [float(b) for b in betas]
         return dimod.SampleSet.from_samples_bqm((samples, variables), bqm, info=info)
 
 
