@@ -6,7 +6,7 @@ value of its ``configuration_rule`` option (``rank``: :meth:`PredictiveHalving.p
 also ranks paused trials by the final value predicted from their hyperparameters alone;
 ``average``: by the mean of that rank and the anchor's; ``average-deepest``: the same with
 the model fitted on the deepest rung that six trials reached, ``configuration_budget``), and applies the suite's target
-(:func:`qhpo.replay.verdict`) to each, against the baselines alone. It prints per table
+(``suite_target.check_table``, beside this script) to each, against the baselines alone. It prints per table
 cost / regret ÷ spread and pass or fail, and the means over tables.
 
 ``--baselines RUN.json`` reads the baselines and the default from a ``qhpo bench --suite
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from qhpo.curves import builtin_tables_folder, read_curve_table
-from qhpo.replay import run_suite, verdict
-from qhpo.replay._target import TARGET_BASELINES
+from qhpo.replay import run_suite
+from suite_target import TARGET_BASELINES, check_table
 
 #: Each variant's options of ``qhpo``.
 VARIANTS = {
@@ -45,7 +45,7 @@ VARIANTS = {
 def configuration_rule(
     tables, *, trials: int, seeds: int, first_seed: int, jobs: int, variants, baselines=None, saved=None
 ):
-    """Per table: the baselines, ``qhpo`` and ``qhpo`` with each variant, with the verdicts
+    """Per table: the baselines, ``qhpo`` and ``qhpo`` with each variant, with the target checks
     (``saved``: the ``qhpo bench --json`` runs of some variants, by name, to reuse)."""
     saved = dict(saved or {})
     common = dict(trials=trials, seeds=seeds, first_seed=first_seed, jobs=jobs, predictor="svr")
@@ -71,7 +71,7 @@ def configuration_rule(
         rows[table.name] = {
             "baselines": {b: _point(s) for b, s in base.items()},
             **{c: _point(stats[c]) for c in columns},
-            "verdict": {c: verdict(dict(result, policies={**base, "qhpo": stats[c]}), "qhpo") for c in columns},
+            "target": {c: check_table(dict(result, policies={**base, "qhpo": stats[c]}), "qhpo") for c in columns},
         }
     means = {c: _mean([row[c] for row in rows.values()]) for c in columns}
     means.update({b: _mean([row["baselines"][b] for row in rows.values()]) for b in TARGET_BASELINES})
@@ -83,7 +83,7 @@ def configuration_rule(
         "seconds": round(sum(run["seconds"] for run in runs.values()), 1),
         "tables": rows,
         "means": means,
-        "passed": {c: sorted(n for n, row in rows.items() if row["verdict"][c]["pass"]) for c in columns},
+        "passed": {c: sorted(n for n, row in rows.items() if row["target"][c]["pass"]) for c in columns},
     }
 
 
@@ -113,7 +113,7 @@ def format_result(result: dict) -> str:
     for name, row in result["tables"].items():
         line = f"{name:<22}" + "".join(f"{cell(row['baselines'][b]):>17}" for b in TARGET_BASELINES)
         for c in columns:
-            mark = "pass" if row["verdict"][c]["pass"] else "fail"
+            mark = "pass" if row["target"][c]["pass"] else "fail"
             line += f"{cell(row[c]):>17} {mark} {row[c]['resumed'] or 0:>4.1f}"
         lines.append(line)
     m = result["means"]

@@ -10,8 +10,8 @@ folder at every pair of
 - first rung ``max(1, round(m * round(E/20)))`` for ``m`` in ``--first-rung`` (default
   0.5, 1, 2, 3; pairs that round to the same first rung are replayed once),
 
-beside the baselines of the same seeds, and applies the target of ``qhpo bench --suite``
-(:func:`qhpo.replay.verdict`) to each. It prints, per table, the settings that meet the
+beside the baselines of the same seeds, and applies the suite's target
+(``suite_target.check_table``, beside this script) to each. It prints, per table, the settings that meet the
 target (or, where none does, the setting closest to it), and per setting the number of
 tables on which it meets the target. A table on which no setting meets it cannot be won by
 tuning the rule's aggressiveness, even per table; a table that some settings win but the
@@ -46,8 +46,8 @@ from pathlib import Path
 
 from qhpo import QhpoError
 from qhpo.curves import builtin_tables_folder, read_curve_table
-from qhpo.replay import run_suite, verdict
-from qhpo.replay._target import TARGET_BASELINES, TARGET_COST_RATIO
+from qhpo.replay import run_suite
+from suite_target import TARGET_BASELINES, TARGET_COST_RATIO, check_table
 
 DEFAULT_ETA = 2.0
 DEFAULT_MULTIPLIER = 1.0
@@ -64,7 +64,7 @@ def first_rung(epochs: int, multiplier: float) -> int:
 
 def shortfall(doc: dict, best: str, rule: str = "qhpo") -> float:
     """How far ``rule`` is from the target set by the pruner ``best`` (the one
-    :func:`qhpo.replay.verdict` names): the larger of its regret over the bar (in units of
+    ``suite_target.check_table`` names): the larger of its regret over the bar (in units of
     the table's spread) and its cost ratio over the bound (0 when it meets both)."""
     policies = doc["policies"]
     ours, theirs = policies[rule], policies[best]
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                     doc = dict(
                         baseline, policies=dict(baseline["policies"], qhpo=ours["tables"][stem]["policies"]["qhpo"])
                     )
-                    v = verdict(doc)
+                    v = check_table(doc)
                     best = v["best"]
                     runs[(eta, r0)] = {
                         "eta": eta,

@@ -4,7 +4,7 @@ For every table of a folder this replays, on the same seeds and draws, the basel
 (``median,sha,hyperband``), the rule (``--rule``, default ``qhpo``) with its SVR predictor
 and with each oracle (``qhpo bench --predictor oracle``: the recorded value at the epoch
 the rule asks about, zero uncertainty; ``oracle-final``: the recorded final value whatever
-the epoch asked about), and applies the suite's target (:func:`qhpo.replay.verdict`) to
+the epoch asked about), and applies the suite's target (``suite_target.check_table``, beside this script) to
 each. A table that the oracle wins and the SVR does not is lost to prediction; a table
 that even the oracle loses is lost to the rule (where it stops, how much it keeps).
 
@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 from qhpo.curves import builtin_tables_folder, read_curve_table
-from qhpo.replay import run_suite, verdict
-from qhpo.replay._target import TARGET_BASELINES
+from qhpo.replay import run_suite
+from suite_target import TARGET_BASELINES, check_table
 
 ORACLES = ("oracle", "oracle-final")
 
@@ -40,7 +40,7 @@ def headroom(
     rule: str = "qhpo",
     oracles=ORACLES,
 ) -> dict:
-    """Per table: the baselines, ``rule`` with ``predictor`` and with each oracle, and the verdicts."""
+    """Per table: the baselines, ``rule`` with ``predictor`` and with each oracle, and the target checks."""
     common = dict(trials=trials, seeds=seeds, first_seed=first_seed, jobs=jobs)
     learned = run_suite(tables, policies=(*TARGET_BASELINES, rule), predictor=predictor, **common)
     perfect = {o: run_suite(tables, policies=(rule,), predictor=o, **common) for o in oracles}
@@ -51,12 +51,12 @@ def headroom(
             "spread": result["spread"],
             "baselines": {b: _point(s) for b, s in baselines.items()},
             predictor: _point(result["policies"][rule]),
-            "verdict": {predictor: verdict(result, rule)},
+            "target": {predictor: check_table(result, rule)},
         }
         for o, run in perfect.items():
             stats = run["tables"][name]["policies"][rule]
             row[o] = _point(stats)
-            row["verdict"][o] = verdict(dict(result, policies={**baselines, rule: stats}), rule)
+            row["target"][o] = check_table(dict(result, policies={**baselines, rule: stats}), rule)
         rows[name] = row
     return {
         "rule": rule,
@@ -92,7 +92,7 @@ def format_headroom(result: dict) -> str:
         + " / ".join(columns),
     ]
     for name, row in result["tables"].items():
-        v = row["verdict"]
+        v = row["target"]
         lines.append(
             f"{name:<22}"
             + "".join(f"{cell(row['baselines'][b]):>17}" for b in TARGET_BASELINES)
@@ -102,7 +102,7 @@ def format_headroom(result: dict) -> str:
         )
     for name, row in result["tables"].items():
         for c in columns:
-            lines.append(f"{name} {c}: {row['verdict'][c]['why']}")
+            lines.append(f"{name} {c}: {row['target'][c]['why']}")
     lines.append(f"wall time: {result['seconds']:.0f} s")
     return "\n".join(lines)
 

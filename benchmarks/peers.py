@@ -997,7 +997,7 @@ def report_equal_compute(paths: list[Path]) -> str:
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "**Equal compute** (mean regret with qhpo's epochs per seed; [seeds] where not all)", ""]
     lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
-    verdict = {t: [] for t in tables}
+    below = {t: [] for t in tables}
     for method in methods:
         cells = []
         for t in tables:
@@ -1013,7 +1013,7 @@ def report_equal_compute(paths: list[Path]) -> str:
                 cell += f" [{_span(seeds)}; qhpo {_fmt(ours)}]"
             cells.append(cell)
             if method != "qhpo" and ours > theirs + 1e-12:
-                verdict[t].append(f"{method} {_fmt(theirs)} < qhpo {_fmt(ours)} (seeds {_span(seeds)})")
+                below[t].append(f"{method} {_fmt(theirs)} < qhpo {_fmt(ours)} (seeds {_span(seeds)})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "**Half the budget** (mean regret after `B_s / 2` epochs; [seeds] where not all)", ""]
     lines += ["| method | " + " | ".join(tables) + " |", "|---" * (len(tables) + 1) + "|"]
@@ -1031,9 +1031,9 @@ def report_equal_compute(paths: list[Path]) -> str:
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     rows = {method: {t: data[t][method] for t in tables if method in data[t]} for method in methods}
     lines += seconds_table("**Seconds per seed** (mean)", rows, tables)
-    met = [t for t in tables if not verdict[t]]
+    met = [t for t in tables if not below[t]]
     lines += ["", f"qhpo's equal-compute mean regret at most every peer's on {len(met)} of {len(tables)} tables."]
-    lines += [f"- {t}: " + "; ".join(verdict[t]) for t in tables if verdict[t]]
+    lines += [f"- {t}: " + "; ".join(below[t]) for t in tables if below[t]]
     return "\n".join(lines)
 
 

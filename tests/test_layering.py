@@ -147,3 +147,17 @@ def test_the_package_never_imports_syne_tune():
     assert not importers, "\n".join(importers)
     tree = ast.parse("def f():\n    import syne_tune.optimizer\n")
     assert [name for _, name in _imported_modules(tree)] == ["syne_tune.optimizer"]  # the check would see one
+
+
+def test_the_library_reports_numbers_and_leaves_the_acceptance_target_to_the_benchmarks():
+    import qhpo.replay
+
+    assert not hasattr(qhpo.replay, "verdict") and not hasattr(qhpo.replay, "TARGET_COST_RATIO")
+    holders = [
+        str(path.relative_to(SOURCE.parent))
+        for path in sorted(SOURCE.rglob("*.py"))
+        if "TARGET_COST_RATIO" in path.read_text(encoding="utf-8")
+        or any(name == "suite_target" for _, name in _imported_modules(ast.parse(path.read_text(encoding="utf-8"))))
+    ]
+    assert holders == []
+    assert (SOURCE.parent.parent / "benchmarks" / "suite_target.py").is_file()

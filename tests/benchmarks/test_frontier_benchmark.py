@@ -13,7 +13,7 @@ def _frontier_module():
     return load_script("benchmarks/frontier.py", "qhpo_frontier_benchmark")
 
 
-def test_the_default_setting_reproduces_the_suite_and_its_verdict(tmp_path, capsys):
+def test_the_default_setting_reproduces_the_suite_and_its_target_check(tmp_path, capsys):
     from qhpo.curves import builtin_tables_folder, read_curve_table
     from qhpo.replay import run_suite
 
@@ -31,7 +31,8 @@ def test_the_default_setting_reproduces_the_suite_and_its_verdict(tmp_path, caps
     table = read_curve_table(folder / "taskset_imdb_3.csv")
     suite = run_suite([table], policies=("median", "sha", "hyperband", "qhpo"), trials=30, seeds=2, jobs=1)
     ours = suite["tables"]["taskset_imdb_3"]
-    assert f"(E=51, best pruner {ours['verdict']['best']})" in printed
+    check = load_script("benchmarks/suite_target.py", "qhpo_suite_target").check_table(ours)
+    assert f"(E=51, best pruner {check['best']})" in printed
 
     r0 = frontier.first_rung(table.epochs, 1.0)
     assert (r0, frontier.first_rung(table.epochs, 2.0)) == (3, 6)  # round(51 / 20) = 3
@@ -42,7 +43,7 @@ def test_the_default_setting_reproduces_the_suite_and_its_verdict(tmp_path, caps
     default = runs["2/3"]
     assert default["cost_fraction_mean"] == ours["policies"]["qhpo"]["cost_fraction_mean"]
     assert default["regret_mean"] == ours["policies"]["qhpo"]["regret_mean"]
-    assert default["pass"] == ours["verdict"]["pass"] and default["why"] == ours["verdict"]["why"]
+    assert default["pass"] == check["pass"] and default["why"] == check["why"]
     # a later first rung costs more: the settings are really replayed, not copied
     assert runs["2/6"]["cost_fraction_mean"] > default["cost_fraction_mean"]
     assert default["shortfall"] == 0.0 if default["pass"] else default["shortfall"] > 0.0

@@ -25,21 +25,12 @@ def _format(result: dict) -> str:
     )
     if result.get("options"):
         lines.append(_options_line(result["options"]))
-    if result.get("verdict"):
-        lines.append(_verdict_line(result["verdict"]))
     return "\n".join(lines)
 
 
 def _options_line(options: dict) -> str:
     shown = "; ".join(f"{rule} " + " ".join(f"{k}={v}" for k, v in opts.items()) for rule, opts in options.items())
     return f"options beyond the defaults: {shown}"
-
-
-def _verdict_line(verdict: dict) -> str:
-    return (
-        f"target ({verdict['rule']} against {verdict['best']}): {'pass' if verdict['pass'] else 'fail'}, "
-        f"{verdict['why']}"
-    )
 
 
 def _backend_note(result: dict) -> str:
@@ -76,17 +67,13 @@ def _format_suite(result: dict) -> str:
         f"{result['suite']}: {len(tables)} tables, {result['trials']} trials x {result['seeds']} seeds, "
         f"predictor {result['predictor']}{_budget_note(result)}{_backend_note(result)}; each cell: cost / mean "
         "regret (metric units)",
-        f"{'table':<{width}}" + "".join(f"{name:>19}" for name in names) + "  target",
+        f"{'table':<{width}}" + "".join(f"{name:>19}" for name in names),
     ]
     for stem, r in tables.items():
         cells = "".join(
             f"{r['policies'][n]['cost_fraction_mean']:>8.1%} / {r['policies'][n]['regret_mean']:<8.3g}" for n in names
         )
-        verdict = r.get("verdict")
-        lines.append(
-            f"{stem:<{width}}{cells}  "
-            + ("-" if verdict is None else ("pass" if verdict["pass"] else "fail") + f": {verdict['why']}")
-        )
+        lines.append(f"{stem:<{width}}{cells}")
     rules = result["summary"]["rules"]
     lines.append(
         f"{'mean over tables':<{width}}"
@@ -111,12 +98,6 @@ def _format_suite(result: dict) -> str:
     if options:
         lines.append(_options_line(options))
     lines.append(f"spread: {result['summary']['spread']}")
-    target = result["summary"]["target"]
-    if target:
-        lines.append(
-            f"target met by {target['rule']} on {len(target['passed'])} of "
-            f"{len(target['passed']) + len(target['failed'])} tables"
-        )
     lines.append(f"suite wall time: {result['seconds']:.0f} s ({result['seconds'] / 60:.1f} min)")
     return "\n".join(lines)
 

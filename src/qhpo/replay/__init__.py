@@ -16,7 +16,6 @@ from qhpo.replay._benchmark import (
     run_benchmark,
     score,
     table_spread,
-    verdict,
 )
 from qhpo.replay._budget import (
     BUDGET_POLICIES,
@@ -90,5 +89,4 @@ __all__ = [
     "SWEEPS",
     "SwiftHyperbandOutcome",
     "table_spread",
-    "verdict",
 ]

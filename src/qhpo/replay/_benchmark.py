@@ -57,10 +57,9 @@ from qhpo.replay._rule_replay import (
     replay_rule,
 )
 from qhpo.replay._scores import SPREAD_DEFINITION, score, summarise, table_spread
-from qhpo.replay._target import TARGET_BASELINES, TARGET_COST_RATIO, TARGET_RULE, verdict
 
-#: This module's names, with those it gathers from the modules of one rule's replay, of the
-#: scores and of the target.
+#: This module's names, with those it gathers from the modules of one rule's replay and of the
+#: scores.
 __all__ = [
     "BENCH_POLICIES",
     "BenchmarkSettings",
@@ -72,9 +71,6 @@ __all__ = [
     "SeedJob",
     "SeedOutcome",
     "SeedResult",
-    "TARGET_BASELINES",
-    "TARGET_COST_RATIO",
-    "TARGET_RULE",
     "default_jobs",
     "draw_order",
     "first_rung",
@@ -89,7 +85,6 @@ __all__ = [
     "seed_outcome",
     "summarise",
     "table_spread",
-    "verdict",
 ]
 
 

@@ -63,7 +63,7 @@ def plot_suite(result: dict, path: str | Path) -> Path:
 
     One panel per table: every rule at (mean cost fraction, mean regret / the table's
     spread), and where the result holds a sweep, a line through the rule's settings of
-    aggressiveness; the title says whether the judged rule met the target there.
+    aggressiveness.
     """
     import matplotlib
 
@@ -78,9 +78,7 @@ def plot_suite(result: dict, path: str | Path) -> Path:
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.2 * rows), squeeze=False, constrained_layout=True)
     for ax, (stem, table_result) in zip(axes.flat, tables.items(), strict=False):
         _draw_front(ax, table_result, colours, normalised=True, annotate=False)
-        verdict = table_result.get("verdict")
-        mark = "" if verdict is None else f" - {verdict['rule']}: {'pass' if verdict['pass'] else 'fail'}"
-        ax.set_title(f"{stem} ({table_result['metric']}, {table_result['mode']}){mark}", fontsize=9)
+        ax.set_title(f"{stem} ({table_result['metric']}, {table_result['mode']})", fontsize=9)
         ax.set_xlabel("cost: epochs / (trials x epochs)", fontsize=8)
         ax.set_ylabel("mean regret / spread", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -10,7 +10,6 @@ import numpy as np
 
 from qhpo.curves import CurveTable
 from qhpo.replay._rule_replay import SeedResult, draw_order
-from qhpo.replay._target import verdict
 
 if TYPE_CHECKING:
     from qhpo.replay._benchmark import BenchmarkSettings, SeedOutcome
@@ -111,7 +110,6 @@ def summarise(
         }
     if settings.options:  # the keyword arguments given to rules beyond their defaults
         result["options"] = {name: dict(opts) for name, opts in settings.options.items() if opts}
-    result["verdict"] = verdict(result)
     sweep_seeds = seeds[: settings.sweep_seeds]
     if sweep_seeds:
         lines: dict[str, list] = {}

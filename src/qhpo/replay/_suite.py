@@ -9,8 +9,8 @@ values), so the summary averages
     regret_normalised = regret_mean / spread        (per table, then the mean over tables)
 
 and the cost fractions (and, for freeze-thaw, the resumptions per seed and the share of
-seeds whose winner had been paused), and counts the tables on which the judged rule meets the target
-(:func:`qhpo.replay.verdict`).
+seeds whose winner had been paused). Whether a rule meets an acceptance target is left to the
+benchmark layer (``benchmarks/suite_target.py`` reads this result).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from qhpo.curves import CurveTable
 from qhpo.replay._benchmark import (
     BENCH_POLICIES,
     SPREAD_DEFINITION,
-    TARGET_RULE,
     BenchmarkSettings,
     replay_jobs,
     seed_jobs,
@@ -121,7 +120,7 @@ def _table_documents(tables: list[CurveTable], settings: BenchmarkSettings, outc
 
 
 def suite_summary(results: dict[str, dict]) -> dict:
-    """Per rule, the means over tables of its cost and normalised regret; the target's tally."""
+    """Per rule, the means over tables of its cost and normalised regret."""
     rules: dict[str, dict] = {}
     for name in next(iter(results.values()))["policies"]:
         costs = [r["policies"][name]["cost_fraction_mean"] for r in results.values()]
@@ -136,18 +135,7 @@ def suite_summary(results: dict[str, dict]) -> dict:
             values = [r["policies"][name].get(key) for r in results.values()]
             if all(v is not None for v in values):
                 rules[name][key] = round(float(np.mean(values)), 8)
-    verdicts = {stem: r["verdict"] for stem, r in results.items() if r.get("verdict") is not None}
-    return {
-        "spread": SPREAD_DEFINITION,
-        "rules": rules,
-        "target": None
-        if not verdicts
-        else {
-            "rule": TARGET_RULE,
-            "passed": sorted(stem for stem, v in verdicts.items() if v["pass"]),
-            "failed": sorted(stem for stem, v in verdicts.items() if not v["pass"]),
-        },
-    }
+    return {"spread": SPREAD_DEFINITION, "rules": rules}
 
 
 def suite_tables(folder: str | Path) -> list[Path]:
