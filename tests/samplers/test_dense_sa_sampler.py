@@ -223,4 +223,6 @@ def test_tempering_spaces_its_ladder_geometrically_from_hot_to_cold():
     default = DenseSimulatedAnnealingSampler().sample(bqm, num_replicas=4, seed=2).info["beta_ladder"]
     hot, cold = default_beta_range(h, J)
     assert default == pytest.approx(list(np.geomspace(hot, cold, 4))) and default[0] == hot and default[-1] == cold
+    two = DenseSimulatedAnnealingSampler().sample(bqm, beta_range=(0.5, 2.0), num_replicas=2, seed=2)
+    assert two.info["beta_ladder"] == pytest.approx([0.5, 2.0])  # the smallest ladder: hot and cold
     assert "beta_ladder" not in DenseSimulatedAnnealingSampler().sample(bqm, seed=2).info  # annealing has no ladder
