@@ -8,6 +8,7 @@ import pytest
 from qhpo.optuna import PredictivePruner, pruner_defaults
 from qhpo.policies import PredictionService, SwiftHyperband, make_policy
 from qhpo.qsvr import build_svr_qubo
+from qhpo.replay import BenchmarkSettings, check_workers
 from qhpo.samplers import make_sampler
 
 BUILDERS = {
@@ -21,6 +22,9 @@ BUILDERS = {
         np.eye(2), np.zeros(2), K=v, base=0.5, exponent_offset=0.0, epsilon=0.1, xi=0.01, gamma=0.1
     ),
     "num_reads": lambda v: make_sampler("qhpo-sa").sample_qubo({(0, 0): -1.0}, num_reads=v),
+    "trials": lambda v: BenchmarkSettings.of(trials=v),  # 2.5 trials was once truncated to 2
+    "seeds": lambda v: BenchmarkSettings.of(seeds=v),
+    "workers": lambda v: check_workers(v),
 }
 
 

@@ -256,6 +256,7 @@ def test_the_replay_leaves_the_callers_optuna_logging_as_it_was(tmp_path):
 
     from qhpo.curves import read_curve_table
     from qhpo.replay import run_benchmark
+    from qhpo.replay._live import LiveSettings, replay_live
 
     table = read_curve_table(write_table(tmp_path, "t", n=12, epochs=6))
     before = optuna.logging.get_verbosity()
@@ -263,5 +264,11 @@ def test_the_replay_leaves_the_callers_optuna_logging_as_it_was(tmp_path):
     try:
         run_benchmark(table, policies=["median"], trials=6, seeds=1)
         assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+        # and a live replay in a real Optuna study (journal file, one worker process)
+        result = replay_live(
+            "median", table.take(range(6)), seed=0, live=LiveSettings(storage="journal", epoch_seconds=0)
+        )
+        assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+        assert len(result.epochs_trained) == 6
     finally:
         optuna.logging.set_verbosity(before)

@@ -46,6 +46,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from qhpo._checks import check_int
 from qhpo.curves import CurveTable
 from qhpo.optuna import OPTUNA_PRUNERS, first_rung, optuna_pruner
 from qhpo.replay._rule_replay import (
@@ -126,19 +127,21 @@ class BenchmarkSettings:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     policy_runner: Callable | None = None
 
+    #: The least value of each integer field (checked by :func:`qhpo._checks.check_int`).
+    _LEAST = {"trials": 2, "seeds": 1, "workers": 1, "first_seed": 0, "sweep_seeds": 0}
+
     def __post_init__(self):
         unknown = [p for p in self.policies if p not in BENCH_POLICIES]
         if unknown:
             raise ValueError(f"policies must be among {', '.join(BENCH_POLICIES)}, got {unknown[0]!r}")
-        for name, value, least in (
-            ("trials", self.trials, 2),
-            ("seeds", self.seeds, 1),
-            ("workers", self.workers, 1),
-            ("first_seed", self.first_seed, 0),
-            ("sweep_seeds", self.sweep_seeds, 0),
-        ):
-            if isinstance(value, bool) or int(value) != value or value < least:
-                raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
+        for name, least in self._LEAST.items():
+            object.__setattr__(self, name, check_int(name, getattr(self, name), least=least))
+
+    @classmethod
+    def of(cls, *, policies=BENCH_POLICIES, options=None, **fields) -> BenchmarkSettings:
+        """The settings of :func:`run_benchmark`'s and :func:`qhpo.replay.run_suite`'s keyword
+        arguments (``policies`` any iterable, ``options`` None for none)."""
+        return cls(policies=tuple(policies), options=dict(options or {}), **fields)
 
     @property
     def seed_list(self) -> list[int]:
@@ -310,17 +313,17 @@ def run_benchmark(
     Returns:
         The JSON document of ``qhpo bench --json`` (see ``docs/replay.md``).
     """
-    settings = BenchmarkSettings(
-        tuple(policies),
-        predictor,
-        sampler,
-        int(trials),
-        int(seeds),
-        int(first_seed),
-        int(workers),
-        int(sweep_seeds),
-        dict(options or {}),
-        policy_runner,
+    settings = BenchmarkSettings.of(
+        policies=policies,
+        predictor=predictor,
+        sampler=sampler,
+        trials=trials,
+        seeds=seeds,
+        first_seed=first_seed,
+        workers=workers,
+        sweep_seeds=sweep_seeds,
+        options=options,
+        policy_runner=policy_runner,
     )
     started = time.perf_counter()
     outcomes = replay_jobs(seed_jobs(table, settings), processes=jobs, progress=progress)

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from qhpo._checks import check_int
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
 from qhpo.replay._benchmark import (
@@ -69,6 +70,7 @@ from qhpo.replay._live_study import (
     run_workers,
     seed_result_of,
 )
+from qhpo.replay._rule_replay import _optuna_logs_quiet
 
 #: Where the live replay runs: a live Optuna study, or real Ray Tune trials (:mod:`qhpo.ray`).
 LIVE_BACKENDS = ("optuna", "ray")
@@ -157,9 +159,7 @@ def live_stem(table: CurveTable, name: str, seed: int, workers: int) -> str:
 
 def check_workers(workers) -> int:
     """``workers`` as an int of at least 1 (ValueError otherwise)."""
-    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
-        raise ValueError(f"workers must be an integer of at least 1, got {workers!r}")
-    return int(workers)
+    return check_int("workers", workers, least=1)
 
 
 def replay_live(
@@ -189,31 +189,29 @@ def replay_live(
         seconds when it records seconds per epoch) when ``epoch_seconds > 0``, else in
         seconds.
     """
-    import optuna
-
     from qhpo.runner import resolve_storage
 
     if name not in LIVE_RULES:
         raise ValueError(f"name must be one of {', '.join(LIVE_RULES)}, got {name!r}")
     workers = check_workers(workers)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = Path(tempfile.mkdtemp(prefix="qhpo-live-")) if live.folder is None else Path(live.folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = live_stem(table, name, seed, workers)
-        path = folder / (f"{stem}.db" if live.storage == "sqlite" else f"{stem}.log")
-        for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            old.unlink(missing_ok=True)  # a rerun into the same folder starts afresh
-        location = resolve_storage(str(path) if live.storage == "sqlite" else f"journal:{path}")
-        clock = EpochClock.of(table, live.epoch_seconds)
-        spec = _study_spec(name, table, seed, location, clock, live, predictor, sampler, options)
-        create_study(spec)
-        started = time.perf_counter()
-        run_workers(spec, workers)
-        return seed_result_of(spec, clock.units(time.perf_counter() - started))
-    finally:
-        if live.folder is None:
-            shutil.rmtree(folder, ignore_errors=True)
+    with _optuna_logs_quiet():  # Optuna's INFO lines at WARNING while it runs, then as the caller had them
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = live_stem(table, name, seed, workers)
+            path = folder / (f"{stem}.db" if live.storage == "sqlite" else f"{stem}.log")
+            for old in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                old.unlink(missing_ok=True)  # a rerun into the same folder starts afresh
+            location = resolve_storage(str(path) if live.storage == "sqlite" else f"journal:{path}")
+            clock = EpochClock.of(table, live.epoch_seconds)
+            spec = _study_spec(name, table, seed, location, clock, live, predictor, sampler, options)
+            create_study(spec)
+            started = time.perf_counter()
+            run_workers(spec, workers)
+            return seed_result_of(spec, clock.units(time.perf_counter() - started))
+        finally:
+            if live.folder is None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _study_spec(name, table, seed, location, clock, live, predictor, sampler, options) -> LiveStudy:
@@ -320,7 +318,7 @@ def run_live_benchmark(
     ``predictor``, ``sampler``, ``trials``, ``seeds``, ``first_seed``, ``workers``,
     ``sweep_seeds``, ``options``); ``workers`` is the number of worker processes.
     """
-    settings = BenchmarkSettings(**_settings_fields(kwargs))
+    settings = BenchmarkSettings.of(**_settings_fields(kwargs))
     started = time.perf_counter()
     outcomes = live_outcomes(seed_jobs(table, settings), live, progress)
     return live_document(table, settings, live, outcomes, time.perf_counter() - started)
@@ -340,7 +338,7 @@ def run_live_suite(
     tables = list(tables)
     if not tables:
         raise ValueError("tables must hold at least one curve table")
-    settings = BenchmarkSettings(**_settings_fields(kwargs))
+    settings = BenchmarkSettings.of(**_settings_fields(kwargs))
     started = time.perf_counter()
     results = {}
     for table in tables:
@@ -365,6 +363,4 @@ def _settings_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     fields = dict(kwargs)
     fields.pop("jobs", None)  # seeds run one after the other: each runs its own worker processes
     fields.pop("policy_runner", None)
-    if "policies" in fields:
-        fields["policies"] = tuple(fields["policies"])
     return fields

@@ -62,17 +62,17 @@ def run_suite(
         "tables": {NAME: <run_benchmark's document>}, "summary": {...}}`` (see ``docs/replay.md``).
     """
     tables = _distinct_tables(tables)
-    settings = BenchmarkSettings(
-        tuple(policies),
-        predictor,
-        sampler,
-        int(trials),
-        int(seeds),
-        int(first_seed),
-        int(workers),
-        int(sweep_seeds),
-        dict(options or {}),
-        policy_runner,
+    settings = BenchmarkSettings.of(
+        policies=policies,
+        predictor=predictor,
+        sampler=sampler,
+        trials=trials,
+        seeds=seeds,
+        first_seed=first_seed,
+        workers=workers,
+        sweep_seeds=sweep_seeds,
+        options=options,
+        policy_runner=policy_runner,
     )
     started = time.perf_counter()
     outcomes = replay_jobs(_longest_first(tables, settings), processes=jobs, progress=progress)
