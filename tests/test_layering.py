@@ -161,3 +161,34 @@ def test_the_library_reports_numbers_and_leaves_the_acceptance_target_to_the_ben
     ]
     assert holders == []
     assert (SOURCE.parent.parent / "benchmarks" / "suite_target.py").is_file()
+
+
+SKLEARN_SHIM = SOURCE / "qsvr" / "_sklearn_private.py"
+
+
+def sklearn_private_imports(path: Path) -> list[str]:
+    """``line name`` of each import in ``path`` of a private scikit-learn module or name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "sklearn":
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if alias.name.split(".")[0] == "sklearn"]
+        else:
+            continue
+        found += [f"{node.lineno} {n}" for n in names if any(p.startswith("_") for p in n.split(".")[1:])]
+    return sorted(set(found))
+
+
+def test_only_the_sklearn_shim_imports_scikit_learns_private_names(tmp_path):
+    problems = {
+        str(path.relative_to(SOURCE.parent)): sklearn_private_imports(path)
+        for path in sorted(SOURCE.rglob("*.py"))
+        if path != SKLEARN_SHIM and sklearn_private_imports(path)
+    }
+    assert problems == {}
+    assert sklearn_private_imports(SKLEARN_SHIM)  # the shim is where they are
+    module = tmp_path / "m.py"
+    module.write_text("from sklearn.base import _fit_context, clone\nimport sklearn.utils._param_validation\n")
+    assert sklearn_private_imports(module) == ["1 sklearn.base._fit_context", "2 sklearn.utils._param_validation"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import _fit_context, clone
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from qhpo.qsvr._estimator import QSVR
+from qhpo.qsvr._sklearn_private import _fit_context
 from qhpo.samplers import resolve_sampler
 
 

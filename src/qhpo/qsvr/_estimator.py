@@ -5,16 +5,16 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from qhpo.qsvr._bias import kkt_bias
 from qhpo.qsvr._combine import COMBINATIONS, combination_weights, unique_lowest
 from qhpo.qsvr._decode import box_bound, decode_coefficients, remove_overlap
 from qhpo.qsvr._qubo import build_svr_qubo
+from qhpo.qsvr._sklearn_private import HasMethods, Interval, StrOptions, _fit_context
 from qhpo.samplers import SAMPLER_NAMES, resolve_sampler
 
 #: Reads asked of the sampler when ``num_reads`` is None.
