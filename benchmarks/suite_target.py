@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             doc = json.loads(path.read_text())
             checks.append(check_suite(doc, args.rule))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            print(f"error: cannot read {path} as a result of `qhpo bench --json`: {exc}", file=sys.stderr)
+            why = f"it lacks the key {exc}" if isinstance(exc, KeyError) else str(exc)
+            print(f"error: cannot read {path} as a result of `qhpo bench --json`: {why}", file=sys.stderr)
             return 2
     for check in checks:
         print(format_suite(check))

@@ -82,3 +82,7 @@ def test_a_file_that_is_not_a_bench_result_gets_one_sentence(target, tmp_path, c
     broken.write_text("{not json")
     assert target.main([str(broken)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    lacking = tmp_path / "lacking.json"
+    lacking.write_text('{"tables": {"t": {"seeds": 2}}}')
+    assert target.main([str(lacking)]) == 2
+    assert capsys.readouterr().err.strip().endswith("it lacks the key 'policies'")
