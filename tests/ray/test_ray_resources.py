@@ -83,3 +83,19 @@ def test_checkpoints_at_decision_epochs_the_last_epoch_and_after_the_interval():
     assert [e for e in range(1, 5) if every.wants_checkpoint(e, 0.0)] == [1, 2, 3, 4]
     none = TrialSettings("data", None, 5000, 0, "cpu", max_epochs=4, seed=0, checkpoint_epochs=frozenset())
     assert [e for e in range(1, 5) if none.wants_checkpoint(e, 0.0)] == [4]
+
+
+def test_a_crashed_ray_trial_is_recorded_with_where_its_error_is():
+    from types import SimpleNamespace
+
+    from qhpo.ray._recorder import _error_of
+
+    from ray.tune.experiment import Trial
+
+    # Ray Tune's Trial has error_file (None until the trial fails), not error_msg
+    assert isinstance(Trial.error_file, property) and not hasattr(Trial, "error_msg")
+    assert _error_of(SimpleNamespace(error_file="/runs/exp/trial_1/error.txt")) == (
+        "its error is in /runs/exp/trial_1/error.txt"
+    )
+    assert _error_of(SimpleNamespace(error_file=None)) == "see the Ray logs"
+    assert _error_of(SimpleNamespace()) == "see the Ray logs"

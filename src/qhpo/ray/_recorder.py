@@ -128,9 +128,7 @@ class StudyRecorder(Callback):
         else:
             state = TrialState.FAIL
             reason = last.get(DIVERGED_KEY)
-            attrs[FAILURE_ATTR] = (
-                f"diverged: {reason}" if reason else f"crashed on Ray: {trial.error_msg or 'see the Ray logs'}"
-            )
+            attrs[FAILURE_ATTR] = f"diverged: {reason}" if reason else f"crashed on Ray: {_error_of(trial)}"
         study.add_trial(
             optuna.trial.create_trial(
                 state=state,
@@ -142,3 +140,9 @@ class StudyRecorder(Callback):
             )
         )
         self._recorded.add(trial.trial_id)
+
+
+def _error_of(trial) -> str:
+    """Where Ray Tune wrote a crashed trial's error (its ``error_file``), or the Ray logs."""
+    path = getattr(trial, "error_file", None)
+    return f"its error is in {path}" if path else "see the Ray logs"
