@@ -88,9 +88,9 @@ def test_checkpoints_at_decision_epochs_the_last_epoch_and_after_the_interval():
 def test_a_crashed_ray_trial_is_recorded_with_where_its_error_is():
     from types import SimpleNamespace
 
-    from qhpo.ray._recorder import _error_of
-
     from ray.tune.experiment import Trial
+
+    from qhpo.ray._recorder import _error_of
 
     # Ray Tune's Trial has error_file (None until the trial fails), not error_msg
     assert isinstance(Trial.error_file, property) and not hasattr(Trial, "error_msg")
