@@ -28,6 +28,7 @@ an exclusive lock on Optuna's ``trials`` table instead of SQLite's write lock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -253,76 +254,51 @@ class Chaos:
     def kill_at_tell(self, timeout: float) -> bool:
         """SIGKILL a worker after its trial reported its last epoch, before its tell is stored.
 
-        The SQLite file is polled directly (a few milliseconds apart) for a running trial that
-        holds its last epoch; this process then takes SQLite's write lock, so the worker's
-        remaining writes (heartbeat, epoch time, the tell itself) wait for it, and the worker
-        is killed while it waits.
+        The window between the two is a few milliseconds, so it is made to come when this
+        process watches: once a running trial holds all epochs but the last (its worker trains
+        the last one), this process takes the database's write lock (SQLite's, or an exclusive
+        lock on Optuna's ``trials`` table on PostgreSQL), so that the worker's report of the
+        last epoch waits for it. It then lets the report through, polls for it without
+        pausing, takes the lock again before the worker's next write (heartbeat, epoch times,
+        the tell), checks inside the lock that the trial holds its last epoch and is still
+        running, and kills the worker while it waits.
         """
-        import sqlite3
-
         if self.storage_arg.startswith(("postgresql", "postgres:")):
-            return self._kill_at_tell_postgresql(timeout)
+            return self._kill_at_tell_on(_PostgreSQL(self.storage_arg, self.study_name), timeout)
         if not self.storage_arg.endswith(".db"):
             return False
-        query = (
-            "SELECT a.value_json FROM trials t "
-            "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id AND v.step = ? "
-            "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
-            "WHERE t.state = 'RUNNING'"
-        )
-        connection = sqlite3.connect(self.storage_arg, timeout=60, isolation_level=None)
-        try:
+        return self._kill_at_tell_on(_SQLite(self.storage_arg), timeout)
+
+    def _kill_at_tell_on(self, database: _Database, timeout: float) -> bool:
+        with database:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    owners = [json.loads(row[0])["pid"] for row in connection.execute(query, (self.epochs,))]
-                except sqlite3.OperationalError:
-                    owners = []
-                workers = set(self.workers()) if owners else set()
-                owners = [pid for pid in owners if pid in workers]
-                if owners:
-                    connection.execute("BEGIN IMMEDIATE")
-                    try:
-                        time.sleep(0.3)  # the worker reaches its next write and waits for the lock
-                        os.kill(owners[0], signal.SIGKILL)
-                        time.sleep(0.2)
-                    finally:
-                        connection.execute("ROLLBACK")
-                    return True
-                time.sleep(0.002)
-        finally:
-            connection.close()
-        return False
-
-    def _kill_at_tell_postgresql(self, timeout: float) -> bool:
-        """:meth:`kill_at_tell` on PostgreSQL: an exclusive lock on ``trials`` holds back every write of the worker."""
-        import psycopg
-
-        query = (
-            "SELECT a.value_json FROM trials t JOIN studies s ON s.study_id = t.study_id "
-            "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id AND v.step = %s "
-            "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
-            "WHERE t.state = 'RUNNING' AND s.study_name = %s"
-        )
-        scheme, rest = self.storage_arg.split("://", 1)
-        with psycopg.connect(f"postgresql://{rest}", autocommit=True) as connection:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    rows = connection.execute(query, (self.epochs, self.study_name)).fetchall()
-                except psycopg.Error:
-                    rows = []
-                owners = [json.loads(row[0])["pid"] for row in rows]
-                workers = set(self.workers()) if owners else set()
-                owners = [pid for pid in owners if pid in workers]
-                if owners:
-                    with connection.transaction():
-                        connection.execute("LOCK TABLE trials IN EXCLUSIVE MODE")
-                        time.sleep(0.3)  # the worker reaches its next write and waits for the lock
-                        os.kill(owners[0], signal.SIGKILL)
-                        time.sleep(0.2)
-                    return True
-                time.sleep(0.005)
+                workers = set(self.workers())
+                training_last = [
+                    (trial_id, pid, seconds)
+                    for trial_id, pid, seconds in database.training_epoch(self.epochs)
+                    if pid in workers
+                ]
+                if not training_last:
+                    time.sleep(0.002)
+                    continue
+                trial_id, pid, seconds = self.rng.choice(training_last)
+                with database.writes_held():  # its report of the last epoch waits for this
+                    time.sleep(min(10.0, 3.0 * seconds + 1.0))
+                caught = time.monotonic() + min(10.0, 3.0 * seconds + 2.0)
+                state = database.last_epoch(trial_id, self.epochs)
+                while state == "training" and time.monotonic() < caught:
+                    # no pause: the worker's next write follows its report within milliseconds
+                    state = database.last_epoch(trial_id, self.epochs)
+                if state != "reported":
+                    continue  # paused, stopped, failed or told before the lock came back: another trial
+                with database.writes_held():
+                    if database.last_epoch(trial_id, self.epochs) != "reported":
+                        continue
+                    time.sleep(0.3)  # the worker reaches its next write and waits for the lock
+                    os.kill(pid, signal.SIGKILL)
+                    time.sleep(0.2)
+                return True
         return False
 
     # -- one kill -------------------------------------------------------------------------
@@ -336,6 +312,12 @@ class Chaos:
         since = time.time()
         if self.process is None or self.process.poll() is not None:
             self.start()
+        if kind in ("checkpoint", "tell"):
+            # Watched for from the start: a short run's trials may all end within a delay.
+            if not {"checkpoint": self.kill_during_checkpoint, "tell": self.kill_at_tell}[kind](90):
+                return False
+            self.kills[kind] += 1
+            return True
         workers = self.wait_for_progress(since, 300)
         time.sleep(self.rng.uniform(0.0, 3.0))
         if self.process.poll() is not None:
@@ -352,8 +334,6 @@ class Chaos:
             if not workers:
                 return False
             os.kill(self.rng.choice(workers), signal.SIGKILL)
-        elif not {"checkpoint": self.kill_during_checkpoint, "tell": self.kill_at_tell}[kind](90):
-            return False
         self.kills[kind] += 1
         return True
 
@@ -420,6 +400,8 @@ class Chaos:
             "kills_survived": sum(self.kills.values()),
             "kills_by_kind": dict(self.kills),
             "interrupted_trials_retried": len(interrupted) - len(lost),
+            # killed between the report of the last epoch and the tell (what a tell kill aims at)
+            "interrupted_holding_every_epoch": sum(len(t.intermediate_values) == self.epochs for t in interrupted),
             "trials_lost": len(lost),
             "seconds_to_retry_max": round(max(recovery), 1) if recovery else None,
             "trials_duplicated": sum(n - 1 for n in configurations.values() if n > 1),
@@ -428,6 +410,103 @@ class Chaos:
             "temporary_files_left": temporary,
             "broken_curves": sorted(set(broken)),
         }
+
+
+class _Database:
+    """The queries and the write lock of :meth:`Chaos.kill_at_tell`, on one database."""
+
+    def __enter__(self) -> _Database:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def training_epoch(self, epoch: int) -> list[tuple[int, int, float]]:
+        """(trial id, worker pid, seconds of its last epoch) of the running trials that hold ``epoch - 1`` epochs."""
+        try:
+            rows = self._rows(self._TRAINING, epoch - 1)
+        except self._errors:
+            return []
+        return [
+            (trial_id, json.loads(owner)["pid"], float(json.loads(seconds or "1.0")))
+            for trial_id, owner, seconds in rows
+        ]
+
+    def last_epoch(self, trial_id: int, epoch: int) -> str:
+        """Where trial ``trial_id`` is: ``"training"`` (running, without ``epoch``), ``"reported"``
+        (running, with ``epoch``: its tell is still to come) or ``"ended"``."""
+        try:
+            rows = self._rows(self._REPORTED, epoch, trial_id)
+        except self._errors:
+            return "training"
+        if not rows or rows[0][0] != "RUNNING":
+            return "ended"
+        return "reported" if rows[0][1] else "training"
+
+
+_TRAINING = (
+    "SELECT t.trial_id, a.value_json, s.value_json FROM trials t "
+    "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
+    "LEFT JOIN trial_user_attributes s ON s.trial_id = t.trial_id AND s.key = 'qhpo.epoch_seconds' "
+    "WHERE t.state = 'RUNNING' "
+    "AND (SELECT COUNT(*) FROM trial_intermediate_values v WHERE v.trial_id = t.trial_id) = {0}"
+)
+_REPORTED = (
+    "SELECT t.state, (SELECT COUNT(*) FROM trial_intermediate_values v WHERE v.trial_id = t.trial_id AND v.step = {0}) "
+    "FROM trials t WHERE t.trial_id = {1}"
+)
+
+
+class _SQLite(_Database):
+    """SQLite: ``BEGIN IMMEDIATE`` holds every other connection's writes."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self._errors = sqlite3.OperationalError
+        self.connection = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._TRAINING = _TRAINING.format("?")
+        self._REPORTED = _REPORTED.format("?", "?")
+
+    def _rows(self, query: str, *args) -> list:
+        return self.connection.execute(query, args).fetchall()
+
+    @contextlib.contextmanager
+    def writes_held(self):
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            self.connection.execute("ROLLBACK")
+
+
+class _PostgreSQL(_Database):
+    """PostgreSQL: an exclusive lock on ``trials`` holds every write (Optuna locks the trial's row first)."""
+
+    def __init__(self, url: str, study: str) -> None:
+        import psycopg
+
+        self._errors = psycopg.Error
+        _, rest = url.split("://", 1)
+        self.connection = psycopg.connect(f"postgresql://{rest}", autocommit=True)
+        scoped = " AND t.study_id = (SELECT study_id FROM studies WHERE study_name = %s)"
+        self._study = study
+        self._TRAINING = _TRAINING.format("%s") + scoped
+        self._REPORTED = _REPORTED.format("%s", "%s")
+
+    def _rows(self, query: str, *args) -> list:
+        if query is self._TRAINING:
+            args = (*args, self._study)
+        return self.connection.execute(query, args).fetchall()
+
+    @contextlib.contextmanager
+    def writes_held(self):
+        with self.connection.transaction():
+            self.connection.execute("LOCK TABLE trials IN EXCLUSIVE MODE")
+            yield
 
 
 def run_chaos(

@@ -18,6 +18,7 @@ import optuna  # noqa: E402
 import ray  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from qhpo.ray import _search as ray_search  # noqa: E402
 from qhpo.ray import run_search  # noqa: E402
 from qhpo.ray._search import RAY_TRIAL_ATTR, SCHEDULER_STATE_FILE  # noqa: E402
 from qhpo.runner import RunConfig  # noqa: E402
@@ -42,7 +43,20 @@ def _study(path, name):
     return optuna.load_study(study_name=name, storage=f"sqlite:///{path}")
 
 
-def test_two_cifar_trials_complete_through_ray(local_ray, tmp_path, cifar_dir):
+def _checkpoints(trial_folder: str) -> list[str]:
+    return sorted(os.path.basename(c) for c in glob.glob(os.path.join(trial_folder, "checkpoint_*")))
+
+
+def test_two_cifar_trials_complete_through_ray(local_ray, tmp_path, cifar_dir, monkeypatch):
+    experiment = tmp_path / "two" / "ray"
+    at_the_end: dict[str, list[str]] = {}
+    drop = ray_search._drop_superseded_checkpoints
+
+    def recording_drop(results):
+        at_the_end.update({f: _checkpoints(f) for f in glob.glob(str(experiment / "train_cifar_trial_*"))})
+        drop(results)
+
+    monkeypatch.setattr(ray_search, "_drop_superseded_checkpoints", recording_drop)
     config = RunConfig(study="two", storage=str(tmp_path / "qhpo.db"), trials=2, data_dir=cifar_dir, **_TINY)
     assert run_search(config) == 0
     study = _study(tmp_path / "qhpo.db", "two")
@@ -56,6 +70,12 @@ def test_two_cifar_trials_complete_through_ray(local_ray, tmp_path, cifar_dir):
     assert 0.0 <= study.user_attrs["qhpo.test"]["accuracy"] <= 1.0  # the best trial's checkpoint was tested
     assert (tmp_path / "two" / "two-curves.png").stat().st_size > 0
     assert (tmp_path / "two" / SCHEDULER_STATE_FILE).exists()
+    # Ray kept every checkpoint while the search ran (each trial reported two: at its decision
+    # epoch and at its last), so a killed driver's saved state never names a deleted one;
+    # once the search ended each trial's folder holds its last one only.
+    assert len(at_the_end) == 2
+    assert all(names == ["checkpoint_000000", "checkpoint_000001"] for names in at_the_end.values()), at_the_end
+    assert {f: _checkpoints(f) for f in at_the_end} == {f: ["checkpoint_000001"] for f in at_the_end}
 
 
 def _scheduler_snapshot(experiment):

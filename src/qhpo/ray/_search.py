@@ -198,10 +198,11 @@ def _new_tuner(config, trainable, scheduler: PredictiveScheduler, location, spac
             storage_path=str(folder),
             verbose=1 if config.progress else 0,
             callbacks=[SchedulerStateCallback(scheduler), recorder],
-            # Trials report a checkpoint at decision epochs, at their last epoch and every
-            # TrialSettings.checkpoint_seconds, not every epoch: with num_to_keep each one
-            # forces a snapshot of the experiment state.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Every checkpoint is kept until the search ends (_drop_superseded_checkpoints):
+            # Ray Tune's num_to_keep deletes a trial's previous checkpoint before it saves
+            # the experiment state that stops naming it, so a driver killed in between
+            # leaves a state that --resume cannot restore.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=1),
         ),
     )
@@ -234,6 +235,7 @@ class RayBackend:
         results = tuner.fit()
         study = optuna.load_study(study_name=config.study, storage=location.open())  # as the recorder wrote it
         _keep_best_checkpoint(study, results, folder / "checkpoints")
+        _drop_superseded_checkpoints(results)
         # The driver tests the best trial on its own GPU, or on its CPU when it has none:
         # checkpoints restore on any device.
         return SearchRun(study, test_device="auto", records=f"Ray experiment in {experiment}")
@@ -260,6 +262,23 @@ def run_search(config: RunConfig) -> int:
     config = config.with_(backend="ray")  # the settings are checked as a Ray search's
     backend = RayBackend()
     return backend.exit_status(run_lifecycle(config, backend), config)
+
+
+def _drop_superseded_checkpoints(results) -> None:
+    """Delete every Ray checkpoint of each trial but its last, once the search has ended.
+
+    While the search runs Ray Tune keeps them all (``CheckpointConfig(num_to_keep=None)``):
+    the experiment state Ray Tune saves last may name a trial's earlier checkpoint, and a
+    resumed driver restores that one. When ``fit`` has returned, the saved state names each
+    trial's last checkpoint (``Result.checkpoint``) and nothing older is needed.
+    """
+    for result in results:
+        if result.checkpoint is None or result.path is None:
+            continue
+        last = Path(result.checkpoint.path).resolve()
+        for folder in Path(result.path).glob("checkpoint_*"):
+            if folder.is_dir() and folder.resolve() != last:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _keep_best_checkpoint(study: optuna.Study, results, checkpoint_dir: Path) -> None:

@@ -5,9 +5,9 @@ reports the validation accuracy. At a decision epoch of the policy, at the last 
 when ``checkpoint_seconds`` have passed since the last checkpoint, the report carries the
 trainer's checkpoint (model, optimiser, curve): a trial that Ray pauses at a decision goes
 on from epoch ``e + 1``, and one that an interrupted experiment restores repeats at most
-``checkpoint_seconds`` of training. Each report with a checkpoint forces Ray Tune to
-snapshot the experiment (``CheckpointConfig(num_to_keep=1)``), which per epoch of every
-trial would throttle a search of short GPU epochs. A resumed trial continues as the
+``checkpoint_seconds`` of training (plus the time since Ray Tune last saved the experiment
+state, at least every 10 s). Ray Tune keeps every checkpoint until the search ends, so one
+per epoch of every trial would fill the disk of a long search. A resumed trial continues as the
 uninterrupted one would, bit for bit on the CPU and with the same batches but other
 rounding on a GPU (docs/workload.md). Each worker process loads the data once and keeps
 it for the trials it runs next (``reuse_actors=True``).
