@@ -17,6 +17,8 @@ Variants (``E`` the table's epochs, each value rounded, at least 1):
                                                               default under a budget)
     r40-eta3:    min_resource = E/40, reduction_factor = 3
     r10:         min_resource = E/10                          (less aggressive)
+    r40-stop:    min_resource = E/40, resume = false          (no freeze-thaw: qhpo-stop's rule
+                                                              under a budget)
 
 Run (the design seeds; the reported seeds are 0-9):
 
@@ -44,6 +46,7 @@ VARIANTS = {
     "r40": lambda E: {"min_resource": max(1, round(E / 40))},
     "r40-eta3": lambda E: {"min_resource": max(1, round(E / 40)), "reduction_factor": 3},
     "r10": lambda E: {"min_resource": max(1, round(E / 10))},
+    "r40-stop": lambda E: {"min_resource": max(1, round(E / 40)), "resume": False},
 }
 
 
