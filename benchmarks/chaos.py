@@ -413,21 +413,36 @@ class Chaos:
 
 
 class _Database:
-    """The queries and the write lock of :meth:`Chaos.kill_at_tell`, on one database."""
+    """The queries and the write lock of :meth:`Chaos.kill_at_tell`, on one database.
+
+    ``mark`` is the driver's parameter placeholder; ``scope`` narrows the running trials to
+    one study (a PostgreSQL server may hold several) with ``scope_args``.
+    """
+
+    def __init__(self, connection, errors, mark: str, scope: str = "", scope_args: tuple = ()) -> None:
+        self.connection, self._errors, self._scope_args = connection, errors, scope_args
+        self._training = (
+            "SELECT t.trial_id, a.value_json, s.value_json FROM trials t "
+            "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
+            "LEFT JOIN trial_user_attributes s ON s.trial_id = t.trial_id AND s.key = 'qhpo.epoch_seconds' "
+            "WHERE t.state = 'RUNNING' "
+            f"AND (SELECT COUNT(*) FROM trial_intermediate_values v WHERE v.trial_id = t.trial_id) = {mark}" + scope
+        )
+        self._reported = (
+            "SELECT t.state, (SELECT COUNT(*) FROM trial_intermediate_values v "
+            f"WHERE v.trial_id = t.trial_id AND v.step = {mark}) FROM trials t WHERE t.trial_id = {mark}"
+        )
 
     def __enter__(self) -> _Database:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
         self.connection.close()
 
     def training_epoch(self, epoch: int) -> list[tuple[int, int, float]]:
         """(trial id, worker pid, seconds of its last epoch) of the running trials that hold ``epoch - 1`` epochs."""
         try:
-            rows = self._rows(self._TRAINING, epoch - 1)
+            rows = self.connection.execute(self._training, (epoch - 1, *self._scope_args)).fetchall()
         except self._errors:
             return []
         return [
@@ -439,25 +454,12 @@ class _Database:
         """Where trial ``trial_id`` is: ``"training"`` (running, without ``epoch``), ``"reported"``
         (running, with ``epoch``: its tell is still to come) or ``"ended"``."""
         try:
-            rows = self._rows(self._REPORTED, epoch, trial_id)
+            rows = self.connection.execute(self._reported, (epoch, trial_id)).fetchall()
         except self._errors:
             return "training"
         if not rows or rows[0][0] != "RUNNING":
             return "ended"
         return "reported" if rows[0][1] else "training"
-
-
-_TRAINING = (
-    "SELECT t.trial_id, a.value_json, s.value_json FROM trials t "
-    "JOIN trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'qhpo.owner' "
-    "LEFT JOIN trial_user_attributes s ON s.trial_id = t.trial_id AND s.key = 'qhpo.epoch_seconds' "
-    "WHERE t.state = 'RUNNING' "
-    "AND (SELECT COUNT(*) FROM trial_intermediate_values v WHERE v.trial_id = t.trial_id) = {0}"
-)
-_REPORTED = (
-    "SELECT t.state, (SELECT COUNT(*) FROM trial_intermediate_values v WHERE v.trial_id = t.trial_id AND v.step = {0}) "
-    "FROM trials t WHERE t.trial_id = {1}"
-)
 
 
 class _SQLite(_Database):
@@ -466,13 +468,7 @@ class _SQLite(_Database):
     def __init__(self, path: str) -> None:
         import sqlite3
 
-        self._errors = sqlite3.OperationalError
-        self.connection = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._TRAINING = _TRAINING.format("?")
-        self._REPORTED = _REPORTED.format("?", "?")
-
-    def _rows(self, query: str, *args) -> list:
-        return self.connection.execute(query, args).fetchall()
+        super().__init__(sqlite3.connect(path, timeout=60, isolation_level=None), sqlite3.OperationalError, "?")
 
     @contextlib.contextmanager
     def writes_held(self):
@@ -489,18 +485,14 @@ class _PostgreSQL(_Database):
     def __init__(self, url: str, study: str) -> None:
         import psycopg
 
-        self._errors = psycopg.Error
         _, rest = url.split("://", 1)
-        self.connection = psycopg.connect(f"postgresql://{rest}", autocommit=True)
-        scoped = " AND t.study_id = (SELECT study_id FROM studies WHERE study_name = %s)"
-        self._study = study
-        self._TRAINING = _TRAINING.format("%s") + scoped
-        self._REPORTED = _REPORTED.format("%s", "%s")
-
-    def _rows(self, query: str, *args) -> list:
-        if query is self._TRAINING:
-            args = (*args, self._study)
-        return self.connection.execute(query, args).fetchall()
+        super().__init__(
+            psycopg.connect(f"postgresql://{rest}", autocommit=True),
+            psycopg.Error,
+            "%s",
+            " AND t.study_id = (SELECT study_id FROM studies WHERE study_name = %s)",
+            (study,),
+        )
 
     @contextlib.contextmanager
     def writes_held(self):
