@@ -6,7 +6,7 @@ when ``checkpoint_seconds`` have passed since the last checkpoint, the report ca
 trainer's checkpoint (model, optimiser, curve): a trial that Ray pauses at a decision goes
 on from epoch ``e + 1``, and one that an interrupted experiment restores repeats at most
 ``checkpoint_seconds`` of training (plus the time since Ray Tune last saved the experiment
-state, at least every 10 s). Ray Tune keeps every checkpoint until the search ends, so one
+state: 10 s by default, longer when a save is slow). Ray Tune keeps every checkpoint until the search ends, so one
 per epoch of every trial would fill the disk of a long search. A resumed trial continues as the
 uninterrupted one would, bit for bit on the CPU and with the same batches but other
 rounding on a GPU (docs/workload.md). Each worker process loads the data once and keeps
