@@ -130,6 +130,9 @@ BUDGET_CLOCK: Attribute[list] = Attribute(
     "per HOST:PID:START of a worker process of qhpo run --budget: [start, last] UNIX times it was active",
     prefix=True,
 )
+RAY_BUDGET: Attribute[str] = Attribute(
+    "qhpo.ray.budget", "study", str, "the --budget a Ray experiment started with (none: without one)"
+)
 REPLAY_PREDICTOR_SECONDS: Attribute[float] = Attribute(
     "qhpo.replay.predictor_seconds.", "study", float, "per live-replay worker: its predictor's seconds", prefix=True
 )
@@ -164,6 +167,7 @@ ATTRIBUTES: dict[str, Attribute] = {
         TEST,
         PREDICTOR,
         BUDGET_CLOCK,
+        RAY_BUDGET,
         REPLAY_PREDICTOR_SECONDS,
     )
 }

@@ -59,11 +59,6 @@ def test_under_a_budget_qhpo_judges_first_at_a_fortieth_of_the_epochs(extra, opt
     assert config.policy_options == options and config.trials == (10 if "--trials" in extra else None)
 
 
-def test_the_ray_backend_refuses_a_budget_in_one_sentence(tmp_path, cifar_dir, capsys):
-    assert main(tiny_run(cifar_dir, tmp_path / "q.db", "--budget", "10", "--backend", "ray")) == 2
-    assert "--budget runs on the Optuna backend only" in one_sentence(capsys)
-
-
 def test_time_spent_is_the_union_of_the_workers_intervals():
     assert union_length([[0, 10], [5, 12], [20, 21], [30, 30]]) == 13.0
     study = optuna.create_study()

@@ -8,6 +8,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 
     raise QhpoError("Ray Tune is not installed; install it with pip install 'qhpo[ray]'.") from None
 
+from qhpo.ray._budget import SearchBudget
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._live import RAY_LIVE_RULES, replay_live_on_ray
 from qhpo.ray._replay import RayReplayOutcome, replay_on_ray
@@ -30,6 +31,7 @@ __all__ = [
     "RayReplayOutcome",
     "RunningTrialLimiter",
     "SchedulerStateCallback",
+    "SearchBudget",
     "StudyRecorder",
     "TrialSettings",
     "connect_ray",

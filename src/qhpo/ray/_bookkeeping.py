@@ -26,6 +26,8 @@ class _TrialRecord:
     records: list[dict[str, Any]] = field(default_factory=list)
     # Decision epochs at which the policy let the trial go on unranked (Verdict.ranked False).
     unranked: list[int] = field(default_factory=list)
+    # The epoch after which the search's budget stopped the trial, if it did.
+    budget_cut: int | None = None
 
 
 def plain_params(config: dict) -> dict[str, Any]:
@@ -76,11 +78,13 @@ class SchedulerBookkeeping:
                     "status": r.status.value,
                     "records": list(r.records),
                     "unranked": list(r.unranked),
+                    **({"budget_cut": r.budget_cut} if r.budget_cut is not None else {}),
                 }
                 for key, r in self._records.items()
             ],
             "decisions": [list(d) for d in self.decisions_],
             "to_resume": list(self._to_resume),
+            **({"budget": self.budget.get_state()} if getattr(self, "budget", None) is not None else {}),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -96,9 +100,12 @@ class SchedulerBookkeeping:
                 TrialStatus(t["status"]),
                 list(t.get("records", [])),
                 [int(e) for e in t.get("unranked", [])],
+                t.get("budget_cut"),
             )
             for t in state["trials"]
         }
+        if "budget" in state and getattr(self, "budget", None) is not None:
+            self.budget.set_state(state["budget"])
         self.decisions_ = [tuple(d) for d in state["decisions"]]
         self._to_resume = [key for key in state.get("to_resume", []) if key in self._records]
 
@@ -122,3 +129,4 @@ class SchedulerBookkeeping:
         self.__dict__.update(state)
         self.__dict__.setdefault("_driver", None)  # a scheduler pickled before it had a driver
         self.__dict__.setdefault("_warnings", TopicWarnings())
+        self.__dict__.setdefault("budget", None)  # a scheduler pickled before budgets

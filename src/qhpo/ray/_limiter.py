@@ -59,12 +59,19 @@ class RunningTrialLimiter(SearchAlgorithm):
             raise ValueError(f"searcher must be a Ray Tune Searcher, a SearchAlgorithm or None, got {searcher!r}")
         self.scheduler = scheduler
         self.live_trials: set[str] = set()
+        self._budget_spent = False  # the scheduler's budget leaves room for no new configuration
 
     # -- the limit --------------------------------------------------------------------
 
     def next_trial(self):
         paused = self.scheduler.paused_trial_ids() if self.scheduler is not None else set()
         if len(self.live_trials - paused) >= self.max_concurrent:
+            return None
+        if self.scheduler is not None and not self.scheduler.room_for_new():
+            # Under a budget: no new configuration, until the running trials pass their first
+            # rung; once even an idle search could not start one, the search is over.
+            if self.scheduler.budget is not None and not self.scheduler.budget.room_for_new([]):
+                self._budget_spent = True
             return None
         trial = self._search.next_trial()
         if trial is not None:
@@ -99,7 +106,7 @@ class RunningTrialLimiter(SearchAlgorithm):
         self._search.on_trial_result(trial_id, result)
 
     def is_finished(self) -> bool:
-        return self._search.is_finished()
+        return getattr(self, "_budget_spent", False) or self._search.is_finished()
 
     def set_finished(self):
         self._search.set_finished()

@@ -16,7 +16,7 @@ from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR
 from qhpo.policies import TrialStatus
 from qhpo.ray._scheduler import DIVERGED_KEY, PredictiveScheduler
 from qhpo.ray._trainable import TRIAL_NUMBER_KEY, trial_number
-from qhpo.runner import CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR, resolve_storage
+from qhpo.runner import BUDGET_CUT_ATTR, CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR, resolve_storage
 
 _log = logging.getLogger("qhpo.ray._search")  # the search's logger: its records are part of the search
 
@@ -103,6 +103,8 @@ class StudyRecorder(Callback):
         if trial.trial_id in self._recorded:
             return
         view = next((v for v in self.scheduler.trial_views() if v.key == trial.trial_id), None)
+        if view is None and not error:
+            return  # stopped before it trained an epoch (a budget that ran out): no configuration tried
         curve = list(view.curve) if view is not None else []
         status = TrialStatus.FAILED if error or view is None else view.status
         last = trial.last_result or {}
@@ -122,6 +124,9 @@ class StudyRecorder(Callback):
             state, value = TrialState.COMPLETE, float(curve[-1])
         elif status in (TrialStatus.STOPPED, TrialStatus.PAUSED):
             state = TrialState.PRUNED
+            cut = self.scheduler.budget_cut(trial.trial_id)
+            if cut is not None:
+                attrs[BUDGET_CUT_ATTR] = cut
             stops = [r for r in records if r.get("decision") in ("stop", "pause")]
             if stops:
                 attrs[STOP_ATTR] = stops[-1]

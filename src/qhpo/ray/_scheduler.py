@@ -29,6 +29,7 @@ from qhpo._errors import QhpoError
 from qhpo.policies import Decision, PolicyDriver, StoppingPolicy, TopicWarnings, TrialStatus
 from qhpo.ray._bookkeeping import BOOKKEEPING_PREFIX as BOOKKEEPING_PREFIX  # public: the trainable's config keys
 from qhpo.ray._bookkeeping import SchedulerBookkeeping, _TrialRecord, plain_params
+from qhpo.ray._budget import SearchBudget
 from qhpo.ray._limiter import RunningTrialLimiter
 
 #: Result key a trainable sets (to a reason) when its training diverged.
@@ -99,6 +100,10 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         explain: Keep, per trial, the verdict of each decision that read a prediction or
             stopped the trial (the records that :class:`qhpo.optuna.PredictivePruner`
             stores; :meth:`decision_records`).
+        budget: A :class:`qhpo.ray.SearchBudget` that bounds the search: a trial still
+            training when it is spent is stopped after its epoch, paused trials resume
+            only while some is left, and :class:`RunningTrialLimiter` starts no
+            configuration whose first rung it cannot hold. None: no budget.
         **policy_options: Further ``make_policy`` options.
     """
 
@@ -115,6 +120,7 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         random_state: int | None = None,
         background: bool = True,
         explain: bool = False,
+        budget: SearchBudget | None = None,
         **policy_options: Any,
     ):
         super().__init__()
@@ -137,6 +143,9 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         self.mode = mode
         self.epoch_attr = epoch_attr
         self.explain = bool(explain)
+        if budget is not None and not isinstance(budget, SearchBudget):
+            raise ValueError(f"budget must be a SearchBudget or None, got {budget!r}")
+        self.budget = budget
         self.policy_options = dict(
             predictor=predictor,
             sampler=sampler,
@@ -205,12 +214,21 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         # NaN marks epochs that never reported (a gap cannot happen with qhpo's trainables).
         record.curve.extend([math.nan] * (epoch - 1 - len(record.curve)) + [value])
         record.status = TrialStatus.RUNNING
+        if self.budget is not None:
+            self.budget.epoch_reported(result.get("time_this_iter_s"))
         if result.get(DIVERGED_KEY) or not math.isfinite(value):
             record.status = TrialStatus.FAILED
             self._free_workers += 1
             return TrialScheduler.STOP
         if epoch >= self.max_epochs:
             record.status = TrialStatus.COMPLETE
+            self._free_workers += 1
+            return TrialScheduler.STOP
+        if self.budget is not None and self.budget.left() <= 0:
+            # the budget is spent: cut after this epoch, as the Optuna backend does
+            record.status = TrialStatus.STOPPED
+            record.budget_cut = epoch
+            self.decisions_.append((trial.trial_id, epoch, "budget"))
             self._free_workers += 1
             return TrialScheduler.STOP
         if not self.driver.epochs.decides_at(epoch):
@@ -275,7 +293,7 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
             return resumed
         paused = {key for key, r in self._records.items() if r.status == TrialStatus.PAUSED}
         over = bool(paused) and not self._to_resume and self._search_over(tune_controller, trials)
-        if paused and self._promotes_on_free() and (self._free_workers > 0 or over):
+        if paused and self._promotes_on_free() and (self._free_workers > 0 or over) and self._budget_left():
             # Freed workers go to paused trials the policy resumes before any new configuration.
             limit = max(self._free_workers, self._most_running - busy, 1)
             self._free_workers = 0
@@ -324,6 +342,23 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
                 self._to_resume.remove(trial_id)
                 return trial
         return None
+
+    def _budget_left(self) -> bool:
+        """No budget, or some of it is left (a paused trial may resume)."""
+        return self.budget is None or self.budget.left() > 0
+
+    def room_for_new(self) -> bool:
+        """Whether a new configuration may start: no budget, or what is left holds its first
+        rung once the running trials have reached theirs."""
+        if self.budget is None:
+            return True
+        running = [len(r.curve) for r in self._records.values() if r.status == TrialStatus.RUNNING]
+        return self.budget.room_for_new(running)
+
+    def budget_cut(self, trial_id: str) -> int | None:
+        """The epoch after which the budget stopped trial ``trial_id``, or None."""
+        record = self._records.get(trial_id)
+        return None if record is None else record.budget_cut
 
     def paused_trial_ids(self) -> set[str]:
         """The ids of the trials paused now (none promoted to resume)."""

@@ -23,6 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from qhpo._errors import QhpoError
 from qhpo.policies import DecisionEpochs
+from qhpo.ray._budget import SearchBudget
 from qhpo.ray._cluster import connect_ray
 from qhpo.ray._recorder import RAY_TRIAL_ATTR, StudyRecorder, _SuggestFromSpace
 from qhpo.ray._recorder import SCHEDULER_STATE_FILE as SCHEDULER_STATE_FILE  # public: the state file
@@ -36,6 +37,7 @@ from qhpo.ray._trainable import (
 )
 from qhpo.runner import (
     CHECKPOINT_ATTR,
+    Budget,
     RunConfig,
     SearchRun,
     SearchSummary,
@@ -129,10 +131,24 @@ def _experiment_to_run(config, study: optuna.Study, experiment: Path):
             f"study {config.study!r} already holds {len(study.trials)} trials of another run; "
             "choose a new --study for the Ray backend."
         )
+    started_with = study.user_attrs.get(RAY_BUDGET_ATTR, "none")
+    if config.resume and exists and started_with != (config.budget or "none"):
+        # the scheduler that keeps the budget's account is restored from the experiment as it started
+        raise QhpoError(
+            f"the Ray experiment of study {config.study!r} started with --budget {started_with}; "
+            f"resume it with the same --budget, not {config.budget or 'none'}."
+        )
+    if not config.resume:
+        study.set_user_attr(RAY_BUDGET_ATTR, config.budget or "none")
     return config
 
 
+#: Study user attribute: the ``--budget`` a Ray experiment started with ("none" without one).
+RAY_BUDGET_ATTR = "qhpo.ray.budget"
+
+
 def _scheduler(config) -> PredictiveScheduler:
+    budget = None if config.budget is None else SearchBudget(Budget.parse(config.budget), config.first_rung())
     return PredictiveScheduler(
         config.policy,
         max_epochs=config.epochs,
@@ -142,6 +158,7 @@ def _scheduler(config) -> PredictiveScheduler:
         random_state=config.seed,
         background=True,
         explain=True,
+        budget=budget,
         **config.stopping_options(),
     )
 
@@ -188,9 +205,14 @@ def _new_tuner(config, trainable, scheduler: PredictiveScheduler, location, spac
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
-            search_alg=RunningTrialLimiter(searcher, config.workers, scheduler) if config.workers > 1 else searcher,
+            # the limiter also starts no configuration that a budget cannot hold
+            search_alg=(
+                RunningTrialLimiter(searcher, config.workers, scheduler)
+                if config.workers > 1 or scheduler.budget is not None
+                else searcher
+            ),
             scheduler=scheduler,
-            num_samples=config.trials,
+            num_samples=-1 if config.trials is None else config.trials,  # -1: until the budget ends it
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
@@ -242,8 +264,11 @@ class RayBackend:
 
     def exit_status(self, summary: SearchSummary, config: RunConfig) -> int:
         """0 when every trial of the search ended (complete, stopped or failed: Ray Tune retried
-        a failed one once), 1 otherwise."""
+        a failed one once) and the trials asked for were run or the budget ended the search,
+        1 otherwise."""
         ended = summary.complete + summary.pruned + summary.failed
+        if config.budget is not None:
+            return 0 if summary.running == 0 else 1
         return 0 if ended >= config.trials else 1
 
 

@@ -1,7 +1,8 @@
 """Searches of the CNN on CIFAR-10 with predictive early stopping: what ``qhpo run`` and
 ``qhpo report`` do, usable from Python as well."""
 
-from qhpo._optuna_schema import CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR
+from qhpo._optuna_schema import BUDGET_CUT_ATTR, CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR
+from qhpo.runner._budget import Budget, union_length
 from qhpo.runner._config import BACKENDS, OPTUNA_BASELINES, PRESETS, Preset, RunConfig, preset
 from qhpo.runner._lifecycle import SearchBackend, SearchRun, evaluate_best_on_test, prepare_data, run_search
 from qhpo.runner._plots import draw_plots
@@ -15,6 +16,8 @@ from qhpo.runner._trial import checkpoint_path, trial_seed
 
 __all__ = [
     "BACKENDS",
+    "BUDGET_CUT_ATTR",
+    "Budget",
     "CHECKPOINT_ATTR",
     "EPOCH_SECONDS_ATTR",
     "FAILURE_ATTR",
@@ -49,4 +52,5 @@ __all__ = [
     "search_space",
     "summarize",
     "trial_seed",
+    "union_length",
 ]

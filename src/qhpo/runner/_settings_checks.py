@@ -36,10 +36,6 @@ def _check_choices(config: RunConfig) -> None:
         raise QhpoError(f"unknown HPO sampler {config.hpo_sampler!r}; choose one of {', '.join(HPO_SAMPLERS)}.")
     if config.budget is not None:
         Budget.parse(config.budget)  # one sentence for a malformed value
-        if config.backend != "optuna":
-            raise QhpoError(
-                "--budget runs on the Optuna backend only; with --backend ray, bound the search with --trials."
-            )
     if config.backend == "ray" and config.policy in OPTUNA_BASELINES:
         raise QhpoError(
             f"--policy {config.policy} is an Optuna pruner and runs with --backend optuna; "
