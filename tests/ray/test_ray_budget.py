@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -24,6 +31,7 @@ from qhpo.ray import (  # noqa: E402
     SearchBudget,
     run_search,  # noqa: E402
 )
+from qhpo.ray._search import SCHEDULER_STATE_FILE  # noqa: E402
 from qhpo.runner import BUDGET_CUT_ATTR, Budget, RunConfig  # noqa: E402
 from qhpo.runner._budget import budget_summary  # noqa: E402
 
@@ -167,3 +175,44 @@ def test_a_ray_search_under_a_budget_spends_it_exactly(local_ray, tmp_path, cifa
     # the account lives in the experiment's scheduler, so a resume keeps the budget it started with
     with pytest.raises(QhpoError, match="started with --budget 5; resume it with the same --budget, not 6"):
         run_search(config.with_(resume=True, budget="6"))
+
+
+def test_a_killed_driver_resumed_does_not_spend_the_budget_twice(local_ray, tmp_path, cifar_dir):
+    args = [sys.executable, "-m", "qhpo", "run", "--backend", "ray", "--address", local_ray, "--quiet"]
+    args += ["--study", "killed", "--storage", str(tmp_path / "qhpo.db"), "--data-dir", str(cifar_dir)]
+    args += ["--budget", "20", "--workers", "1", "--epochs", "2", "--subset", "256", "--val-size", "256"]
+    args += ["--device", "cpu", "--policy", "qhpo", "--predictor", "svr"]
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+    driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    saved, deadline = None, time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        saved = _saved_account(tmp_path / "killed" / "ray")
+        if saved is not None and 2 <= saved <= 14:
+            break
+        time.sleep(0.1)
+    assert saved is not None and 2 <= saved <= 14, f"no saved account mid-search: {driver.stderr.read()[-2000:]!r}"
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+
+    resumed = subprocess.run(args + ["--resume"], env=env, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = json.loads((tmp_path / "killed" / SCHEDULER_STATE_FILE).read_text())
+    assert final["budget"]["epochs"] == 20  # one trial at a time: the account ends on the budget
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{tmp_path / 'qhpo.db'}")
+    recorded = sum(len(t.intermediate_values) for t in study.get_trials())
+    # The resumed driver went on from the saved account: the epochs in the study (each once)
+    # are at most the budget, short of it only by epochs trained again from a checkpoint.
+    assert 20 - 2 <= recorded <= 20, recorded
+
+
+def _saved_account(experiment) -> int | None:
+    """Epochs spent in the scheduler state of Ray Tune's latest experiment checkpoint, or None."""
+    for path in glob.glob(str(experiment / "callback-states-*.pkl")):
+        try:
+            with open(path, "rb") as handle:
+                states = pickle.load(handle)  # Ray Tune's own file of this test's experiment
+        except (EOFError, pickle.UnpicklingError, OSError):
+            return None
+        state = next((s for s in states.values() if s and "budget" in s), None)
+        return None if state is None else int(state["budget"]["epochs"])
+    return None
