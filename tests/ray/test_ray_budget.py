@@ -32,7 +32,7 @@ from qhpo.ray import (  # noqa: E402
     run_search,  # noqa: E402
 )
 from qhpo.ray._search import SCHEDULER_STATE_FILE  # noqa: E402
-from qhpo.runner import BUDGET_CUT_ATTR, Budget, RunConfig  # noqa: E402
+from qhpo.runner import BUDGET_CLOCK_PREFIX, BUDGET_CUT_ATTR, Budget, RunConfig, union_length  # noqa: E402
 from qhpo.runner._budget import budget_summary  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -216,3 +216,35 @@ def _saved_account(experiment) -> int | None:
         state = next((s for s in states.values() if s and "budget" in s), None)
         return None if state is None else int(state["budget"]["epochs"])
     return None
+
+
+def test_a_time_budget_on_ray_ends_the_search_and_the_summary_reads_the_drivers_clock(local_ray, tmp_path, cifar_dir):
+    config = RunConfig(
+        study="timed",
+        storage=str(tmp_path / "qhpo.db"),
+        trials=None,
+        budget="6s",
+        workers=1,
+        data_dir=cifar_dir,
+        epochs=2,
+        subset=256,
+        val_size=256,
+        device="cpu",
+        policy="qhpo",
+        predictor="svr",
+        backend="ray",
+        progress=False,
+    )
+    assert run_search(config) == 0
+    study = optuna.load_study(study_name="timed", storage=f"sqlite:///{tmp_path / 'qhpo.db'}")
+    account = json.loads((tmp_path / "timed" / SCHEDULER_STATE_FILE).read_text())["budget"]
+    clocks = {k: v for k, v in study.user_attrs.items() if k.startswith(BUDGET_CLOCK_PREFIX)}
+    assert sorted(clocks.values()) == sorted(account["clock"]) and len(clocks) == 1  # one driver run
+    spent = union_length(account["clock"])
+    epochs = sum(len(t.intermediate_values) for t in study.get_trials())
+    assert epochs == account["epochs"] >= 2
+    # it ran until what was left could not hold a first rung (1 epoch) at the mean epoch's
+    # time, or cut the trial training when the time ran out, one epoch or a trial's start late
+    mean = account["epoch_seconds"] / account["timed_epochs"]
+    assert 6 - 3 * mean <= spent <= 6 + 3 * mean + 5, (spent, mean)
+    assert budget_summary(study, Budget.parse("6s")).startswith(f"budget: {spent:.0f} s of 6 s spent ({epochs} epochs)")

@@ -16,7 +16,14 @@ from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR
 from qhpo.policies import TrialStatus
 from qhpo.ray._scheduler import DIVERGED_KEY, PredictiveScheduler
 from qhpo.ray._trainable import TRIAL_NUMBER_KEY, trial_number
-from qhpo.runner import BUDGET_CUT_ATTR, CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR, resolve_storage
+from qhpo.runner import (
+    BUDGET_CLOCK_PREFIX,
+    BUDGET_CUT_ATTR,
+    CHECKPOINT_ATTR,
+    EPOCH_SECONDS_ATTR,
+    FAILURE_ATTR,
+    resolve_storage,
+)
 
 _log = logging.getLogger("qhpo.ray._search")  # the search's logger: its records are part of the search
 
@@ -97,6 +104,12 @@ class StudyRecorder(Callback):
 
     def on_experiment_end(self, trials, **info):
         self.scheduler.save(str(Path(self.run_dir) / self.study_name / SCHEDULER_STATE_FILE))
+        budget = self.scheduler.budget
+        if budget is not None and budget.budget.unit == "seconds":
+            # the driver runs' intervals, where the summary reads a time budget's spending
+            study = self.study()
+            for start, last in budget.clock:
+                study.set_user_attr(f"{BUDGET_CLOCK_PREFIX}ray-driver:{start:.3f}", [start, last])
 
     def record(self, trial, *, error: bool = False) -> None:
         study = self.study()
