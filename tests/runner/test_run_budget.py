@@ -128,27 +128,28 @@ def test_budget_run_stops_at_the_budget_and_a_killed_rerun_does_not_spend_it_twi
     assert main(args + ["--budget", "3"]) == 0
     assert epochs_spent(load(storage).trials) == 3
 
-    # the same study with a larger budget, killed while a trial trains, then run again
+    # the same study with a larger budget, killed while a trial trains, then run again (9 more
+    # epochs: a run long enough to be caught, polled often, as its trials take a fraction of a second)
     def choose(trials):
         running = [t for t in trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
         return running[0].number if running else None
 
     victim, stderr = kill_run_during(
-        args + ["--budget", "7"], storage, lambda s: load(s).trials, choose, deadline=240, poll=0.3
+        args + ["--budget", "12"], storage, lambda s: load(s).trials, choose, deadline=240, poll=0.05
     )
     assert victim is not None, f"the run ended before it could be killed: {stderr}"
-    assert 3 < epochs_spent(load(storage).trials) < 7
-    assert main(args + ["--budget", "7"]) == 0
+    assert 3 < epochs_spent(load(storage).trials) < 12
+    assert main(args + ["--budget", "12"]) == 0
     trials = load(storage).trials
-    assert epochs_spent(trials) == 7
+    assert epochs_spent(trials) == 12
     # an epoch checkpointed but not yet reported when the run was killed is counted by neither run
-    assert 7 <= _distinct_epochs(trials) <= 7 + 1
+    assert 12 <= _distinct_epochs(trials) <= 12 + 1
     assert all(t.state != TrialState.RUNNING for t in trials)
     cut = [t for t in trials if BUDGET_CUT_ATTR in t.user_attrs]
     assert all(t.state == TrialState.PRUNED and t.user_attrs[BUDGET_CUT_ATTR] < 3 for t in cut)
 
     # run again with the same budget: nothing more is trained, and the search ends cleanly
-    assert main(args + ["--budget", "7", "--trials", "100"]) == 0
+    assert main(args + ["--budget", "12", "--trials", "100"]) == 0
     assert len(load(storage).trials) == len(trials)
 
 
