@@ -118,7 +118,7 @@ def test_sigkill_mid_run_then_rerun_resumes_without_losing_or_duplicating(tmp_pa
         running = [t for t in trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1]
         return running[0].number if done and running else None
 
-    victim, stderr = kill_run_during(args, storage, lambda s: load(s).trials, choose, deadline=240, poll=0.3)
+    victim, stderr = kill_run_during(args, storage, lambda s: load(s).trials, choose, deadline=240, poll=0.05)
     assert victim is not None, f"the run ended before it could be killed: {stderr}"
 
     before = load(storage).trials
