@@ -177,6 +177,31 @@ def test_a_ray_search_under_a_budget_spends_it_exactly(local_ray, tmp_path, cifa
         run_search(config.with_(resume=True, budget="6"))
 
 
+def test_two_trials_at_once_overrun_an_epochs_budget_by_at_most_one_epoch(local_ray, tmp_path, cifar_dir):
+    config = RunConfig(
+        study="two",
+        storage=str(tmp_path / "qhpo.db"),
+        trials=None,
+        budget="7",
+        workers=2,
+        data_dir=cifar_dir,
+        epochs=3,
+        subset=256,
+        val_size=256,
+        device="cpu",
+        policy="qhpo",
+        predictor="svr",
+        backend="ray",
+        progress=False,
+    )
+    assert run_search(config) == 0
+    study = optuna.load_study(study_name="two", storage=f"sqlite:///{tmp_path / 'qhpo.db'}")
+    account = json.loads((tmp_path / "two" / SCHEDULER_STATE_FILE).read_text())["budget"]
+    recorded = sum(len(t.intermediate_values) for t in study.get_trials())
+    # the epoch that spends the budget cuts its trial; the other trial's epoch under way still ends
+    assert 7 <= account["epochs"] == recorded <= 7 + 1, [(t.state, t.intermediate_values) for t in study.get_trials()]
+
+
 def test_a_killed_driver_resumed_does_not_spend_the_budget_twice(local_ray, tmp_path, cifar_dir):
     args = [sys.executable, "-m", "qhpo", "run", "--backend", "ray", "--address", local_ray, "--quiet"]
     args += ["--study", "killed", "--storage", str(tmp_path / "qhpo.db"), "--data-dir", str(cifar_dir)]
