@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -16,7 +14,6 @@ import pytest
 pytest.importorskip("ray")
 
 import optuna  # noqa: E402
-import ray  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 from ray.tune.experiment import Trial  # noqa: E402
 from ray.tune.schedulers import TrialScheduler  # noqa: E402
@@ -34,16 +31,29 @@ from qhpo.ray import (  # noqa: E402
 from qhpo.ray._search import SCHEDULER_STATE_FILE  # noqa: E402
 from qhpo.runner import BUDGET_CLOCK_PREFIX, BUDGET_CUT_ATTR, Budget, RunConfig, union_length  # noqa: E402
 from qhpo.runner._budget import budget_summary  # noqa: E402
+from ray_snapshot import scheduler_snapshot  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+def _budget_run(tmp_path, cifar_dir, study: str, budget: str, *, workers: int, epochs: int) -> RunConfig:
+    """A real Ray search of the tiny CIFAR-10 subset, bounded by ``budget`` alone."""
+    return RunConfig(
+        study=study,
+        storage=str(tmp_path / "qhpo.db"),
+        trials=None,
+        budget=budget,
+        workers=workers,
+        data_dir=cifar_dir,
+        epochs=epochs,
+        subset=256,
+        val_size=256,
+        device="cpu",
+        policy="qhpo",
+        predictor="svr",
+        backend="ray",
+        progress=False,
+    )
 
 
 class _Continue(StoppingPolicy):
@@ -144,22 +154,7 @@ def test_the_limiter_starts_no_configuration_the_budget_cannot_hold():
 
 
 def test_a_ray_search_under_a_budget_spends_it_exactly(local_ray, tmp_path, cifar_dir):
-    config = RunConfig(
-        study="budget",
-        storage=str(tmp_path / "qhpo.db"),
-        trials=None,
-        budget="5",
-        workers=1,
-        data_dir=cifar_dir,
-        epochs=2,
-        subset=256,
-        val_size=256,
-        device="cpu",
-        policy="qhpo",
-        predictor="svr",
-        backend="ray",
-        progress=False,
-    )
+    config = _budget_run(tmp_path, cifar_dir, "budget", "5", workers=1, epochs=2)
     assert run_search(config) == 0
     study = optuna.load_study(study_name="budget", storage=f"sqlite:///{tmp_path / 'qhpo.db'}")
     trials = study.get_trials()
@@ -178,22 +173,7 @@ def test_a_ray_search_under_a_budget_spends_it_exactly(local_ray, tmp_path, cifa
 
 
 def test_two_trials_at_once_overrun_an_epochs_budget_by_at_most_one_epoch(local_ray, tmp_path, cifar_dir):
-    config = RunConfig(
-        study="two",
-        storage=str(tmp_path / "qhpo.db"),
-        trials=None,
-        budget="7",
-        workers=2,
-        data_dir=cifar_dir,
-        epochs=3,
-        subset=256,
-        val_size=256,
-        device="cpu",
-        policy="qhpo",
-        predictor="svr",
-        backend="ray",
-        progress=False,
-    )
+    config = _budget_run(tmp_path, cifar_dir, "two", "7", workers=2, epochs=3)
     assert run_search(config) == 0
     study = optuna.load_study(study_name="two", storage=f"sqlite:///{tmp_path / 'qhpo.db'}")
     account = json.loads((tmp_path / "two" / SCHEDULER_STATE_FILE).read_text())["budget"]
@@ -211,7 +191,8 @@ def test_a_killed_driver_resumed_does_not_spend_the_budget_twice(local_ray, tmp_
     driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     saved, deadline = None, time.monotonic() + 240
     while time.monotonic() < deadline and driver.poll() is None:
-        saved = _saved_account(tmp_path / "killed" / "ray")
+        state = scheduler_snapshot(tmp_path / "killed" / "ray")
+        saved = state["budget"]["epochs"] if state else None
         if saved is not None and 2 <= saved <= 14:
             break
         time.sleep(0.1)
@@ -230,36 +211,8 @@ def test_a_killed_driver_resumed_does_not_spend_the_budget_twice(local_ray, tmp_
     assert 20 - 2 <= recorded <= 20, recorded
 
 
-def _saved_account(experiment) -> int | None:
-    """Epochs spent in the scheduler state of Ray Tune's latest experiment checkpoint, or None."""
-    for path in glob.glob(str(experiment / "callback-states-*.pkl")):
-        try:
-            with open(path, "rb") as handle:
-                states = pickle.load(handle)  # Ray Tune's own file of this test's experiment
-        except (EOFError, pickle.UnpicklingError, OSError):
-            return None
-        state = next((s for s in states.values() if s and "budget" in s), None)
-        return None if state is None else int(state["budget"]["epochs"])
-    return None
-
-
 def test_a_time_budget_on_ray_ends_the_search_and_the_summary_reads_the_drivers_clock(local_ray, tmp_path, cifar_dir):
-    config = RunConfig(
-        study="timed",
-        storage=str(tmp_path / "qhpo.db"),
-        trials=None,
-        budget="6s",
-        workers=1,
-        data_dir=cifar_dir,
-        epochs=2,
-        subset=256,
-        val_size=256,
-        device="cpu",
-        policy="qhpo",
-        predictor="svr",
-        backend="ray",
-        progress=False,
-    )
+    config = _budget_run(tmp_path, cifar_dir, "timed", "6s", workers=1, epochs=2)
     assert run_search(config) == 0
     study = optuna.load_study(study_name="timed", storage=f"sqlite:///{tmp_path / 'qhpo.db'}")
     account = json.loads((tmp_path / "timed" / SCHEDULER_STATE_FILE).read_text())["budget"]

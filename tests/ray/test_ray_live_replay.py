@@ -4,24 +4,14 @@ cluster, decided by the real PredictiveScheduler, against the in-process replay.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 pytest.importorskip("ray")
 
-import ray  # noqa: E402
 
 from qhpo.cli import main  # noqa: E402
 from test_live_replay import SMALL, _bench, assert_same_decisions  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.ray

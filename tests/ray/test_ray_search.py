@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -15,28 +14,19 @@ import pytest
 pytest.importorskip("ray")
 
 import optuna  # noqa: E402
-import ray  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from qhpo.ray import _search as ray_search  # noqa: E402
 from qhpo.ray import run_search  # noqa: E402
 from qhpo.ray._search import RAY_TRIAL_ATTR, SCHEDULER_STATE_FILE  # noqa: E402
 from qhpo.runner import RunConfig  # noqa: E402
+from ray_snapshot import scheduler_snapshot  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
 _TINY = dict(
     epochs=2, subset=256, val_size=256, device="cpu", policy="qhpo", predictor="svr", backend="ray", progress=False
 )
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    # num_gpus=0: the same cluster on every machine, whatever GPUs it has.
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
 
 
 def _study(path, name):
@@ -78,18 +68,6 @@ def test_two_cifar_trials_complete_through_ray(local_ray, tmp_path, cifar_dir, m
     assert {f: _checkpoints(f) for f in at_the_end} == {f: ["checkpoint_000001"] for f in at_the_end}
 
 
-def _scheduler_snapshot(experiment):
-    """The scheduler state in Ray Tune's latest experiment checkpoint, or None."""
-    for path in glob.glob(str(experiment / "callback-states-*.pkl")):
-        try:
-            with open(path, "rb") as handle:
-                states = pickle.load(handle)
-        except (EOFError, pickle.UnpicklingError, OSError):
-            return None
-        return next((s for s in states.values() if s and "trials" in s), None)
-    return None
-
-
 def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cifar_dir):
     args = [
         sys.executable,
@@ -127,7 +105,7 @@ def test_killed_driver_resumes_with_its_scheduler_state(local_ray, tmp_path, cif
     driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     snapshot, deadline = None, time.monotonic() + 240
     while time.monotonic() < deadline and driver.poll() is None:
-        state = _scheduler_snapshot(experiment)
+        state = scheduler_snapshot(experiment)
         if state and any(t["status"] == "complete" for t in state["trials"]):
             snapshot = state
             break

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from qhpo.runner import Budget, union_length
+from qhpo.runner import Budget, fits_new_configuration, union_length
 
 
 class SearchBudget:
@@ -74,12 +74,10 @@ class SearchBudget:
     def room_for_new(self, running_epochs: Iterable[int]) -> bool:
         """Whether what is left holds a new configuration's first rung once the running trials
         (``running_epochs``: the epochs each has trained) have reached theirs."""
-        reserved = sum(max(0, self.first_rung - int(e)) for e in running_epochs)
-        left = self.left()
-        if self.budget.unit == "epochs":
-            return left - reserved >= self.first_rung
-        mean = self.epoch_seconds / self.timed_epochs if self.timed_epochs else 0.0
-        return left > 0 and left >= (reserved + self.first_rung) * mean
+        return fits_new_configuration(self.budget, self.left(), self.first_rung, running_epochs, self._mean_epoch)
+
+    def _mean_epoch(self) -> float:
+        return self.epoch_seconds / self.timed_epochs if self.timed_epochs else 0.0
 
     def get_state(self) -> dict[str, Any]:
         """The account as plain JSON-ready data."""

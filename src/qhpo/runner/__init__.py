@@ -2,7 +2,7 @@
 ``qhpo report`` do, usable from Python as well."""
 
 from qhpo._optuna_schema import BUDGET_CLOCK_PREFIX, BUDGET_CUT_ATTR, CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR
-from qhpo.runner._budget import Budget, union_length
+from qhpo.runner._budget import Budget, fits_new_configuration, union_length
 from qhpo.runner._config import BACKENDS, OPTUNA_BASELINES, PRESETS, Preset, RunConfig, preset
 from qhpo.runner._lifecycle import SearchBackend, SearchRun, evaluate_best_on_test, prepare_data, run_search
 from qhpo.runner._plots import draw_plots
@@ -40,6 +40,7 @@ __all__ = [
     "default_workers",
     "draw_plots",
     "evaluate_best_on_test",
+    "fits_new_configuration",
     "hpo_sampler",
     "load_study",
     "make_pruner",

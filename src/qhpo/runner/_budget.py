@@ -30,7 +30,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -134,6 +134,24 @@ def mean_epoch_seconds(trials: Sequence[optuna.trial.FrozenTrial]) -> float:
     return total / count if count else 0.0
 
 
+def fits_new_configuration(
+    budget: Budget, left: float, first_rung: int, running_epochs: Iterable[int], seconds_per_epoch: Callable[[], float]
+) -> bool:
+    """Whether ``left`` of ``budget`` holds a new configuration's first rung once the running
+    trials (``running_epochs``: the epochs each has trained) have reached theirs:
+    ``left - sum_running max(0, first_rung - epochs) >= first_rung``; in a time budget those
+    epochs are priced at ``seconds_per_epoch()`` (asked only then), and something must be left.
+
+    Example:
+        >>> fits_new_configuration(Budget(10, "epochs"), 4, 3, [1], lambda: 0.0)
+        False
+    """
+    reserved = sum(max(0, first_rung - int(e)) for e in running_epochs)
+    if budget.unit == "epochs":
+        return left - reserved >= first_rung
+    return left > 0 and left >= (reserved + first_rung) * seconds_per_epoch()
+
+
 class BudgetTracker:
     """One worker process's view of the study's budget: what is left, and whether a new
     configuration, a resumption or the running trial's next epoch fits in it.
@@ -166,15 +184,9 @@ class BudgetTracker:
 
     def room_for_new(self, left: float, trials: Sequence[optuna.trial.FrozenTrial]) -> bool:
         """Whether ``left`` holds a new configuration's first rung once the running trials
-        have reached theirs (``left - sum_running max(0, first_rung - epochs) >= first_rung``)."""
-        reserved = sum(
-            max(0, self.first_rung - len(t.intermediate_values))
-            for t in trials
-            if t.state == optuna.trial.TrialState.RUNNING
-        )
-        if self.budget.unit == "epochs":
-            return left - reserved >= self.first_rung
-        return left > 0 and left >= (reserved + self.first_rung) * mean_epoch_seconds(trials)
+        have reached theirs (:func:`fits_new_configuration`)."""
+        running = [len(t.intermediate_values) for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+        return fits_new_configuration(self.budget, left, self.first_rung, running, lambda: mean_epoch_seconds(trials))
 
     def exhausted(self, study: optuna.Study) -> bool:
         """Whether the budget is spent (the running trial is cut); extends this process's clock first."""
