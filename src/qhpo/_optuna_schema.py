@@ -133,6 +133,12 @@ BUDGET_CLOCK: Attribute[list] = Attribute(
 RAY_BUDGET: Attribute[str] = Attribute(
     "qhpo.ray.budget", "study", str, "the --budget a Ray experiment started with (none: without one)"
 )
+RAY_BUDGET_EPOCHS: Attribute[int] = Attribute(
+    "qhpo.ray.budget_epochs",
+    "study",
+    int,
+    "epochs a Ray search's budget account counted (epochs trained again from a checkpoint after a resume included)",
+)
 REPLAY_PREDICTOR_SECONDS: Attribute[float] = Attribute(
     "qhpo.replay.predictor_seconds.", "study", float, "per live-replay worker: its predictor's seconds", prefix=True
 )
@@ -168,6 +174,7 @@ ATTRIBUTES: dict[str, Attribute] = {
         PREDICTOR,
         BUDGET_CLOCK,
         RAY_BUDGET,
+        RAY_BUDGET_EPOCHS,
         REPLAY_PREDICTOR_SECONDS,
     )
 }
@@ -184,6 +191,7 @@ EPOCH_SECONDS_ATTR = EPOCH_SECONDS.key
 RESTART_OF_ATTR = RESTART_OF.key
 BUDGET_CUT_ATTR = BUDGET_CUT.key
 BUDGET_CLOCK_PREFIX = BUDGET_CLOCK.key
+RAY_BUDGET_EPOCHS_ATTR = RAY_BUDGET_EPOCHS.key
 DECISIONS_ATTR = DECISIONS.key
 STOP_ATTR = STOP.key
 PAUSED_ATTR = PAUSED.key

@@ -19,7 +19,7 @@ def study(tmp_path):
 
 def test_every_key_is_listed_once_with_its_place_type_and_meaning():
     keys = [a.key for a in schema.ATTRIBUTES.values()]
-    assert len(keys) == len(set(keys)) == 28
+    assert len(keys) == len(set(keys)) == 29
     assert schema.ATTRIBUTES["qhpo.alive"] is schema.ALIVE and schema.ALIVE.on == "trial" and schema.ALIVE.type is float
     assert schema.ATTRIBUTES["qhpo.settings"].on == "study"
     assert schema.OWNER_ATTR == "qhpo.owner" and schema.PREDICTOR_ATTR_PREFIX == "qhpo.predictor."

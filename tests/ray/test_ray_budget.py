@@ -209,6 +209,8 @@ def test_a_killed_driver_resumed_does_not_spend_the_budget_twice(local_ray, tmp_
     # The resumed driver went on from the saved account: the epochs in the study (each once)
     # are at most the budget, short of it only by epochs trained again from a checkpoint.
     assert 20 - 2 <= recorded <= 20, recorded
+    # and the summary line gives the account that ended the search, not the study's count
+    assert budget_summary(study, Budget.parse("20")).startswith("budget: 20 epochs of 20 epochs spent")
 
 
 def test_a_time_budget_on_ray_ends_the_search_and_the_summary_reads_the_drivers_clock(local_ray, tmp_path, cifar_dir):

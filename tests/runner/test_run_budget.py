@@ -12,10 +12,12 @@ from qhpo.runner._budget import (
     CLOCK_ATTR_PREFIX,
     Budget,
     BudgetTracker,
+    budget_summary,
     epochs_spent,
     seconds_spent,
     union_length,
 )
+from qhpo.runner import RAY_BUDGET_EPOCHS_ATTR
 from qhpo.runner._storage import OWNER_ATTR, owner_record, resolve_storage
 from qhpo.runner._trial import BUDGET_CUT_ATTR, RESUMED_AT_ATTR
 from qhpo.runner._worker import claim_trial
@@ -89,6 +91,20 @@ def test_epochs_spent_counts_a_resumed_configurations_epochs_once(tmp_path):
     _trial(study, 5, resumed_at=2, state=TrialState.COMPLETE, key=1)  # ... and resumed: epochs 3-5 are new
     _trial(study, 1, state=TrialState.RUNNING)
     assert epochs_spent(study.get_trials(deepcopy=False)) == 4 + 2 + 3 + 1
+
+
+def test_the_summary_line_gives_a_ray_account_that_counted_repeated_epochs(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'q.db'}", study_name="s", direction="maximize")
+    _trial(study, 4, state=TrialState.COMPLETE)
+    _trial(study, 3, state=TrialState.PRUNED)
+    assert budget_summary(study, Budget.parse("9")) == "budget: 7 epochs of 9 epochs spent"
+    # a resumed Ray driver trained 2 epochs again from a checkpoint: its account says 9
+    study.set_user_attr(RAY_BUDGET_EPOCHS_ATTR, 9)
+    assert budget_summary(study, Budget.parse("9")) == (
+        "budget: 9 epochs of 9 epochs spent (7 in the study; 2 trained again from a checkpoint after a resume)"
+    )
+    study.set_user_attr(RAY_BUDGET_EPOCHS_ATTR, 7)  # nothing trained twice: the line is the study's
+    assert budget_summary(study, Budget.parse("9")) == "budget: 7 epochs of 9 epochs spent"
 
 
 def test_claims_stop_when_what_is_left_cannot_hold_a_first_rung(tmp_path):

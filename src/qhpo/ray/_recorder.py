@@ -22,6 +22,7 @@ from qhpo.runner import (
     CHECKPOINT_ATTR,
     EPOCH_SECONDS_ATTR,
     FAILURE_ATTR,
+    RAY_BUDGET_EPOCHS_ATTR,
     resolve_storage,
 )
 
@@ -110,6 +111,9 @@ class StudyRecorder(Callback):
             study = self.study()
             for start, last in budget.clock:
                 study.set_user_attr(f"{BUDGET_CLOCK_PREFIX}ray-driver:{start:.3f}", [start, last])
+        elif budget is not None:
+            # the account, which counts the epochs trained again after a resume the study holds once
+            self.study().set_user_attr(RAY_BUDGET_EPOCHS_ATTR, int(budget.epochs))
 
     def record(self, trial, *, error: bool = False) -> None:
         study = self.study()

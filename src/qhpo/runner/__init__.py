@@ -1,7 +1,14 @@
 """Searches of the CNN on CIFAR-10 with predictive early stopping: what ``qhpo run`` and
 ``qhpo report`` do, usable from Python as well."""
 
-from qhpo._optuna_schema import BUDGET_CLOCK_PREFIX, BUDGET_CUT_ATTR, CHECKPOINT_ATTR, EPOCH_SECONDS_ATTR, FAILURE_ATTR
+from qhpo._optuna_schema import (
+    BUDGET_CLOCK_PREFIX,
+    BUDGET_CUT_ATTR,
+    CHECKPOINT_ATTR,
+    EPOCH_SECONDS_ATTR,
+    FAILURE_ATTR,
+    RAY_BUDGET_EPOCHS_ATTR,
+)
 from qhpo.runner._budget import Budget, fits_new_configuration, union_length
 from qhpo.runner._config import BACKENDS, OPTUNA_BASELINES, PRESETS, Preset, RunConfig, preset
 from qhpo.runner._lifecycle import SearchBackend, SearchRun, evaluate_best_on_test, prepare_data, run_search
@@ -27,6 +34,7 @@ __all__ = [
     "OPTUNA_BASELINES",
     "OptunaBackend",
     "PRESETS",
+    "RAY_BUDGET_EPOCHS_ATTR",
     "Preset",
     "RunConfig",
     "SearchBackend",

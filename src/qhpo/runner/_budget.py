@@ -40,6 +40,7 @@ from qhpo._optuna_schema import (
     BUDGET_CLOCK_PREFIX,
     BUDGET_CUT_ATTR,
     EPOCH_SECONDS_ATTR,
+    RAY_BUDGET_EPOCHS_ATTR,
     RESUMED_AT_ATTR,
     storage_of,
     study_id,
@@ -195,12 +196,23 @@ class BudgetTracker:
 
 
 def budget_summary(study: optuna.Study, budget: Budget) -> str:
-    """One line: what the search spent of its budget."""
+    """One line: what the search spent of its budget.
+
+    An epochs budget on Ray is spent by the driver's account, which counts an epoch trained
+    again from a checkpoint after a killed driver's resume a second time (the study holds
+    it once): the line then gives the account and says how many epochs the study holds.
+    """
     trials = study.get_trials(deepcopy=False)
-    spent = seconds_spent(study) if budget.unit == "seconds" else float(epochs_spent(trials))
+    recorded = epochs_spent(trials)
+    spent = seconds_spent(study) if budget.unit == "seconds" else float(recorded)
+    repeated = ""
+    account = study.user_attrs.get(RAY_BUDGET_EPOCHS_ATTR)
+    if budget.unit == "epochs" and isinstance(account, int) and account > recorded:
+        spent = float(account)
+        repeated = f" ({recorded} in the study; {account - recorded} trained again from a checkpoint after a resume)"
     cut = sum(BUDGET_CUT_ATTR in t.user_attrs for t in trials)
     return (
         f"budget: {budget.describe(spent)} of {budget.describe()} spent"
-        + (f" ({epochs_spent(trials)} epochs)" if budget.unit == "seconds" else "")
+        + (f" ({recorded} epochs)" if budget.unit == "seconds" else repeated)
         + (f"; {cut} trial(s) cut when it ran out" if cut else "")
     )
