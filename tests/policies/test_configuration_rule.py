@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qhpo.policies import PredictiveHalving, TrialStatus, TrialView, make_policy
+from qhpo.policies import Decision, PredictiveHalving, TrialStatus, TrialView, make_policy
 
 E = 20  # rungs 2, 4, 8, 16; the anchor is the value at the rung
 
@@ -69,3 +69,39 @@ def test_the_configuration_rule_is_checked_and_off_by_default():
         PredictiveHalving(max_epochs=E, configuration_rule="best")
     with pytest.raises(ValueError, match="configuration_budget must be one of 'deepest', 'final', got 'all'"):
         PredictiveHalving(max_epochs=E, configuration_rule="rank", configuration_budget="all")
+
+
+def _arrival(hp_of_newcomer: float) -> tuple[TrialView, list[TrialView]]:
+    """Six trials running at epoch 10 (the ``lr = 0.1`` ones at 0.9 by then, the ``lr = 1.0``
+    ones at 0.5; all 0.8 at epoch 2), seven paused at rung 2 with anchors 0.30-0.36 and
+    ``lr = 1.0``, and a newcomer at rung 2 with anchor 0.33 and ``lr = hp_of_newcomer``:
+    14 peers, 7 places; the newcomer's anchor ranks 10th."""
+    views = []
+    for j in range(6):
+        lr, late = (0.1, 0.9) if j % 2 == 0 else (1.0, 0.5)
+        curve = np.concatenate([[0.8, 0.8], np.linspace(0.8, late, 8)])
+        views.append(TrialView(f"run{j}", curve, {"lr": lr}, TrialStatus.RUNNING))
+    for j in range(7):
+        views.append(TrialView(f"paused{j}", [0.2, 0.30 + 0.01 * j], {"lr": 1.0}, TrialStatus.PAUSED))
+    newcomer = TrialView("new", [0.2, 0.33], {"lr": hp_of_newcomer}, TrialStatus.RUNNING)
+    return newcomer, [*views, newcomer]
+
+
+def test_the_configuration_weight_ranks_a_rung_by_the_anchor_and_the_hyperparameter_model():
+    options = dict(max_epochs=E, min_resource=2, random_state=0, configuration_budget="deepest")
+    winner, trials = _arrival(0.1)  # the configuration of the runs that lead at epoch 8
+    assert make_policy("qhpo", **options).decide(winner, trials).decision == Decision.PAUSE  # anchor 10th of 14
+    verdict = make_policy("qhpo", configuration_weight=0.5, **options).decide(winner, trials)
+    assert verdict.decision == Decision.CONTINUE
+    assert "by its score (observed 0.33, hyperparameter model quantile" in verdict.reason
+    loser, trials = _arrival(1.0)  # the configuration of the runs that fall behind: no lift
+    assert make_policy("qhpo", configuration_weight=0.5, **options).decide(loser, trials).decision == Decision.PAUSE
+
+
+def test_the_configuration_weight_is_off_by_default_checked_and_acts_only_on_the_first_rungs():
+    assert PredictiveHalving(max_epochs=E).configuration_weight == 0.0
+    assert PredictiveHalving(max_epochs=E)._ranking.rescore is None
+    with pytest.raises(ValueError, match=r"configuration_weight must be a number in \[0, 1\], got 1.5"):
+        PredictiveHalving(max_epochs=E, configuration_weight=1.5)
+    score = PredictiveHalving(max_epochs=200, configuration_weight=0.25)._ranking.rescore
+    assert [t for t in (10, 20, 40, 80, 160) if score.acts_at(t)] == [10, 20, 40]  # up to 30 % of training

@@ -91,3 +91,49 @@ class ConfigurationModel:
         if model is None:
             return None
         return model.predict((encoder.transform([dict(o.params) for o in peers]) - low) / span)
+
+
+class ConfigurationScore:
+    """The rung score of ``configuration_weight``: at the rungs up to
+    :data:`qhpo.priors.MAX_SHARE` of training, the peers are ranked by
+
+        score = (1 - w) * Q(a) + w * Q(q(x)),
+
+    ``Q`` the quantile among the peers, ``a`` the anchor and ``q`` the
+    :class:`ConfigurationModel`'s value from the hyperparameters alone; the anchors are dealt
+    out again in that order (:meth:`RungStanding.rerank`). While no model exists (too few
+    trials reached the epoch it learns) the rung ranks on the anchors alone.
+
+    Args:
+        model: The configuration model (its ``budget`` says what it learns).
+        weight: ``w``, in (0, 1].
+        max_epochs: ``E``.
+    """
+
+    def __init__(self, model: ConfigurationModel, weight: float, max_epochs: int):
+        from qhpo.priors import MAX_SHARE
+
+        self.model, self.weight, self.max_epochs = model, float(weight), int(max_epochs)
+        self.last_rung = MAX_SHARE * self.max_epochs
+
+    def acts_at(self, t: int) -> bool:
+        """Whether the score ranks the peers at rung ``t``."""
+        return t <= self.last_rung
+
+    def state(self, trials: Sequence[TrialView]) -> tuple:
+        """What the score reads besides the rung: the model's epoch and its number of trials."""
+        h, done = self.model.data(trials)
+        return (h, len(done))
+
+    def apply(self, standing: RungStanding, trials: Sequence[TrialView]) -> None:
+        """Rank ``standing`` by the score, where it acts and a model exists."""
+        if not self.acts_at(standing.t) or standing.m < 2:
+            return
+        q = self.model.values(standing.group.peers, trials)
+        if q is None:
+            return
+        from qhpo.priors import quantiles
+
+        by_configuration = quantiles(np.asarray(q, dtype=float))
+        score = (1.0 - self.weight) * quantiles(standing.anchors) + self.weight * by_configuration
+        standing.rerank(score, "hyperparameter model", by_configuration)

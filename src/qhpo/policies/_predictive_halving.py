@@ -9,7 +9,7 @@ from typing import Any
 
 from qhpo._checks import Boolean, Interval, Options, check_int, validate_parameters
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialView, Verdict
-from qhpo.policies._configuration_model import ConfigurationModel
+from qhpo.policies._configuration_model import ConfigurationModel, ConfigurationScore
 from qhpo.policies._curve_prior import rung_ranking
 from qhpo.policies._first_rung_test import FirstRungTest
 from qhpo.policies._prediction import PredictionService
@@ -110,6 +110,10 @@ class PredictiveHalving(StoppingPolicy):
             deepest rung (or ``E``) that ``min_horizon_trials`` trials have reached, from
             those trials (the largest budget with enough observations, as BOHB fits its
             model), so that the model exists long before six trials complete.
+        configuration_weight: ``w`` in [0, 1] (default 0: off): at the rungs up to 30 %
+            of training the peers rank by ``(1 - w) Q(a) + w Q(q(x))``, the quantiles of
+            the anchor and of the configuration model's value
+            (:class:`ConfigurationScore`, learning what ``configuration_budget`` says).
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
@@ -134,6 +138,7 @@ class PredictiveHalving(StoppingPolicy):
         "first_rung_test": [Interval(Integral, 0, None)],
         "configuration_rule": [Options("rank", "average"), None],
         "configuration_budget": [Options("final", "deepest")],
+        "configuration_weight": [Interval(Real, 0, 1)],
         "prior_weight": [Interval(Real, 0, 1)],
     }
 
@@ -154,6 +159,7 @@ class PredictiveHalving(StoppingPolicy):
         first_rung_test: int = 0,
         configuration_rule: str | None = None,
         configuration_budget: str = "final",
+        configuration_weight: float = 0.0,
         prior: Any = None,
         prior_weight: float = 0.5,
         predictor: Any = "svr",
@@ -174,6 +180,7 @@ class PredictiveHalving(StoppingPolicy):
         self.min_completed = int(min_completed)
         self.resume = bool(resume)
         self.configuration_rule, self.configuration_budget = configuration_rule, configuration_budget
+        self.configuration_weight = float(configuration_weight)
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
         self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
         self._test = (
@@ -209,7 +216,21 @@ class PredictiveHalving(StoppingPolicy):
             min_horizon_trials=self.min_horizon_trials,
             first_predicted_rung=self.first_predicted_rung,
             ranking=rung_ranking(self.prior, self.prior_weight, self.max_epochs),
+            rescore=self._configuration_score(),
         )
+
+    def _configuration_score(self) -> ConfigurationScore | None:
+        if self.configuration_weight <= 0:
+            return None
+        model = ConfigurationModel(
+            "rank",
+            self.configuration_budget,
+            max_epochs=self.max_epochs,
+            rungs=self.rungs,
+            min_trials=self.min_horizon_trials,
+            sign=self.sign,
+        )
+        return ConfigurationScore(model, self.configuration_weight, self.max_epochs)
 
     def _configuration_model(self) -> ConfigurationModel | None:
         if self.configuration_rule is None:
@@ -356,6 +377,8 @@ class PredictiveHalving(StoppingPolicy):
         if self._configuration is not None:
             h, done = self._configuration.data(trials)
             state += (h, len(done))
+        if self._ranking.rescore is not None and self._ranking.rescore.acts_at(t):
+            state += self._ranking.rescore.state(trials)
         if self._unchanged.get((t, group.name)) == (state, self.service.version):
             return []
         position = {id(o): k for k, o in enumerate(group.peers)}

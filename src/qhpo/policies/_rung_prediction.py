@@ -68,6 +68,7 @@ class RungPrediction:
         min_horizon_trials: int,
         first_predicted_rung: int,
         ranking: Callable[..., RungStanding] = RungStanding,
+        rescore: Any = None,
     ) -> None:
         self.service = service
         self.rungs = tuple(rungs)
@@ -76,6 +77,7 @@ class RungPrediction:
         self.min_horizon_trials, self.first_predicted_rung = min_horizon_trials, first_predicted_rung
         self._encode = NumericHyperparameters()
         self._ranking = ranking
+        self.rescore = rescore  # a ConfigurationScore, or None
 
     def predicts_at(self, t: int) -> bool:
         """Whether the predicted rule may keep trials at rung ``t``."""
@@ -88,6 +90,8 @@ class RungPrediction:
             group, sign=self.sign, floor_quantile=self.floor_quantile, anchor_window=self.anchor_window
         )
         t = group.epoch
+        if self.rescore is not None:
+            self.rescore.apply(standing, trials)
         if self.predicts_at(t) and any(standing.ranks_outside(k) for k in predict):
             standing.horizon = self.horizon(t, trials)
             if standing.horizon is not None:

@@ -103,6 +103,19 @@ class RungStanding:
         self.cut = float(np.sort(self.anchors)[::-1][self.keep - 1])
         self.horizon: int | None = None
         self.prediction: tuple[np.ndarray, np.ndarray] | None = None
+        self._scored: tuple[np.ndarray, str, np.ndarray] | None = None  # see rerank()
+
+    def rerank(self, score: np.ndarray, what: str, quantile: np.ndarray) -> None:
+        """Deal the anchors out again in the order of ``score`` (higher is better): the best
+        score takes the best anchor, and so on, so that the cut-off, the places and the
+        predicted rule read as before; each reason then names the anchor measured and
+        ``quantile`` (the quantile of ``what`` among the peers)."""
+        measured = self.anchors
+        dealt = np.empty_like(measured)
+        dealt[np.argsort(-np.asarray(score, dtype=float), kind="stable")] = np.sort(measured)[::-1]
+        self.anchors = dealt
+        self.cut = float(np.sort(dealt)[::-1][self.keep - 1])
+        self._scored = (measured, what, np.asarray(quantile, dtype=float))
 
     def ranks_outside(self, k: int) -> bool:
         """Whether peer ``k`` ranks outside the places on its anchor."""
@@ -110,6 +123,18 @@ class RungStanding:
 
     def judge(self, k: int, *, predicted_rule: bool) -> Judgement:
         """The judgement of peer ``k``: on its anchor, else (``predicted_rule``) on its prediction."""
+        judgement = self._judge(k, predicted_rule=predicted_rule)
+        if self._scored is None:
+            return judgement
+        measured, what, quantile = self._scored
+        said = f"observed value {self.sign * self.anchors[k]:.4g}"
+        instead = (
+            f"value {self.sign * self.anchors[k]:.4g} by its score (observed {self.sign * measured[k]:.4g}, "
+            f"{what} quantile {quantile[k]:.2f})"
+        )
+        return judgement._replace(reason=judgement.reason.replace(said, instead, 1))
+
+    def _judge(self, k: int, *, predicted_rule: bool) -> Judgement:
         sign, anchor = self.sign, float(self.anchors[k])
         ranked = f"the best {self.keep} of {self.m} at rung {self.t}"
         cut = sign * self.cut
