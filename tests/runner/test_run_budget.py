@@ -8,6 +8,7 @@ from optuna.trial import TrialState
 
 from qhpo.cli import main
 from qhpo.optuna import CHECKPOINT_ATTR
+from qhpo.runner import RAY_BUDGET_EPOCHS_ATTR
 from qhpo.runner._budget import (
     CLOCK_ATTR_PREFIX,
     Budget,
@@ -17,7 +18,6 @@ from qhpo.runner._budget import (
     seconds_spent,
     union_length,
 )
-from qhpo.runner import RAY_BUDGET_EPOCHS_ATTR
 from qhpo.runner._storage import OWNER_ATTR, owner_record, resolve_storage
 from qhpo.runner._trial import BUDGET_CUT_ATTR, RESUMED_AT_ATTR
 from qhpo.runner._worker import claim_trial
