@@ -25,6 +25,9 @@ replays the rule on the same draws as ``qhpo bench`` (``--trials`` rows per seed
   min-max scaled hyperparameters, categories one-hot), trained on the runs that the
   replayed study finished, as Bayesian optimisation keeps them (none below 3 finished runs);
 - ``hp+obs``: the mean of the ``hp`` rank and the ``observed`` rank;
+- ``obs+hp 0.25``: ``0.75 * Q(observed) + 0.25 * Q(hp)`` (``Q`` the quantile among the
+  runs): what the option ``configuration_weight = 0.25`` of the rule ranks by at the rungs
+  up to 30 % of training (the rule's model, deciding earlier, has seen fewer runs);
 - ``observed*``, ``hp*``, ``hp+obs*``: the same three on the runs the study did *not*
   finish only (the ``hp`` model was trained on the others' final values, which it recalls);
 - ``random``: the survivorship check: the same predictor trained on as many runs as
@@ -73,6 +76,7 @@ METHODS = (
     "oracle E",
     "hp",
     "hp+obs",
+    "obs+hp 0.25",
     "observed*",
     "hp*",
     "hp+obs*",
@@ -164,6 +168,7 @@ def seed_ranking(
         if hp is not None:
             scores["hp"] = hp[rows]
             scores["hp+obs"] = (rankdata(hp[rows]) + rankdata(anchors)) / 2
+            scores["obs+hp 0.25"] = 0.75 * quantiles(anchors) + 0.25 * quantiles(hp[rows])
         scores.update(survivorship.pop("scores", {}))
         cells = {name: spearman_recall(score, final[rows]) for name, score in scores.items()}
         cells.update(survivorship)

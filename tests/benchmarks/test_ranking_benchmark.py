@@ -49,6 +49,8 @@ def test_the_rungs_before_the_crossing_rank_in_reverse_and_the_later_ones_right(
         # the predictor and its survivorship check only where at least 6 runs reached the horizon
         assert ("predictor" in row) == ("random" in row) == (row["train"] >= 6)
         assert "predictor-" not in row or row["train"] >= 6
+        assert ("obs+hp 0.25" in row) == ("hp" in row)  # the score of configuration_weight = 0.25
+    assert any("obs+hp 0.25" in row for row in out["rungs"].values())
 
 
 def test_the_prior_columns_appear_at_the_rungs_where_the_prior_acts_and_leave_the_table_out():

@@ -9,6 +9,9 @@ import pytest
 from qhpo.policies import Decision, PredictiveHalving, TrialStatus, TrialView, make_policy
 
 E = 20  # rungs 2, 4, 8, 16; the anchor is the value at the rung
+# the configuration rule of promote, on its own: the rung ranks on the anchor alone, and the
+# model learns the final values of the completed trials unless a test says otherwise
+OFF = dict(configuration_weight=0.0, configuration_budget="final")
 
 
 def _study(completed: int = 6, running: bool = False) -> list[TrialView]:
@@ -37,9 +40,9 @@ def _study(completed: int = 6, running: bool = False) -> list[TrialView]:
 @pytest.mark.parametrize("rule", ["rank", "average"])
 def test_the_configuration_rule_gives_the_free_place_to_the_slow_start_with_a_winners_configuration(rule):
     views = _study()
-    (default,) = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0).promote(views, limit=4)
+    (default,) = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0, **OFF).promote(views, limit=4)
     assert default.key == "A" and default.epoch == 2  # the best paused anchor takes the one free place
-    policy = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0, configuration_rule=rule)
+    policy = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0, configuration_rule=rule, **OFF)
     (chosen,) = policy.promote(views, limit=4)
     assert chosen.key == "B" and chosen.epoch == 2
     assert "predicted from its hyperparameters ranks within the best 7" in chosen.reason
@@ -47,8 +50,8 @@ def test_the_configuration_rule_gives_the_free_place_to_the_slow_start_with_a_wi
 
 def test_without_enough_completed_trials_the_configuration_rule_changes_nothing():
     views = _study(completed=4)  # fewer than min_horizon_trials = 6: no configuration model yet
-    off = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0).promote(views, limit=4)
-    on = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0, configuration_rule="rank").promote(
+    off = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0, **OFF).promote(views, limit=4)
+    on = make_policy("qhpo", max_epochs=E, min_resource=2, random_state=0, configuration_rule="rank", **OFF).promote(
         views, limit=4
     )
     assert [r.key for r in off] == [r.key for r in on] and on
@@ -56,8 +59,8 @@ def test_without_enough_completed_trials_the_configuration_rule_changes_nothing(
 
 def test_the_deepest_budget_fits_the_configuration_model_before_any_trial_completes():
     views = _study(running=True)  # six trials at epoch 10: the deepest rung six reached is 8
-    options = dict(max_epochs=E, min_resource=2, random_state=0, configuration_rule="average")
-    (final,) = make_policy("qhpo", **options).promote(views, limit=4)
+    options = dict(max_epochs=E, min_resource=2, random_state=0, configuration_rule="average", configuration_weight=0.0)
+    (final,) = make_policy("qhpo", configuration_budget="final", **options).promote(views, limit=4)
     assert final.key == "A"  # no trial has completed: no model of the final value yet
     (deepest,) = make_policy("qhpo", configuration_budget="deepest", **options).promote(views, limit=4)
     assert deepest.key == "B"
@@ -90,17 +93,22 @@ def _arrival(hp_of_newcomer: float) -> tuple[TrialView, list[TrialView]]:
 def test_the_configuration_weight_ranks_a_rung_by_the_anchor_and_the_hyperparameter_model():
     options = dict(max_epochs=E, min_resource=2, random_state=0, configuration_budget="deepest")
     winner, trials = _arrival(0.1)  # the configuration of the runs that lead at epoch 8
-    assert make_policy("qhpo", **options).decide(winner, trials).decision == Decision.PAUSE  # anchor 10th of 14
+    off = make_policy("qhpo", configuration_weight=0.0, **options).decide(winner, trials)
+    assert off.decision == Decision.PAUSE  # on its anchor: 10th of 14
     verdict = make_policy("qhpo", configuration_weight=0.5, **options).decide(winner, trials)
     assert verdict.decision == Decision.CONTINUE
-    assert "by its score (observed 0.33, hyperparameter model quantile" in verdict.reason
+    assert (
+        "observed value 0.33 (ranked as 0.8 by its score with the hyperparameter model's quantile 0.88)"
+        in verdict.reason
+    )
     loser, trials = _arrival(1.0)  # the configuration of the runs that fall behind: no lift
     assert make_policy("qhpo", configuration_weight=0.5, **options).decide(loser, trials).decision == Decision.PAUSE
 
 
-def test_the_configuration_weight_is_off_by_default_checked_and_acts_only_on_the_first_rungs():
-    assert PredictiveHalving(max_epochs=E).configuration_weight == 0.0
-    assert PredictiveHalving(max_epochs=E)._ranking.rescore is None
+def test_the_configuration_weight_is_a_quarter_by_default_checked_and_acts_only_on_the_first_rungs():
+    assert PredictiveHalving(max_epochs=E).configuration_weight == 0.25
+    assert PredictiveHalving(max_epochs=E).configuration_budget == "deepest"
+    assert PredictiveHalving(max_epochs=E, configuration_weight=0)._ranking.rescore is None
     with pytest.raises(ValueError, match=r"configuration_weight must be a number in \[0, 1\], got 1.5"):
         PredictiveHalving(max_epochs=E, configuration_weight=1.5)
     score = PredictiveHalving(max_epochs=200, configuration_weight=0.25)._ranking.rescore

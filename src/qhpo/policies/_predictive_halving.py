@@ -43,6 +43,14 @@ class PredictiveHalving(StoppingPolicy):
       hyperparameters ``x`` as features and the change ``v_h - a`` as target, refitted as
       trials reach ``h``.
 
+    At the rungs up to 30 % of training the observed rule ranks by a score, not by the anchor
+    alone: ``(1 - w) Q(a) + w Q(q(x))`` (``w = configuration_weight``, 0.25), ``Q`` the
+    quantile among the peers and ``q`` a model of the value at the deepest rung that
+    ``min_horizon_trials`` trials reached from the hyperparameters alone (as BOHB keeps
+    one), so that a slow start with the configuration of the runs that lead further on
+    keeps its place; the anchors are dealt out again in the score's order
+    (:class:`ConfigurationScore`). Until that model exists the anchor alone ranks.
+
     With ``resume`` on (``qhpo``, the default) the two rules act at different moments. At
     the rung the observed rule alone decides, and a trial it does not keep is **paused**
     (:attr:`Decision.PAUSE`, its checkpoint kept). :meth:`promote` then fills the places
@@ -105,14 +113,14 @@ class PredictiveHalving(StoppingPolicy):
             also resumes the paused trials that the final value predicted from their
             hyperparameters alone ranks (alone, or averaged with the anchor's rank)
             within the best ``n`` at the rung.
-        configuration_budget: What the configuration model learns: ``"final"`` (default)
-            the final values of the completed trials; ``"deepest"`` the values at the
-            deepest rung (or ``E``) that ``min_horizon_trials`` trials have reached, from
-            those trials (the largest budget with enough observations, as BOHB fits its
-            model), so that the model exists long before six trials complete.
-        configuration_weight: ``w`` in [0, 1] (default 0: off): at the rungs up to 30 %
-            of training the peers rank by ``(1 - w) Q(a) + w Q(q(x))``, the quantiles of
-            the anchor and of the configuration model's value
+        configuration_budget: What the configuration model learns: ``"deepest"`` (default)
+            the values at the deepest rung (or ``E``) that ``min_horizon_trials`` trials
+            have reached, from those trials (the largest budget with enough observations,
+            as BOHB fits its model), so that the model exists long before six trials
+            complete; ``"final"`` the final values of the completed trials.
+        configuration_weight: ``w`` in [0, 1] (default 0.25; 0: off): at the rungs up to
+            30 % of training the peers rank by ``(1 - w) Q(a) + w Q(q(x))``, the quantiles
+            of the anchor and of the configuration model's value
             (:class:`ConfigurationScore`, learning what ``configuration_budget`` says).
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
@@ -158,8 +166,8 @@ class PredictiveHalving(StoppingPolicy):
         resume: bool = True,
         first_rung_test: int = 0,
         configuration_rule: str | None = None,
-        configuration_budget: str = "final",
-        configuration_weight: float = 0.0,
+        configuration_budget: str = "deepest",
+        configuration_weight: float = 0.25,
         prior: Any = None,
         prior_weight: float = 0.5,
         predictor: Any = "svr",

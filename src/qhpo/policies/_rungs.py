@@ -129,8 +129,8 @@ class RungStanding:
         measured, what, quantile = self._scored
         said = f"observed value {self.sign * self.anchors[k]:.4g}"
         instead = (
-            f"value {self.sign * self.anchors[k]:.4g} by its score (observed {self.sign * measured[k]:.4g}, "
-            f"{what} quantile {quantile[k]:.2f})"
+            f"observed value {self.sign * measured[k]:.4g} (ranked as {self.sign * self.anchors[k]:.4g} "
+            f"by its score with the {what}'s quantile {quantile[k]:.2f})"
         )
         return judgement._replace(reason=judgement.reason.replace(said, instead, 1))
 
