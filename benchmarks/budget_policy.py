@@ -19,6 +19,9 @@ Variants (``E`` the table's epochs, each value rounded, at least 1):
     r10:         min_resource = E/10                          (less aggressive)
     r40-stop:    min_resource = E/40, resume = false          (no freeze-thaw: qhpo-stop's rule
                                                               under a budget)
+    r40-cw0, r40-stop-cw0: r40 and r40-stop with configuration_weight = 0 (the first rungs
+                 ranked on the anchor alone, the rule before 2026-12-07; the other variants
+                 take the class's default 0.25)
 
 Run (the design seeds; the reported seeds are 0-9):
 
@@ -47,6 +50,8 @@ VARIANTS = {
     "r40-eta3": lambda E: {"min_resource": max(1, round(E / 40)), "reduction_factor": 3},
     "r10": lambda E: {"min_resource": max(1, round(E / 10))},
     "r40-stop": lambda E: {"min_resource": max(1, round(E / 40)), "resume": False},
+    "r40-cw0": lambda E: {"min_resource": max(1, round(E / 40)), "configuration_weight": 0.0},
+    "r40-stop-cw0": lambda E: {"min_resource": max(1, round(E / 40)), "resume": False, "configuration_weight": 0.0},
 }
 
 

@@ -34,11 +34,14 @@ from qhpo.curves import builtin_tables_folder, read_curve_table
 from qhpo.replay import run_suite
 from suite_target import TARGET_BASELINES, check_table
 
-#: Each variant's options of ``qhpo``.
+#: Each variant's options of ``qhpo``: the configuration rule of ``promote`` on the rule as
+#: it was when they were measured (the first rungs ranked on the anchor alone,
+#: ``configuration_weight = 0``; the model of the final value unless ``deepest``).
+_BEFORE = {"configuration_weight": 0.0, "configuration_budget": "final"}
 VARIANTS = {
-    "rank": {"configuration_rule": "rank"},
-    "average": {"configuration_rule": "average"},
-    "average-deepest": {"configuration_rule": "average", "configuration_budget": "deepest"},
+    "rank": {**_BEFORE, "configuration_rule": "rank"},
+    "average": {**_BEFORE, "configuration_rule": "average"},
+    "average-deepest": {**_BEFORE, "configuration_rule": "average", "configuration_budget": "deepest"},
 }
 
 
