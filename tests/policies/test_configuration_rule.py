@@ -102,7 +102,11 @@ def test_the_configuration_weight_ranks_a_rung_by_the_anchor_and_the_hyperparame
         in verdict.reason
     )
     loser, trials = _arrival(1.0)  # the configuration of the runs that fall behind: no lift
-    assert make_policy("qhpo", configuration_weight=0.5, **options).decide(loser, trials).decision == Decision.PAUSE
+    paused = make_policy("qhpo", configuration_weight=0.5, **options).decide(loser, trials)
+    assert paused.decision == Decision.PAUSE
+    # the pause names the value measured and the one it was ranked as
+    assert paused.reason.startswith("observed value 0.33 (ranked as ")
+    assert "by its score with the hyperparameter model's quantile" in paused.reason
 
 
 def test_the_configuration_weight_is_a_quarter_by_default_checked_and_acts_only_on_the_first_rungs():

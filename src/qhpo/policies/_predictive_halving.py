@@ -301,7 +301,7 @@ class PredictiveHalving(StoppingPolicy):
         return Verdict(
             Decision.PAUSE,
             t,
-            f"observed value {self.sign * standing.anchors[0]:.4g} ranks outside the best {standing.keep} of "
+            f"{standing.describe(0)} ranks outside the best {standing.keep} of "
             f"{standing.m} at rung {t} (cut-off {self.sign * standing.cut:.4g}); paused until a place there "
             "falls free",
             threshold=self.sign * standing.cut,

@@ -126,13 +126,19 @@ class RungStanding:
         judgement = self._judge(k, predicted_rule=predicted_rule)
         if self._scored is None:
             return judgement
-        measured, what, quantile = self._scored
         said = f"observed value {self.sign * self.anchors[k]:.4g}"
-        instead = (
+        return judgement._replace(reason=judgement.reason.replace(said, self.describe(k), 1))
+
+    def describe(self, k: int) -> str:
+        """``observed value X`` of peer ``k``, with the value it was ranked as and why when
+        :meth:`rerank` dealt the anchors out again."""
+        if self._scored is None:
+            return f"observed value {self.sign * self.anchors[k]:.4g}"
+        measured, what, quantile = self._scored
+        return (
             f"observed value {self.sign * measured[k]:.4g} (ranked as {self.sign * self.anchors[k]:.4g} "
             f"by its score with the {what}'s quantile {quantile[k]:.2f})"
         )
-        return judgement._replace(reason=judgement.reason.replace(said, instead, 1))
 
     def _judge(self, k: int, *, predicted_rule: bool) -> Judgement:
         sign, anchor = self.sign, float(self.anchors[k])
