@@ -197,7 +197,8 @@ def test_the_standing_ranks_by_the_combined_score_and_names_both_values():
     plain = PriorStanding(group, prior=prior, weight=0.0, **common)
     assert np.array_equal(plain.anchors, plain.observed)  # weight 0: the observed ranking
     reason = alone.judge(0, predicted_rule=False).reason
-    assert "by the curve prior" in reason and f"observed {curves[0, -1]:.4g}" in reason
+    assert reason.startswith(f"observed value {curves[0, -1]:.4g} (ranked as ")
+    assert "by its score with the curve prior's predicted final's quantile" in reason
 
 
 def test_qhpo_run_and_the_adapters_take_the_option():

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
-from qhpo.policies._rungs import Judgement, RungGroup, RungStanding
+from qhpo.policies._rungs import RungGroup, RungStanding
 
 
 def fitted_prior(prior):
@@ -71,17 +69,5 @@ class PriorStanding(RungStanding):
         self.observed = self.anchors
         self.prior_quantile = prior.predict(self.values, max_epochs)
         self.score = (1.0 - weight) * quantiles(self.observed) + weight * self.prior_quantile
-        dealt = np.empty_like(self.observed)
-        dealt[np.argsort(-self.score, kind="stable")] = np.sort(self.observed)[::-1]
-        self.anchors = dealt
-        self.cut = float(np.sort(self.anchors)[::-1][self.keep - 1])
-
-    def judge(self, k: int, *, predicted_rule: bool) -> Judgement:
-        judgement = super().judge(k, predicted_rule=predicted_rule)
-        measured = (
-            f"value {self.sign * self.anchors[k]:.4g} by the curve prior (observed {self.sign * self.observed[k]:.4g}, "
-            f"predicted final quantile {self.prior_quantile[k]:.2f})"
-        )
-        return judgement._replace(
-            reason=judgement.reason.replace(f"value {self.sign * self.anchors[k]:.4g}", measured, 1)
-        )
+        # each reason names the value measured, the one it was ranked as, and q_hat
+        self.rerank(self.score, "curve prior's predicted final", self.prior_quantile)
