@@ -120,11 +120,6 @@ class ConfigurationScore:
         """Whether the score ranks the peers at rung ``t``."""
         return t <= self.last_rung
 
-    def state(self, trials: Sequence[TrialView]) -> tuple:
-        """What the score reads besides the rung: the model's epoch and its number of trials."""
-        h, done = self.model.data(trials)
-        return (h, len(done))
-
     def apply(self, standing: RungStanding, trials: Sequence[TrialView]) -> None:
         """Rank ``standing`` by the score, where it acts and a model exists."""
         if not self.acts_at(standing.t) or standing.m < 2:

@@ -208,12 +208,17 @@ class PredictiveHalving(StoppingPolicy):
             )
         )
         self.prior, self.prior_weight = prior, float(prior_weight)
+        # one model of the hyperparameters, read by the rung score and by promote's configuration rule
+        self._model = self._hyperparameter_model()
+        self._configuration = self._model if configuration_rule is not None else None
         self._ranking = self._rung_prediction()
         # per rung and group: what promote() last read there (the model version included) when it resumed no one
         self._unchanged: dict[tuple[int, str], tuple] = {}
-        self._configuration = self._configuration_model()
 
     def _rung_prediction(self) -> RungPrediction:
+        score = None
+        if self.configuration_weight > 0:
+            score = ConfigurationScore(self._model, self.configuration_weight, self.max_epochs)
         return RungPrediction(
             self.service,
             rungs=self.rungs,
@@ -224,27 +229,14 @@ class PredictiveHalving(StoppingPolicy):
             min_horizon_trials=self.min_horizon_trials,
             first_predicted_rung=self.first_predicted_rung,
             ranking=rung_ranking(self.prior, self.prior_weight, self.max_epochs),
-            rescore=self._configuration_score(),
+            rescore=score,
         )
 
-    def _configuration_score(self) -> ConfigurationScore | None:
-        if self.configuration_weight <= 0:
-            return None
-        model = ConfigurationModel(
-            "rank",
-            self.configuration_budget,
-            max_epochs=self.max_epochs,
-            rungs=self.rungs,
-            min_trials=self.min_horizon_trials,
-            sign=self.sign,
-        )
-        return ConfigurationScore(model, self.configuration_weight, self.max_epochs)
-
-    def _configuration_model(self) -> ConfigurationModel | None:
-        if self.configuration_rule is None:
+    def _hyperparameter_model(self) -> ConfigurationModel | None:
+        if self.configuration_rule is None and self.configuration_weight <= 0:
             return None
         return ConfigurationModel(
-            self.configuration_rule,
+            self.configuration_rule or "rank",  # the rule is read by promote's configuration rule only
             self.configuration_budget,
             max_epochs=self.max_epochs,
             rungs=self.rungs,
@@ -382,11 +374,10 @@ class PredictiveHalving(StoppingPolicy):
         reached = 0 if horizon is None else sum(1 for o in trials if o.epochs >= horizon)
         paused_keys = frozenset(trials[i].key for i in members_at)
         state = (frozenset(o.key for o in group.peers), paused_keys, places, horizon, reached)
-        if self._configuration is not None:
-            h, done = self._configuration.data(trials)
+        rescored = self._ranking.rescore is not None and self._ranking.rescore.acts_at(t)
+        if self._configuration is not None or rescored:
+            h, done = self._model.data(trials)
             state += (h, len(done))
-        if self._ranking.rescore is not None and self._ranking.rescore.acts_at(t):
-            state += self._ranking.rescore.state(trials)
         if self._unchanged.get((t, group.name)) == (state, self.service.version):
             return []
         position = {id(o): k for k, o in enumerate(group.peers)}

@@ -37,6 +37,7 @@ from qhpo.ray._trainable import (
 )
 from qhpo.runner import (
     CHECKPOINT_ATTR,
+    RAY_BUDGET_ATTR,
     Budget,
     RunConfig,
     SearchRun,
@@ -141,10 +142,6 @@ def _experiment_to_run(config, study: optuna.Study, experiment: Path):
     if not config.resume:
         study.set_user_attr(RAY_BUDGET_ATTR, config.budget or "none")
     return config
-
-
-#: Study user attribute: the ``--budget`` a Ray experiment started with ("none" without one).
-RAY_BUDGET_ATTR = "qhpo.ray.budget"
 
 
 def _scheduler(config) -> PredictiveScheduler:

@@ -7,6 +7,7 @@ from qhpo._optuna_schema import (
     CHECKPOINT_ATTR,
     EPOCH_SECONDS_ATTR,
     FAILURE_ATTR,
+    RAY_BUDGET_ATTR,
     RAY_BUDGET_EPOCHS_ATTR,
 )
 from qhpo.runner._budget import Budget, fits_new_configuration, union_length
@@ -34,6 +35,7 @@ __all__ = [
     "OPTUNA_BASELINES",
     "OptunaBackend",
     "PRESETS",
+    "RAY_BUDGET_ATTR",
     "RAY_BUDGET_EPOCHS_ATTR",
     "Preset",
     "RunConfig",
