@@ -22,6 +22,9 @@ Variants (``E`` the table's epochs, each value rounded, at least 1):
     r40-cw0, r40-stop-cw0: r40 and r40-stop with configuration_weight = 0 (the first rungs
                  ranked on the anchor alone, the rule before 2026-12-07; the other variants
                  take the class's default 0.25)
+    r40-q0:      min_resource = E/40, quorum = 0              (each arrival at a rung ranked at
+                                                              once, as before the quorum;
+                                                              the other variants take quorum 4)
 
 Run (the design seeds; the reported seeds are 0-9):
 
@@ -52,6 +55,7 @@ VARIANTS = {
     "r40-stop": lambda E: {"min_resource": max(1, round(E / 40)), "resume": False},
     "r40-cw0": lambda E: {"min_resource": max(1, round(E / 40)), "configuration_weight": 0.0},
     "r40-stop-cw0": lambda E: {"min_resource": max(1, round(E / 40)), "resume": False, "configuration_weight": 0.0},
+    "r40-q0": lambda E: {"min_resource": max(1, round(E / 40)), "quorum": 0},
 }
 
 

@@ -374,7 +374,7 @@ def test_promote_resumes_a_paused_trial_once_it_ranks_within_the_best_half():
 
 def test_a_resumed_trial_continues_from_its_pause_and_its_epochs_count_once():
     curves, params = _paused_then_overtaken()
-    policy = make_policy("qhpo", max_epochs=20, min_resource=1, random_state=0)
+    policy = make_policy("qhpo", max_epochs=20, min_resource=1, quorum=0, random_state=0)
     agent = PolicyAgent(policy, curves, params)
     out = simulate(curves, agent)
     assert (1, 1) in out.pauses and (1, 1) in out.resumptions

@@ -266,7 +266,7 @@ def test_a_tester_at_the_second_rung_is_judged_among_every_other_tester_there():
 def test_while_the_first_rung_test_runs_the_testers_at_the_second_rung_are_judged_together():
     # testers 0 and 1 reached rung 2, testers 2 and 3 not yet: 0 ranks below 1 in a group of
     # two with one place
-    policy = make_policy("qhpo", max_epochs=16, first_rung_test=4, random_state=0)
+    policy = make_policy("qhpo", max_epochs=16, first_rung_test=4, quorum=0, random_state=0)
     views = [TrialView(0, [0.3, 0.3]), TrialView(1, [0.6, 0.6]), TrialView(2, [0.5]), TrialView(3, [0.4])]
     assert policy.first_rung_on(views) is None
     assert policy.decide(views[0], views).decision == Decision.PAUSE

@@ -44,7 +44,7 @@ class SpendRecorder:
     def finish(self, index, status):
         self.agent.finish(index, status)
 
-    def promote(self, limit):
+    def promote(self, limit, more_trials=False):
         return self.agent.promote(limit)
 
     def resume(self, index):

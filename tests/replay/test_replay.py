@@ -144,7 +144,7 @@ class _StopRowAt:
     def finish(self, index, status):
         pass
 
-    def promote(self, limit):
+    def promote(self, limit, more_trials=False):
         return []
 
     def resume(self, index):

@@ -33,7 +33,7 @@ class Script:
     def finish(self, index, status):
         self.log.append(("finish", index, status))
 
-    def promote(self, limit):
+    def promote(self, limit, more_trials=False):
         self.log.append(("promote", limit))
         chosen, self.resume_queue = self.resume_queue, []
         return chosen

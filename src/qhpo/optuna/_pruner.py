@@ -298,12 +298,14 @@ class PredictivePruner(BasePruner):
         *,
         limit: int = 1,
         can_resume: Callable[[FrozenTrial], bool] | None = None,
+        more_trials: bool = False,
     ) -> list[tuple[FrozenTrial, Resumption]]:
         """The paused trials the policy resumes now, best first, with its resumptions.
 
         Asks the policy's :meth:`~qhpo.policies.StoppingPolicy.promote` with the study's
         views. ``can_resume(trial)`` False (say, its checkpoint is gone) shows a paused trial
-        to the policy as stopped. Empty for a policy that does not resume. A policy that
+        to the policy as stopped. ``more_trials``: a new configuration starts when none
+        resumes (see :func:`qhpo.optuna.resumable_trials`). Empty for a policy that does not resume. A policy that
         fails, or names a trial that is not paused, is warned about once and resumes nothing
         (that trial).
         """
@@ -327,7 +329,8 @@ class PredictivePruner(BasePruner):
                     else v
                     for v in views
                 ]
-            return [(by_number[r.key], r) for r in state.driver.promote(views, limit)]
+            chosen = state.driver.promote(views, limit, more_trials=more_trials)
+            return [(by_number[r.key], r) for r in chosen]
 
     # -- per-study state ------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ def resumable_trials(
     *,
     limit: int = 1,
     can_resume: Callable[[FrozenTrial], bool] | None = None,
+    more_trials: bool = False,
 ) -> list[ResumableTrial]:
     """The paused trials of ``study`` that the pruner's policy resumes now, best first.
 
@@ -120,6 +121,10 @@ def resumable_trials(
         limit: The most trials to list (free workers).
         can_resume: Optional filter: a paused trial for which it returns False (say, its
             checkpoint is gone) is shown to the policy as stopped.
+        more_trials: Whether you start a new configuration when this lists nothing. While
+            True, a rung of ``qhpo`` that fewer than its ``quorum`` trials have reached
+            keeps its paused trials waiting for their peers; pass False (the default) once
+            no new configuration follows, and they are ranked with the peers they have.
 
     Returns:
         At most ``limit`` :class:`ResumableTrial` records; none when the pruner is not a
@@ -134,7 +139,7 @@ def resumable_trials(
     pruner = study.pruner if pruner is None else pruner
     if not isinstance(pruner, PredictivePruner):
         return []
-    chosen = pruner.promote(study, limit=limit, can_resume=can_resume)
+    chosen = pruner.promote(study, limit=limit, can_resume=can_resume, more_trials=more_trials)
     policy = pruner.policy_
     name = policy.label if policy is not None else ""
     return [ResumableTrial.of(trial, resumption, name) for trial, resumption in chosen]
@@ -151,7 +156,11 @@ class ResumePausedTrials:
     asks its policy, so with ``PredictivePruner("qhpo", freeze_thaw=True)`` the study runs
     the rule the replay measured as ``qhpo``.
 
-    With ``n_configurations`` the callback also ends the search the replay's way: once
+    With ``n_configurations`` the callback also tells the policy whether a new configuration
+    follows (``more_trials`` of :func:`resumable_trials`: while fewer than that many have
+    started, a rung of ``qhpo`` waits for its ``quorum`` as in the replay; without it none is
+    assumed to follow, and each trial that pauses at a thinly populated rung is ranked at
+    once, as plain asynchronous halving would), and ends the search the replay's way: once
     that many configurations have finished (a paused and resumed one counts once), no new
     one starts; the paused trials the policy still resumes are run (after the predictor's
     pending refit has landed) and then ``study.stop()`` is called. Pass ``n_trials=None``
@@ -211,14 +220,13 @@ class ResumePausedTrials:
             trials = study.get_trials(deepcopy=False)
             if any(t.state == TrialState.WAITING for t in trials):
                 return  # a resumption (or an enqueued trial) waits to start: it goes first
-            resumable = resumable_trials(study, limit=1, can_resume=self.can_resume)
+            finished, running = configuration_counts(trials)
+            more = self.n_configurations is not None and finished + running < self.n_configurations
+            resumable = resumable_trials(study, limit=1, can_resume=self.can_resume, more_trials=more)
             if resumable:
                 resumable[0].enqueue(study)
                 return
-            if self.n_configurations is None:
-                return
-            finished, running = configuration_counts(trials)
-            if finished + running < self.n_configurations:
+            if self.n_configurations is None or more:
                 return
             if running == 0 and self.settle_seconds and settle_predictor(study, self.settle_seconds):
                 resumable = resumable_trials(study, limit=1, can_resume=self.can_resume)

@@ -280,13 +280,17 @@ class StoppingPolicy(ABC):
         None for a policy that predicts nothing (an adapter may wait for its fits)."""
         return None
 
-    def promote(self, trials: Sequence[TrialView], *, limit: int = 1) -> list[Resumption]:
+    def promote(self, trials: Sequence[TrialView], *, limit: int = 1, more_trials: bool = False) -> list[Resumption]:
         """The paused trials to resume now, best first, at most ``limit`` of them.
 
         Args:
             trials: Every trial the adapter knows of, in any status; candidates are those
                 whose status is :attr:`TrialStatus.PAUSED`.
             limit: Free workers: the most resumptions the adapter can start now.
+            more_trials: Whether the adapter starts a new configuration when nothing is
+                resumed (False, the default: it may not, so nothing paused should wait
+                for trials that will not come; see ``quorum`` of
+                :class:`~qhpo.policies.PredictiveHalving`).
 
         Returns:
             Resumptions of paused trials in ``trials`` (none for a policy that does not

@@ -22,6 +22,7 @@ other processes and its checkpoints find them, and mapping the decision to its o
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -199,8 +200,11 @@ class PolicyDriver:
         record = verdict.record(self.label) if verdict.predictive or verdict.decision != Decision.CONTINUE else None
         return Ruling(verdict, unranked_at, record)
 
-    def promote(self, views: Sequence[TrialView], limit: int) -> list[Resumption]:
+    def promote(self, views: Sequence[TrialView], limit: int, *, more_trials: bool = False) -> list[Resumption]:
         """The paused trials among ``views`` that the policy resumes now, at most ``limit``, best first.
+
+        ``more_trials``: whether the adapter starts a new configuration when none resumes
+        (passed to :meth:`~qhpo.policies.StoppingPolicy.promote`).
 
         Asks :meth:`~qhpo.policies.StoppingPolicy.promote` only when the policy resumes, a
         worker is free and a trial is paused. A resumption that names no paused trial (or
@@ -212,7 +216,8 @@ class PolicyDriver:
         if not paused:
             return []
         try:
-            resumptions = list(self.policy.promote(views, limit=int(limit)))[: int(limit)]
+            told = {"more_trials": bool(more_trials)} if _takes_more_trials(self.policy) else {}
+            resumptions = list(self.policy.promote(views, limit=int(limit), **told))[: int(limit)]
         except Exception as error:
             self._failed("promote", error, "paused trials stay paused")
             return []
@@ -232,3 +237,12 @@ class PolicyDriver:
         if self.on_error == "raise":
             raise error
         self.warnings.warn(topic, f"qhpo policy {self.label!r} failed ({type(error).__name__}: {error}); {consequence}")
+
+
+def _takes_more_trials(policy: StoppingPolicy) -> bool:
+    """Whether ``policy.promote`` accepts ``more_trials`` (a policy written before it existed does not)."""
+    try:
+        parameters = inspect.signature(policy.promote).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "more_trials" or p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)

@@ -61,6 +61,13 @@ class PredictiveHalving(StoppingPolicy):
     delay, not the configuration. With ``resume`` off (``qhpo-stop``) both rules decide at
     the rung and a trial that neither keeps stops for good.
 
+    With resumption on, a rung ranks no one until ``quorum`` trials (4) have reached it:
+    the first arrivals pause there, and :meth:`promote` gives the rung's places to the best
+    of them once the quorum is there, or as soon as no new configuration follows
+    (``more_trials`` False). Asynchronous halving otherwise lets every early arrival at a
+    thinly populated rung through (the first always, the second when it beats the first),
+    which is where much of its cost goes; waiting costs no epoch, only a delay.
+
     With ``first_rung_test = K`` the first ``K`` trials (in the order of ``trials``) pass
     the first rung unjudged and test it: once each has reached the second rung or ended,
     the Spearman correlation between their anchors at the two rungs decides. At 0.5 or
@@ -122,6 +129,9 @@ class PredictiveHalving(StoppingPolicy):
             30 % of training the peers rank by ``(1 - w) Q(a) + w Q(q(x))``, the quantiles
             of the anchor and of the configuration model's value
             (:class:`ConfigurationScore`, learning what ``configuration_budget`` says).
+        quorum: Trials that must have reached a rung before it ranks any (default 4; 0 or
+            1: every arrival is ranked at once, as in asynchronous successive halving).
+            With resumption off it has no effect: a trial cannot wait there.
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
@@ -148,6 +158,7 @@ class PredictiveHalving(StoppingPolicy):
         "configuration_budget": [Options("final", "deepest")],
         "configuration_weight": [Interval(Real, 0, 1)],
         "prior_weight": [Interval(Real, 0, 1)],
+        "quorum": [Interval(Integral, 0, None)],
     }
 
     def __init__(
@@ -168,6 +179,7 @@ class PredictiveHalving(StoppingPolicy):
         configuration_rule: str | None = None,
         configuration_budget: str = "deepest",
         configuration_weight: float = 0.25,
+        quorum: int = 4,
         prior: Any = None,
         prior_weight: float = 0.5,
         predictor: Any = "svr",
@@ -189,6 +201,7 @@ class PredictiveHalving(StoppingPolicy):
         self.resume = bool(resume)
         self.configuration_rule, self.configuration_budget = configuration_rule, configuration_budget
         self.configuration_weight = float(configuration_weight)
+        self.quorum = int(quorum)
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
         self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
         self._test = (
@@ -283,6 +296,14 @@ class PredictiveHalving(StoppingPolicy):
             return self._passes_unjudged(t, trials)
         # with resumption on, the predicted rule waits for promote(): a paused trial costs nothing
         # until a place at the rung falls free, and by then more trials show where the rung stands
+        if self._waits(group):
+            m = len(group.peers)
+            return Verdict(
+                Decision.PAUSE,
+                t,
+                f"{m} of the {self.quorum} trials that rung {t} waits for have reached it; paused until the "
+                "rung ranks them",
+            )
         standing = self._ranking.standing(group, trials, predict=[] if self.resume else [0])
         judgement = standing.judge(0, predicted_rule=self._ranking.predicts_at(t))
         made = dict(predicted=judgement.predicted, std=judgement.std, threshold=judgement.threshold)
@@ -298,6 +319,10 @@ class PredictiveHalving(StoppingPolicy):
             "falls free",
             threshold=self.sign * standing.cut,
         )
+
+    def _waits(self, group: RungGroup) -> bool:
+        """Whether ``group``'s rung still waits for its quorum (with resumption on only)."""
+        return self.resume and len(group.peers) < self.quorum
 
     def _group_of(self, trial: TrialView, trials: Sequence[TrialView], t: int) -> RungGroup | None:
         """The trials ``trial`` is judged among at rung ``t``; None when it passes unjudged."""
@@ -318,7 +343,7 @@ class PredictiveHalving(StoppingPolicy):
         return Verdict(Decision.CONTINUE, t, f"passes rung {t} unjudged: it {why}")
 
     # -- promote -----------------------------------------------------------------------------
-    def promote(self, trials: Sequence[TrialView], *, limit: int = 1) -> list[Resumption]:
+    def promote(self, trials: Sequence[TrialView], *, limit: int = 1, more_trials: bool = False) -> list[Resumption]:
         """The paused trials to resume now: at each rung, while fewer trials have gone on
         from it than its share, the best of those it paused that rank within that share.
 
@@ -330,7 +355,10 @@ class PredictiveHalving(StoppingPolicy):
         resume, best first, among those whose anchor or (from ``first_predicted_rung`` on)
         whose value predicted at the horizon by the refitted predictor ranks within the
         best ``n`` of the ``m``. Resumptions are listed from the highest rung down, then
-        best value first, then in the order of ``trials`` (deterministic for a seed).
+        best value first, then in the order of ``trials`` (deterministic for a seed). While
+        ``more_trials`` (the adapter starts a new configuration when none resumes), a rung
+        that fewer than ``quorum`` trials have reached resumes no one: its trials wait for
+        their peers; once no new configuration follows, it ranks those it has.
         """
         limit = check_int("limit", limit, least=0)
         if not self.resume or limit == 0:
@@ -339,7 +367,7 @@ class PredictiveHalving(StoppingPolicy):
         found: list[tuple[int, float, int, Resumption]] = []
         for t in sorted(paused, reverse=True):
             for group, members in self._groups_at(t, paused[t], trials):
-                if members:
+                if members and not (more_trials and self._waits(group)):
                     found.extend(self._resumable(group, members, trials))
             if len(found) >= limit:
                 break

@@ -131,9 +131,9 @@ class _ReplayScheduler(PredictiveScheduler):
         with self._lock:
             return super().choose_trial_to_run(tune_controller)
 
-    def promote(self, limit: int) -> list[str]:
+    def promote(self, limit: int, more_trials: bool = False) -> list[str]:
         with self._lock:
-            return super().promote(limit)
+            return super().promote(limit, more_trials)
 
     def wait_until(self, ready, what: str, aborted) -> Any:
         """Wait for ``ready()`` to return something other than None (the Ray side acts on its own)."""
@@ -210,9 +210,9 @@ class _RayAgent:
         if status == TrialStatus.FAILED:  # the diverged epoch, which the in-process agent never sees
             self._turn(index, self.scheduler.clock_epochs[index] + 1, trained=False)
 
-    def promote(self, limit: int) -> list[int]:
+    def promote(self, limit: int, more_trials: bool = False) -> list[int]:
         self._wait(self.scheduler.caught_up, "the Ray trials to report the epochs they trained")
-        return [self.scheduler.row_of[trial_id] for trial_id in self.scheduler.promote(limit)]
+        return [self.scheduler.row_of[trial_id] for trial_id in self.scheduler.promote(limit, more_trials)]
 
     def resume(self, index: int) -> None:
         pass  # the scheduler queued the trial for Ray Tune when it promoted it

@@ -297,7 +297,7 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
             # Freed workers go to paused trials the policy resumes before any new configuration.
             limit = max(self._free_workers, self._most_running - busy, 1)
             self._free_workers = 0
-            if self.promote(limit):
+            if self.promote(limit, more_trials=self._more_trials(tune_controller, trials)):
                 return self._next_promoted(trials)
         self._free_workers = 0
         for trial in trials:
@@ -311,8 +311,9 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
                     tune_controller.stop_trial(trial)
         return None
 
-    def promote(self, limit: int) -> list[str]:
+    def promote(self, limit: int, more_trials: bool = False) -> list[str]:
         """Ask the policy which paused trials resume now (at most ``limit``); their trial ids.
+        ``more_trials``: a new configuration starts when none resumes.
 
         Each promoted trial's view becomes RUNNING at once and Ray Tune restarts it from its
         checkpoint the next time it asks which trial to run. With ``explain=True`` the
@@ -320,7 +321,7 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         """
         by_key = {self._key(trial_id): trial_id for trial_id in self._records}
         promoted: list[str] = []
-        for resumption in self.driver.promote(self.trial_views(), int(limit)):
+        for resumption in self.driver.promote(self.trial_views(), int(limit), more_trials=more_trials):
             trial_id = by_key[resumption.key]
             record = self._records[trial_id]
             record.status = TrialStatus.RUNNING
@@ -367,6 +368,12 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
     def _promotes_on_free(self) -> bool:
         """Whether a freed worker makes the scheduler ask ``policy.promote`` itself."""
         return True
+
+    def _more_trials(self, tune_controller, trials) -> bool:
+        """A new configuration starts when no paused trial resumes: one waits to start, or the
+        search algorithm has more to create."""
+        search = getattr(tune_controller, "search_alg", None)
+        return any(t.status == Trial.PENDING for t in trials) or (search is not None and not search.is_finished())
 
     def _search_over(self, tune_controller, trials) -> bool:
         """No trial runs or waits to start, and the search algorithm has created all its trials."""

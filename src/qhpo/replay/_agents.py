@@ -64,11 +64,11 @@ class PolicyAgent:
         if status in (TrialStatus.STOPPED, TrialStatus.PAUSED):
             self.stop_epoch[index] = int(self.epochs[index])
 
-    def promote(self, limit: int) -> list[int]:
+    def promote(self, limit: int, more_trials: bool = False) -> list[int]:
         if TrialStatus.PAUSED not in self.status.values():
             return []
         _, views = self._views()
-        resumptions = self.driver.promote(views, limit)
+        resumptions = self.driver.promote(views, limit, more_trials=more_trials)
         self.resumptions.extend(resumptions)
         return [int(r.key) for r in resumptions]
 
@@ -109,7 +109,7 @@ class OptunaPrunerAgent:
         # the last epoch is never pruned: the trial has already paid for all of it
         return epoch >= self.epochs or not trial.should_prune()
 
-    def promote(self, limit: int) -> list[int]:
+    def promote(self, limit: int, more_trials: bool = False) -> list[int]:
         return []  # an Optuna pruner never pauses a trial
 
     def resume(self, index: int) -> None:

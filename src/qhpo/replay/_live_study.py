@@ -161,7 +161,8 @@ def _claim(study, spec: LiveStudy, pruner):
         trials = study.get_trials(deepcopy=False)
         running = sum(t.state == TrialState.RUNNING for t in trials)
         started = sum(RESUME_OF_ATTR not in t.user_attrs for t in trials)
-        resumable = resumable_trials(study, pruner, limit=1) if resumes else []
+        more = started < len(spec.rows)
+        resumable = resumable_trials(study, pruner, limit=1, more_trials=more) if resumes else []
         if not resumable and started >= len(spec.rows) and running == 0 and _settle(pruner):
             # the last promote before the replay ends reads the predictor fitted on every curve
             resumable = resumable_trials(study, pruner, limit=1)

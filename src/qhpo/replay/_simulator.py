@@ -50,8 +50,9 @@ class ReplayAgent(Protocol):
         """Trial ``index`` ends: COMPLETE (trained to the last epoch), STOPPED, PAUSED or
         FAILED (diverged)."""
 
-    def promote(self, limit: int) -> list[int]:
-        """Paused trials to resume now, at most ``limit`` (free workers), best first."""
+    def promote(self, limit: int, more_trials: bool = False) -> list[int]:
+        """Paused trials to resume now, at most ``limit`` (free workers), best first;
+        ``more_trials``: a new trial starts when none resumes."""
 
     def resume(self, index: int) -> None:
         """Paused trial ``index`` continues from the epoch it paused at."""
@@ -156,7 +157,8 @@ class _Simulation:
     def dispatch(self, now: float) -> None:
         """Free workers resume the paused trials the agent promotes, then start new trials."""
         if self.paused and self.idle and self.spent < self.limit:
-            for i in self.agent.promote(len(self.idle))[: len(self.idle)]:
+            more = self.next_trial < self.n and self.spent + self.reserved() + self.first_rung <= self.limit
+            for i in self.agent.promote(len(self.idle), more)[: len(self.idle)]:
                 if i not in self.paused:
                     raise ValueError(f"the agent resumed trial {i}, which is not paused")
                 self.paused.discard(i)

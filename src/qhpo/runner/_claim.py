@@ -81,7 +81,7 @@ def claim_trial(
             blocked = not (continues if waiting else budget.room_for_new(left, trials))
             free = free and not blocked
         if not waiting and continues:
-            resumable = resumable_trials(study, limit=1, can_resume=can_resume)
+            resumable = resumable_trials(study, limit=1, can_resume=can_resume, more_trials=free)
             if not resumable and not free and running == 0 and _resumes(study) and settle_predictor(study):
                 # The last promote before the search ends reads the predictor fitted on every curve.
                 resumable = resumable_trials(study, limit=1, can_resume=can_resume)
