@@ -492,8 +492,8 @@ class TracingAgent:
             self.completions.append((self.spent, index))
         self.agent.finish(index, status)
 
-    def promote(self, limit):
-        return self.agent.promote(limit)
+    def promote(self, limit, more_trials=False):
+        return self.agent.promote(limit, more_trials)
 
     def resume(self, index):
         self.agent.resume(index)

@@ -67,3 +67,17 @@ def test_a_replay_leaves_no_trial_waiting_and_spends_less_than_ranking_each_arri
     for i in still:
         epoch = agent.stop_epoch[i]
         assert int((waited.epochs_trained >= epoch).sum()) >= 4
+
+
+def test_an_agent_written_before_more_trials_is_still_served():
+    """A replay agent whose ``promote`` takes no ``more_trials`` is asked as before (and is
+    never told that new trials follow, so no rung of its policy waits at promote)."""
+
+    class OldAgent(PolicyAgent):
+        def promote(self, limit):
+            return super().promote(limit)
+
+    curves = np.array([np.linspace(0.1, 0.5, E) + 0.04 * i for i in range(6)])
+    params = [{"lr": 0.1 * (i + 1)} for i in range(6)]
+    out = simulate(curves, OldAgent(_policy(), curves, params))
+    assert out.complete.any() and out.cost > 0

@@ -216,7 +216,7 @@ class PolicyDriver:
         if not paused:
             return []
         try:
-            told = {"more_trials": bool(more_trials)} if _takes_more_trials(self.policy) else {}
+            told = {"more_trials": bool(more_trials)} if accepts_keyword(self.policy.promote, "more_trials") else {}
             resumptions = list(self.policy.promote(views, limit=int(limit), **told))[: int(limit)]
         except Exception as error:
             self._failed("promote", error, "paused trials stay paused")
@@ -239,10 +239,11 @@ class PolicyDriver:
         self.warnings.warn(topic, f"qhpo policy {self.label!r} failed ({type(error).__name__}: {error}); {consequence}")
 
 
-def _takes_more_trials(policy: StoppingPolicy) -> bool:
-    """Whether ``policy.promote`` accepts ``more_trials`` (a policy written before it existed does not)."""
+def accepts_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` takes the keyword argument ``name`` (a ``promote`` written before
+    ``more_trials`` existed does not)."""
     try:
-        parameters = inspect.signature(policy.promote).parameters.values()
+        parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == "more_trials" or p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
+    return any(p.name == name or p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)

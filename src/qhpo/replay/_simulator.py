@@ -34,6 +34,7 @@ from typing import Protocol
 import numpy as np
 
 from qhpo.policies import Decision, TrialStatus
+from qhpo.policies._driver import accepts_keyword
 
 
 class ReplayAgent(Protocol):
@@ -153,12 +154,14 @@ class _Simulation:
         self.next_trial = 0
         self.clock = 0.0
         self.active: set[int] = set()  # trials training now
+        self.tells_more = accepts_keyword(agent.promote, "more_trials")  # an agent written before it: not told
 
     def dispatch(self, now: float) -> None:
         """Free workers resume the paused trials the agent promotes, then start new trials."""
         if self.paused and self.idle and self.spent < self.limit:
             more = self.next_trial < self.n and self.spent + self.reserved() + self.first_rung <= self.limit
-            for i in self.agent.promote(len(self.idle), more)[: len(self.idle)]:
+            told = {"more_trials": more} if self.tells_more else {}
+            for i in self.agent.promote(len(self.idle), **told)[: len(self.idle)]:
                 if i not in self.paused:
                     raise ValueError(f"the agent resumed trial {i}, which is not paused")
                 self.paused.discard(i)
