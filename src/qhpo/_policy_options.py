@@ -40,17 +40,26 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: tables at 20 full trainings (``benchmarks/budget_policy.py``; docs/replay.md, "Budget mode").
 BUDGET_FIRST_RUNG_SHARE: dict[str, int] = {"qhpo": 40, "qhpo-stop": 40}
 
+#: Under a budget ``qhpo``'s rungs rank each arrival at once (``quorum = 0``): a search read
+#: at any moment of its budget needs finished trials early, and a rung that waits for four
+#: trials holds the first completions back to about 40 % of the epochs (chosen on the design
+#: seeds 100-199; docs/replay.md, "Budget mode").
+BUDGET_QUORUM: dict[str, int] = {"qhpo": 0}
+
 
 def budget_defaults(name: str, epochs: int) -> dict[str, Any]:
     """The options rule ``name`` takes by default under a budget, for trials of ``epochs`` epochs
     (an option the user gives replaces its default).
 
     Example:
-        >>> budget_defaults("qhpo", 200), budget_defaults("qhpo", 8), budget_defaults("sha", 200)
-        ({'min_resource': 5}, {'min_resource': 1}, {})
+        >>> budget_defaults("qhpo", 200), budget_defaults("qhpo-stop", 8), budget_defaults("sha", 200)
+        ({'min_resource': 5, 'quorum': 0}, {'min_resource': 1}, {})
     """
     share = BUDGET_FIRST_RUNG_SHARE.get(name)
-    return {} if share is None else {"min_resource": max(1, round(int(epochs) / share))}
+    options: dict[str, Any] = {} if share is None else {"min_resource": max(1, round(int(epochs) / share))}
+    if name in BUDGET_QUORUM:
+        options["quorum"] = BUDGET_QUORUM[name]
+    return options
 
 
 def parse_option_value(text: str) -> bool | int | float | str:

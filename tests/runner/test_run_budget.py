@@ -44,15 +44,19 @@ def test_bad_budgets_give_one_sentence_and_status_2(text, tmp_path, cifar_dir, c
 @pytest.mark.parametrize(
     "extra, options",
     [
-        (["--budget", "100", "--epochs", "200"], {"min_resource": 5}),  # qhpo's first rung under a budget: E/40
-        (["--budget", "100", "--epochs", "50"], {"min_resource": 1}),  # round(50/40), not round(50/20) = 2
-        (["--budget", "100", "--epochs", "8"], {}),  # the same rung as without a budget: nothing stored
-        (["--budget", "100", "--epochs", "200", "--policy-option", "min_resource=3"], {"min_resource": 3}),
+        # qhpo's first rung under a budget: E/40, and each arrival at a rung ranked at once
+        (["--budget", "100", "--epochs", "200"], {"min_resource": 5, "quorum": 0}),
+        (["--budget", "100", "--epochs", "50"], {"min_resource": 1, "quorum": 0}),  # round(50/40), not round(50/20)
+        (["--budget", "100", "--epochs", "8"], {"quorum": 0}),  # the same first rung as without a budget
+        (["--budget", "100", "--epochs", "200", "--policy-option", "min_resource=3"], {"min_resource": 3, "quorum": 0}),
+        (["--budget", "100", "--epochs", "200", "--policy-option", "quorum=4"], {"min_resource": 5, "quorum": 4}),
         (["--trials", "10", "--epochs", "50"], {}),
         (["--budget", "100", "--epochs", "50", "--policy", "sha"], {}),
     ],
 )
-def test_under_a_budget_qhpo_judges_first_at_a_fortieth_of_the_epochs(extra, options, tmp_path, cifar_dir):
+def test_under_a_budget_qhpo_judges_first_at_a_fortieth_of_the_epochs_and_its_rungs_do_not_wait(
+    extra, options, tmp_path, cifar_dir
+):
     from qhpo.cli._main import build_parser
     from qhpo.cli._run import config_from_args
 

@@ -293,9 +293,9 @@ def config_from_args(args: argparse.Namespace):
 
 def _policy_options(items: list[str], policy: str, *, budget: str | None = None, epochs: int = 1) -> dict:
     """``--policy-option`` values; under ``--budget``, over the rule's budget defaults
-    (``qhpo._policy_options.budget_defaults``: qhpo's first rung at E/40), stored only where
-    they change the rule (not for the presets' 8 epochs), so that such a study resumes with
-    or without ``--budget`` alike."""
+    (``qhpo._policy_options.budget_defaults``: qhpo's first rung at E/40, stored only where it
+    changes the rule, not for the presets' 8 epochs; and qhpo's rungs ranking each arrival
+    at once, ``quorum=0``)."""
     from qhpo._policy_options import budget_defaults, parse_policy_option
 
     options: dict = {}
@@ -310,12 +310,12 @@ def _policy_options(items: list[str], policy: str, *, budget: str | None = None,
             raise QhpoError(f"--policy-option sets {name!r} twice; give it once.")
         options[name] = value
     defaults = budget_defaults(policy, epochs) if budget is not None else {}
-    if defaults:
+    if "min_resource" in defaults:
         from qhpo.optuna import first_rung
 
-        if first_rung(policy, epochs, defaults) != first_rung(policy, epochs):
-            options = {**defaults, **options}
-    return options
+        if first_rung(policy, epochs, defaults) == first_rung(policy, epochs):
+            del defaults["min_resource"]
+    return {**defaults, **options}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
