@@ -1,7 +1,8 @@
 """When a search's first trial finishes, and what it has found by half its epochs.
 
 For every built-in table, replays ``qhpo`` (SVR, 100 trials, the benchmark's draws) with the
-rung quorum off and at its default, and prints per table, over the seeds: where the first
+rung quorum off and at its default, and prints per table, over the seeds: the trials
+completed per seed and the cost (share of the epochs of full training), where the first
 trial completes (as a share of the epochs the whole replay spends), the share of seeds
 with no trial complete by half those epochs, and the mean regret (÷ the table's spread, as
 ``qhpo bench`` reports it) of the best trial completed by then (over the seeds that have one).
@@ -24,8 +25,9 @@ from qhpo.replay._benchmark import draw_order
 from qhpo.replay._rule_replay import first_rung
 
 
-def anytime(table, seed: int, quorum: int) -> tuple[float, float]:
-    """(first completion as a share of the epochs spent, regret ÷ spread at half of them; NaN: none)."""
+def anytime(table, seed: int, quorum: int) -> tuple[float, float, float, float]:
+    """(first completion as a share of the epochs spent, regret ÷ spread at half of them (NaN:
+    none complete by then), trials completed, cost)."""
     drawn = table.take(draw_order(table.n_trials, 100, seed))
     policy = make_policy(
         "qhpo", max_epochs=drawn.epochs, mode=drawn.mode, predictor="svr", random_state=seed, quorum=quorum
@@ -43,7 +45,7 @@ def anytime(table, seed: int, quorum: int) -> tuple[float, float]:
     first = at[at >= 0].min() / total if (at >= 0).any() else 1.0
     by_half = (at >= 0) & (at <= total / 2)
     regret = (best - np.nanmax(finals[by_half])) / spread if by_half.any() else np.nan
-    return first, regret
+    return first, regret, float(out.complete.sum()), total / (len(drawn.curves) * drawn.epochs)
 
 
 def main() -> None:
@@ -56,12 +58,12 @@ def main() -> None:
         table = read_curve_table(path)
         cells = []
         for quorum in (0, 4):
-            first, half = np.array([anytime(table, s, quorum) for s in seeds]).T
+            first, half, done, cost = np.array([anytime(table, s, quorum) for s in seeds]).T
             none = np.isnan(half).mean()
             regret = np.nanmean(half) if not np.isnan(half).all() else float("nan")
             cells.append(
-                f"quorum {quorum}: first completion at {first.mean():.0%}, none by half on {none:.0%}, "
-                f"regret {regret:.3f} at half"
+                f"quorum {quorum}: {done.mean():.1f} completed, cost {cost.mean():.1%}, first completion at "
+                f"{first.mean():.0%}, none by half on {none:.0%}, regret {regret:.3f} at half"
             )
         print(f"{table.name:22s} " + " | ".join(cells))
 
