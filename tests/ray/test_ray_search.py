@@ -47,7 +47,10 @@ def test_two_cifar_trials_complete_through_ray(local_ray, tmp_path, cifar_dir, m
         drop(results)
 
     monkeypatch.setattr(ray_search, "_drop_superseded_checkpoints", recording_drop)
-    config = RunConfig(study="two", storage=str(tmp_path / "qhpo.db"), trials=2, data_dir=cifar_dir, **_TINY)
+    # both trials run to the end (two of two must complete before any is stopped)
+    config = RunConfig(
+        study="two", storage=str(tmp_path / "qhpo.db"), trials=2, data_dir=cifar_dir, min_completed=2, **_TINY
+    )
     assert run_search(config) == 0
     study = _study(tmp_path / "qhpo.db", "two")
     trials = study.get_trials()
