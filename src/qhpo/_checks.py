@@ -7,7 +7,9 @@ refuses them.
 
 from __future__ import annotations
 
+import inspect
 from numbers import Integral
+from typing import Any
 
 
 def check_int(name: str, value, *, least: int | None = None, most: int | None = None) -> int:
@@ -134,3 +136,13 @@ def validate_parameters(constraints: dict, values: dict) -> None:
             continue
         described = [c.describe() for c in allowed if c is not None] + (["None"] if None in allowed else [])
         raise ValueError(f"{name} must be {' or '.join(described)}, got {value!r}")
+
+
+def accepts_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` takes the keyword argument ``name`` (a ``promote`` written before
+    ``more_trials`` existed does not)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)

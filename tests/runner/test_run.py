@@ -73,9 +73,12 @@ def test_run_completes_on_cpu_and_stores_curves_decisions_and_plots(tmp_path, ci
         else:
             assert trial.user_attrs[STOP_ATTR]["epoch"] == len(curve(trial)) < 3
     # No stop before the first 2 trials complete; later trials carry decision records, each with the
-    # cut-off it was compared with and, when it read one, the prediction.
+    # cut-off it was compared with and, when it read one, the prediction; or, at a rung that fewer
+    # than its quorum of 4 trials had reached, the pause that waits for them (no cut-off yet).
     records = [r for t in study.trials for r in t.user_attrs.get(DECISIONS_ATTR, [])]
-    assert records and all(r["threshold"] is not None and r["reason"] for r in records)
+    waits = [r for r in records if "trials that rung" in r["reason"] and "waits for" in r["reason"]]
+    assert all(r["decision"] == "pause" and r["threshold"] is None for r in waits)
+    assert records and all((r["threshold"] is not None or r in waits) and r["reason"] for r in records)
     assert all(r["predicted_final"] is None or r["std"] >= 0 for r in records)
     assert all(DECISIONS_ATTR not in t.user_attrs for t in study.trials[:2])
 

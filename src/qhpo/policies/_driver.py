@@ -22,12 +22,12 @@ other processes and its checkpoints find them, and mapping the decision to its o
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qhpo._checks import accepts_keyword
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 
 _ERROR_POLICIES = ("warn", "raise")
@@ -237,13 +237,3 @@ class PolicyDriver:
         if self.on_error == "raise":
             raise error
         self.warnings.warn(topic, f"qhpo policy {self.label!r} failed ({type(error).__name__}: {error}); {consequence}")
-
-
-def accepts_keyword(function: Any, name: str) -> bool:
-    """Whether ``function`` takes the keyword argument ``name`` (a ``promote`` written before
-    ``more_trials`` existed does not)."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)

@@ -33,8 +33,8 @@ from typing import Protocol
 
 import numpy as np
 
+from qhpo._checks import accepts_keyword
 from qhpo.policies import Decision, TrialStatus
-from qhpo.policies._driver import accepts_keyword
 
 
 class ReplayAgent(Protocol):
