@@ -325,7 +325,7 @@ def test_a_killed_node_s_trial_is_retried_by_another_node_after_its_grace_period
 ):
     # Node B is this machine under another host name: its process ids mean nothing to node A,
     # which must judge B's trials by their heartbeats (every 1 s, grace period 4 s).
-    args = tiny_run(cifar_dir, postgres_url, "--trials", "4", "--epochs", "6", "--policy", "none", "--quiet")
+    args = tiny_run(cifar_dir, postgres_url, "--trials", "4", "--epochs", "12", "--policy", "none", "--quiet")
     args[args.index("--subset") + 1] = "1024"  # epochs long enough to kill node B mid-trial
     args += ["--checkpoint-dir", str(tmp_path / "shared"), "--heartbeat-interval", "1", "--grace-period", "4"]
     node_b = _as_another_host([sys.executable, "-m", "qhpo", *args], "qhpo-node-b")
@@ -354,9 +354,10 @@ def test_a_killed_node_s_trial_is_retried_by_another_node_after_its_grace_period
             (
                 t.number
                 for t in running
-                # 1-3 of its 6 epochs reported: a window of three epochs to see it in, and at least
-                # three more to go, so the trial is still training when the kill lands even if
-                # reading the study took a second or two on a loaded machine
+                # 1-3 of its 12 epochs reported: a window of three epochs to see it in, and at least
+                # nine more to go, so the trial is still training when the kill lands even if
+                # reading the study took a second or two (an epoch of this subset takes a fraction
+                # of a second: with six epochs, a trial seen at its third once finished first)
                 if t.user_attrs.get(OWNER_ATTR, {}).get("host") == "qhpo-node-b"
                 and 1 <= len(t.intermediate_values) <= 3
             ),
@@ -385,7 +386,7 @@ def test_a_killed_node_s_trial_is_retried_by_another_node_after_its_grace_period
     assert retry.user_attrs[OWNER_ATTR]["host"] != "qhpo-node-b"
     assert retry.state in FINISHED or retry.user_attrs[FAILURE_ATTR].startswith("diverged"), retry.user_attrs
     assert retry.user_attrs[RESUMED_AT_ATTR] >= 1  # from B's checkpoint in the shared folder
-    _check_whole(study, epochs=6)
+    _check_whole(study, epochs=12)
 
 
 # -- liveness of trials of other hosts (no server needed) ------------------------------------------
