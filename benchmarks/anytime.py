@@ -19,24 +19,15 @@ import argparse
 import numpy as np
 
 from qhpo.curves import builtin_tables_folder, read_curve_table
-from qhpo.policies import make_policy
-from qhpo.replay import PolicyAgent, simulate
+from qhpo.replay import replay_rule
 from qhpo.replay._benchmark import draw_order
-from qhpo.replay._rule_replay import first_rung
 
 
 def anytime(table, seed: int, quorum: int) -> tuple[float, float, float, float]:
     """(first completion as a share of the epochs spent, regret ÷ spread at half of them (NaN:
     none complete by then), trials completed, cost)."""
     drawn = table.take(draw_order(table.n_trials, 100, seed))
-    policy = make_policy(
-        "qhpo", max_epochs=drawn.epochs, mode=drawn.mode, predictor="svr", random_state=seed, quorum=quorum
-    )
-    out = simulate(
-        drawn.curves,
-        PolicyAgent(policy, drawn.curves, drawn.param_rows()),
-        first_rung=first_rung("", drawn.epochs, policy=policy),
-    )
+    out = replay_rule("qhpo", drawn, seed=seed, predictor="svr", options={"quorum": quorum})
     total = int(out.epochs_trained.sum())
     at = np.asarray(out.completed_at)
     finals = drawn.sign * drawn.curves[:, -1]

@@ -184,6 +184,7 @@ class PolicyDriver:
         self.warnings = TopicWarnings() if warnings is None else warnings
         #: The policy's decision epochs, read once.
         self.epochs = DecisionEpochs.of(policy)
+        self._tells_more = accepts_keyword(policy.promote, "more_trials")  # a promote written before it: not told
 
     def judge(self, view: TrialView, views: Sequence[TrialView]) -> Ruling | None:
         """The policy's ruling on ``view`` (one of ``views``) after its latest epoch.
@@ -216,7 +217,7 @@ class PolicyDriver:
         if not paused:
             return []
         try:
-            told = {"more_trials": bool(more_trials)} if accepts_keyword(self.policy.promote, "more_trials") else {}
+            told = {"more_trials": bool(more_trials)} if self._tells_more else {}
             resumptions = list(self.policy.promote(views, limit=int(limit), **told))[: int(limit)]
         except Exception as error:
             self._failed("promote", error, "paused trials stay paused")

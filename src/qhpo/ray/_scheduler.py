@@ -377,9 +377,7 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
 
     def _search_over(self, tune_controller, trials) -> bool:
         """No trial runs or waits to start, and the search algorithm has created all its trials."""
-        search = getattr(tune_controller, "search_alg", None)
-        searching = search is not None and not search.is_finished()
-        return not searching and not any(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials)
+        return not self._more_trials(tune_controller, trials) and not any(t.status == Trial.RUNNING for t in trials)
 
     def debug_string(self) -> str:
         counts: dict[str, int] = {}

@@ -159,8 +159,7 @@ class _Simulation:
     def dispatch(self, now: float) -> None:
         """Free workers resume the paused trials the agent promotes, then start new trials."""
         if self.paused and self.idle and self.spent < self.limit:
-            more = self.next_trial < self.n and self.spent + self.reserved() + self.first_rung <= self.limit
-            told = {"more_trials": more} if self.tells_more else {}
+            told = {"more_trials": self.can_start()} if self.tells_more else {}
             for i in self.agent.promote(len(self.idle), **told)[: len(self.idle)]:
                 if i not in self.paused:
                     raise ValueError(f"the agent resumed trial {i}, which is not paused")
@@ -169,12 +168,16 @@ class _Simulation:
                 self.agent.resume(i)
                 heapq.heappush(self.events, (now + self.duration[i], self.idle.pop(0), i))
                 self.active.add(i)
-        while self.idle and self.next_trial < self.n and self.spent + self.reserved() + self.first_rung <= self.limit:
+        while self.idle and self.can_start():
             i = self.next_trial
             self.next_trial += 1
             self.agent.start(i)
             heapq.heappush(self.events, (now + self.duration[i], self.idle.pop(0), i))
             self.active.add(i)
+
+    def can_start(self) -> bool:
+        """Whether a new trial may start: one is left, and the budget holds its first rung."""
+        return self.next_trial < self.n and self.spent + self.reserved() + self.first_rung <= self.limit
 
     def reserved(self) -> int:
         """Epochs the running trials still train to reach the first rung (0 without a budget)."""
