@@ -25,6 +25,9 @@ Variants (``E`` the table's epochs, each value rounded, at least 1):
     r40-q0:      min_resource = E/40, quorum = 0              (each arrival at a rung ranked at
                                                               once, as before the quorum;
                                                               the other variants take quorum 4)
+    r40-q2:      min_resource = E/40, quorum = 2              (a rung waits for two trials)
+    r40-q0-mc2, r40-q0-mc3: r40-q0 with min_completed = 2 or 3 (the first two or three trials
+                 run to the end before any is paused, as ``qhpo run``'s preset completes six)
 
 Run (the design seeds; the reported seeds are 0-9):
 
@@ -56,6 +59,11 @@ VARIANTS = {
     "r40-cw0": lambda E: {"min_resource": max(1, round(E / 40)), "configuration_weight": 0.0},
     "r40-stop-cw0": lambda E: {"min_resource": max(1, round(E / 40)), "resume": False, "configuration_weight": 0.0},
     "r40-q0": lambda E: {"min_resource": max(1, round(E / 40)), "quorum": 0},
+    "r40-q2-s30": lambda E: {"min_resource": max(1, round(E / 40)), "quorum": 2, "quorum_span": 0.3},
+    "r40-q4-s30": lambda E: {"min_resource": max(1, round(E / 40)), "quorum": 4, "quorum_span": 0.3},
+    "r40-q2": lambda E: {"min_resource": max(1, round(E / 40)), "quorum": 2},
+    "r40-q0-mc2": lambda E: {"min_resource": max(1, round(E / 40)), "quorum": 0, "min_completed": 2},
+    "r40-q0-mc3": lambda E: {"min_resource": max(1, round(E / 40)), "quorum": 0, "min_completed": 3},
 }
 
 

@@ -81,3 +81,20 @@ def test_an_agent_written_before_more_trials_is_still_served():
     params = [{"lr": 0.1 * (i + 1)} for i in range(6)]
     out = simulate(curves, OldAgent(_policy(), curves, params))
     assert out.complete.any() and out.cost > 0
+
+
+def test_the_quorum_span_leaves_the_later_rungs_to_rank_each_arrival_at_once():
+    """``quorum_span = 0.3`` of 16 epochs: rungs 1, 2 and 4 wait for the quorum, rung 8 does not."""
+    policy = _policy(quorum=2, quorum_span=0.3)
+    for t in (1, 2, 4):
+        lone = TrialView(0, [0.5] * t)
+        assert policy.decide(lone, [lone]).decision == Decision.PAUSE, t
+    lone = TrialView(0, [0.5] * 8)
+    assert policy.decide(lone, [lone]).decision == Decision.CONTINUE
+    # a trial paused alone at rung 8 resumes into its place there while new trials follow
+    views = [TrialView(0, [0.9] * 8, status=PAUSED), TrialView(1, [0.5] * 3)]
+    assert [r.key for r in policy.promote(views, limit=2, more_trials=True)] == [0]
+    # with the whole span a lone arrival at rung 8 waits, and promote holds it while trials follow
+    whole = _policy(quorum=2)
+    assert whole.quorum_span == 1.0 and whole.decide(lone, [lone]).decision == Decision.PAUSE
+    assert whole.promote([TrialView(0, [0.9] * 8, status=PAUSED)], limit=2, more_trials=True) == []

@@ -41,20 +41,26 @@ def test_bad_budgets_give_one_sentence_and_status_2(text, tmp_path, cifar_dir, c
     assert not (tmp_path / "q.db").exists()
 
 
+Q = {"quorum": 2, "quorum_span": 0.3}  # the budget's quorum
+
+
 @pytest.mark.parametrize(
     "extra, options",
     [
-        # qhpo's first rung under a budget: E/40, and each arrival at a rung ranked at once
-        (["--budget", "100", "--epochs", "200"], {"min_resource": 5, "quorum": 0}),
-        (["--budget", "100", "--epochs", "50"], {"min_resource": 1, "quorum": 0}),  # round(50/40), not round(50/20)
-        (["--budget", "100", "--epochs", "8"], {"quorum": 0}),  # the same first rung as without a budget
-        (["--budget", "100", "--epochs", "200", "--policy-option", "min_resource=3"], {"min_resource": 3, "quorum": 0}),
-        (["--budget", "100", "--epochs", "200", "--policy-option", "quorum=4"], {"min_resource": 5, "quorum": 4}),
+        # qhpo's first rung under a budget: E/40, and its rungs up to 30 % of training wait for two trials
+        (["--budget", "100", "--epochs", "200"], {"min_resource": 5, **Q}),
+        (["--budget", "100", "--epochs", "50"], {"min_resource": 1, **Q}),  # round(50/40), not round(50/20)
+        (["--budget", "100", "--epochs", "8"], Q),  # the same first rung as without a budget
+        (["--budget", "100", "--epochs", "200", "--policy-option", "min_resource=3"], {"min_resource": 3, **Q}),
+        (
+            ["--budget", "100", "--epochs", "200", "--policy-option", "quorum=4"],
+            {"min_resource": 5, "quorum": 4, "quorum_span": 0.3},
+        ),
         (["--trials", "10", "--epochs", "50"], {}),
         (["--budget", "100", "--epochs", "50", "--policy", "sha"], {}),
     ],
 )
-def test_under_a_budget_qhpo_judges_first_at_a_fortieth_of_the_epochs_and_its_rungs_do_not_wait(
+def test_under_a_budget_qhpo_judges_first_at_a_fortieth_of_the_epochs_and_takes_the_budgets_quorum(
     extra, options, tmp_path, cifar_dir
 ):
     from qhpo.cli._main import build_parser

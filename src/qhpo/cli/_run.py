@@ -294,8 +294,8 @@ def config_from_args(args: argparse.Namespace):
 def _policy_options(items: list[str], policy: str, *, budget: str | None = None, epochs: int = 1) -> dict:
     """``--policy-option`` values; under ``--budget``, over the rule's budget defaults
     (``qhpo._policy_options.budget_defaults``: qhpo's first rung at E/40, stored only where it
-    changes the rule, not for the presets' 8 epochs; and qhpo's rungs ranking each arrival
-    at once, ``quorum=0``)."""
+    changes the rule, not for the presets' 8 epochs; and qhpo's quorum of the budget,
+    ``quorum=2`` at the rungs up to ``quorum_span=0.3`` of training)."""
     from qhpo._policy_options import budget_defaults, parse_policy_option
 
     options: dict = {}

@@ -61,7 +61,8 @@ class PredictiveHalving(StoppingPolicy):
     delay, not the configuration. With ``resume`` off (``qhpo-stop``) both rules decide at
     the rung and a trial that neither keeps stops for good.
 
-    With resumption on, a rung ranks no one until ``quorum`` trials (4) have reached it:
+    With resumption on, a rung (up to ``quorum_span`` of training) ranks no one until ``quorum``
+    trials (4) have reached it:
     the first arrivals pause there, and :meth:`promote` gives the rung's places to the best
     of them once the quorum is there, or as soon as no new configuration follows
     (``more_trials`` False). Asynchronous halving otherwise lets every early arrival at a
@@ -132,6 +133,11 @@ class PredictiveHalving(StoppingPolicy):
         quorum: Trials that must have reached a rung before it ranks any (default 4; 0 or
             1: every arrival is ranked at once, as in asynchronous successive halving).
             With resumption off it has no effect: a trial cannot wait there.
+        quorum_span: The share of training up to which rungs wait for the quorum (default 1:
+            every rung; a rung at ``r > quorum_span * E`` epochs ranks each arrival at once),
+            so that a search read while it runs sees a finished trial early: under a budget
+            ``qhpo`` waits for two trials at the rungs up to 30 % of training
+            (``qhpo._policy_options.BUDGET_QUORUM``).
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
@@ -159,6 +165,7 @@ class PredictiveHalving(StoppingPolicy):
         "configuration_weight": [Interval(Real, 0, 1)],
         "prior_weight": [Interval(Real, 0, 1)],
         "quorum": [Interval(Integral, 0, None)],
+        "quorum_span": [Interval(Real, 0, 1, closed="right")],
     }
 
     def __init__(
@@ -180,6 +187,7 @@ class PredictiveHalving(StoppingPolicy):
         configuration_budget: str = "deepest",
         configuration_weight: float = 0.25,
         quorum: int = 4,
+        quorum_span: float = 1.0,
         prior: Any = None,
         prior_weight: float = 0.5,
         predictor: Any = "svr",
@@ -202,6 +210,7 @@ class PredictiveHalving(StoppingPolicy):
         self.configuration_rule, self.configuration_budget = configuration_rule, configuration_budget
         self.configuration_weight = float(configuration_weight)
         self.quorum = int(quorum)
+        self.quorum_span = float(quorum_span)
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
         self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
         self._test = (
@@ -322,7 +331,11 @@ class PredictiveHalving(StoppingPolicy):
 
     def _waits(self, group: RungGroup) -> bool:
         """Whether ``group``'s rung still waits for its quorum (with resumption on only)."""
-        return self.resume and len(group.peers) < self.quorum
+        return (
+            self.resume
+            and len(group.peers) < self.quorum
+            and group.epoch <= self.quorum_span * self.max_epochs
+        )
 
     def _group_of(self, trial: TrialView, trials: Sequence[TrialView], t: int) -> RungGroup | None:
         """The trials ``trial`` is judged among at rung ``t``; None when it passes unjudged."""

@@ -140,13 +140,14 @@ class RunConfig:
 
     def stopping_options(self) -> dict[str, Any]:
         """Keyword arguments of the stopping rule: ``--min-completed`` and every ``--policy-option``;
-        under a budget, ``qhpo``'s rungs rank each arrival at once unless an option says otherwise
-        (``qhpo._policy_options.BUDGET_QUORUM``, as ``qhpo run --budget`` stores it)."""
+        under a budget, ``qhpo``'s quorum of the budget (two trials at the rungs up to 30 % of
+        training) unless an option says otherwise (``qhpo._policy_options.BUDGET_QUORUM``, as
+        ``qhpo run --budget`` stores it)."""
         from qhpo._policy_options import BUDGET_QUORUM
 
         options = {} if self.min_completed is None else {"min_completed": self.min_completed}
-        if self.budget is not None and self.policy in BUDGET_QUORUM:
-            options["quorum"] = BUDGET_QUORUM[self.policy]
+        if self.budget is not None:
+            options.update(BUDGET_QUORUM.get(self.policy, {}))
         return {**options, **self.policy_options}
 
     def first_rung(self) -> int:
