@@ -331,11 +331,7 @@ class PredictiveHalving(StoppingPolicy):
 
     def _waits(self, group: RungGroup) -> bool:
         """Whether ``group``'s rung still waits for its quorum (with resumption on only)."""
-        return (
-            self.resume
-            and len(group.peers) < self.quorum
-            and group.epoch <= self.quorum_span * self.max_epochs
-        )
+        return self.resume and len(group.peers) < self.quorum and group.epoch <= self.quorum_span * self.max_epochs
 
     def _group_of(self, trial: TrialView, trials: Sequence[TrialView], t: int) -> RungGroup | None:
         """The trials ``trial`` is judged among at rung ``t``; None when it passes unjudged."""
