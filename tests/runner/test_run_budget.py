@@ -56,6 +56,8 @@ Q = {"quorum": 2, "quorum_span": 0.3}  # the budget's quorum
             ["--budget", "100", "--epochs", "200", "--policy-option", "quorum=4"],
             {"min_resource": 5, "quorum": 4, "quorum_span": 0.3},
         ),
+        # no rung waits: the span is not stored (a budget's study of quorum 0 resumes with quorum=0)
+        (["--budget", "100", "--epochs", "200", "--policy-option", "quorum=0"], {"min_resource": 5, "quorum": 0}),
         (["--trials", "10", "--epochs", "50"], {}),
         (["--budget", "100", "--epochs", "50", "--policy", "sha"], {}),
     ],

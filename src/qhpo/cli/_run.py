@@ -315,7 +315,12 @@ def _policy_options(items: list[str], policy: str, *, budget: str | None = None,
 
         if first_rung(policy, epochs, defaults) == first_rung(policy, epochs):
             del defaults["min_resource"]
-    return {**defaults, **options}
+    merged = {**defaults, **options}
+    if "quorum_span" in defaults and "quorum_span" not in options and merged.get("quorum", 0) <= 1:
+        # no rung waits, so the span changes nothing: a study stored without it (a budget's search
+        # before the span existed, quorum=0) resumes with --policy-option quorum=0
+        del merged["quorum_span"]
+    return merged
 
 
 def cmd_run(args: argparse.Namespace) -> int:
