@@ -13,8 +13,9 @@ Variants (``E`` the table's epochs, each value rounded, at least 1):
 
     default:     min_resource = E/20, reduction_factor = 2   (qhpo's usual defaults)
     eta3:        reduction_factor = 3
-    r40:         min_resource = E/40                          (the winner on seeds 100-199: qhpo's
-                                                              default under a budget)
+    r40:         min_resource = E/40                          (the winner on seeds 100-199 among
+                                                              the first rungs: qhpo's first rung
+                                                              under a budget)
     r40-eta3:    min_resource = E/40, reduction_factor = 3
     r10:         min_resource = E/10                          (less aggressive)
     r40-stop:    min_resource = E/40, resume = false          (no freeze-thaw: qhpo-stop's rule
@@ -26,6 +27,10 @@ Variants (``E`` the table's epochs, each value rounded, at least 1):
                                                               once, as before the quorum;
                                                               the other variants take quorum 4)
     r40-q2:      min_resource = E/40, quorum = 2              (a rung waits for two trials)
+    r40-q2-s30:  min_resource = E/40, quorum = 2, quorum_span = 0.3   (the rungs up to 30 % of
+                 training wait for two trials, the later ones rank each arrival at once: the
+                 winner on seeds 100-199 among the quorums, qhpo's default under a budget)
+    r40-q4-s30:  min_resource = E/40, quorum = 4, quorum_span = 0.3
     r40-q0-mc2, r40-q0-mc3: r40-q0 with min_completed = 2 or 3 (the first two or three trials
                  run to the end before any is paused, as ``qhpo run``'s preset completes six)
 
