@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from qhpo.cli import main
-from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR, configuration_counts
+from qhpo.optuna import DECISIONS_ATTR, STOP_ATTR, checkpoint_key, configuration_counts
 from qhpo.runner._storage import FAILURE_ATTR, RETRY_OF_ATTR
 from qhpo.runner._summary import TEST_ATTR
 from qhpo.runner._trial import RESUMED_AT_ATTR
@@ -87,7 +87,8 @@ def test_run_completes_on_cpu_and_stores_curves_decisions_and_plots(tmp_path, ci
     folder = storage.parent / "tiny"
     curves_png, epochs_png = folder / "tiny-curves.png", folder / "tiny-epochs.png"
     assert curves_png.stat().st_size > 10_000 and epochs_png.stat().st_size > 5_000
-    assert [p.name for p in (folder / "checkpoints").glob("*.pt")] == [f"trial-{study.best_trial.number}.pt"]
+    # only the best configuration's checkpoint is kept, named by its key (a resumption's is the paused trial's)
+    assert [p.name for p in (folder / "checkpoints").glob("*.pt")] == [f"trial-{checkpoint_key(study.best_trial)}.pt"]
 
     # The same command again trains nothing and counts nothing twice.
     assert main(args) == 0

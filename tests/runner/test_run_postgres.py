@@ -22,7 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from qhpo.cli import main
-from qhpo.optuna import configuration_counts, continuations
+from qhpo.optuna import checkpoint_key, configuration_counts, continuations
 from qhpo.runner._storage import (
     ALIVE_ATTR,
     CHECKPOINT_ATTR,
@@ -152,7 +152,8 @@ def test_four_processes_started_at_once_on_a_fresh_database_finish_exactly_the_t
     owners = {t.user_attrs[OWNER_ATTR]["pid"] for t in trials}
     assert len(owners) >= 2  # the work was shared
     assert all((tmp_path / f"node{i}" / "qhpo-runs" / "tiny").is_dir() for i in range(4))  # separate run folders
-    assert (shared / "tiny" / f"trial-{study.best_trial.number}.pt").is_file()  # the best one's checkpoint
+    # the best one's checkpoint, named by its configuration's key (a resumption's is the paused trial's)
+    assert (shared / "tiny" / f"trial-{checkpoint_key(study.best_trial)}.pt").is_file()
 
 
 @pytest.mark.postgres
