@@ -1,0 +1,76 @@
+"""``benchmarks/budget_endgame.py``: qhpo finishing its best paused trial at the end of a budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qhpo._policy_options import budget_defaults
+from qhpo.curves import read_curve_table
+from qhpo.policies import TrialStatus, make_policy
+from qhpo.replay import BudgetSettings, PolicyAgent, budget_order, first_rung, run_budget, simulate
+from repo_scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def endgame():
+    return load_script("benchmarks/budget_endgame.py", "qhpo_budget_endgame")
+
+
+def test_without_the_endgame_it_replays_what_qhpo_bench_budget_measures(endgame, curves_dir):
+    table = read_curve_table(curves_dir / "baker_metaqnn_svhn.csv")
+    settings = BudgetSettings(5, policies=("qhpo",), predictor="svr", seeds=3, first_seed=100)
+    bench = run_budget([table], settings)["policies"]["qhpo"]["per_seed"]["5"]
+    ours = [endgame.replay_seed(table, s, 5, None, "quantile", "svr") for s in (100, 101, 102)]
+    np.testing.assert_allclose(ours, bench, atol=1e-8)
+
+
+@pytest.mark.parametrize("pick", ["quantile", "oracle"])
+def test_the_trials_it_finishes_complete_within_the_budget_and_it_counts_every_epoch(endgame, curves_dir, pick):
+    table = read_curve_table(curves_dir / "taskset_imdb_3.csv")  # diverged rows: their NaN epoch counts too
+    budget = 5 * table.epochs
+    drawn = table.take(budget_order(table.n_trials, budget, 3))
+    policy = make_policy(
+        "qhpo", max_epochs=table.epochs, mode=table.mode, random_state=3, **budget_defaults("qhpo", 51)
+    )
+    agent = endgame.EndgameAgent(
+        PolicyAgent(policy, drawn.curves, drawn.param_rows()), budget=budget, sign=table.sign, slack=1.0, pick=pick
+    )
+    out = simulate(drawn.curves, agent, budget=budget, first_rung=first_rung("", table.epochs, policy=policy))
+    finishing = sorted(agent.finishing)
+    assert finishing, "the endgame finished no paused trial"
+    for i in finishing:  # each ran to its last epoch, or to the epoch its curve diverged at
+        diverged = not np.isfinite(drawn.curves[i]).all()
+        assert out.complete[i] or (diverged and not np.isfinite(drawn.curves[i, out.epochs_trained[i] - 1]))
+    assert agent.spent == out.cost <= budget
+
+
+def test_the_candidate_is_the_best_ranked_paused_trial_or_the_best_final_for_the_oracle(endgame):
+    curves = np.array(
+        [
+            [0.1, 0.2, 0.3, 0.9],  # paused at epoch 2: last of the three trials there
+            [0.3, 0.5, 0.6, 0.7],  # paused at epoch 2: first there
+            [0.2, 0.4, 0.5, 0.8],  # running, at epoch 3
+            [0.5, 0.1, 0.1, 0.1],  # paused at epoch 1: first of the four there
+        ]
+    )
+    policy = make_policy("qhpo", max_epochs=4, min_resource=1, random_state=0)
+    inner = PolicyAgent(policy, curves, [{}] * 4)
+    for i, e in enumerate([2, 2, 3, 1]):
+        inner.start(i)
+        inner.epochs[i] = e
+    for i in (0, 1, 3):
+        inner.finish(i, TrialStatus.PAUSED)
+    agent = endgame.EndgameAgent(inner, budget=16, sign=1.0, slack=0.0, pick="quantile")
+    assert agent._candidate([0, 1, 3]) == 1  # quantile 1 at epoch 2 and at epoch 1: the longer trained
+    oracle = endgame.EndgameAgent(inner, budget=16, sign=1.0, slack=0.0, pick="oracle")
+    assert oracle._candidate([0, 1, 3]) == 0  # the best final value
+    lower_is_better = endgame.EndgameAgent(inner, budget=16, sign=-1.0, slack=0.0, pick="quantile")
+    assert lower_is_better._candidate([0, 1, 3]) == 0  # the lowest at epoch 2
+
+
+def test_bad_arguments_end_in_one_sentence(endgame, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        endgame.main(["--slack", "soon"])
+    assert exit_info.value.code == 2
+    assert "--slack" in capsys.readouterr().err
