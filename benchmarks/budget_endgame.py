@@ -19,6 +19,11 @@ The candidate (``--pick``):
     oracle:    the paused trial with the best final value of the table, which no search
                can know (the headroom of the idea).
 
+``--keep marked`` (default) continues unjudged only the trials the end resumed; ``--keep
+window`` is the rule a policy could apply without remembering them: near the end any trial
+that can still finish, ``E - t <= L <= E - t + slack * E`` at its epoch ``t``, continues
+unjudged.
+
 Because the endgame depends on the budget, each budget is its own replay (not one replay
 read at 5, 10 and 20 full trainings, as ``qhpo bench --budget`` reads budget-blind rules).
 ``--slack none`` replays without the endgame and must equal ``qhpo bench --budget``'s qhpo.
@@ -46,14 +51,18 @@ from qhpo.policies import Decision, TrialStatus, make_policy
 from qhpo.replay import PolicyAgent, budget_order, first_rung, found_over_time, normalised_regret, simulate
 
 PICKS = ("quantile", "oracle")
+KEEPS = ("marked", "window")
 
 
 class EndgameAgent:
     """A :class:`PolicyAgent` whose search finishes its best paused trial once the budget
     left is what that trial needs plus ``slack * E`` (``slack`` None: never)."""
 
-    def __init__(self, inner: PolicyAgent, *, budget: int, sign: float, slack: float | None, pick: str):
+    def __init__(
+        self, inner: PolicyAgent, *, budget: int, sign: float, slack: float | None, pick: str, keep: str = "marked"
+    ):
         self.inner, self.budget, self.sign, self.slack, self.pick = inner, int(budget), float(sign), slack, pick
+        self.keep = keep
         self.E = inner.curves.shape[1]
         self.spent = 0
         self.finishing: set[int] = set()
@@ -63,10 +72,17 @@ class EndgameAgent:
 
     def report(self, index: int, epoch: int, value: float):
         self.spent += 1
-        if index in self.finishing:
+        if index in self.finishing or (self.keep == "window" and self._in_window(epoch)):
             self.inner.epochs[index] = epoch
             return Decision.CONTINUE
         return self.inner.report(index, epoch, value)
+
+    def _in_window(self, epoch: int) -> bool:
+        """Whether a trial at ``epoch`` can still finish and the end is within its need plus the slack."""
+        if self.slack is None:
+            return False
+        need, left = self.E - int(epoch), self.budget - self.spent
+        return need <= left <= need + self.slack * self.E
 
     def finish(self, index: int, status: TrialStatus) -> None:
         if status == TrialStatus.FAILED:
@@ -111,7 +127,7 @@ class EndgameAgent:
         return max(paused, key=standing)
 
 
-def replay_seed(table, seed: int, trainings: float, slack, pick: str, predictor: str) -> float:
+def replay_seed(table, seed: int, trainings: float, slack, pick: str, predictor: str, keep: str = "marked") -> float:
     """qhpo's normalised regret at the end of a budget of ``trainings`` full trainings."""
     budget = max(1, int(round(trainings * table.epochs)))
     drawn = table.take(budget_order(table.n_trials, budget, seed))
@@ -120,7 +136,12 @@ def replay_seed(table, seed: int, trainings: float, slack, pick: str, predictor:
         "qhpo", max_epochs=table.epochs, mode=table.mode, predictor=predictor, random_state=seed, **options
     )
     agent = EndgameAgent(
-        PolicyAgent(policy, drawn.curves, drawn.param_rows()), budget=budget, sign=table.sign, slack=slack, pick=pick
+        PolicyAgent(policy, drawn.curves, drawn.param_rows()),
+        budget=budget,
+        sign=table.sign,
+        slack=slack,
+        pick=pick,
+        keep=keep,
     )
     out = simulate(drawn.curves, agent, budget=budget, first_rung=first_rung("", table.epochs, policy=policy))
     service = getattr(policy, "service", None)
@@ -137,6 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--readings", default="5,10,20", help="budgets in full trainings, each its own replay")
     parser.add_argument("--slack", default="none,0.5", help="comma-separated slacks in full trainings ('none': off)")
     parser.add_argument("--pick", choices=PICKS, default="quantile")
+    parser.add_argument("--keep", choices=KEEPS, default="marked", help="which trials the end continues unjudged")
     parser.add_argument("--predictor", default="qsvr", help="predictor of qhpo (default qsvr, as qhpo bench)")
     parser.add_argument("--suite", type=Path, default=None, help="folder of tables (default: the built-in ones)")
     parser.add_argument("--json", type=Path, default=None)
@@ -160,7 +182,8 @@ def main(argv=None) -> int:
         per_table, per_seed = {}, {}
         for table in tables:
             per_seed[table.name] = {
-                f"{k:g}": [replay_seed(table, s, k, slack, args.pick, args.predictor) for s in seeds] for k in readings
+                f"{k:g}": [replay_seed(table, s, k, slack, args.pick, args.predictor, args.keep) for s in seeds]
+                for k in readings
             }
             per_table[table.name] = {x: float(np.mean(v)) for x, v in per_seed[table.name].items()}
             print(f"slack {key} {table.name}: {per_table[table.name]}", file=sys.stderr, flush=True)
@@ -170,7 +193,8 @@ def main(argv=None) -> int:
         out[key] = {"tables": per_table, "mean": mean, "per_seed": per_seed, "seed_means": seed_means}
     print(
         f"qhpo under a budget, each of {', '.join(f'{k:g}' for k in readings)} full trainings its own replay, "
-        f"seeds {args.first_seed}-{args.first_seed + args.seeds - 1}, predictor {args.predictor}, pick {args.pick}: "
+        f"seeds {args.first_seed}-{args.first_seed + args.seeds - 1}, predictor {args.predictor}, pick {args.pick}, "
+        f"keep {args.keep}: "
         "mean normalised regret"
     )
     width = max(len(t.name) for t in tables) + 2
@@ -190,7 +214,8 @@ def main(argv=None) -> int:
         print(f"slack {key} minus slack {first}, paired per seed (mean over tables): " + ", ".join(cells))
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     if args.json is not None:
-        document = {"first_seed": args.first_seed, "seeds": args.seeds, "pick": args.pick, "predictor": args.predictor}
+        document = {"first_seed": args.first_seed, "seeds": args.seeds, "pick": args.pick, "keep": args.keep}
+        document["predictor"] = args.predictor
         args.json.write_text(json.dumps({**document, "slack": out}, indent=2) + "\n")
     return 0
 

@@ -69,6 +69,20 @@ def test_the_candidate_is_the_best_ranked_paused_trial_or_the_best_final_for_the
     assert lower_is_better._candidate([0, 1, 3]) == 0  # the lowest at epoch 2
 
 
+def test_the_window_rule_continues_any_trial_that_can_still_finish_near_the_end(endgame):
+    policy = make_policy("qhpo", max_epochs=4, min_resource=1, random_state=0)
+    inner = PolicyAgent(policy, np.ones((2, 4)), [{}] * 2)
+    agent = endgame.EndgameAgent(inner, budget=10, sign=1.0, slack=0.25, pick="quantile", keep="window")
+    agent.spent = 7  # 3 epochs left: a trial at epoch t needs 4 - t
+    assert agent._in_window(1) and agent._in_window(2)  # needs 3 or 2, and the end is within need + 1
+    assert not agent._in_window(0)  # needs 4: cannot finish
+    agent.spent = 4  # 6 left
+    assert not agent._in_window(2)  # needs 2: the end is further than 2 + 0.25 * 4
+    marked = endgame.EndgameAgent(inner, budget=10, sign=1.0, slack=0.25, pick="quantile")
+    marked.spent = 7
+    assert marked.keep == "marked" and marked._in_window(2)  # the same window, read only with keep="window"
+
+
 def test_bad_arguments_end_in_one_sentence(endgame, capsys):
     with pytest.raises(SystemExit) as exit_info:
         endgame.main(["--slack", "soon"])
