@@ -45,10 +45,18 @@ from pathlib import Path
 
 import numpy as np
 
-from qhpo._policy_options import budget_defaults
+from paired import paired  # a neighbour: the paired per-seed difference and its standard error
 from qhpo.curves import builtin_tables_folder, read_curve_table
 from qhpo.policies import Decision, TrialStatus, make_policy
-from qhpo.replay import PolicyAgent, budget_order, first_rung, found_over_time, normalised_regret, simulate
+from qhpo.replay import (
+    BudgetSettings,
+    PolicyAgent,
+    budget_order,
+    first_rung,
+    found_over_time,
+    normalised_regret,
+    simulate,
+)
 
 PICKS = ("quantile", "oracle")
 KEEPS = ("marked", "window")
@@ -81,7 +89,7 @@ class EndgameAgent:
         """Whether a trial at ``epoch`` can still finish and the end is within its need plus the slack."""
         if self.slack is None:
             return False
-        need, left = self.E - int(epoch), self.budget - self.spent
+        need, left = self.E - int(epoch), self.budget - self.spent  # at the epoch just reported
         return need <= left <= need + self.slack * self.E
 
     def finish(self, index: int, status: TrialStatus) -> None:
@@ -92,21 +100,19 @@ class EndgameAgent:
     def resume(self, index: int) -> None:
         self.inner.resume(index)
 
+    def _need(self, index: int) -> int:
+        """Epochs trial ``index`` still trains to its end."""
+        return self.E - int(self.inner.epochs[index])
+
     def promote(self, limit: int, more_trials: bool = False) -> list[int]:
         left = self.budget - self.spent
-        if self.slack is None or left > self.E + self.slack * self.E:
-            return self.inner.promote(limit, more_trials=more_trials)  # no trial's need is that large
-        # the paused trials that can still finish within what is left
-        paused = [
-            i
-            for i, s in self.inner.status.items()
-            if s == TrialStatus.PAUSED and self.E - int(self.inner.epochs[i]) <= left
-        ]
-        if self.slack is not None and paused and limit > 0:
-            c = self._candidate(paused)
-            if left <= self.E - int(self.inner.epochs[c]) + self.slack * self.E:
-                self.finishing.add(c)
-                return [c]
+        if self.slack is not None and limit > 0 and left <= self.E + self.slack * self.E:  # else no need is that large
+            paused = [i for i, s in self.inner.status.items() if s == TrialStatus.PAUSED and self._need(i) <= left]
+            if paused:
+                c = self._candidate(paused)
+                if left <= self._need(c) + self.slack * self.E:
+                    self.finishing.add(c)
+                    return [c]
         return self.inner.promote(limit, more_trials=more_trials)
 
     def _candidate(self, paused: list[int]) -> int:
@@ -129,9 +135,10 @@ class EndgameAgent:
 
 def replay_seed(table, seed: int, trainings: float, slack, pick: str, predictor: str, keep: str = "marked") -> float:
     """qhpo's normalised regret at the end of a budget of ``trainings`` full trainings."""
-    budget = max(1, int(round(trainings * table.epochs)))
+    settings = BudgetSettings(trainings)  # the budget in epochs and qhpo's options, as qhpo bench --budget
+    budget = settings.epochs(table)
     drawn = table.take(budget_order(table.n_trials, budget, seed))
-    options = budget_defaults("qhpo", table.epochs)
+    options = settings.rule_options("qhpo", table)
     policy = make_policy(
         "qhpo", max_epochs=table.epochs, mode=table.mode, predictor=predictor, random_state=seed, **options
     )
@@ -208,15 +215,21 @@ def main(argv=None) -> int:
     for key in others:
         cells = []
         for x in out[key]["mean"]:
-            d = np.array(out[key]["seed_means"][x]) - np.array(out[first]["seed_means"][x])
-            se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else 0.0
-            cells.append(f"{d.mean():+.4f} ± {se:.4f} at {x}")
+            means = {k: np.asarray(out[k]["seed_means"][x]) for k in (first, key)}
+            d, se = paired(means, key)[first]
+            cells.append(f"{d:+.4f} ± {se:.4f} at {x}")
         print(f"slack {key} minus slack {first}, paired per seed (mean over tables): " + ", ".join(cells))
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     if args.json is not None:
-        document = {"first_seed": args.first_seed, "seeds": args.seeds, "pick": args.pick, "keep": args.keep}
-        document["predictor"] = args.predictor
-        args.json.write_text(json.dumps({**document, "slack": out}, indent=2) + "\n")
+        document = {
+            "first_seed": args.first_seed,
+            "seeds": args.seeds,
+            "pick": args.pick,
+            "keep": args.keep,
+            "predictor": args.predictor,
+            "slack": out,
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
 
