@@ -17,12 +17,17 @@ def endgame():
     return load_script("benchmarks/budget_endgame.py", "qhpo_budget_endgame")
 
 
-def test_without_the_endgame_it_replays_what_qhpo_bench_budget_measures(endgame, curves_dir):
-    table = read_curve_table(curves_dir / "baker_metaqnn_svhn.csv")
-    settings = BudgetSettings(5, policies=("qhpo",), predictor="svr", seeds=3, first_seed=100)
-    bench = run_budget([table], settings)["policies"]["qhpo"]["per_seed"]["5"]
-    ours = [endgame.replay_seed(table, s, 5, None, "quantile", "svr") for s in (100, 101, 102)]
-    np.testing.assert_allclose(ours, bench, atol=1e-8)
+def test_its_end_is_the_one_qhpo_bench_budget_measures_and_none_is_qhpo_without_it(endgame, curves_dir):
+    table = read_curve_table(curves_dir / "baker_metaqnn_svhn.csv")  # the end changes seed 2 at 10 here
+    measured = {}
+    for slack, options in ((None, {"qhpo": {"endgame_slack": "off"}}), (0.25, {})):
+        settings = BudgetSettings(10, policies=("qhpo",), predictor="svr", seeds=1, first_seed=2, options=options)
+        bench = run_budget([table], settings)["policies"]["qhpo"]["per_seed"]
+        for k in (5, 10):  # each budget its own replay on both sides
+            ours = endgame.replay_seed(table, 2, k, slack, "quantile", "svr")
+            np.testing.assert_allclose([ours], bench[str(k)], atol=1e-8)
+            measured[slack, k] = ours
+    assert measured[0.25, 10] < measured[None, 10]  # the end found a better finished trial
 
 
 @pytest.mark.parametrize("pick", ["quantile", "oracle"])

@@ -299,13 +299,15 @@ class PredictivePruner(BasePruner):
         limit: int = 1,
         can_resume: Callable[[FrozenTrial], bool] | None = None,
         more_trials: bool = False,
+        budget_left: int | None = None,
     ) -> list[tuple[FrozenTrial, Resumption]]:
         """The paused trials the policy resumes now, best first, with its resumptions.
 
         Asks the policy's :meth:`~qhpo.policies.StoppingPolicy.promote` with the study's
         views. ``can_resume(trial)`` False (say, its checkpoint is gone) shows a paused trial
         to the policy as stopped. ``more_trials``: a new configuration starts when none
-        resumes (see :func:`qhpo.optuna.resumable_trials`). Empty for a policy that does not resume. A policy that
+        resumes (see :func:`qhpo.optuna.resumable_trials`); ``budget_left``: epochs left of
+        the search's budget, None without one. Empty for a policy that does not resume. A policy that
         fails, or names a trial that is not paused, is warned about once and resumes nothing
         (that trial).
         """
@@ -329,7 +331,7 @@ class PredictivePruner(BasePruner):
                     else v
                     for v in views
                 ]
-            chosen = state.driver.promote(views, limit, more_trials=more_trials)
+            chosen = state.driver.promote(views, limit, more_trials=more_trials, budget_left=budget_left)
             return [(by_number[r.key], r) for r in chosen]
 
     # -- per-study state ------------------------------------------------------------------

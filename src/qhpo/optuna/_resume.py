@@ -92,6 +92,7 @@ def resumable_trials(
     limit: int = 1,
     can_resume: Callable[[FrozenTrial], bool] | None = None,
     more_trials: bool = False,
+    budget_left: int | None = None,
 ) -> list[ResumableTrial]:
     """The paused trials of ``study`` that the pruner's policy resumes now, best first.
 
@@ -125,6 +126,11 @@ def resumable_trials(
             True, a rung of ``qhpo`` that fewer than its ``quorum`` trials have reached
             keeps its paused trials waiting for their peers; pass False (the default) once
             no new configuration follows, and they are ranked with the peers they have.
+        budget_left: Epochs left of the search's budget (every epoch any trial trains
+            counts), or None without one. Near the end of a budget ``qhpo`` resumes its best
+            paused trial *to finish* (``endgame_slack`` of :class:`qhpo.policies.PredictiveHalving`):
+            the resumption's ``qhpo.resume`` record holds ``"finishing": true`` and the
+            pruner lets that trial train to its end unjudged.
 
     Returns:
         At most ``limit`` :class:`ResumableTrial` records; none when the pruner is not a
@@ -139,7 +145,7 @@ def resumable_trials(
     pruner = study.pruner if pruner is None else pruner
     if not isinstance(pruner, PredictivePruner):
         return []
-    chosen = pruner.promote(study, limit=limit, can_resume=can_resume, more_trials=more_trials)
+    chosen = pruner.promote(study, limit=limit, can_resume=can_resume, more_trials=more_trials, budget_left=budget_left)
     policy = pruner.policy_
     name = policy.label if policy is not None else ""
     return [ResumableTrial.of(trial, resumption, name) for trial, resumption in chosen]

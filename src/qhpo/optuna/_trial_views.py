@@ -105,7 +105,8 @@ def trial_view(trial: FrozenTrial) -> TrialView | None:
     if status == TrialStatus.STOPPED and is_paused(trial):
         status = TrialStatus.PAUSED
     unranked = (int(e) for e in trial.user_attrs.get(UNRANKED_ATTR) or ())
-    return TrialView.of(trial.number, tuple(trial_curve(trial)), dict(trial.params), status, unranked)
+    finishing = bool((trial.user_attrs.get(RESUME_ATTR) or {}).get("finishing"))  # resumed to finish
+    return TrialView.of(trial.number, tuple(trial_curve(trial)), dict(trial.params), status, unranked, finishing)
 
 
 def continuations(trials: Iterable[FrozenTrial]) -> tuple[set[int], set[int]]:

@@ -132,6 +132,10 @@ class Resumption:
         predicted: The prediction the resumption read, in metric units, or None.
         std: Its standard deviation, or None.
         threshold: The value the prediction was compared with, in metric units, or None.
+        finishing: The trial resumes to *finish*: it trains to its last epoch without being
+            judged again (the end of a budget, see ``endgame_slack`` of
+            :class:`~qhpo.policies.PredictiveHalving`). The adapters keep the mark with the
+            trial (:attr:`TrialView.finishing`), so that every process knows it.
     """
 
     key: Hashable
@@ -140,10 +144,16 @@ class Resumption:
     predicted: float | None = None
     std: float | None = None
     threshold: float | None = None
+    finishing: bool = False
 
     def record(self, policy: str = "") -> dict[str, Any]:
-        """The resumption as plain JSON data (non-finite numbers become None)."""
-        return _record(self, "resume", f"resumed{_by(policy)} after epoch {self.epoch}")
+        """The resumption as plain JSON data (non-finite numbers become None); a finishing
+        resumption's record holds ``"finishing": true``."""
+        head = f"resumed{_by(policy)} after epoch {self.epoch}" + (" to finish" if self.finishing else "")
+        record = _record(self, "resume", head)
+        if self.finishing:
+            record["finishing"] = True
+        return record
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,8 @@ class TrialView:
         status: Where the trial stands.
         unranked: Decision epochs at which the trial went on without being ranked
             (:attr:`Verdict.ranked` False), as the adapter recorded them.
+        finishing: The policy resumed the trial to finish (:attr:`Resumption.finishing`):
+            it trains to its last epoch unjudged.
     """
 
     key: Hashable
@@ -164,6 +176,7 @@ class TrialView:
     params: Mapping[str, Any] = field(default_factory=dict)
     status: TrialStatus = TrialStatus.RUNNING
     unranked: frozenset[int] = frozenset()
+    finishing: bool = False
 
     @classmethod
     def of(
@@ -173,6 +186,7 @@ class TrialView:
         params: Mapping[str, Any] | None = None,
         status: TrialStatus = TrialStatus.RUNNING,
         unranked: Iterable[int] = (),
+        finishing: bool = False,
     ) -> TrialView:
         """The view an adapter builds from its bookkeeping, with the one rule for failed curves:
         a FAILED trial's curve ends before its first non-finite value (the epoch it diverged
@@ -184,7 +198,7 @@ class TrialView:
         """
         if status == TrialStatus.FAILED:
             curve = curve[: _finite_length(curve)]
-        return cls(key, curve, {} if params is None else params, status, frozenset(unranked))
+        return cls(key, curve, {} if params is None else params, status, frozenset(unranked), bool(finishing))
 
     @property
     def epochs(self) -> int:
@@ -275,12 +289,21 @@ class StoppingPolicy(ABC):
         return False
 
     @property
+    def reads_budget(self) -> bool:
+        """Whether the policy's decisions depend on the search's budget (the ``budget_left``
+        that the adapters pass to :meth:`promote`); a replay under a budget then replays each
+        budget it reports on of its own, since a smaller budget is another search."""
+        return False
+
+    @property
     def prediction_service(self) -> Any:
         """The :class:`qhpo.policies.PredictionService` whose models the decisions read, or
         None for a policy that predicts nothing (an adapter may wait for its fits)."""
         return None
 
-    def promote(self, trials: Sequence[TrialView], *, limit: int = 1, more_trials: bool = False) -> list[Resumption]:
+    def promote(
+        self, trials: Sequence[TrialView], *, limit: int = 1, more_trials: bool = False, budget_left: int | None = None
+    ) -> list[Resumption]:
         """The paused trials to resume now, best first, at most ``limit`` of them.
 
         Args:
@@ -291,6 +314,9 @@ class StoppingPolicy(ABC):
                 resumed (False, the default: it may not, so nothing paused should wait
                 for trials that will not come; see ``quorum`` of
                 :class:`~qhpo.policies.PredictiveHalving`).
+            budget_left: Epochs left of the search's budget (every epoch any trial trains
+                counts), or None without a budget (or when the adapter cannot tell: a
+                duration budget before any epoch has been timed).
 
         Returns:
             Resumptions of paused trials in ``trials`` (none for a policy that does not

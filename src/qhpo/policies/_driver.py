@@ -185,6 +185,7 @@ class PolicyDriver:
         #: The policy's decision epochs, read once.
         self.epochs = DecisionEpochs.of(policy)
         self._tells_more = accepts_keyword(policy.promote, "more_trials")  # a promote written before it: not told
+        self._tells_budget = accepts_keyword(policy.promote, "budget_left")
 
     def judge(self, view: TrialView, views: Sequence[TrialView]) -> Ruling | None:
         """The policy's ruling on ``view`` (one of ``views``) after its latest epoch.
@@ -201,11 +202,14 @@ class PolicyDriver:
         record = verdict.record(self.label) if verdict.predictive or verdict.decision != Decision.CONTINUE else None
         return Ruling(verdict, unranked_at, record)
 
-    def promote(self, views: Sequence[TrialView], limit: int, *, more_trials: bool = False) -> list[Resumption]:
+    def promote(
+        self, views: Sequence[TrialView], limit: int, *, more_trials: bool = False, budget_left: int | None = None
+    ) -> list[Resumption]:
         """The paused trials among ``views`` that the policy resumes now, at most ``limit``, best first.
 
-        ``more_trials``: whether the adapter starts a new configuration when none resumes
-        (passed to :meth:`~qhpo.policies.StoppingPolicy.promote`).
+        ``more_trials``: whether the adapter starts a new configuration when none resumes;
+        ``budget_left``: epochs left of the search's budget, None without one (both passed
+        to :meth:`~qhpo.policies.StoppingPolicy.promote`).
 
         Asks :meth:`~qhpo.policies.StoppingPolicy.promote` only when the policy resumes, a
         worker is free and a trial is paused. A resumption that names no paused trial (or
@@ -218,6 +222,8 @@ class PolicyDriver:
             return []
         try:
             told = {"more_trials": bool(more_trials)} if self._tells_more else {}
+            if self._tells_budget and budget_left is not None:
+                told["budget_left"] = int(budget_left)
             resumptions = list(self.policy.promote(views, limit=int(limit), **told))[: int(limit)]
         except Exception as error:
             self._failed("promote", error, "paused trials stay paused")

@@ -3,12 +3,13 @@ the predicted value."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
 from qhpo._checks import Boolean, Interval, Options, check_int, validate_parameters
-from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialView, Verdict
+from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._configuration_model import ConfigurationModel, ConfigurationScore
 from qhpo.policies._curve_prior import rung_ranking
 from qhpo.policies._first_rung_test import FirstRungTest
@@ -84,6 +85,18 @@ class PredictiveHalving(StoppingPolicy):
     the anchor's rank (``"average"``), is within the best ``n`` at the rung; see "Late
     risers" in docs/policies.md.
 
+    **The end of a budget.** Under a budget (the adapters pass the epochs left, ``L``, to
+    :meth:`promote`) a search is judged by the best trial it has *finished*; the trials
+    still training when the budget ends are cut. With ``endgame_slack = s`` (default 0.25
+    full trainings), whenever a worker falls free with trials paused, the paused trial ``c``
+    that ranks best among those that can still finish (``E - t_c <= L``, ``t_c`` the epochs
+    it trained) resumes *to finish* once ``L <= (E - t_c) + s E``: it trains to its last
+    epoch unjudged (:attr:`Resumption.finishing`, kept by the adapters as
+    :attr:`TrialView.finishing`), instead of a new configuration that could not finish.
+    "Ranks best": its value at ``t_c`` is above the largest share of the trials that reached
+    epoch ``t_c`` (ties: the one trained longest, then the earliest). Without a budget
+    (``budget_left`` None) it never acts.
+
     A trial whose curve holds NaN or inf stops at its next rung (never paused). While no model exists
     for ``h`` (too few trials there, or the first background fit still running) the
     observed rule decides alone, which is plain successive halving. The predicted rule
@@ -138,6 +151,9 @@ class PredictiveHalving(StoppingPolicy):
             so that a search read while it runs sees a finished trial early: under a budget
             ``qhpo`` waits for two trials at the rungs up to 30 % of training
             (``qhpo._policy_options.BUDGET_QUORUM``).
+        endgame_slack: ``s`` in full trainings (at least 0; ``"off"`` or None: never) of the
+            end of a budget described above (default 0.25; chosen on the design seeds
+            100-199, docs/replay.md "The end of a budget").
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
@@ -166,6 +182,7 @@ class PredictiveHalving(StoppingPolicy):
         "prior_weight": [Interval(Real, 0, 1)],
         "quorum": [Interval(Integral, 0, None)],
         "quorum_span": [Interval(Real, 0, 1, closed="right")],
+        "endgame_slack": [Interval(Real, 0, None, closed="left"), Options("off", "none"), None],
     }
 
     def __init__(
@@ -188,6 +205,7 @@ class PredictiveHalving(StoppingPolicy):
         configuration_weight: float = 0.25,
         quorum: int = 4,
         quorum_span: float = 1.0,
+        endgame_slack: float | str | None = 0.25,
         prior: Any = None,
         prior_weight: float = 0.5,
         predictor: Any = "svr",
@@ -211,6 +229,7 @@ class PredictiveHalving(StoppingPolicy):
         self.configuration_weight = float(configuration_weight)
         self.quorum = int(quorum)
         self.quorum_span = float(quorum_span)
+        self.endgame_slack = None if endgame_slack is None or isinstance(endgame_slack, str) else float(endgame_slack)
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
         self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
         self._test = (
@@ -271,6 +290,10 @@ class PredictiveHalving(StoppingPolicy):
         return self.resume
 
     @property
+    def reads_budget(self) -> bool:
+        return self.resume and self.endgame_slack is not None
+
+    @property
     def prediction_service(self) -> PredictionService:
         return self.service
 
@@ -292,6 +315,8 @@ class PredictiveHalving(StoppingPolicy):
         t = trial.epochs
         if t not in self.rungs:
             return Verdict(Decision.CONTINUE, t, f"epoch {t} is not a rung")
+        if trial.finishing:
+            return Verdict(Decision.CONTINUE, t, "resumed to finish within the budget: trains to its end unjudged")
         if not finite_prefix(trial, t):
             return Verdict(Decision.STOP, t, f"the curve is not finite within its first {t} epochs")
         done = len(completed_trials(trials, self.max_epochs)) if self.min_completed else 0
@@ -352,7 +377,9 @@ class PredictiveHalving(StoppingPolicy):
         return Verdict(Decision.CONTINUE, t, f"passes rung {t} unjudged: it {why}")
 
     # -- promote -----------------------------------------------------------------------------
-    def promote(self, trials: Sequence[TrialView], *, limit: int = 1, more_trials: bool = False) -> list[Resumption]:
+    def promote(
+        self, trials: Sequence[TrialView], *, limit: int = 1, more_trials: bool = False, budget_left: int | None = None
+    ) -> list[Resumption]:
         """The paused trials to resume now: at each rung, while fewer trials have gone on
         from it than its share, the best of those it paused that rank within that share.
 
@@ -368,10 +395,16 @@ class PredictiveHalving(StoppingPolicy):
         ``more_trials`` (the adapter starts a new configuration when none resumes), a rung
         that fewer than ``quorum`` trials have reached resumes no one: its trials wait for
         their peers; once no new configuration follows, it ranks those it has.
+
+        Under a budget (``budget_left``, epochs) the end of the budget comes first: see
+        ``endgame_slack`` above; its one resumption finishes its trial.
         """
         limit = check_int("limit", limit, least=0)
         if not self.resume or limit == 0:
             return []
+        finishing = self._finishing(trials, budget_left)
+        if finishing is not None:
+            return [finishing]
         paused = paused_by_rung(trials, self.max_epochs)
         found: list[tuple[int, float, int, Resumption]] = []
         for t in sorted(paused, reverse=True):
@@ -382,6 +415,43 @@ class PredictiveHalving(StoppingPolicy):
                 break
         found.sort(key=lambda item: item[:3])
         return [item[3] for item in found[:limit]]
+
+    def _finishing(self, trials: Sequence[TrialView], budget_left: int | None) -> Resumption | None:
+        """The paused trial resumed to finish at the end of a budget of which ``budget_left``
+        epochs are left, or None (no budget, no end yet, or nothing paused can finish)."""
+        if self.endgame_slack is None or budget_left is None:
+            return None
+        left, reserve, E = int(budget_left), self.endgame_slack * self.max_epochs, self.max_epochs
+        if left > E + reserve:
+            return None  # no trial needs that much: the end is not near
+        paused = [(k, o) for k, o in enumerate(trials) if o.status == TrialStatus.PAUSED and E - o.epochs <= left]
+        if not paused:
+            return None
+        standing = {k: self._finish_standing(o, trials) for k, o in paused}
+        k, chosen = max(paused, key=lambda item: (standing[item[0]][0], item[1].epochs, -item[0]))
+        need = E - chosen.epochs
+        if left > need + reserve:
+            return None
+        share, peers = standing[k]
+        reason = (
+            f"{left} epochs are left of the budget and it needs {need} to finish; its value at epoch "
+            f"{chosen.epochs} is at or above {share:.0%} of the {peers} trials that reached that epoch, the best "
+            "standing of the paused trials that can finish"
+        )
+        return Resumption(chosen.key, chosen.epochs, reason, finishing=True)
+
+    def _finish_standing(self, trial: TrialView, trials: Sequence[TrialView]) -> tuple[float, int]:
+        """The share of the trials that reached ``trial``'s epoch ``e`` (with a finite value
+        there) whose value at ``e`` is at most ``trial``'s, and how many they are."""
+        e = trial.epochs
+        if e == 0:
+            return 0.0, 0
+        mine = self.sign * float(trial.curve[e - 1])
+        values = [self.sign * float(o.curve[e - 1]) for o in trials if o.epochs >= e]
+        values = [v for v in values if math.isfinite(v)]
+        if not values or not math.isfinite(mine):
+            return 0.0, len(values)
+        return sum(v <= mine for v in values) / len(values), len(values)
 
     def _groups_at(self, t: int, paused: list[int], trials: Sequence[TrialView]) -> list[tuple[RungGroup, list[int]]]:
         """The groups ranked at rung ``t`` with the paused trials (indices) of each."""

@@ -28,6 +28,8 @@ class _TrialRecord:
     unranked: list[int] = field(default_factory=list)
     # The epoch after which the search's budget stopped the trial, if it did.
     budget_cut: int | None = None
+    # The policy resumed the trial to finish (Resumption.finishing): it trains to its end unjudged.
+    finishing: bool = False
 
 
 def plain_params(config: dict) -> dict[str, Any]:
@@ -57,7 +59,12 @@ class SchedulerBookkeeping:
 
     def _view(self, trial_id: str, record: _TrialRecord) -> TrialView:
         return TrialView.of(
-            self._key(trial_id), tuple(record.curve), dict(record.params), record.status, record.unranked
+            self._key(trial_id),
+            tuple(record.curve),
+            dict(record.params),
+            record.status,
+            record.unranked,
+            record.finishing,
         )
 
     def _key(self, trial_id: str):
@@ -79,6 +86,7 @@ class SchedulerBookkeeping:
                     "records": list(r.records),
                     "unranked": list(r.unranked),
                     **({"budget_cut": r.budget_cut} if r.budget_cut is not None else {}),
+                    **({"finishing": True} if r.finishing else {}),
                 }
                 for key, r in self._records.items()
             ],
@@ -101,6 +109,7 @@ class SchedulerBookkeeping:
                 list(t.get("records", [])),
                 [int(e) for e in t.get("unranked", [])],
                 t.get("budget_cut"),
+                bool(t.get("finishing", False)),
             )
             for t in state["trials"]
         }

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from qhpo.runner import Budget, fits_new_configuration, union_length
+from qhpo.runner import Budget, epochs_of, fits_new_configuration, union_length
 
 
 class SearchBudget:
@@ -70,6 +70,10 @@ class SearchBudget:
     def left(self) -> float:
         """What is left of the budget (0 or less: spent)."""
         return self.budget.amount - self.spent()
+
+    def epochs_left(self) -> int | None:
+        """What is left in epochs, as the policy reads it (:func:`qhpo.runner.epochs_of`)."""
+        return epochs_of(self.budget, self.left(), self._mean_epoch)
 
     def room_for_new(self, running_epochs: Iterable[int]) -> bool:
         """Whether what is left holds a new configuration's first rung once the running trials

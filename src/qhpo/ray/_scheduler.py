@@ -315,16 +315,20 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
         """Ask the policy which paused trials resume now (at most ``limit``); their trial ids.
         ``more_trials``: a new configuration starts when none resumes.
 
+        Under a budget the policy is told the epochs left (``qhpo`` then finishes its best
+        paused trial at the end; the trial's record keeps the mark, and its view shows it).
         Each promoted trial's view becomes RUNNING at once and Ray Tune restarts it from its
         checkpoint the next time it asks which trial to run. With ``explain=True`` the
         resumption's record joins the trial's decision records.
         """
         by_key = {self._key(trial_id): trial_id for trial_id in self._records}
         promoted: list[str] = []
-        for resumption in self.driver.promote(self.trial_views(), int(limit), more_trials=more_trials):
+        told = dict(more_trials=more_trials, budget_left=self._epochs_left())
+        for resumption in self.driver.promote(self.trial_views(), int(limit), **told):
             trial_id = by_key[resumption.key]
             record = self._records[trial_id]
             record.status = TrialStatus.RUNNING
+            record.finishing = record.finishing or resumption.finishing
             if self.explain:
                 record.records.append(resumption.record(self.driver.label))
             self.decisions_.append((trial_id, int(resumption.epoch), "resume"))
@@ -343,6 +347,10 @@ class PredictiveScheduler(SchedulerBookkeeping, TrialScheduler):
                 self._to_resume.remove(trial_id)
                 return trial
         return None
+
+    def _epochs_left(self) -> int | None:
+        """What is left of the budget in epochs, as the policy reads it (None without a budget)."""
+        return None if self.budget is None else self.budget.epochs_left()
 
     def _budget_left(self) -> bool:
         """No budget, or some of it is left (a paused trial may resume)."""

@@ -36,10 +36,12 @@ class PolicyAgent:
         self.stop_epoch: dict[int, int] = {}
         self.resumptions: list[Resumption] = []
         self.unranked: dict[int, frozenset[int]] = {}  # decision epochs a trial went on unranked
+        self.finishing: set[int] = set()  # trials the policy resumed to finish (Resumption.finishing)
 
     def _view(self, i: int) -> TrialView:
         unranked = self.unranked.get(i, frozenset())
-        return TrialView.of(i, self.curves[i, : self.epochs[i]], self.params[i], self.status[i], unranked)
+        curve = self.curves[i, : self.epochs[i]]
+        return TrialView.of(i, curve, self.params[i], self.status[i], unranked, i in self.finishing)
 
     def _views(self) -> tuple[list[int], list[TrialView]]:
         keys = list(self.status)
@@ -64,12 +66,13 @@ class PolicyAgent:
         if status in (TrialStatus.STOPPED, TrialStatus.PAUSED):
             self.stop_epoch[index] = int(self.epochs[index])
 
-    def promote(self, limit: int, more_trials: bool = False) -> list[int]:
+    def promote(self, limit: int, more_trials: bool = False, budget_left: int | None = None) -> list[int]:
         if TrialStatus.PAUSED not in self.status.values():
             return []
         _, views = self._views()
-        resumptions = self.driver.promote(views, limit, more_trials=more_trials)
+        resumptions = self.driver.promote(views, limit, more_trials=more_trials, budget_left=budget_left)
         self.resumptions.extend(resumptions)
+        self.finishing.update(int(r.key) for r in resumptions if r.finishing)
         return [int(r.key) for r in resumptions]
 
     def resume(self, index: int) -> None:

@@ -21,10 +21,14 @@ spent in all:
     regret(X) = (best - found(X)) / (best - worst)          in [0, 1], non-increasing in X
 
 with ``regret(X) = 1`` before any trial completes (nothing found yet is as bad as the worst
-configuration) and 0 for a table whose finite finals are all equal. One replay at the
-largest budget is read at every budget below it: a replay under a smaller budget makes the
-same decisions up to the moment it ends (the budget only ends a replay; it changes no
-decision before that), so it would find the same trials by then.
+configuration) and 0 for a table whose finite finals are all equal. For a rule that does not
+read its budget, one replay at the largest budget is read at every budget below it: a
+replay under a smaller budget makes the same decisions up to the moment it ends (the budget
+only ends a replay; it changes no decision before that), so it would find the same trials by
+then. A rule that reads its budget (``qhpo``, which finishes its best paused trial at the end
+of a budget: :attr:`qhpo.policies.StoppingPolicy.reads_budget`) makes other decisions under
+a smaller budget, so each budget it is reported at is a replay of its own; its regret curve
+over time is the replay at the largest budget.
 """
 
 from __future__ import annotations
@@ -166,11 +170,13 @@ class BudgetJob:
 
 @dataclass(frozen=True)
 class BudgetOutcome:
-    """Per rule (in the settings' order): regret on the grid, and what the replay spent."""
+    """Per rule (in the settings' order): regret on the grid and at the readings (each its
+    own replay for a rule that reads its budget), and what the replay spent."""
 
     table: str
     seed: int
     curves: tuple[list, ...]
+    at_readings: tuple[list, ...]
     configurations: tuple[int, ...]
     completed: tuple[int, ...]
     spent: tuple[int, ...]
@@ -186,20 +192,34 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
     drawn = table.take(budget_order(table.n_trials, budget, job.seed))  # a trial spends at least one epoch
     finals = drawn.sign * drawn.final_values
     points = [x * table.epochs for x in settings.grid()]
-    curves, configurations, completed, spent, resumed = [], [], [], [], []
+    curves, at_readings, configurations, completed, spent, resumed = [], [], [], [], [], []
     for name in settings.policies:
-        result = replay_rule(
-            name,
-            drawn,
-            seed=job.seed,
-            predictor=settings.predictor,
-            sampler=settings.sampler,
-            workers=settings.workers,
-            options=settings.rule_options(name, table),
-            budget=budget,
-        )
+
+        def replay(epochs: int, name: str = name):
+            return replay_rule(
+                name,
+                drawn,
+                seed=job.seed,
+                predictor=settings.predictor,
+                sampler=settings.sampler,
+                workers=settings.workers,
+                options=settings.rule_options(name, table),
+                budget=epochs,
+            )
+
+        result = replay(budget)
         regret = normalised_regret(table, found_over_time(finals, result.completed_at, points))
         curves.append([round(float(r), 8) for r in regret])
+        readings = []
+        for x in settings.readings:
+            if result.read_budget and x < settings.trainings:
+                # the rule reads its budget: a smaller budget is a search of its own
+                epochs = BudgetSettings(x).epochs(table)
+                own = replay(epochs).completed_at
+                readings.append(float(normalised_regret(table, found_over_time(finals, own, [epochs]))[0]))
+            else:
+                readings.append(float(regret[settings.grid().index(x)]))
+        at_readings.append([round(r, 8) for r in readings])
         configurations.append(int((result.epochs_trained > 0).sum()))
         completed.append(int(result.complete.sum()))
         spent.append(int(result.epochs_trained.sum()))
@@ -208,6 +228,7 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
         table.name,
         job.seed,
         tuple(curves),
+        tuple(at_readings),
         tuple(configurations),
         tuple(completed),
         tuple(spent),
@@ -220,10 +241,6 @@ def _key(x: float) -> str:
     return f"{x:g}"
 
 
-def _at(grid: list[float], curve: np.ndarray, x: float) -> float:
-    return float(curve[grid.index(x)])
-
-
 def summarise_budget(table: CurveTable, settings: BudgetSettings, outcomes: Mapping, seconds: float) -> dict:
     """The JSON document of one table in budget mode (see ``docs/replay.md``)."""
     seeds = [outcomes[(table.name, s)] for s in settings.seed_list]
@@ -231,21 +248,21 @@ def summarise_budget(table: CurveTable, settings: BudgetSettings, outcomes: Mapp
     y = table.sign * table.final_values
     y = y[np.isfinite(y)]
     policies = {}
+    readings = settings.readings
     for k, name in enumerate(settings.policies):
         curves = np.array([o.curves[k] for o in seeds])  # (seeds, grid)
-        sd = curves.std(axis=0, ddof=1) if len(seeds) > 1 else np.zeros(len(grid))
+        at = np.array([o.at_readings[k] for o in seeds])  # (seeds, readings)
+        sd = at.std(axis=0, ddof=1) if len(seeds) > 1 else np.zeros(len(readings))
         policies[name] = {
             "first_rung": first_rung(name, table.epochs, settings.rule_options(name, table)),
-            "regret": {_key(x): round(_at(grid, curves.mean(axis=0), x), 8) for x in settings.readings},
-            "regret_sd": {_key(x): round(_at(grid, sd, x), 8) for x in settings.readings},
+            "regret": {_key(x): round(float(at[:, j].mean()), 8) for j, x in enumerate(readings)},
+            "regret_sd": {_key(x): round(float(sd[j]), 8) for j, x in enumerate(readings)},
             "configurations_mean": round(float(np.mean([o.configurations[k] for o in seeds])), 4),
             "completed_mean": round(float(np.mean([o.completed[k] for o in seeds])), 4),
             "epochs_spent_mean": round(float(np.mean([o.spent[k] for o in seeds])), 4),
             "resumed_mean": round(float(np.mean([o.resumed[k] for o in seeds])), 4),
             "curve": [round(float(v), 8) for v in curves.mean(axis=0)],
-            "per_seed": {
-                _key(x): [round(float(o.curves[k][grid.index(x)]), 8) for o in seeds] for x in settings.readings
-            },
+            "per_seed": {_key(x): [round(float(v), 8) for v in at[:, j]] for j, x in enumerate(readings)},
         }
     result = {
         "table": table.name,

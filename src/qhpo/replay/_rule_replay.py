@@ -50,6 +50,8 @@ class SeedResult:
     pauses: tuple[tuple[int, int], ...] = ()
     resumptions: tuple[tuple[int, int], ...] = ()
     completed_at: np.ndarray | None = None
+    #: The rule's decisions depended on the budget (:attr:`qhpo.policies.StoppingPolicy.reads_budget`).
+    read_budget: bool = False
 
 
 def replay_rule(
@@ -190,4 +192,5 @@ def _replay_policy(
         tuple(out.pauses),
         tuple(out.resumptions),
         out.completed_at,
+        budget is not None and policy.reads_budget,
     )

@@ -16,7 +16,7 @@ first rung fits in what is left once the running trials have reached theirs,
     spent + sum_{j running} max(0, first_rung - trained_j) + first_rung <= B,
 
 (with one worker, ``spent + first_rung <= B``); a paused trial may resume while any epoch
-is left.
+is left, and the agent is told the epochs left, ``B - spent``, when it asks which.
 
 A diverged trial (a NaN at epoch ``d``) ends at epoch ``d`` whatever the rule: it has
 trained ``d`` epochs, which count as its cost, and the agent is told that it failed
@@ -51,9 +51,10 @@ class ReplayAgent(Protocol):
         """Trial ``index`` ends: COMPLETE (trained to the last epoch), STOPPED, PAUSED or
         FAILED (diverged)."""
 
-    def promote(self, limit: int, more_trials: bool = False) -> list[int]:
+    def promote(self, limit: int, more_trials: bool = False, budget_left: int | None = None) -> list[int]:
         """Paused trials to resume now, at most ``limit`` (free workers), best first;
-        ``more_trials``: a new trial starts when none resumes."""
+        ``more_trials``: a new trial starts when none resumes; ``budget_left``: epochs left
+        of the budget (None: no budget)."""
 
     def resume(self, index: int) -> None:
         """Paused trial ``index`` continues from the epoch it paused at."""
@@ -155,11 +156,14 @@ class _Simulation:
         self.clock = 0.0
         self.active: set[int] = set()  # trials training now
         self.tells_more = accepts_keyword(agent.promote, "more_trials")  # an agent written before it: not told
+        self.tells_budget = budget is not None and accepts_keyword(agent.promote, "budget_left")
 
     def dispatch(self, now: float) -> None:
         """Free workers resume the paused trials the agent promotes, then start new trials."""
         if self.paused and self.idle and self.spent < self.limit:
             told = {"more_trials": self.can_start()} if self.tells_more else {}
+            if self.tells_budget:
+                told["budget_left"] = int(self.limit - self.spent)
             for i in self.agent.promote(len(self.idle), **told)[: len(self.idle)]:
                 if i not in self.paused:
                     raise ValueError(f"the agent resumed trial {i}, which is not paused")

@@ -10,7 +10,7 @@ from qhpo._optuna_schema import (
     RAY_BUDGET_ATTR,
     RAY_BUDGET_EPOCHS_ATTR,
 )
-from qhpo.runner._budget import Budget, fits_new_configuration, union_length
+from qhpo.runner._budget import Budget, epochs_of, fits_new_configuration, union_length
 from qhpo.runner._config import BACKENDS, OPTUNA_BASELINES, PRESETS, Preset, RunConfig, preset
 from qhpo.runner._lifecycle import SearchBackend, SearchRun, evaluate_best_on_test, prepare_data, run_search
 from qhpo.runner._plots import draw_plots
@@ -50,6 +50,7 @@ __all__ = [
     "default_workers",
     "draw_plots",
     "evaluate_best_on_test",
+    "epochs_of",
     "fits_new_configuration",
     "hpo_sampler",
     "load_study",

@@ -17,7 +17,9 @@ With ``left = budget - spent``, a new configuration starts only while ``left`` h
 policy's first rung (:func:`qhpo.optuna.first_rung`) once the running trials have reached
 theirs (in seconds: those epochs times the mean seconds per epoch of the study's trials, 0
 before any trial has finished one), as the replay's budget mode decides; a paused
-trial resumes, and an interrupted one is retried, while ``left > 0``; and a trial still
+trial resumes, and an interrupted one is retried, while ``left > 0`` (the policy is told
+``left`` in epochs, a duration at the mean seconds per epoch so far: :func:`epochs_of`, so
+that ``qhpo`` can finish its best paused trial at the end); and a trial still
 training when ``left`` reaches 0 is cut after its epoch (told PRUNED, with the user
 attribute ``qhpo.budget_cut`` holding that epoch). With ``--trials`` too, the search ends at
 whichever limit comes first.
@@ -153,6 +155,21 @@ def fits_new_configuration(
     return left > 0 and left >= (reserved + first_rung) * seconds_per_epoch()
 
 
+def epochs_of(budget: Budget, left: float, seconds_per_epoch: Callable[[], float]) -> int | None:
+    """What is ``left`` of ``budget`` in epochs, as the policy reads it (``budget_left`` of
+    :meth:`qhpo.policies.StoppingPolicy.promote`): the epochs themselves, or the seconds at
+    ``seconds_per_epoch()`` (the mean so far; None before any epoch has been timed).
+
+    Example:
+        >>> epochs_of(Budget(100, "epochs"), 12.0, lambda: 0.0), epochs_of(Budget(3600, "seconds"), 95.0, lambda: 10.0)
+        (12, 9)
+    """
+    if budget.unit == "epochs":
+        return max(0, int(math.floor(left)))
+    seconds = seconds_per_epoch()
+    return max(0, int(math.floor(left / seconds))) if seconds > 0 else None
+
+
 class BudgetTracker:
     """One worker process's view of the study's budget: what is left, and whether a new
     configuration, a resumption or the running trial's next epoch fits in it.
@@ -188,6 +205,10 @@ class BudgetTracker:
         have reached theirs (:func:`fits_new_configuration`)."""
         running = [len(t.intermediate_values) for t in trials if t.state == optuna.trial.TrialState.RUNNING]
         return fits_new_configuration(self.budget, left, self.first_rung, running, lambda: mean_epoch_seconds(trials))
+
+    def epochs_left(self, left: float, trials: Sequence[optuna.trial.FrozenTrial]) -> int | None:
+        """``left`` in epochs, as the policy reads it (:func:`epochs_of`)."""
+        return epochs_of(self.budget, left, lambda: mean_epoch_seconds(trials))
 
     def exhausted(self, study: optuna.Study) -> bool:
         """Whether the budget is spent (the running trial is cut); extends this process's clock first."""

@@ -53,8 +53,8 @@ def claim_trial(
     counted already); its resumption is enqueued and started at once. A new configuration
     starts only while the study holds fewer than ``target`` finished and running
     configurations (None: no such limit), and under a ``budget`` only while what is left
-    holds its first rung; a retry or a resumption only while something is left. All of it
-    under the study's claim lock.
+    holds its first rung; a retry or a resumption only while something is left (the policy
+    is told what is left, in epochs). All of it under the study's claim lock.
 
     Args:
         can_resume: Which paused trials can be resumed (their checkpoint exists); None: all.
@@ -74,17 +74,20 @@ def claim_trial(
         waiting = any(t.state == TrialState.WAITING for t in trials)
         free = target is None or finished + running < target
         continues, blocked = True, False  # whether a retry or resumption fits; whether the budget stops new ones
+        budget_left = None  # the epochs left, as the policy reads them
         if budget is not None:
             budget.touch(study)
             left = budget.left(study, trials)
             continues = left > 0
             blocked = not (continues if waiting else budget.room_for_new(left, trials))
             free = free and not blocked
+            budget_left = budget.epochs_left(left, trials)
         if not waiting and continues:
-            resumable = resumable_trials(study, limit=1, can_resume=can_resume, more_trials=free)
+            told = dict(can_resume=can_resume, budget_left=budget_left)
+            resumable = resumable_trials(study, limit=1, more_trials=free, **told)
             if not resumable and not free and running == 0 and _resumes(study) and settle_predictor(study):
                 # The last promote before the search ends reads the predictor fitted on every curve.
-                resumable = resumable_trials(study, limit=1, can_resume=can_resume)
+                resumable = resumable_trials(study, limit=1, **told)
             if resumable:
                 resumable[0].enqueue(study)
                 free = True  # its configuration is counted already
