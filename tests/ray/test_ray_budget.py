@@ -120,6 +120,46 @@ def test_the_scheduler_cuts_the_running_trial_once_the_budget_is_spent_and_keeps
     assert restored.get_state() == scheduler.get_state()
 
 
+def test_near_the_end_of_the_budget_the_scheduler_resumes_the_best_paused_trial_to_finish_unjudged():
+    from qhpo.policies import make_policy
+
+    def scheduler_of(budget):
+        policy = make_policy("qhpo", max_epochs=4, min_resource=1, quorum=0, random_state=0)  # rungs 1 and 2
+        return PredictiveScheduler(policy, metric="acc", epoch_attr="epoch", budget=budget)
+
+    scheduler = scheduler_of(SearchBudget(Budget.parse("10"), first_rung=1))
+    a, b, c = _trial("a"), _trial("b"), _trial("c")
+    for trial in (a, b, c):
+        scheduler.on_trial_add(None, trial)
+    for e, acc in enumerate([0.5, 0.6, 0.7, 0.8], start=1):
+        scheduler.on_trial_result(None, a, {"acc": acc, "epoch": e})
+    assert scheduler.on_trial_result(None, b, {"acc": 0.1, "epoch": 1}) == TrialScheduler.PAUSE
+    assert scheduler.promote(1) == []  # 5 left: b needs 3, and 5 > 3 + a quarter of a training
+    assert scheduler.on_trial_result(None, c, {"acc": 0.05, "epoch": 1}) == TrialScheduler.PAUSE
+    assert scheduler.promote(1) == ["b"]  # 4 left: b stands above c at epoch 1, and finishes
+    assert ("b", 1, "resume") in scheduler.decisions_
+    views = {v.key: v for v in scheduler.trial_views()}
+    assert views["b"].finishing and not views["c"].finishing
+    # at rung 2 b stands below a (0.2 against 0.6) and would pause; it finishes instead
+    assert scheduler.on_trial_result(None, b, {"acc": 0.2, "epoch": 2}) == TrialScheduler.CONTINUE
+    restored = scheduler_of(SearchBudget(Budget.parse("10"), first_rung=1))
+    SchedulerStateCallback(restored).set_state(SchedulerStateCallback(scheduler).get_state())
+    assert {v.key: v for v in restored.trial_views()}["b"].finishing  # a resumed driver keeps the mark
+    assert restored.on_trial_result(None, b, {"acc": 0.3, "epoch": 3}) == TrialScheduler.CONTINUE
+    assert restored.on_trial_result(None, b, {"acc": 0.35, "epoch": 4}) == TrialScheduler.STOP
+    assert {v.key: v for v in restored.trial_views()}["b"].status == TrialStatus.COMPLETE
+    assert restored.budget.spent() == 4 + 1 + 1 + 3
+
+    without = scheduler_of(None)  # no budget: no end, and b waits at rung 1 as before
+    for trial in (a, b, c):
+        without.on_trial_add(None, trial)
+    for e, acc in enumerate([0.5, 0.6, 0.7, 0.8], start=1):
+        without.on_trial_result(None, a, {"acc": acc, "epoch": e})
+    without.on_trial_result(None, b, {"acc": 0.1, "epoch": 1})
+    without.on_trial_result(None, c, {"acc": 0.05, "epoch": 1})
+    assert without.promote(1) == []
+
+
 class _Endless(SearchAlgorithm):
     """A search that always has another configuration."""
 

@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from qhpo.cli import main
-from qhpo.optuna import CHECKPOINT_ATTR
+from qhpo.optuna import CHECKPOINT_ATTR, RESUME_ATTR, RESUME_OF_ATTR
 from qhpo.runner import RAY_BUDGET_EPOCHS_ATTR
 from qhpo.runner._budget import (
     CLOCK_ATTR_PREFIX,
@@ -195,3 +195,55 @@ def test_a_time_budget_ends_the_search_within_an_epoch_of_it(tmp_path, cifar_dir
     # first rung (two epochs here) that a new configuration must fit in
     assert 10 - 2 * longest_epoch - 2 <= seconds_spent(study) <= 10 + 2 * longest_epoch + 5
     assert all(t.state != TrialState.RUNNING for t in trials)
+
+
+def _train(study, trial, values) -> bool:
+    """Report ``values`` as the runner does; True when the pruner ended the trial (told PRUNED)."""
+    for epoch, value in enumerate(values, start=1):
+        trial.report(value, epoch)
+        if trial.should_prune():
+            study.pruner.flush()
+            study.tell(trial, state=TrialState.PRUNED)
+            return True
+    study.pruner.flush()
+    study.tell(trial, values[-1])
+    return False
+
+
+@pytest.mark.parametrize("endgame", [0.25, "off"])
+def test_near_the_end_of_a_budget_a_claim_resumes_the_best_paused_trial_to_finish_and_no_rung_judges_it(
+    tmp_path, endgame
+):
+    from qhpo.optuna import PredictivePruner
+
+    location = resolve_storage(str(tmp_path / "q.db"))
+    options = {"min_resource": 1, "quorum": 0, "endgame_slack": endgame}  # rungs at epochs 1 and 2 of 4
+    pruner = PredictivePruner("qhpo", "svr", freeze_thaw=True, max_epochs=4, policy_options=options)
+    study = optuna.create_study(storage=location.url, study_name="s", direction="maximize", pruner=pruner)
+    tracker = BudgetTracker(Budget(10, "epochs"), first_rung=1)
+
+    def claim():
+        return claim_trial(study, location, None, budget=tracker).trial
+
+    assert not _train(study, claim(), [0.5, 0.6, 0.7, 0.8])  # complete: 4 epochs
+    assert _train(study, claim(), [0.1])  # paused at rung 1
+    # 5 left: the paused trial needs 3, and 5 > 3 + a quarter of a training: no end yet; rung 1
+    # has no free place, so a new configuration starts, and pauses too
+    third = claim()
+    assert RESUME_OF_ATTR not in third.user_attrs
+    assert _train(study, third, [0.05])
+    # 4 left: the trial paused at 0.1 stands above the one at 0.05 and resumes to finish
+    claimed = claim()
+    if endgame == "off":
+        assert RESUME_OF_ATTR not in claimed.user_attrs  # a new configuration: nothing is free at rung 1
+        return
+    assert claimed.user_attrs[RESUME_OF_ATTR] == 1
+    assert claimed.user_attrs[RESUME_ATTR]["finishing"] is True
+    assert "4 epochs are left of the budget and it needs 3 to finish" in claimed.user_attrs[RESUME_ATTR]["reason"]
+    claimed.set_user_attr(RESUMED_AT_ATTR, 1)  # as the runner does: epoch 1 comes from the checkpoint
+    # at rung 2 it stands below the complete trial (0.2 against 0.6) and would pause; it finishes instead
+    assert not _train(study, claimed, [0.1, 0.2, 0.3, 0.35])
+    assert study.trials[claimed.number].state == TrialState.COMPLETE
+    [view] = [v for v in pruner.trial_views(study) if v.key == claimed.number]
+    assert view.finishing and view.status.value == "complete"
+    assert epochs_spent(study.get_trials(deepcopy=False)) == 4 + 1 + 1 + 3
