@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import numpy as np
@@ -112,13 +114,27 @@ def test_normalised_regret_lies_in_0_1_and_never_rises(name):
 
 
 def test_one_replay_read_at_a_smaller_budget_equals_a_replay_under_that_budget():
-    """Why one replay serves every reading: the budget ends a replay and changes no decision before."""
+    """Why one replay serves every reading of a rule that does not read its budget (the budget
+    ends a replay and changes no decision before); qhpo, which reads it, is replayed at each."""
     table = builtin("baker_metaqnn_svhn")
     common = dict(policies=("median", "qhpo"), predictor="svr", seeds=2, first_seed=7)
     long = run_budget([table], BudgetSettings(10, **common))
     short = run_budget([table], BudgetSettings(5, **common))
     for rule in common["policies"]:
         assert long["policies"][rule]["per_seed"]["5"] == short["policies"][rule]["per_seed"]["5"]
+
+
+def test_a_rule_that_reads_its_budget_is_a_search_of_its_own_at_each_reading():
+    table = builtin("baker_metaqnn_svhn")
+    result = run_budget([table], BudgetSettings(20, policies=("qhpo",), predictor="svr", seeds=1, first_seed=2))
+    qhpo = result["policies"]["qhpo"]
+    at_10 = qhpo["curve"][result["grid"].index(10.0)]  # the 20-training search, read after 10
+    # the search given 10 finishes its best paused trial at its end, and found a better one by then
+    assert qhpo["per_seed"]["10"] == [qhpo["regret"]["10"]] and qhpo["regret"]["10"] < at_10
+    assert qhpo["regret"]["20"] == qhpo["curve"][-1]  # the largest budget is the curve's own replay
+    off = BudgetSettings(20, policies=("qhpo",), predictor="svr", seeds=1, first_seed=2)
+    off = run_budget([table], dataclasses.replace(off, options={"qhpo": {"endgame_slack": "off"}}))
+    assert off["policies"]["qhpo"]["regret"]["10"] == at_10  # without the end: one replay read at 10
 
 
 def test_bench_budget_cli_writes_regret_per_seed_and_a_figure(tmp_path, capsys):

@@ -182,6 +182,9 @@ def plot_budget(result: dict, path: str | Path) -> Path:
 
     Normalised regret over the epochs spent (in full trainings), the mean over seeds (and,
     for a suite, over tables), one line per rule, with the budgets it is reported at marked.
+    A rule that reads its budget (``qhpo``) is replayed at each of those budgets of its own
+    and its line is the replay at the largest: its readings are drawn as dots where they
+    leave the line (the search that knew it would end there).
     """
     import matplotlib
 
@@ -192,11 +195,21 @@ def plot_budget(result: dict, path: str | Path) -> Path:
     curves = {
         name: rule["curve"] for name, rule in (result["summary"]["rules"] if suite else result["policies"]).items()
     }
+    rules = result["summary"]["rules"] if suite else result["policies"]
     grid = np.asarray(result["grid"], dtype=float)
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     for i, (name, curve) in enumerate(curves.items()):
         style = "-" if name.startswith("qhpo") else "--"
-        ax.plot(grid, curve, style, color=plt.get_cmap("tab10")(i % 10), lw=2 if name == "qhpo" else 1.2, label=name)
+        color = plt.get_cmap("tab10")(i % 10)
+        ax.plot(grid, curve, style, color=color, lw=2 if name == "qhpo" else 1.2, label=name)
+        own = [
+            (float(x), float(rules[name]["regret"][x]))
+            for x in result["readings"]
+            if abs(float(rules[name]["regret"][x]) - float(np.interp(float(x), grid, curve))) > 1e-9
+        ]
+        if own:  # readings replayed of their own (a rule that reads its budget)
+            xs, ys = zip(*own, strict=True)
+            ax.plot(xs, ys, "o", color=color, ms=6, label=f"{name}, searched with that budget")
     for x in result["readings"]:
         ax.axvline(float(x), color="0.6", lw=0.6, ls=":")
     ax.set_yscale("symlog", linthresh=1e-3)  # log above 0.001, linear below: regret reaches 0 on some tables
