@@ -14,6 +14,11 @@ that differ with the rows that trained differently. Run:
 
 ``--jsonl OUT`` appends one record per table, rule and seed.
 
+With ``--budget K`` (``--backend optuna``) both replay the seed's rows under a budget of
+``K`` full trainings, as ``qhpo bench --budget K`` draws them and with the rule's budget
+options: the live study tells the policy the epochs left at each claim and cuts the trial
+training when the last is spent; the epochs spent when each row completed are compared too.
+
 With ``--compare LOCAL.json LIVE.json [LIVE.json ...]`` (``qhpo bench --suite ... --json``
 documents: the local replay, then live replays of consecutive seeds that together cover
 the local one's), it prints instead, per table and rule, the mean cost and regret of both,
@@ -31,21 +36,30 @@ from pathlib import Path
 import numpy as np
 
 from qhpo.curves import read_curve_table
-from qhpo.replay import LiveSettings, draw_order, live_rules, replay_rule
+from qhpo.replay import BudgetSettings, LiveSettings, budget_order, draw_order, live_rules, replay_rule
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def compare(table, rule: str, seed: int, trials: int, live: LiveSettings, predictor: str) -> dict:
-    """The in-process and the live replay of one seed, side by side."""
-    drawn = table.take(draw_order(table.n_trials, trials, seed))
-    local = replay_rule(rule, drawn, seed=seed, predictor=predictor)
+def compare(
+    table, rule: str, seed: int, trials: int, live: LiveSettings, predictor: str, budget: float | None = None
+) -> dict:
+    """The in-process and the live replay of one seed, side by side (``budget``: full trainings)."""
+    drawn, common = table.take(draw_order(table.n_trials, trials, seed)), {}
+    if budget is not None:
+        settings = BudgetSettings(budget)
+        epochs = settings.epochs(table)
+        drawn = table.take(budget_order(table.n_trials, epochs, seed))
+        common = dict(options=settings.rule_options(rule, table), budget=epochs)
+    local = replay_rule(rule, drawn, seed=seed, predictor=predictor, **common)
     started = time.perf_counter()
     _, replay_live = live_rules(live)
-    other = replay_live(rule, drawn, seed=seed, predictor=predictor, live=live)
+    other = replay_live(rule, drawn, seed=seed, predictor=predictor, live=live, **common)
     same_rows = bool(
         np.array_equal(local.epochs_trained, other.epochs_trained) and np.array_equal(local.complete, other.complete)
     )
+    if budget is not None:
+        same_rows = same_rows and np.array_equal(local.completed_at, other.completed_at)
     return {
         "table": table.name,
         "rule": rule,
@@ -115,6 +129,9 @@ def main() -> None:
     parser.add_argument("--storage", default="sqlite", choices=("sqlite", "journal"))
     parser.add_argument("--storage-dir", type=Path, default=None, help="keep the studies here (default: temporary)")
     parser.add_argument("--epoch-seconds", type=float, default=0.0, help="real seconds per epoch (default 0)")
+    parser.add_argument(
+        "--budget", type=float, default=None, metavar="K", help="replay under K full trainings per seed (optuna)"
+    )
     parser.add_argument("--jsonl", type=Path, default=None, metavar="OUT", help="append one record per seed here")
     parser.add_argument(
         "--compare", type=Path, nargs="+", default=None, metavar="JSON", help="LOCAL.json LIVE.json ..."
@@ -123,6 +140,8 @@ def main() -> None:
     if args.compare is not None:
         compare_documents(*args.compare)
         return
+    if args.budget is not None and (args.backend != "optuna" or not args.budget > 0):
+        parser.error("--budget takes a positive number of full trainings, with --backend optuna")
     live = LiveSettings(
         storage=args.storage,
         folder=args.storage_dir,
@@ -134,7 +153,7 @@ def main() -> None:
     for path in sorted(args.curves.glob("*.csv")):
         table = read_curve_table(path)
         for rule in args.rules.split(","):
-            records = [compare(table, rule, seed, args.trials, live, args.predictor) for seed in seeds]
+            records = [compare(table, rule, seed, args.trials, live, args.predictor, args.budget) for seed in seeds]
             if args.jsonl is not None:
                 with args.jsonl.open("a", encoding="utf-8") as out:
                     out.writelines(json.dumps(r) + "\n" for r in records)

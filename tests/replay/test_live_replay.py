@@ -151,3 +151,30 @@ def test_a_storage_folder_that_is_a_file_is_one_sentence(tmp_path, capsys):
     assert main([*SMALL, "--policies", "qhpo", "--backend", "optuna", "--storage-dir", str(blocker / "studies")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--storage-dir" in err and "not a writable folder" in err and len(err.splitlines()) == 1
+
+
+def test_under_a_budget_a_live_worker_makes_the_replays_decisions_and_finishes_the_same_trial(tmp_path, curves_dir):
+    """The budget's end in a live Optuna study: told the epochs left at each claim, the pruner
+    resumes the in-process replay's trial to finish, and the study spends and completes what
+    the replay does, epoch for epoch."""
+    import numpy as np
+
+    from qhpo.curves import read_curve_table
+    from qhpo.optuna import RESUME_ATTR
+    from qhpo.replay import BudgetSettings, LiveSettings, budget_order, replay_live, replay_rule
+
+    table = read_curve_table(curves_dir / "baker_metaqnn_svhn.csv")
+    settings = BudgetSettings(5)  # 100 epochs; on seed 0 the end resumes row 5, paused at epoch 8
+    budget, options = settings.epochs(table), settings.rule_options("qhpo", table)
+    drawn = table.take(budget_order(table.n_trials, budget, 0))
+    local = replay_rule("qhpo", drawn, seed=0, predictor="svr", options=options, budget=budget)
+    live = LiveSettings(settle=True, epoch_seconds=0, folder=tmp_path)
+    other = replay_live("qhpo", drawn, seed=0, predictor="svr", options=options, budget=budget, live=live)
+    assert np.array_equal(local.epochs_trained, other.epochs_trained) and local.epochs_trained.sum() == budget
+    assert np.array_equal(local.completed_at, other.completed_at)
+    assert sorted(local.pauses) == sorted(other.pauses) and local.resumptions == other.resumptions
+    [db] = tmp_path.glob("*.db")
+    study = optuna.load_study(study_name="qhpo-replay-0", storage=f"sqlite:///{db}")
+    finishing = [t for t in study.trials if (t.user_attrs.get(RESUME_ATTR) or {}).get("finishing")]
+    assert [(t.user_attrs[CHECKPOINT_ATTR], t.user_attrs[RESUME_OF_ATTR] is not None) for t in finishing] == [(5, True)]
+    assert finishing[0].state == optuna.trial.TrialState.COMPLETE and local.complete[5]

@@ -35,6 +35,7 @@ replay (:func:`qhpo.replay.replay_rule`) on the same seed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tempfile
@@ -49,6 +50,7 @@ import numpy as np
 from qhpo._checks import check_int
 from qhpo._rules import RuleKind, rule_names
 from qhpo.curves import CurveTable
+from qhpo.optuna import first_rung
 from qhpo.replay._benchmark import (
     BenchmarkSettings,
     SeedJob,
@@ -172,6 +174,7 @@ def replay_live(
     predictor: Any = "svr",
     sampler: Any = None,
     options: dict | None = None,
+    budget: int | None = None,
 ) -> SeedResult:
     """Replay rule ``name`` on ``table`` (already drawn and ordered) in a live Optuna study.
 
@@ -182,6 +185,11 @@ def replay_live(
         live: Storage, epoch time, settling.
         workers: Worker processes sharing the study.
         predictor, sampler, options: As for :func:`qhpo.replay.replay_rule`.
+        budget: Epochs the whole study may train, as the in-process replay's ``budget``
+            (:func:`qhpo.replay.simulate`): a new row starts only while what is left holds
+            the rule's first rung, the policy is told the epochs left when it is asked what
+            to resume, and the trial training when the last epoch is spent is cut after it;
+            the result's ``completed_at`` holds the epochs spent when each row completed.
 
     Returns:
         The :class:`SeedResult` of the replay; ``wallclock`` is the real time from the first
@@ -205,6 +213,9 @@ def replay_live(
             location = resolve_storage(str(path) if live.storage == "sqlite" else f"journal:{path}")
             clock = EpochClock.of(table, live.epoch_seconds)
             spec = _study_spec(name, table, seed, location, clock, live, predictor, sampler, options)
+            if budget is not None:
+                rung = first_rung(name, table.epochs, spec.options)
+                spec = dataclasses.replace(spec, budget=check_int("budget", budget, least=1), first_rung=rung)
             create_study(spec)
             started = time.perf_counter()
             run_workers(spec, workers)

@@ -20,7 +20,8 @@ from qhpo.replay._benchmark import SeedResult
 
 _SECONDS_ATTR = "qhpo.replay.predictor_seconds."  # + worker index: its predictor's fit and predict seconds
 #: Trial user attribute ``{"epochs", "worker"}``: the epochs trained when it ended (a NaN epoch
-#: counts) and the index of the worker process that replayed it.
+#: counts) and the index of the worker process that replayed it; under a budget also
+#: ``"spent"`` (the study's epochs spent when it ended) and ``"cut"`` (the budget ended it).
 FINISHED_ATTR = "qhpo.replay.finished"
 
 
@@ -42,6 +43,8 @@ class LiveStudy:
     options: dict[str, Any]
     settle: bool
     poll_seconds: float
+    budget: int | None = None  # epochs the whole study may train, as the in-process replay's budget
+    first_rung: int = 1  # epochs a new configuration must be able to train within the budget
 
 
 def distributions_of(table: CurveTable) -> dict[str, Any]:
@@ -161,19 +164,43 @@ def _claim(study, spec: LiveStudy, pruner):
         trials = study.get_trials(deepcopy=False)
         running = sum(t.state == TrialState.RUNNING for t in trials)
         started = sum(RESUME_OF_ATTR not in t.user_attrs for t in trials)
-        more = started < len(spec.rows)
-        resumable = resumable_trials(study, pruner, limit=1, more_trials=more) if resumes else []
-        if not resumable and started >= len(spec.rows) and running == 0 and _settle(pruner):
+        more, left = started < len(spec.rows), None
+        if spec.budget is not None:
+            # as the in-process replay: a new row only while the budget holds its first rung once
+            # the running trials have reached theirs; a resumption while any epoch is left
+            left = spec.budget - epochs_spent(trials)
+            if left <= 0:
+                return running == 0  # spent: the running trials are cut after their epoch
+            reserved = sum(
+                max(0, spec.first_rung - len(t.intermediate_values)) for t in trials if t.state == TrialState.RUNNING
+            )
+            more = more and left - reserved >= spec.first_rung
+        told = {} if left is None else {"budget_left": int(left)}
+        resumable = resumable_trials(study, pruner, limit=1, more_trials=more, **told) if resumes else []
+        if not resumable and not more and running == 0 and _settle(pruner):
             # the last promote before the replay ends reads the predictor fitted on every curve
-            resumable = resumable_trials(study, pruner, limit=1)
+            resumable = resumable_trials(study, pruner, limit=1, **told)
         if resumable:
             resumable[0].enqueue(study)
-        elif started < len(spec.rows):
+        elif more:
             study.enqueue_trial(spec.rows[started], user_attrs={CHECKPOINT_ATTR: started}, skip_if_exists=False)
         else:
             policy = getattr(pruner, "policy_", None)
             return running == 0 or policy is None or not policy.resumes
         return study.ask()
+
+
+def epochs_spent(trials) -> int:
+    """Epochs the live study trained, as the in-process replay counts them: each trial's own
+    (not those it reported again from a checkpoint), a diverged trial's NaN epoch included."""
+    from qhpo.optuna import resumed_after
+
+    total = 0
+    for trial in trials:
+        finished = trial.user_attrs.get(FINISHED_ATTR)
+        epochs = int(finished["epochs"]) if finished is not None else len(trial.intermediate_values)
+        total += max(0, epochs - int(resumed_after(trial) or 0))
+    return total
 
 
 def _settle(pruner) -> bool:
@@ -205,7 +232,7 @@ def _train(study, trial, spec: LiveStudy, pruner, worker: int) -> None:
         start = int(resumed_after(trial))
         for epoch in range(1, start + 1):  # the checkpoint's epochs, as they were
             trial.report(float(curve[epoch - 1]), epoch)
-    state, value, epoch = TrialState.COMPLETE, None, start
+    state, value, epoch, cut = TrialState.COMPLETE, None, start, False
     for epoch in range(start + 1, epochs + 1):
         if spec.sleep[row] > 0:
             time.sleep(spec.sleep[row])
@@ -217,7 +244,14 @@ def _train(study, trial, spec: LiveStudy, pruner, worker: int) -> None:
         if epoch < epochs and trial.should_prune():  # the last epoch is paid for: never judged
             state = TrialState.PRUNED
             break
-    trial.set_user_attr(FINISHED_ATTR, {"epochs": epoch, "worker": worker})
+        if epoch < epochs and spec.budget is not None and epochs_spent(study.get_trials(deepcopy=False)) >= spec.budget:
+            state, cut = TrialState.PRUNED, True  # the budget is spent: cut after this epoch
+            break
+    finished = {"epochs": epoch, "worker": worker}
+    if spec.budget is not None:
+        others = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+        finished.update(spent=epochs_spent(others) + epoch - start, cut=cut)
+    trial.set_user_attr(FINISHED_ATTR, finished)
     if isinstance(pruner, PredictivePruner):
         pruner.flush()  # decision records are written in the background; Optuna refuses them after tell
     if state == TrialState.COMPLETE:
@@ -238,17 +272,22 @@ def seed_result_of(spec: LiveStudy, wallclock: float) -> SeedResult:
     n = len(spec.rows)
     trained = np.zeros(n, dtype=int)
     complete = np.zeros(n, dtype=bool)
+    completed_at = np.full(n, -1, dtype=int)
     pauses, resumptions = [], []
     for trial in trials:
         row = int(trial.user_attrs[CHECKPOINT_ATTR])
-        trained[row] = max(trained[row], int(trial.user_attrs[FINISHED_ATTR]["epochs"]))
+        finished = trial.user_attrs[FINISHED_ATTR]
+        trained[row] = max(trained[row], int(finished["epochs"]))
         complete[row] |= trial.state == TrialState.COMPLETE
+        if trial.state == TrialState.COMPLETE and "spent" in finished:
+            completed_at[row] = int(finished["spent"])
         if trial.user_attrs.get(PAUSED_ATTR) is not None:
             pauses.append(((trial.datetime_complete, trial.number), row, len(trial.intermediate_values)))
         if trial.user_attrs.get(RESUME_OF_ATTR) is not None:
             resumptions.append(((trial.datetime_start, trial.number), row, int(resumed_after(trial))))
     unfinished = [t.number for t in trials if not t.state.is_finished()]
-    if unfinished or len({int(t.user_attrs[CHECKPOINT_ATTR]) for t in trials}) != n:
+    replayed = len({int(t.user_attrs[CHECKPOINT_ATTR]) for t in trials})
+    if unfinished or (spec.budget is None and replayed != n):
         raise RuntimeError(f"the live study of {spec.rule} on seed {spec.seed} ended with rows left unreplayed")
     seconds = sum(float(v) for k, v in study.user_attrs.items() if k.startswith(_SECONDS_ATTR))
     engine = getattr(storage_of(study), "engine", None)
@@ -261,4 +300,5 @@ def seed_result_of(spec: LiveStudy, wallclock: float) -> SeedResult:
         seconds,
         tuple((row, epoch) for _, row, epoch in sorted(pauses, key=lambda p: p[0])),
         tuple((row, epoch) for _, row, epoch in sorted(resumptions, key=lambda p: p[0])),
+        completed_at if spec.budget is not None else None,
     )
