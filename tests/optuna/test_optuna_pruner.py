@@ -418,7 +418,7 @@ def test_pause_ends_pruned_with_its_record_and_a_resumption_continues_from_the_c
     assert pruner.paused(study.trials[3]) and not pruner.paused(study.trials[5])
 
 
-def test_a_resumption_that_fails_leaves_its_paused_trial_stopped(tmp_path):
+def test_a_resumption_that_fails_is_the_configurations_one_view_and_its_paused_trial_is_not_resumed_again(tmp_path):
     from qhpo.optuna import RESUME_OF_ATTR as OF
     from qhpo.optuna import configuration_counts, resumable_trials
 
@@ -430,9 +430,14 @@ def test_a_resumption_that_fails_leaves_its_paused_trial_stopped(tmp_path):
     paused.enqueue(study)
     trial = study.ask()
     assert trial.user_attrs[OF] == 3
+    for epoch in range(1, paused.epoch + 1):  # the checkpoint's epochs again, then the loss diverges
+        trial.report(float(curves[3, epoch - 1]), epoch)
     study.tell(trial, state=optuna.trial.TrialState.FAIL)  # diverged on resumption: not retried
     assert resumable_trials(study) == []  # never resumed again
-    assert [v.status for v in pruner.trial_views(study) if v.key == 3] == [TrialStatus.STOPPED]
+    # as the replay sees a trial that diverged after a resumption: once, failed (no rung's peer)
+    views = {v.key: v for v in pruner.trial_views(study)}
+    assert 3 not in views and views[trial.number].status == TrialStatus.FAILED
+    assert list(views[trial.number].curve) == list(curves[3, : paused.epoch])
     assert configuration_counts(study.trials) == (4, 0)  # still one finished configuration
 
 

@@ -15,8 +15,10 @@ answered PAUSE) is *paused*. A later trial with ``qhpo.resume_of = N`` continues
 trial ``N`` from its checkpoint and reports the same first epochs again, so while it waits,
 runs or has finished, trial ``N`` is left out of the views (and out of the configurations
 counted): the configuration is seen once, through the trial that continues it. When every
-trial that continued ``N`` failed (a diverged resumption), ``N`` counts as stopped and is
-not resumed again.
+trial that continued ``N`` failed (a diverged resumption), ``N`` is left out too: the
+configuration is seen through its failed continuation, as the replay sees a trial that
+diverged after a resumption (failed: no rung's peer, its curve unused), and is not resumed
+again.
 
 Views list the configurations in the order they started: a trial that continues paused trial
 ``N`` stands where ``N`` stood (:func:`configuration_slots`), as in the replay, so that a
@@ -29,7 +31,6 @@ the cost of a call grows with the trials that changed, not with the study's hist
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -153,15 +154,14 @@ class TrialViewCache:
     Trials come sorted by number; the finished ones at the front never change again, so
     their views are kept in one list that later calls extend and copy, and only the trials
     after the first unfinished one are looked at again (a view rebuilt only when its
-    signature changed). Paused trials are then left out, or shown stopped, as their
-    continuations say. Safe to share between threads; one cache serves one study.
+    signature changed). Paused trials that a trial continues (or continued and failed) are
+    then left out. Safe to share between threads; one cache serves one study.
     """
 
     def __init__(self) -> None:
         self._stable: list[TrialView] = []  # views of trials 0..self._settled-1, all finished
         self._settled = 0
         self._views: dict[int, tuple[tuple, TrialView | None]] = {}
-        self._stopped: dict[int, TrialView] = {}  # paused trials whose resumptions all failed
         self._lock = threading.Lock()
 
     def views(
@@ -208,13 +208,8 @@ class TrialViewCache:
     def _continued(self, view: TrialView, resumed: set[int], failed: set[int]) -> TrialView | None:
         if view.status != TrialStatus.PAUSED:
             return view
-        if view.key in resumed:
-            return None  # its continuation shows the configuration
-        if view.key in failed:
-            stopped = self._stopped.get(view.key)
-            if stopped is None:
-                stopped = self._stopped[view.key] = dataclasses.replace(view, status=TrialStatus.STOPPED)
-            return stopped
+        if view.key in resumed or view.key in failed:
+            return None  # its continuation shows the configuration (a failed one as failed)
         return view
 
     def _view(self, trial: FrozenTrial) -> TrialView | None:
