@@ -153,7 +153,7 @@ class PredictiveHalving(StoppingPolicy):
             (``qhpo._policy_options.BUDGET_QUORUM``).
         endgame_slack: ``s`` in full trainings (at least 0; ``"off"`` or None: never) of the
             end of a budget described above (default 0.25; chosen on the design seeds
-            100-199, docs/replay.md "The end of a budget").
+            100-199, docs/replay.md "Finishing the best paused trial at the end of a budget").
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
