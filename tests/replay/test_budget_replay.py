@@ -150,6 +150,8 @@ def test_bench_budget_cli_writes_regret_per_seed_and_a_figure(tmp_path, capsys):
     # qhpo's first rung under a budget is E/40 (at least 1), not E/20, its quorum is the budget's, and the JSON says so
     assert result["policies"]["qhpo"]["first_rung"] == 1
     assert result["options"] == {"qhpo": {"min_resource": 1, "quorum": 2, "quorum_span": 0.3}}
+    assert result["policies"]["qhpo"]["reads_budget"] and not result["policies"]["median"]["reads_budget"]
+    assert "qhpo reads its budget (finishing the best paused trial at the end)" in printed
     assert out_png.stat().st_size > 10_000
 
 
@@ -184,7 +186,9 @@ def test_bench_budget_suite_averages_over_tables(tmp_path, capsys, curves_dir):
     for rule in ("sha", "qhpo"):
         mean = np.mean([t["policies"][rule]["regret"]["5"] for t in tables.values()])
         assert result["summary"]["rules"][rule]["regret"]["5"] == pytest.approx(mean)
-    assert "mean over tables" in capsys.readouterr().out
+    assert result["summary"]["read_budget"] == ["qhpo"]
+    printed = capsys.readouterr().out
+    assert "mean over tables" in printed and "reads its budget" not in printed  # one reading: nothing replayed apart
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,17 @@ def _format_budget(result: dict) -> str:
     lowest = result["lowest"] if "tables" not in result else result["summary"]["lowest"]
     lines.append("lowest regret: " + "; ".join(f"at {x}: {', '.join(lowest[x])}" for x in readings))
     lines.append(f"regret = {result['regret_definition']}")
+    reading = (
+        result["summary"].get("read_budget", [])
+        if "tables" in result
+        else [n for n, p in result["policies"].items() if p.get("reads_budget")]
+    )
+    if reading and len(readings) > 1:
+        verb = "reads its" if len(reading) == 1 else "read their"
+        lines.append(
+            f"{', '.join(reading)} {verb} budget (finishing the best paused trial at the end): each reading below "
+            "the largest is a search of that budget of its own"
+        )
     if "tables" in result:
         lines.append(f"suite wall time: {result['seconds']:.0f} s ({result['seconds'] / 60:.1f} min)")
     return "\n".join(lines)

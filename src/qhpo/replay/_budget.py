@@ -182,6 +182,7 @@ class BudgetOutcome:
     spent: tuple[int, ...]
     resumed: tuple[int, ...]
     seconds: float
+    read_budget: tuple[bool, ...] = ()
 
 
 def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
@@ -192,7 +193,7 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
     drawn = table.take(budget_order(table.n_trials, budget, job.seed))  # a trial spends at least one epoch
     finals = drawn.sign * drawn.final_values
     points = [x * table.epochs for x in settings.grid()]
-    curves, at_readings, configurations, completed, spent, resumed = [], [], [], [], [], []
+    curves, at_readings, configurations, completed, spent, resumed, read = [], [], [], [], [], [], []
     for name in settings.policies:
 
         def replay(epochs: int, name: str = name):
@@ -208,6 +209,7 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
             )
 
         result = replay(budget)
+        read.append(bool(result.read_budget))
         regret = normalised_regret(table, found_over_time(finals, result.completed_at, points))
         curves.append([round(float(r), 8) for r in regret])
         readings = []
@@ -234,6 +236,7 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
         tuple(spent),
         tuple(resumed),
         time.perf_counter() - started,
+        tuple(read),
     )
 
 
@@ -261,6 +264,7 @@ def summarise_budget(table: CurveTable, settings: BudgetSettings, outcomes: Mapp
             "completed_mean": round(float(np.mean([o.completed[k] for o in seeds])), 4),
             "epochs_spent_mean": round(float(np.mean([o.spent[k] for o in seeds])), 4),
             "resumed_mean": round(float(np.mean([o.resumed[k] for o in seeds])), 4),
+            "reads_budget": any(o.read_budget[k] for o in seeds),
             "curve": [round(float(v), 8) for v in curves.mean(axis=0)],
             "per_seed": {_key(x): [round(float(v), 8) for v in at[:, j]] for j, x in enumerate(readings)},
         }
@@ -358,6 +362,7 @@ def run_budget(
         return results[names[0]]
     first = results[names[0]]
     rules = _means_over_tables(results, settings.policies, first["readings"])
+    reading = [rule for rule in settings.policies if any(r["policies"][rule]["reads_budget"] for r in results.values())]
     return {
         "suite": name,
         "budget_trainings": settings.trainings,
@@ -370,5 +375,5 @@ def run_budget(
         "readings": first["readings"],
         "grid": first["grid"],
         "tables": results,
-        "summary": {"rules": rules, "lowest": _lowest(rules, first["readings"])},
+        "summary": {"rules": rules, "lowest": _lowest(rules, first["readings"]), "read_budget": reading},
     }
