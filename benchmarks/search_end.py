@@ -28,48 +28,33 @@ from qhpo.replay import PolicyAgent, SeedResult, draw_order, first_rung, simulat
 from qhpo.replay._scores import score, table_spread
 
 
-class SearchEndAgent:
+class SearchEndAgent(PolicyAgent):
     """A :class:`PolicyAgent` that, once the search would end, resumes the ``k`` best-standing
     paused trials to finish, one at a time."""
 
-    def __init__(self, inner: PolicyAgent, k: int):
-        self.inner, self.k, self.finished = inner, int(k), 0
-
-    def start(self, index: int) -> None:
-        self.inner.start(index)
-
-    def report(self, index: int, epoch: int, value: float):
-        return self.inner.report(index, epoch, value)
-
-    def finish(self, index: int, status: TrialStatus) -> None:
-        self.inner.finish(index, status)
-
-    def resume(self, index: int) -> None:
-        self.inner.resume(index)
+    def __init__(self, policy, curves, params, k: int):
+        super().__init__(policy, curves, params)
+        self.k, self.finished = int(k), 0
 
     def promote(self, limit: int, more_trials: bool = False) -> list[int]:
-        chosen = self.inner.promote(limit, more_trials=more_trials)
-        running = TrialStatus.RUNNING in self.inner.status.values()
+        chosen = super().promote(limit, more_trials=more_trials)
+        running = TrialStatus.RUNNING in self.status.values()
         if chosen or more_trials or running or self.finished >= self.k:
             return chosen
-        _, views = self.inner._views()
-        paused = [(k, o) for k, o in enumerate(views) if o.status == TrialStatus.PAUSED]
-        if not paused:
+        best = self.policy.best_standing(self._views()[1])
+        if best is None:
             return chosen
-        policy = self.inner.policy
-        standing = {k: policy._finish_standing(o, views)[0] for k, o in paused}
-        _, best = max(paused, key=lambda item: (standing[item[0]], item[1].epochs, -item[0]))
         self.finished += 1
-        self.inner.finishing.add(int(best.key))  # no rung judges it again
-        return [int(best.key)]
+        self.finishing.add(int(best[0].key))  # no rung judges it again
+        return [int(best[0].key)]
 
 
 def replay_seed(table, seed: int, trials: int, k: int, predictor: str = "svr") -> tuple[float, float]:
     """(cost share, regret) of qhpo on one seed with ``k`` trials finished at the search's end."""
     drawn = table.take(draw_order(table.n_trials, trials, seed))
     policy = make_policy("qhpo", max_epochs=table.epochs, mode=table.mode, predictor=predictor, random_state=seed)
-    agent = PolicyAgent(policy, drawn.curves, drawn.param_rows())
-    out = simulate(drawn.curves, SearchEndAgent(agent, k), first_rung=first_rung("", table.epochs, policy=policy))
+    agent = SearchEndAgent(policy, drawn.curves, drawn.param_rows(), k)
+    out = simulate(drawn.curves, agent, first_rung=first_rung("", table.epochs, policy=policy))
     policy.service.close()
     result = SeedResult(out.epochs_trained, out.complete, out.wallclock, 0.0, out.pauses, out.resumptions)
     scores = score(drawn, result)

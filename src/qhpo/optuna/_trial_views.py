@@ -194,8 +194,9 @@ class TrialViewCache:
                 if view is not None:
                     out.append(view)
             if resumed or failed:
-                out = [self._continued(v, resumed, failed) for v in out]
-                out = [v for v in out if v is not None]
+                # a paused trial that a trial continues, or continued and failed, is seen through it
+                continued = resumed | failed
+                out = [v for v in out if not (v.status == TrialStatus.PAUSED and v.key in continued)]
         if current is not None:
             view = trial_view(current)
             if view is not None:
@@ -204,13 +205,6 @@ class TrialViewCache:
             slot = configuration_slots(trials)
             out.sort(key=lambda v: (slot.get(v.key, v.key), v.key))
         return out
-
-    def _continued(self, view: TrialView, resumed: set[int], failed: set[int]) -> TrialView | None:
-        if view.status != TrialStatus.PAUSED:
-            return view
-        if view.key in resumed or view.key in failed:
-            return None  # its continuation shows the configuration (a failed one as failed)
-        return view
 
     def _view(self, trial: FrozenTrial) -> TrialView | None:
         signature = _signature(trial)

@@ -4,7 +4,7 @@ the predicted value."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -424,21 +424,33 @@ class PredictiveHalving(StoppingPolicy):
         left, reserve, E = int(budget_left), self.endgame_slack * self.max_epochs, self.max_epochs
         if left > E + reserve:
             return None  # no trial needs that much: the end is not near
-        paused = [(k, o) for k, o in enumerate(trials) if o.status == TrialStatus.PAUSED and E - o.epochs <= left]
-        if not paused:
+        best = self.best_standing(trials, lambda o: E - o.epochs <= left)
+        if best is None:
             return None
-        standing = {k: self._finish_standing(o, trials) for k, o in paused}
-        k, chosen = max(paused, key=lambda item: (standing[item[0]][0], item[1].epochs, -item[0]))
+        chosen, share, peers = best
         need = E - chosen.epochs
         if left > need + reserve:
             return None
-        share, peers = standing[k]
         reason = (
             f"{left} epochs are left of the budget and it needs {need} to finish; its value at epoch "
             f"{chosen.epochs} is at or above {share:.0%} of the {peers} trials that reached that epoch, the best "
             "standing of the paused trials that can finish"
         )
         return Resumption(chosen.key, chosen.epochs, reason, finishing=True)
+
+    def best_standing(
+        self, trials: Sequence[TrialView], eligible: Callable[[TrialView], bool] = lambda o: True
+    ) -> tuple[TrialView, float, int] | None:
+        """The paused trial (among those ``eligible``) whose value at the epoch it paused is at
+        or above the largest share of the trials that reached that epoch (ties: the one trained
+        longest, then the earliest in ``trials``), with that share and how many trials it is
+        of; None when no such trial is paused."""
+        paused = [(k, o) for k, o in enumerate(trials) if o.status == TrialStatus.PAUSED and eligible(o)]
+        if not paused:
+            return None
+        standing = {k: self._finish_standing(o, trials) for k, o in paused}
+        k, chosen = max(paused, key=lambda item: (standing[item[0]][0], item[1].epochs, -item[0]))
+        return chosen, *standing[k]
 
     def _finish_standing(self, trial: TrialView, trials: Sequence[TrialView]) -> tuple[float, int]:
         """The share of the trials that reached ``trial``'s epoch ``e`` (with a finite value

@@ -182,7 +182,7 @@ class BudgetOutcome:
     spent: tuple[int, ...]
     resumed: tuple[int, ...]
     seconds: float
-    read_budget: tuple[bool, ...] = ()
+    read_budget: tuple[bool, ...]
 
 
 def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
@@ -192,7 +192,8 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
     budget = settings.epochs(table)
     drawn = table.take(budget_order(table.n_trials, budget, job.seed))  # a trial spends at least one epoch
     finals = drawn.sign * drawn.final_values
-    points = [x * table.epochs for x in settings.grid()]
+    grid = settings.grid()
+    points = [x * table.epochs for x in grid]
     curves, at_readings, configurations, completed, spent, resumed, read = [], [], [], [], [], [], []
     for name in settings.policies:
 
@@ -220,7 +221,7 @@ def replay_budget_seed(job: BudgetJob) -> BudgetOutcome:
                 own = replay(epochs).completed_at
                 readings.append(float(normalised_regret(table, found_over_time(finals, own, [epochs]))[0]))
             else:
-                readings.append(float(regret[settings.grid().index(x)]))
+                readings.append(float(regret[grid.index(x)]))
         at_readings.append([round(r, 8) for r in readings])
         configurations.append(int((result.epochs_trained > 0).sum()))
         completed.append(int(result.complete.sum()))

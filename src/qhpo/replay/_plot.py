@@ -192,10 +192,8 @@ def plot_budget(result: dict, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     suite = "tables" in result
-    curves = {
-        name: rule["curve"] for name, rule in (result["summary"]["rules"] if suite else result["policies"]).items()
-    }
     rules = result["summary"]["rules"] if suite else result["policies"]
+    curves = {name: rule["curve"] for name, rule in rules.items()}
     grid = np.asarray(result["grid"], dtype=float)
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     for i, (name, curve) in enumerate(curves.items()):
