@@ -47,7 +47,10 @@ BUDGET_FIRST_RUNG_SHARE: dict[str, int] = {"qhpo": 40, "qhpo-stop": 40}
 #: the epochs with four trials), while a wait at the cheap first rungs still ranks their
 #: early arrivals. Chosen on the design seeds 100-199 (``benchmarks/budget_policy.py``;
 #: docs/replay.md, "Budget mode").
-BUDGET_QUORUM: dict[str, dict[str, Any]] = {"qhpo": {"quorum": 2, "quorum_span": 0.3}}
+#: The rung agreement (``agreement``, a larger share at a rung whose ranking the next rung
+#: contradicts) is off under a budget: on the design seeds it tied the budget's rule at every
+#: reading (docs/policies.md, "Rungs that the next rung contradicts").
+BUDGET_QUORUM: dict[str, dict[str, Any]] = {"qhpo": {"quorum": 2, "quorum_span": 0.3, "agreement": "off"}}
 
 
 def budget_defaults(name: str, epochs: int) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def budget_defaults(name: str, epochs: int) -> dict[str, Any]:
 
     Example:
         >>> budget_defaults("qhpo", 200), budget_defaults("qhpo-stop", 8), budget_defaults("sha", 200)
-        ({'min_resource': 5, 'quorum': 2, 'quorum_span': 0.3}, {'min_resource': 1}, {})
+        ({'min_resource': 5, 'quorum': 2, 'quorum_span': 0.3, 'agreement': 'off'}, {'min_resource': 1}, {})
     """
     share = BUDGET_FIRST_RUNG_SHARE.get(name)
     options: dict[str, Any] = {} if share is None else {"min_resource": max(1, round(int(epochs) / share))}

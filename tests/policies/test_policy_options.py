@@ -57,7 +57,7 @@ def test_each_rule_names_its_own_options_and_none_the_command_sets():
 def test_unknown_names_and_refused_values_get_one_sentence():
     check_policy_options("qhpo", {"reduction_factor": 3, "min_resource": 2}, epochs=50)  # accepted
     cases = [
-        ("qhpo", {"bogus": 1}, "has no option 'bogus'; its options are anchor_window"),
+        ("qhpo", {"bogus": 1}, "has no option 'bogus'; its options are agreement, agreement_pairs"),
         (
             "qhpo",
             {"reduction_factor": 1},

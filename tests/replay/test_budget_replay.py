@@ -149,7 +149,7 @@ def test_bench_budget_cli_writes_regret_per_seed_and_a_figure(tmp_path, capsys):
     assert result["policies"]["none"]["first_rung"] == 20 and result["policies"]["none"]["completed_mean"] == 6
     # qhpo's first rung under a budget is E/40 (at least 1), not E/20, its quorum is the budget's, and the JSON says so
     assert result["policies"]["qhpo"]["first_rung"] == 1
-    assert result["options"] == {"qhpo": {"min_resource": 1, "quorum": 2, "quorum_span": 0.3}}
+    assert result["options"] == {"qhpo": {"min_resource": 1, "quorum": 2, "quorum_span": 0.3, "agreement": "off"}}
     assert result["policies"]["qhpo"]["reads_budget"] and not result["policies"]["median"]["reads_budget"]
     assert "qhpo reads its budget (finishing the best paused trial at the end)" in printed
     assert out_png.stat().st_size > 10_000
@@ -157,13 +157,15 @@ def test_bench_budget_cli_writes_regret_per_seed_and_a_figure(tmp_path, capsys):
 
 def test_budget_defaults_give_way_to_the_users_options():
     table = builtin("cifar10_cnn")
-    assert BudgetSettings(5).rule_options("qhpo", table) == {"min_resource": 5, "quorum": 2, "quorum_span": 0.3}
+    Q = {"quorum": 2, "quorum_span": 0.3, "agreement": "off"}  # the budget's quorum, without the rung agreement
+    assert BudgetSettings(5).rule_options("qhpo", table) == {"min_resource": 5, **Q}
     assert BudgetSettings(5).rule_options("qhpo-stop", table) == {"min_resource": 5}
     assert BudgetSettings(5, rule_defaults=False).rule_options("qhpo", table) == {}
     assert BudgetSettings(5, options={"qhpo": {"min_resource": 4, "quorum": 4}}).rule_options("qhpo", table) == {
         "min_resource": 4,
         "quorum": 4,
         "quorum_span": 0.3,
+        "agreement": "off",
     }
     assert BudgetSettings(5).rule_options("sha", table) == {}
 

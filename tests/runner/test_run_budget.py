@@ -73,6 +73,26 @@ def test_under_a_budget_qhpo_judges_first_at_a_fortieth_of_the_epochs_and_takes_
     assert config.policy_options == options and config.trials == (10 if "--trials" in extra else None)
 
 
+def test_a_budgets_search_runs_without_the_rung_agreement_and_does_not_store_it(tmp_path, cifar_dir):
+    """The budget keeps its rule (agreement off, as a budget's study made before the option ran);
+    the option is applied when the policy is made, not stored, so such a study resumes unchanged."""
+    from qhpo.cli._main import build_parser
+    from qhpo.cli._run import config_from_args
+    from qhpo.policies import make_policy
+
+    parse = build_parser().parse_args
+    budget = config_from_args(parse(tiny_run(cifar_dir, tmp_path / "q.db", "--budget", "100", "--epochs", "50")))
+    assert "agreement" not in budget.policy_options and budget.stopping_options()["agreement"] == "off"
+    assert make_policy("qhpo", max_epochs=50, **budget.stopping_options()).agreement is None
+    given = tiny_run(
+        cifar_dir, tmp_path / "q.db", "--budget", "100", "--epochs", "50", "--policy-option", "agreement=0.5"
+    )
+    assert config_from_args(parse(given)).stopping_options()["agreement"] == 0.5
+    plain = config_from_args(parse(tiny_run(cifar_dir, tmp_path / "q.db", "--trials", "10", "--epochs", "50")))
+    assert "agreement" not in plain.stopping_options()
+    assert make_policy("qhpo", max_epochs=50, **plain.stopping_options()).agreement == 0.5
+
+
 def test_time_spent_is_the_union_of_the_workers_intervals():
     assert union_length([[0, 10], [5, 12], [20, 21], [30, 30]]) == 13.0
     study = optuna.create_study()

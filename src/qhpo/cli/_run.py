@@ -295,7 +295,8 @@ def _policy_options(items: list[str], policy: str, *, budget: str | None = None,
     """``--policy-option`` values; under ``--budget``, over the rule's budget defaults
     (``qhpo._policy_options.budget_defaults``: qhpo's first rung at E/40, stored only where it
     changes the rule, not for the presets' 8 epochs; and qhpo's quorum of the budget,
-    ``quorum=2`` at the rungs up to ``quorum_span=0.3`` of training)."""
+    ``quorum=2`` at the rungs up to ``quorum_span=0.3`` of training; its ``agreement=off`` is
+    applied by :meth:`RunConfig.stopping_options` and not stored)."""
     from qhpo._policy_options import budget_defaults, parse_policy_option
 
     options: dict = {}
@@ -315,6 +316,9 @@ def _policy_options(items: list[str], policy: str, *, budget: str | None = None,
 
         if first_rung(policy, epochs, defaults) == first_rung(policy, epochs):
             del defaults["min_resource"]
+    # the budget's agreement=off is the rule a budget's study was made with before the option
+    # existed: RunConfig.stopping_options applies it, and the study does not store it
+    defaults.pop("agreement", None)
     merged = {**defaults, **options}
     if "quorum_span" in defaults and "quorum_span" not in options and merged.get("quorum", 0) <= 1:
         # no rung waits, so the span changes nothing: a study stored without it (a budget's search

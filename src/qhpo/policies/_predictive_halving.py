@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
+
 from qhpo._checks import Boolean, Interval, Options, check_int, validate_parameters
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
 from qhpo.policies._configuration_model import ConfigurationModel, ConfigurationScore
@@ -85,6 +87,16 @@ class PredictiveHalving(StoppingPolicy):
     the anchor's rank (``"average"``), is within the best ``n`` at the rung; see "Late
     risers" in docs/policies.md.
 
+    **A rung that the next rung contradicts keeps more** (``agreement``, 0.5 by default).
+    At a rung ``r`` up to ``agreement_span`` of training (0.3), once ``agreement_pairs``
+    trials (12) have reached the next rung, :meth:`rung_agreement` measures the Spearman
+    correlation between their anchors at ``r`` and at the next rung. Below ``agreement``
+    the rung's order says little about what follows, and it keeps ``max(1, floor(m /
+    agreement_share))`` (1.75) of its ``m`` trials instead of ``floor(m / eta)``, at the
+    rung and in :meth:`promote`; the reasons say so. The trials measured are those the rung
+    already let through, so it costs no epoch. ``qhpo-stop`` and a search under a budget run
+    without it (``qhpo._policy_options.BUDGET_QUORUM``).
+
     **The end of a budget.** Under a budget (the adapters pass the epochs left, ``L``, to
     :meth:`promote`) a search is judged by the best trial it has *finished*; the trials
     still training when the budget ends are cut. With ``endgame_slack = s`` (default 0.25
@@ -154,6 +166,14 @@ class PredictiveHalving(StoppingPolicy):
         endgame_slack: ``s`` in full trainings (at least 0; ``"off"`` or None: never) of the
             end of a budget described above (default 0.25; chosen on the design seeds
             100-199, docs/replay.md "Finishing the best paused trial at the end of a budget").
+        agreement: The Spearman correlation with the next rung below which a rung keeps
+            ``1 / agreement_share`` of its trials (default 0.5; ``"off"`` or None: never;
+            chosen on the design seeds 100-199, docs/policies.md "Rungs that the next rung
+            contradicts").
+        agreement_share: The share's inverse at such a rung (default 1.75; 1 keeps every trial).
+        agreement_pairs: Trials that must have reached the next rung before the correlation
+            is measured (default 12).
+        agreement_span: The share of training up to which rungs measure it (default 0.3).
         predictor, sampler, random_state, background: The predictor's model, annealer,
             seed, and whether it fits in a worker thread (see
             :class:`qhpo.policies.PredictionService`).
@@ -183,6 +203,10 @@ class PredictiveHalving(StoppingPolicy):
         "quorum": [Interval(Integral, 0, None)],
         "quorum_span": [Interval(Real, 0, 1, closed="right")],
         "endgame_slack": [Interval(Real, 0, None, closed="left"), Options("off", "none"), None],
+        "agreement": [Interval(Real, -1, 1), Options("off", "none"), None],
+        "agreement_share": [Interval(Real, 1, None)],
+        "agreement_pairs": [Interval(Integral, 3, None)],
+        "agreement_span": [Interval(Real, 0, 1, closed="right")],
     }
 
     def __init__(
@@ -206,6 +230,10 @@ class PredictiveHalving(StoppingPolicy):
         quorum: int = 4,
         quorum_span: float = 1.0,
         endgame_slack: float | str | None = 0.25,
+        agreement: float | str | None = 0.5,
+        agreement_share: float = 1.75,
+        agreement_pairs: int = 12,
+        agreement_span: float = 0.3,
         prior: Any = None,
         prior_weight: float = 0.5,
         predictor: Any = "svr",
@@ -231,6 +259,9 @@ class PredictiveHalving(StoppingPolicy):
         self.quorum_span = float(quorum_span)
         self.endgame_slack = None if endgame_slack is None or isinstance(endgame_slack, str) else float(endgame_slack)
         self.rungs = rung_epochs(self.max_epochs, self.min_resource, self.reduction_factor)
+        self.agreement = None if agreement is None or isinstance(agreement, str) else float(agreement)
+        self.agreement_share = float(agreement_share)
+        self.agreement_pairs, self.agreement_span = int(agreement_pairs), float(agreement_span)
         self.first_rung_test = int(first_rung_test) if len(self.rungs) >= 2 else 0
         self._test = (
             FirstRungTest(self.first_rung_test, self.rungs[:2], self.anchor_window) if self.first_rung_test else None
@@ -341,18 +372,52 @@ class PredictiveHalving(StoppingPolicy):
         standing = self._ranking.standing(group, trials, predict=[] if self.resume else [0])
         judgement = standing.judge(0, predicted_rule=self._ranking.predicts_at(t))
         made = dict(predicted=judgement.predicted, std=judgement.std, threshold=judgement.threshold)
+        lenient = f"; {group.note}" if group.note else ""
         if judgement.keep:
-            return Verdict(Decision.CONTINUE, t, judgement.reason, **made)
+            return Verdict(Decision.CONTINUE, t, judgement.reason + lenient, **made)
         if not self.resume:
-            return Verdict(Decision.STOP, t, judgement.reason, **made)
+            return Verdict(Decision.STOP, t, judgement.reason + lenient, **made)
         return Verdict(
             Decision.PAUSE,
             t,
             f"{standing.describe(0)} ranks outside the best {standing.keep} of "
-            f"{standing.m} at rung {t} (cut-off {self.sign * standing.cut:.4g}); paused until a place there "
-            "falls free",
+            f"{standing.m} at rung {t} (cut-off {self.sign * standing.cut:.4g}){lenient}; paused until a place "
+            "there falls free",
             threshold=self.sign * standing.cut,
         )
+
+    def rung_agreement(self, t: int, trials: Sequence[TrialView]) -> tuple[float, int] | None:
+        """The Spearman correlation between the anchors at rung ``t`` and at the next rung of
+        the trials that reached the next one, and how many they are; None where it is not
+        measured (``agreement`` off, ``t`` above ``agreement_span`` of training or the last
+        rung, or fewer than ``agreement_pairs`` such trials)."""
+        if self.agreement is None or t > self.agreement_span * self.max_epochs or t not in self.rungs:
+            return None
+        k = self.rungs.index(t)
+        if k + 1 >= len(self.rungs):
+            return None
+        t2, w = self.rungs[k + 1], self.anchor_window
+        both = peers_at(t2, trials)
+        if len(both) < self.agreement_pairs:
+            return None
+        here = np.array([np.mean(np.asarray(o.curve[max(0, t - w) : t], dtype=float)) for o in both])
+        there = np.array([np.mean(np.asarray(o.curve[max(0, t2 - w) : t2], dtype=float)) for o in both])
+        rho = float(np.corrcoef(_ordinal_ranks(self.sign * here), _ordinal_ranks(self.sign * there))[0, 1])
+        return rho, len(both)
+
+    def _group_at(self, t: int, peers: Sequence[TrialView], trials: Sequence[TrialView]) -> RungGroup:
+        """The rung's group of all ``peers``: its share is ``eta``, or ``agreement_share``
+        where the next rung's ranking disagrees with this one's (:meth:`rung_agreement`)."""
+        measured = self.rung_agreement(t, trials)
+        if measured is None or measured[0] >= self.agreement:
+            return RungGroup(t, tuple(peers), self.reduction_factor)
+        rho, n = measured
+        note = (
+            f"rung {t} keeps 1/{self.agreement_share:g} of its trials, not 1/{self.reduction_factor:g}: its order "
+            f"agreed with rung {self.rungs[self.rungs.index(t) + 1]}'s by Spearman {rho:.2f} over the {n} trials "
+            f"that reached both, below {self.agreement:g}"
+        )
+        return RungGroup(t, tuple(peers), self.agreement_share, note=note)
 
     def _waits(self, group: RungGroup) -> bool:
         """Whether ``group``'s rung still waits for its quorum (with resumption on only)."""
@@ -362,7 +427,7 @@ class PredictiveHalving(StoppingPolicy):
         """The trials ``trial`` is judged among at rung ``t``; None when it passes unjudged."""
         peers = [trial] + [o for o in peers_at(t, trials) if o.key != trial.key]
         if self._test is None or t not in self.rungs[:2] or not self._test.passed_unjudged(trial, trials):
-            return RungGroup(t, tuple(peers), self.reduction_factor)
+            return self._group_at(t, peers, trials)
         if t == self.rungs[0]:
             return None
         index = {o.key: i for i, o in enumerate(trials)}
@@ -469,11 +534,11 @@ class PredictiveHalving(StoppingPolicy):
         """The groups ranked at rung ``t`` with the paused trials (indices) of each."""
         peers = peers_at(t, trials)
         if self._test is None or t != self.rungs[1]:
-            return [(RungGroup(t, tuple(peers), self.reduction_factor), paused)]
+            return [(self._group_at(t, peers, trials), paused)]
         # the trials that passed the first rung unjudged are ranked among themselves, with two rungs' share
         index = {o.key: i for i, o in enumerate(trials)}
         unjudged = {o.key for o in peers if self._test.passed_unjudged(o, trials, index[o.key])}
-        judged = RungGroup(t, tuple(peers), self.reduction_factor)
+        judged = self._group_at(t, peers, trials)
         skipped = RungGroup(t, tuple(o for o in peers if o.key in unjudged), self.reduction_factor**2, "unjudged")
         return [
             (judged, [i for i in paused if trials[i].key not in unjudged]),
@@ -513,6 +578,8 @@ class PredictiveHalving(StoppingPolicy):
                 judgement = self._configuration.amend(judgement, score, k, standing.keep)
             if judgement.keep:
                 reason = f"{judgement.reason}; {places} of the {standing.keep} places at rung {t} are free"
+                if group.note:
+                    reason += f" ({group.note})"
                 made = dict(predicted=judgement.predicted, std=judgement.std, threshold=judgement.threshold)
                 here.append((-t, -order, i, Resumption(trials[i].key, t, reason, **made)))
         if not here:
@@ -521,13 +588,23 @@ class PredictiveHalving(StoppingPolicy):
         return here[:places]
 
 
+def _ordinal_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 of ``x``, ties in the order given (deterministic for a seed)."""
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x))
+    return r
+
+
 class PredictiveHalvingStop(PredictiveHalving):
     """:class:`PredictiveHalving` with resumption off: the trials it does not keep stop for
-    good (``qhpo-stop``; the same decisions as ``qhpo`` up to the first resumption)."""
+    good (``qhpo-stop``; ``agreement`` is off unless it is given, and then its decisions are
+    those of ``qhpo`` with ``agreement`` off up to the first resumption)."""
 
     name = "qhpo-stop"
 
     def __init__(self, **kwargs: Any):
         if kwargs.pop("resume", False):
             raise ValueError("policy 'qhpo-stop' never resumes a trial; use policy 'qhpo' to resume")
+        kwargs.setdefault("agreement", None)  # the rule as chosen for it; a stopped trial cannot come back
         super().__init__(resume=False, **kwargs)

@@ -38,12 +38,14 @@ class RungGroup:
         share: ``eta`` (or ``eta**2`` for trials that skipped a rung).
         name: Which group of the rung: ``"all"``, or ``"unjudged"`` for the trials that
             passed the first rung without a judgement.
+        note: Why ``share`` is not the policy's ``eta`` (empty where it is).
     """
 
     epoch: int
     peers: tuple[TrialView, ...]
     share: float
     name: str = "all"
+    note: str = ""
 
     def places(self) -> int:
         """``n = max(1, floor(m / share))``: how many of the ``m`` peers go on."""

@@ -141,7 +141,7 @@ class RunConfig:
     def stopping_options(self) -> dict[str, Any]:
         """Keyword arguments of the stopping rule: ``--min-completed`` and every ``--policy-option``;
         under a budget, ``qhpo``'s quorum of the budget (two trials at the rungs up to 30 % of
-        training) unless an option says otherwise (``qhpo._policy_options.BUDGET_QUORUM``, as
+        training) and its rung agreement off unless an option says otherwise (``qhpo._policy_options.BUDGET_QUORUM``, as
         ``qhpo run --budget`` stores it)."""
         from qhpo._policy_options import BUDGET_QUORUM
 
