@@ -9,6 +9,7 @@ import numpy as np
 
 from qhpo.policies._base import TrialStatus, TrialView
 from qhpo.policies._predictive import finite_prefix
+from qhpo.policies._rungs import anchors_at
 
 
 class FirstRungTest:
@@ -54,10 +55,7 @@ class FirstRungTest:
     def _spearman(self, reached: Sequence[TrialView]) -> float:
         from scipy.stats import spearmanr
 
-        w = self.anchor_window
-        a, b = (
-            [float(np.mean(np.asarray(o.curve[max(0, r - w) : r], dtype=float))) for o in reached] for r in self.rungs
-        )
+        a, b = (anchors_at(r, reached, self.anchor_window) for r in self.rungs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a constant side: NaN, taken as 0 below
             rho = float(spearmanr(a, b).statistic)

@@ -18,7 +18,7 @@ from qhpo.policies._first_rung_test import FirstRungTest
 from qhpo.policies._prediction import PredictionService
 from qhpo.policies._predictive import completed_trials, finite_prefix
 from qhpo.policies._rung_prediction import RungPrediction, rung_prediction_service
-from qhpo.policies._rungs import RungGroup, paused_by_rung, peers_at, rung_epochs
+from qhpo.policies._rungs import RungGroup, anchors_at, paused_by_rung, peers_at, rung_epochs
 
 __all__ = ["PredictiveHalving", "PredictiveHalvingStop", "rung_epochs"]
 
@@ -391,19 +391,20 @@ class PredictiveHalving(StoppingPolicy):
         the trials that reached the next one, and how many they are; None where it is not
         measured (``agreement`` off, ``t`` above ``agreement_span`` of training or the last
         rung, or fewer than ``agreement_pairs`` such trials)."""
-        if self.agreement is None or t > self.agreement_span * self.max_epochs or t not in self.rungs:
+        t2 = self._next_rung(t)
+        if self.agreement is None or t > self.agreement_span * self.max_epochs or t2 is None:
             return None
-        k = self.rungs.index(t)
-        if k + 1 >= len(self.rungs):
-            return None
-        t2, w = self.rungs[k + 1], self.anchor_window
         both = peers_at(t2, trials)
         if len(both) < self.agreement_pairs:
             return None
-        here = np.array([np.mean(np.asarray(o.curve[max(0, t - w) : t], dtype=float)) for o in both])
-        there = np.array([np.mean(np.asarray(o.curve[max(0, t2 - w) : t2], dtype=float)) for o in both])
-        rho = float(np.corrcoef(_ordinal_ranks(self.sign * here), _ordinal_ranks(self.sign * there))[0, 1])
+        here, there = (self.sign * anchors_at(r, both, self.anchor_window) for r in (t, t2))
+        rho = float(np.corrcoef(_ordinal_ranks(here), _ordinal_ranks(there))[0, 1])
         return rho, len(both)
+
+    def _next_rung(self, t: int) -> int | None:
+        """The rung after rung ``t``; None for the last rung or an epoch that is no rung."""
+        k = self.rungs.index(t) if t in self.rungs else len(self.rungs)
+        return self.rungs[k + 1] if k + 1 < len(self.rungs) else None
 
     def _group_at(self, t: int, peers: Sequence[TrialView], trials: Sequence[TrialView]) -> RungGroup:
         """The rung's group of all ``peers``: its share is ``eta``, or ``agreement_share``
@@ -414,7 +415,7 @@ class PredictiveHalving(StoppingPolicy):
         rho, n = measured
         note = (
             f"rung {t} keeps 1/{self.agreement_share:g} of its trials, not 1/{self.reduction_factor:g}: its order "
-            f"agreed with rung {self.rungs[self.rungs.index(t) + 1]}'s by Spearman {rho:.2f} over the {n} trials "
+            f"agreed with rung {self._next_rung(t)}'s by Spearman {rho:.2f} over the {n} trials "
             f"that reached both, below {self.agreement:g}"
         )
         return RungGroup(t, tuple(peers), self.agreement_share, note=note)

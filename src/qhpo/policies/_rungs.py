@@ -165,6 +165,12 @@ class RungStanding:
         return Judgement(keep, reason, sign * float(mu[k]), float(std[k]), sign * mu_cut, float(mu[k]))
 
 
+def anchors_at(t: int, trials: Sequence[TrialView], anchor_window: int) -> np.ndarray:
+    """Each trial's mean of its values at epochs ``t - anchor_window + 1 .. t`` (unfloored, in
+    metric units; the trials must have reached ``t``)."""
+    return np.array([np.mean(np.asarray(o.curve[max(0, t - anchor_window) : t], dtype=float)) for o in trials])
+
+
 def peers_at(t: int, trials: Sequence[TrialView]) -> list[TrialView]:
     """Every trial that reached epoch ``t`` with finite values (failed ones excluded)."""
     return [o for o in trials if o.status != TrialStatus.FAILED and o.epochs >= t and finite_prefix(o, t)]

@@ -158,6 +158,7 @@ def _claim(study, spec: LiveStudy, pruner):
     from optuna.trial import TrialState
 
     from qhpo.optuna import CHECKPOINT_ATTR, RESUME_OF_ATTR, PredictivePruner, resumable_trials
+    from qhpo.runner import Budget, fits_new_configuration
 
     resumes = isinstance(pruner, PredictivePruner)
     with spec.location.claim(study.study_name):
@@ -171,10 +172,9 @@ def _claim(study, spec: LiveStudy, pruner):
             left = spec.budget - epochs_spent(trials)
             if left <= 0:
                 return running == 0  # spent: the running trials are cut after their epoch
-            reserved = sum(
-                max(0, spec.first_rung - len(t.intermediate_values)) for t in trials if t.state == TrialState.RUNNING
-            )
-            more = more and left - reserved >= spec.first_rung
+            running_epochs = [len(t.intermediate_values) for t in trials if t.state == TrialState.RUNNING]
+            budget = Budget(spec.budget, "epochs")
+            more = more and fits_new_configuration(budget, left, spec.first_rung, running_epochs, lambda: 0.0)
         told = {} if left is None else {"budget_left": int(left)}
         resumable = resumable_trials(study, pruner, limit=1, more_trials=more, **told) if resumes else []
         if not resumable and not more and running == 0 and _settle(pruner):
