@@ -9,6 +9,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 
 from qhpo._checks import Boolean, Interval, Options, check_int, validate_parameters
 from qhpo.policies._base import Decision, Resumption, StoppingPolicy, TrialStatus, TrialView, Verdict
@@ -398,7 +399,8 @@ class PredictiveHalving(StoppingPolicy):
         if len(both) < self.agreement_pairs:
             return None
         here, there = (self.sign * anchors_at(r, both, self.anchor_window) for r in (t, t2))
-        rho = float(np.corrcoef(_ordinal_ranks(here), _ordinal_ranks(there))[0, 1])
+        # Spearman on ordinal ranks: ties in the order of the trials (deterministic for a seed)
+        rho = float(np.corrcoef(rankdata(here, method="ordinal"), rankdata(there, method="ordinal"))[0, 1])
         return rho, len(both)
 
     def _next_rung(self, t: int) -> int | None:
@@ -587,14 +589,6 @@ class PredictiveHalving(StoppingPolicy):
             self._unchanged[(t, group.name)] = (state, self.service.version)
         here.sort(key=lambda item: item[:3])
         return here[:places]
-
-
-def _ordinal_ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1 of ``x``, ties in the order given (deterministic for a seed)."""
-    order = np.argsort(x, kind="stable")
-    r = np.empty(len(x))
-    r[order] = np.arange(len(x))
-    return r
 
 
 class PredictiveHalvingStop(PredictiveHalving):
